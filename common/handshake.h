@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "vault.h"
+#include "wire.h"
+
+/*
+ * The two sides of the handshake (protocol §4–5) as pure code: each step takes the
+ * received frame and returns the frame to send, or a negative errno. A step that fails
+ * leaves its state machine exactly as it was; the caller ends the handshake. The session
+ * key and the next vault exist only after the step that proves the peer.
+ *
+ * Randomness is injected so that test vectors drive the real code paths.
+ */
+enum hs_value {
+        HS_SESSION_ID,
+        HS_R1,
+        HS_C1,
+        HS_T1,
+        HS_R2,
+        HS_C2,
+        HS_T2,
+};
+
+struct hs_random {
+        int (*bytes)(void *userdata, enum hs_value what, uint8_t *out, size_t len);
+        /* p indices below n, none in avoid (NULL for none). Checked again by the caller. */
+        int (*challenge)(void *userdata, enum hs_value what, uint16_t n, uint8_t p,
+                         const struct challenge *avoid, struct challenge *ret);
+        void *userdata;
+};
+
+/* The OS CSPRNG. */
+extern const struct hs_random hs_random_os;
+
+/* The framed messages seen so far, as sent: the input of TH2..TH4 and the paper update. */
+struct hs_transcript {
+        uint8_t m1[SV_HELLO_FRAME_MAX];
+        uint8_t m2[SV_CHALLENGE_FRAME_MAX];
+        uint8_t m3[SV_RESPONSE_FRAME_MAX];
+        uint8_t m4[SV_CONFIRM_FRAME_LEN];
+        size_t m1_len, m2_len, m3_len, m4_len;
+};
+
+/* Intermediate values, recorded only when a test asks for them. */
+struct hs_trace {
+        uint8_t th2[SV_HASH_LEN], th3[SV_HASH_LEN], th4[SV_HASH_LEN];
+        uint8_t x1[SV_KEY_MAX], x2[SV_KEY_MAX];
+        uint8_t k3[SV_KEY_LEN], k4[SV_KEY_LEN], k5[SV_KEY_LEN];
+        size_t k3_len, k4_len;
+};
+
+enum hs_device_state {
+        HS_DEVICE_INIT,
+        HS_DEVICE_HELLO_SENT,
+        HS_DEVICE_RESPONSE_SENT,
+        HS_DEVICE_DONE,
+};
+
+struct hs_device {
+        enum hs_device_state state;
+        struct vault_params params;
+        const uint8_t *keys;            /* borrowed, n·m bytes */
+        const struct hs_random *rng;
+        struct hs_trace *trace;
+        struct hs_transcript ts;
+        struct challenge c1;
+        uint8_t t1[SV_T_LEN];
+        uint8_t r2[SV_NONCE_LEN];
+        uint8_t k4[SV_KEY_LEN];
+        size_t k4_len;
+        uint8_t session_key[SV_KEY_LEN];
+        uint8_t peer_error;             /* ERROR code the server sent, 0 if none */
+};
+
+void hs_device_init(struct hs_device *hs, const struct vault_params *params, const uint8_t *keys,
+                    const struct hs_random *rng);
+void hs_device_wipe(struct hs_device *hs);
+/* M1. -EOVERFLOW if the vault's epoch cannot advance. */
+int hs_device_hello(struct hs_device *hs, uint8_t *out, size_t cap, size_t *ret_len);
+/* M2 -> M3. -ECONNREFUSED if the server sent ERROR (see peer_error). */
+int hs_device_respond(struct hs_device *hs, const uint8_t *m2, size_t len,
+                      uint8_t *out, size_t cap, size_t *ret_len);
+/* M4 -> M5 and the next vault (n·m bytes into next_vault). -EACCES if the server failed to prove itself.
+ * The caller makes next_vault durable before it sends M5. */
+int hs_device_confirm(struct hs_device *hs, const uint8_t *m4, size_t len, uint8_t *next_vault,
+                      uint8_t *out, size_t cap, size_t *ret_len);
+/* NULL until hs_device_confirm() succeeded. */
+const uint8_t *hs_device_session_key(const struct hs_device *hs);
+
+enum hs_server_state {
+        HS_SERVER_INIT,
+        HS_SERVER_HELLO_RECEIVED,
+        HS_SERVER_CHALLENGE_SENT,
+        HS_SERVER_CONFIRM_SENT,
+        HS_SERVER_DONE,
+};
+
+struct hs_server {
+        enum hs_server_state state;
+        bool decoy;
+        uint16_t decoy_n;
+        uint8_t decoy_p;
+        struct msg_hello hello;
+        struct vault_params params;
+        const uint8_t *keys;            /* borrowed, n·m bytes; NULL for a decoy */
+        const struct hs_random *rng;
+        struct hs_trace *trace;
+        struct hs_transcript ts;
+        struct challenge c1;
+        uint8_t r1[SV_NONCE_LEN];
+        uint8_t k5[SV_KEY_LEN];
+        uint8_t session_key[SV_KEY_LEN];
+};
+
+/* decoy_n and decoy_p shape the decoy challenge sent when no vault is given. */
+void hs_server_init(struct hs_server *hs, const struct hs_random *rng, uint16_t decoy_n, uint8_t decoy_p);
+void hs_server_wipe(struct hs_server *hs);
+/* Parses M1; the caller looks the device up before calling hs_server_challenge(). */
+int hs_server_hello(struct hs_server *hs, const uint8_t *m1, size_t len, struct msg_hello *ret);
+/* M2 from the vault generation the caller chose (its params must match M1: id, profile,
+ * epoch), or a decoy when params is NULL. */
+int hs_server_challenge(struct hs_server *hs, const struct vault_params *params, const uint8_t *keys,
+                        uint8_t *out, size_t cap, size_t *ret_len);
+/* M3 -> M4 and the next vault. -EACCES for anything wrong inside M3 (and always for a decoy).
+ * The caller makes next_vault durable before it sends M4. */
+int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8_t *next_vault,
+                      uint8_t *out, size_t cap, size_t *ret_len);
+/* M5: the device proved it holds the next vault; the caller commits it. */
+int hs_server_commit(struct hs_server *hs, const uint8_t *m5, size_t len);
+const uint8_t *hs_server_session_key(const struct hs_server *hs);
+
+/* Shared by both sides (handshake.c). */
+int hs_transcript_hash(const struct hs_transcript *ts, unsigned upto, uint8_t out[SV_HASH_LEN]);
+int hs_next_vault(const struct vault_params *params, const uint8_t *keys, const struct hs_transcript *ts,
+                  const uint8_t u[SV_KEY_LEN], uint8_t *next_vault);
+int hs_draw_bytes(const struct hs_random *rng, enum hs_value what, uint8_t *out, size_t len);
+int hs_draw_challenge(const struct hs_random *rng, enum hs_value what, uint16_t n, uint8_t p,
+                      const struct challenge *avoid, struct challenge *ret);

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "handshake.h"
+#include "keysched.h"
+
+void hs_server_init(struct hs_server *hs, const struct hs_random *rng, uint16_t decoy_n, uint8_t decoy_p) {
+        *hs = (struct hs_server) {
+                .state = HS_SERVER_INIT,
+                .rng = rng,
+                .decoy_n = decoy_n,
+                .decoy_p = decoy_p,
+        };
+}
+
+void hs_server_wipe(struct hs_server *hs) {
+        OPENSSL_cleanse(hs, sizeof *hs);
+}
+
+static void server_publish(struct hs_server *hs, struct hs_server *next) {
+        *hs = *next;
+        hs_server_wipe(next);
+}
+
+int hs_server_hello(struct hs_server *hs, const uint8_t *m1, size_t len, struct msg_hello *ret) {
+        struct msg_hello m;
+        int r;
+
+        if (hs->state != HS_SERVER_INIT)
+                return -EINVAL;
+        r = wire_decode_hello(m1, len, &m);
+        if (r < 0)
+                return r;
+        memcpy(hs->ts.m1, m1, len);
+        hs->ts.m1_len = len;
+        hs->hello = m;
+        hs->state = HS_SERVER_HELLO_RECEIVED;
+        if (ret)
+                *ret = m;
+        return 0;
+}
+
+static bool params_match_hello(const struct vault_params *v, const struct msg_hello *h) {
+        return vault_params_validate(v) >= 0 &&
+                v->id_len == h->id_len &&
+                memcmp(v->device_id, h->device_id, h->id_len) == 0 &&
+                v->profile == h->profile &&
+                v->epoch == h->epoch &&
+                v->epoch != UINT64_MAX;
+}
+
+/*
+ * A decoy M2 looks like any other: random r1 and a random challenge of the server's
+ * default shape. M1 thus reveals nothing about which devices exist, are revoked or are
+ * out of step; the handshake fails at M3 instead.
+ */
+int hs_server_challenge(struct hs_server *hs, const struct vault_params *params, const uint8_t *keys,
+                        uint8_t *out, size_t cap, size_t *ret_len) {
+        struct hs_server next;
+        struct msg_challenge m = { 0 };
+        int r;
+
+        if (hs->state != HS_SERVER_HELLO_RECEIVED)
+                return -EINVAL;
+        if (params && (!keys || !params_match_hello(params, &hs->hello)))
+                return -EINVAL;
+        if (!params && (hs->decoy_n < SV_N_MIN || hs->decoy_n > SV_N_MAX ||
+                        hs->decoy_p < SV_P_MIN || hs->decoy_p > SV_P_MAX || 2u * hs->decoy_p > hs->decoy_n))
+                return -EINVAL;
+
+        next = *hs;
+        next.decoy = !params;
+        if (params) {
+                next.params = *params;
+                next.keys = keys;
+        }
+        r = hs_draw_bytes(next.rng, HS_R1, m.r1, sizeof m.r1);
+        if (r >= 0)
+                r = hs_draw_challenge(next.rng, HS_C1,
+                                      next.decoy ? next.decoy_n : params->n,
+                                      next.decoy ? next.decoy_p : params->p, NULL, &m.c1);
+        if (r >= 0)
+                r = wire_encode_challenge(&m, next.ts.m2, sizeof next.ts.m2, &next.ts.m2_len);
+        if (r >= 0 && next.ts.m2_len > cap)
+                r = -ENOBUFS;
+        if (r < 0) {
+                hs_server_wipe(&next);
+                return r;
+        }
+        memcpy(out, next.ts.m2, next.ts.m2_len);
+        *ret_len = next.ts.m2_len;
+        memcpy(next.r1, m.r1, sizeof next.r1);
+        next.c1 = m.c1;
+        next.state = HS_SERVER_CHALLENGE_SENT;
+        server_publish(hs, &next);
+        return 0;
+}
+
+int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8_t *next_vault,
+                      uint8_t *out, size_t cap, size_t *ret_len) {
+        const struct vault_params *v = &hs->params;
+        struct hs_server next;
+        struct msg_response resp = { 0 };
+        struct msg_confirm conf = { 0 };
+        struct keysched_final fin = { 0 };
+        const uint8_t *body;
+        uint8_t th2[SV_HASH_LEN], th3[SV_HASH_LEN], th4[SV_HASH_LEN], x1[SV_KEY_MAX], x2[SV_KEY_MAX];
+        uint8_t k3[SV_KEY_LEN], k4[SV_KEY_LEN], pt[SV_RESPONSE_PT_LEN(SV_P_MAX)];
+        uint8_t cpt[SV_CONFIRM_PT_LEN], cbody[SV_CONFIRM_BODY_LEN];
+        size_t k3_len = 0, k4_len = 0, cpt_len = 0;
+        bool vault_written = false;
+        int r;
+
+        if (hs->state != HS_SERVER_CHALLENGE_SENT)
+                return -EINVAL;
+        if (hs->decoy) {
+                r = wire_decode_sealed(m3, len, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(hs->decoy_p), &body);
+                return r < 0 ? r : -EACCES;
+        }
+        r = wire_decode_sealed(m3, len, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(v->p), &body);
+        if (r < 0)
+                return r;
+
+        next = *hs;
+        vault_combine(next.keys, v, &next.c1, x1);
+        r = hs_transcript_hash(&next.ts, 2, th2);
+        if (r >= 0)
+                r = keysched_k3(v->profile, th2, x1, v->m, k3, &k3_len);
+        if (r < 0)
+                goto out;
+        /* Every failure inside M3 is the same ERROR 2: nothing tells which check failed. */
+        if (keysched_open(k3, k3_len, th2, body, SV_RESPONSE_BODY_LEN(v->p), pt) < 0 ||
+            wire_decode_response_pt(pt, SV_RESPONSE_PT_LEN(v->p), v->n, v->p, &resp) < 0 ||
+            CRYPTO_memcmp(resp.r1, next.r1, sizeof resp.r1) != 0 ||
+            challenge_disjoint(&resp.c2, &next.c1) < 0) {
+                r = -EACCES;
+                goto out;
+        }
+
+        memcpy(next.ts.m3, m3, len);
+        next.ts.m3_len = len;
+        memcpy(conf.r2, resp.r2, sizeof conf.r2);
+        vault_combine(next.keys, v, &resp.c2, x2);
+        r = hs_draw_bytes(next.rng, HS_T2, conf.t2, sizeof conf.t2);
+        if (r >= 0)
+                r = hs_transcript_hash(&next.ts, 3, th3);
+        if (r >= 0)
+                r = keysched_k4(v->profile, th3, x2, v->m, resp.t1, k4, &k4_len);
+        if (r >= 0)
+                r = wire_encode_confirm_pt(&conf, cpt, sizeof cpt, &cpt_len);
+        if (r >= 0)
+                r = keysched_seal(k4, k4_len, th3, cpt, cpt_len, cbody);
+        if (r >= 0)
+                r = wire_encode_sealed(SV_MSG_CONFIRM, cbody, sizeof cbody,
+                                       next.ts.m4, sizeof next.ts.m4, &next.ts.m4_len);
+        if (r >= 0)
+                r = hs_transcript_hash(&next.ts, 4, th4);
+        if (r >= 0)
+                r = keysched_finish(v->profile, th4, resp.t1, conf.t2, &fin);
+        if (r >= 0)
+                r = hs_next_vault(v, next.keys, &next.ts, fin.u, next_vault);
+        vault_written = r >= 0;
+        if (r >= 0 && next.ts.m4_len > cap)
+                r = -ENOBUFS;
+        if (r < 0)
+                goto out;
+
+        memcpy(out, next.ts.m4, next.ts.m4_len);
+        *ret_len = next.ts.m4_len;
+        memcpy(next.k5, fin.k5, sizeof next.k5);
+        memcpy(next.session_key, fin.session_key, sizeof next.session_key);
+        if (next.trace) {
+                memcpy(next.trace->th2, th2, sizeof th2);
+                memcpy(next.trace->th3, th3, sizeof th3);
+                memcpy(next.trace->th4, th4, sizeof th4);
+                memcpy(next.trace->x1, x1, v->m);
+                memcpy(next.trace->x2, x2, v->m);
+                memcpy(next.trace->k3, k3, k3_len);
+                next.trace->k3_len = k3_len;
+                memcpy(next.trace->k4, k4, k4_len);
+                next.trace->k4_len = k4_len;
+                memcpy(next.trace->k5, fin.k5, sizeof fin.k5);
+        }
+        next.state = HS_SERVER_CONFIRM_SENT;
+        server_publish(hs, &next);
+out:
+        if (r < 0 && vault_written)
+                OPENSSL_cleanse(next_vault, vault_size(v));
+        hs_server_wipe(&next);
+        keysched_final_wipe(&fin);
+        OPENSSL_cleanse(&resp, sizeof resp);
+        OPENSSL_cleanse(&conf, sizeof conf);
+        OPENSSL_cleanse(x1, sizeof x1);
+        OPENSSL_cleanse(x2, sizeof x2);
+        OPENSSL_cleanse(k3, sizeof k3);
+        OPENSSL_cleanse(k4, sizeof k4);
+        OPENSSL_cleanse(pt, sizeof pt);
+        OPENSSL_cleanse(cpt, sizeof cpt);
+        return r;
+}
+
+int hs_server_commit(struct hs_server *hs, const uint8_t *m5, size_t len) {
+        const uint8_t *body;
+        uint8_t th4[SV_HASH_LEN];
+        int r;
+
+        if (hs->state != HS_SERVER_CONFIRM_SENT)
+                return -EINVAL;
+        r = wire_decode_sealed(m5, len, SV_MSG_COMMIT, SV_COMMIT_BODY_LEN, &body);
+        if (r < 0)
+                return r;
+        r = hs_transcript_hash(&hs->ts, 4, th4);
+        if (r < 0)
+                return r;
+        if (keysched_open(hs->k5, sizeof hs->k5, th4, body, SV_COMMIT_BODY_LEN, NULL) < 0)
+                return -EACCES;
+        hs->state = HS_SERVER_DONE;
+        return 0;
+}
+
+const uint8_t *hs_server_session_key(const struct hs_server *hs) {
+        return hs->state == HS_SERVER_DONE ? hs->session_key : NULL;
+}

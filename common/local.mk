@@ -1,0 +1,23 @@
+noinst_LIBRARIES += common/libsvcommon.a
+common_libsvcommon_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
+common_libsvcommon_a_SOURCES = \
+	common/base64.c \
+	common/buf.c \
+	common/buf.h \
+	common/bundle.c \
+	common/bundle.h \
+	common/crypto.c \
+	common/crypto.h \
+	common/handshake.c \
+	common/handshake.h \
+	common/hs-device.c \
+	common/hs-server.c \
+	common/keysched.c \
+	common/keysched.h \
+	common/proto.h \
+	common/vault.c \
+	common/vault.h \
+	common/wire.c \
+	common/wire.h
+
+SVCOMMON_LIBS = common/libsvcommon.a $(CRYPTO_LIBS) $(PTHREAD_LIBS)

@@ -12,6 +12,8 @@ common_libsvcommon_a_SOURCES = \
 	common/handshake.h \
 	common/hs-device.c \
 	common/hs-server.c \
+	common/ipc.c \
+	common/ipc.h \
 	common/keysched.c \
 	common/keysched.h \
 	common/proto.h \

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipc.h"
+
+#define DEVICECTL_DEFAULT_SOCKET        "/run/vaultd.sock"
+#define DEVICECTL_DEFAULT_TIMEOUT_S     10
+#define DEVICECTL_DEFAULT_LIFETIME_S    3600
+
+/* Exit codes: distinct for every failure a script may want to react to (devicectl(1)). */
+enum {
+        EXIT_OK = 0,
+        EXIT_FAILURE_OTHER = 1,
+        EXIT_USAGE = 2,
+        EXIT_SERVER_UNREACHABLE = 3,
+        EXIT_SERVER_REFUSED = 4,
+        EXIT_SERVER_NOT_PROVEN = 5,
+        EXIT_VAULTD_UNAVAILABLE = 6,
+        EXIT_VAULT_BUSY = 7,
+        EXIT_PROTOCOL = 8,
+        EXIT_NOT_PROVISIONED = 9,
+};
+
+struct devicectl {
+        const char *socket_path;
+        bool json;
+};
+
+struct verb {
+        const char *name;
+        const char *summary;
+        int (*run)(struct devicectl *ctl, int argc, char *argv[]);
+};
+
+int verb_status(struct devicectl *ctl, int argc, char *argv[]);
+int verb_provision(struct devicectl *ctl, int argc, char *argv[]);
+int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]);
+
+/* vaultd-client.c: one SOCK_SEQPACKET connection to vaultd. */
+struct vaultd_conn {
+        int fd;
+        const char *path;
+};
+int vaultd_connect(struct vaultd_conn *c, const char *path);
+void vaultd_disconnect(struct vaultd_conn *c);
+/* Sends one request (passing fd_to_pass along if >= 0) and reads its reply into buf.
+ * A reply with a non-zero status is still returned (>= 0); transport failures are -errno. */
+int vaultd_call(struct vaultd_conn *c, uint8_t op, uint16_t flags, const void *body, size_t body_len,
+                int fd_to_pass, uint8_t *buf, size_t cap, struct ipc_reply *ret);
+/* Prints "devicectl: <what>: <status text>[: <vaultd's message>]" for a failed reply and
+ * returns the exit code that goes with its status. */
+int vaultd_reply_error(const char *what, const struct ipc_reply *rep);
+
+/* net.c: blocking TCP with a deadline. */
+int net_connect(const char *host_port, int timeout_ms, int *ret_fd);
+int net_send_frame(int fd, const uint8_t *frame, size_t len, int64_t deadline_ms);
+/* Reads one frame: the header is checked (version, 1024-byte cap) before the body is read. */
+int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t deadline_ms);
+int64_t now_ms(void);
+
+/* keyring.c */
+int keyring_add_session_key(const char *keyring, const char *device_id, const uint8_t key[SV_KEY_LEN],
+                            unsigned lifetime_s, int32_t *ret_serial);
+
+/* Small shared helpers (main.c). */
+int parse_seconds(const char *s, const char *option, unsigned *ret);
+void json_print_string(const char *s);

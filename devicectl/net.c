@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "bundle.h"
+#include "devicectl.h"
+#include "wire.h"
+
+int64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int wait_fd(int fd, short events, int64_t deadline_ms) {
+        for (;;) {
+                struct pollfd pfd = { .fd = fd, .events = events };
+                int64_t left = deadline_ms - now_ms();
+                int r;
+
+                if (left <= 0)
+                        return -ETIMEDOUT;
+                r = poll(&pfd, 1, (int) (left > 60000 ? 60000 : left));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (r > 0)
+                        return 0;
+        }
+}
+
+/* Splits "host:port" or "[v6]:port" into its parts; the syntax was checked by bundle_server_valid(). */
+static int split_host_port(const char *hp, char *host, size_t host_cap, const char **ret_port) {
+        const char *colon = strrchr(hp, ':');
+        const char *start = hp;
+        size_t len;
+
+        if (!bundle_server_valid(hp) || !colon)
+                return -EINVAL;
+        len = (size_t) (colon - hp);
+        if (hp[0] == '[') {
+                start++;
+                len -= 2;
+        }
+        if (len >= host_cap)
+                return -EINVAL;
+        memcpy(host, start, len);
+        host[len] = '\0';
+        *ret_port = colon + 1;
+        return 0;
+}
+
+int net_connect(const char *host_port, int timeout_ms, int *ret_fd) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+        struct addrinfo *res = NULL;
+        char host[BUNDLE_SERVER_MAX + 1];
+        const char *port;
+        int64_t deadline = now_ms() + timeout_ms;
+        int r, fd = -1;
+
+        r = split_host_port(host_port, host, sizeof host, &port);
+        if (r < 0)
+                return r;
+        if (getaddrinfo(host, port, &hints, &res) != 0)
+                return -EHOSTUNREACH;
+
+        r = -ECONNREFUSED;
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                int one = 1, err = 0;
+                socklen_t err_len = sizeof err;
+
+                fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+                if (fd < 0) {
+                        r = -errno;
+                        continue;
+                }
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+                        r = -errno;
+                        close(fd);
+                        fd = -1;
+                        continue;
+                }
+                r = wait_fd(fd, POLLOUT, deadline);
+                if (r >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0)
+                        r = -errno;
+                else if (r >= 0 && err != 0)
+                        r = -err;
+                if (r >= 0)
+                        break;
+                close(fd);
+                fd = -1;
+        }
+        freeaddrinfo(res);
+        if (fd < 0)
+                return r;
+        *ret_fd = fd;
+        return 0;
+}
+
+int net_send_frame(int fd, const uint8_t *frame, size_t len, int64_t deadline_ms) {
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = send(fd, frame + done, len - done, MSG_NOSIGNAL);
+                int r;
+
+                if (n > 0) {
+                        done += (size_t) n;
+                        continue;
+                }
+                if (n < 0 && errno != EAGAIN && errno != EINTR)
+                        return -errno;
+                r = wait_fd(fd, POLLOUT, deadline_ms);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int recv_exact(int fd, uint8_t *buf, size_t len, int64_t deadline_ms) {
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = recv(fd, buf + done, len - done, 0);
+                int r;
+
+                if (n > 0) {
+                        done += (size_t) n;
+                        continue;
+                }
+                if (n == 0)
+                        return -ECONNRESET;
+                if (errno != EAGAIN && errno != EINTR)
+                        return -errno;
+                r = wait_fd(fd, POLLIN, deadline_ms);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t deadline_ms) {
+        struct wire_header h;
+        int r;
+
+        if (cap < SV_FRAME_MAX)
+                return -ENOBUFS;
+        r = recv_exact(fd, buf, SV_HEADER_LEN, deadline_ms);
+        if (r < 0)
+                return r;
+        r = wire_header_decode(buf, SV_HEADER_LEN, &h);
+        if (r < 0)
+                return r;
+        r = recv_exact(fd, buf + SV_HEADER_LEN, h.length, deadline_ms);
+        if (r < 0)
+                return r;
+        *ret_len = SV_HEADER_LEN + (size_t) h.length;
+        return 0;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "devicectl.h"
+#include "wire.h"
+
+/* vaultd answers every request promptly except those that reach the TPM; a minute bounds them. */
+#define VAULTD_REPLY_TIMEOUT_S  60
+
+int vaultd_connect(struct vaultd_conn *c, const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct timeval tv = { .tv_sec = VAULTD_REPLY_TIMEOUT_S };
+        int fd;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+            connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        *c = (struct vaultd_conn) { .fd = fd, .path = path };
+        return 0;
+}
+
+void vaultd_disconnect(struct vaultd_conn *c) {
+        if (c->fd >= 0)
+                close(c->fd);
+        c->fd = -1;
+}
+
+int vaultd_call(struct vaultd_conn *c, uint8_t op, uint16_t flags, const void *body, size_t body_len,
+                int fd_to_pass, uint8_t *buf, size_t cap, struct ipc_reply *ret) {
+        struct ipc_request req = { .op = op, .flags = flags, .body = body, .body_len = body_len };
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = { 0 };
+        struct iovec iov;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        size_t len;
+        ssize_t n;
+        int r;
+
+        r = ipc_encode_request(&req, buf, cap, &len);
+        if (r < 0)
+                return r;
+        iov = (struct iovec) { .iov_base = buf, .iov_len = len };
+        if (fd_to_pass >= 0) {
+                struct cmsghdr *cm;
+
+                mh.msg_control = control.buf;
+                mh.msg_controllen = sizeof control.buf;
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &fd_to_pass, sizeof(int));
+        }
+        n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (n < 0)
+                return -errno;
+        if ((size_t) n != len)
+                return -EIO;
+
+        n = recv(c->fd, buf, cap, MSG_TRUNC);
+        if (n < 0)
+                return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        if ((size_t) n > cap)
+                return -EMSGSIZE;
+        r = ipc_decode_reply(buf, (size_t) n, ret);
+        if (r < 0)
+                return r;
+        if (ret->op != op)
+                return -EBADMSG;
+        return 0;
+}
+
+int vaultd_reply_error(const char *what, const struct ipc_reply *rep) {
+        int len = (int) (rep->body_len > IPC_MESSAGE_MAX ? IPC_MESSAGE_MAX : rep->body_len);
+        bool printable = true;
+
+        for (int i = 0; i < len; i++)
+                if (rep->body[i] < 0x20 || rep->body[i] > 0x7e)
+                        printable = false;
+        if (rep->status == IPC_SERVER_ERROR)
+                fprintf(stderr, "devicectl: %s: %s (%s)\n", what, ipc_status_to_string(rep->status),
+                        wire_error_name(rep->detail));
+        else if (len > 0 && printable)
+                fprintf(stderr, "devicectl: %s: %s: %.*s\n", what, ipc_status_to_string(rep->status),
+                        len, (const char *) rep->body);
+        else
+                fprintf(stderr, "devicectl: %s: %s\n", what, ipc_status_to_string(rep->status));
+
+        switch (rep->status) {
+        case IPC_BUSY: return EXIT_VAULT_BUSY;
+        case IPC_NOT_PROVISIONED: return EXIT_NOT_PROVISIONED;
+        case IPC_AUTH_FAILED: return EXIT_SERVER_NOT_PROVEN;
+        case IPC_SERVER_ERROR: return EXIT_SERVER_REFUSED;
+        case IPC_PROTOCOL: return EXIT_PROTOCOL;
+        case IPC_DENIED: return EXIT_VAULTD_UNAVAILABLE;
+        default: return EXIT_FAILURE_OTHER;
+        }
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "devicectl.h"
+
+static void print_json(const struct ipc_status_info *s) {
+        printf("{\"provisioned\":%s,\"busy\":%s", s->provisioned ? "true" : "false", s->busy ? "true" : "false");
+        if (s->provisioned) {
+                printf(",\"device_id\":");
+                json_print_string(s->params.device_id);
+                printf(",\"profile\":\"%s\",\"n\":%u,\"m\":%u,\"p\":%u,\"epoch\":%" PRIu64 ",\"server\":",
+                       vault_profile_to_string(s->params.profile), s->params.n, s->params.m, s->params.p,
+                       s->params.epoch);
+                json_print_string(s->server);
+                printf(",\"nv_index\":\"0x%08" PRIx32 "\",\"counter\":%" PRIu64, s->nv_index, s->counter);
+        }
+        printf(",\"tpm_commands\":%" PRIu64 "}\n", s->tpm_commands);
+}
+
+static void print_human(const struct ipc_status_info *s) {
+        if (!s->provisioned) {
+                printf("vault: not provisioned\n");
+                return;
+        }
+        printf("device:   %s\n"
+               "profile:  %s\n"
+               "vault:    n=%u keys of m=%u bytes, p=%u indices per challenge\n"
+               "epoch:    %" PRIu64 "\n"
+               "server:   %s\n"
+               "counter:  NV 0x%08" PRIx32 " = %" PRIu64 "\n"
+               "state:    %s\n",
+               s->params.device_id, vault_profile_to_string(s->params.profile),
+               s->params.n, s->params.m, s->params.p, s->params.epoch,
+               s->server[0] ? s->server : "(none)", s->nv_index, s->counter,
+               s->busy ? "handshake in progress" : "idle");
+}
+
+int verb_status(struct devicectl *ctl, int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "json", no_argument, NULL, 'j' },
+                { 0 }
+        };
+        struct vaultd_conn conn;
+        struct ipc_status_info info;
+        struct ipc_reply rep;
+        uint8_t buf[IPC_PACKET_MAX];
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        printf("Usage: devicectl status [--json]\n\nShow what vaultd reports (no secrets).\n");
+                        return EXIT_OK;
+                case 'j':
+                        ctl->json = true;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind != argc) {
+                fprintf(stderr, "devicectl: status takes no arguments, got '%s'\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+
+        r = vaultd_connect(&conn, ctl->socket_path);
+        if (r < 0) {
+                fprintf(stderr, "devicectl: cannot reach vaultd at '%s': %s\n", ctl->socket_path, strerror(-r));
+                return EXIT_VAULTD_UNAVAILABLE;
+        }
+        r = vaultd_call(&conn, IPC_OP_STATUS, 0, NULL, 0, -1, buf, sizeof buf, &rep);
+        vaultd_disconnect(&conn);
+        if (r < 0) {
+                fprintf(stderr, "devicectl: vaultd at '%s' did not answer: %s\n", ctl->socket_path, strerror(-r));
+                return EXIT_VAULTD_UNAVAILABLE;
+        }
+        if (rep.status != IPC_OK)
+                return vaultd_reply_error("status", &rep);
+        if (ipc_decode_status(rep.body, rep.body_len, &info) < 0) {
+                fprintf(stderr, "devicectl: vaultd sent a malformed status\n");
+                return EXIT_FAILURE_OTHER;
+        }
+        if (ctl->json)
+                print_json(&info);
+        else
+                print_human(&info);
+        return EXIT_OK;
+}

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Vault blobs at rest, and the master key file.
+ *
+ * Each blob is AES-256-GCM with a fresh random 12-byte IV, stored as iv || ciphertext || tag,
+ * with associated data id || u64 epoch || "sv1 store vault": a blob copied to another device's
+ * row or to another generation does not open. The pending blob of generation e+1 keeps that
+ * AD when it becomes the committed one, so promotion moves ciphertext without re-sealing.
+ *
+ * The AES key is not the master key itself but HKDF-Expand(master, "sv1 store key" || id, 32),
+ * one key per device id. Random 96-bit IVs allow about 2^32 encryptions per key (NIST SP
+ * 800-38D §8.3); a busy server seals a vault on every handshake and would reach that under a
+ * single key within its lifetime, whereas one device never will.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "store-crypto.h"
+
+#define AD_LABEL        "sv1 store vault"
+#define KEY_LABEL       "sv1 store key"
+#define AES_KEY_LEN     32
+
+struct store_aead {
+        EVP_CIPHER *aes;
+        EVP_CIPHER_CTX *ctx;
+        EVP_MAC *hmac;
+        EVP_MAC_CTX *kdf;       /* HMAC-SHA256 keyed with the master key */
+};
+
+int store_aead_new(const uint8_t master_key[STORE_MASTER_KEY_LEN], struct store_aead **ret) {
+        OSSL_PARAM params[] = {
+                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
+                OSSL_PARAM_construct_end(),
+        };
+        struct store_aead *a;
+
+        a = OPENSSL_zalloc(sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+        a->ctx = EVP_CIPHER_CTX_new();
+        a->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        a->kdf = a->hmac ? EVP_MAC_CTX_new(a->hmac) : NULL;
+        if (!a->aes || !a->ctx || !a->kdf ||
+            !EVP_MAC_init(a->kdf, master_key, STORE_MASTER_KEY_LEN, params)) {
+                store_aead_free(a);
+                return -EIO;
+        }
+        *ret = a;
+        return 0;
+}
+
+void store_aead_free(struct store_aead *a) {
+        if (!a)
+                return;
+        /* Both free functions cleanse the key material they hold. */
+        EVP_MAC_CTX_free(a->kdf);
+        EVP_MAC_free(a->hmac);
+        EVP_CIPHER_CTX_free(a->ctx);
+        EVP_CIPHER_free(a->aes);
+        OPENSSL_free(a);
+}
+
+/* HKDF-Expand(master, KEY_LABEL || id, 32): a single HMAC block, info || 0x01. */
+static int device_key(struct store_aead *a, const char *id, uint8_t key[AES_KEY_LEN]) {
+        static const uint8_t counter = 1;
+        size_t len = 0;
+
+        if (!EVP_MAC_init(a->kdf, NULL, 0, NULL) ||
+            !EVP_MAC_update(a->kdf, (const uint8_t *) KEY_LABEL, strlen(KEY_LABEL)) ||
+            !EVP_MAC_update(a->kdf, (const uint8_t *) id, strlen(id)) ||
+            !EVP_MAC_update(a->kdf, &counter, 1) ||
+            !EVP_MAC_final(a->kdf, key, &len, AES_KEY_LEN) || len != AES_KEY_LEN) {
+                OPENSSL_cleanse(key, AES_KEY_LEN);
+                return -EIO;
+        }
+        return 0;
+}
+
+static size_t build_ad(const char *id, uint64_t epoch, uint8_t ad[STORE_ID_MAX + 8 + sizeof(AD_LABEL)]) {
+        size_t idl = strlen(id), k = 0;
+
+        memcpy(ad, id, idl);
+        k = idl;
+        for (int i = 7; i >= 0; i--)
+                ad[k++] = (uint8_t) (epoch >> (8 * i));
+        memcpy(ad + k, AD_LABEL, strlen(AD_LABEL));
+        return k + strlen(AD_LABEL);
+}
+
+/* One GCM pass; on decryption tag is the expected tag, on encryption it receives it. */
+static int gcm(struct store_aead *a, int enc, const char *id, uint64_t epoch, const uint8_t *iv,
+               const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[STORE_BLOB_TAG_LEN]) {
+        uint8_t key[AES_KEY_LEN], ad[STORE_ID_MAX + 8 + sizeof(AD_LABEL)];
+        size_t adl;
+        int outl, r = -EIO;
+
+        if (strlen(id) > STORE_ID_MAX || len > STORE_VAULT_MAX)
+                return -EINVAL;
+        if (device_key(a, id, key) < 0)
+                return -EIO;
+        adl = build_ad(id, epoch, ad);
+
+        if (!EVP_CipherInit_ex2(a->ctx, a->aes, key, iv, enc, NULL) ||
+            !EVP_CipherUpdate(a->ctx, NULL, &outl, ad, (int) adl) ||
+            !EVP_CipherUpdate(a->ctx, out, &outl, in, (int) len) || (size_t) outl != len)
+                goto out;
+        if (!enc && !EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_TAG, STORE_BLOB_TAG_LEN, tag))
+                goto out;
+        if (!EVP_CipherFinal_ex(a->ctx, out + len, &outl)) {
+                r = enc ? -EIO : -EBADMSG;
+                goto out;
+        }
+        if (enc && !EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_GET_TAG, STORE_BLOB_TAG_LEN, tag))
+                goto out;
+        r = 0;
+out:
+        OPENSSL_cleanse(key, sizeof(key));
+        return r;
+}
+
+int store_aead_seal(struct store_aead *a, const char *id, uint64_t epoch,
+                    const uint8_t *vault, size_t len, uint8_t *out) {
+        int r;
+
+        if (RAND_bytes(out, STORE_BLOB_IV_LEN) != 1)
+                return -EIO;
+        r = gcm(a, 1, id, epoch, out, vault, len, out + STORE_BLOB_IV_LEN,
+                out + STORE_BLOB_IV_LEN + len);
+        if (r < 0)
+                OPENSSL_cleanse(out, len + STORE_BLOB_OVERHEAD);
+        return r;
+}
+
+int store_aead_open(struct store_aead *a, const char *id, uint64_t epoch,
+                    const uint8_t *blob, size_t blob_len, uint8_t *out, size_t len) {
+        uint8_t tag[STORE_BLOB_TAG_LEN];
+        int r;
+
+        if (!blob || len > STORE_VAULT_MAX || blob_len != len + STORE_BLOB_OVERHEAD)
+                return -EBADMSG;
+        memcpy(tag, blob + STORE_BLOB_IV_LEN + len, sizeof(tag));
+        r = gcm(a, 0, id, epoch, blob, blob + STORE_BLOB_IV_LEN, len, out, tag);
+        /* GCM decrypts before it checks the tag: never leave unauthenticated plaintext. */
+        if (r < 0)
+                OPENSSL_cleanse(out, len);
+        return r;
+}
+
+/* Value of a hex digit, or a value >= 0x100 for any other byte, without branching on the
+ * byte: decoding a key takes the same time whatever the key. */
+static unsigned hex_value(uint8_t c) {
+        unsigned d = (unsigned) c - '0';
+        unsigned l = ((unsigned) c | 0x20) - 'a';
+        unsigned dm = 0U - (unsigned) (d < 10), lm = 0U - (unsigned) (l < 6);
+
+        return (d & dm) | ((l + 10) & lm) | (0x100 & ~(dm | lm));
+}
+
+/*
+ * The master key decrypts every vault, so its file must be private to the server's user: a
+ * file that group or others may access is refused rather than trusted, as ssh does with
+ * private keys. fstat() on the open descriptor avoids a check-then-open race.
+ */
+int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN]) {
+        uint8_t buf[2 * STORE_MASTER_KEY_LEN + 2];
+        size_t len = 0;
+        struct stat st;
+        int fd, r;
+
+        /* O_NONBLOCK: a FIFO planted at the path must not hang us before the S_ISREG check. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return store_thread_errorf(-errno, "Failed to open master key file '%s': %s",
+                                           path, strerror(errno));
+        if (fstat(fd, &st) < 0) {
+                r = store_thread_errorf(-errno, "Failed to stat master key file '%s': %s",
+                                        path, strerror(errno));
+                goto out;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                r = store_thread_errorf(-EINVAL, "Master key file '%s' is not a regular file", path);
+                goto out;
+        }
+        if (st.st_mode & 0077) {
+                r = store_thread_errorf(-EPERM, "Master key file '%s' is accessible by group or others "
+                                        "(mode %04o): refusing it, run chmod 0600",
+                                        path, (unsigned) (st.st_mode & 07777));
+                goto out;
+        }
+        while (len < sizeof(buf)) {
+                ssize_t k = read(fd, buf + len, sizeof(buf) - len);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = store_thread_errorf(-errno, "Failed to read master key file '%s': %s",
+                                                path, strerror(errno));
+                        goto out;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+
+        if (len == STORE_MASTER_KEY_LEN) {
+                memcpy(ret_key, buf, STORE_MASTER_KEY_LEN);
+                r = 0;
+        } else if (len == 2 * STORE_MASTER_KEY_LEN ||
+                   (len == 2 * STORE_MASTER_KEY_LEN + 1 && buf[len - 1] == '\n')) {
+                uint8_t key[STORE_MASTER_KEY_LEN];
+                unsigned bad = 0;
+
+                for (size_t i = 0; i < STORE_MASTER_KEY_LEN; i++) {
+                        unsigned hi = hex_value(buf[2 * i]), lo = hex_value(buf[2 * i + 1]);
+
+                        bad |= hi | lo;
+                        key[i] = (uint8_t) ((hi << 4) | (lo & 0xf));
+                }
+                if (bad & 0x100)
+                        r = store_thread_errorf(-EBADMSG, "Master key file '%s' has a character "
+                                                "that is not a hex digit", path);
+                else {
+                        memcpy(ret_key, key, STORE_MASTER_KEY_LEN);
+                        r = 0;
+                }
+                OPENSSL_cleanse(key, sizeof(key));
+        } else
+                r = store_thread_errorf(-EBADMSG, "Master key file '%s' must hold exactly %d bytes "
+                                        "or %d hex digits", path, STORE_MASTER_KEY_LEN,
+                                        2 * STORE_MASTER_KEY_LEN);
+out:
+        OPENSSL_cleanse(buf, sizeof(buf));
+        close(fd);
+        return r;
+}
+
+static int fsync_parent(const char *path) {
+        char *copy = strdup(path);
+        int fd, r = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                r = -errno;
+        if (fd >= 0)
+                close(fd);
+        free(copy);
+        return r;
+}
+
+/* O_EXCL: never overwrite a key that may already protect a database. The file and its
+ * directory entry are synced, since a key lost in a crash makes every vault unreadable. */
+int store_master_key_create(const char *path) {
+        uint8_t key[STORE_MASTER_KEY_LEN];
+        size_t done = 0;
+        int fd, r;
+
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                return store_thread_errorf(-errno, "Failed to create master key file '%s': %s",
+                                           path, strerror(errno));
+        if (RAND_bytes(key, sizeof(key)) != 1) {
+                r = store_thread_errorf(-EIO, "Failed to generate a master key: no randomness");
+                goto fail;
+        }
+        while (done < sizeof(key)) {
+                ssize_t k = write(fd, key + done, sizeof(key) - done);
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        r = store_thread_errorf(k < 0 ? -errno : -EIO,
+                                                "Failed to write master key file '%s': %s", path,
+                                                strerror(k < 0 ? errno : EIO));
+                        goto fail;
+                }
+                done += (size_t) k;
+        }
+        if (fsync(fd) < 0) {
+                r = store_thread_errorf(-errno, "Failed to sync master key file '%s': %s",
+                                        path, strerror(errno));
+                goto fail;
+        }
+        OPENSSL_cleanse(key, sizeof(key));
+        close(fd);
+        r = fsync_parent(path);
+        if (r < 0)
+                return store_thread_errorf(r, "Failed to sync the directory of '%s': %s",
+                                           path, strerror(-r));
+        return 0;
+fail:
+        OPENSSL_cleanse(key, sizeof(key));
+        close(fd);
+        unlink(path);
+        return r;
+}

@@ -1,0 +1,865 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The device store on SQLite. See store.h for the contract; the decisions worth knowing:
+ *
+ * Durability. The connection runs in WAL mode with synchronous=NORMAL, where a commit is
+ * appended to the WAL but not synced. PROTOCOL.md §6 needs a pending vault on disk before M4
+ * leaves, while a lost M5 commit is recovered by the protocol. SQLite refuses to change
+ * synchronous inside a transaction, so a durable commit syncs the WAL file itself after
+ * COMMIT, which is exactly the extra sync synchronous=FULL performs in WAL mode. A batch
+ * turns the writes of many handshakes into one transaction and one sync.
+ *
+ * Compare-and-set. Every update carries the epoch it expects in its WHERE clause and is a
+ * single statement, so a concurrent writer (another session, another process) can never make
+ * two sessions commit from the same generation; a probe after a no-op update only chooses
+ * the error code. Epochs are u64 stored as the int64 bit pattern: SQL never does arithmetic
+ * on them (epoch + 1 would overflow into a REAL), C does.
+ *
+ * Hygiene. Plaintext vaults never reach SQLite: they are sealed (store-crypto.c) into a
+ * scratch buffer and opened straight from SQLite's column memory into the caller's buffer.
+ * secure_delete overwrites freed pages, so old vault generations do not linger in the file;
+ * trusted_schema=OFF and the defensive flag limit what a tampered database file can do.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+
+#include "store.h"
+#include "store-crypto.h"
+
+/* A busy database stalls the event loop, so wait for an admin command briefly only. */
+#define STORE_BUSY_TIMEOUT_MS   2000
+#define STORE_ERROR_MAX         256
+#define STORE_PEER_MAX          128     /* "[v6 address%scope]:port" fits */
+#define STORE_OUTCOME_MAX       32
+
+static const char schema_sql[] =
+        "CREATE TABLE device ("
+        " id TEXT PRIMARY KEY NOT NULL,"
+        " status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),"
+        " profile INTEGER NOT NULL CHECK (profile IN (1, 2)),"
+        " n INTEGER NOT NULL CHECK (n BETWEEN 8 AND 4096),"
+        " m INTEGER NOT NULL CHECK (m IN (16, 32)),"
+        " p INTEGER NOT NULL CHECK (p BETWEEN 1 AND 64 AND 2 * p <= n),"
+        " epoch INTEGER NOT NULL,"                      /* u64 bit pattern */
+        " created INTEGER NOT NULL,"
+        " last_success INTEGER NOT NULL DEFAULT 0,"
+        " last_failure INTEGER NOT NULL DEFAULT 0,"
+        " failures INTEGER NOT NULL DEFAULT 0,"
+        /* Blobs last: reading the other columns does not touch their overflow pages. */
+        " vault BLOB NOT NULL,"                         /* iv || ct || tag, generation epoch */
+        " pending BLOB"                                 /* same, generation epoch + 1 */
+        ");"
+        /* No foreign key on device: decoy handshakes name ids that are not enrolled. */
+        "CREATE TABLE audit ("
+        " id INTEGER PRIMARY KEY,"
+        " time INTEGER NOT NULL,"
+        " device TEXT,"
+        " peer TEXT NOT NULL,"
+        " outcome TEXT NOT NULL,"
+        " epoch INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX audit_device_time ON audit (device, time);";
+
+/* Columns shared by STMT_GET and STMT_LIST, in this order after the id. */
+#define ROW_COLUMNS \
+        "status, profile, n, m, p, epoch, pending IS NOT NULL, created, last_success, " \
+        "last_failure, failures"
+#define ROW_NCOLUMNS 11
+
+enum {
+        STMT_BEGIN,
+        STMT_COMMIT_TX,
+        STMT_ROLLBACK,
+        STMT_GET,
+        STMT_PROBE,
+        STMT_ENROLL,
+        STMT_SET_PENDING,
+        STMT_PROMOTE,
+        STMT_COMMIT,
+        STMT_REVOKE,
+        STMT_FAILURE,
+        STMT_AUDIT,
+        STMT_LIST,
+        STMT_COUNT,
+        _STMT_MAX,
+};
+
+static const char *const stmt_sql[_STMT_MAX] = {
+        [STMT_BEGIN] = "BEGIN IMMEDIATE",
+        [STMT_COMMIT_TX] = "COMMIT",
+        [STMT_ROLLBACK] = "ROLLBACK",
+        [STMT_GET] = "SELECT id, " ROW_COLUMNS ", vault, pending FROM device WHERE id = ?1",
+        [STMT_PROBE] = "SELECT status, epoch, pending IS NOT NULL, n * m FROM device WHERE id = ?1",
+        [STMT_ENROLL] =
+                "INSERT INTO device (id, status, profile, n, m, p, epoch, created, vault)"
+                " VALUES (?1, 'active', ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                " ON CONFLICT (id) DO UPDATE SET status = 'active', profile = ?2, n = ?3, m = ?4,"
+                " p = ?5, epoch = ?6, created = ?7, vault = ?8, pending = NULL, last_success = 0,"
+                " last_failure = 0, failures = 0 WHERE status = 'revoked'",
+        [STMT_SET_PENDING] =
+                "UPDATE device SET pending = ?3"
+                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?4",
+        [STMT_PROMOTE] =
+                "UPDATE device SET vault = pending, epoch = ?3, pending = ?4"
+                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?5"
+                " AND pending IS NOT NULL",
+        [STMT_COMMIT] =
+                "UPDATE device SET vault = pending, epoch = ?3, pending = NULL,"
+                " last_success = ?4, failures = 0"
+                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND pending IS NOT NULL",
+        [STMT_REVOKE] =
+                "UPDATE device SET status = 'revoked', vault = x'', pending = NULL"
+                " WHERE id = ?1 AND status = 'active'",
+        [STMT_FAILURE] =
+                "UPDATE device SET failures = min(failures + 1, 4294967295), last_failure = ?2"
+                " WHERE id = ?1",
+        [STMT_AUDIT] =
+                "INSERT INTO audit (time, device, peer, outcome, epoch) VALUES (?1, ?2, ?3, ?4, ?5)",
+        [STMT_LIST] = "SELECT id, " ROW_COLUMNS " FROM device ORDER BY id",
+        [STMT_COUNT] = "SELECT count(*) FROM device",
+};
+
+struct store {
+        sqlite3 *db;
+        sqlite3_stmt *stmt[_STMT_MAX];
+        struct store_aead *aead;
+        uint8_t *seal;                  /* STORE_BLOB_MAX bytes: one sealed vault */
+        bool in_batch;
+        bool batch_sync;                /* the open batch stored a pending vault */
+        char error[STORE_ERROR_MAX];
+};
+
+static _Thread_local char thread_error[STORE_ERROR_MAX];
+
+__attribute__((format(printf, 3, 0)))
+static void vformat(char *buf, size_t size, const char *fmt, va_list ap) {
+        vsnprintf(buf, size, fmt, ap);
+}
+
+int store_thread_errorf(int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vformat(thread_error, sizeof(thread_error), fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct store *s, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vformat(s->error, sizeof(s->error), fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+const char *store_last_error(const struct store *s) {
+        return s ? s->error : thread_error;
+}
+
+static int errno_from_sqlite(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+        case SQLITE_SCHEMA:
+        case SQLITE_ERROR:      /* e.g. a table or column missing: not our schema */
+                return -EBADMSG;
+        case SQLITE_CONSTRAINT:
+        case SQLITE_MISMATCH:
+        case SQLITE_TOOBIG:
+        case SQLITE_RANGE:
+                return -EINVAL;
+        default:
+                return -EIO;
+        }
+}
+
+/* "Failed to <what>: <SQLite's message>"; call before resetting the statement. */
+static int fail_db(struct store *s, int rc, const char *what) {
+        return fail(s, errno_from_sqlite(rc) ?: -EIO, "Failed to %s: %s", what,
+                    s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+}
+
+static void stmt_done(sqlite3_stmt *st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+}
+
+/* Runs a statement that returns no rows; on success returns the number of changed rows. */
+static int run(struct store *s, sqlite3_stmt *st, const char *what) {
+        int rc = sqlite3_step(st), r;
+
+        r = rc == SQLITE_DONE ? sqlite3_changes(s->db) : fail_db(s, rc, what);
+        stmt_done(st);
+        return r;
+}
+
+static bool id_valid(const char *id) {
+        size_t l;
+
+        if (!id)
+                return false;
+        l = strnlen(id, STORE_ID_MAX + 1);
+        if (l < 1 || l > STORE_ID_MAX)
+                return false;
+        for (size_t i = 0; i < l; i++) {
+                char c = id[i];
+
+                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == ':' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+
+static int check_id(struct store *s, const char *id) {
+        /* The id is not echoed: it failed validation and may hold anything. */
+        return id_valid(id) ? 0 : fail(s, -EINVAL, "Invalid device id: 1..%d characters of "
+                                       "[A-Za-z0-9._:-] expected", STORE_ID_MAX);
+}
+
+static bool params_valid(unsigned profile, unsigned n, unsigned m, unsigned p) {
+        return (profile == 1 || profile == 2) && n >= STORE_N_MIN && n <= STORE_N_MAX &&
+               (m == 16 || m == 32) && p >= STORE_P_MIN && p <= STORE_P_MAX && 2 * p <= n;
+}
+
+/* Durable commit: see the top of this file. */
+static int sync_wal(struct store *s) {
+        sqlite3_file *f = NULL;
+        int rc;
+
+        rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+        if (rc != SQLITE_OK || !f || !f->pMethods)
+                return fail(s, -EIO, "Failed to sync the database: its write-ahead log is not open");
+        rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+        if (rc != SQLITE_OK)
+                return fail(s, -EIO, "Failed to sync the database's write-ahead log: %s",
+                            sqlite3_errstr(rc));
+        return 0;
+}
+
+/* Only one statement per call, so outside a batch it is its own transaction. */
+static int after_durable_write(struct store *s) {
+        if (s->in_batch) {
+                s->batch_sync = true;
+                return 0;
+        }
+        return sync_wal(s);
+}
+
+static int exec(struct store *s, const char *sql, const char *what) {
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+        return rc == SQLITE_OK ? 0 : fail_db(s, rc, what);
+}
+
+/* Reads an integer PRAGMA; the first read of the file, so it also detects a non-database. */
+static int pragma_int(struct store *s, const char *sql, int64_t *ret) {
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int64(st, 0);
+                r = 0;
+        } else
+                r = fail_db(s, rc, "read the database");
+        sqlite3_finalize(st);
+        return r;
+}
+
+static int create_schema(struct store *s) {
+        int64_t version = 0, tables = 0;
+        int r;
+
+        r = exec(s, "BEGIN IMMEDIATE", "create the schema");
+        if (r < 0)
+                return r;
+        /* Re-read under the write lock: another process may have created it meanwhile. */
+        r = pragma_int(s, "PRAGMA user_version", &version);
+        if (r >= 0)
+                r = pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables);
+        if (r >= 0 && version == 0 && tables > 0)
+                r = fail(s, -EBADMSG, "The database is not a secure-vault store: it has tables "
+                         "but no schema version");
+        if (r >= 0 && version == 0) {
+                r = exec(s, schema_sql, "create the schema");
+                if (r >= 0)
+                        r = exec(s, "PRAGMA user_version = 1", "create the schema");
+        }
+        if (r >= 0)
+                r = exec(s, "COMMIT", "create the schema");
+        if (r < 0)
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+}
+
+/* journal_mode answers with the mode it ended up in, e.g. "memory" on some filesystems. */
+static int set_wal(struct store *s, const char *path) {
+        sqlite3_stmt *st = NULL;
+        bool wal = false;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                wal = sqlite3_stricmp((const char *) sqlite3_column_text(st, 0), "wal") == 0;
+        else
+                r = fail_db(s, rc, "switch the database to WAL mode");
+        sqlite3_finalize(st);
+        if (r >= 0 && !wal)
+                r = fail(s, -EOPNOTSUPP, "Database '%s' cannot use WAL mode", path);
+        return r;
+}
+
+static int open_db(struct store *s, const char *path, int flags) {
+        int64_t version = 0, tables = 0;
+        int rc, r;
+
+        /* SQLite would create the file 0644; its -wal and -shm files copy the mode we set. */
+        if (flags & STORE_CREATE) {
+                int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+
+                if (fd < 0)
+                        return fail(s, -errno, "Failed to create database '%s': %s", path,
+                                    strerror(errno));
+                close(fd);
+        }
+        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
+                             SQLITE_OPEN_NOMUTEX | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0),
+                             NULL);
+        if (rc != SQLITE_OK) {
+                int e = s->db ? sqlite3_system_errno(s->db) : 0;
+
+                if ((rc & 0xff) == SQLITE_CANTOPEN && e > 0)
+                        return fail(s, -e, "Failed to open database '%s': %s", path, strerror(e));
+                return fail_db(s, rc, "open the database");
+        }
+        /* SQLite falls back to read-only when it may not write: refuse that here. */
+        if (sqlite3_db_readonly(s->db, "main") == 1)
+                return fail(s, -EACCES, "Database '%s' is not writable", path);
+        sqlite3_extended_result_codes(s->db, 1);
+        sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+        sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+        sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+
+        r = pragma_int(s, "PRAGMA user_version", &version);
+        if (r == -EBADMSG)
+                return fail(s, r, "Database '%s' is not a SQLite database or is corrupt: %s",
+                            path, sqlite3_errmsg(s->db));
+        if (r < 0)
+                return r;
+        if (version > STORE_SCHEMA_VERSION)
+                return fail(s, -EPROTONOSUPPORT, "Database '%s' has schema version %lld, newer than "
+                            "this authserver supports (%d): upgrade authserver",
+                            path, (long long) version, STORE_SCHEMA_VERSION);
+        if (version < 0)
+                return fail(s, -EBADMSG, "Database '%s' has an invalid schema version %lld",
+                            path, (long long) version);
+        if (version == 0 && !(flags & STORE_CREATE)) {
+                r = pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables);
+                if (r < 0)
+                        return r;
+                return fail(s, tables > 0 ? -EBADMSG : -ENOENT, tables > 0 ?
+                            "Database '%s' is not a secure-vault store" :
+                            "Database '%s' is empty: it was never initialised", path);
+        }
+
+        r = set_wal(s, path);
+        if (r < 0)
+                return r;
+        r = exec(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON",
+                 "configure the database");
+        if (r < 0)
+                return r;
+
+        if (version == 0) {
+                r = create_schema(s);
+                if (r < 0)
+                        return r;
+        }
+
+        for (size_t i = 0; i < _STMT_MAX; i++) {
+                rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                        &s->stmt[i], NULL);
+                if (rc != SQLITE_OK)
+                        return fail(s, -EBADMSG, "Database '%s' does not have the expected schema: %s",
+                                    path, sqlite3_errmsg(s->db));
+        }
+        return 0;
+}
+
+int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN], int flags,
+               struct store **ret) {
+        struct store *s;
+        int r;
+
+        if (!path || !master_key || !ret || (flags & ~STORE_CREATE))
+                return store_thread_errorf(-EINVAL, "Invalid arguments to store_open()");
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return store_thread_errorf(-ENOMEM, "Out of memory");
+        s->seal = malloc(STORE_BLOB_MAX);
+        if (!s->seal) {
+                r = fail(s, -ENOMEM, "Out of memory");
+                goto fail;
+        }
+        r = store_aead_new(master_key, &s->aead);
+        if (r < 0) {
+                r = fail(s, r, "Failed to set up AES-256-GCM: OpenSSL has no usable implementation");
+                goto fail;
+        }
+        r = open_db(s, path, flags);
+        if (r < 0)
+                goto fail;
+        *ret = s;
+        return 0;
+fail:
+        store_thread_errorf(r, "%s", s->error);
+        store_close(s);
+        return r;
+}
+
+void store_close(struct store *s) {
+        if (!s)
+                return;
+        if (s->in_batch && s->db)
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(s->stmt[i]);
+        /* The last connection checkpoints and removes the WAL. */
+        sqlite3_close_v2(s->db);
+        store_aead_free(s->aead);
+        free(s->seal);
+        OPENSSL_cleanse(s, sizeof(*s));
+        free(s);
+}
+
+static int64_t u64_to_db(uint64_t v) {
+        return (int64_t) v;     /* implementation-defined, two's complement on every target */
+}
+
+static uint64_t u64_from_db(int64_t v) {
+        return (uint64_t) v;
+}
+
+/* Fills everything but the id and has_pending checks from columns first.. of st. */
+static int row_to_device(struct store *s, sqlite3_stmt *st, const char *id, int first,
+                         struct store_device *d) {
+        const char *status = (const char *) sqlite3_column_text(st, first);
+        int64_t profile = sqlite3_column_int64(st, first + 1), n = sqlite3_column_int64(st, first + 2),
+                m = sqlite3_column_int64(st, first + 3), p = sqlite3_column_int64(st, first + 4),
+                failures = sqlite3_column_int64(st, first + 10);
+
+        memset(d, 0, sizeof(*d));
+        /* Range checks on the int64 values before any narrowing cast. */
+        if (!id_valid(id) || !status || profile < 1 || profile > 2 || n < STORE_N_MIN ||
+            n > STORE_N_MAX || (m != 16 && m != 32) || p < STORE_P_MIN || p > STORE_P_MAX ||
+            2 * p > n || failures < 0 || failures > UINT32_MAX)
+                return fail(s, -EBADMSG, "The database has a corrupt device row");
+        if (strcmp(status, "active") == 0)
+                d->status = STORE_ACTIVE;
+        else if (strcmp(status, "revoked") == 0)
+                d->status = STORE_REVOKED;
+        else
+                return fail(s, -EBADMSG, "Device '%s' has an invalid status", id);
+
+        strcpy(d->id, id);
+        d->profile = (uint8_t) profile;
+        d->n = (uint16_t) n;
+        d->m = (uint8_t) m;
+        d->p = (uint8_t) p;
+        d->epoch = u64_from_db(sqlite3_column_int64(st, first + 5));
+        d->has_pending = sqlite3_column_int(st, first + 6) != 0;
+        d->created = sqlite3_column_int64(st, first + 7);
+        d->last_success = sqlite3_column_int64(st, first + 8);
+        d->last_failure = sqlite3_column_int64(st, first + 9);
+        d->failures = (uint32_t) failures;
+        if (d->has_pending && d->epoch == UINT64_MAX)
+                return fail(s, -EBADMSG, "Device '%s' has a pending vault beyond the last epoch", id);
+        return 0;
+}
+
+/* After an update matched no row: say why. */
+static int probe(struct store *s, const char *id, uint64_t expect_epoch, bool need_pending,
+                 size_t len) {
+        sqlite3_stmt *st = s->stmt[STMT_PROBE];
+        int rc, r;
+
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                r = fail(s, -ENOENT, "Device '%s' is not enrolled", id);
+        else if (rc != SQLITE_ROW)
+                r = fail_db(s, rc, "look up the device");
+        else if (strcmp((const char *) sqlite3_column_text(st, 0) ?: "", "active") != 0)
+                r = fail(s, -EKEYREVOKED, "Device '%s' is revoked", id);
+        else if (u64_from_db(sqlite3_column_int64(st, 1)) != expect_epoch)
+                r = fail(s, -ESTALE, "Device '%s' is no longer at epoch %llu", id,
+                         (unsigned long long) expect_epoch);
+        else if (need_pending && !sqlite3_column_int(st, 2))
+                r = fail(s, -ESTALE, "Device '%s' has no pending vault", id);
+        else if (len && (size_t) sqlite3_column_int64(st, 3) != len)
+                r = fail(s, -EINVAL, "Vault of %zu bytes does not match the n*m of device '%s'",
+                         len, id);
+        else
+                r = fail(s, -EIO, "Failed to update device '%s'", id);
+        stmt_done(st);
+        return r;
+}
+
+static int check_vault_len(struct store *s, const uint8_t *vault, size_t len) {
+        if (!vault || len < STORE_N_MIN * 16 || len > STORE_VAULT_MAX || len % 16)
+                return fail(s, -EINVAL, "Invalid vault length %zu", len);
+        return 0;
+}
+
+int store_enroll(struct store *s, const struct store_device *dev, const uint8_t *vault,
+                 size_t len, int64_t now) {
+        sqlite3_stmt *st = s->stmt[STMT_ENROLL];
+        int r;
+
+        r = check_id(s, dev->id);
+        if (r < 0)
+                return r;
+        if (!params_valid(dev->profile, dev->n, dev->m, dev->p))
+                return fail(s, -EINVAL, "Invalid parameters for device '%s': profile %u, n %u, m %u, p %u",
+                            dev->id, dev->profile, dev->n, dev->m, dev->p);
+        if (!vault || len != (size_t) dev->n * dev->m)
+                return fail(s, -EINVAL, "Vault of device '%s' must be n*m = %zu bytes, not %zu",
+                            dev->id, (size_t) dev->n * dev->m, len);
+
+        r = store_aead_seal(s->aead, dev->id, dev->epoch, vault, len, s->seal);
+        if (r < 0)
+                return fail(s, r, "Failed to encrypt the vault of device '%s'", dev->id);
+        sqlite3_bind_text(st, 1, dev->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, dev->profile);
+        sqlite3_bind_int(st, 3, dev->n);
+        sqlite3_bind_int(st, 4, dev->m);
+        sqlite3_bind_int(st, 5, dev->p);
+        sqlite3_bind_int64(st, 6, u64_to_db(dev->epoch));
+        sqlite3_bind_int64(st, 7, now);
+        sqlite3_bind_blob(st, 8, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
+        r = run(s, st, "enroll the device");
+        if (r == 0)
+                return fail(s, -EEXIST, "Device '%s' is already enrolled", dev->id);
+        if (r < 0)
+                return r;
+        /* An enrolled vault is as precious as a pending one. */
+        return after_durable_write(s);
+}
+
+int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t *committed,
+              uint8_t *pending, size_t cap) {
+        sqlite3_stmt *st = s->stmt[STMT_GET];
+        struct store_device d;
+        size_t len;
+        int rc, r;
+
+        r = check_id(s, id);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+                r = fail(s, -ENOENT, "Device '%s' is not enrolled", id);
+                goto out;
+        }
+        if (rc != SQLITE_ROW) {
+                r = fail_db(s, rc, "look up the device");
+                goto out;
+        }
+        r = row_to_device(s, st, id, 1, &d);
+        if (r < 0)
+                goto out;
+
+        len = (size_t) d.n * d.m;
+        if ((committed || pending) && cap < len) {
+                r = fail(s, -ENOBUFS, "Vault of device '%s' needs %zu bytes", id, len);
+                goto out;
+        }
+        if (d.status == STORE_REVOKED) {
+                if (committed)
+                        memset(committed, 0, len);
+                if (pending)
+                        memset(pending, 0, len);
+                goto out;
+        }
+        if (committed) {
+                const void *blob = sqlite3_column_blob(st, 1 + ROW_NCOLUMNS);
+
+                r = store_aead_open(s->aead, id, d.epoch, blob,
+                                    (size_t) sqlite3_column_bytes(st, 1 + ROW_NCOLUMNS), committed, len);
+                if (r < 0)
+                        goto bad;
+        }
+        if (pending && d.has_pending) {
+                const void *blob = sqlite3_column_blob(st, 2 + ROW_NCOLUMNS);
+
+                r = store_aead_open(s->aead, id, d.epoch + 1, blob,
+                                    (size_t) sqlite3_column_bytes(st, 2 + ROW_NCOLUMNS), pending, len);
+                if (r < 0) {
+                        if (committed)
+                                OPENSSL_cleanse(committed, len);
+                        goto bad;
+                }
+        }
+        goto out;
+bad:
+        if (r == -EBADMSG)
+                r = fail(s, r, "Vault of device '%s' fails authentication: wrong master key or "
+                         "tampered database", id);
+        else
+                r = fail(s, r, "Failed to decrypt the vault of device '%s'", id);
+out:
+        stmt_done(st);
+        if (r >= 0)
+                *ret = d;
+        return r;
+}
+
+static int write_pending(struct store *s, int which, const char *id, uint64_t expect_epoch,
+                         const uint8_t *next, size_t len) {
+        sqlite3_stmt *st = s->stmt[which];
+        bool promote = which == STMT_PROMOTE;
+        uint64_t next_epoch;
+        int r;
+
+        r = check_id(s, id);
+        if (r < 0)
+                return r;
+        r = check_vault_len(s, next, len);
+        if (r < 0)
+                return r;
+        if (expect_epoch >= UINT64_MAX - (promote ? 1 : 0))
+                return fail(s, -EOVERFLOW, "Device '%s' is at the last epoch and must be enrolled again",
+                            id);
+        next_epoch = expect_epoch + (promote ? 2 : 1);
+
+        r = store_aead_seal(s->aead, id, next_epoch, next, len, s->seal);
+        if (r < 0)
+                return fail(s, r, "Failed to encrypt the vault of device '%s'", id);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
+        if (promote) {
+                sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
+                sqlite3_bind_blob(st, 4, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
+                sqlite3_bind_int64(st, 5, (int64_t) len);
+        } else {
+                sqlite3_bind_blob(st, 3, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
+                sqlite3_bind_int64(st, 4, (int64_t) len);
+        }
+        r = run(s, st, "store the pending vault");
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return probe(s, id, expect_epoch, promote, len);
+        return after_durable_write(s);
+}
+
+int store_set_pending(struct store *s, const char *id, uint64_t expect_epoch,
+                      const uint8_t *next, size_t len) {
+        return write_pending(s, STMT_SET_PENDING, id, expect_epoch, next, len);
+}
+
+int store_promote_and_set_pending(struct store *s, const char *id, uint64_t expect_epoch,
+                                  const uint8_t *next, size_t len) {
+        return write_pending(s, STMT_PROMOTE, id, expect_epoch, next, len);
+}
+
+int store_commit(struct store *s, const char *id, uint64_t expect_epoch, int64_t now) {
+        sqlite3_stmt *st = s->stmt[STMT_COMMIT];
+        int r;
+
+        r = check_id(s, id);
+        if (r < 0)
+                return r;
+        if (expect_epoch == UINT64_MAX)
+                return fail(s, -EOVERFLOW, "Device '%s' is at the last epoch", id);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
+        sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
+        sqlite3_bind_int64(st, 4, now);
+        r = run(s, st, "commit the pending vault");
+        if (r == 0)
+                return probe(s, id, expect_epoch, true, 0);
+        return r < 0 ? r : 0;
+}
+
+int store_revoke(struct store *s, const char *id) {
+        sqlite3_stmt *st = s->stmt[STMT_REVOKE];
+        int r;
+
+        r = check_id(s, id);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        r = run(s, st, "revoke the device");
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                /* An operator revoking a device expects it to stay revoked. */
+                r = after_durable_write(s);
+                return r < 0 ? r : 1;
+        }
+        r = probe(s, id, 0, false, 0);
+        return r == -EKEYREVOKED ? 0 : r;
+}
+
+int store_record_failure(struct store *s, const char *id, int64_t now) {
+        sqlite3_stmt *st = s->stmt[STMT_FAILURE];
+        int r;
+
+        r = check_id(s, id);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        r = run(s, st, "record the failure");
+        if (r == 0)
+                return fail(s, -ENOENT, "Device '%s' is not enrolled", id);
+        return r < 0 ? r : 0;
+}
+
+static bool text_valid(const char *t, size_t max) {
+        size_t l;
+
+        if (!t)
+                return false;
+        l = strnlen(t, max + 1);
+        if (l < 1 || l > max)
+                return false;
+        for (size_t i = 0; i < l; i++)
+                if (t[i] < 0x21 || t[i] > 0x7e)
+                        return false;
+        return true;
+}
+
+int store_audit(struct store *s, int64_t now, const char *id, const char *peer,
+                const char *outcome, uint64_t epoch) {
+        sqlite3_stmt *st = s->stmt[STMT_AUDIT];
+        int r;
+
+        if (id && !id_valid(id))
+                return check_id(s, id);
+        if (!text_valid(peer, STORE_PEER_MAX) || !text_valid(outcome, STORE_OUTCOME_MAX))
+                return fail(s, -EINVAL, "Invalid audit record: peer and outcome must be short "
+                            "printable ASCII");
+        sqlite3_bind_int64(st, 1, now);
+        if (id)
+                sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, peer, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, outcome, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, u64_to_db(epoch));
+        r = run(s, st, "write the audit record");
+        return r < 0 ? r : 0;
+}
+
+int store_list(struct store *s, store_list_cb cb, void *userdata) {
+        sqlite3_stmt *st = s->stmt[STMT_LIST];
+        struct store_device d;
+        int rc, r = 0;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = row_to_device(s, st, (const char *) sqlite3_column_text(st, 0), 1, &d);
+                if (r < 0)
+                        break;
+                r = cb(&d, userdata);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = fail_db(s, rc, "list the devices");
+        stmt_done(st);
+        return r < 0 ? r : 0;
+}
+
+int store_count(struct store *s, uint64_t *ret_devices) {
+        sqlite3_stmt *st = s->stmt[STMT_COUNT];
+        int rc, r = 0;
+
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret_devices = (uint64_t) sqlite3_column_int64(st, 0);
+        else
+                r = fail_db(s, rc, "count the devices");
+        stmt_done(st);
+        return r;
+}
+
+int store_batch_begin(struct store *s) {
+        int r;
+
+        if (s->in_batch)
+                return fail(s, -EBUSY, "A batch is already open");
+        r = run(s, s->stmt[STMT_BEGIN], "begin a batch");
+        if (r < 0)
+                return r;
+        s->in_batch = true;
+        s->batch_sync = false;
+        return 0;
+}
+
+int store_batch_commit(struct store *s, bool durable) {
+        bool sync = durable || s->batch_sync;
+        int r;
+
+        if (!s->in_batch)
+                return fail(s, -EINVAL, "No batch is open");
+        s->in_batch = s->batch_sync = false;
+        /* An I/O error or a full disk inside the batch makes SQLite roll it back on its own. */
+        if (sqlite3_get_autocommit(s->db))
+                return fail(s, -EIO, "The batch was rolled back after an earlier error");
+        r = run(s, s->stmt[STMT_COMMIT_TX], "commit the batch");
+        if (r < 0) {
+                /* Keep the message of the failed COMMIT, not of the rollback. */
+                if (!sqlite3_get_autocommit(s->db))
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                return r;
+        }
+        return sync ? sync_wal(s) : 0;
+}
+
+int store_batch_rollback(struct store *s) {
+        int r;
+
+        if (!s->in_batch)
+                return fail(s, -EINVAL, "No batch is open");
+        s->in_batch = s->batch_sync = false;
+        if (sqlite3_get_autocommit(s->db))
+                return 0;
+        r = run(s, s->stmt[STMT_ROLLBACK], "roll back the batch");
+        return r < 0 ? r : 0;
+}

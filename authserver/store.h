@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The authserver's device store: one SQLite database (WAL) with a row per device holding
+ * its committed vault and at most one pending vault (PROTOCOL.md §6), and an audit table of
+ * handshakes. Vault blobs are sealed at rest with AES-256-GCM under a 32-byte master key.
+ *
+ * Every function returns >= 0 on success and -errno on failure, writes its outputs only on
+ * success, and never logs: store_last_error() gives the message of the last failure. A
+ * struct store is one SQLite connection and must be used by one thread at a time.
+ *
+ * Updates are compare-and-set on the committed epoch: each names the epoch it expects and
+ * fails with -ESTALE, changing nothing, if the row has moved. Errors shared by several calls:
+ * -EINVAL bad id or parameters, -ENOENT unknown device, -EKEYREVOKED revoked device,
+ * -EBADMSG corrupt database or a vault that fails authentication, -EBUSY database locked.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION    1       /* PRAGMA user_version of the databases we write */
+#define STORE_MASTER_KEY_LEN    32      /* AES-256 */
+
+/* Parameter ranges of PROTOCOL.md §2, checked on every write. */
+#define STORE_ID_MAX            64
+#define STORE_N_MIN             8
+#define STORE_N_MAX             4096
+#define STORE_P_MIN             1
+#define STORE_P_MAX             64
+#define STORE_VAULT_MAX         (STORE_N_MAX * 32)
+
+#define STORE_CREATE            1       /* store_open(): create the file and schema if missing */
+
+struct store;
+
+enum store_status {
+        STORE_ACTIVE = 0,
+        STORE_REVOKED = 1,
+};
+
+struct store_device {
+        char id[STORE_ID_MAX + 1];
+        enum store_status status;
+        uint8_t profile;                /* 1 hardened, 2 paper */
+        uint16_t n;                     /* keys */
+        uint8_t m;                      /* bytes per key: 16 or 32 */
+        uint8_t p;                      /* indices per challenge */
+        uint64_t epoch;                 /* committed generation */
+        bool has_pending;               /* a pending vault exists, of generation epoch + 1 */
+        int64_t created;                /* unix seconds; 0 below means never */
+        int64_t last_success;
+        int64_t last_failure;
+        uint32_t failures;              /* since the last success, saturating */
+};
+
+/* -ENOENT missing file without STORE_CREATE, -EBADMSG not a store or corrupt,
+ * -EPROTONOSUPPORT schema newer than STORE_SCHEMA_VERSION. */
+int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN], int flags,
+               struct store **ret);
+void store_close(struct store *s);
+
+/* Message of the last failed call on s; with s == NULL, of the last failed store_open() or
+ * store_master_key_*() of this thread. Never contains key material. */
+const char *store_last_error(const struct store *s);
+
+/* The master key file holds exactly 32 raw bytes or 64 hex digits and an optional newline,
+ * and must not be accessible by group or others (-EPERM). */
+int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN]);
+/* Creates a new random key file, mode 0600; -EEXIST if the path exists. */
+int store_master_key_create(const char *path);
+
+/* Enrolls dev->id (active, epoch dev->epoch, no pending) with a vault of n*m bytes.
+ * -EEXIST if the id is enrolled and active; a revoked id is enrolled again. */
+int store_enroll(struct store *s, const struct store_device *dev, const uint8_t *vault,
+                 size_t len, int64_t now);
+
+/* Loads the row, and the vaults into the buffers that are not NULL (cap bytes each, at least
+ * n*m: -ENOBUFS). pending is left untouched without a pending vault; both are zeroed for a
+ * revoked device, whose vaults are erased. */
+int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t *committed,
+              uint8_t *pending, size_t cap);
+
+/* M3 verified with the committed vault of generation expect_epoch: stores next as the pending
+ * vault (expect_epoch + 1), replacing an older one, durably unless inside a batch (then the
+ * batch commit is durable). -EOVERFLOW if expect_epoch is 2^64-1. After -EIO the write may
+ * or may not survive a crash: M4 must not be sent. */
+int store_set_pending(struct store *s, const char *id, uint64_t expect_epoch,
+                      const uint8_t *next, size_t len);
+
+/* M3 verified with the pending vault: in one step the pending vault becomes committed
+ * (epoch := expect_epoch + 1) and next becomes the pending vault (expect_epoch + 2), durably.
+ * -ESTALE also without a pending vault. */
+int store_promote_and_set_pending(struct store *s, const char *id, uint64_t expect_epoch,
+                                  const uint8_t *next, size_t len);
+
+/* M5 verified: the pending vault becomes committed (epoch := expect_epoch + 1), failures are
+ * reset and last_success set. -ESTALE if the epoch moved or no vault is pending. Not synced:
+ * a commit lost in a crash is recovered by PROTOCOL.md §6 (the device comes back with e+1). */
+int store_commit(struct store *s, const char *id, uint64_t expect_epoch, int64_t now);
+
+/* Marks the device revoked and erases its vaults, durably. Returns 1 if it was active, 0 if
+ * it was already revoked. */
+int store_revoke(struct store *s, const char *id);
+
+int store_record_failure(struct store *s, const char *id, int64_t now);
+
+/* Appends an audit row. id may be NULL (no valid id was sent); peer and outcome are short
+ * printable ASCII. Never pass secrets. */
+int store_audit(struct store *s, int64_t now, const char *id, const char *peer,
+                const char *outcome, uint64_t epoch);
+
+/* Calls cb for every device ordered by id, without decrypting any vault. A negative return
+ * from cb stops the walk and is returned. cb must not call store_list() itself. */
+typedef int (*store_list_cb)(const struct store_device *dev, void *userdata);
+int store_list(struct store *s, store_list_cb cb, void *userdata);
+int store_count(struct store *s, uint64_t *ret_devices);
+
+/* Groups the writes of many handshakes into one transaction and at most one fsync. The commit
+ * is synced if durable is true or if the batch stored a pending vault. After a failed commit
+ * the batch is rolled back. -EBUSY from begin if a batch is already open. */
+int store_batch_begin(struct store *s);
+int store_batch_commit(struct store *s, bool durable);
+int store_batch_rollback(struct store *s);

@@ -1,0 +1,1019 @@
+/* SPDX-License-Identifier: MIT */
+
+/* The authserver store on real SQLite files in a private temporary directory. */
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define VAULT_LEN(n, m) ((size_t) (n) * (m))
+
+static char tmpdir[256];
+static const uint8_t key1[32] = { 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                                  0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                                  0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x12 };
+static const uint8_t key2[32] = { 0x22 };
+
+static const char *path_of(const char *name) {
+        static char buf[512];
+
+        snprintf(buf, sizeof(buf), "%s/%s", tmpdir, name);
+        return buf;
+}
+
+static struct store *open_new(const char *name) {
+        struct store *s = NULL;
+        int r = store_open(path_of(name), key1, STORE_CREATE, &s);
+
+        ck_assert_msg(r == 0, "store_open: %d %s", r, store_last_error(NULL));
+        return s;
+}
+
+static struct store *reopen(const char *name, const uint8_t *key) {
+        struct store *s = NULL;
+        int r = store_open(path_of(name), key, 0, &s);
+
+        ck_assert_msg(r == 0, "store_open: %d %s", r, store_last_error(NULL));
+        return s;
+}
+
+static void fill(uint8_t *v, size_t len, unsigned seed) {
+        for (size_t i = 0; i < len; i++)
+                v[i] = (uint8_t) (seed * 131 + i * 7 + (i >> 8) + 1);
+}
+
+static struct store_device mkdev(const char *id, uint16_t n, uint8_t m, uint8_t p, uint64_t epoch) {
+        struct store_device d = { .profile = 1, .n = n, .m = m, .p = p, .epoch = epoch };
+
+        snprintf(d.id, sizeof(d.id), "%s", id);
+        return d;
+}
+
+/* Enrolls id with n=64, m=16, p=8 and the vault of seed. */
+static void enroll(struct store *s, const char *id, uint64_t epoch, unsigned seed) {
+        struct store_device d = mkdev(id, 64, 16, 8, epoch);
+        uint8_t v[64 * 16];
+        int r;
+
+        fill(v, sizeof(v), seed);
+        r = store_enroll(s, &d, v, sizeof(v), 1000);
+        ck_assert_msg(r == 0, "enroll %s: %d %s", id, r, store_last_error(s));
+}
+
+static void assert_vault(struct store *s, const char *id, unsigned seed, int pending_seed) {
+        uint8_t c[64 * 16], p[64 * 16], want[64 * 16];
+        struct store_device d;
+        int r;
+
+        r = store_get(s, id, &d, c, p, sizeof(c));
+        ck_assert_msg(r == 0, "get %s: %d %s", id, r, store_last_error(s));
+        fill(want, sizeof(want), seed);
+        ck_assert_mem_eq(c, want, sizeof(want));
+        ck_assert(d.has_pending == (pending_seed >= 0));
+        if (pending_seed >= 0) {
+                fill(want, sizeof(want), (unsigned) pending_seed);
+                ck_assert_mem_eq(p, want, sizeof(want));
+        }
+}
+
+static void assert_committed(struct store *s, const char *id, unsigned seed) {
+        uint8_t c[64 * 16], want[64 * 16];
+        struct store_device d;
+        int r;
+
+        r = store_get(s, id, &d, c, NULL, sizeof(c));
+        ck_assert_msg(r == 0, "get %s: %d %s", id, r, store_last_error(s));
+        fill(want, sizeof(want), seed);
+        ck_assert_mem_eq(c, want, sizeof(want));
+}
+
+static void raw_exec(const char *name, const char *sql) {
+        sqlite3 *db;
+        char *err = NULL;
+
+        ck_assert_int_eq(sqlite3_open(path_of(name), &db), SQLITE_OK);
+        ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK, "%s: %s", sql, err);
+        sqlite3_close(db);
+}
+
+static int64_t raw_int(const char *name, const char *sql) {
+        sqlite3_stmt *st;
+        sqlite3 *db;
+        int64_t v;
+
+        ck_assert_int_eq(sqlite3_open(path_of(name), &db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
+/* Flips one byte of a vault blob column of one device, as an attacker with the file would. */
+static void raw_flip(const char *name, const char *id, const char *column, size_t at) {
+        char sql[256];
+        sqlite3_stmt *st;
+        uint8_t buf[8192];
+        sqlite3 *db;
+        int len;
+
+        ck_assert_int_eq(sqlite3_open(path_of(name), &db), SQLITE_OK);
+        snprintf(sql, sizeof(sql), "SELECT %s FROM device WHERE id = ?1", column);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        len = sqlite3_column_bytes(st, 0);
+        ck_assert(len > 0 && (size_t) len <= sizeof(buf) && at < (size_t) len);
+        memcpy(buf, sqlite3_column_blob(st, 0), (size_t) len);
+        sqlite3_finalize(st);
+        buf[at] ^= 0x01;
+        snprintf(sql, sizeof(sql), "UPDATE device SET %s = ?2 WHERE id = ?1", column);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, buf, len, SQLITE_STATIC);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+}
+
+static void write_file(const char *name, const void *data, size_t len, mode_t mode) {
+        int fd = open(path_of(name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, data, len), (ssize_t) len);
+        ck_assert_int_eq(fchmod(fd, mode), 0);
+        close(fd);
+}
+
+START_TEST(test_create_reopen) {
+        struct store *s = open_new("create.db");
+        struct stat st;
+
+        enroll(s, "dev-1", 0, 1);
+        /* The write-ahead log inherits the database's private mode. */
+        ck_assert_int_eq(stat(path_of("create.db-wal"), &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0600);
+        store_close(s);
+        ck_assert_int_eq(stat(path_of("create.db"), &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0600);
+        ck_assert_int_eq(raw_int("create.db", "PRAGMA user_version"), 1);
+        ck_assert_int_eq(raw_int("create.db", "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
+
+        s = reopen("create.db", key1);
+        assert_vault(s, "dev-1", 1, -1);
+        store_close(s);
+        /* Opening with the create flag does not touch an existing store. */
+        s = open_new("create.db");
+        assert_vault(s, "dev-1", 1, -1);
+        store_close(s);
+        store_close(NULL);
+}
+END_TEST
+
+START_TEST(test_schema_newer) {
+        struct store *s = open_new("newer.db");
+
+        store_close(s);
+        raw_exec("newer.db", "PRAGMA user_version = 2");
+        s = NULL;
+        ck_assert_int_eq(store_open(path_of("newer.db"), key1, 0, &s), -EPROTONOSUPPORT);
+        ck_assert_ptr_null(s);
+        ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "newer"));
+        ck_assert_int_eq(store_open(path_of("newer.db"), key1, STORE_CREATE, &s), -EPROTONOSUPPORT);
+}
+END_TEST
+
+START_TEST(test_garbage) {
+        struct store *s = NULL;
+        char junk[4096];
+
+        for (size_t i = 0; i < sizeof(junk); i++)
+                junk[i] = "this is not a database\n"[i % 23];
+        write_file("junk.db", junk, sizeof(junk), 0600);
+        ck_assert_int_eq(store_open(path_of("junk.db"), key1, 0, &s), -EBADMSG);
+        ck_assert_int_eq(store_open(path_of("junk.db"), key1, STORE_CREATE, &s), -EBADMSG);
+        ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "junk.db"));
+        write_file("short.db", "hello\n", 6, 0600);
+        ck_assert_int_eq(store_open(path_of("short.db"), key1, STORE_CREATE, &s), -EBADMSG);
+        /* A SQLite database of some other program. */
+        raw_exec("other.db", "CREATE TABLE t (x)");
+        ck_assert_int_eq(store_open(path_of("other.db"), key1, 0, &s), -EBADMSG);
+        ck_assert_int_eq(store_open(path_of("other.db"), key1, STORE_CREATE, &s), -EBADMSG);
+        ck_assert_ptr_null(s);
+        /* The file is left as it was. */
+        ck_assert_int_eq(raw_int("other.db", "SELECT count(*) FROM sqlite_master"), 1);
+}
+END_TEST
+
+START_TEST(test_missing) {
+        struct store *s = NULL;
+
+        ck_assert_int_eq(store_open(path_of("missing.db"), key1, 0, &s), -ENOENT);
+        ck_assert_ptr_null(s);
+        ck_assert_int_eq(access(path_of("missing.db"), F_OK), -1);
+        ck_assert_int_eq(store_open(path_of("nodir/x.db"), key1, STORE_CREATE, &s), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_master_key_create_load) {
+        uint8_t k[32], k2[32], zero[32] = { 0 };
+        struct stat st;
+
+        ck_assert_int_eq(store_master_key_create(path_of("master.key")), 0);
+        ck_assert_int_eq(stat(path_of("master.key"), &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0600);
+        ck_assert_int_eq(st.st_size, 32);
+        ck_assert_int_eq(store_master_key_create(path_of("master.key")), -EEXIST);
+        ck_assert_int_eq(store_master_key_load(path_of("master.key"), k), 0);
+        ck_assert_int_eq(store_master_key_load(path_of("master.key"), k2), 0);
+        ck_assert_mem_eq(k, k2, 32);
+        ck_assert(memcmp(k, zero, 32) != 0);
+        ck_assert_int_eq(store_master_key_load(path_of("no.key"), k), -ENOENT);
+        ck_assert_int_eq(mkfifo(path_of("fifo.key"), 0600), 0);
+        ck_assert_int_eq(store_master_key_load(path_of("fifo.key"), k), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_master_key_permissions) {
+        uint8_t k[32];
+
+        write_file("open.key", key1, 32, 0644);
+        ck_assert_int_eq(store_master_key_load(path_of("open.key"), k), -EPERM);
+        ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "group or others"));
+        ck_assert_int_eq(chmod(path_of("open.key"), 0640), 0);
+        ck_assert_int_eq(store_master_key_load(path_of("open.key"), k), -EPERM);
+        ck_assert_int_eq(chmod(path_of("open.key"), 0604), 0);
+        ck_assert_int_eq(store_master_key_load(path_of("open.key"), k), -EPERM);
+        ck_assert_int_eq(chmod(path_of("open.key"), 0400), 0);
+        ck_assert_int_eq(store_master_key_load(path_of("open.key"), k), 0);
+        ck_assert_mem_eq(k, key1, 32);
+}
+END_TEST
+
+START_TEST(test_master_key_hex) {
+        static const char hex[] = "00112233445566778899aAbBcCdDeEfF"
+                                  "0123456789ABCDEFfedcba9876543210";
+        static const uint8_t want[32] = {
+                0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10,
+        };
+        char buf[80];
+        uint8_t k[32];
+
+        write_file("hex.key", hex, 64, 0600);
+        ck_assert_int_eq(store_master_key_load(path_of("hex.key"), k), 0);
+        ck_assert_mem_eq(k, want, 32);
+        snprintf(buf, sizeof(buf), "%s\n", hex);
+        write_file("hexnl.key", buf, 65, 0600);
+        memset(k, 0, sizeof(k));
+        ck_assert_int_eq(store_master_key_load(path_of("hexnl.key"), k), 0);
+        ck_assert_mem_eq(k, want, 32);
+
+        write_file("short.key", hex, 63, 0600);
+        ck_assert_int_eq(store_master_key_load(path_of("short.key"), k), -EBADMSG);
+        memcpy(buf, hex, 64);
+        buf[17] = 'g';
+        write_file("badhex.key", buf, 64, 0600);
+        ck_assert_int_eq(store_master_key_load(path_of("badhex.key"), k), -EBADMSG);
+        memcpy(buf, hex, 64);
+        buf[64] = '\r';
+        write_file("crlf.key", buf, 65, 0600);
+        ck_assert_int_eq(store_master_key_load(path_of("crlf.key"), k), -EBADMSG);
+        write_file("long.key", hex, 33, 0600);
+        ck_assert_int_eq(store_master_key_load(path_of("long.key"), k), -EBADMSG);
+        memset(buf, 'a', sizeof(buf));
+        write_file("huge.key", buf, sizeof(buf), 0600);
+        ck_assert_int_eq(store_master_key_load(path_of("huge.key"), k), -EBADMSG);
+        /* Failures leave the output alone. */
+        ck_assert_mem_eq(k, want, 32);
+}
+END_TEST
+
+START_TEST(test_enroll_get) {
+        struct store *s = open_new("get.db");
+        struct store_device d = mkdev("sensor-0042", 256, 32, 16, 0), got;
+        uint8_t *v = malloc(256 * 32), *c = malloc(256 * 32), *p = malloc(256 * 32);
+
+        fill(v, 256 * 32, 7);
+        ck_assert_int_eq(store_enroll(s, &d, v, 256 * 32, 1234), 0);
+        memset(p, 0xaa, 256 * 32);
+        ck_assert_int_eq(store_get(s, "sensor-0042", &got, c, p, 256 * 32), 0);
+        ck_assert_mem_eq(c, v, 256 * 32);
+        ck_assert_str_eq(got.id, "sensor-0042");
+        ck_assert_int_eq(got.status, STORE_ACTIVE);
+        ck_assert_int_eq(got.profile, 1);
+        ck_assert_int_eq(got.n, 256);
+        ck_assert_int_eq(got.m, 32);
+        ck_assert_int_eq(got.p, 16);
+        ck_assert_uint_eq(got.epoch, 0);
+        ck_assert(!got.has_pending);
+        ck_assert_int_eq(got.created, 1234);
+        ck_assert_int_eq(got.last_success, 0);
+        ck_assert_int_eq(got.failures, 0);
+        /* Without a pending vault its buffer is not written. */
+        for (size_t i = 0; i < 256 * 32; i++)
+                ck_assert_uint_eq(p[i], 0xaa);
+
+        /* Metadata alone, without decrypting anything. */
+        memset(&got, 0, sizeof(got));
+        ck_assert_int_eq(store_get(s, "sensor-0042", &got, NULL, NULL, 0), 0);
+        ck_assert_int_eq(got.n, 256);
+        ck_assert_int_eq(store_get(s, "sensor-0042", &got, c, NULL, 256 * 32 - 1), -ENOBUFS);
+        ck_assert_int_eq(store_get(s, "sensor-0043", &got, c, NULL, 256 * 32), -ENOENT);
+        ck_assert_ptr_nonnull(strstr(store_last_error(s), "sensor-0043"));
+
+        /* Paper profile, smallest vault. */
+        d = mkdev("p", 8, 16, 4, 3);
+        d.profile = 2;
+        ck_assert_int_eq(store_enroll(s, &d, v, 8 * 16, 1), 0);
+        ck_assert_int_eq(store_get(s, "p", &got, c, NULL, 8 * 16), 0);
+        ck_assert_mem_eq(c, v, 8 * 16);
+        ck_assert_int_eq(got.profile, 2);
+        ck_assert_uint_eq(got.epoch, 3);
+        store_close(s);
+        free(v);
+        free(c);
+        free(p);
+}
+END_TEST
+
+START_TEST(test_enroll_duplicate) {
+        struct store *s = open_new("dup.db");
+        struct store_device d = mkdev("dev", 64, 16, 8, 0);
+        uint8_t v[64 * 16];
+
+        enroll(s, "dev", 0, 1);
+        fill(v, sizeof(v), 2);
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 5), -EEXIST);
+        assert_vault(s, "dev", 1, -1);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_bad_input) {
+        static const char *const bad_ids[] = {
+                "", "a b", "a/b", "dev\n", "caf\xc3\xa9", "x;DROP TABLE device",
+                "12345678901234567890123456789012345678901234567890123456789012345",
+        };
+        static const struct { uint8_t profile; uint16_t n; uint8_t m, p; } bad[] = {
+                { 0, 64, 16, 8 }, { 3, 64, 16, 8 }, { 1, 7, 16, 3 }, { 1, 4097, 16, 8 },
+                { 1, 64, 24, 8 }, { 1, 64, 0, 8 }, { 1, 64, 16, 0 }, { 1, 256, 16, 65 },
+                { 1, 8, 16, 5 },
+        };
+        struct store *s = open_new("bad.db");
+        struct store_device d, got;
+        uint8_t v[64 * 16];
+        uint64_t count = 99;
+
+        fill(v, sizeof(v), 1);
+        for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+                if (strlen(bad_ids[i]) <= STORE_ID_MAX) {
+                        d = mkdev(bad_ids[i], 64, 16, 8, 0);
+                        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 0), -EINVAL);
+                }
+                ck_assert_int_eq(store_get(s, bad_ids[i], &got, NULL, NULL, 0), -EINVAL);
+                ck_assert_int_eq(store_set_pending(s, bad_ids[i], 0, v, sizeof(v)), -EINVAL);
+                ck_assert_int_eq(store_audit(s, 0, bad_ids[i], "peer", "decoy", 0), -EINVAL);
+        }
+        ck_assert_int_eq(store_get(s, NULL, &got, NULL, NULL, 0), -EINVAL);
+        /* An id field without its terminator. */
+        d = mkdev("x", 64, 16, 8, 0);
+        memset(d.id, 'a', sizeof(d.id));
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 0), -EINVAL);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                d = mkdev("dev", bad[i].n, bad[i].m, bad[i].p, 0);
+                d.profile = bad[i].profile;
+                ck_assert_msg(store_enroll(s, &d, v, VAULT_LEN(bad[i].n, bad[i].m), 0) == -EINVAL,
+                              "case %zu", i);
+        }
+        d = mkdev("dev", 64, 16, 8, 0);
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v) - 16, 0), -EINVAL);
+        ck_assert_int_eq(store_enroll(s, &d, NULL, sizeof(v), 0), -EINVAL);
+        ck_assert_int_eq(store_count(s, &count), 0);
+        ck_assert_uint_eq(count, 0);
+
+        /* The widest valid id, and the smallest valid parameters. */
+        d = mkdev("Az09._:-Az09._:-Az09._:-Az09._:-Az09._:-Az09._:-Az09._:-Az09._:-", 8, 16, 4, 0);
+        ck_assert_int_eq(store_enroll(s, &d, v, 8 * 16, 0), 0);
+        /* A pending vault of the wrong size for the row. */
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, 8 * 16), -EINVAL);
+        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, 100), -EINVAL);
+        assert_vault(s, "dev", 1, -1);
+        ck_assert_int_eq(store_audit(s, 0, "dev", "bad peer", "ok", 0), -EINVAL);
+        ck_assert_int_eq(store_audit(s, 0, "dev", "peer", "", 0), -EINVAL);
+        ck_assert_int_eq(store_audit(s, 0, "dev", NULL, "ok", 0), -EINVAL);
+        store_close(s);
+}
+END_TEST
+
+static void next_vault(unsigned seed, uint8_t v[64 * 16]) {
+        fill(v, 64 * 16, seed);
+}
+
+START_TEST(test_compare_and_set) {
+        struct store *s = open_new("cas.db");
+        struct store_device d;
+        uint8_t v[64 * 16];
+
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_eq(store_record_failure(s, "dev", 50), 0);
+        ck_assert_int_eq(store_record_failure(s, "dev", 60), 0);
+        ck_assert_int_eq(store_record_failure(s, "nobody", 60), -ENOENT);
+
+        /* Two sessions verified M3 against generation 0: the later pending vault wins... */
+        next_vault(2, v);
+        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, sizeof(v)), 0);
+        assert_vault(s, "dev", 1, 2);
+        next_vault(3, v);
+        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, sizeof(v)), 0);
+        assert_vault(s, "dev", 1, 3);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 0);
+        ck_assert_uint_eq(d.failures, 2);
+        ck_assert_int_eq(d.last_failure, 60);
+
+        /* ...and only one of them commits. */
+        ck_assert_int_eq(store_commit(s, "dev", 0, 100), 0);
+        assert_vault(s, "dev", 3, -1);
+        ck_assert_int_eq(store_commit(s, "dev", 0, 200), -ESTALE);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 1);
+        ck_assert_int_eq(d.last_success, 100);
+        ck_assert_uint_eq(d.failures, 0);
+        ck_assert(!d.has_pending);
+        assert_vault(s, "dev", 3, -1);
+
+        /* A stale set_pending and a commit without pending change nothing. */
+        next_vault(4, v);
+        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_set_pending(s, "dev", 2, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_commit(s, "dev", 1, 300), -ESTALE);
+        ck_assert_int_eq(store_commit(s, "ghost", 1, 300), -ENOENT);
+        ck_assert_int_eq(store_set_pending(s, "ghost", 1, v, sizeof(v)), -ENOENT);
+        assert_vault(s, "dev", 3, -1);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 1);
+        ck_assert_int_eq(d.last_success, 100);
+
+        /* A late M5 of a session from generation 0 cannot commit the next pending vault. */
+        ck_assert_int_eq(store_set_pending(s, "dev", 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "dev", 0, 300), -ESTALE);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 1);
+        assert_vault(s, "dev", 3, 4);
+        ck_assert_int_eq(store_commit(s, "dev", 1, 400), 0);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 2);
+        assert_vault(s, "dev", 4, -1);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_promote) {
+        struct store *s = open_new("promote.db");
+        struct store_device d;
+        uint8_t v[64 * 16];
+
+        enroll(s, "dev", 5, 1);
+        next_vault(6, v);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_set_pending(s, "dev", 5, v, sizeof(v)), 0);
+        /* The device comes back with epoch 6 (M4 arrived, M5 was lost). */
+        next_vault(7, v);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 6);
+        assert_vault(s, "dev", 6, 7);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_commit(s, "dev", 5, 1), -ESTALE);
+        assert_vault(s, "dev", 6, 7);
+        ck_assert_int_eq(store_commit(s, "dev", 6, 1), 0);
+        assert_vault(s, "dev", 7, -1);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 7);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_wrong_master_key) {
+        struct store *s = open_new("wrongkey.db");
+        uint8_t c[64 * 16];
+        struct store_device d;
+
+        enroll(s, "dev", 0, 1);
+        store_close(s);
+        s = reopen("wrongkey.db", key2);
+        memset(c, 0, sizeof(c));
+        ck_assert_int_eq(store_get(s, "dev", &d, c, NULL, sizeof(c)), -EBADMSG);
+        ck_assert_ptr_nonnull(strstr(store_last_error(s), "fails authentication"));
+        ck_assert_ptr_nonnull(strstr(store_last_error(s), "'dev'"));
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        store_close(s);
+}
+END_TEST
+
+static void assert_bad(struct store *s, const char *id, bool with_pending) {
+        uint8_t c[64 * 16], p[64 * 16], v[64 * 16];
+        struct store_device d;
+
+        memset(&d, 0x5a, sizeof(d));
+        ck_assert_int_eq(store_get(s, id, &d, c, with_pending ? p : NULL, sizeof(c)), -EBADMSG);
+        ck_assert_uint_eq(d.n, 0x5a5a);
+        /* No unauthenticated plaintext is left behind. */
+        for (unsigned seed = 0; seed < 16; seed++) {
+                next_vault(seed, v);
+                ck_assert(memcmp(c, v, 16) != 0);
+        }
+}
+
+START_TEST(test_tamper) {
+        struct store *s = open_new("tamper.db");
+        uint8_t v[64 * 16];
+
+        enroll(s, "dev", 0, 1);
+        enroll(s, "other", 0, 2);
+        next_vault(3, v);
+        ck_assert_int_eq(store_set_pending(s, "other", 0, v, sizeof(v)), 0);
+        store_close(s);
+        raw_flip("tamper.db", "dev", "vault", 12 + 100);       /* ciphertext */
+        raw_flip("tamper.db", "other", "pending", 12 + 64 * 16 + 3); /* tag */
+        s = reopen("tamper.db", key1);
+        assert_bad(s, "dev", false);
+        assert_bad(s, "other", true);
+        /* The untouched committed vault of "other" still opens. */
+        assert_committed(s, "other", 2);
+        store_close(s);
+        raw_flip("tamper.db", "other", "vault", 0);            /* IV */
+        s = reopen("tamper.db", key1);
+        assert_bad(s, "other", false);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_swap) {
+        struct store *s = open_new("swap.db");
+        uint8_t v[64 * 16];
+
+        enroll(s, "a", 0, 1);
+        enroll(s, "b", 0, 2);
+        enroll(s, "c", 4, 3);
+        next_vault(4, v);
+        ck_assert_int_eq(store_set_pending(s, "c", 4, v, sizeof(v)), 0);
+        store_close(s);
+        /* Same size, same epoch: only the id in the associated data tells them apart. */
+        raw_exec("swap.db", "CREATE TEMP TABLE t AS SELECT id, vault FROM device;"
+                 "UPDATE device SET vault = (SELECT vault FROM t WHERE t.id = "
+                 "CASE device.id WHEN 'a' THEN 'b' ELSE 'a' END) WHERE id IN ('a', 'b')");
+        ck_assert_int_eq(raw_int("swap.db", "SELECT count(DISTINCT vault) FROM device "
+                                 "WHERE id IN ('a', 'b')"), 2);
+        /* A pending vault moved into the committed slot without its epoch advancing. */
+        raw_exec("swap.db", "UPDATE device SET vault = pending, pending = NULL WHERE id = 'c'");
+        s = reopen("swap.db", key1);
+        assert_bad(s, "a", false);
+        assert_bad(s, "b", false);
+        assert_bad(s, "c", false);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_revoke) {
+        struct store *s = open_new("revoke.db");
+        uint8_t c[64 * 16], p[64 * 16], zero[64 * 16] = { 0 }, v[64 * 16];
+        struct store_device d;
+
+        enroll(s, "dev", 3, 1);
+        next_vault(2, v);
+        ck_assert_int_eq(store_set_pending(s, "dev", 3, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_revoke(s, "dev"), 1);
+        ck_assert_int_eq(store_revoke(s, "dev"), 0);
+        ck_assert_int_eq(store_revoke(s, "ghost"), -ENOENT);
+        memset(c, 1, sizeof(c));
+        memset(p, 1, sizeof(p));
+        ck_assert_int_eq(store_get(s, "dev", &d, c, p, sizeof(c)), 0);
+        ck_assert_int_eq(d.status, STORE_REVOKED);
+        ck_assert(!d.has_pending);
+        ck_assert_mem_eq(c, zero, sizeof(c));
+        ck_assert_mem_eq(p, zero, sizeof(p));
+        ck_assert_int_eq(store_set_pending(s, "dev", 3, v, sizeof(v)), -EKEYREVOKED);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 3, v, sizeof(v)), -EKEYREVOKED);
+        ck_assert_int_eq(store_commit(s, "dev", 3, 1), -EKEYREVOKED);
+        store_close(s);
+        /* The vault blobs are gone from the row. */
+        ck_assert_int_eq(raw_int("revoke.db", "SELECT length(vault) + coalesce(length(pending), 0) "
+                                 "FROM device"), 0);
+
+        /* A revoked id may be enrolled again, from scratch. */
+        s = reopen("revoke.db", key1);
+        enroll(s, "dev", 0, 9);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_int_eq(d.status, STORE_ACTIVE);
+        ck_assert_uint_eq(d.epoch, 0);
+        assert_vault(s, "dev", 9, -1);
+        store_close(s);
+}
+END_TEST
+
+struct seen {
+        char ids[8][STORE_ID_MAX + 1];
+        bool pending[8];
+        bool revoked[8];
+        int n, stop_at;
+};
+
+static int collect(const struct store_device *dev, void *userdata) {
+        struct seen *seen = userdata;
+
+        if (seen->n == seen->stop_at)
+                return -ECANCELED;
+        ck_assert_int_lt(seen->n, 8);
+        strcpy(seen->ids[seen->n], dev->id);
+        seen->pending[seen->n] = dev->has_pending;
+        seen->revoked[seen->n] = dev->status == STORE_REVOKED;
+        seen->n++;
+        return 0;
+}
+
+START_TEST(test_list_count) {
+        struct store *s = open_new("list.db");
+        struct seen seen = { .stop_at = -1 };
+        uint64_t count = 0;
+        uint8_t v[64 * 16];
+
+        ck_assert_int_eq(store_list(s, collect, &seen), 0);
+        ck_assert_int_eq(seen.n, 0);
+        enroll(s, "charlie", 0, 1);
+        enroll(s, "alpha", 0, 2);
+        enroll(s, "bravo", 0, 3);
+        enroll(s, "Zulu", 0, 4);
+        next_vault(5, v);
+        ck_assert_int_eq(store_set_pending(s, "alpha", 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_revoke(s, "bravo"), 1);
+        ck_assert_int_eq(store_count(s, &count), 0);
+        ck_assert_uint_eq(count, 4);
+        ck_assert_int_eq(store_list(s, collect, &seen), 0);
+        ck_assert_int_eq(seen.n, 4);
+        ck_assert_str_eq(seen.ids[0], "Zulu");
+        ck_assert_str_eq(seen.ids[1], "alpha");
+        ck_assert_str_eq(seen.ids[2], "bravo");
+        ck_assert_str_eq(seen.ids[3], "charlie");
+        ck_assert(seen.pending[1] && !seen.pending[0] && !seen.pending[3]);
+        ck_assert(seen.revoked[2] && !seen.revoked[1]);
+
+        memset(&seen, 0, sizeof(seen));
+        seen.stop_at = 2;
+        ck_assert_int_eq(store_list(s, collect, &seen), -ECANCELED);
+        ck_assert_int_eq(seen.n, 2);
+        /* The walk was reset: the next one starts again. */
+        memset(&seen, 0, sizeof(seen));
+        seen.stop_at = -1;
+        ck_assert_int_eq(store_list(s, collect, &seen), 0);
+        ck_assert_int_eq(seen.n, 4);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_audit) {
+        struct store *s = open_new("audit.db");
+
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_eq(store_audit(s, 100, "dev", "192.0.2.1:4444", "ok", 0), 0);
+        ck_assert_int_eq(store_audit(s, 101, "unknown-dev", "[2001:db8::1]:5555", "decoy", 7), 0);
+        ck_assert_int_eq(store_audit(s, 102, NULL, "192.0.2.9:1", "protocol", 0), 0);
+        ck_assert_int_eq(store_audit(s, 103, "dev", "192.0.2.1:4445", "desync", UINT64_MAX), 0);
+        store_close(s);
+        ck_assert_int_eq(raw_int("audit.db", "SELECT count(*) FROM audit"), 4);
+        ck_assert_int_eq(raw_int("audit.db", "SELECT count(*) FROM audit WHERE device = 'dev' AND "
+                                 "outcome = 'ok' AND peer = '192.0.2.1:4444' AND time = 100"), 1);
+        ck_assert_int_eq(raw_int("audit.db", "SELECT count(*) FROM audit WHERE device IS NULL "
+                                 "AND outcome = 'protocol'"), 1);
+        ck_assert_int_eq(raw_int("audit.db", "SELECT epoch FROM audit WHERE time = 101"), 7);
+        ck_assert_int_eq(raw_int("audit.db", "SELECT epoch FROM audit WHERE time = 103"), -1);
+        ck_assert_int_eq(raw_int("audit.db", "SELECT max(id) FROM audit"), 4);
+}
+END_TEST
+
+START_TEST(test_epoch_limits) {
+        struct store *s = open_new("epoch.db");
+        struct store_device d;
+        uint8_t v[64 * 16];
+
+        enroll(s, "top", UINT64_MAX - 1, 1);
+        enroll(s, "sign", (UINT64_C(1) << 63) - 1, 2);
+        next_vault(3, v);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "top", UINT64_MAX - 1, v, sizeof(v)),
+                         -EOVERFLOW);
+        ck_assert_int_eq(store_set_pending(s, "top", UINT64_MAX - 1, v, sizeof(v)), 0);
+        assert_vault(s, "top", 1, 3);
+        ck_assert_int_eq(store_commit(s, "top", UINT64_MAX - 1, 5), 0);
+        ck_assert_int_eq(store_set_pending(s, "sign", (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "sign", (UINT64_C(1) << 63) - 1, 5), 0);
+        store_close(s);
+
+        ck_assert_int_eq(raw_int("epoch.db", "SELECT epoch FROM device WHERE id = 'top'"), -1);
+        ck_assert_int_eq(raw_int("epoch.db", "SELECT typeof(epoch) = 'integer' FROM device "
+                                 "WHERE id = 'sign'"), 1);
+        s = reopen("epoch.db", key1);
+        ck_assert_int_eq(store_get(s, "top", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, UINT64_MAX);
+        assert_vault(s, "top", 3, -1);
+        ck_assert_int_eq(store_get(s, "sign", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, UINT64_C(1) << 63);
+        assert_vault(s, "sign", 3, -1);
+        ck_assert_int_eq(store_set_pending(s, "top", UINT64_MAX, v, sizeof(v)), -EOVERFLOW);
+        ck_assert_int_eq(store_commit(s, "top", UINT64_MAX, 5), -EOVERFLOW);
+        ck_assert_int_eq(store_get(s, "top", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, UINT64_MAX);
+        ck_assert(!d.has_pending);
+        store_close(s);
+}
+END_TEST
+
+START_TEST(test_batch) {
+        struct store *s = open_new("batch.db");
+        uint8_t v[64 * 16];
+        char id[16];
+
+        ck_assert_int_eq(store_batch_commit(s, true), -EINVAL);
+        ck_assert_int_eq(store_batch_rollback(s), -EINVAL);
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(store_batch_begin(s), -EBUSY);
+        for (int i = 0; i < 100; i++) {
+                snprintf(id, sizeof(id), "dev-%03d", i);
+                enroll(s, id, (uint64_t) i, (unsigned) i);
+        }
+        ck_assert_int_eq(store_batch_commit(s, false), 0);
+
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        for (int i = 0; i < 100; i++) {
+                snprintf(id, sizeof(id), "dev-%03d", i);
+                next_vault((unsigned) i + 1000, v);
+                ck_assert_int_eq(store_set_pending(s, id, (uint64_t) i, v, sizeof(v)), 0);
+        }
+        /* A stale write inside a batch fails alone and leaves the batch usable. */
+        ck_assert_int_eq(store_set_pending(s, "dev-000", 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_batch_commit(s, true), 0);
+
+        /* A rolled back batch leaves nothing. */
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(store_commit(s, "dev-000", 0, 1), 0);
+        ck_assert_int_eq(store_batch_rollback(s), 0);
+        store_close(s);
+
+        s = reopen("batch.db", key1);
+        for (int i = 0; i < 100; i++) {
+                snprintf(id, sizeof(id), "dev-%03d", i);
+                assert_vault(s, id, (unsigned) i, i + 1000);
+        }
+        /* A batch left open at close is rolled back. */
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(store_commit(s, "dev-001", 1, 1), 0);
+        store_close(s);
+        s = reopen("batch.db", key1);
+        assert_vault(s, "dev-001", 1, 1001);
+        store_close(s);
+}
+END_TEST
+
+/* Whether any m-byte key of the vault occurs anywhere in the file. */
+static bool file_has_key(const char *path, const uint8_t *vault, size_t n, size_t m) {
+        FILE *f = fopen(path, "rb");
+        uint8_t *data;
+        long size;
+        bool found = false;
+
+        if (!f)
+                return false;
+        ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+        size = ftell(f);
+        rewind(f);
+        data = malloc((size_t) size + 1);
+        ck_assert_ptr_nonnull(data);
+        ck_assert_uint_eq(fread(data, 1, (size_t) size, f), (size_t) size);
+        fclose(f);
+        for (size_t i = 0; i < n && !found; i++)
+                found = memmem(data, (size_t) size, vault + i * m, m) != NULL;
+        free(data);
+        return found;
+}
+
+START_TEST(test_no_plaintext_on_disk) {
+        struct store_device d = mkdev("secret", 256, 16, 16, 0);
+        static uint8_t v0[256 * 16], v1[256 * 16], v2[256 * 16];
+        char wal[600];
+        struct store *s;
+
+        ck_assert_int_eq(RAND_bytes(v0, sizeof(v0)), 1);
+        ck_assert_int_eq(RAND_bytes(v1, sizeof(v1)), 1);
+        ck_assert_int_eq(RAND_bytes(v2, sizeof(v2)), 1);
+        s = open_new("plain.db");
+        ck_assert_int_eq(store_enroll(s, &d, v0, sizeof(v0), 1), 0);
+        ck_assert_int_eq(store_set_pending(s, "secret", 0, v1, sizeof(v1)), 0);
+        ck_assert_int_eq(store_commit(s, "secret", 0, 2), 0);
+        ck_assert_int_eq(store_set_pending(s, "secret", 1, v2, sizeof(v2)), 0);
+        snprintf(wal, sizeof(wal), "%s-wal", path_of("plain.db"));
+        ck_assert_int_eq(access(wal, F_OK), 0);
+        ck_assert(!file_has_key(wal, v0, 256, 16));
+        ck_assert(!file_has_key(wal, v1, 256, 16));
+        ck_assert(!file_has_key(wal, v2, 256, 16));
+        store_close(s);
+        ck_assert(!file_has_key(path_of("plain.db"), v0, 256, 16));
+        ck_assert(!file_has_key(path_of("plain.db"), v1, 256, 16));
+        ck_assert(!file_has_key(path_of("plain.db"), v2, 256, 16));
+        ck_assert(!file_has_key(wal, v2, 256, 16));
+        /* The search itself works: the raw vault is found in a file that holds it. */
+        write_file("plain.bin", v1, sizeof(v1), 0600);
+        ck_assert(file_has_key(path_of("plain.bin"), v1, 256, 16));
+}
+END_TEST
+
+/*
+ * A VFS shim counting syncs of the write-ahead log and of the database, to check the
+ * durability rule itself: a pending vault is synced before the call returns, a commit is not,
+ * and a batch costs one sync.
+ */
+struct counting_file {
+        sqlite3_file base;
+        sqlite3_file *real;
+        bool wal;
+};
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs counting_vfs;
+static int wal_syncs, db_syncs;
+
+#define REAL(f) (((struct counting_file *) (f))->real)
+
+static int c_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int c_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
+static int c_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xWrite(REAL(f), b, n, o); }
+static int c_truncate(sqlite3_file *f, sqlite3_int64 size) { return REAL(f)->pMethods->xTruncate(REAL(f), size); }
+static int c_sync(sqlite3_file *f, int flags) {
+        if (((struct counting_file *) f)->wal)
+                wal_syncs++;
+        else
+                db_syncs++;
+        return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int c_file_size(sqlite3_file *f, sqlite3_int64 *size) { return REAL(f)->pMethods->xFileSize(REAL(f), size); }
+static int c_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int c_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int c_check_reserved(sqlite3_file *f, int *out) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out); }
+static int c_file_control(sqlite3_file *f, int op, void *arg) { return REAL(f)->pMethods->xFileControl(REAL(f), op, arg); }
+static int c_sector_size(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int c_device_characteristics(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int c_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **pp) { return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, pp); }
+static int c_shm_lock(sqlite3_file *f, int off, int n, int flags) { return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags); }
+static void c_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int c_shm_unmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+static int c_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp) { return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp); }
+static int c_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) { return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
+
+static const sqlite3_io_methods counting_io = {
+        3, c_close, c_read, c_write, c_truncate, c_sync, c_file_size, c_lock, c_unlock,
+        c_check_reserved, c_file_control, c_sector_size, c_device_characteristics, c_shm_map,
+        c_shm_lock, c_shm_barrier, c_shm_unmap, c_fetch, c_unfetch,
+};
+
+static int c_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out) {
+        struct counting_file *c = (struct counting_file *) f;
+        int rc;
+
+        (void) vfs;
+        c->real = (sqlite3_file *) (c + 1);
+        c->wal = flags & SQLITE_OPEN_WAL;
+        c->base.pMethods = NULL;
+        rc = real_vfs->xOpen(real_vfs, name, c->real, flags, out);
+        if (rc == SQLITE_OK && c->real->pMethods)
+                c->base.pMethods = &counting_io;
+        return rc;
+}
+
+static void counting_vfs_install(void) {
+        real_vfs = sqlite3_vfs_find(NULL);
+        ck_assert_ptr_nonnull(real_vfs);
+        ck_assert_int_ge(real_vfs->iVersion, 3);
+        counting_vfs = *real_vfs;
+        counting_vfs.zName = "counting";
+        counting_vfs.szOsFile = (int) sizeof(struct counting_file) + real_vfs->szOsFile;
+        counting_vfs.xOpen = c_open;
+        ck_assert_int_eq(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+}
+
+START_TEST(test_durability) {
+        struct store *s;
+        uint8_t v[64 * 16];
+
+        counting_vfs_install();
+        s = open_new("sync.db");
+        enroll(s, "a", 0, 1);
+        enroll(s, "b", 0, 2);
+        ck_assert_int_gt(wal_syncs, 0);
+        next_vault(3, v);
+        ck_assert_int_eq(store_set_pending(s, "a", 0, v, sizeof(v)), 0);
+
+        wal_syncs = db_syncs = 0;
+        ck_assert_int_eq(store_commit(s, "a", 0, 1), 0);
+        ck_assert_int_eq(store_audit(s, 1, "a", "peer", "ok", 1), 0);
+        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(store_set_pending(s, "a", 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(wal_syncs, 1);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "a", 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(wal_syncs, 2);
+
+        /* A batch holding pending vaults is synced once, even if not asked to be. */
+        wal_syncs = 0;
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(store_set_pending(s, "b", 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "a", 2, 2), 0);
+        ck_assert_int_eq(store_record_failure(s, "b", 2), 0);
+        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(store_batch_commit(s, false), 0);
+        ck_assert_int_eq(wal_syncs, 1);
+
+        /* Commits alone are not synced, unless asked. */
+        wal_syncs = 0;
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(store_commit(s, "b", 0, 3), 0);
+        ck_assert_int_eq(store_batch_commit(s, false), 0);
+        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(store_record_failure(s, "b", 4), 0);
+        ck_assert_int_eq(store_batch_commit(s, true), 0);
+        ck_assert_int_eq(wal_syncs, 1);
+        /* No checkpoint ran meanwhile: the database file itself was never synced. */
+        ck_assert_int_eq(db_syncs, 0);
+        store_close(s);
+        sqlite3_vfs_unregister(&counting_vfs);
+}
+END_TEST
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st;
+        (void) flag;
+        (void) ftw;
+        return remove(path);
+}
+
+static Suite *store_suite(void) {
+        Suite *s = suite_create("store");
+        TCase *tc = tcase_create("store");
+
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_create_reopen);
+        tcase_add_test(tc, test_schema_newer);
+        tcase_add_test(tc, test_garbage);
+        tcase_add_test(tc, test_missing);
+        tcase_add_test(tc, test_master_key_create_load);
+        tcase_add_test(tc, test_master_key_permissions);
+        tcase_add_test(tc, test_master_key_hex);
+        tcase_add_test(tc, test_enroll_get);
+        tcase_add_test(tc, test_enroll_duplicate);
+        tcase_add_test(tc, test_bad_input);
+        tcase_add_test(tc, test_compare_and_set);
+        tcase_add_test(tc, test_promote);
+        tcase_add_test(tc, test_wrong_master_key);
+        tcase_add_test(tc, test_tamper);
+        tcase_add_test(tc, test_swap);
+        tcase_add_test(tc, test_revoke);
+        tcase_add_test(tc, test_list_count);
+        tcase_add_test(tc, test_audit);
+        tcase_add_test(tc, test_epoch_limits);
+        tcase_add_test(tc, test_batch);
+        tcase_add_test(tc, test_no_plaintext_on_disk);
+        tcase_add_test(tc, test_durability);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        const char *base = getenv("TMPDIR");
+        SRunner *sr;
+        int failed;
+
+        snprintf(tmpdir, sizeof(tmpdir), "%s/check_store.XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
+                perror("mkdtemp");
+                return 1;
+        }
+        sr = srunner_create(store_suite());
+        srunner_set_tap(sr, "-");
+        srunner_run_all(sr, CK_SILENT);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        return failed ? 1 : 0;
+}

@@ -1,0 +1,1073 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vaultd's TPM layer over ESAPI. The only file in the project that includes tss2 headers.
+ *
+ * Rules kept by every function below:
+ *  - every handle it loads (transient object or session) is flushed before it returns, on success
+ *    and failure alike: without a resource manager (swtpm, some embedded TPMs) a leaked handle
+ *    stays in one of the TPM's few slots (swtpm has 3 objects, 3 sessions) until reset;
+ *  - loaded handles are also recorded in the context, so if a flush fails (the transport broke)
+ *    tpm_close() tries again;
+ *  - secrets (KEK, counter auth) are wiped from our buffers and from tss2's output buffers before
+ *    they are freed;
+ *  - failures return -errno and leave one sentence in t->err; nothing is logged here.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+#include "tpm.h"
+
+/* Length of the error message kept per context. */
+#define TPM_ERR_MAX 256
+/* Handles one operation holds at once: parent, sealed object, two sessions; plus slack. */
+#define TPM_TRACK_MAX 8
+/* Random NV indices tried by tpm_counter_define() before giving up. */
+#define TPM_COUNTER_TRIES 64
+/* PCRs that may be bound: the 24 PCRs every PC-client TPM has. */
+#define TPM_PCR_COUNT 24
+#define TPM_PCR_MASK_VALID ((uint32_t) ((1u << TPM_PCR_COUNT) - 1))
+#define TPM_COUNTER_SIZE 8
+
+struct tpm_ctx {
+        TSS2_TCTI_CONTEXT *tcti;
+        ESYS_CONTEXT *esys;
+        uint64_t ncmd;
+        ESYS_TR loaded[TPM_TRACK_MAX];
+        char err[TPM_ERR_MAX];
+};
+
+/* tpm_open() has no context to hold its failure, so it lives here (per thread). */
+static _Thread_local char open_err[TPM_ERR_MAX];
+
+/* The TCG ECC P-256 storage key template ("SRK", TCG TPM v2.0 Provisioning Guidance). Its unique
+ * field is empty, as tpm2-tools and systemd create it, so a transient primary made from it is the
+ * same key as a persistent SRK provisioned by them. */
+#define SRK_ATTRS (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM | \
+                   TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN | \
+                   TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA)
+
+static const TPM2B_PUBLIC srk_template = {
+        .publicArea = {
+                .type = TPM2_ALG_ECC,
+                .nameAlg = TPM2_ALG_SHA256,
+                .objectAttributes = SRK_ATTRS,
+                .parameters.eccDetail = {
+                        .symmetric = {
+                                .algorithm = TPM2_ALG_AES,
+                                .keyBits.aes = 128,
+                                .mode.aes = TPM2_ALG_CFB,
+                        },
+                        .scheme.scheme = TPM2_ALG_NULL,
+                        .curveID = TPM2_ECC_NIST_P256,
+                        .kdf.scheme = TPM2_ALG_NULL,
+                },
+        },
+};
+
+/* Parameter encryption for every session we start. */
+static const TPMT_SYM_DEF session_sym = {
+        .algorithm = TPM2_ALG_AES,
+        .keyBits.aes = 128,
+        .mode.aes = TPM2_ALG_CFB,
+};
+
+/* The anti-rollback counter's NV attributes.
+ *
+ * TPM2_NT_COUNTER: the TPM itself guarantees the value only ever goes up, and a counter defined
+ * anew (even after undefine) starts at least at the highest value any counter ever had, so
+ * neither a reset nor a redefinition rolls it back.
+ * Not ORDERLY: an orderly counter is written to NV only at orderly shutdown; after a power loss
+ * the TPM jumps it forward by an unknown amount. vaultd would then see a counter ahead of its
+ * vault file and fail closed. A non-orderly increment is durable when the command returns, which
+ * is the property the vault's commit protocol relies on; vault generations are rare, so NV wear
+ * does not matter.
+ * AUTHREAD|AUTHWRITE with a 32-byte random auth value only vaultd knows: nobody else may advance
+ * it (which would be a denial of service), and it is used over HMAC sessions, never as a
+ * cleartext password, so it never crosses the TCTI.
+ * NO_DA: a wrong auth (a corrupt vault file, a bug) must not count toward the TPM-wide
+ * dictionary-attack lockout that would lock out every DA-protected key on the machine. A 32-byte
+ * random value needs no DA protection against guessing. */
+#define NV_COUNTER_ATTRS (TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA | \
+                          ((TPMA_NV) TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT))
+
+/* The sealed KEK's attributes.
+ *
+ * fixedTPM|fixedParent: the object can never be duplicated out of this TPM.
+ * noDA: the object has an empty auth value (the KEK's protection is the TPM binding and the
+ * optional PCR policy, not a secret), so DA protection buys nothing, and a DA lockout caused by
+ * anything else on the machine must not stop vaultd from unsealing.
+ * userWithAuth is replaced by adminWithPolicy when a PCR policy is given: then the user role can
+ * only be satisfied by the policy, not by the (empty) auth value. */
+#define SEALED_ATTRS (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_NODA)
+
+struct tpm_parent {
+        ESYS_TR tr;
+        bool transient;                 /* flush it (created) or only close its ESYS_TR (persistent) */
+        struct tpm_name name;
+};
+
+#define TPM_PARENT_NULL { .tr = ESYS_TR_NONE }
+
+static void wipe_free(void *p, size_t n) {
+        if (!p)
+                return;
+        explicit_bzero(p, n);
+        Esys_Free(p);
+}
+#define WIPE_FREE(p) do { wipe_free((p), sizeof(*(p))); (p) = NULL; } while (0)
+
+/* Strip the layer and, for format-one codes, the handle/session/parameter number. */
+static TSS2_RC rc_base(TSS2_RC rc) {
+        TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
+
+        if (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)
+                return rc;
+        if (rc & TPM2_RC_FMT1)
+                return rc & (TPM2_RC_FMT1 | 0x3f);
+        return rc & 0xfff;
+}
+
+static bool rc_from_tpm(TSS2_RC rc) {
+        TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
+        return layer == TSS2_TPM_RC_LAYER || layer == TSS2_RESMGR_TPM_RC_LAYER;
+}
+
+static int rc_errno(TSS2_RC rc) {
+        if (!rc_from_tpm(rc))
+                return (rc & TSS2_RC_LAYER_MASK) == TSS2_MU_RC_LAYER ? -EBADMSG :
+                       (rc & 0xffff) == TSS2_BASE_RC_MEMORY ? -ENOMEM : -EIO;
+
+        switch (rc_base(rc)) {
+        case TPM2_RC_LOCKOUT:
+                return -EBUSY;
+        case TPM2_RC_POLICY_FAIL:
+        case TPM2_RC_PCR_CHANGED:
+                return -EPERM;
+        case TPM2_RC_INTEGRITY:
+        case TPM2_RC_SENSITIVE:
+                return -EXDEV;
+        case TPM2_RC_AUTH_FAIL:
+        case TPM2_RC_BAD_AUTH:
+                return -EACCES;
+        case TPM2_RC_HANDLE:
+                return -ENOENT;
+        case TPM2_RC_NV_DEFINED:
+                return -EEXIST;
+        case TPM2_RC_NV_UNINITIALIZED:
+                return -ENODATA;
+        case TPM2_RC_NV_SPACE:
+        case TPM2_RC_OBJECT_MEMORY:
+        case TPM2_RC_SESSION_MEMORY:
+                return -ENOSPC;
+        case TPM2_RC_RETRY:
+        case TPM2_RC_YIELDED:
+        case TPM2_RC_TESTING:
+                return -EAGAIN;
+        default:
+                return -EIO;
+        }
+}
+
+static int fail(struct tpm_ctx *t, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct tpm_ctx *t, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(t->err, sizeof(t->err), fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* Map a tss2 failure to -errno and record "<what>: <reason> (<tss2 decoding>)". */
+static int fail_rc(struct tpm_ctx *t, const char *what, TSS2_RC rc) {
+        int r = rc_errno(rc);
+        const char *why;
+
+        switch (r) {
+        case -EBUSY:
+                why = "TPM is in dictionary-attack lockout: ";
+                break;
+        case -EPERM:
+                why = "PCR values do not match the sealing policy: ";
+                break;
+        case -EXDEV:
+                why = "rejected by the TPM's integrity check (tampered, or sealed by another TPM): ";
+                break;
+        case -EACCES:
+                why = "wrong authorization value: ";
+                break;
+        default:
+                why = "";
+        }
+        return fail(t, r, "%s: %s%s", what, why, Tss2_RC_Decode(rc));
+}
+
+static void track(struct tpm_ctx *t, ESYS_TR tr) {
+        for (size_t i = 0; i < TPM_TRACK_MAX; i++)
+                if (t->loaded[i] == ESYS_TR_NONE) {
+                        t->loaded[i] = tr;
+                        return;
+                }
+        /* Unreachable: no operation holds more than 4 handles, and each releases them. If it
+         * ever happens the handle is still flushed by its owner; only the retry in close is lost. */
+}
+
+static void untrack(struct tpm_ctx *t, ESYS_TR tr) {
+        for (size_t i = 0; i < TPM_TRACK_MAX; i++)
+                if (t->loaded[i] == tr) {
+                        t->loaded[i] = ESYS_TR_NONE;
+                        return;
+                }
+}
+
+static void flush(struct tpm_ctx *t, ESYS_TR *tr) {
+        if (*tr == ESYS_TR_NONE)
+                return;
+        t->ncmd++;
+        if (Esys_FlushContext(t->esys, *tr) == TSS2_RC_SUCCESS)
+                untrack(t, *tr);
+        *tr = ESYS_TR_NONE;
+}
+
+/* Release an ESYS_TR of a persistent object or NV index: no TPM command, no slot held. ESYS keeps
+ * the auth value we set in its own metadata; overwrite it rather than rely on ESYS to wipe it. */
+static void tr_close(struct tpm_ctx *t, ESYS_TR *tr) {
+        static const TPM2B_AUTH empty = { 0 };
+
+        if (*tr == ESYS_TR_NONE)
+                return;
+        (void) Esys_TR_SetAuth(t->esys, *tr, &empty);
+        (void) Esys_TR_Close(t->esys, tr);
+        *tr = ESYS_TR_NONE;
+}
+
+static int start_session(struct tpm_ctx *t, ESYS_TR salt_key, TPM2_SE type, TPMA_SESSION attrs,
+                         ESYS_TR *ret) {
+        ESYS_TR s = ESYS_TR_NONE;
+        TSS2_RC rc;
+
+        t->ncmd++;
+        rc = Esys_StartAuthSession(t->esys, salt_key, ESYS_TR_NONE,
+                                   ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                   NULL, type, &session_sym, TPM2_ALG_SHA256, &s);
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to start TPM session", rc);
+        track(t, s);
+
+        rc = Esys_TRSess_SetAttributes(t->esys, s, attrs | TPMA_SESSION_CONTINUESESSION, 0xff);
+        if (rc != TSS2_RC_SUCCESS) {
+                flush(t, &s);
+                return fail_rc(t, "Failed to set TPM session attributes", rc);
+        }
+        *ret = s;
+        return 0;
+}
+
+static int set_session_attrs(struct tpm_ctx *t, ESYS_TR s, TPMA_SESSION attrs) {
+        TSS2_RC rc = Esys_TRSess_SetAttributes(t->esys, s, attrs | TPMA_SESSION_CONTINUESESSION, 0xff);
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to set TPM session attributes", rc);
+        return 0;
+}
+
+static int name_from_tpm(struct tpm_ctx *t, const TPM2B_NAME *n, struct tpm_name *ret) {
+        if (n->size == 0 || n->size > TPM_NAME_MAX || n->size > sizeof(n->name))
+                return fail(t, -EIO, "TPM returned a name of %u bytes", (unsigned) n->size);
+        memcpy(ret->buf, n->name, n->size);
+        ret->len = n->size;
+        return 0;
+}
+
+static bool srk_matches(const TPMT_PUBLIC *p) {
+        const TPMS_ECC_PARMS *e = &p->parameters.eccDetail;
+
+        return p->type == TPM2_ALG_ECC &&
+               p->nameAlg == TPM2_ALG_SHA256 &&
+               p->objectAttributes == SRK_ATTRS &&
+               p->authPolicy.size == 0 &&
+               e->symmetric.algorithm == TPM2_ALG_AES &&
+               e->symmetric.keyBits.aes == 128 &&
+               e->symmetric.mode.aes == TPM2_ALG_CFB &&
+               e->scheme.scheme == TPM2_ALG_NULL &&
+               e->curveID == TPM2_ECC_NIST_P256 &&
+               e->kdf.scheme == TPM2_ALG_NULL;
+}
+
+/* Reuse the persistent SRK if it has exactly the template, else create the template transiently.
+ * A persistent key with other attributes (RSA, no noDA, a policy) is left alone: we would not
+ * know what it is for, and its name would not match the one pinned at seal time anyway. */
+static int parent_acquire(struct tpm_ctx *t, struct tpm_parent *ret) {
+        static const TPM2B_SENSITIVE_CREATE no_sensitive = { 0 };
+        static const TPM2B_DATA no_outside = { 0 };
+        static const TPML_PCR_SELECTION no_pcrs = { 0 };
+        struct tpm_parent p = TPM_PARENT_NULL;
+        TPM2B_PUBLIC *pub = NULL;
+        TPM2B_NAME *name = NULL;
+        TSS2_RC rc;
+        int r;
+
+        t->ncmd++;
+        rc = Esys_TR_FromTPMPublic(t->esys, TPM_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &p.tr);
+        if (rc == TSS2_RC_SUCCESS) {
+                t->ncmd++;
+                rc = Esys_ReadPublic(t->esys, p.tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                     &pub, &name, NULL);
+                if (rc != TSS2_RC_SUCCESS) {
+                        r = fail_rc(t, "Failed to read the public area of persistent SRK 0x81000001", rc);
+                        goto finish;
+                }
+                if (srk_matches(&pub->publicArea)) {
+                        r = name_from_tpm(t, name, &p.name);
+                        if (r < 0)
+                                goto finish;
+                        *ret = p;
+                        p.tr = ESYS_TR_NONE;
+                        r = 0;
+                        goto finish;
+                }
+                Esys_Free(pub);
+                pub = NULL;
+                Esys_Free(name);
+                name = NULL;
+                tr_close(t, &p.tr);
+        } else if (rc_errno(rc) != -ENOENT) {
+                return fail_rc(t, "Failed to look up persistent SRK 0x81000001", rc);
+        }
+
+        t->ncmd++;
+        rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                &no_sensitive, &srk_template, &no_outside, &no_pcrs,
+                                &p.tr, NULL, NULL, NULL, NULL);
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to create the storage primary key", rc);
+        track(t, p.tr);
+        p.transient = true;
+
+        rc = Esys_TR_GetName(t->esys, p.tr, &name);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to get the storage primary key's name", rc);
+                goto finish;
+        }
+        r = name_from_tpm(t, name, &p.name);
+        if (r < 0)
+                goto finish;
+        *ret = p;
+        p.tr = ESYS_TR_NONE;
+        r = 0;
+
+finish:
+        Esys_Free(pub);
+        Esys_Free(name);
+        if (p.transient)
+                flush(t, &p.tr);
+        else
+                tr_close(t, &p.tr);
+        return r;
+}
+
+static void parent_release(struct tpm_ctx *t, struct tpm_parent *p) {
+        if (p->transient)
+                flush(t, &p->tr);
+        else
+                tr_close(t, &p->tr);
+}
+
+static bool name_equal(const struct tpm_name *a, const struct tpm_name *b) {
+        return a->len == b->len && a->len <= TPM_NAME_MAX && memcmp(a->buf, b->buf, a->len) == 0;
+}
+
+static void pcr_selection(uint32_t mask, TPML_PCR_SELECTION *ret) {
+        *ret = (TPML_PCR_SELECTION) {
+                .count = 1,
+                .pcrSelections[0] = {
+                        .hash = TPM2_ALG_SHA256,
+                        .sizeofSelect = 3,
+                        .pcrSelect = { mask & 0xff, (mask >> 8) & 0xff, (mask >> 16) & 0xff },
+                },
+        };
+}
+
+/* The policy digest of PolicyPCR over the current values of the selected PCRs, computed by the
+ * TPM in a trial session (so it is exactly what a real policy session will produce). */
+static int policy_pcr_digest(struct tpm_ctx *t, uint32_t mask, TPM2B_DIGEST *ret) {
+        static const TPM2B_DIGEST current = { 0 };     /* empty: the TPM uses the current values */
+        TPML_PCR_SELECTION sel;
+        TPM2B_DIGEST *digest = NULL;
+        ESYS_TR trial = ESYS_TR_NONE;
+        TSS2_RC rc;
+        int r;
+
+        pcr_selection(mask, &sel);
+        r = start_session(t, ESYS_TR_NONE, TPM2_SE_TRIAL, 0, &trial);
+        if (r < 0)
+                return r;
+
+        t->ncmd++;
+        rc = Esys_PolicyPCR(t->esys, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current, &sel);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to compute the PCR policy", rc);
+                goto finish;
+        }
+        t->ncmd++;
+        rc = Esys_PolicyGetDigest(t->esys, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &digest);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to read the PCR policy digest", rc);
+                goto finish;
+        }
+        if (digest->size != 32) {
+                r = fail(t, -EIO, "TPM returned a policy digest of %u bytes", (unsigned) digest->size);
+                goto finish;
+        }
+        *ret = *digest;
+        r = 0;
+
+finish:
+        Esys_Free(digest);
+        flush(t, &trial);
+        return r;
+}
+
+int tpm_open(const char *tcti, struct tpm_ctx **ret) {
+        struct tpm_ctx *t;
+        TSS2_RC rc;
+        int r;
+
+        open_err[0] = '\0';
+        /* NULL or "" would make tss2 probe its defaults (device, then swtpm on localhost:2321). */
+        if (!tcti || !*tcti || !ret) {
+                snprintf(open_err, sizeof(open_err), "No TCTI given");
+                return -EINVAL;
+        }
+
+        t = calloc(1, sizeof(*t));
+        if (!t) {
+                snprintf(open_err, sizeof(open_err), "Out of memory");
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < TPM_TRACK_MAX; i++)
+                t->loaded[i] = ESYS_TR_NONE;
+
+        rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
+        if (rc != TSS2_RC_SUCCESS) {
+                snprintf(open_err, sizeof(open_err), "Cannot connect to the TPM via TCTI '%s': %s",
+                         tcti, Tss2_RC_Decode(rc));
+                free(t);
+                return -ENODEV;
+        }
+
+        rc = Esys_Initialize(&t->esys, t->tcti, NULL);
+        if (rc != TSS2_RC_SUCCESS) {
+                snprintf(open_err, sizeof(open_err), "Failed to initialize ESAPI: %s", Tss2_RC_Decode(rc));
+                r = rc_errno(rc);
+                goto fail;
+        }
+
+        /* A TPM started by firmware (or swtpm with startup-clear) answers TPM2_RC_INITIALIZE. */
+        t->ncmd++;
+        rc = Esys_Startup(t->esys, TPM2_SU_CLEAR);
+        if (rc != TSS2_RC_SUCCESS && !(rc_from_tpm(rc) && rc_base(rc) == TPM2_RC_INITIALIZE)) {
+                snprintf(open_err, sizeof(open_err), "TPM startup via TCTI '%s' failed: %s",
+                         tcti, Tss2_RC_Decode(rc));
+                /* A transport failure here means there is no usable TPM at the other end. */
+                r = rc_from_tpm(rc) ? rc_errno(rc) : -ENODEV;
+                goto fail;
+        }
+
+        *ret = t;
+        return 0;
+
+fail:
+        if (t->esys)
+                Esys_Finalize(&t->esys);
+        Tss2_TctiLdr_Finalize(&t->tcti);
+        free(t);
+        return r;
+}
+
+void tpm_close(struct tpm_ctx *t) {
+        if (!t)
+                return;
+        /* Normally empty: only handles whose flush failed are still here. */
+        for (size_t i = 0; i < TPM_TRACK_MAX; i++)
+                flush(t, &t->loaded[i]);
+        Esys_Finalize(&t->esys);
+        Tss2_TctiLdr_Finalize(&t->tcti);
+        explicit_bzero(t, sizeof(*t));
+        free(t);
+}
+
+const char *tpm_last_error(const struct tpm_ctx *t) {
+        return t ? t->err : open_err;
+}
+
+uint64_t tpm_command_count(const struct tpm_ctx *t) {
+        return t ? t->ncmd : 0;
+}
+
+int tpm_parent_name(struct tpm_ctx *t, struct tpm_name *ret) {
+        struct tpm_parent p = TPM_PARENT_NULL;
+        int r;
+
+        if (!t || !ret)
+                return -EINVAL;
+        r = parent_acquire(t, &p);
+        if (r < 0)
+                return r;
+        *ret = p.name;
+        parent_release(t, &p);
+        return 0;
+}
+
+/* Seal the KEK under the storage parent.
+ *
+ * The Create command carries the KEK, so it runs over an HMAC session salted with the parent's
+ * public key and with parameter encryption (AES-128-CFB) on the command's first parameter: the
+ * salt is encrypted to the parent (ECDH), so only the TPM and we know the session key, and a bus
+ * sniffer or an interposer on the TCTI never sees the KEK. The parent's name is returned in the
+ * blob so unseal can refuse a different parent before it sends it anything: salting to a key an
+ * interposer substituted would hand the interposer the session key. */
+int tpm_seal(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_mask, struct tpm_sealed *ret) {
+        static const TPM2B_DATA no_outside = { 0 };
+        static const TPML_PCR_SELECTION no_pcrs = { 0 };
+        struct tpm_parent parent = TPM_PARENT_NULL;
+        TPM2B_SENSITIVE_CREATE sens = { 0 };
+        TPM2B_PUBLIC tmpl = {
+                .publicArea = {
+                        .type = TPM2_ALG_KEYEDHASH,
+                        .nameAlg = TPM2_ALG_SHA256,
+                        .objectAttributes = SEALED_ATTRS | TPMA_OBJECT_USERWITHAUTH,
+                        .parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
+                },
+        };
+        TPM2B_PRIVATE *out_priv = NULL;
+        TPM2B_PUBLIC *out_pub = NULL;
+        struct tpm_sealed sealed = { 0 };
+        ESYS_TR session = ESYS_TR_NONE;
+        size_t off;
+        TSS2_RC rc;
+        int r;
+
+        if (!t || !kek || !ret)
+                return -EINVAL;
+        if (pcr_mask & ~TPM_PCR_MASK_VALID)
+                return fail(t, -EINVAL, "PCR mask 0x%08x selects PCRs above 23", pcr_mask);
+
+        r = parent_acquire(t, &parent);
+        if (r < 0)
+                return r;
+
+        if (pcr_mask != 0) {
+                r = policy_pcr_digest(t, pcr_mask, &tmpl.publicArea.authPolicy);
+                if (r < 0)
+                        goto finish;
+                tmpl.publicArea.objectAttributes = SEALED_ATTRS | TPMA_OBJECT_ADMINWITHPOLICY;
+        }
+
+        r = start_session(t, parent.tr, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT, &session);
+        if (r < 0)
+                goto finish;
+
+        sens.sensitive.data.size = TPM_KEK_SIZE;
+        memcpy(sens.sensitive.data.buffer, kek, TPM_KEK_SIZE);
+
+        t->ncmd++;
+        rc = Esys_Create(t->esys, parent.tr, session, ESYS_TR_NONE, ESYS_TR_NONE,
+                         &sens, &tmpl, &no_outside, &no_pcrs,
+                         &out_priv, &out_pub, NULL, NULL, NULL);
+        explicit_bzero(&sens, sizeof(sens));
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to seal the key", rc);
+                goto finish;
+        }
+
+        off = 0;
+        rc = Tss2_MU_TPM2B_PUBLIC_Marshal(out_pub, sealed.pub, sizeof(sealed.pub), &off);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to encode the sealed public area", rc);
+                goto finish;
+        }
+        sealed.pub_len = off;
+        off = 0;
+        rc = Tss2_MU_TPM2B_PRIVATE_Marshal(out_priv, sealed.priv, sizeof(sealed.priv), &off);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to encode the sealed private area", rc);
+                goto finish;
+        }
+        sealed.priv_len = off;
+        sealed.parent = parent.name;
+        sealed.pcr_mask = pcr_mask;
+
+        *ret = sealed;
+        r = 0;
+
+finish:
+        explicit_bzero(&sens, sizeof(sens));
+        explicit_bzero(&sealed, sizeof(sealed));
+        WIPE_FREE(out_priv);
+        WIPE_FREE(out_pub);
+        flush(t, &session);
+        parent_release(t, &parent);
+        return r;
+}
+
+/* Decode a sealed blob exactly: no trailing bytes, and the shape tpm_seal() produces. */
+static int sealed_decode(struct tpm_ctx *t, const struct tpm_sealed *s, TPM2B_PUBLIC *pub, TPM2B_PRIVATE *priv) {
+        const TPMA_OBJECT need = SEALED_ATTRS;
+        size_t off;
+
+        if (s->pcr_mask & ~TPM_PCR_MASK_VALID)
+                return fail(t, -EBADMSG, "Sealed key binds PCRs above 23 (mask 0x%08x)", s->pcr_mask);
+        if (s->pub_len > sizeof(s->pub) || s->priv_len > sizeof(s->priv) ||
+            s->parent.len == 0 || s->parent.len > TPM_NAME_MAX)
+                return fail(t, -EBADMSG, "Sealed key has impossible lengths");
+
+        off = 0;
+        if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(s->pub, s->pub_len, &off, pub) != TSS2_RC_SUCCESS || off != s->pub_len)
+                return fail(t, -EBADMSG, "Sealed key's public area does not decode");
+        off = 0;
+        if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(s->priv, s->priv_len, &off, priv) != TSS2_RC_SUCCESS || off != s->priv_len)
+                return fail(t, -EBADMSG, "Sealed key's private area does not decode");
+
+        if (pub->publicArea.type != TPM2_ALG_KEYEDHASH ||
+            pub->publicArea.nameAlg != TPM2_ALG_SHA256 ||
+            (pub->publicArea.objectAttributes & need) != need ||
+            (pub->publicArea.objectAttributes & (TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_DECRYPT)))
+                return fail(t, -EBADMSG, "Sealed key is not a fixedTPM sealed data object");
+        return 0;
+}
+
+/* Unseal the KEK.
+ *
+ * The parent's current name must equal the one recorded at seal time, checked before any session
+ * is salted to it (see tpm_seal()). The Load runs over a session salted with that parent; the
+ * same session then encrypts the Unseal response, so the KEK comes back over the TCTI encrypted
+ * under a key only we and the TPM hold. With a PCR policy, a separate (unsalted) policy session
+ * carries PolicyPCR; it needs no secrecy. */
+int tpm_unseal(struct tpm_ctx *t, const struct tpm_sealed *s, uint8_t kek[TPM_KEK_SIZE]) {
+        static const TPM2B_DIGEST current = { 0 };
+        struct tpm_parent parent = TPM_PARENT_NULL;
+        TPM2B_PUBLIC pub = { 0 };
+        TPM2B_PRIVATE priv = { 0 };
+        TPM2B_SENSITIVE_DATA *out = NULL;
+        TPML_PCR_SELECTION sel;
+        ESYS_TR session = ESYS_TR_NONE, policy = ESYS_TR_NONE, obj = ESYS_TR_NONE;
+        TSS2_RC rc;
+        int r;
+
+        if (!t || !s || !kek)
+                return -EINVAL;
+        r = sealed_decode(t, s, &pub, &priv);
+        if (r < 0)
+                return r;
+
+        r = parent_acquire(t, &parent);
+        if (r < 0)
+                return r;
+        if (!name_equal(&parent.name, &s->parent)) {
+                r = fail(t, -EXDEV, "Wrong TPM: the storage key's name differs from the one the key was sealed under");
+                goto finish;
+        }
+
+        r = start_session(t, parent.tr, TPM2_SE_HMAC, 0, &session);
+        if (r < 0)
+                goto finish;
+
+        t->ncmd++;
+        rc = Esys_Load(t->esys, parent.tr, session, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &obj);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to load the sealed key", rc);
+                goto finish;
+        }
+        track(t, obj);
+
+        r = set_session_attrs(t, session, TPMA_SESSION_ENCRYPT);
+        if (r < 0)
+                goto finish;
+
+        if (s->pcr_mask != 0) {
+                pcr_selection(s->pcr_mask, &sel);
+                r = start_session(t, ESYS_TR_NONE, TPM2_SE_POLICY, 0, &policy);
+                if (r < 0)
+                        goto finish;
+                t->ncmd++;
+                rc = Esys_PolicyPCR(t->esys, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current, &sel);
+                if (rc != TSS2_RC_SUCCESS) {
+                        r = fail_rc(t, "Failed to apply the PCR policy", rc);
+                        goto finish;
+                }
+                t->ncmd++;
+                rc = Esys_Unseal(t->esys, obj, policy, session, ESYS_TR_NONE, &out);
+        } else {
+                t->ncmd++;
+                rc = Esys_Unseal(t->esys, obj, session, ESYS_TR_NONE, ESYS_TR_NONE, &out);
+        }
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to unseal the key", rc);
+                goto finish;
+        }
+        if (out->size != TPM_KEK_SIZE) {
+                r = fail(t, -EBADMSG, "Unsealed %u bytes, expected %u", (unsigned) out->size, TPM_KEK_SIZE);
+                goto finish;
+        }
+        memcpy(kek, out->buffer, TPM_KEK_SIZE);
+        r = 0;
+
+finish:
+        WIPE_FREE(out);
+        flush(t, &obj);
+        flush(t, &policy);
+        flush(t, &session);
+        parent_release(t, &parent);
+        return r;
+}
+
+static bool counter_index_valid(uint32_t index) {
+        return index >= TPM_COUNTER_FIRST && index <= TPM_COUNTER_LAST;
+}
+
+/* Look up an NV index and check it is one of our counters. The check matters: an index of another
+ * type at the same handle (someone with owner auth undefined ours and defined an ordinary index)
+ * could be written back to any value, which would defeat anti-rollback. */
+static int counter_lookup(struct tpm_ctx *t, uint32_t index, ESYS_TR *ret) {
+        ESYS_TR nv = ESYS_TR_NONE;
+        TPM2B_NV_PUBLIC *pub = NULL;
+        TSS2_RC rc;
+        int r;
+
+        if (!counter_index_valid(index))
+                return fail(t, -EINVAL, "NV index 0x%08x is outside the counter range", index);
+
+        t->ncmd++;
+        rc = Esys_TR_FromTPMPublic(t->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = rc_errno(rc);
+                return r == -ENOENT ? fail(t, r, "NV index 0x%08x is not defined", index) :
+                                      fail_rc(t, "Failed to look up the NV counter", rc);
+        }
+        t->ncmd++;
+        rc = Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to read the NV counter's public area", rc);
+                goto finish;
+        }
+        if ((pub->nvPublic.attributes & ~TPMA_NV_WRITTEN) != NV_COUNTER_ATTRS ||
+            pub->nvPublic.dataSize != TPM_COUNTER_SIZE ||
+            pub->nvPublic.nameAlg != TPM2_ALG_SHA256) {
+                r = fail(t, -EMEDIUMTYPE, "NV index 0x%08x is not a vaultd counter (attributes 0x%08x)",
+                         index, (unsigned) pub->nvPublic.attributes);
+                goto finish;
+        }
+        *ret = nv;
+        nv = ESYS_TR_NONE;
+        r = 0;
+
+finish:
+        Esys_Free(pub);
+        tr_close(t, &nv);
+        return r;
+}
+
+static void auth_set(TPM2B_AUTH *a, const uint8_t auth[TPM_COUNTER_AUTH_SIZE]) {
+        a->size = TPM_COUNTER_AUTH_SIZE;
+        memcpy(a->buffer, auth, TPM_COUNTER_AUTH_SIZE);
+}
+
+static int counter_set_auth(struct tpm_ctx *t, ESYS_TR nv, const uint8_t auth[TPM_COUNTER_AUTH_SIZE]) {
+        TPM2B_AUTH a = { 0 };
+        TSS2_RC rc;
+
+        auth_set(&a, auth);
+        rc = Esys_TR_SetAuth(t->esys, nv, &a);
+        explicit_bzero(&a, sizeof(a));
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to set the NV counter's auth value", rc);
+        return 0;
+}
+
+/* Read the counter, authorized by its auth value through the HMAC session s. */
+static int counter_read_value(struct tpm_ctx *t, ESYS_TR nv, ESYS_TR s, uint64_t *ret) {
+        TPM2B_MAX_NV_BUFFER *data = NULL;
+        uint64_t v = 0;
+        TSS2_RC rc;
+
+        t->ncmd++;
+        rc = Esys_NV_Read(t->esys, nv, nv, s, ESYS_TR_NONE, ESYS_TR_NONE, TPM_COUNTER_SIZE, 0, &data);
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to read the NV counter", rc);
+        if (data->size != TPM_COUNTER_SIZE) {
+                unsigned n = data->size;
+                Esys_Free(data);
+                return fail(t, -EIO, "NV counter read returned %u bytes", n);
+        }
+        for (size_t i = 0; i < TPM_COUNTER_SIZE; i++)
+                v = (v << 8) | data->buffer[i];
+        Esys_Free(data);
+        *ret = v;
+        return 0;
+}
+
+/* Is an NV index defined? One GetCapability: the first defined handle at or above index. */
+static int nv_defined(struct tpm_ctx *t, uint32_t index, bool *ret) {
+        TPMS_CAPABILITY_DATA *cap = NULL;
+        TPMI_YES_NO more;
+        TSS2_RC rc;
+
+        t->ncmd++;
+        rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                TPM2_CAP_HANDLES, index, 1, &more, &cap);
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to list NV indices", rc);
+        *ret = cap->capability == TPM2_CAP_HANDLES && cap->data.handles.count >= 1 &&
+               cap->data.handles.handle[0] == index;
+        Esys_Free(cap);
+        return 0;
+}
+
+/* Define a counter (attributes: see NV_COUNTER_ATTRS) at a random free index and advance it once.
+ * DefineSpace carries the auth value, so it runs over a session salted with the storage parent
+ * with command parameter encryption, like tpm_seal(); owner auth is the empty value. If anything
+ * after the define fails, the index is undefined again so no NV space leaks. */
+int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
+                       uint32_t *ret_index, uint64_t *ret_value) {
+        struct tpm_parent parent = TPM_PARENT_NULL;
+        ESYS_TR session = ESYS_TR_NONE, nv = ESYS_TR_NONE;
+        TPM2B_NV_PUBLIC nvpub = { 0 };
+        TPM2B_AUTH a = { 0 };
+        uint32_t index = 0;
+        uint64_t value;
+        bool defined = true;
+        TSS2_RC rc;
+        int r;
+
+        if (!t || !auth || !ret_index || !ret_value)
+                return -EINVAL;
+
+        for (unsigned i = 0; i < TPM_COUNTER_TRIES && defined; i++) {
+                uint16_t rnd;
+
+                if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+                        return fail(t, -EIO, "getrandom() failed");
+                index = TPM_COUNTER_FIRST + rnd;
+                r = nv_defined(t, index, &defined);
+                if (r < 0)
+                        return r;
+        }
+        if (defined)
+                return fail(t, -ENOSPC, "No free NV index found in 0x%08x..0x%08x",
+                            TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
+
+        r = parent_acquire(t, &parent);
+        if (r < 0)
+                return r;
+        r = start_session(t, parent.tr, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT, &session);
+        if (r < 0)
+                goto finish;
+
+        nvpub.nvPublic = (TPMS_NV_PUBLIC) {
+                .nvIndex = index,
+                .nameAlg = TPM2_ALG_SHA256,
+                .attributes = NV_COUNTER_ATTRS,
+                .dataSize = TPM_COUNTER_SIZE,
+        };
+        auth_set(&a, auth);
+        t->ncmd++;
+        rc = Esys_NV_DefineSpace(t->esys, ESYS_TR_RH_OWNER, session, ESYS_TR_NONE, ESYS_TR_NONE,
+                                 &a, &nvpub, &nv);
+        explicit_bzero(&a, sizeof(a));
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to define the NV counter", rc);
+                goto finish;
+        }
+
+        r = counter_set_auth(t, nv, auth);
+        if (r < 0)
+                goto undefine;
+        /* Increment and NV_Read have no secret parameter: plain HMAC use of the same session. */
+        r = set_session_attrs(t, session, 0);
+        if (r < 0)
+                goto undefine;
+        t->ncmd++;
+        rc = Esys_NV_Increment(t->esys, nv, nv, session, ESYS_TR_NONE, ESYS_TR_NONE);
+        if (rc != TSS2_RC_SUCCESS) {
+                r = fail_rc(t, "Failed to initialize the NV counter", rc);
+                goto undefine;
+        }
+        r = counter_read_value(t, nv, session, &value);
+        if (r < 0)
+                goto undefine;
+
+        *ret_index = index;
+        *ret_value = value;
+        r = 0;
+        goto finish;
+
+undefine:
+        /* Owner-authorized: the index's own auth is not needed any more. */
+        (void) Esys_TR_SetAuth(t->esys, nv, &(const TPM2B_AUTH) { 0 });
+        t->ncmd++;
+        if (Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD,
+                                  ESYS_TR_NONE, ESYS_TR_NONE) == TSS2_RC_SUCCESS)
+                nv = ESYS_TR_NONE;      /* ESYS released the handle */
+finish:
+        explicit_bzero(&a, sizeof(a));
+        tr_close(t, &nv);
+        flush(t, &session);
+        parent_release(t, &parent);
+        return r;
+}
+
+/* Read or advance a counter. Authorization is an unsalted HMAC session keyed with the auth value:
+ * the value itself never crosses the TCTI, and these commands carry nothing else secret. */
+static int counter_op(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
+                      bool increment, uint64_t *ret_value) {
+        ESYS_TR nv = ESYS_TR_NONE, session = ESYS_TR_NONE;
+        uint64_t value;
+        TSS2_RC rc;
+        int r;
+
+        if (!t || !auth || !ret_value)
+                return -EINVAL;
+
+        r = counter_lookup(t, index, &nv);
+        if (r < 0)
+                return r;
+        r = counter_set_auth(t, nv, auth);
+        if (r < 0)
+                goto finish;
+        r = start_session(t, ESYS_TR_NONE, TPM2_SE_HMAC, 0, &session);
+        if (r < 0)
+                goto finish;
+
+        if (increment) {
+                t->ncmd++;
+                rc = Esys_NV_Increment(t->esys, nv, nv, session, ESYS_TR_NONE, ESYS_TR_NONE);
+                if (rc != TSS2_RC_SUCCESS) {
+                        r = fail_rc(t, "Failed to increment the NV counter", rc);
+                        goto finish;
+                }
+        }
+        r = counter_read_value(t, nv, session, &value);
+        if (r < 0)
+                goto finish;
+        *ret_value = value;
+        r = 0;
+
+finish:
+        flush(t, &session);
+        tr_close(t, &nv);
+        return r;
+}
+
+int tpm_counter_read(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value) {
+        return counter_op(t, index, auth, false, ret_value);
+}
+
+int tpm_counter_increment(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value) {
+        return counter_op(t, index, auth, true, ret_value);
+}
+
+int tpm_counter_undefine(struct tpm_ctx *t, uint32_t index) {
+        ESYS_TR nv = ESYS_TR_NONE;
+        TSS2_RC rc;
+        int r;
+
+        if (!t)
+                return -EINVAL;
+        r = counter_lookup(t, index, &nv);
+        if (r < 0)
+                return r;
+        t->ncmd++;
+        rc = Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD,
+                                   ESYS_TR_NONE, ESYS_TR_NONE);
+        if (rc != TSS2_RC_SUCCESS) {
+                tr_close(t, &nv);
+                return fail_rc(t, "Failed to undefine the NV counter", rc);
+        }
+        return 0;
+}
+
+/* ---- test-only helpers ---- */
+
+static int count_handles(struct tpm_ctx *t, TPM2_HT type, unsigned *ret) {
+        TPMS_CAPABILITY_DATA *cap = NULL;
+        TPMI_YES_NO more;
+        TSS2_RC rc;
+
+        t->ncmd++;
+        rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                                (UINT32) type << TPM2_HR_SHIFT, TPM2_MAX_CAP_HANDLES, &more, &cap);
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to list handles", rc);
+        *ret = cap->data.handles.count;
+        Esys_Free(cap);
+        return 0;
+}
+
+int tpm_test_count_loaded(struct tpm_ctx *t, unsigned *ret_objects, unsigned *ret_sessions) {
+        unsigned objects, loaded, saved;
+        int r;
+
+        if (!t || !ret_objects || !ret_sessions)
+                return -EINVAL;
+        r = count_handles(t, TPM2_HT_TRANSIENT, &objects);
+        if (r < 0)
+                return r;
+        r = count_handles(t, TPM2_HT_LOADED_SESSION, &loaded);
+        if (r < 0)
+                return r;
+        r = count_handles(t, TPM2_HT_SAVED_SESSION, &saved);
+        if (r < 0)
+                return r;
+        *ret_objects = objects;
+        *ret_sessions = loaded + saved;
+        return 0;
+}
+
+int tpm_test_pcr_extend(struct tpm_ctx *t, unsigned pcr) {
+        TPML_DIGEST_VALUES digests = {
+                .count = 1,
+                .digests[0] = { .hashAlg = TPM2_ALG_SHA256, .digest.sha256 = { 0x5a, 0xa5, 0x01 } },
+        };
+        TSS2_RC rc;
+
+        if (!t || pcr >= TPM_PCR_COUNT)
+                return -EINVAL;
+        t->ncmd++;
+        rc = Esys_PCR_Extend(t->esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digests);
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to extend PCR", rc);
+        return 0;
+}
+
+int tpm_test_lockout_counter(struct tpm_ctx *t, uint32_t *ret) {
+        TPMS_CAPABILITY_DATA *cap = NULL;
+        TPMI_YES_NO more;
+        TSS2_RC rc;
+        int r = 0;
+
+        if (!t || !ret)
+                return -EINVAL;
+        t->ncmd++;
+        rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES,
+                                TPM2_PT_LOCKOUT_COUNTER, 1, &more, &cap);
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to read TPM properties", rc);
+        if (cap->data.tpmProperties.count < 1 ||
+            cap->data.tpmProperties.tpmProperty[0].property != TPM2_PT_LOCKOUT_COUNTER)
+                r = fail(t, -EIO, "TPM did not report TPM2_PT_LOCKOUT_COUNTER");
+        else
+                *ret = cap->data.tpmProperties.tpmProperty[0].value;
+        Esys_Free(cap);
+        return r;
+}

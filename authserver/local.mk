@@ -1,3 +1,17 @@
 sbin_PROGRAMS += authserver/authserver
-authserver_authserver_SOURCES = authserver/main.c
-authserver_authserver_LDADD = $(SVCOMMON_LIBS)
+authserver_authserver_SOURCES = \
+	authserver/admin.c \
+	authserver/authserver.h \
+	authserver/backoff.c \
+	authserver/common-options.h \
+	authserver/config.c \
+	authserver/conn.c \
+	authserver/generation.c \
+	authserver/json.c \
+	authserver/listen.c \
+	authserver/log.c \
+	authserver/main.c \
+	authserver/serve.c \
+	authserver/server.h
+authserver_authserver_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(SQLITE_CFLAGS)
+authserver_authserver_LDADD = authserver/libstore.a $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(SQLITE_LIBS)

@@ -1,38 +1,104 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "authserver.h"
+#include "common-options.h"
+
+struct verb {
+        const char *name;
+        const char *summary;
+        int (*run)(struct config *c, int argc, char *argv[]);
+};
+
+static const struct verb verbs[] = {
+        { "serve",  "authenticate devices over TCP",                          verb_serve },
+        { "init",   "create the master key and an empty database",            verb_init },
+        { "enroll", "create a device and write its enrollment bundle",        verb_enroll },
+        { "revoke", "revoke a device and erase its vaults",                   verb_revoke },
+        { "list",   "list the enrolled devices",                              verb_list },
+        { "show",   "show one device (never key material)",                   verb_show },
+};
 
 static void help(void) {
-        printf("Usage: authserver [OPTIONS]\n"
-               "\n"
-               "the secure-vault server: authenticates devices against their vaults.\n"
-               "\n"
-               "  -h --help       Show this help\n"
-               "     --version    Show the version\n");
+        printf("Usage: authserver VERB [OPTIONS]\n\n"
+               "The secure-vault server: authenticates devices against their vaults.\n\nVerbs:\n");
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+                printf("  %-8s %s\n", verbs[i].name, verbs[i].summary);
+        printf("\nOptions of every verb:\n"
+               "  --db PATH           device database (default " AUTHSERVER_DEFAULT_DB ")\n"
+               "  --master-key FILE   32-byte master key (default: $CREDENTIALS_DIRECTORY/" AUTHSERVER_CREDENTIAL_NAME ")\n"
+               "  --config FILE       settings file (default " AUTHSERVER_CONFIG_PATH ")\n"
+               "  -h --help           help ('authserver VERB --help' for a verb)\n"
+               "     --version        show the version\n"
+               "\nExit codes: 0 ok, 1 failure, 2 usage, 3 no such device, 4 device exists, 5 database error.\n");
+}
+
+int common_option(struct config *c, int opt, const char *arg) {
+        switch (opt) {
+        case ARG_DB:
+                return config_set(c, "db", arg, "--db") < 0 ? -EINVAL : 1;
+        case ARG_MASTER_KEY:
+                return config_set(c, "master-key", arg, "--master-key") < 0 ? -EINVAL : 1;
+        case ARG_CONFIG:
+                return 1;       /* read before the verb's options, see main() */
+        default:
+                return 0;
+        }
+}
+
+/* The settings file is read first so that command-line options override it. */
+static const char *find_config(int argc, char *argv[], bool *explicit) {
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--") == 0)
+                        break;
+                if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+                        *explicit = true;
+                        return argv[i + 1];
+                }
+                if (strncmp(argv[i], "--config=", 9) == 0) {
+                        *explicit = true;
+                        return argv[i] + 9;
+                }
+        }
+        *explicit = false;
+        return AUTHSERVER_CONFIG_PATH;
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100 };
-        static const struct option options[] = {
-                { "help",    no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { 0 }
-        };
-        int c;
+        struct config c;
+        const char *config_path;
+        bool explicit;
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case ARG_VERSION:
-                        printf("authserver " PACKAGE_VERSION "\n");
-                        return EXIT_SUCCESS;
-                default:
-                        return 2;
+        if (argc < 2) {
+                fprintf(stderr, "authserver: missing verb (try 'authserver --help')\n");
+                return AS_EXIT_USAGE;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                help();
+                return AS_EXIT_OK;
+        }
+        if (strcmp(argv[1], "--version") == 0) {
+                printf("authserver " PACKAGE_VERSION "\n");
+                return AS_EXIT_OK;
+        }
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+                if (strcmp(argv[1], verbs[i].name) != 0)
+                        continue;
+                config_init(&c);
+                config_path = find_config(argc, argv, &explicit);
+                c.config_path = config_path;
+                if (config_load(&c, config_path, explicit) < 0) {
+                        config_free(&c);
+                        return AS_EXIT_USAGE;
                 }
-        fprintf(stderr, "authserver: not implemented yet in this version; see --help.\n");
-        return 2;
+                r = verbs[i].run(&c, argc - 1, argv + 1);
+                config_free(&c);
+                return r;
+        }
+        fprintf(stderr, "authserver: unknown verb '%s' (try 'authserver --help')\n", argv[1]);
+        return AS_EXIT_USAGE;
 }

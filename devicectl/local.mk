@@ -1,12 +1,16 @@
+# The TCP framing is shared with the test clients.
+noinst_LIBRARIES += devicectl/libdevnet.a
+devicectl_libdevnet_a_SOURCES = devicectl/net.c devicectl/devicectl.h
+devicectl_libdevnet_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
+
 bin_PROGRAMS += devicectl/devicectl
 devicectl_devicectl_SOURCES = \
 	devicectl/devicectl.h \
 	devicectl/keyring.c \
 	devicectl/main.c \
-	devicectl/net.c \
 	devicectl/vaultd-client.c \
 	devicectl/verb-authenticate.c \
 	devicectl/verb-provision.c \
 	devicectl/verb-status.c
 devicectl_devicectl_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(KEYUTILS_CFLAGS)
-devicectl_devicectl_LDADD = $(SVCOMMON_LIBS) $(KEYUTILS_LIBS)
+devicectl_devicectl_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS) $(KEYUTILS_LIBS)

@@ -12,3 +12,4 @@ include tests/store/local.mk
 TESTS += tests/vectors.test tests/vectors-mutate.test
 EXTRA_DIST += tests/vectors.test tests/vectors-mutate.test
 EXTRA_DIST += tests/demo.sh
+include tests/authserver/local.mk

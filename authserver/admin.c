@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "authserver.h"
+#include "bundle.h"
+#include "common-options.h"
+#include "crypto.h"
+
+int verb_init(struct config *c, int argc, char *argv[]) {
+        static const struct option options[] = { COMMON_OPTIONS, { 0 } };
+        struct store *s = NULL;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                if (opt == 'h') {
+                        printf("Usage: authserver init --db PATH --master-key FILE\n\n"
+                               "Create a new master key file (mode 0600) and an empty device database.\n");
+                        return AS_EXIT_OK;
+                } else if (common_option(c, opt, optarg) <= 0)
+                        return AS_EXIT_USAGE;
+        if (optind != argc || !c->master_key_path) {
+                fprintf(stderr, "authserver: init needs --master-key FILE and takes no arguments\n");
+                return AS_EXIT_USAGE;
+        }
+        r = store_master_key_create(c->master_key_path);
+        if (r == -EEXIST)
+                fprintf(stderr, "authserver: master key '%s' exists: using it\n", c->master_key_path);
+        else if (r < 0) {
+                fprintf(stderr, "authserver: cannot create master key '%s': %s\n", c->master_key_path,
+                        store_last_error(NULL));
+                return AS_EXIT_FAILURE;
+        }
+        r = config_open_store(c, STORE_CREATE, &s);
+        if (r < 0)
+                return AS_EXIT_DATABASE;
+        store_close(s);
+        printf("database %s ready, master key %s\n", c->db_path ? c->db_path : AUTHSERVER_DEFAULT_DB,
+               c->master_key_path);
+        return AS_EXIT_OK;
+}
+
+struct enroll_args {
+        struct vault_params params;
+        const char *server;
+        const char *out;
+};
+
+static int write_all(int fd, const char *text, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, text, len);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                text += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_args *a) {
+        enum { ARG_DEVICE = 0x200, ARG_PROFILE, ARG_KEYS, ARG_KEY_BYTES, ARG_CHALLENGE, ARG_SERVER, ARG_OUT };
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "device",    required_argument, NULL, ARG_DEVICE },
+                { "profile",   required_argument, NULL, ARG_PROFILE },
+                { "keys",      required_argument, NULL, ARG_KEYS },
+                { "key-bytes", required_argument, NULL, ARG_KEY_BYTES },
+                { "challenge", required_argument, NULL, ARG_CHALLENGE },
+                { "server",    required_argument, NULL, ARG_SERVER },
+                { "out",       required_argument, NULL, ARG_OUT },
+                { 0 }
+        };
+        unsigned v;
+        int opt, profile;
+
+        a->params = (struct vault_params) { .profile = SV_PROFILE_HARDENED, .n = SV_DEFAULT_N, .m = SV_DEFAULT_M, .p = SV_DEFAULT_P };
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'h':
+                        printf("Usage: authserver enroll --device ID [--profile hardened|paper] [--keys N]\n"
+                               "         [--key-bytes 16|32] [--challenge P] [--server HOST:PORT] --out BUNDLE\n\n"
+                               "Create a device with a fresh random vault (epoch 0) and write its enrollment\n"
+                               "bundle (mode 0600). Defaults: hardened, %d keys of %d bytes, %d per challenge.\n",
+                               SV_DEFAULT_N, SV_DEFAULT_M, SV_DEFAULT_P);
+                        return 1;
+                case ARG_DEVICE:
+                        if (vault_params_set_id(&a->params, optarg) < 0) {
+                                fprintf(stderr, "authserver: invalid device id '%s': 1..64 of [A-Za-z0-9._:-]\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_PROFILE:
+                        profile = vault_profile_from_string(optarg);
+                        if (profile < 0) {
+                                fprintf(stderr, "authserver: invalid profile '%s': hardened or paper\n", optarg);
+                                return -EINVAL;
+                        }
+                        a->params.profile = (uint8_t) profile;
+                        break;
+                case ARG_KEYS:
+                        if (parse_unsigned(optarg, SV_N_MIN, SV_N_MAX, &v) < 0) {
+                                fprintf(stderr, "authserver: invalid --keys '%s': %d..%d\n", optarg, SV_N_MIN, SV_N_MAX);
+                                return -EINVAL;
+                        }
+                        a->params.n = (uint16_t) v;
+                        break;
+                case ARG_KEY_BYTES:
+                        if (parse_unsigned(optarg, 16, 32, &v) < 0 || (v != 16 && v != 32)) {
+                                fprintf(stderr, "authserver: invalid --key-bytes '%s': 16 or 32\n", optarg);
+                                return -EINVAL;
+                        }
+                        a->params.m = (uint8_t) v;
+                        break;
+                case ARG_CHALLENGE:
+                        if (parse_unsigned(optarg, SV_P_MIN, SV_P_MAX, &v) < 0) {
+                                fprintf(stderr, "authserver: invalid --challenge '%s': %d..%d\n", optarg, SV_P_MIN, SV_P_MAX);
+                                return -EINVAL;
+                        }
+                        a->params.p = (uint8_t) v;
+                        break;
+                case ARG_SERVER:
+                        if (!bundle_server_valid(optarg)) {
+                                fprintf(stderr, "authserver: invalid --server '%s': HOST:PORT or [V6]:PORT\n", optarg);
+                                return -EINVAL;
+                        }
+                        a->server = optarg;
+                        break;
+                case ARG_OUT:
+                        a->out = optarg;
+                        break;
+                default:
+                        if (common_option(c, opt, optarg) <= 0)
+                                return -EINVAL;
+                }
+        if (optind != argc || !a->params.id_len || !a->out) {
+                fprintf(stderr, "authserver: enroll needs --device ID and --out BUNDLE\n");
+                return -EINVAL;
+        }
+        if (2u * a->params.p > a->params.n) {
+                fprintf(stderr, "authserver: --challenge %u is too large for %u keys: 2p must not exceed n\n",
+                        a->params.p, a->params.n);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int verb_enroll(struct config *c, int argc, char *argv[]) {
+        struct enroll_args a = { 0 };
+        struct bundle b = { 0 };
+        struct store_device dev = { 0 };
+        struct store *s = NULL;
+        char *text = NULL;
+        size_t text_len = 0;
+        int r, fd = -1, ret = AS_EXIT_FAILURE;
+
+        r = parse_enroll(c, argc, argv, &a);
+        if (r != 0)
+                return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
+        r = config_open_store(c, 0, &s);
+        if (r < 0)
+                return AS_EXIT_DATABASE;
+
+        b.params = a.params;
+        if (a.server)
+                snprintf(b.server, sizeof b.server, "%s", a.server);
+        b.vault = malloc(vault_size(&b.params));
+        if (!b.vault || crypto_random(b.vault, vault_size(&b.params)) < 0 ||
+            bundle_format(&b, &text, &text_len) < 0) {
+                fprintf(stderr, "authserver: cannot create a vault: out of memory or randomness\n");
+                goto out;
+        }
+
+        /* The bundle file first, exclusively, so an existing file is never overwritten. */
+        fd = open(a.out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                fprintf(stderr, "authserver: cannot create bundle '%s': %s\n", a.out, strerror(errno));
+                goto out;
+        }
+        memcpy(dev.id, a.params.device_id, a.params.id_len + 1u);
+        dev.profile = a.params.profile;
+        dev.n = a.params.n;
+        dev.m = a.params.m;
+        dev.p = a.params.p;
+        r = store_enroll(s, &dev, b.vault, vault_size(&b.params), (int64_t) time(NULL));
+        if (r < 0) {
+                fprintf(stderr, "authserver: cannot enroll device '%s': %s\n", dev.id, store_last_error(s));
+                ret = r == -EEXIST ? AS_EXIT_EXISTS : AS_EXIT_DATABASE;
+                goto out_unlink;
+        }
+        r = write_all(fd, text, text_len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                fprintf(stderr, "authserver: cannot write bundle '%s': %s; revoking '%s'\n", a.out, strerror(-r), dev.id);
+                (void) store_revoke(s, dev.id);
+                goto out_unlink;
+        }
+        (void) store_audit(s, (int64_t) time(NULL), dev.id, "admin", "enrolled", 0);
+        printf("enrolled device '%s' (%s, n=%u, m=%u, p=%u); bundle written to %s\n", dev.id,
+               vault_profile_to_string(dev.profile), dev.n, dev.m, dev.p, a.out);
+        ret = AS_EXIT_OK;
+        goto out;
+out_unlink:
+        (void) unlink(a.out);
+out:
+        if (fd >= 0)
+                close(fd);
+        bundle_text_free(text, text_len);
+        bundle_free(&b);
+        store_close(s);
+        return ret;
+}
+
+/* Parses `VERB [--json] [COMMON] [ID]`; `want_id` says whether one ID is required. */
+static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id, bool *json,
+                         const char **ret_id, const char *usage) {
+        enum { ARG_JSON = 0x200 };
+        static const struct option options[] = { COMMON_OPTIONS, { "json", no_argument, NULL, ARG_JSON }, { 0 } };
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                if (opt == 'h') {
+                        printf("%s", usage);
+                        return 1;
+                } else if (opt == ARG_JSON && json)
+                        *json = true;
+                else if (common_option(c, opt, optarg) <= 0)
+                        return -EINVAL;
+        if (argc - optind != (want_id ? 1 : 0)) {
+                fprintf(stderr, "authserver: %s", usage);
+                return -EINVAL;
+        }
+        if (want_id) {
+                if (!vault_device_id_valid(argv[optind], strlen(argv[optind]))) {
+                        fprintf(stderr, "authserver: invalid device id '%s'\n", argv[optind]);
+                        return -EINVAL;
+                }
+                *ret_id = argv[optind];
+        }
+        return 0;
+}
+
+int verb_revoke(struct config *c, int argc, char *argv[]) {
+        struct store *s = NULL;
+        const char *id = NULL;
+        int r;
+
+        r = parse_id_verb(c, argc, argv, true, NULL, &id, "Usage: authserver revoke ID\n");
+        if (r != 0)
+                return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
+        if (config_open_store(c, 0, &s) < 0)
+                return AS_EXIT_DATABASE;
+        r = store_revoke(s, id);
+        if (r < 0) {
+                fprintf(stderr, "authserver: cannot revoke '%s': %s\n", id, store_last_error(s));
+                store_close(s);
+                return r == -ENOENT ? AS_EXIT_NOT_FOUND : AS_EXIT_DATABASE;
+        }
+        (void) store_audit(s, (int64_t) time(NULL), id, "admin", "revoked", 0);
+        store_close(s);
+        printf("device '%s' %s\n", id, r > 0 ? "revoked; its vaults are erased" : "was already revoked");
+        return AS_EXIT_OK;
+}
+
+static void format_time(int64_t t, char *buf, size_t cap) {
+        time_t tt = (time_t) t;
+        struct tm tm;
+
+        if (t <= 0 || !gmtime_r(&tt, &tm))
+                snprintf(buf, cap, "never");
+        else
+                strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_device_json(const struct store_device *d) {
+        char created[32], success[32], failure[32];
+
+        format_time(d->created, created, sizeof created);
+        format_time(d->last_success, success, sizeof success);
+        format_time(d->last_failure, failure, sizeof failure);
+        printf("{\"id\":");
+        json_string(d->id);
+        printf(",\"status\":\"%s\",\"profile\":\"%s\",\"n\":%u,\"m\":%u,\"p\":%u,\"epoch\":%" PRIu64
+               ",\"pending\":%s,\"created\":\"%s\",\"last_success\":\"%s\",\"last_failure\":\"%s\",\"failures\":%" PRIu32 "}",
+               d->status == STORE_ACTIVE ? "active" : "revoked", vault_profile_to_string(d->profile),
+               d->n, d->m, d->p, d->epoch, d->has_pending ? "true" : "false", created, success, failure, d->failures);
+}
+
+struct list_state {
+        bool json;
+        unsigned count;
+};
+
+static int list_one(const struct store_device *d, void *userdata) {
+        struct list_state *st = userdata;
+        char success[32];
+
+        if (st->json) {
+                printf("%s", st->count ? "," : "");
+                print_device_json(d);
+        } else {
+                format_time(d->last_success, success, sizeof success);
+                printf("%-32s %-8s %-9s %20" PRIu64 " %-7s %-20s %" PRIu32 "\n", d->id,
+                       d->status == STORE_ACTIVE ? "active" : "revoked", vault_profile_to_string(d->profile),
+                       d->epoch, d->has_pending ? "yes" : "no", success, d->failures);
+        }
+        st->count++;
+        return 0;
+}
+
+int verb_list(struct config *c, int argc, char *argv[]) {
+        struct list_state st = { 0 };
+        struct store *s = NULL;
+        int r;
+
+        r = parse_id_verb(c, argc, argv, false, &st.json, NULL, "Usage: authserver list [--json]\n");
+        if (r != 0)
+                return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
+        if (config_open_store(c, 0, &s) < 0)
+                return AS_EXIT_DATABASE;
+        if (st.json)
+                printf("[");
+        else
+                printf("%-32s %-8s %-9s %20s %-7s %-20s %s\n", "DEVICE", "STATUS", "PROFILE", "EPOCH", "PENDING",
+                       "LAST SUCCESS", "FAILURES");
+        r = store_list(s, list_one, &st);
+        if (st.json)
+                printf("]\n");
+        if (r < 0) {
+                fprintf(stderr, "authserver: cannot list devices: %s\n", store_last_error(s));
+                store_close(s);
+                return AS_EXIT_DATABASE;
+        }
+        store_close(s);
+        return AS_EXIT_OK;
+}
+
+int verb_show(struct config *c, int argc, char *argv[]) {
+        struct store_device d;
+        struct store *s = NULL;
+        const char *id = NULL;
+        bool json = false;
+        char created[32], success[32], failure[32];
+        int r;
+
+        r = parse_id_verb(c, argc, argv, true, &json, &id, "Usage: authserver show ID [--json]\n");
+        if (r != 0)
+                return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
+        if (config_open_store(c, 0, &s) < 0)
+                return AS_EXIT_DATABASE;
+        /* No vault buffers: show never decrypts key material. */
+        r = store_get(s, id, &d, NULL, NULL, 0);
+        if (r < 0) {
+                fprintf(stderr, "authserver: cannot show '%s': %s\n", id, store_last_error(s));
+                store_close(s);
+                return r == -ENOENT ? AS_EXIT_NOT_FOUND : AS_EXIT_DATABASE;
+        }
+        store_close(s);
+        if (json) {
+                print_device_json(&d);
+                printf("\n");
+                return AS_EXIT_OK;
+        }
+        format_time(d.created, created, sizeof created);
+        format_time(d.last_success, success, sizeof success);
+        format_time(d.last_failure, failure, sizeof failure);
+        printf("device:        %s\n"
+               "status:        %s\n"
+               "profile:       %s (n=%u, m=%u, p=%u)\n"
+               "epoch:         %" PRIu64 "\n"
+               "pending:       %s\n"
+               "created:       %s\n"
+               "last success:  %s\n"
+               "last failure:  %s\n"
+               "failures:      %" PRIu32 "\n",
+               d.id, d.status == STORE_ACTIVE ? "active" : "revoked", vault_profile_to_string(d.profile),
+               d.n, d.m, d.p, d.epoch, d.has_pending ? "yes (next generation stored)" : "no",
+               created, success, failure, d.failures);
+        return AS_EXIT_OK;
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "handshake.h"
+#include "store.h"
+
+#define AUTHSERVER_CONFIG_PATH          "/etc/secure-vault/authserver.conf"
+#define AUTHSERVER_DEFAULT_DB           "/var/lib/authserver/devices.db"
+#define AUTHSERVER_DEFAULT_LISTEN       "[::]:7410"
+#define AUTHSERVER_CREDENTIAL_NAME      "authserver.key"
+#define AUTHSERVER_DEFAULT_TIMEOUT_MS   10000
+#define AUTHSERVER_DEFAULT_MAX_CONN     1024
+#define AUTHSERVER_LISTEN_MAX           8
+/* SIGTERM lets open handshakes finish for at most this long. */
+#define AUTHSERVER_DRAIN_MS             5000
+
+/* Exit codes of the admin verbs and of serve. */
+enum {
+        AS_EXIT_OK = 0,
+        AS_EXIT_FAILURE = 1,
+        AS_EXIT_USAGE = 2,
+        AS_EXIT_NOT_FOUND = 3,
+        AS_EXIT_EXISTS = 4,
+        AS_EXIT_DATABASE = 5,
+};
+
+struct config {
+        const char *config_path;
+        char *db_path;
+        char *master_key_path;
+        char *listen[AUTHSERVER_LISTEN_MAX];
+        unsigned n_listen;
+        unsigned timeout_ms;
+        unsigned max_connections;
+        uint16_t decoy_n;
+        uint8_t decoy_p;
+        /* Test-only fault injection: exit at a named commit point (tests/e2e crash matrix). */
+        char *crash_at;
+};
+
+/* config.c */
+void config_init(struct config *c);
+void config_free(struct config *c);
+/* Reads `key = value` lines; a missing file is fine unless `required`. */
+int config_load(struct config *c, const char *path, bool required);
+int config_set(struct config *c, const char *key, const char *value, const char *origin);
+/* Master key from --master-key or $CREDENTIALS_DIRECTORY/authserver.key. */
+int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN]);
+int config_open_store(const struct config *c, int flags, struct store **ret);
+int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret);
+
+/* log.c: stderr lines with the journal's <N> priority prefix. */
+void log_line(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...)   log_line(3, __VA_ARGS__)
+#define log_warning(...) log_line(4, __VA_ARGS__)
+#define log_notice(...)  log_line(5, __VA_ARGS__)
+#define log_info(...)    log_line(6, __VA_ARGS__)
+#define log_debug(...)   log_line(7, __VA_ARGS__)
+
+/* admin.c */
+int verb_init(struct config *c, int argc, char *argv[]);
+int verb_enroll(struct config *c, int argc, char *argv[]);
+int verb_revoke(struct config *c, int argc, char *argv[]);
+int verb_list(struct config *c, int argc, char *argv[]);
+int verb_show(struct config *c, int argc, char *argv[]);
+
+/* serve.c */
+int verb_serve(struct config *c, int argc, char *argv[]);
+
+/* generation.c: which vault generation answers an M1 (protocol §6). Pure. */
+enum generation {
+        GENERATION_DECOY,
+        GENERATION_COMMITTED,
+        GENERATION_PENDING,
+};
+enum generation generation_choose(const struct store_device *dev, const struct msg_hello *hello,
+                                  const char **ret_reason);
+
+/* backoff.c: exponentially growing delay after failures, per key (device id or peer address). */
+#define BACKOFF_SLOTS           4096
+#define BACKOFF_BASE_MS         25
+#define BACKOFF_MAX_MS          30000
+struct backoff_entry {
+        uint64_t hash;
+        uint32_t failures;
+        int64_t last_ms;
+};
+struct backoff {
+        struct backoff_entry slots[BACKOFF_SLOTS];
+        uint8_t salt[16];
+};
+void backoff_init(struct backoff *b);
+/* How long (ms) an attempt for key must still wait at now_ms; 0 if none. */
+int64_t backoff_wait(const struct backoff *b, const char *key, int64_t now_ms);
+void backoff_failure(struct backoff *b, const char *key, int64_t now_ms);
+void backoff_success(struct backoff *b, const char *key);
+
+/* json.c */
+void json_string(const char *s);

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "authserver.h"
+
+void config_init(struct config *c) {
+        *c = (struct config) {
+                .config_path = AUTHSERVER_CONFIG_PATH,
+                .timeout_ms = AUTHSERVER_DEFAULT_TIMEOUT_MS,
+                .max_connections = AUTHSERVER_DEFAULT_MAX_CONN,
+                .decoy_n = SV_DEFAULT_N,
+                .decoy_p = SV_DEFAULT_P,
+        };
+}
+
+void config_free(struct config *c) {
+        free(c->db_path);
+        free(c->master_key_path);
+        free(c->crash_at);
+        for (unsigned i = 0; i < c->n_listen; i++)
+                free(c->listen[i]);
+        config_init(c);
+}
+
+int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret) {
+        char *end;
+        unsigned long v;
+
+        if (!*s || *s == '-' || *s == '+')
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || *end || v < min || v > max)
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static int set_string(char **field, const char *value) {
+        char *copy = strdup(value);
+
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+/* One setting, from the command line or the config file; `origin` names it in errors. */
+int config_set(struct config *c, const char *key, const char *value, const char *origin) {
+        unsigned v;
+
+        if (strcmp(key, "db") == 0)
+                return set_string(&c->db_path, value);
+        if (strcmp(key, "master-key") == 0)
+                return set_string(&c->master_key_path, value);
+        if (strcmp(key, "crash-at") == 0)
+                return set_string(&c->crash_at, value);
+        if (strcmp(key, "listen") == 0) {
+                if (c->n_listen == AUTHSERVER_LISTEN_MAX) {
+                        fprintf(stderr, "authserver: %s: at most %d listen addresses\n", origin, AUTHSERVER_LISTEN_MAX);
+                        return -E2BIG;
+                }
+                c->listen[c->n_listen] = strdup(value);
+                if (!c->listen[c->n_listen])
+                        return -ENOMEM;
+                c->n_listen++;
+                return 0;
+        }
+        if (strcmp(key, "timeout") == 0) {
+                if (parse_unsigned(value, 1, 3600, &v) < 0)
+                        goto bad;
+                c->timeout_ms = v * 1000;
+                return 0;
+        }
+        if (strcmp(key, "max-connections") == 0) {
+                if (parse_unsigned(value, 1, 1000000, &v) < 0)
+                        goto bad;
+                c->max_connections = v;
+                return 0;
+        }
+        if (strcmp(key, "decoy-n") == 0) {
+                if (parse_unsigned(value, SV_N_MIN, SV_N_MAX, &v) < 0)
+                        goto bad;
+                c->decoy_n = (uint16_t) v;
+                return 0;
+        }
+        if (strcmp(key, "decoy-p") == 0) {
+                if (parse_unsigned(value, SV_P_MIN, SV_P_MAX, &v) < 0)
+                        goto bad;
+                c->decoy_p = (uint8_t) v;
+                return 0;
+        }
+        fprintf(stderr, "authserver: %s: unknown setting '%s'\n", origin, key);
+        return -EINVAL;
+bad:
+        fprintf(stderr, "authserver: %s: invalid value '%s' for '%s'\n", origin, value, key);
+        return -EINVAL;
+}
+
+static char *trim(char *s) {
+        char *end;
+
+        while (*s == ' ' || *s == '\t')
+                s++;
+        end = s + strlen(s);
+        while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+                *--end = '\0';
+        return s;
+}
+
+int config_load(struct config *c, const char *path, bool required) {
+        char line[1024], origin[4200];
+        unsigned lineno = 0;
+        FILE *f;
+        int r = 0;
+
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT && !required)
+                        return 0;
+                fprintf(stderr, "authserver: cannot read config '%s': %s\n", path, strerror(errno));
+                return -errno;
+        }
+        while (fgets(line, sizeof line, f)) {
+                char *key, *value, *eq;
+
+                lineno++;
+                snprintf(origin, sizeof origin, "%s:%u", path, lineno);
+                if (!strchr(line, '\n') && !feof(f)) {
+                        fprintf(stderr, "authserver: %s: line too long\n", origin);
+                        r = -EINVAL;
+                        break;
+                }
+                key = trim(line);
+                if (*key == '\0' || *key == '#')
+                        continue;
+                eq = strchr(key, '=');
+                if (!eq) {
+                        fprintf(stderr, "authserver: %s: expected 'key = value'\n", origin);
+                        r = -EINVAL;
+                        break;
+                }
+                *eq = '\0';
+                value = trim(eq + 1);
+                key = trim(key);
+                r = config_set(c, key, value, origin);
+                if (r < 0)
+                        break;
+        }
+        fclose(f);
+        return r;
+}
+
+int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN]) {
+        char path[4096];
+        const char *creds;
+        int r;
+
+        if (c->master_key_path)
+                snprintf(path, sizeof path, "%s", c->master_key_path);
+        else if ((creds = getenv("CREDENTIALS_DIRECTORY")))
+                snprintf(path, sizeof path, "%s/%s", creds, AUTHSERVER_CREDENTIAL_NAME);
+        else {
+                fprintf(stderr, "authserver: no master key: pass --master-key FILE or run under systemd with "
+                        "LoadCredential=%s\n", AUTHSERVER_CREDENTIAL_NAME);
+                return -ENOKEY;
+        }
+        r = store_master_key_load(path, key);
+        if (r < 0)
+                fprintf(stderr, "authserver: cannot load master key '%s': %s\n", path, store_last_error(NULL));
+        return r;
+}
+
+int config_open_store(const struct config *c, int flags, struct store **ret) {
+        uint8_t key[STORE_MASTER_KEY_LEN];
+        const char *path = c->db_path ? c->db_path : AUTHSERVER_DEFAULT_DB;
+        int r;
+
+        r = config_master_key(c, key);
+        if (r < 0)
+                return r;
+        r = store_open(path, key, flags, ret);
+        OPENSSL_cleanse(key, sizeof key);
+        if (r < 0)
+                fprintf(stderr, "authserver: cannot open database '%s': %s\n", path, store_last_error(NULL));
+        return r;
+}

@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+
+#include "server.h"
+
+static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static void conn_on_frame(struct conn *c);
+static void conn_lookup(struct conn *c);
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void server_crash_point(struct server *srv, const char *point) {
+        /* Test-only: die as abruptly as a power cut at a named commit point. */
+        if (srv->crash_at && strcmp(srv->crash_at, point) == 0)
+                _exit(99);
+}
+
+static void vault_buffers_free(struct conn *c) {
+        if (c->vault) {
+                OPENSSL_cleanse(c->vault, c->vault_len);
+                free(c->vault);
+        }
+        if (c->next_vault) {
+                OPENSSL_cleanse(c->next_vault, c->vault_len);
+                free(c->next_vault);
+        }
+        c->vault = c->next_vault = NULL;
+        c->vault_len = 0;
+}
+
+void conn_free(struct conn *c) {
+        struct server *srv = c->srv;
+
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                srv->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        srv->n_conns--;
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timer);
+        sd_event_source_disable_unref(c->delay);
+        if (c->fd >= 0)
+                close(c->fd);
+        vault_buffers_free(c);
+        hs_server_wipe(&c->hs);
+        OPENSSL_cleanse(c, sizeof *c);
+        free(c);
+        server_maybe_exit(srv);
+}
+
+static const char *device_label(const struct conn *c) {
+        return c->hello_valid ? c->hello.device_id : "-";
+}
+
+/* One line per handshake outcome, and one audit row; never a secret, never sent to the peer. */
+static void conn_outcome(struct conn *c, bool ok, const char *result, const char *detail) {
+        struct server *srv = c->srv;
+        uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
+
+        if (ok) {
+                srv->n_ok++;
+                log_info("handshake device='%s' peer=%s result=%s epoch=%" PRIu64, device_label(c), c->peer, result, epoch + 1);
+        } else {
+                srv->n_failed++;
+                log_notice("handshake device='%s' peer=%s result=%s reason='%s' epoch=%" PRIu64,
+                           device_label(c), c->peer, result, detail ? detail : "-", epoch);
+        }
+        if (store_audit(srv->store, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL,
+                        c->peer, result, ok ? epoch + 1 : epoch) < 0)
+                log_warning("Failed to write audit row: %s", store_last_error(srv->store));
+}
+
+static void conn_failure(struct conn *c, const char *result, const char *detail) {
+        int64_t now = mono_ms();
+        char key[SV_ID_MAX + 8];
+
+        backoff_failure(c->srv->backoff, c->peer_key, now);
+        if (c->hello_valid) {
+                snprintf(key, sizeof key, "id:%s", c->hello.device_id);
+                backoff_failure(c->srv->backoff, key, now);
+                if (c->known)
+                        (void) store_record_failure(c->srv->store, c->hello.device_id, (int64_t) time(NULL));
+        }
+        conn_outcome(c, false, result, detail);
+}
+
+static int conn_flush(struct conn *c) {
+        while (c->out_pos < c->out_len) {
+                ssize_t n = send(c->fd, c->out + c->out_pos, c->out_len - c->out_pos, MSG_NOSIGNAL);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return sd_event_source_set_io_events(c->io, EPOLLOUT);
+                if (n <= 0)
+                        return -EPIPE;
+                c->out_pos += (size_t) n;
+        }
+        c->out_len = c->out_pos = 0;
+        if (c->phase == CONN_CLOSING)
+                return -ECONNRESET;     /* done: the caller closes */
+        return sd_event_source_set_io_events(c->io, EPOLLIN);
+}
+
+/* Queues a frame and tries to send it at once; on any transport failure the connection ends. */
+static void conn_send(struct conn *c, const uint8_t *frame, size_t len) {
+        memcpy(c->out, frame, len);
+        c->out_len = len;
+        c->out_pos = 0;
+        if (conn_flush(c) < 0)
+                conn_free(c);
+}
+
+static void conn_send_error(struct conn *c, int err) {
+        uint8_t frame[SV_ERROR_FRAME_LEN];
+        size_t len;
+
+        c->phase = CONN_CLOSING;
+        if (wire_encode_error(wire_error_code(err), frame, sizeof frame, &len) < 0) {
+                conn_free(c);
+                return;
+        }
+        conn_send(c, frame, len);
+}
+
+static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct conn *c = userdata;
+
+        if (c->phase == CONN_STORING) {
+                /* The group commit owns it until the write is done; it ends it then. */
+                c->expired = true;
+                return 0;
+        }
+        conn_failure(c, "timeout", "handshake did not complete in time");
+        conn_free(c);
+        return 0;
+}
+
+static int backoff_done(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct conn *c = userdata;
+
+        c->delay = sd_event_source_disable_unref(c->delay);
+        conn_lookup(c);
+        return 0;
+}
+
+static void peer_describe(const struct sockaddr_storage *ss, struct conn *c) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        unsigned port = 0;
+
+        if (ss->ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) ss;
+
+                inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+                port = ntohs(in->sin_port);
+                snprintf(c->peer, sizeof c->peer, "%s:%u", host, port);
+        } else if (ss->ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) ss;
+
+                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+                port = ntohs(in6->sin6_port);
+                snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, port);
+        } else
+                snprintf(c->peer, sizeof c->peer, "unknown");
+        snprintf(c->peer_key, sizeof c->peer_key, "peer:%s", host);
+}
+
+int conn_accept(struct server *srv, int fd) {
+        struct sockaddr_storage ss;
+        socklen_t ss_len = sizeof ss;
+        struct conn *c;
+        int one = 1, r;
+
+        if (srv->draining || srv->n_conns >= srv->cfg->max_connections) {
+                /* Over capacity: ERROR 3 and close, without reading anything. */
+                uint8_t frame[SV_ERROR_FRAME_LEN];
+                size_t len;
+
+                if (wire_encode_error(SV_ERR_BUSY, frame, sizeof frame, &len) >= 0)
+                        (void) send(fd, frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                close(fd);
+                srv->n_rejected++;
+                return -EBUSY;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c) {
+                close(fd);
+                return -ENOMEM;
+        }
+        c->srv = srv;
+        c->fd = fd;
+        c->phase = CONN_READ_M1;
+        if (getpeername(fd, (struct sockaddr *) &ss, &ss_len) < 0)
+                ss.ss_family = AF_UNSPEC;
+        peer_describe(&ss, c);
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        hs_server_init(&c->hs, &hs_random_os, srv->cfg->decoy_n, srv->cfg->decoy_p);
+
+        c->next = srv->conns;
+        if (srv->conns)
+                srv->conns->prev = c;
+        srv->conns = c;
+        srv->n_conns++;
+
+        r = sd_event_add_io(srv->event, &c->io, fd, EPOLLIN, io_handler, c);
+        if (r >= 0)
+                r = sd_event_add_time_relative(srv->event, &c->timer, CLOCK_MONOTONIC,
+                                               (uint64_t) srv->cfg->timeout_ms * 1000, 0, handshake_timeout, c);
+        if (r < 0) {
+                log_warning("Failed to watch connection from %s: %s", c->peer, strerror(-r));
+                conn_free(c);
+                return r;
+        }
+        return 0;
+}
+
+/* Reads at most up to the end of the current frame: the header first, checked before the body. */
+static int conn_read(struct conn *c) {
+        for (;;) {
+                size_t want = SV_HEADER_LEN;
+                ssize_t n;
+
+                if (c->in_len >= SV_HEADER_LEN) {
+                        struct wire_header h;
+                        int r = wire_header_decode(c->in, c->in_len, &h);
+
+                        if (r < 0)
+                                return r;
+                        want = SV_HEADER_LEN + (size_t) h.length;
+                        if (c->in_len == want)
+                                return 1;
+                }
+                n = recv(c->fd, c->in + c->in_len, want - c->in_len, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n <= 0)
+                        return -ECONNRESET;
+                c->in_len += (size_t) n;
+        }
+}
+
+static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct conn *c = userdata;
+        int r;
+
+        if (revents & EPOLLOUT) {
+                if (conn_flush(c) < 0)
+                        conn_free(c);
+                return 0;
+        }
+        if (c->phase != CONN_READ_M1 && c->phase != CONN_READ_M3 && c->phase != CONN_READ_M5) {
+                /* Nothing is expected now: the peer sent early, or hung up. */
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                return 0;
+        }
+        r = conn_read(c);
+        if (r == 0)
+                return 0;
+        if (r == -ECONNRESET) {
+                if (c->phase == CONN_READ_M5)
+                        conn_failure(c, "no-commit", "connection closed before M5");
+                else if (c->hello_valid)
+                        conn_failure(c, "aborted", "connection closed mid-handshake");
+                conn_free(c);
+                return 0;
+        }
+        if (r < 0) {
+                conn_failure(c, "protocol", "bad frame header");
+                conn_send_error(c, r);
+                return 0;
+        }
+        conn_on_frame(c);
+        return 0;
+}
+
+static int load_generation(struct conn *c) {
+        struct server *srv = c->srv;
+        size_t len = (size_t) c->dev.n * c->dev.m;
+        int r;
+
+        c->vault = malloc(len);
+        c->next_vault = malloc(len);
+        if (!c->vault || !c->next_vault)
+                return -ENOMEM;
+        c->vault_len = len;
+        if (c->gen == GENERATION_COMMITTED)
+                r = store_get(srv->store, c->hello.device_id, &c->dev, c->vault, NULL, len);
+        else
+                r = store_get(srv->store, c->hello.device_id, &c->dev, NULL, c->vault, len);
+        return r;
+}
+
+static void conn_lookup(struct conn *c) {
+        struct server *srv = c->srv;
+        struct vault_params params = { 0 };
+        uint8_t frame[SV_FRAME_MAX];
+        size_t len;
+        int r;
+
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+        r = store_get(srv->store, c->hello.device_id, &c->dev, NULL, NULL, 0);
+        if (r < 0 && r != -ENOENT) {
+                log_error("Failed to look up device '%s': %s", c->hello.device_id, store_last_error(srv->store));
+                conn_outcome(c, false, "server-error", "database lookup failed");
+                conn_send_error(c, -EBUSY);
+                return;
+        }
+        c->known = r >= 0;
+        c->gen = generation_choose(c->known ? &c->dev : NULL, &c->hello, &c->reason);
+        if (c->gen != GENERATION_DECOY) {
+                r = load_generation(c);
+                if (r < 0) {
+                        log_error("Failed to load the vault of '%s': %s", c->hello.device_id,
+                                  r == -ENOMEM ? "out of memory" : store_last_error(srv->store));
+                        conn_outcome(c, false, "server-error", "vault unavailable");
+                        conn_send_error(c, -EBUSY);
+                        return;
+                }
+                params.profile = c->dev.profile;
+                params.n = c->dev.n;
+                params.m = c->dev.m;
+                params.p = c->dev.p;
+                params.epoch = c->hello.epoch;
+                (void) vault_params_set_id(&params, c->hello.device_id);
+        }
+        r = hs_server_challenge(&c->hs, c->gen == GENERATION_DECOY ? NULL : &params,
+                                c->gen == GENERATION_DECOY ? NULL : c->vault, frame, sizeof frame, &len);
+        if (r < 0) {
+                log_error("Failed to build a challenge for '%s': %s", c->hello.device_id, strerror(-r));
+                conn_outcome(c, false, "server-error", "challenge failed");
+                conn_send_error(c, -EBUSY);
+                return;
+        }
+        c->phase = CONN_READ_M3;
+        conn_send(c, frame, len);
+}
+
+static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
+        struct server *srv = c->srv;
+        char key[SV_ID_MAX + 8];
+        int64_t now = mono_ms(), wait;
+        int r;
+
+        r = hs_server_hello(&c->hs, frame, frame_len, &c->hello);
+        if (r < 0) {
+                conn_failure(c, "protocol", "malformed M1");
+                conn_send_error(c, r);
+                return;
+        }
+        c->hello_valid = true;
+
+        /* Repeated failures for this id or from this address slow the next attempt down. */
+        snprintf(key, sizeof key, "id:%s", c->hello.device_id);
+        wait = backoff_wait(srv->backoff, key, now);
+        if (backoff_wait(srv->backoff, c->peer_key, now) > wait)
+                wait = backoff_wait(srv->backoff, c->peer_key, now);
+        if (wait > 0 && (uint64_t) wait * 1000 < (uint64_t) srv->cfg->timeout_ms * 1000) {
+                c->phase = CONN_BACKOFF;
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                r = sd_event_add_time_relative(srv->event, &c->delay, CLOCK_MONOTONIC, (uint64_t) wait * 1000, 0,
+                                               backoff_done, c);
+                if (r < 0)
+                        conn_free(c);
+                return;
+        }
+        conn_lookup(c);
+}
+
+static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
+        struct server *srv = c->srv;
+        uint8_t frame[SV_FRAME_MAX];
+        size_t len;
+        int r;
+
+        r = hs_server_respond(&c->hs, m3, m3_len, c->next_vault, frame, sizeof frame, &len);
+        if (r < 0) {
+                conn_failure(c, c->gen == GENERATION_DECOY ? "decoy" : "auth-failed",
+                             c->gen == GENERATION_DECOY ? c->reason : r == -EACCES ? "M3 did not verify" : "malformed M3");
+                conn_send_error(c, r);
+                return;
+        }
+        /* M4 waits until the next vault is durable: the group commit sends it. */
+        memcpy(c->out, frame, len);
+        c->out_len = len;
+        c->out_pos = 0;
+        c->phase = CONN_STORING;
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        server_queue_store(srv, c);
+}
+
+/* Called by the group commit with the result of storing this connection's next vault. */
+void conn_store_done(struct conn *c, int r) {
+        if (c->expired) {
+                conn_failure(c, "timeout", "handshake did not complete in time");
+                conn_free(c);
+                return;
+        }
+        if (r < 0) {
+                c->out_len = 0;
+                conn_failure(c, r == -ESTALE ? "conflict" : "server-error",
+                             r == -ESTALE ? "another session moved the epoch" : "storing the next vault failed");
+                conn_send_error(c, r == -ESTALE ? -EACCES : -EBUSY);
+                return;
+        }
+        server_crash_point(c->srv, "after-pending");
+        c->phase = CONN_READ_M5;
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+        if (conn_flush(c) < 0)
+                conn_free(c);
+}
+
+static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
+        struct server *srv = c->srv;
+        char key[SV_ID_MAX + 8];
+        int r;
+
+        r = hs_server_commit(&c->hs, m5, m5_len);
+        if (r < 0) {
+                conn_failure(c, "auth-failed", "M5 did not verify");
+                conn_free(c);
+                return;
+        }
+        server_crash_point(srv, "before-commit");
+        /* M1 named the generation the session used; after M3 it is the committed one (§6). */
+        r = store_commit(srv->store, c->hello.device_id, c->hello.epoch, (int64_t) time(NULL));
+        if (r < 0) {
+                log_warning("Failed to commit '%s': %s", c->hello.device_id, store_last_error(srv->store));
+                conn_outcome(c, false, "conflict", "commit lost a race");
+                conn_free(c);
+                return;
+        }
+        server_crash_point(srv, "after-commit");
+        backoff_success(srv->backoff, c->peer_key);
+        snprintf(key, sizeof key, "id:%s", c->hello.device_id);
+        backoff_success(srv->backoff, key);
+        conn_outcome(c, true, "ok", NULL);
+        conn_free(c);
+}
+
+static void conn_on_frame(struct conn *c) {
+        uint8_t frame[SV_FRAME_MAX];
+        size_t len = c->in_len;
+
+        /* The handler may free c: hand it a copy and clear the input first. */
+        memcpy(frame, c->in, len);
+        c->in_len = 0;
+        switch (c->phase) {
+        case CONN_READ_M1:
+                on_hello(c, frame, len);
+                break;
+        case CONN_READ_M3:
+                on_response(c, frame, len);
+                break;
+        case CONN_READ_M5:
+                on_commit(c, frame, len);
+                break;
+        default:
+                break;
+        }
+        OPENSSL_cleanse(frame, sizeof frame);
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <systemd/sd-daemon.h>
+
+#include "server.h"
+
+static int accept_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct server *srv = userdata;
+
+        for (;;) {
+                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+                if (cfd < 0) {
+                        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                                return 0;
+                        /* Out of descriptors or memory: keep serving those already open. */
+                        log_warning("Failed to accept a connection: %s", strerror(errno));
+                        return 0;
+                }
+                (void) conn_accept(srv, cfd);
+        }
+}
+
+static void describe(int fd, char *buf, size_t cap) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char host[INET6_ADDRSTRLEN] = "?";
+        unsigned port = 0;
+
+        if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0) {
+                if (ss.ss_family == AF_INET) {
+                        struct sockaddr_in *in = (struct sockaddr_in *) &ss;
+
+                        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+                        port = ntohs(in->sin_port);
+                        snprintf(buf, cap, "%s:%u", host, port);
+                        return;
+                }
+                if (ss.ss_family == AF_INET6) {
+                        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
+
+                        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+                        port = ntohs(in6->sin6_port);
+                }
+        }
+        snprintf(buf, cap, "[%s]:%u", host, port);
+}
+
+/* "host:port", "[v6]:port" or "*:port" into a bound, listening socket. */
+static int listen_one(const char *spec, int *ret_fd) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+        struct addrinfo *res = NULL;
+        char host[256];
+        const char *colon = strrchr(spec, ':'), *port, *h;
+        size_t len;
+        int fd = -1, one = 1, r;
+
+        if (!colon || colon == spec || !colon[1])
+                return -EINVAL;
+        len = (size_t) (colon - spec);
+        h = spec;
+        if (spec[0] == '[' && len >= 2 && spec[len - 1] == ']') {
+                h++;
+                len -= 2;
+        }
+        if (len >= sizeof host)
+                return -EINVAL;
+        memcpy(host, h, len);
+        host[len] = '\0';
+        port = colon + 1;
+        if (getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res) != 0)
+                return -EADDRNOTAVAIL;
+
+        r = -EADDRNOTAVAIL;
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                if (fd < 0) {
+                        r = -errno;
+                        continue;
+                }
+                (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
+                        break;
+                r = -errno;
+                close(fd);
+                fd = -1;
+        }
+        freeaddrinfo(res);
+        if (fd < 0)
+                return r;
+        *ret_fd = fd;
+        return 0;
+}
+
+int listen_open(struct server *srv) {
+        int n = sd_listen_fds(1), r;
+        char where[128];
+
+        if (n > AUTHSERVER_LISTEN_MAX) {
+                log_error("Too many sockets passed by systemd: %d (at most %d)", n, AUTHSERVER_LISTEN_MAX);
+                return -E2BIG;
+        }
+        if (n > 0) {
+                for (int i = 0; i < n; i++) {
+                        int fd = SD_LISTEN_FDS_START + i;
+
+                        if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+                                log_error("Socket %d passed by systemd is not a listening stream socket", fd);
+                                return -EINVAL;
+                        }
+                        srv->listen_fds[srv->n_listen++] = fd;
+                }
+        } else {
+                const char *def = AUTHSERVER_DEFAULT_LISTEN;
+                const char *const *specs = srv->cfg->n_listen ? (const char *const *) srv->cfg->listen : &def;
+                unsigned count = srv->cfg->n_listen ? srv->cfg->n_listen : 1;
+
+                for (unsigned i = 0; i < count; i++) {
+                        r = listen_one(specs[i], &srv->listen_fds[srv->n_listen]);
+                        if (r < 0) {
+                                log_error("Failed to listen on '%s': %s", specs[i], strerror(-r));
+                                return r;
+                        }
+                        srv->n_listen++;
+                }
+        }
+        for (unsigned i = 0; i < srv->n_listen; i++) {
+                r = sd_event_add_io(srv->event, &srv->listen_src[i], srv->listen_fds[i], EPOLLIN, accept_handler, srv);
+                if (r < 0)
+                        return r;
+                describe(srv->listen_fds[i], where, sizeof where);
+                log_info("listening on %s", where);
+        }
+        return 0;
+}
+
+void listen_close(struct server *srv) {
+        for (unsigned i = 0; i < srv->n_listen; i++) {
+                srv->listen_src[i] = sd_event_source_disable_unref(srv->listen_src[i]);
+                close(srv->listen_fds[i]);
+        }
+        srv->n_listen = 0;
+}

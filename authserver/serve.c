@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "common-options.h"
+#include "server.h"
+
+/* Above this many queued writes the group commit runs at once instead of waiting for a quiet loop. */
+#define FLUSH_BATCH_MAX 256
+
+/*
+ * The group commit: every connection whose M3 verified since the last run has its next
+ * vault stored in one transaction, made durable with one fsync, and only then are the
+ * M4s sent (protocol §6: the pending vault is on disk before M4 leaves). Running at idle
+ * priority lets all ready connections join the batch first.
+ */
+static void server_flush(struct server *srv) {
+        struct conn *batch = srv->queue_head, *next;
+        int r, rb;
+
+        srv->queue_head = NULL;
+        srv->queue_tail = &srv->queue_head;
+        srv->queue_len = 0;
+        if (!batch)
+                return;
+
+        server_crash_point(srv, "before-pending");
+        rb = store_batch_begin(srv->store);
+        for (struct conn *c = batch; c; c = c->queue_next) {
+                if (rb < 0) {
+                        c->store_result = rb;
+                        continue;
+                }
+                if (c->gen == GENERATION_PENDING)
+                        /* The device moved to the pending vault: it becomes committed first. */
+                        r = store_promote_and_set_pending(srv->store, c->hello.device_id, c->hello.epoch - 1,
+                                                          c->next_vault, c->vault_len);
+                else
+                        r = store_set_pending(srv->store, c->hello.device_id, c->hello.epoch,
+                                              c->next_vault, c->vault_len);
+                if (r < 0 && r != -ESTALE)
+                        log_warning("Failed to store the next vault of '%s': %s", c->hello.device_id,
+                                    store_last_error(srv->store));
+                c->store_result = r;
+        }
+        if (rb >= 0) {
+                rb = store_batch_commit(srv->store, true);
+                if (rb < 0)
+                        log_error("Failed to commit the vault batch: %s", store_last_error(srv->store));
+        } else
+                log_error("Failed to begin a vault batch: %s", store_last_error(srv->store));
+
+        for (struct conn *c = batch; c; c = next) {
+                next = c->queue_next;
+                c->queue_next = NULL;
+                conn_store_done(c, rb < 0 ? rb : c->store_result);
+        }
+}
+
+static int flush_handler(sd_event_source *s, void *userdata) {
+        server_flush(userdata);
+        return 0;
+}
+
+void server_queue_store(struct server *srv, struct conn *c) {
+        c->queue_next = NULL;
+        *srv->queue_tail = c;
+        srv->queue_tail = &c->queue_next;
+        srv->queue_len++;
+        if (srv->queue_len >= FLUSH_BATCH_MAX)
+                server_flush(srv);
+        else
+                (void) sd_event_source_set_enabled(srv->flush_src, SD_EVENT_ONESHOT);
+}
+
+static void notify_status(struct server *srv) {
+        (void) sd_notifyf(false, "STATUS=%u connections, %" PRIu64 " authenticated, %" PRIu64 " failed, %" PRIu64 " turned away%s",
+                          srv->n_conns, srv->n_ok, srv->n_failed, srv->n_rejected, srv->draining ? ", draining" : "");
+}
+
+static int status_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        notify_status(userdata);
+        (void) sd_event_source_set_time_relative(s, 1000000);
+        return 0;
+}
+
+void server_maybe_exit(struct server *srv) {
+        if (srv->draining && srv->n_conns == 0)
+                (void) sd_event_exit(srv->event, 0);
+}
+
+static int drain_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct server *srv = userdata;
+
+        log_notice("drain timeout: closing %u open handshake(s)", srv->n_conns);
+        while (srv->conns)
+                conn_free(srv->conns);
+        return sd_event_exit(srv->event, 0);
+}
+
+static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct server *srv = userdata;
+
+        if (srv->draining)
+                return 0;
+        log_notice("received %s: no new connections, draining %u open handshake(s)",
+                   strsignal((int) si->ssi_signo), srv->n_conns);
+        (void) sd_notify(false, "STOPPING=1");
+        srv->draining = true;
+        listen_close(srv);
+        notify_status(srv);
+        if (srv->n_conns == 0)
+                return sd_event_exit(srv->event, 0);
+        return sd_event_add_time_relative(srv->event, NULL, CLOCK_MONOTONIC, AUTHSERVER_DRAIN_MS * 1000ULL, 0,
+                                          drain_timeout, srv);
+}
+
+static int parse_serve(struct config *c, int argc, char *argv[]) {
+        enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN };
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "listen",          required_argument, NULL, ARG_LISTEN },
+                { "timeout",         required_argument, NULL, ARG_TIMEOUT },
+                { "max-connections", required_argument, NULL, ARG_MAX_CONN },
+                { 0 }
+        };
+        bool listen_from_cli = false;
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'h':
+                        printf("Usage: authserver serve [--listen ADDR:PORT]... [--db PATH] [--master-key FILE]\n"
+                               "         [--timeout SECONDS] [--max-connections N] [--config FILE]\n\n"
+                               "Serve the secure-vault protocol. ADDR is an IPv4 address, [IPv6], a host name\n"
+                               "or '*'; default " AUTHSERVER_DEFAULT_LISTEN ". Sockets passed by systemd take\n"
+                               "precedence. Defaults: --timeout %d, --max-connections %d.\n",
+                               AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_MAX_CONN);
+                        return 1;
+                case ARG_LISTEN:
+                        if (!listen_from_cli) {
+                                /* The command line replaces the config file's addresses. */
+                                for (unsigned i = 0; i < c->n_listen; i++)
+                                        free(c->listen[i]);
+                                c->n_listen = 0;
+                                listen_from_cli = true;
+                        }
+                        if (config_set(c, "listen", optarg, "--listen") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_TIMEOUT:
+                        if (config_set(c, "timeout", optarg, "--timeout") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_MAX_CONN:
+                        if (config_set(c, "max-connections", optarg, "--max-connections") < 0)
+                                return -EINVAL;
+                        break;
+                default:
+                        if (common_option(c, opt, optarg) <= 0)
+                                return -EINVAL;
+                }
+        if (optind != argc) {
+                fprintf(stderr, "authserver: serve takes no arguments, got '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int verb_serve(struct config *cfg, int argc, char *argv[]) {
+        struct server srv = { .cfg = cfg };
+        sigset_t mask;
+        int r, ret = AS_EXIT_FAILURE;
+
+        r = parse_serve(cfg, argc, argv);
+        if (r != 0)
+                return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
+        srv.queue_tail = &srv.queue_head;
+        srv.crash_at = getenv("AUTHSERVER_CRASH_AT");
+        srv.backoff = malloc(sizeof *srv.backoff);
+        if (!srv.backoff)
+                return AS_EXIT_FAILURE;
+        backoff_init(srv.backoff);
+
+        if (config_open_store(cfg, 0, &srv.store) < 0) {
+                ret = AS_EXIT_DATABASE;
+                goto out;
+        }
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_default(&srv.event);
+        if (r >= 0)
+                r = sd_event_add_signal(srv.event, NULL, SIGTERM, signal_handler, &srv);
+        if (r >= 0)
+                r = sd_event_add_signal(srv.event, NULL, SIGINT, signal_handler, &srv);
+        if (r >= 0)
+                r = sd_event_add_defer(srv.event, &srv.flush_src, flush_handler, &srv);
+        if (r >= 0)
+                r = sd_event_source_set_priority(srv.flush_src, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(srv.flush_src, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(srv.event, &srv.status_timer, CLOCK_MONOTONIC, 1000000, 0,
+                                               status_handler, &srv);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(srv.status_timer, SD_EVENT_ON);
+        if (r < 0) {
+                log_error("Failed to set up the event loop: %s", strerror(-r));
+                goto out;
+        }
+        if (listen_open(&srv) < 0)
+                goto out;
+
+        (void) sd_notify(false, "READY=1");
+        notify_status(&srv);
+        log_info("authserver " PACKAGE_VERSION " ready: timeout %us, at most %u connections",
+                 cfg->timeout_ms / 1000, cfg->max_connections);
+        r = sd_event_loop(srv.event);
+        if (r < 0) {
+                log_error("Event loop failed: %s", strerror(-r));
+                goto out;
+        }
+        log_info("stopped: %" PRIu64 " authenticated, %" PRIu64 " failed", srv.n_ok, srv.n_failed);
+        ret = AS_EXIT_OK;
+out:
+        while (srv.conns)
+                conn_free(srv.conns);
+        listen_close(&srv);
+        sd_event_source_disable_unref(srv.flush_src);
+        sd_event_source_disable_unref(srv.status_timer);
+        sd_event_unref(srv.event);
+        store_close(srv.store);
+        free(srv.backoff);
+        return ret;
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "authserver.h"
+
+/* One TCP connection carries one handshake (protocol §3). */
+enum conn_phase {
+        CONN_READ_M1,
+        CONN_BACKOFF,           /* M1 read; waiting out the failure delay */
+        CONN_READ_M3,
+        CONN_STORING,           /* M3 verified; next vault queued for the group commit */
+        CONN_READ_M5,
+        CONN_CLOSING,           /* flushing a last frame, then close */
+};
+
+struct server;
+
+struct conn {
+        struct server *srv;
+        struct conn *prev, *next;       /* all connections */
+        struct conn *queue_next;        /* waiting for the group commit */
+        int fd;
+        sd_event_source *io;
+        sd_event_source *timer;         /* the whole handshake's deadline */
+        sd_event_source *delay;         /* failure back-off before answering M1 */
+        bool expired;
+        enum conn_phase phase;
+        char peer[64];                  /* "addr:port" */
+        char peer_key[56];              /* "addr" for the back-off table */
+        uint8_t in[SV_FRAME_MAX];
+        size_t in_len;
+        uint8_t out[SV_FRAME_MAX];
+        size_t out_len, out_pos;
+        struct hs_server hs;
+        struct msg_hello hello;
+        bool hello_valid;
+        struct store_device dev;
+        bool known;
+        enum generation gen;
+        uint8_t *vault;                 /* the generation in use, n·m bytes */
+        uint8_t *next_vault;
+        size_t vault_len;
+        const char *reason;             /* why a decoy was sent, for the log */
+        int store_result;
+};
+
+struct server {
+        struct config *cfg;
+        sd_event *event;
+        struct store *store;
+        struct backoff *backoff;
+        int listen_fds[AUTHSERVER_LISTEN_MAX];
+        sd_event_source *listen_src[AUTHSERVER_LISTEN_MAX];
+        unsigned n_listen;
+        struct conn *conns;
+        unsigned n_conns;
+        struct conn *queue_head, **queue_tail;
+        unsigned queue_len;
+        sd_event_source *flush_src;
+        sd_event_source *status_timer;
+        bool draining;
+        const char *crash_at;           /* test-only fault injection (AUTHSERVER_CRASH_AT) */
+        uint64_t n_ok, n_failed, n_rejected;
+};
+
+/* listen.c */
+int listen_open(struct server *srv);
+void listen_close(struct server *srv);
+
+/* conn.c */
+int conn_accept(struct server *srv, int fd);
+void conn_free(struct conn *c);
+void conn_store_done(struct conn *c, int r);
+void server_maybe_exit(struct server *srv);
+void server_crash_point(struct server *srv, const char *point);
+/* serve.c */
+void server_queue_store(struct server *srv, struct conn *c);

@@ -1,0 +1,4 @@
+check_PROGRAMS += tests/authserver/sv-client
+tests_authserver_sv_client_SOURCES = tests/authserver/sv-client.c
+tests_authserver_sv_client_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
+tests_authserver_sv_client_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)

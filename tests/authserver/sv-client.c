@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sv-client: a device built straight from common/'s device state machine, with its
+ * vault in a bundle file, for testing authserver over real TCP without a TPM.
+ *
+ *   sv-client --server HOST:PORT --vault FILE [--count N] [--fault F] [--timeout S]
+ *
+ * The vault file is an enrollment bundle; after each successful handshake it is
+ * rewritten with the next vault and epoch. Faults (one handshake, then exit):
+ *   drop-m5      commit locally but never send M5 (a lost M5)
+ *   close-m1     close right after M1          close-m3   close right after M3
+ *   flip-m3      flip a bit of M3              replay-m3  send the M3 of the previous run
+ *   wrong-epoch  claim epoch + 5 in M1
+ * Prints "N passed, M failed" and exits 0 only if every handshake succeeded; with a
+ * fault, prints the outcome ("refused CODE", "closed", "ok") and exits 0 if it ran.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "devicectl.h"
+#include "handshake.h"
+
+static int read_file(const char *path, char **ret, size_t *ret_len) {
+        struct stat st;
+        char *text;
+        int fd;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0 || st.st_size > BUNDLE_TEXT_MAX) {
+                close(fd);
+                return -EFBIG;
+        }
+        text = malloc((size_t) st.st_size + 1);
+        if (!text || read(fd, text, (size_t) st.st_size) != st.st_size) {
+                free(text);
+                close(fd);
+                return -EIO;
+        }
+        close(fd);
+        *ret = text;
+        *ret_len = (size_t) st.st_size;
+        return 0;
+}
+
+static int save_bundle(const char *path, const struct bundle *b) {
+        char tmp[4096], *text;
+        size_t len;
+        int fd, r;
+
+        r = bundle_format(b, &text, &len);
+        if (r < 0)
+                return r;
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, text, len) != (ssize_t) len || fsync(fd) < 0 || rename(tmp, path) < 0)
+                r = -errno ? -errno : -EIO;
+        if (fd >= 0)
+                close(fd);
+        bundle_text_free(text, len);
+        return r;
+}
+
+enum fault { FAULT_NONE, FAULT_DROP_M5, FAULT_CLOSE_M1, FAULT_CLOSE_M3, FAULT_FLIP_M3, FAULT_REPLAY_M3, FAULT_WRONG_EPOCH };
+
+struct client {
+        const char *server;
+        const char *path;
+        struct bundle b;
+        uint8_t *next;
+        int timeout_ms;
+        enum fault fault;
+        uint8_t last_m3[SV_FRAME_MAX];
+        size_t last_m3_len;
+};
+
+/* One handshake. 0 on success (vault advanced and saved), 1 if the server refused, -errno otherwise. */
+static int handshake(struct client *cl, uint8_t *ret_code) {
+        struct hs_device hs;
+        struct vault_params params = cl->b.params;
+        uint8_t frame[SV_FRAME_MAX];
+        size_t len;
+        int64_t deadline;
+        int fd = -1, r;
+
+        if (cl->fault == FAULT_WRONG_EPOCH)
+                params.epoch += 5;
+        hs_device_init(&hs, &params, cl->b.vault, &hs_random_os);
+        r = hs_device_hello(&hs, frame, sizeof frame, &len);
+        if (r < 0)
+                goto out;
+        r = net_connect(cl->server, cl->timeout_ms, &fd);
+        if (r < 0)
+                goto out;
+        deadline = now_ms() + cl->timeout_ms;
+        r = net_send_frame(fd, frame, len, deadline);
+        if (r >= 0 && cl->fault == FAULT_CLOSE_M1)
+                r = -ECONNABORTED;
+        if (r < 0)
+                goto out;
+        r = net_recv_frame(fd, frame, sizeof frame, &len, deadline);
+        if (r < 0)
+                goto out;
+        r = hs_device_respond(&hs, frame, len, frame, sizeof frame, &len);
+        if (r < 0)
+                goto out;
+        if (cl->fault == FAULT_FLIP_M3)
+                frame[len - 1] ^= 0x01;
+        if (cl->fault == FAULT_REPLAY_M3 && cl->last_m3_len) {
+                memcpy(frame, cl->last_m3, cl->last_m3_len);
+                len = cl->last_m3_len;
+        }
+        memcpy(cl->last_m3, frame, len);
+        cl->last_m3_len = len;
+        r = net_send_frame(fd, frame, len, deadline);
+        if (r >= 0 && cl->fault == FAULT_CLOSE_M3)
+                r = -ECONNABORTED;
+        if (r < 0)
+                goto out;
+        r = net_recv_frame(fd, frame, sizeof frame, &len, deadline);
+        if (r < 0)
+                goto out;
+        r = hs_device_confirm(&hs, frame, len, cl->next, frame, sizeof frame, &len);
+        if (r < 0)
+                goto out;
+        /* As vaultd does: the next vault is durable before M5 leaves. */
+        memcpy(cl->b.vault, cl->next, vault_size(&cl->b.params));
+        cl->b.params.epoch++;
+        r = save_bundle(cl->path, &cl->b);
+        if (r < 0)
+                goto out;
+        if (cl->fault != FAULT_DROP_M5)
+                r = net_send_frame(fd, frame, len, deadline);
+out:
+        if (r == -ECONNREFUSED) {
+                *ret_code = hs.peer_error;
+                r = 1;
+        }
+        hs_device_wipe(&hs);
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
+static enum fault parse_fault(const char *s) {
+        static const char *const names[] = {
+                [FAULT_NONE] = "none", [FAULT_DROP_M5] = "drop-m5", [FAULT_CLOSE_M1] = "close-m1",
+                [FAULT_CLOSE_M3] = "close-m3", [FAULT_FLIP_M3] = "flip-m3", [FAULT_REPLAY_M3] = "replay-m3",
+                [FAULT_WRONG_EPOCH] = "wrong-epoch",
+        };
+
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+                if (strcmp(s, names[i]) == 0)
+                        return (enum fault) i;
+        fprintf(stderr, "sv-client: unknown fault '%s'\n", s);
+        exit(2);
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "server",  required_argument, NULL, 's' },
+                { "vault",   required_argument, NULL, 'v' },
+                { "count",   required_argument, NULL, 'n' },
+                { "fault",   required_argument, NULL, 'f' },
+                { "timeout", required_argument, NULL, 't' },
+                { 0 }
+        };
+        struct client cl = { .timeout_ms = 10000 };
+        unsigned long count = 1, passed = 0, failed = 0;
+        char *text = NULL;
+        size_t text_len = 0;
+        unsigned line;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 's': cl.server = optarg; break;
+                case 'v': cl.path = optarg; break;
+                case 'n': count = strtoul(optarg, NULL, 10); break;
+                case 'f': cl.fault = parse_fault(optarg); break;
+                case 't': cl.timeout_ms = atoi(optarg) * 1000; break;
+                default: return 2;
+                }
+        if (!cl.server || !cl.path || count == 0) {
+                fprintf(stderr, "usage: sv-client --server HOST:PORT --vault BUNDLE [--count N] [--fault F]\n");
+                return 2;
+        }
+        r = read_file(cl.path, &text, &text_len);
+        if (r < 0 || bundle_parse(text, text_len, &cl.b, &line) < 0) {
+                fprintf(stderr, "sv-client: cannot read vault '%s'\n", cl.path);
+                return 1;
+        }
+        free(text);
+        cl.next = malloc(vault_size(&cl.b.params));
+        if (!cl.next)
+                return 1;
+
+        if (cl.fault != FAULT_NONE) {
+                uint8_t code = 0;
+
+                if (cl.fault == FAULT_REPLAY_M3) {
+                        /* Record an M3, abandon that handshake, then replay it in a fresh one. */
+                        enum fault f = cl.fault;
+
+                        cl.fault = FAULT_CLOSE_M3;
+                        (void) handshake(&cl, &code);
+                        cl.fault = f;
+                }
+                r = handshake(&cl, &code);
+                if (r == 1)
+                        printf("refused %u\n", code);
+                else if (r < 0)
+                        printf("closed %s\n", strerror(-r));
+                else
+                        printf("ok epoch %" PRIu64 "\n", cl.b.params.epoch);
+                bundle_free(&cl.b);
+                free(cl.next);
+                return 0;
+        }
+        for (unsigned long i = 0; i < count; i++) {
+                uint8_t code = 0;
+
+                r = handshake(&cl, &code);
+                if (r == 0)
+                        passed++;
+                else {
+                        failed++;
+                        fprintf(stderr, "sv-client: handshake %lu failed: %s\n", i + 1,
+                                r == 1 ? wire_error_name(code) : strerror(-r));
+                }
+        }
+        printf("%lu passed, %lu failed\n", passed, failed);
+        bundle_free(&cl.b);
+        free(cl.next);
+        return failed == 0 ? 0 : 1;
+}

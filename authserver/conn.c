@@ -44,8 +44,41 @@ static void vault_buffers_free(struct conn *c) {
         c->vault_len = 0;
 }
 
+static void inflight_remove(struct conn *c) {
+        if (!c->inflight)
+                return;
+        if (c->inflight_prev)
+                c->inflight_prev->inflight_next = c->inflight_next;
+        else
+                c->srv->inflight = c->inflight_next;
+        if (c->inflight_next)
+                c->inflight_next->inflight_prev = c->inflight_prev;
+        c->inflight = false;
+}
+
+/*
+ * Two sessions of one device must never both reach M4: the later pending vault would
+ * replace the earlier one and strand whichever device copy committed first. The first
+ * session past M3 owns the device until it ends; a second one gets ERROR 2 and changes
+ * nothing. (The store's compare-and-set on the epoch guards the commit itself.)
+ */
+static bool inflight_claim(struct conn *c) {
+        for (struct conn *o = c->srv->inflight; o; o = o->inflight_next)
+                if (strcmp(o->hello.device_id, c->hello.device_id) == 0)
+                        return false;
+        c->inflight = true;
+        c->inflight_prev = NULL;
+        c->inflight_next = c->srv->inflight;
+        if (c->srv->inflight)
+                c->srv->inflight->inflight_prev = c;
+        c->srv->inflight = c;
+        return true;
+}
+
 void conn_free(struct conn *c) {
         struct server *srv = c->srv;
+
+        inflight_remove(c);
 
         if (c->prev)
                 c->prev->next = c->next;
@@ -374,7 +407,10 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         wait = backoff_wait(srv->backoff, key, now);
         if (backoff_wait(srv->backoff, c->peer_key, now) > wait)
                 wait = backoff_wait(srv->backoff, c->peer_key, now);
-        if (wait > 0 && (uint64_t) wait * 1000 < (uint64_t) srv->cfg->timeout_ms * 1000) {
+        /* Never so long that the handshake cannot finish in its time-out. */
+        if (wait > (int64_t) srv->cfg->timeout_ms / 2)
+                wait = (int64_t) srv->cfg->timeout_ms / 2;
+        if (wait > 0) {
                 c->phase = CONN_BACKOFF;
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
                 r = sd_event_add_time_relative(srv->event, &c->delay, CLOCK_MONOTONIC, (uint64_t) wait * 1000, 0,
@@ -397,6 +433,11 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
                 conn_failure(c, c->gen == GENERATION_DECOY ? "decoy" : "auth-failed",
                              c->gen == GENERATION_DECOY ? c->reason : r == -EACCES ? "M3 did not verify" : "malformed M3");
                 conn_send_error(c, r);
+                return;
+        }
+        if (!inflight_claim(c)) {
+                conn_failure(c, "conflict", "another session of this device is in progress");
+                conn_send_error(c, -EACCES);
                 return;
         }
         /* M4 waits until the next vault is durable: the group commit sends it. */

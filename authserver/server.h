@@ -21,6 +21,8 @@ struct conn {
         struct server *srv;
         struct conn *prev, *next;       /* all connections */
         struct conn *queue_next;        /* waiting for the group commit */
+        struct conn *inflight_prev, *inflight_next;
+        bool inflight;                  /* M3 verified: this session owns its device until it ends */
         int fd;
         sd_event_source *io;
         sd_event_source *timer;         /* the whole handshake's deadline */
@@ -56,6 +58,7 @@ struct server {
         unsigned n_listen;
         struct conn *conns;
         unsigned n_conns;
+        struct conn *inflight;          /* sessions past M3, at most one per device */
         struct conn *queue_head, **queue_tail;
         unsigned queue_len;
         sd_event_source *flush_src;

@@ -2,3 +2,11 @@ check_PROGRAMS += tests/authserver/sv-client
 tests_authserver_sv_client_SOURCES = tests/authserver/sv-client.c
 tests_authserver_sv_client_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
 tests_authserver_sv_client_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
+
+AUTHSERVER_TESTS = \
+	tests/authserver/serve.test \
+	tests/authserver/recovery.test \
+	tests/authserver/attacks.test \
+	tests/authserver/limits.test
+TESTS += $(AUTHSERVER_TESTS)
+EXTRA_DIST += $(AUTHSERVER_TESTS) tests/authserver/lib.sh

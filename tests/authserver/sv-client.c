@@ -179,6 +179,7 @@ int main(int argc, char *argv[]) {
         char *text = NULL;
         size_t text_len = 0;
         unsigned line;
+        bool single = false;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
@@ -186,7 +187,7 @@ int main(int argc, char *argv[]) {
                 case 's': cl.server = optarg; break;
                 case 'v': cl.path = optarg; break;
                 case 'n': count = strtoul(optarg, NULL, 10); break;
-                case 'f': cl.fault = parse_fault(optarg); break;
+                case 'f': cl.fault = parse_fault(optarg); single = true; break;
                 case 't': cl.timeout_ms = atoi(optarg) * 1000; break;
                 default: return 2;
                 }
@@ -204,7 +205,7 @@ int main(int argc, char *argv[]) {
         if (!cl.next)
                 return 1;
 
-        if (cl.fault != FAULT_NONE) {
+        if (single) {
                 uint8_t code = 0;
 
                 if (cl.fault == FAULT_REPLAY_M3) {

@@ -1,0 +1,55 @@
+# Shared by the authserver tests: a private database, key and server on a free loopback port.
+set -eu
+: "${top_builddir:=.}" "${top_srcdir:=.}"
+AUTHSERVER="$top_builddir/authserver/authserver"
+CLIENT="$top_builddir/tests/authserver/sv-client"
+T=$(mktemp -d "${TMPDIR:-/tmp}/sv-authserver.XXXXXX")
+SERVER_PID=
+
+stop_authserver() {
+        if [ -n "$SERVER_PID" ]; then
+                kill -TERM "$SERVER_PID" 2>/dev/null || true
+                wait "$SERVER_PID" 2>/dev/null || true
+                SERVER_PID=
+        fi
+}
+cleanup() { stop_authserver; rm -rf "$T"; }
+trap cleanup EXIT
+
+fail() {
+        echo "FAIL: $*"
+        if [ -f "$T/server.log" ]; then echo "--- server log (tail)"; tail -n 20 "$T/server.log"; fi
+        exit 1
+}
+ok() { echo "ok - $*"; }
+
+db_opts() { echo --db "$T/db" --master-key "$T/key"; }
+admin() { verb=$1; shift; "$AUTHSERVER" "$verb" $(db_opts) "$@"; }
+init_db() { admin init >/dev/null || fail "authserver init"; }
+enroll() { id=$1; shift; admin enroll --device "$id" --out "$T/$id.vault" "$@" >/dev/null || fail "enroll $id"; }
+
+start_authserver() {
+        : >"$T/server.log"
+        "$AUTHSERVER" serve $(db_opts) --listen 127.0.0.1:0 "$@" 2>>"$T/server.log" &
+        SERVER_PID=$!
+        for _ in $(seq 1 100); do
+                PORT=$(sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/server.log")
+                [ -n "$PORT" ] && break
+                kill -0 "$SERVER_PID" 2>/dev/null || fail "authserver exited at start"
+                sleep 0.05
+        done
+        [ -n "$PORT" ] || fail "authserver did not start listening"
+        SERVER=127.0.0.1:$PORT
+}
+
+# show_json ID FIELD: one field of `authserver show ID --json`
+show_json() { admin show "$1" --json | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
+client() { id=$1; shift; "$CLIENT" --server "$SERVER" --vault "$T/$id.vault" "$@"; }
+
+# raw_exchange HEX: send bytes, print the reply as hex (empty if closed without one).
+raw_exchange() {
+        exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+        printf "$(echo "$1" | sed 's/../\\x&/g')" >&3
+        timeout 5 od -An -tx1 -v <&3 | tr -d ' \n'
+        exec 3<&- 3>&-
+}

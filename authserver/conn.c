@@ -63,9 +63,19 @@ static void inflight_remove(struct conn *c) {
  * nothing. (The store's compare-and-set on the epoch guards the commit itself.)
  */
 static bool inflight_claim(struct conn *c) {
-        for (struct conn *o = c->srv->inflight; o; o = o->inflight_next)
-                if (strcmp(o->hello.device_id, c->hello.device_id) == 0)
-                        return false;
+        for (struct conn *o = c->srv->inflight; o; o = o->inflight_next) {
+                if (strcmp(o->hello.device_id, c->hello.device_id) != 0)
+                        continue;
+                /* The device already moved to the vault that session stored and proved it with
+                 * this M3: that session's M5 is in flight or lost, and it is done. */
+                if (o->phase == CONN_READ_M5 && c->gen == GENERATION_PENDING &&
+                    c->hello.epoch == o->hello.epoch + 1) {
+                        inflight_remove(o);
+                        o->superseded = true;
+                        break;
+                }
+                return false;
+        }
         c->inflight = true;
         c->inflight_prev = NULL;
         c->inflight_next = c->srv->inflight;
@@ -90,8 +100,15 @@ void conn_free(struct conn *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->delay);
-        if (c->fd >= 0)
+        if (c->fd >= 0) {
+                /* Unread input makes close() send a reset, which can destroy the ERROR we
+                 * just sent before the peer reads it: consume what has already arrived. */
+                uint8_t sink[4096];
+
+                for (int i = 0; i < 16 && recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+                        ;
                 close(c->fd);
+        }
         vault_buffers_free(c);
         hs_server_wipe(&c->hs);
         OPENSSL_cleanse(c, sizeof *c);
@@ -241,6 +258,8 @@ int conn_accept(struct server *srv, int fd) {
         c->srv = srv;
         c->fd = fd;
         c->phase = CONN_READ_M1;
+        c->expect_type = SV_MSG_HELLO;
+        c->expect_len = 0;
         if (getpeername(fd, (struct sockaddr *) &ss, &ss_len) < 0)
                 ss.ss_family = AF_UNSPEC;
         peer_describe(&ss, c);
@@ -277,6 +296,12 @@ static int conn_read(struct conn *c) {
 
                         if (r < 0)
                                 return r;
+                        /* Type and exact size are known before the body: check them first (§3). */
+                        if (h.type != c->expect_type)
+                                return -EPROTO;
+                        if (c->expect_len ? h.length != c->expect_len
+                                          : h.length < SV_HELLO_BODY_LEN(SV_ID_MIN) || h.length > SV_HELLO_BODY_LEN(SV_ID_MAX))
+                                return -EBADMSG;
                         want = SV_HEADER_LEN + (size_t) h.length;
                         if (c->in_len == want)
                                 return 1;
@@ -318,7 +343,8 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
                 return 0;
         }
         if (r < 0) {
-                conn_failure(c, "protocol", "bad frame header");
+                conn_failure(c, c->phase == CONN_READ_M3 && c->gen == GENERATION_DECOY ? "decoy" : "protocol",
+                             c->phase == CONN_READ_M3 && c->gen == GENERATION_DECOY ? c->reason : "bad frame header");
                 conn_send_error(c, r);
                 return 0;
         }
@@ -363,18 +389,19 @@ static void conn_lookup(struct conn *c) {
         if (c->gen != GENERATION_DECOY) {
                 r = load_generation(c);
                 if (r < 0) {
+                        /* Still a decoy, not an ERROR: the answer to M1 never says the id exists. */
                         log_error("Failed to load the vault of '%s': %s", c->hello.device_id,
                                   r == -ENOMEM ? "out of memory" : store_last_error(srv->store));
-                        conn_outcome(c, false, "server-error", "vault unavailable");
-                        conn_send_error(c, -EBUSY);
-                        return;
+                        c->gen = GENERATION_DECOY;
+                        c->reason = "vault unavailable";
+                } else {
+                        params.profile = c->dev.profile;
+                        params.n = c->dev.n;
+                        params.m = c->dev.m;
+                        params.p = c->dev.p;
+                        params.epoch = c->hello.epoch;
+                        (void) vault_params_set_id(&params, c->hello.device_id);
                 }
-                params.profile = c->dev.profile;
-                params.n = c->dev.n;
-                params.m = c->dev.m;
-                params.p = c->dev.p;
-                params.epoch = c->hello.epoch;
-                (void) vault_params_set_id(&params, c->hello.device_id);
         }
         r = hs_server_challenge(&c->hs, c->gen == GENERATION_DECOY ? NULL : &params,
                                 c->gen == GENERATION_DECOY ? NULL : c->vault, frame, sizeof frame, &len);
@@ -384,6 +411,8 @@ static void conn_lookup(struct conn *c) {
                 conn_send_error(c, -EBUSY);
                 return;
         }
+        c->expect_type = SV_MSG_RESPONSE;
+        c->expect_len = SV_RESPONSE_BODY_LEN(c->gen == GENERATION_DECOY ? srv->cfg->decoy_p : c->dev.p);
         c->phase = CONN_READ_M3;
         conn_send(c, frame, len);
 }
@@ -465,6 +494,8 @@ void conn_store_done(struct conn *c, int r) {
         }
         server_crash_point(c->srv, "after-pending");
         c->phase = CONN_READ_M5;
+        c->expect_type = SV_MSG_COMMIT;
+        c->expect_len = SV_COMMIT_BODY_LEN;
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
         if (conn_flush(c) < 0)
                 conn_free(c);
@@ -484,6 +515,12 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
         server_crash_point(srv, "before-commit");
         /* M1 named the generation the session used; after M3 it is the committed one (§6). */
         r = store_commit(srv->store, c->hello.device_id, c->hello.epoch, (int64_t) time(NULL));
+        if (r == -ESTALE && c->superseded) {
+                /* The device's next session already promoted this vault. */
+                conn_outcome(c, true, "ok", NULL);
+                conn_free(c);
+                return;
+        }
         if (r < 0) {
                 log_warning("Failed to commit '%s': %s", c->hello.device_id, store_last_error(srv->store));
                 conn_outcome(c, false, "conflict", "commit lost a race");

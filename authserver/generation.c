@@ -19,6 +19,8 @@ enum generation generation_choose(const struct store_device *dev, const struct m
                 reason = "revoked device";
         else if (dev->profile != hello->profile)
                 reason = "profile mismatch";
+        else if (hello->epoch == UINT64_MAX)
+                reason = "epoch exhausted: enroll again";
         else if (hello->epoch == dev->epoch) {
                 g = GENERATION_COMMITTED;
                 reason = "committed generation";

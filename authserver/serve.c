@@ -38,11 +38,15 @@ static void server_flush(struct server *srv) {
                         c->store_result = rb;
                         continue;
                 }
-                if (c->gen == GENERATION_PENDING)
-                        /* The device moved to the pending vault: it becomes committed first. */
+                if (c->gen == GENERATION_PENDING) {
+                        /* The device moved to the pending vault: it becomes committed first. A late
+                         * M5 of the session that stored it may have committed it already. */
                         r = store_promote_and_set_pending(srv->store, c->hello.device_id, c->hello.epoch - 1,
                                                           c->next_vault, c->vault_len);
-                else
+                        if (r == -ESTALE)
+                                r = store_set_pending(srv->store, c->hello.device_id, c->hello.epoch,
+                                                      c->next_vault, c->vault_len);
+                } else
                         r = store_set_pending(srv->store, c->hello.device_id, c->hello.epoch,
                                               c->next_vault, c->vault_len);
                 if (r < 0 && r != -ESTALE)
@@ -52,6 +56,11 @@ static void server_flush(struct server *srv) {
         }
         if (rb >= 0) {
                 rb = store_batch_commit(srv->store, true);
+                if (rb >= 0) {
+                        srv->n_syncs++;
+                        for (struct conn *c = batch; c; c = c->queue_next)
+                                srv->n_vault_writes += c->store_result >= 0;
+                }
                 if (rb < 0)
                         log_error("Failed to commit the vault batch: %s", store_last_error(srv->store));
         } else
@@ -231,7 +240,8 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 log_error("Event loop failed: %s", strerror(-r));
                 goto out;
         }
-        log_info("stopped: %" PRIu64 " authenticated, %" PRIu64 " failed", srv.n_ok, srv.n_failed);
+        log_info("stopped: %" PRIu64 " authenticated, %" PRIu64 " failed; %" PRIu64 " vault writes in %" PRIu64 " syncs",
+                 srv.n_ok, srv.n_failed, srv.n_vault_writes, srv.n_syncs);
         ret = AS_EXIT_OK;
 out:
         while (srv.conns)

@@ -23,11 +23,14 @@ struct conn {
         struct conn *queue_next;        /* waiting for the group commit */
         struct conn *inflight_prev, *inflight_next;
         bool inflight;                  /* M3 verified: this session owns its device until it ends */
+        bool superseded;                /* the device's next session took over (its M5 was late) */
         int fd;
         sd_event_source *io;
         sd_event_source *timer;         /* the whole handshake's deadline */
         sd_event_source *delay;         /* failure back-off before answering M1 */
         bool expired;
+        uint8_t expect_type;            /* of the next frame, checked from its header */
+        uint16_t expect_len;            /* exact body length; 0 for M1's range */
         enum conn_phase phase;
         char peer[64];                  /* "addr:port" */
         char peer_key[56];              /* "addr" for the back-off table */
@@ -66,6 +69,7 @@ struct server {
         bool draining;
         const char *crash_at;           /* test-only fault injection (AUTHSERVER_CRASH_AT) */
         uint64_t n_ok, n_failed, n_rejected;
+        uint64_t n_vault_writes, n_syncs;      /* group commit effect */
 };
 
 /* listen.c */

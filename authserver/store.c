@@ -68,7 +68,17 @@ static const char schema_sql[] =
         " outcome TEXT NOT NULL,"
         " epoch INTEGER NOT NULL"
         ");"
-        "CREATE INDEX audit_device_time ON audit (device, time);";
+        "CREATE INDEX audit_device_time ON audit (device, time);"
+        /* A known value sealed under the master key: a wrong key is refused at open, not at
+         * the first device it fails to decrypt. */
+        "CREATE TABLE keycheck ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " blob BLOB NOT NULL"
+        ");";
+
+#define KEYCHECK_ID     "keycheck"
+#define KEYCHECK_EPOCH  UINT64_MAX
+#define KEYCHECK_LEN    16
 
 /* Columns shared by STMT_GET and STMT_LIST, in this order after the id. */
 #define ROW_COLUMNS \
@@ -298,6 +308,41 @@ static int pragma_int(struct store *s, const char *sql, int64_t *ret) {
         return r;
 }
 
+static int keycheck_write(struct store *s) {
+        static const uint8_t zeros[KEYCHECK_LEN];
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        r = store_aead_seal(s->aead, KEYCHECK_ID, KEYCHECK_EPOCH, zeros, sizeof zeros, s->seal);
+        if (r < 0)
+                return fail(s, r, "Failed to seal the key check");
+        rc = sqlite3_prepare_v2(s->db, "INSERT INTO keycheck (id, blob) VALUES (1, ?1)", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_blob(st, 1, s->seal, KEYCHECK_LEN + STORE_BLOB_OVERHEAD, SQLITE_TRANSIENT);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : fail_db(s, rc, "write the key check");
+}
+
+static int keycheck_verify(struct store *s, const char *path) {
+        uint8_t out[KEYCHECK_LEN];
+        sqlite3_stmt *st = NULL;
+        int rc, r = -EBADMSG;
+
+        rc = sqlite3_prepare_v2(s->db, "SELECT blob FROM keycheck WHERE id = 1", -1, &st, NULL);
+        if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                r = store_aead_open(s->aead, KEYCHECK_ID, KEYCHECK_EPOCH, sqlite3_column_blob(st, 0),
+                                    (size_t) sqlite3_column_bytes(st, 0), out, sizeof out) < 0 ? -EKEYREJECTED : 0;
+        sqlite3_finalize(st);
+        OPENSSL_cleanse(out, sizeof out);
+        if (r == -EKEYREJECTED)
+                return fail(s, r, "The master key does not open database '%s': wrong key file?", path);
+        if (r < 0)
+                return fail(s, r, "Database '%s' has no key check: not a secure-vault store", path);
+        return 0;
+}
+
 static int create_schema(struct store *s) {
         int64_t version = 0, tables = 0;
         int r;
@@ -314,6 +359,8 @@ static int create_schema(struct store *s) {
                          "but no schema version");
         if (r >= 0 && version == 0) {
                 r = exec(s, schema_sql, "create the schema");
+                if (r >= 0)
+                        r = keycheck_write(s);
                 if (r >= 0)
                         r = exec(s, "PRAGMA user_version = 1", "create the schema");
         }
@@ -417,7 +464,7 @@ static int open_db(struct store *s, const char *path, int flags) {
                         return fail(s, -EBADMSG, "Database '%s' does not have the expected schema: %s",
                                     path, sqlite3_errmsg(s->db));
         }
-        return 0;
+        return keycheck_verify(s, path);
 }
 
 int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN], int flags,

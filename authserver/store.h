@@ -56,7 +56,7 @@ struct store_device {
 };
 
 /* -ENOENT missing file without STORE_CREATE, -EBADMSG not a store or corrupt,
- * -EPROTONOSUPPORT schema newer than STORE_SCHEMA_VERSION. */
+ * -EPROTONOSUPPORT schema newer than STORE_SCHEMA_VERSION, -EKEYREJECTED wrong master key. */
 int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN], int flags,
                struct store **ret);
 void store_close(struct store *s);

@@ -46,10 +46,15 @@ start_authserver() {
 show_json() { admin show "$1" --json | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 client() { id=$1; shift; "$CLIENT" --server "$SERVER" --vault "$T/$id.vault" "$@"; }
 
-# raw_exchange HEX: send bytes, print the reply as hex (empty if closed without one).
+# raw_exchange HEX [BYTES]: send bytes, print the reply as hex: all of it until the server
+# closes, or the first BYTES bytes.
 raw_exchange() {
         exec 3<>"/dev/tcp/127.0.0.1/$PORT"
         printf "$(echo "$1" | sed 's/../\\x&/g')" >&3
-        timeout 5 od -An -tx1 -v <&3 | tr -d ' \n'
+        if [ -n "${2:-}" ]; then
+                timeout 5 head -c "$2" <&3 | od -An -tx1 -v | tr -d ' \n'
+        else
+                timeout 5 od -An -tx1 -v <&3 | tr -d ' \n'
+        fi
         exec 3<&- 3>&-
 }

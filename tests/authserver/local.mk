@@ -3,7 +3,16 @@ tests_authserver_sv_client_SOURCES = tests/authserver/sv-client.c
 tests_authserver_sv_client_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
 tests_authserver_sv_client_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
 
+check_PROGRAMS += tests/authserver/sv-flood
+tests_authserver_sv_flood_SOURCES = tests/authserver/sv-flood.c
+tests_authserver_sv_flood_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
+tests_authserver_sv_flood_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
+
 AUTHSERVER_TESTS = \
+	tests/authserver/admin.test \
+	tests/authserver/badinput.test \
+	tests/authserver/crash.test \
+	tests/authserver/load.test \
 	tests/authserver/serve.test \
 	tests/authserver/recovery.test \
 	tests/authserver/attacks.test \

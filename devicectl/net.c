@@ -151,7 +151,8 @@ static int recv_exact(int fd, uint8_t *buf, size_t len, int64_t deadline_ms) {
         return 0;
 }
 
-int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t deadline_ms) {
+int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t deadline_ms,
+                   uint8_t type, size_t body_len) {
         struct wire_header h;
         int r;
 
@@ -163,6 +164,14 @@ int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t de
         r = wire_header_decode(buf, SV_HEADER_LEN, &h);
         if (r < 0)
                 return r;
+        /* Type and size are checked from the header, before the body is read (§3). */
+        if (h.type == SV_MSG_ERROR) {
+                if (h.length != SV_ERROR_BODY_LEN)
+                        return -EBADMSG;
+        } else if (h.type != type)
+                return -EPROTO;
+        else if (body_len != 0 && h.length != body_len)
+                return -EBADMSG;
         r = recv_exact(fd, buf + SV_HEADER_LEN, h.length, deadline_ms);
         if (r < 0)
                 return r;

@@ -113,12 +113,14 @@ static int vaultd_step(struct auth_session *s, uint8_t op, const char *what, str
         return EXIT_OK;
 }
 
-static int server_exchange(struct auth_session *s, const char *server, bool expect_reply) {
+/* Sends s->frame; with reply_type, reads the reply of that type and body size into it. */
+static int server_exchange(struct auth_session *s, const char *server, uint8_t reply_type, size_t reply_len) {
         int r;
 
         r = net_send_frame(s->tcp, s->frame, s->frame_len, s->deadline);
-        if (r >= 0 && expect_reply)
-                r = net_recv_frame(s->tcp, s->frame, sizeof s->frame, &s->frame_len, s->deadline);
+        if (r >= 0 && reply_type)
+                r = net_recv_frame(s->tcp, s->frame, sizeof s->frame, &s->frame_len, s->deadline,
+                                   reply_type, reply_len);
         if (r < 0) {
                 fprintf(stderr, "devicectl: exchange with server '%s' failed: %s\n", server,
                         r == -ETIMEDOUT ? "timed out" : r == -ECONNRESET ? "connection closed" : strerror(-r));
@@ -223,14 +225,14 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
                 ret = EXIT_SERVER_UNREACHABLE;
                 goto out;
         }
-        ret = server_exchange(&s, server, true);                /* M1 -> M2 */
+        ret = server_exchange(&s, server, SV_MSG_CHALLENGE, SV_CHALLENGE_BODY_LEN(info.params.p));
         if (ret == EXIT_OK)
                 ret = vaultd_step(&s, IPC_OP_RESPOND, "response", &rep);
         if (ret != EXIT_OK)
                 goto out;
         memcpy(s.frame, rep.body, rep.body_len);
         s.frame_len = rep.body_len;
-        ret = server_exchange(&s, server, true);                /* M3 -> M4 */
+        ret = server_exchange(&s, server, SV_MSG_CONFIRM, SV_CONFIRM_BODY_LEN);
         if (ret == EXIT_OK)
                 ret = vaultd_step(&s, IPC_OP_CONFIRM, "confirmation", &rep);
         if (ret != EXIT_OK)
@@ -245,7 +247,7 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
          * M5 is recovered by the server at the next handshake (protocol §6). */
         memcpy(s.frame, res.m5, res.m5_len);
         s.frame_len = res.m5_len;
-        if (server_exchange(&s, server, false) != EXIT_OK)
+        if (server_exchange(&s, server, 0, 0) != EXIT_OK)
                 fprintf(stderr, "devicectl: warning: M5 may not have reached the server; it recovers at the next handshake\n");
 
         if (strcmp(o.keyring, "none") != 0) {

@@ -107,7 +107,8 @@ static int handshake(struct client *cl, uint8_t *ret_code) {
                 r = -ECONNABORTED;
         if (r < 0)
                 goto out;
-        r = net_recv_frame(fd, frame, sizeof frame, &len, deadline);
+        r = net_recv_frame(fd, frame, sizeof frame, &len, deadline, SV_MSG_CHALLENGE,
+                           SV_CHALLENGE_BODY_LEN(params.p));
         if (r < 0)
                 goto out;
         r = hs_device_respond(&hs, frame, len, frame, sizeof frame, &len);
@@ -126,7 +127,7 @@ static int handshake(struct client *cl, uint8_t *ret_code) {
                 r = -ECONNABORTED;
         if (r < 0)
                 goto out;
-        r = net_recv_frame(fd, frame, sizeof frame, &len, deadline);
+        r = net_recv_frame(fd, frame, sizeof frame, &len, deadline, SV_MSG_CONFIRM, SV_CONFIRM_BODY_LEN);
         if (r < 0)
                 goto out;
         r = hs_device_confirm(&hs, frame, len, cl->next, frame, sizeof frame, &len);

@@ -58,7 +58,7 @@ int vaultd_reply_error(const char *what, const struct ipc_reply *rep);
 /* net.c: blocking TCP with a deadline. */
 int net_connect(const char *host_port, int timeout_ms, int *ret_fd);
 int net_send_frame(int fd, const uint8_t *frame, size_t len, int64_t deadline_ms);
-/* Reads one frame of `type` (or an ERROR) whose body is body_len bytes (0: any up to the cap);
+/* Reads one frame of `type` (0: any) or an ERROR, whose body is body_len bytes (0: any up to the cap);
  * the header is checked before the body is read. */
 int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t deadline_ms,
                    uint8_t type, size_t body_len);

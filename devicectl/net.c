@@ -168,7 +168,7 @@ int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t de
         if (h.type == SV_MSG_ERROR) {
                 if (h.length != SV_ERROR_BODY_LEN)
                         return -EBADMSG;
-        } else if (h.type != type)
+        } else if (type != 0 && h.type != type)
                 return -EPROTO;
         else if (body_len != 0 && h.length != body_len)
                 return -EBADMSG;

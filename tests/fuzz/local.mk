@@ -1,1 +1,65 @@
-# tests/fuzz
+# tests/fuzz: one libFuzzer target per decoder of protocol §3, §4 and §8.
+#
+# With --enable-fuzzing (CC=clang) the targets link libFuzzer's main and are built by
+# `make`; run them by hand, e.g.
+#   tests/fuzz/fuzz-bundle -max_total_time=60 -max_len=2048 NEW-CORPUS $(srcdir)/tests/fuzz/corpus/fuzz-bundle
+# Otherwise they link tests/fuzz/replay.c and `make check` replays each target's committed
+# corpus, $(top_srcdir)/tests/fuzz/corpus/<target>/, as a TAP test.
+FUZZ_TARGETS = \
+	tests/fuzz/fuzz-frame \
+	tests/fuzz/fuzz-hello \
+	tests/fuzz/fuzz-challenge \
+	tests/fuzz/fuzz-response \
+	tests/fuzz/fuzz-confirm \
+	tests/fuzz/fuzz-commit \
+	tests/fuzz/fuzz-error \
+	tests/fuzz/fuzz-bundle
+
+if ENABLE_FUZZING
+noinst_PROGRAMS += $(FUZZ_TARGETS)
+FUZZ_MAIN =
+FUZZ_LINK_FLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+else
+check_PROGRAMS += $(FUZZ_TARGETS)
+TESTS += $(FUZZ_TARGETS)
+FUZZ_MAIN = tests/fuzz/replay.c
+FUZZ_LINK_FLAGS = $(AM_LDFLAGS)
+endif
+
+FUZZ_COMMON = tests/fuzz/fuzz.h $(FUZZ_MAIN)
+FUZZ_HS = tests/fuzz/hs-fixture.c tests/fuzz/hs-fixture.h
+
+tests_fuzz_fuzz_frame_SOURCES = tests/fuzz/fuzz-frame.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_frame_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_frame_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_hello_SOURCES = tests/fuzz/fuzz-hello.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_hello_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_hello_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_challenge_SOURCES = tests/fuzz/fuzz-challenge.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_challenge_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_challenge_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_response_SOURCES = tests/fuzz/fuzz-response.c $(FUZZ_HS) $(FUZZ_COMMON)
+tests_fuzz_fuzz_response_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_response_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_confirm_SOURCES = tests/fuzz/fuzz-confirm.c $(FUZZ_HS) $(FUZZ_COMMON)
+tests_fuzz_fuzz_confirm_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_confirm_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_commit_SOURCES = tests/fuzz/fuzz-commit.c $(FUZZ_HS) $(FUZZ_COMMON)
+tests_fuzz_fuzz_commit_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_commit_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_error_SOURCES = tests/fuzz/fuzz-error.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_error_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_error_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_bundle_SOURCES = tests/fuzz/fuzz-bundle.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_bundle_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_bundle_LDADD = $(SVCOMMON_LIBS)
+
+# The corpora (one directory per target); automake copies directories recursively.
+EXTRA_DIST += tests/fuzz/corpus

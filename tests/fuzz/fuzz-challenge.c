@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz-challenge: M2 as the device reads it. The first 3 bytes choose the receiver's
+ * vault shape (u16 n clamped to 8..4096, u8 p clamped to 1..64 and 2p <= n); the rest
+ * is the frame. Whatever decodes must be a valid challenge and re-encode identically.
+ */
+#include <string.h>
+
+#include "fuzz.h"
+#include "wire.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        struct msg_challenge m;
+        uint8_t out[SV_FRAME_MAX];
+        size_t out_len = 0;
+        unsigned n, p;
+
+        if (size < 3)
+                return 0;
+        n = (unsigned) data[0] << 8 | data[1];
+        n = n < SV_N_MIN ? SV_N_MIN : n > SV_N_MAX ? SV_N_MAX : n;
+        p = data[2];
+        p = p < SV_P_MIN ? SV_P_MIN : p > SV_P_MAX ? SV_P_MAX : p;
+        if (2 * p > n)
+                p = n / 2;
+        data += 3;
+        size -= 3;
+
+        memset(&m, 0xa5, sizeof m);
+        if (wire_decode_challenge(data, size, (uint16_t) n, (uint8_t) p, &m) < 0)
+                return 0;
+
+        FUZZ_CHECK(size == SV_HEADER_LEN + SV_CHALLENGE_BODY_LEN(p));
+        FUZZ_CHECK(challenge_validate(&m.c1, (uint16_t) n, (uint8_t) p) == 0);
+
+        FUZZ_CHECK(wire_encode_challenge(&m, out, sizeof out, &out_len) == 0);
+        FUZZ_CHECK(out_len == size);
+        FUZZ_CHECK(memcmp(out, data, size) == 0);
+        FUZZ_CHECK(wire_encode_challenge(&m, out, size - 1, &out_len) < 0);
+        return 0;
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* fuzz-hello: M1 as the server reads it; whatever decodes must re-encode to the same bytes. */
+#include <string.h>
+
+#include "fuzz.h"
+#include "wire.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        struct msg_hello m;
+        uint8_t out[SV_FRAME_MAX];
+        size_t out_len = 0;
+
+        memset(&m, 0xa5, sizeof m);
+        if (wire_decode_hello(data, size, &m) < 0)
+                return 0;
+
+        FUZZ_CHECK(m.id_len >= SV_ID_MIN && m.id_len <= SV_ID_MAX);
+        FUZZ_CHECK(strnlen(m.device_id, sizeof m.device_id) == m.id_len);
+        FUZZ_CHECK(vault_device_id_valid(m.device_id, m.id_len));
+        FUZZ_CHECK(size == SV_HEADER_LEN + SV_HELLO_BODY_LEN(m.id_len));
+        FUZZ_CHECK(size <= SV_HELLO_FRAME_MAX);
+
+        FUZZ_CHECK(wire_encode_hello(&m, out, sizeof out, &out_len) == 0);
+        FUZZ_CHECK(out_len == size);
+        FUZZ_CHECK(memcmp(out, data, size) == 0);
+        /* An encoder never writes past the room it is given. */
+        FUZZ_CHECK(wire_encode_hello(&m, out, size - 1, &out_len) < 0);
+        return 0;
+}

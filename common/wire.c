@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "buf.h"
 #include "wire.h"
 
@@ -214,16 +216,21 @@ int wire_encode_response_pt(const struct msg_response *m, uint8_t *out, size_t c
 }
 
 int wire_decode_response_pt(const uint8_t *pt, size_t len, uint16_t n, uint8_t p, struct msg_response *ret) {
+        struct msg_response m;
         struct buf b;
+        int r = -EBADMSG;
 
         buf_reader(&b, pt, len);
-        if (buf_get_bytes(&b, ret->r1, sizeof ret->r1) < 0 ||
-            buf_get_bytes(&b, ret->t1, sizeof ret->t1) < 0 ||
-            buf_get_bytes(&b, ret->r2, sizeof ret->r2) < 0 ||
-            wire_get_challenge(&b, n, p, &ret->c2) < 0 ||
-            buf_expect_end(&b) < 0)
-                return -EBADMSG;
-        return 0;
+        if (buf_get_bytes(&b, m.r1, sizeof m.r1) >= 0 &&
+            buf_get_bytes(&b, m.t1, sizeof m.t1) >= 0 &&
+            buf_get_bytes(&b, m.r2, sizeof m.r2) >= 0 &&
+            wire_get_challenge(&b, n, p, &m.c2) >= 0 &&
+            buf_expect_end(&b) >= 0) {
+                *ret = m;
+                r = 0;
+        }
+        OPENSSL_cleanse(&m, sizeof m);
+        return r;
 }
 
 int wire_encode_confirm_pt(const struct msg_confirm *m, uint8_t *out, size_t cap, size_t *ret_len) {
@@ -241,14 +248,19 @@ int wire_encode_confirm_pt(const struct msg_confirm *m, uint8_t *out, size_t cap
 }
 
 int wire_decode_confirm_pt(const uint8_t *pt, size_t len, struct msg_confirm *ret) {
+        struct msg_confirm m;
         struct buf b;
+        int r = -EBADMSG;
 
         buf_reader(&b, pt, len);
-        if (buf_get_bytes(&b, ret->r2, sizeof ret->r2) < 0 ||
-            buf_get_bytes(&b, ret->t2, sizeof ret->t2) < 0 ||
-            buf_expect_end(&b) < 0)
-                return -EBADMSG;
-        return 0;
+        if (buf_get_bytes(&b, m.r2, sizeof m.r2) >= 0 &&
+            buf_get_bytes(&b, m.t2, sizeof m.t2) >= 0 &&
+            buf_expect_end(&b) >= 0) {
+                *ret = m;
+                r = 0;
+        }
+        OPENSSL_cleanse(&m, sizeof m);
+        return r;
 }
 
 int wire_encode_error(uint8_t code, uint8_t *out, size_t cap, size_t *ret_len) {

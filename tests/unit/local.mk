@@ -1,1 +1,43 @@
-# tests/unit
+# tests/unit: Check suites for the modules of common/, one program per module,
+# TAP on stdout through build-aux/tap-driver.sh (extension-less TESTS).
+noinst_LIBRARIES += tests/unit/libunit.a
+tests_unit_libunit_a_SOURCES = tests/unit/unit.c tests/unit/unit.h
+tests_unit_libunit_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
+
+UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
+UNIT_LDADD = tests/unit/libunit.a $(SVCOMMON_LIBS) $(CHECK_LIBS)
+
+UNIT_TESTS = \
+	tests/unit/check_buf \
+	tests/unit/check_wire \
+	tests/unit/check_vault \
+	tests/unit/check_keysched \
+	tests/unit/check_handshake \
+	tests/unit/check_bundle
+
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+
+tests_unit_check_buf_SOURCES = tests/unit/check_buf.c
+tests_unit_check_buf_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_buf_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_wire_SOURCES = tests/unit/check_wire.c
+tests_unit_check_wire_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_wire_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_vault_SOURCES = tests/unit/check_vault.c
+tests_unit_check_vault_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_vault_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_keysched_SOURCES = tests/unit/check_keysched.c
+tests_unit_check_keysched_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_keysched_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_handshake_SOURCES = tests/unit/check_handshake.c
+tests_unit_check_handshake_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_handshake_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_bundle_SOURCES = tests/unit/check_bundle.c
+tests_unit_check_bundle_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_bundle_LDADD = $(UNIT_LDADD)

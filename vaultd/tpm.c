@@ -43,6 +43,8 @@ struct tpm_ctx {
         TSS2_TCTI_CONTEXT *tcti;
         ESYS_CONTEXT *esys;
         uint64_t ncmd;
+        ESYS_TR bound_nv;               /* tpm_counter_bind(): host-side handle, nothing loaded */
+        uint32_t bound_index;
         ESYS_TR loaded[TPM_TRACK_MAX];
         char err[TPM_ERR_MAX];
 };
@@ -457,6 +459,7 @@ int tpm_open(const char *tcti, struct tpm_ctx **ret) {
         }
         for (size_t i = 0; i < TPM_TRACK_MAX; i++)
                 t->loaded[i] = ESYS_TR_NONE;
+        t->bound_nv = ESYS_TR_NONE;
 
         rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
         if (rc != TSS2_RC_SUCCESS) {
@@ -501,6 +504,7 @@ void tpm_close(struct tpm_ctx *t) {
         /* Normally empty: only handles whose flush failed are still here. */
         for (size_t i = 0; i < TPM_TRACK_MAX; i++)
                 flush(t, &t->loaded[i]);
+        tr_close(t, &t->bound_nv);
         Esys_Finalize(&t->esys);
         Tss2_TctiLdr_Finalize(&t->tcti);
         explicit_bzero(t, sizeof(*t));
@@ -975,6 +979,47 @@ int tpm_counter_read(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_C
 
 int tpm_counter_increment(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value) {
         return counter_op(t, index, auth, true, ret_value);
+}
+
+/*
+ * The hot path of every authentication: one TPM2_NV_Increment, authorized by password.
+ * An HMAC session would keep the auth value off the bus but costs a StartAuthSession and
+ * a FlushContext per increment. What the auth value protects is only the counter's
+ * monotonic advance, so someone who reads it off the bus can do no more than advance the
+ * counter past the vault file, which makes vaultd refuse the file: denial of service, the
+ * same an attacker with bus access has anyway. Rollback stays impossible because the
+ * counter never goes down. Binding looks the index up and checks its shape once.
+ */
+int tpm_counter_bind(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE]) {
+        ESYS_TR nv = ESYS_TR_NONE;
+        int r;
+
+        if (!t || !auth)
+                return -EINVAL;
+        r = counter_lookup(t, index, &nv);
+        if (r < 0)
+                return r;
+        r = counter_set_auth(t, nv, auth);
+        if (r < 0) {
+                tr_close(t, &nv);
+                return r;
+        }
+        tr_close(t, &t->bound_nv);
+        t->bound_nv = nv;
+        t->bound_index = index;
+        return 0;
+}
+
+int tpm_counter_bump(struct tpm_ctx *t) {
+        TSS2_RC rc;
+
+        if (!t || t->bound_nv == ESYS_TR_NONE)
+                return -EINVAL;
+        t->ncmd++;
+        rc = Esys_NV_Increment(t->esys, t->bound_nv, t->bound_nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+        if (rc != TSS2_RC_SUCCESS)
+                return fail_rc(t, "Failed to increment the NV counter", rc);
+        return 0;
 }
 
 int tpm_counter_undefine(struct tpm_ctx *t, uint32_t index) {

@@ -76,6 +76,12 @@ int tpm_counter_read(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_C
 int tpm_counter_increment(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value);
 int tpm_counter_undefine(struct tpm_ctx *t, uint32_t index);
 
+/* Fast path for one counter (one TPM command per bump; see tpm.c for why password auth is
+ * acceptable there): bind once, after which tpm_counter_bump() advances it by one. The
+ * caller knows the new value (read + 1) and verifies it at the next start. */
+int tpm_counter_bind(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE]);
+int tpm_counter_bump(struct tpm_ctx *t);
+
 /* Number of TPM commands sent on t since tpm_open() (Esys_* calls that reach the TPM; the
  * Startup in tpm_open() included). For benchmarks. */
 uint64_t tpm_command_count(const struct tpm_ctx *t);

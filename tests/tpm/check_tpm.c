@@ -470,6 +470,22 @@ START_TEST(test_counter) {
         ck_assert_uint_eq(v, v0 + 1);
         assert_clean(t);
 
+        /* The bound fast path: exactly one TPM command per bump, nothing left loaded. */
+        ck_assert_int_eq(tpm_counter_bump(t), -EINVAL);
+        ck_assert_int_eq(tpm_counter_bind(t, index, auth), 0);
+        before = tpm_command_count(t);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(tpm_counter_bump(t), 0);
+        ck_assert_uint_eq(tpm_command_count(t) - before, 3);
+        assert_clean(t);
+        ck_assert_int_eq(tpm_counter_read(t, index, auth, &v), 0);
+        ck_assert_uint_eq(v, v0 + 4);
+        ck_assert_int_eq(tpm_counter_bind(t, index, wrong), 0);
+        ck_assert_int_eq(tpm_counter_bump(t), -EACCES);
+        ck_assert_int_eq(tpm_counter_read(t, index, auth, &v), 0);
+        ck_assert_uint_eq(v, v0 + 4);
+        v0 += 3;
+
         /* Wrong auth: refused, output untouched, and more failures than swtpm's lockout
          * threshold (3) leave the DA counter at 0 (NO_DA). */
         for (int i = 0; i < 5; i++) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,9 +113,16 @@ int listen_open(struct server *srv) {
                 for (int i = 0; i < n; i++) {
                         int fd = SD_LISTEN_FDS_START + i;
 
+                        int flags = fcntl(fd, F_GETFL);
+
                         if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
                                 log_error("Socket %d passed by systemd is not a listening stream socket", fd);
                                 return -EINVAL;
+                        }
+                        /* A passed socket may be blocking; accept() must never block the loop. */
+                        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+                                log_error("Failed to make socket %d non-blocking: %s", fd, strerror(errno));
+                                return -errno;
                         }
                         srv->listen_fds[srv->n_listen++] = fd;
                 }

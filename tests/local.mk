@@ -14,3 +14,4 @@ EXTRA_DIST += tests/vectors.test tests/vectors-mutate.test
 EXTRA_DIST += tests/demo.sh
 include tests/authserver/local.mk
 include tests/e2e/local.mk
+include tests/systemd/local.mk

@@ -1,0 +1,58 @@
+# systemd units, sysusers.d/tmpfiles.d fragments, the udev rule and example settings.
+# The install directories come from configure (pkg-config systemd/udev, --with-*dir).
+
+SYSTEMD_UNITS_GEN = systemd/vaultd.service systemd/authserver.service
+SYSTEMD_UNITS_STATIC = systemd/vaultd.socket systemd/authserver.socket
+
+if INSTALL_SYSTEMDSYSTEMUNITDIR
+nodist_systemdsystemunit_DATA = $(SYSTEMD_UNITS_GEN)
+dist_systemdsystemunit_DATA = $(SYSTEMD_UNITS_STATIC)
+endif
+if INSTALL_SYSUSERSDIR
+dist_sysusers_DATA = systemd/sysusers.d/secure-vault.conf
+endif
+if INSTALL_TMPFILESDIR
+dist_tmpfiles_DATA = systemd/tmpfiles.d/secure-vault.conf
+endif
+if INSTALL_UDEVRULESDIR
+dist_udevrules_DATA = udev/60-secure-vault-tpm.rules
+endif
+
+# Example settings, every line commented out with its default.
+examplesdir = $(docdir)/examples
+dist_examples_DATA = etc/vaultd.conf.example etc/authserver.conf.example
+doc_DATA = docs/install.md
+
+# The .service files name the installed binaries. A make rule rather than
+# AC_CONFIG_FILES: `make` redoes them when configure's paths change, and they
+# expand ${prefix} fully, as a unit file needs.
+systemd_subst = $(SED) \
+	-e 's|@sbindir[@]|$(sbindir)|g' \
+	-e 's|@bindir[@]|$(bindir)|g'
+
+systemd/vaultd.service: $(srcdir)/systemd/vaultd.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) systemd && \
+	$(systemd_subst) $(srcdir)/systemd/vaultd.service.in > $@.tmp && mv -f $@.tmp $@
+
+systemd/authserver.service: $(srcdir)/systemd/authserver.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) systemd && \
+	$(systemd_subst) $(srcdir)/systemd/authserver.service.in > $@.tmp && mv -f $@.tmp $@
+
+# Built with `make all` whether or not they are installed, so that the tests see them.
+noinst_DATA = $(SYSTEMD_UNITS_GEN)
+EXTRA_DIST += \
+	systemd/vaultd.service.in \
+	systemd/authserver.service.in \
+	$(SYSTEMD_UNITS_STATIC) \
+	systemd/sysusers.d/secure-vault.conf \
+	systemd/tmpfiles.d/secure-vault.conf \
+	udev/60-secure-vault-tpm.rules
+CLEANFILES += $(SYSTEMD_UNITS_GEN)
+
+# daemon(7): `make distcheck` installs below a staging prefix and fails on any file written
+# outside it, so the directories that pkg-config gave as absolute paths move below it.
+AM_DISTCHECK_CONFIGURE_FLAGS = \
+	--with-systemdsystemunitdir="$$dc_install_base/$(systemdsystemunitdir)" \
+	--with-sysusersdir="$$dc_install_base/$(sysusersdir)" \
+	--with-tmpfilesdir="$$dc_install_base/$(tmpfilesdir)" \
+	--with-udevrulesdir="$$dc_install_base/$(udevrulesdir)"

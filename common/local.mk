@@ -19,6 +19,8 @@ common_libsvcommon_a_SOURCES = \
 	common/proto.h \
 	common/vault.c \
 	common/vault.h \
+	common/vaultfile.c \
+	common/vaultfile.h \
 	common/wire.c \
 	common/wire.h
 

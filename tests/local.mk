@@ -15,3 +15,4 @@ EXTRA_DIST += tests/demo.sh
 include tests/authserver/local.mk
 include tests/e2e/local.mk
 include tests/systemd/local.mk
+include tests/vaultd/local.mk

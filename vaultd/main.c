@@ -1,38 +1,181 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-static void help(void) {
-        printf("Usage: vaultd [OPTIONS]\n"
-               "\n"
-               "the secure-vault device daemon: holds the TPM-sealed vault and serves vault operations.\n"
-               "\n"
-               "  -h --help       Show this help\n"
-               "     --version    Show the version\n");
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "tpm.h"
+#include "vaultd.h"
+
+void vaultd_notify_status(const struct vaultd *d) {
+        switch (d->state) {
+        case VAULT_READY:
+                (void) sd_notifyf(0, "STATUS=vault %s epoch %" PRIu64 " ready",
+                                  d->hdr.params.device_id, d->hdr.params.epoch);
+                break;
+        case VAULT_NONE:
+                (void) sd_notify(0, "STATUS=no vault provisioned");
+                break;
+        case VAULT_REFUSED:
+                (void) sd_notifyf(0, "STATUS=%s", d->refusal);
+                break;
+        }
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) sd_notify(0, "STOPPING=1");
+        log_info("Stopping on signal %u", si->ssi_signo);
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static void group_missing(const char *name) {
+        log_warning("Allowed group '%s' does not exist; ignoring it", name);
+}
+
+static int parse_crash_point(const char *s, enum crash_point *ret) {
+        if (!s || !*s)
+                *ret = CRASH_NONE;
+        else if (strcmp(s, "before-file") == 0)
+                *ret = CRASH_BEFORE_FILE;
+        else if (strcmp(s, "after-file") == 0)
+                *ret = CRASH_AFTER_FILE;
+        else if (strcmp(s, "after-counter") == 0)
+                *ret = CRASH_AFTER_COUNTER;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+static int run(struct vaultd *d) {
+        sigset_t mask;
+        int r;
+
+        r = sd_event_default(&d->event);
+        if (r < 0) {
+                log_err("Failed to create the event loop: %s", strerror(-r));
+                return r;
+        }
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+            sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, NULL) < 0 ||
+            sd_event_add_signal(d->event, NULL, SIGINT, on_signal, NULL) < 0) {
+                log_err("Failed to set up signal handling");
+                return -EIO;
+        }
+        r = sd_event_set_watchdog(d->event, true);
+        if (r < 0) {
+                log_err("Failed to enable the watchdog: %s", strerror(-r));
+                return r;
+        }
+
+        r = storage_open_dir(d->cfg->state_dir, &d->state_fd);
+        if (r < 0) {
+                log_err("Failed to open state directory '%s': %s", d->cfg->state_dir, strerror(-r));
+                return r;
+        }
+
+        r = tpm_open(d->cfg->tcti, &d->tpm);
+        if (r < 0) {
+                log_err("Failed to open the TPM with TCTI '%s': %s", d->cfg->tcti, tpm_last_error(NULL));
+                (void) sd_notifyf(0, "STATUS=cannot open the TPM ('%s')", d->cfg->tcti);
+                return r;
+        }
+
+        r = vstate_load(d);
+        if (r < 0) {
+                log_err("Failed to verify the vault file: %s%s%s", strerror(-r),
+                        tpm_last_error(d->tpm)[0] ? ": " : "", tpm_last_error(d->tpm));
+                (void) sd_notify(0, "STATUS=cannot verify the vault file (TPM or disk failure)");
+                return r;
+        }
+        switch (d->state) {
+        case VAULT_READY:
+                if (r == 1)
+                        log_notice("Recovered from an interrupted commit: TPM counter advanced to %" PRIu64
+                                   " to match the vault file", d->hdr.counter);
+                log_info("vault %s epoch %" PRIu64 " ready (NV 0x%08" PRIx32 ", counter %" PRIu64 ")",
+                         d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter);
+                break;
+        case VAULT_NONE:
+                log_info("no vault provisioned");
+                break;
+        case VAULT_REFUSED:
+                log_err("%s", d->refusal);
+                break;
+        }
+
+        r = peercred_resolve_groups(d, group_missing);
+        if (r < 0) {
+                log_err("Failed to look up the allowed groups: %s", strerror(-r));
+                return r;
+        }
+        r = ipc_listen(d);
+        if (r < 0)
+                return r;
+
+        vaultd_notify_status(d);
+        (void) sd_notify(0, "READY=1");
+        r = sd_event_loop(d->event);
+        if (r < 0)
+                log_err("Event loop failed: %s", strerror(-r));
+        return r;
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100 };
-        static const struct option options[] = {
-                { "help",    no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { 0 }
-        };
-        int c;
+        struct vaultd_config cfg;
+        struct vaultd d = { .cfg = &cfg, .state_fd = -1, .listen_fd = -1 };
+        int r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case ARG_VERSION:
-                        printf("vaultd " PACKAGE_VERSION "\n");
-                        return EXIT_SUCCESS;
-                default:
-                        return 2;
-                }
-        fprintf(stderr, "vaultd: not implemented yet in this version; see --help.\n");
-        return 2;
+        /* tss2 logs to stderr by default; keep our log ours unless someone asks for tss2's. */
+        if (setenv("TSS2_LOG", "all+none", 0) < 0)
+                return EXIT_FAILURE;
+
+        r = config_load(argc, argv, &cfg);
+        if (r > 0)
+                return EXIT_SUCCESS;
+        if (r < 0)
+                return r == -ENOMEM ? EXIT_FAILURE : VAULTD_EXIT_USAGE;
+        if (parse_crash_point(getenv("VAULTD_CRASH_AT"), &d.crash_at) < 0) {
+                fprintf(stderr, "vaultd: invalid VAULTD_CRASH_AT '%s': expected before-file, after-file or after-counter\n",
+                        getenv("VAULTD_CRASH_AT"));
+                config_free(&cfg);
+                return VAULTD_EXIT_USAGE;
+        }
+
+        r = secmem_init();
+        if (r < 0) {
+                log_err("Failed to make the process non-dumpable: %s", strerror(-r));
+                goto out;
+        }
+        r = secmem_alloc(sizeof *d.sec, (void **) &d.sec);
+        if (r < 0) {
+                log_err("Failed to allocate %zu bytes of secret memory (%s): %s", sizeof *d.sec,
+                        secmem_mechanism(), strerror(-r));
+                goto out;
+        }
+        log_info("Secrets are kept in %s memory", secmem_mechanism());
+        if (d.crash_at != CRASH_NONE)
+                log_warning("VAULTD_CRASH_AT is set: test-only fault injection is active");
+
+        r = run(&d);
+
+out:
+        if (d.event)
+                ipc_shutdown(&d);       /* closes every connection, ending any handshake */
+        d.hs_timer = sd_event_source_disable_unref(d.hs_timer);
+        vstate_free(&d);
+        tpm_close(d.tpm);
+        if (d.state_fd >= 0)
+                close(d.state_fd);
+        sd_event_unref(d.event);
+        config_free(&cfg);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -1,0 +1,24 @@
+# tests/vaultd: vaultd as a process, against a private swtpm per test, driven by devicectl and
+# by fake-server (the server side of the handshake from common/, without authserver).
+check_PROGRAMS += tests/vaultd/mkbundle tests/vaultd/fake-server
+tests_vaultd_mkbundle_SOURCES = tests/vaultd/mkbundle.c
+tests_vaultd_mkbundle_LDADD = $(SVCOMMON_LIBS)
+tests_vaultd_fake_server_SOURCES = tests/vaultd/fake-server.c
+tests_vaultd_fake_server_LDADD = $(SVCOMMON_LIBS)
+
+check_PROGRAMS += tests/vaultd/check_vaultfile
+TESTS += tests/vaultd/check_vaultfile
+tests_vaultd_check_vaultfile_SOURCES = tests/vaultd/check_vaultfile.c
+tests_vaultd_check_vaultfile_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
+tests_vaultd_check_vaultfile_LDADD = $(SVCOMMON_LIBS) $(CHECK_LIBS)
+
+VAULTD_TESTS = \
+	tests/vaultd/provision.test \
+	tests/vaultd/handshake.test \
+	tests/vaultd/refuse.test \
+	tests/vaultd/crash.test \
+	tests/vaultd/busy.test \
+	tests/vaultd/peercred.test \
+	tests/vaultd/systemd.test
+TESTS += $(VAULTD_TESTS)
+EXTRA_DIST += $(VAULTD_TESTS) tests/vaultd/lib.sh

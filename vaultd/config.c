@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "vaultd.h"
+
+/* Longest line accepted in the config file. */
+#define CONFIG_LINE_MAX 1024
+/* PCRs a PC-client TPM has (and vaultd/tpm.c accepts). */
+#define CONFIG_PCR_COUNT 24
+
+/* One setting as given on the command line or in the file, before they are merged. */
+struct settings {
+        const char *tcti, *state_dir, *socket_path, *socket_group, *pcrs;
+        const char *groups[VAULTD_GROUPS_MAX];
+        size_t n_groups;
+};
+
+static void help(void) {
+        printf("Usage: vaultd [OPTIONS]\n"
+               "\n"
+               "The secure-vault device daemon: holds the TPM-sealed vault and serves vault operations.\n"
+               "\n"
+               "  -h --help                Show this help\n"
+               "     --version             Show the version\n"
+               "     --tcti CONF           TPM access (default " VAULTD_DEFAULT_TCTI ")\n"
+               "     --state-dir DIR       Where the vault file lives (default $STATE_DIRECTORY,\n"
+               "                           else " VAULTD_DEFAULT_STATE_DIR ")\n"
+               "     --socket PATH         Listen here unless started by socket activation\n"
+               "     --socket-group NAME   Group owner of --socket (mode 0660)\n"
+               "     --allow-group NAME    Members may use vaultd (repeatable; default " VAULTD_DEFAULT_GROUP ")\n"
+               "     --pcrs LIST           Seal new vaults to these SHA-256 PCRs, e.g. 7,16\n"
+               "     --config FILE         Settings as 'key = value' lines (default\n"
+               "                           " VAULTD_DEFAULT_CONFIG "); the command line wins\n"
+               "\n"
+               "Exit status: 0 clean stop, 1 failure, 2 invalid setting.\n");
+}
+
+int config_parse_pcrs(const char *s, uint32_t *ret) {
+        uint32_t mask = 0;
+        const char *p = s;
+
+        if (*p == '\0') {
+                *ret = 0;
+                return 0;
+        }
+        for (;;) {
+                char *end;
+                unsigned long v;
+
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                errno = 0;
+                v = strtoul(p, &end, 10);
+                if (errno != 0 || v >= CONFIG_PCR_COUNT || end - p > 2)
+                        return -EINVAL;
+                mask |= UINT32_C(1) << v;
+                if (*end == '\0')
+                        break;
+                if (*end != ',')
+                        return -EINVAL;
+                p = end + 1;
+        }
+        *ret = mask;
+        return 0;
+}
+
+static int add_group(struct settings *s, const char *name, const char *where) {
+        if (name[0] == '\0') {
+                fprintf(stderr, "vaultd: %s: empty group name\n", where);
+                return -EINVAL;
+        }
+        if (s->n_groups >= VAULTD_GROUPS_MAX) {
+                fprintf(stderr, "vaultd: %s: more than %d allowed groups\n", where, VAULTD_GROUPS_MAX);
+                return -EINVAL;
+        }
+        s->groups[s->n_groups++] = name;
+        return 0;
+}
+
+static char *strip(char *s) {
+        char *e;
+
+        while (*s == ' ' || *s == '\t')
+                s++;
+        e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+                *--e = '\0';
+        return s;
+}
+
+/* The file's strings are kept in *ret_lines (one strdup per line) until config_load() copies them. */
+static int read_file(const char *path, bool required, struct settings *s, char ***ret_lines, size_t *ret_n) {
+        char line[CONFIG_LINE_MAX + 2], **lines = NULL, where[512];
+        unsigned lineno = 0;
+        size_t n = 0;
+        FILE *f;
+        int r = 0;
+
+        f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT && !required)
+                        return 0;
+                fprintf(stderr, "vaultd: cannot read config file '%s': %s\n", path, strerror(errno));
+                return -EINVAL;
+        }
+        while (fgets(line, sizeof line, f)) {
+                char *key, *value, *eq, *copy, **grown;
+
+                lineno++;
+                snprintf(where, sizeof where, "config file '%s' line %u", path, lineno);
+                if (strlen(line) > CONFIG_LINE_MAX) {
+                        fprintf(stderr, "vaultd: %s: line too long\n", where);
+                        r = -EINVAL;
+                        break;
+                }
+                key = strip(line);
+                if (*key == '\0' || *key == '#')
+                        continue;
+                eq = strchr(key, '=');
+                if (!eq) {
+                        fprintf(stderr, "vaultd: %s: expected 'key = value', got '%s'\n", where, key);
+                        r = -EINVAL;
+                        break;
+                }
+                *eq = '\0';
+                key = strip(key);
+                value = strip(eq + 1);
+                copy = strdup(value);
+                grown = realloc(lines, (n + 1) * sizeof *lines);
+                if (!copy || !grown) {
+                        free(copy);
+                        if (grown)
+                                lines = grown;
+                        r = -ENOMEM;
+                        break;
+                }
+                lines = grown;
+                lines[n++] = copy;
+
+                if (strcmp(key, "tcti") == 0)
+                        s->tcti = copy;
+                else if (strcmp(key, "state-dir") == 0)
+                        s->state_dir = copy;
+                else if (strcmp(key, "socket") == 0)
+                        s->socket_path = copy;
+                else if (strcmp(key, "socket-group") == 0)
+                        s->socket_group = copy;
+                else if (strcmp(key, "pcrs") == 0)
+                        s->pcrs = copy;
+                else if (strcmp(key, "allow-group") == 0) {
+                        r = add_group(s, copy, where);
+                        if (r < 0)
+                                break;
+                } else {
+                        fprintf(stderr, "vaultd: %s: unknown key '%s'\n", where, key);
+                        r = -EINVAL;
+                        break;
+                }
+        }
+        if (r >= 0 && ferror(f)) {
+                fprintf(stderr, "vaultd: cannot read config file '%s'\n", path);
+                r = -EINVAL;
+        }
+        fclose(f);
+        *ret_lines = lines;
+        *ret_n = n;
+        return r;
+}
+
+static int dup_into(char **dst, const char *src) {
+        if (!src)
+                return 0;
+        *dst = strdup(src);
+        return *dst ? 0 : -ENOMEM;
+}
+
+int config_load(int argc, char *argv[], struct vaultd_config *ret) {
+        enum { ARG_VERSION = 0x100, ARG_TCTI, ARG_STATE_DIR, ARG_SOCKET, ARG_SOCKET_GROUP,
+               ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG };
+        static const struct option options[] = {
+                { "help",         no_argument,       NULL, 'h' },
+                { "version",      no_argument,       NULL, ARG_VERSION },
+                { "tcti",         required_argument, NULL, ARG_TCTI },
+                { "state-dir",    required_argument, NULL, ARG_STATE_DIR },
+                { "socket",       required_argument, NULL, ARG_SOCKET },
+                { "socket-group", required_argument, NULL, ARG_SOCKET_GROUP },
+                { "allow-group",  required_argument, NULL, ARG_ALLOW_GROUP },
+                { "pcrs",         required_argument, NULL, ARG_PCRS },
+                { "config",       required_argument, NULL, ARG_CONFIG },
+                { 0 }
+        };
+        struct settings cli = { 0 }, file = { 0 }, *g;
+        struct vaultd_config c = { 0 };
+        const char *config_path = NULL, *state_dir;
+        char **lines = NULL;
+        size_t n_lines = 0;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'h':
+                        help();
+                        return 1;
+                case ARG_VERSION:
+                        printf("vaultd " PACKAGE_VERSION "\n");
+                        return 1;
+                case ARG_TCTI:
+                        cli.tcti = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        cli.state_dir = optarg;
+                        break;
+                case ARG_SOCKET:
+                        cli.socket_path = optarg;
+                        break;
+                case ARG_SOCKET_GROUP:
+                        cli.socket_group = optarg;
+                        break;
+                case ARG_ALLOW_GROUP:
+                        if (add_group(&cli, optarg, "--allow-group") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_PCRS:
+                        cli.pcrs = optarg;
+                        break;
+                case ARG_CONFIG:
+                        config_path = optarg;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "vaultd: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+
+        r = read_file(config_path ?: VAULTD_DEFAULT_CONFIG, config_path != NULL, &file, &lines, &n_lines);
+        if (r < 0)
+                goto out;
+
+        /* The command line wins over the file, setting by setting; allowed groups as a whole. */
+        state_dir = cli.state_dir ?: file.state_dir;
+        if (!state_dir) {
+                /* systemd may pass several directories separated by ':'; ours is the first. */
+                const char *env = getenv("STATE_DIRECTORY");
+
+                state_dir = env && *env ? env : VAULTD_DEFAULT_STATE_DIR;
+        }
+        r = dup_into(&c.tcti, cli.tcti ?: file.tcti ?: VAULTD_DEFAULT_TCTI);
+        if (r >= 0)
+                r = dup_into(&c.state_dir, state_dir);
+        if (r >= 0)
+                r = dup_into(&c.socket_path, cli.socket_path ?: file.socket_path);
+        if (r >= 0)
+                r = dup_into(&c.socket_group, cli.socket_group ?: file.socket_group);
+        g = cli.n_groups > 0 ? &cli : &file;
+        for (size_t i = 0; r >= 0 && i < g->n_groups; i++)
+                r = dup_into(&c.allow_groups[c.n_allow_groups++], g->groups[i]);
+        if (r >= 0 && c.n_allow_groups == 0)
+                r = dup_into(&c.allow_groups[c.n_allow_groups++], VAULTD_DEFAULT_GROUP);
+        if (r < 0) {
+                fprintf(stderr, "vaultd: out of memory\n");
+                goto out;
+        }
+        if (c.state_dir) {
+                char *colon = strchr(c.state_dir, ':');
+                if (colon && !cli.state_dir && !file.state_dir)
+                        *colon = '\0';
+        }
+
+        if (c.tcti[0] == '\0') {
+                fprintf(stderr, "vaultd: invalid TCTI '': must not be empty\n");
+                r = -EINVAL;
+        } else if (c.state_dir[0] != '/') {
+                fprintf(stderr, "vaultd: invalid state directory '%s': must be an absolute path\n", c.state_dir);
+                r = -EINVAL;
+        } else if (c.socket_path && (c.socket_path[0] == '\0' ||
+                                     strlen(c.socket_path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))) {
+                fprintf(stderr, "vaultd: invalid socket path '%s': empty or longer than %zu bytes\n",
+                        c.socket_path, sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1);
+                r = -EINVAL;
+        } else if ((cli.pcrs ?: file.pcrs) && config_parse_pcrs(cli.pcrs ?: file.pcrs, &c.pcr_mask) < 0) {
+                fprintf(stderr, "vaultd: invalid PCR list '%s': expected comma-separated numbers 0..%d, e.g. 7,16\n",
+                        cli.pcrs ?: file.pcrs, CONFIG_PCR_COUNT - 1);
+                r = -EINVAL;
+        }
+out:
+        for (size_t i = 0; i < n_lines; i++)
+                free(lines[i]);
+        free(lines);
+        if (r < 0) {
+                config_free(&c);
+                return r == -ENOMEM ? -ENOMEM : -EINVAL;
+        }
+        *ret = c;
+        return 0;
+}
+
+void config_free(struct vaultd_config *c) {
+        free(c->tcti);
+        free(c->state_dir);
+        free(c->socket_path);
+        free(c->socket_group);
+        for (size_t i = 0; i < c->n_allow_groups; i++)
+                free(c->allow_groups[i]);
+        *c = (struct vaultd_config) { 0 };
+}

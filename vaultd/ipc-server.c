@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <systemd/sd-daemon.h>
+
+#include "vaultd.h"
+
+/* Pending connections the kernel queues for us. */
+#define LISTEN_BACKLOG 16
+/* File descriptors accepted in one request's SCM_RIGHTS; more are closed and the request refused. */
+#define PASSED_FDS_MAX 4
+
+static void conn_close(struct conn *c) {
+        struct vaultd *d = c->d;
+
+        if (d->hs_owner == c) {
+                /* A handshake whose client went away is aborted: the vault is unchanged. */
+                log_info("handshake device=%s result=aborted epoch=%" PRIu64 " (client uid=%u pid=%d closed the connection)",
+                         d->hdr.params.device_id, d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid);
+                ipc_handshake_end(d);
+        }
+        sd_event_source_disable_unref(c->src);
+        close(c->fd);
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                d->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        d->n_conns--;
+        free(c);
+}
+
+static int hs_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct vaultd *d = userdata;
+
+        log_notice("handshake device=%s result=timeout epoch=%" PRIu64, d->hdr.params.device_id, d->hdr.params.epoch);
+        ipc_handshake_end(d);
+        return 0;
+}
+
+int ipc_handshake_begin(struct vaultd *d, struct conn *c) {
+        int r;
+
+        r = sd_event_add_time_relative(d->event, &d->hs_timer, CLOCK_MONOTONIC,
+                                       (uint64_t) VAULTD_HANDSHAKE_TIMEOUT_S * 1000000, 0, hs_timeout, d);
+        if (r < 0)
+                return r;
+        d->hs_owner = c;
+        return 0;
+}
+
+void ipc_handshake_end(struct vaultd *d) {
+        hs_device_wipe(&d->sec->hs);
+        if (d->next)
+                OPENSSL_cleanse(d->next, SV_VAULT_MAX);
+        d->hs_owner = NULL;
+        d->hs_timer = sd_event_source_disable_unref(d->hs_timer);
+}
+
+static void close_fds(int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+}
+
+static int send_reply(struct conn *c, const struct ipc_reply *rep) {
+        uint8_t pkt[IPC_PACKET_MAX];
+        size_t len = 0;
+        ssize_t n;
+        int r;
+
+        r = ipc_encode_reply(rep, pkt, sizeof pkt, &len);
+        if (r >= 0) {
+                n = send(c->fd, pkt, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                r = n < 0 ? -errno : (size_t) n != len ? -EIO : 0;
+        }
+        OPENSSL_cleanse(pkt, sizeof pkt);       /* CONFIRM replies carry the session key */
+        return r;
+}
+
+/* One request per packet, one reply per request. Returns < 0 when the connection should close. */
+static int conn_handle(struct conn *c) {
+        uint8_t pkt[IPC_PACKET_MAX], out[IPC_PACKET_MAX];
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(PASSED_FDS_MAX * sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = pkt, .iov_len = sizeof pkt };
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1,
+                .msg_control = control.buf, .msg_controllen = sizeof control.buf,
+        };
+        struct ipc_request req;
+        struct ipc_reply rep = { 0 };
+        int fds[PASSED_FDS_MAX];
+        size_t nfds = 0;
+        ssize_t n;
+        int r;
+
+        n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+                        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+                        for (size_t i = 0; i < k && nfds < PASSED_FDS_MAX; i++)
+                                memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                }
+
+        /* Anything we cannot even answer (truncated, another version, unknown op) closes the peer. */
+        if ((size_t) n > sizeof pkt || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+            ipc_decode_request(pkt, (size_t) n, &req) < 0) {
+                log_notice("closing connection from uid=%u pid=%d: malformed request", (unsigned) c->uid, (int) c->pid);
+                close_fds(fds, nfds);
+                return -EBADMSG;
+        }
+
+        if (c->denied) {
+                static const char msg[] = "not allowed to use vaultd";
+
+                rep = (struct ipc_reply) { .op = req.op, .status = IPC_DENIED,
+                                           .body = (const uint8_t *) msg, .body_len = sizeof msg - 1 };
+                close_fds(fds, nfds);
+                (void) send_reply(c, &rep);
+                return -EACCES;
+        }
+        if (nfds > 1 || (nfds == 1 && req.op != IPC_OP_PROVISION)) {
+                static const char msg[] = "unexpected file descriptors";
+
+                close_fds(fds, nfds);
+                rep = (struct ipc_reply) { .op = req.op, .status = IPC_BAD_REQUEST,
+                                           .body = (const uint8_t *) msg, .body_len = sizeof msg - 1 };
+                return send_reply(c, &rep);
+        }
+
+        ops_dispatch(c, &req, nfds == 1 ? fds[0] : -1, &rep, out, sizeof out);
+        if (nfds == 1)
+                close(fds[0]);
+        r = send_reply(c, &rep);
+        OPENSSL_cleanse(out, sizeof out);
+        OPENSSL_cleanse(pkt, sizeof pkt);
+        return r;
+}
+
+static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct conn *c = userdata;
+
+        if (revents & EPOLLIN) {
+                if (conn_handle(c) < 0)
+                        conn_close(c);
+                return 0;
+        }
+        if (revents & (EPOLLHUP | EPOLLERR))
+                conn_close(c);
+        return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct vaultd *d = userdata;
+        struct conn *c;
+        int cfd, r;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning("Failed to accept a connection: %s", strerror(errno));
+                return 0;
+        }
+        if (d->n_conns >= VAULTD_CONN_MAX) {
+                log_warning("Too many connections (%d), closing a new one", VAULTD_CONN_MAX);
+                close(cfd);
+                return 0;
+        }
+        c = calloc(1, sizeof *c);
+        if (!c) {
+                close(cfd);
+                return 0;
+        }
+        *c = (struct conn) { .d = d, .fd = cfd };
+        r = peercred_check(d, cfd, &c->uid, &c->pid);
+        if (r < 0) {
+                log_warning("Failed to read peer credentials: %s", strerror(-r));
+                free(c);
+                close(cfd);
+                return 0;
+        }
+        if (r == 0) {
+                log_notice("refused connection from uid=%u pid=%d", (unsigned) c->uid, (int) c->pid);
+                c->denied = true;
+        }
+        r = sd_event_add_io(d->event, &c->src, cfd, EPOLLIN, conn_io, c);
+        if (r < 0) {
+                log_warning("Failed to watch a connection: %s", strerror(-r));
+                free(c);
+                close(cfd);
+                return 0;
+        }
+        c->next = d->conns;
+        if (d->conns)
+                d->conns->prev = c;
+        d->conns = c;
+        d->n_conns++;
+        return 0;
+}
+
+static int bind_socket(struct vaultd *d) {
+        const char *path = d->cfg->socket_path;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        mode_t old_umask;
+        int fd, r;
+
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        /* A stale socket from an earlier run is removed; anything else at the path is an error. */
+        if (lstat(path, &st) == 0) {
+                if (!S_ISSOCK(st.st_mode)) {
+                        log_err("Failed to bind '%s': exists and is not a socket", path);
+                        return -EEXIST;
+                }
+                (void) unlink(path);
+        }
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+                r = -errno;
+                log_err("Failed to create the socket: %s", strerror(-r));
+                return r;
+        }
+        /* No window in which the socket is more open than 0660. */
+        old_umask = umask(0117);
+        r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
+        umask(old_umask);
+        if (r >= 0 && chmod(path, 0660) < 0)
+                r = -errno;
+        if (r < 0) {
+                log_err("Failed to bind '%s': %s", path, strerror(-r));
+                close(fd);
+                return r;
+        }
+        if (d->cfg->socket_group) {
+                struct group *gr = getgrnam(d->cfg->socket_group);
+
+                if (!gr || chown(path, (uid_t) -1, gr->gr_gid) < 0) {
+                        r = gr ? -errno : -ENOENT;
+                        log_err("Failed to give socket '%s' to group '%s': %s", path, d->cfg->socket_group,
+                                gr ? strerror(-r) : "no such group");
+                        close(fd);
+                        (void) unlink(path);
+                        return r;
+                }
+        }
+        if (listen(fd, LISTEN_BACKLOG) < 0) {
+                r = -errno;
+                log_err("Failed to listen on '%s': %s", path, strerror(-r));
+                close(fd);
+                (void) unlink(path);
+                return r;
+        }
+        return fd;
+}
+
+int ipc_listen(struct vaultd *d) {
+        int n, fd, r;
+
+        n = sd_listen_fds(1);
+        if (n < 0) {
+                log_err("Failed to read the sockets passed by systemd: %s", strerror(-n));
+                return n;
+        }
+        if (n > 1) {
+                log_err("Expected one socket from systemd, got %d", n);
+                return -EINVAL;
+        }
+        if (n == 1) {
+                fd = SD_LISTEN_FDS_START;
+                r = sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0);
+                if (r <= 0) {
+                        log_err("The socket passed by systemd is not a listening SOCK_SEQPACKET unix socket");
+                        return r < 0 ? r : -EINVAL;
+                }
+                if (d->cfg->socket_path)
+                        log_notice("Socket activated: ignoring --socket '%s'", d->cfg->socket_path);
+                r = sd_event_add_io(d->event, &d->listen_src, fd, EPOLLIN, on_accept, d);
+        } else {
+                if (!d->cfg->socket_path) {
+                        log_err("No socket: start vaultd by socket activation or pass --socket PATH");
+                        return -EDESTADDRREQ;
+                }
+                fd = bind_socket(d);
+                if (fd < 0)
+                        return fd;
+                r = sd_event_add_io(d->event, &d->listen_src, fd, EPOLLIN, on_accept, d);
+                d->socket_bound = true;
+        }
+        if (r < 0) {
+                log_err("Failed to watch the listening socket: %s", strerror(-r));
+                close(fd);
+                return r;
+        }
+        /* Activated sockets may be blocking; accept4() must never block the loop. */
+        (void) sd_event_source_set_io_fd_own(d->listen_src, true);
+        {
+                int fl = fcntl(fd, F_GETFL);
+                if (fl >= 0)
+                        (void) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        }
+        d->listen_fd = fd;
+        return 0;
+}
+
+void ipc_shutdown(struct vaultd *d) {
+        while (d->conns)
+                conn_close(d->conns);
+        d->listen_src = sd_event_source_disable_unref(d->listen_src);
+        d->listen_fd = -1;
+        if (d->socket_bound)
+                (void) unlink(d->cfg->socket_path);
+        d->socket_bound = false;
+}

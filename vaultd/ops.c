@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "tpm.h"
+#include "vaultd.h"
+
+/*
+ * One handler per operation (docs/ipc.md). Each fills the reply; an error reply carries a short
+ * message for humans (never anything secret) in its body. Every handshake outcome is logged here
+ * in one line: device, result, epoch.
+ */
+
+static void reply_error(struct ipc_reply *rep, uint8_t status, uint8_t detail, uint8_t *out, size_t cap,
+                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void reply_error(struct ipc_reply *rep, uint8_t status, uint8_t detail, uint8_t *out, size_t cap,
+                        const char *fmt, ...) {
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf((char *) out, cap < IPC_MESSAGE_MAX + 1 ? cap : IPC_MESSAGE_MAX + 1, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                n = 0;
+        if ((size_t) n > IPC_MESSAGE_MAX)
+                n = IPC_MESSAGE_MAX;
+        rep->status = status;
+        rep->detail = detail;
+        rep->body = out;
+        rep->body_len = (size_t) n;
+}
+
+static void reply_ok(struct ipc_reply *rep, const uint8_t *body, size_t len) {
+        rep->status = IPC_OK;
+        rep->detail = 0;
+        rep->body = body;
+        rep->body_len = len;
+}
+
+static void log_outcome(const struct vaultd *d, const char *result) {
+        log_info("handshake device=%s result=%s epoch=%" PRIu64, d->hdr.params.device_id, result,
+                 d->hdr.params.epoch);
+}
+
+/* Operations that need a usable vault: refuse early, with the reason. */
+static bool need_vault(struct vaultd *d, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        if (d->state == VAULT_READY)
+                return true;
+        if (d->state == VAULT_REFUSED)
+                reply_error(rep, IPC_INTERNAL, 0, out, cap, "%s", d->refusal);
+        else
+                reply_error(rep, IPC_NOT_PROVISIONED, 0, out, cap, "no vault provisioned");
+        return false;
+}
+
+static void op_status(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct ipc_status_info s;
+        size_t len;
+
+        if (req->body_len != 0) {
+                reply_error(rep, IPC_BAD_REQUEST, 0, out, cap, "status takes no body");
+                return;
+        }
+        vstate_status(c->d, &s);
+        if (ipc_encode_status(&s, out, cap, &len) < 0) {
+                reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot encode the status");
+                return;
+        }
+        reply_ok(rep, out, len);
+}
+
+static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+        size_t len;
+        int r;
+
+        if (req->body_len != 0) {
+                reply_error(rep, IPC_BAD_REQUEST, 0, out, cap, "hello takes no body");
+                return;
+        }
+        if (!need_vault(d, rep, out, cap))
+                return;
+        if (d->hs_owner == c) {
+                reply_error(rep, IPC_STATE, 0, out, cap, "a handshake is already in progress on this connection");
+                return;
+        }
+        if (d->hs_owner) {
+                reply_error(rep, IPC_BUSY, 0, out, cap, "another client is in a handshake");
+                return;
+        }
+        if (d->hdr.params.epoch == UINT64_MAX) {
+                reply_error(rep, IPC_EXHAUSTED, 0, out, cap, "epoch 2^64-1 cannot advance: enroll the device again");
+                log_outcome(d, "exhausted");
+                return;
+        }
+        hs_device_init(&d->sec->hs, &d->hdr.params, d->vault, &hs_random_os);
+        r = hs_device_hello(&d->sec->hs, out, cap, &len);
+        if (r >= 0)
+                r = ipc_handshake_begin(d, c);
+        if (r < 0) {
+                hs_device_wipe(&d->sec->hs);
+                reply_error(rep, r == -EOVERFLOW ? IPC_EXHAUSTED : IPC_INTERNAL, 0, out, cap, "cannot start a handshake");
+                log_err("Failed to start a handshake: %s", strerror(-r));
+                return;
+        }
+        reply_ok(rep, out, len);
+}
+
+/* Common checks of RESPOND and CONFIRM: this connection holds a handshake in the given state. */
+static bool need_handshake(struct conn *c, enum hs_device_state want, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+
+        if (!need_vault(d, rep, out, cap))
+                return false;
+        if (d->hs_owner != c) {
+                reply_error(rep, IPC_STATE, 0, out, cap, "no handshake in progress on this connection");
+                return false;
+        }
+        if (d->sec->hs.state != want) {
+                reply_error(rep, IPC_STATE, 0, out, cap, "operation out of order");
+                return false;
+        }
+        return true;
+}
+
+/* A failed step ends the handshake: reply, log one line, wipe. */
+static void handshake_failed(struct conn *c, int r, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+        char result[32];
+
+        if (r == -ECONNREFUSED) {
+                uint8_t code = d->sec->hs.peer_error;
+
+                reply_error(rep, IPC_SERVER_ERROR, code, out, cap, "the server answered ERROR %u", code);
+                snprintf(result, sizeof result, "server-error-%u", code);
+        } else if (r == -EACCES) {
+                reply_error(rep, IPC_AUTH_FAILED, 0, out, cap, "the server failed to prove it holds the vault");
+                snprintf(result, sizeof result, "server-not-proven");
+        } else {
+                reply_error(rep, IPC_PROTOCOL, 0, out, cap, "malformed message from the server");
+                snprintf(result, sizeof result, "protocol-error");
+        }
+        log_outcome(d, result);
+        ipc_handshake_end(d);
+}
+
+static void op_respond(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        size_t len;
+        int r;
+
+        if (!need_handshake(c, HS_DEVICE_HELLO_SENT, rep, out, cap))
+                return;
+        r = hs_device_respond(&c->d->sec->hs, req->body, req->body_len, out, cap, &len);
+        if (r < 0) {
+                handshake_failed(c, r, rep, out, cap);
+                return;
+        }
+        reply_ok(rep, out, len);
+}
+
+static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+        struct ipc_confirm_result res = { 0 };
+        size_t len;
+        int r;
+
+        if (!need_handshake(c, HS_DEVICE_RESPONSE_SENT, rep, out, cap))
+                return;
+        r = hs_device_confirm(&d->sec->hs, req->body, req->body_len, d->next, res.m5, sizeof res.m5, &res.m5_len);
+        if (r < 0) {
+                handshake_failed(c, r, rep, out, cap);
+                return;
+        }
+
+        /* M5 and the session key leave only once the new vault is durable: file, then counter. */
+        r = vstate_commit(d);
+        if (r < 0) {
+                if (r == -ENOTRECOVERABLE) {
+                        reply_error(rep, IPC_TPM, 0, out, cap, "%s", d->refusal);
+                        log_err("Failed to advance the TPM counter: %s", tpm_last_error(d->tpm));
+                        log_outcome(d, "counter-failed");
+                        vaultd_notify_status(d);
+                } else if (r == -EOVERFLOW) {
+                        reply_error(rep, IPC_EXHAUSTED, 0, out, cap, "the epoch cannot advance: enroll the device again");
+                        log_outcome(d, "exhausted");
+                } else {
+                        reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot write the new vault file");
+                        log_err("Failed to write the new vault file: %s", strerror(-r));
+                        log_outcome(d, "write-failed");
+                }
+                ipc_handshake_end(d);
+                return;
+        }
+        memcpy(res.session_key, hs_device_session_key(&d->sec->hs), sizeof res.session_key);
+        res.epoch = d->hdr.params.epoch;
+        r = ipc_encode_confirm(&res, out, cap, &len);
+        OPENSSL_cleanse(&res, sizeof res);
+        ipc_handshake_end(d);
+        log_outcome(d, "ok");
+        vaultd_notify_status(d);
+        if (r < 0) {
+                reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot encode the result");
+                return;
+        }
+        reply_ok(rep, out, len);
+}
+
+/* Reads the whole bundle through the passed descriptor into secret memory. */
+static int read_bundle(int fd, char *text, size_t cap, size_t *ret_len) {
+        struct stat st;
+        size_t done = 0;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADF;
+        for (;;) {
+                ssize_t n = pread(fd, text + done, cap - done, (off_t) done);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                done += (size_t) n;
+                if (done == cap)
+                        return -EFBIG;
+        }
+        *ret_len = done;
+        return 0;
+}
+
+static void op_provision(struct conn *c, const struct ipc_request *req, int fd, struct ipc_reply *rep,
+                         uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+        const size_t text_cap = BUNDLE_TEXT_MAX + 1;   /* one more: to notice a larger file */
+        struct bundle b = { 0 };
+        bool force = req->flags & IPC_FLAG_FORCE;
+        char *text = NULL;
+        size_t len = 0;
+        unsigned line = 0;
+        int r;
+
+        if (fd < 0 || req->body_len != 0) {
+                reply_error(rep, IPC_BAD_REQUEST, 0, out, cap, "provision takes the bundle as a passed descriptor and no body");
+                return;
+        }
+        if (d->hs_owner) {
+                reply_error(rep, IPC_BUSY, 0, out, cap, "a handshake is in progress");
+                return;
+        }
+        if (d->state != VAULT_NONE && !force) {
+                if (d->state == VAULT_REFUSED)
+                        reply_error(rep, IPC_EXISTS, 0, out, cap, "a refused vault file exists; use --force to replace it (%s)",
+                                    d->refusal);
+                else
+                        reply_error(rep, IPC_EXISTS, 0, out, cap, "vault '%s' is provisioned; use --force to replace it",
+                                    d->hdr.params.device_id);
+                return;
+        }
+
+        r = secmem_alloc(text_cap, (void **) &text);
+        if (r < 0) {
+                reply_error(rep, IPC_INTERNAL, 0, out, cap, "out of secret memory");
+                log_err("Failed to allocate secret memory for a bundle: %s", strerror(-r));
+                return;
+        }
+        r = read_bundle(fd, text, text_cap, &len);
+        if (r < 0) {
+                reply_error(rep, IPC_BAD_BUNDLE, 0, out, cap, "%s",
+                            r == -EFBIG ? "bundle too large" :
+                            r == -EBADF ? "bundle is not a regular file" : "cannot read the bundle");
+                goto out;
+        }
+        r = bundle_parse(text, len, &b, &line);
+        if (r < 0) {
+                if (line > 0)
+                        reply_error(rep, IPC_BAD_BUNDLE, 0, out, cap, "invalid bundle: line %u", line);
+                else
+                        reply_error(rep, IPC_BAD_BUNDLE, 0, out, cap, "invalid bundle: a required field is missing");
+                goto out;
+        }
+
+        r = vstate_provision(d, &b, force);
+        if (r == -EEXIST) {
+                reply_error(rep, IPC_EXISTS, 0, out, cap, "a vault is already provisioned");
+        } else if (r < 0) {
+                const char *why = d->tpm_failed ? tpm_last_error(d->tpm) : "";
+
+                reply_error(rep, why[0] ? IPC_TPM : IPC_INTERNAL, 0, out, cap, "provisioning failed: %s",
+                            why[0] ? why : strerror(-r));
+                log_err("Failed to provision a vault for device %s: %s", b.params.device_id, why[0] ? why : strerror(-r));
+        } else {
+                if (r == 1)
+                        log_warning("Could not remove the replaced vault's NV counter: %s", tpm_last_error(d->tpm));
+                log_notice("provisioned vault device=%s epoch=%" PRIu64 " nv=0x%08" PRIx32 " counter=%" PRIu64 "%s",
+                           d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter,
+                           force ? " (forced)" : "");
+                vaultd_notify_status(d);
+                reply_ok(rep, NULL, 0);
+        }
+out:
+        bundle_free(&b);
+        secmem_free(text, text_cap);
+}
+
+static void op_abort(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+
+        if (d->hs_owner == c) {
+                log_outcome(d, "aborted");
+                ipc_handshake_end(d);
+        }
+        reply_ok(rep, NULL, 0);
+}
+
+void ops_dispatch(struct conn *c, const struct ipc_request *req, int passed_fd,
+                  struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        rep->op = req->op;
+        switch (req->op) {
+        case IPC_OP_STATUS:
+                op_status(c, req, rep, out, cap);
+                break;
+        case IPC_OP_HELLO:
+                op_hello(c, req, rep, out, cap);
+                break;
+        case IPC_OP_RESPOND:
+                op_respond(c, req, rep, out, cap);
+                break;
+        case IPC_OP_CONFIRM:
+                op_confirm(c, req, rep, out, cap);
+                break;
+        case IPC_OP_PROVISION:
+                op_provision(c, req, passed_fd, rep, out, cap);
+                break;
+        case IPC_OP_ABORT:
+                op_abort(c, req, rep, out, cap);
+                break;
+        default:
+                reply_error(rep, IPC_BAD_REQUEST, 0, out, cap, "unknown operation");
+                break;
+        }
+}

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * vaultd's private header. vaultd is the only process that ever holds the vault: it unseals the
+ * vault file's key-encryption key with the TPM at start, keeps the KEK and the vault in secret
+ * memory, and serves devicectl over a SOCK_SEQPACKET socket (docs/ipc.md). Layers:
+ *
+ *   main.c        start, systemd notification, signals, the event loop
+ *   config.c      command line and /etc/secure-vault/vaultd.conf
+ *   log.c         stderr in journal format (<N> priority prefixes)
+ *   secmem.c      memfd_secret(2) / mlock memory for secrets; non-dumpable process
+ *   storage.c     atomic file I/O in the state directory
+ *   vstate.c      the vault's life cycle: load + crash-window recovery, commit, provision
+ *   peercred.c    who may talk to vaultd (SO_PEERCRED, SO_PEERGROUPS)
+ *   ipc-server.c  listening socket, connections, packets, SCM_RIGHTS
+ *   ops.c         one handler per IPC operation
+ *
+ * Functions return >= 0 or -errno and do not log, except in main.c, ipc-server.c and ops.c, which
+ * are the top of the program and log each outcome once.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "handshake.h"
+#include "ipc.h"
+#include "vaultfile.h"
+
+struct tpm_ctx;
+
+#define VAULTD_DEFAULT_TCTI             "device:/dev/tpmrm0"
+#define VAULTD_DEFAULT_STATE_DIR        "/var/lib/vaultd"
+#define VAULTD_DEFAULT_CONFIG           "/etc/secure-vault/vaultd.conf"
+#define VAULTD_DEFAULT_GROUP            "vault"
+#define VAULTD_VAULT_FILE               "vault"
+/* A handshake whose owner goes quiet is dropped after this long, so that a stuck client cannot
+ * hold the vault busy forever (the server drops its side after 10 s anyway, protocol §7). */
+#define VAULTD_HANDSHAKE_TIMEOUT_S      30
+/* Connections served at once; more are closed right after accept. */
+#define VAULTD_CONN_MAX                 64
+/* Allowed groups given on the command line and in the config file together. */
+#define VAULTD_GROUPS_MAX               32
+/* Exit codes: 0 ok, 1 failure, 2 usage; 99 is the test-only VAULTD_CRASH_AT exit. */
+#define VAULTD_EXIT_USAGE               2
+#define VAULTD_EXIT_CRASH               99
+
+/* ---- config.c ---- */
+struct vaultd_config {
+        char *tcti;
+        char *state_dir;
+        char *socket_path;              /* NULL: socket activation only */
+        char *socket_group;
+        char *allow_groups[VAULTD_GROUPS_MAX];
+        size_t n_allow_groups;
+        uint32_t pcr_mask;
+};
+/* 0: run; 1: --help/--version done; -EINVAL: usage error (already reported on stderr: the one
+ * place outside main.c that prints, because only it knows the offending value). */
+int config_load(int argc, char *argv[], struct vaultd_config *ret);
+void config_free(struct vaultd_config *c);
+int config_parse_pcrs(const char *s, uint32_t *ret);
+
+/* ---- log.c ---- */
+void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_err(...)     log_msg(3, __VA_ARGS__)
+#define log_warning(...) log_msg(4, __VA_ARGS__)
+#define log_notice(...)  log_msg(5, __VA_ARGS__)
+#define log_info(...)    log_msg(6, __VA_ARGS__)
+#define log_debug(...)   log_msg(7, __VA_ARGS__)
+
+/* ---- secmem.c ---- */
+/* Makes the process non-dumpable, disables core files and picks the mechanism. */
+int secmem_init(void);
+const char *secmem_mechanism(void);
+int secmem_alloc(size_t size, void **ret);
+/* Wipes, then unmaps. NULL is fine. */
+void secmem_free(void *p, size_t size);
+
+/* ---- storage.c ---- */
+/* Opens (creating if needed, mode 0700) the state directory. */
+int storage_open_dir(const char *path, int *ret_fd);
+/* Reads the vault file (at most VAULTFILE_MAX bytes). -ENOENT if there is none. */
+int storage_read(int dirfd, uint8_t **ret, size_t *ret_len);
+/* Replaces the vault file atomically and durably: temp file (O_EXCL, 0600) in the same
+ * directory, write, fsync, rename, fsync of the directory. */
+int storage_write(int dirfd, const uint8_t *data, size_t len);
+
+/* ---- vstate.c ---- */
+/* Everything secret vaultd holds, in one secret-memory mapping. */
+struct vaultd_secrets {
+        uint8_t kek[VAULTFILE_KEK_LEN];
+        uint8_t counter_auth[VAULTFILE_AUTH_LEN];
+        uint8_t new_kek[VAULTFILE_KEK_LEN];     /* provision, until the new file is durable */
+        uint8_t new_auth[VAULTFILE_AUTH_LEN];
+        uint8_t vault_a[SV_VAULT_MAX];
+        uint8_t vault_b[SV_VAULT_MAX];
+        struct hs_device hs;            /* t1, r2, K4, session key, transcript */
+};
+
+enum vault_state {
+        VAULT_NONE,                     /* no vault file */
+        VAULT_READY,                    /* verified; serving */
+        VAULT_REFUSED,                  /* a vault file exists but must not be used */
+};
+
+/* Test-only fault injection (VAULTD_CRASH_AT, docs/vault-file.md). */
+enum crash_point {
+        CRASH_NONE,
+        CRASH_BEFORE_FILE,
+        CRASH_AFTER_FILE,
+        CRASH_AFTER_COUNTER,
+};
+
+struct conn;
+
+struct vaultd {
+        struct vaultd_config *cfg;
+        struct tpm_ctx *tpm;
+        int state_fd;
+        sd_event *event;
+
+        struct vaultd_secrets *sec;     /* secret memory */
+        uint8_t *vault;                 /* current vault: sec->vault_a or vault_b */
+        uint8_t *next;                  /* the other one: next generation during a commit */
+        enum vault_state state;
+        char refusal[IPC_MESSAGE_MAX + 1];      /* why, when VAULT_REFUSED (never secret) */
+        struct vaultfile_header hdr;    /* the current file's header (public) */
+        enum crash_point crash_at;
+        bool tpm_failed;                /* the last vstate_* failure came from the TPM */
+
+        struct conn *hs_owner;          /* the connection holding the handshake, or NULL */
+        sd_event_source *hs_timer;
+
+        gid_t allowed_gids[VAULTD_GROUPS_MAX];
+        size_t n_allowed_gids;
+        uid_t self_uid;
+
+        int listen_fd;
+        sd_event_source *listen_src;
+        bool socket_bound;              /* we created cfg->socket_path (not socket activation) */
+        struct conn *conns;
+        unsigned n_conns;
+};
+
+/* Verify the vault file against the TPM at start and apply the crash-window rules. Sets
+ * d->state (and d->refusal); < 0 only if the TPM or the disk failed (not a verdict on the file).
+ * 1 if the "file written, counter not yet advanced" window was closed by advancing the counter. */
+int vstate_load(struct vaultd *d);
+/* The current generation's status (no secrets). */
+void vstate_status(const struct vaultd *d, struct ipc_status_info *ret);
+/* Make d->next (the generation after d->hdr) durable: new file, then TPM counter, then swap it
+ * in. -EIO/-ENOSPC...: file not written, nothing changed. -ENOTRECOVERABLE: the file is written
+ * but the counter could not be advanced; d->state is VAULT_REFUSED until a restart recovers. */
+int vstate_commit(struct vaultd *d);
+/* Seal a new vault from a bundle. -EEXIST if one exists and !force. 1 if the replaced vault's
+ * NV counter could not be removed (the new vault is in place regardless). */
+int vstate_provision(struct vaultd *d, const struct bundle *b, bool force);
+void vstate_refuse(struct vaultd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vstate_crash_point(const struct vaultd *d, enum crash_point p);
+void vstate_free(struct vaultd *d);
+
+/* ---- peercred.c ---- */
+/* Resolves the allowed group names (a missing group is skipped and reported via ret_missing). */
+int peercred_resolve_groups(struct vaultd *d, void (*missing)(const char *name));
+/* > 0 allowed, 0 not allowed, < 0 error. ret_uid/ret_pid for the log line in any case. */
+int peercred_check(const struct vaultd *d, int fd, uid_t *ret_uid, pid_t *ret_pid);
+
+/* ---- ipc-server.c ---- */
+struct conn {
+        struct vaultd *d;
+        int fd;
+        sd_event_source *src;
+        uid_t uid;
+        pid_t pid;
+        bool denied;                    /* answer the first request with IPC_DENIED, then close */
+        struct conn *prev, *next;
+};
+/* The listening socket: systemd socket activation, else --socket. */
+int ipc_listen(struct vaultd *d);
+void ipc_shutdown(struct vaultd *d);
+/* c now owns the handshake (after HELLO); it ends after VAULTD_HANDSHAKE_TIMEOUT_S. */
+int ipc_handshake_begin(struct vaultd *d, struct conn *c);
+/* Ends the handshake in progress, if any (wipes its state and the next vault). */
+void ipc_handshake_end(struct vaultd *d);
+
+/* ---- main.c ---- */
+/* Sends STATUS= for the current vault state to systemd. */
+void vaultd_notify_status(const struct vaultd *d);
+
+/* ---- ops.c ---- */
+/* Handles one request. Fills rep (body in out, up to cap); a passed fd (provision) is in *passed_fd
+ * and is closed by the caller. */
+void ops_dispatch(struct conn *c, const struct ipc_request *req, int passed_fd,
+                  struct ipc_reply *rep, uint8_t *out, size_t cap);

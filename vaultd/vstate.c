@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "crypto.h"
+#include "tpm.h"
+#include "vaultd.h"
+
+_Static_assert(VAULTFILE_NAME_MAX == TPM_NAME_MAX, "vault file and TPM layer disagree on name size");
+_Static_assert(VAULTFILE_BLOB_MAX == TPM_SEALED_MAX, "vault file and TPM layer disagree on blob size");
+_Static_assert(VAULTFILE_KEK_LEN == TPM_KEK_SIZE, "KEK size");
+_Static_assert(VAULTFILE_AUTH_LEN == TPM_COUNTER_AUTH_SIZE, "counter auth size");
+
+void vstate_crash_point(const struct vaultd *d, enum crash_point p) {
+        if (d->crash_at == p)
+                _exit(VAULTD_EXIT_CRASH);
+}
+
+static void wipe_secrets(struct vaultd *d) {
+        OPENSSL_cleanse(d->sec->kek, sizeof d->sec->kek);
+        OPENSSL_cleanse(d->sec->counter_auth, sizeof d->sec->counter_auth);
+        OPENSSL_cleanse(d->sec->new_kek, sizeof d->sec->new_kek);
+        OPENSSL_cleanse(d->sec->new_auth, sizeof d->sec->new_auth);
+        OPENSSL_cleanse(d->sec->vault_a, sizeof d->sec->vault_a);
+        OPENSSL_cleanse(d->sec->vault_b, sizeof d->sec->vault_b);
+}
+
+/* A refused vault is never used: its secrets are dropped from memory, and only an explicit
+ * provision --force may replace its file. */
+void vstate_refuse(struct vaultd *d, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(d->refusal, sizeof d->refusal, fmt, ap);
+        va_end(ap);
+        wipe_secrets(d);
+        d->state = VAULT_REFUSED;
+}
+
+static void sealed_from_header(const struct vaultfile_header *h, struct tpm_sealed *s) {
+        *s = (struct tpm_sealed) { .pcr_mask = h->pcr_mask };
+        memcpy(s->pub, h->sealed_pub, h->sealed_pub_len);
+        s->pub_len = h->sealed_pub_len;
+        memcpy(s->priv, h->sealed_priv, h->sealed_priv_len);
+        s->priv_len = h->sealed_priv_len;
+        memcpy(s->parent.buf, h->parent_name, h->parent_name_len);
+        s->parent.len = h->parent_name_len;
+}
+
+/* TPM errors that say nothing about the vault file: the TPM is unusable right now. */
+static bool tpm_error_fatal(int r) {
+        return r == -ENODEV || r == -EIO || r == -EBUSY || r == -ENOMEM;
+}
+
+/*
+ * Start-up verification, in this order, each failure a distinct verdict:
+ *   1. the file decodes (magic, version, bounds, exact size)      else: corrupt
+ *   2. it was sealed under this TPM's storage parent               else: foreign
+ *   3. the TPM unseals the KEK                                     else: foreign / PCR policy
+ *   4. the AEAD over header and payload verifies under the KEK     else: tampered
+ *   5. the NV counter exists, takes the file's auth value          else: foreign / TPM cleared
+ *   6. file counter vs TPM counter:
+ *        equal          -> the normal case
+ *        TPM + 1        -> crash after the file was written and before the counter advanced:
+ *                          advance the counter once (the file is the newer generation, and
+ *                          the server holds it as pending, protocol §6)
+ *        lower          -> rollback: refused
+ *        higher by > 1  -> cannot happen by crash alone: refused
+ */
+int vstate_load(struct vaultd *d) {
+        struct vaultfile_header h;
+        struct tpm_name name;
+        struct tpm_sealed sealed;
+        uint8_t *data = NULL;
+        size_t len = 0;
+        uint64_t tpm_value;
+        int r, ret = 0;
+
+        r = storage_read(d->state_fd, &data, &len);
+        if (r == -ENOENT) {
+                d->state = VAULT_NONE;
+                return 0;
+        }
+        if (r == -EBADMSG) {
+                vstate_refuse(d, "refusing: vault file is not a regular file of plausible size (corrupt?)");
+                return 0;
+        }
+        if (r < 0)
+                return r;
+
+        r = vaultfile_decode(data, len, &h);
+        if (r == -EPROTONOSUPPORT) {
+                vstate_refuse(d, "refusing: vault file has an unsupported format version");
+                goto out;
+        }
+        if (r < 0) {
+                vstate_refuse(d, "refusing: vault file is malformed (corrupt or tampered)");
+                goto out;
+        }
+
+        r = tpm_parent_name(d->tpm, &name);
+        if (r < 0)
+                goto out_r;
+        if (name.len != h.parent_name_len || memcmp(name.buf, h.parent_name, name.len) != 0) {
+                vstate_refuse(d, "refusing: vault file was sealed by another TPM (foreign vault file)");
+                goto out;
+        }
+
+        sealed_from_header(&h, &sealed);
+        r = tpm_unseal(d->tpm, &sealed, d->sec->kek);
+        if (r == -EPERM) {
+                vstate_refuse(d, "refusing: PCR values do not satisfy the vault key's policy");
+                goto out;
+        }
+        if (r < 0 && !tpm_error_fatal(r)) {
+                vstate_refuse(d, "refusing: this TPM cannot unseal the vault key (foreign or tampered vault file)");
+                goto out;
+        }
+        if (r < 0)
+                goto out_r;
+
+        r = vaultfile_open(data, len, &h, d->sec->kek, d->sec->counter_auth, d->sec->vault_a);
+        if (r < 0) {
+                vstate_refuse(d, "refusing: vault file fails authentication (tampered)");
+                goto out;
+        }
+
+        r = tpm_counter_read(d->tpm, h.nv_index, d->sec->counter_auth, &tpm_value);
+        if (r == -ENOENT || r == -EACCES || r == -EMEDIUMTYPE || r == -EINVAL) {
+                vstate_refuse(d, "refusing: anti-rollback counter 0x%08" PRIx32 " is missing or not ours "
+                              "(foreign vault file, or the TPM was cleared)", h.nv_index);
+                goto out;
+        }
+        if (r < 0)
+                goto out_r;
+
+        if (h.counter == tpm_value) {
+                /* the normal case */
+        } else if (tpm_value != UINT64_MAX && h.counter == tpm_value + 1) {
+                uint64_t v;
+
+                r = tpm_counter_increment(d->tpm, h.nv_index, d->sec->counter_auth, &v);
+                if (r < 0 && tpm_error_fatal(r))
+                        goto out_r;
+                if (r < 0 || v != h.counter) {
+                        vstate_refuse(d, "refusing: could not advance the TPM counter to the vault file's generation");
+                        goto out;
+                }
+                ret = 1;
+        } else if (h.counter < tpm_value) {
+                vstate_refuse(d, "refusing: vault file older than TPM counter (rollback?): file %" PRIu64
+                              ", TPM %" PRIu64, h.counter, tpm_value);
+                goto out;
+        } else {
+                vstate_refuse(d, "refusing: vault file ahead of TPM counter by more than one: file %" PRIu64
+                              ", TPM %" PRIu64, h.counter, tpm_value);
+                goto out;
+        }
+
+        /* Every later generation then costs one TPM command (tpm_counter_bump). */
+        r = tpm_counter_bind(d->tpm, h.nv_index, d->sec->counter_auth);
+        if (r < 0)
+                goto out_r;
+        d->hdr = h;
+        d->vault = d->sec->vault_a;
+        d->next = d->sec->vault_b;
+        d->state = VAULT_READY;
+        free(data);
+        return ret;
+
+out_r:
+        wipe_secrets(d);
+        free(data);
+        return r;
+out:
+        free(data);
+        return 0;
+}
+
+void vstate_status(const struct vaultd *d, struct ipc_status_info *ret) {
+        struct ipc_status_info s = { 0 };
+
+        if (d->state == VAULT_READY) {
+                s.provisioned = true;
+                s.params = d->hdr.params;
+                memcpy(s.server, d->hdr.server, sizeof s.server);
+                s.nv_index = d->hdr.nv_index;
+                s.counter = d->hdr.counter;
+        }
+        s.busy = d->hs_owner != NULL;
+        s.tpm_commands = d->tpm ? tpm_command_count(d->tpm) : 0;
+        *ret = s;
+}
+
+/* Encrypt and write h with the given secrets and vault; the file buffer is not secret. */
+static int write_file(struct vaultd *d, const struct vaultfile_header *h, const uint8_t *kek,
+                      const uint8_t *auth, const uint8_t *vault) {
+        size_t size = vaultfile_size(h), len;
+        uint8_t *buf;
+        int r;
+
+        if (size == 0)
+                return -EINVAL;
+        buf = malloc(size);
+        if (!buf)
+                return -ENOMEM;
+        r = vaultfile_seal(h, kek, auth, vault, buf, size, &len);
+        if (r >= 0)
+                r = storage_write(d->state_fd, buf, len);
+        free(buf);
+        return r;
+}
+
+/*
+ * A new generation becomes real in this order, so that a crash between any two steps leaves a
+ * state the start-up rules recover from (docs/vault-file.md):
+ *   1. the new file (epoch + 1, counter + 1) is durable;
+ *   2. the TPM counter is advanced to counter + 1: from now on the old file is a rollback;
+ *   3. the in-memory vault is swapped;
+ * and only then does the caller release M5 and the session key.
+ */
+int vstate_commit(struct vaultd *d) {
+        struct vaultfile_header h = d->hdr;
+        int r;
+
+        if (d->state != VAULT_READY)
+                return -EINVAL;
+        if (h.params.epoch == UINT64_MAX || h.counter == UINT64_MAX)
+                return -EOVERFLOW;
+        h.params.epoch++;
+        h.counter++;
+        r = crypto_random(h.iv, sizeof h.iv);
+        if (r < 0)
+                return r;
+
+        vstate_crash_point(d, CRASH_BEFORE_FILE);
+        r = write_file(d, &h, d->sec->kek, d->sec->counter_auth, d->next);
+        if (r < 0)
+                return r;
+        vstate_crash_point(d, CRASH_AFTER_FILE);
+
+        /* One TPM command; the value it reaches (counter + 1) is checked at the next start. */
+        r = tpm_counter_bump(d->tpm);
+        if (r < 0) {
+                /* The file on disk is the new generation; the old vault must not be used again.
+                 * A restart closes the window (counter == file - 1) or refuses. */
+                vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
+                              "advanced; restart vaultd");
+                return -ENOTRECOVERABLE;
+        }
+        vstate_crash_point(d, CRASH_AFTER_COUNTER);
+
+        {
+                uint8_t *old = d->vault;
+
+                d->vault = d->next;
+                d->next = old;
+                OPENSSL_cleanse(old, SV_VAULT_MAX);
+        }
+        d->hdr = h;
+        return 0;
+}
+
+/*
+ * Provision: a fresh KEK sealed by the TPM, a fresh NV counter, the bundle's vault. The existing
+ * vault (if any, and only with force) stays in place until the new file is durable; its counter
+ * is removed only after that, and only if it was verified at start (a refused file's NV index
+ * may not be ours to remove).
+ */
+int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
+        struct vaultfile_header h = { 0 };
+        struct tpm_sealed sealed;
+        uint32_t old_index = 0, index;
+        uint64_t value;
+        int r;
+
+        if (d->state != VAULT_NONE && !force)
+                return -EEXIST;
+        if (d->state == VAULT_READY)
+                old_index = d->hdr.nv_index;
+        d->tpm_failed = false;
+
+        r = crypto_random(d->sec->new_kek, sizeof d->sec->new_kek);
+        if (r >= 0)
+                r = crypto_random(d->sec->new_auth, sizeof d->sec->new_auth);
+        if (r >= 0)
+                r = crypto_random(h.iv, sizeof h.iv);
+        if (r < 0)
+                goto out;
+        r = tpm_seal(d->tpm, d->sec->new_kek, d->cfg->pcr_mask, &sealed);
+        if (r >= 0)
+                r = tpm_counter_define(d->tpm, d->sec->new_auth, &index, &value);
+        if (r < 0) {
+                d->tpm_failed = true;
+                goto out;
+        }
+
+        h.params = b->params;
+        memcpy(h.server, b->server, sizeof h.server);
+        memcpy(h.parent_name, sealed.parent.buf, sealed.parent.len);
+        h.parent_name_len = sealed.parent.len;
+        memcpy(h.sealed_pub, sealed.pub, sealed.pub_len);
+        h.sealed_pub_len = sealed.pub_len;
+        memcpy(h.sealed_priv, sealed.priv, sealed.priv_len);
+        h.sealed_priv_len = sealed.priv_len;
+        h.pcr_mask = sealed.pcr_mask;
+        h.nv_index = index;
+        h.counter = value;
+
+        r = write_file(d, &h, d->sec->new_kek, d->sec->new_auth, b->vault);
+        if (r < 0) {
+                (void) tpm_counter_undefine(d->tpm, index);
+                goto out;
+        }
+
+        /* Durable: switch over. */
+        memcpy(d->sec->kek, d->sec->new_kek, sizeof d->sec->kek);
+        memcpy(d->sec->counter_auth, d->sec->new_auth, sizeof d->sec->counter_auth);
+        d->vault = d->sec->vault_a;
+        d->next = d->sec->vault_b;
+        OPENSSL_cleanse(d->sec->vault_b, sizeof d->sec->vault_b);
+        memcpy(d->vault, b->vault, vault_size(&b->params));
+        d->hdr = h;
+        d->state = VAULT_READY;
+        d->refusal[0] = '\0';
+        r = tpm_counter_bind(d->tpm, index, d->sec->counter_auth);
+        if (r < 0) {
+                /* The vault is durable and verified at the next start; until then refuse to use it. */
+                vstate_refuse(d, "refusing: cannot bind the new TPM counter; restart vaultd");
+                goto out;
+        }
+        if (old_index != 0 && old_index != index && tpm_counter_undefine(d->tpm, old_index) < 0)
+                r = 1;
+out:
+        OPENSSL_cleanse(d->sec->new_kek, sizeof d->sec->new_kek);
+        OPENSSL_cleanse(d->sec->new_auth, sizeof d->sec->new_auth);
+        return r;
+}
+
+void vstate_free(struct vaultd *d) {
+        if (d->sec) {
+                hs_device_wipe(&d->sec->hs);
+                secmem_free(d->sec, sizeof *d->sec);
+                d->sec = NULL;
+        }
+}

@@ -442,7 +442,8 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         if (wait > 0) {
                 c->phase = CONN_BACKOFF;
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
-                r = sd_event_add_time_relative(srv->event, &c->delay, CLOCK_MONOTONIC, (uint64_t) wait * 1000, 0,
+                /* 1 ms accuracy: sd-event's default of 250 ms would swamp a 25 ms back-off. */
+                r = sd_event_add_time_relative(srv->event, &c->delay, CLOCK_MONOTONIC, (uint64_t) wait * 1000, 1000,
                                                backoff_done, c);
                 if (r < 0)
                         conn_free(c);

@@ -2,3 +2,28 @@ check_PROGRAMS += tests/e2e/sv-proxy
 tests_e2e_sv_proxy_SOURCES = tests/e2e/sv-proxy.c
 tests_e2e_sv_proxy_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
 tests_e2e_sv_proxy_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
+
+E2E_TESTS = \
+	tests/e2e/auth.test \
+	tests/e2e/proxy.test \
+	tests/e2e/crash.test \
+	tests/e2e/lossy.test \
+	tests/e2e/attack-replay-m3.test \
+	tests/e2e/attack-replay-m4.test \
+	tests/e2e/attack-replay-m5.test \
+	tests/e2e/attack-m3-other-device.test \
+	tests/e2e/attack-reflection.test \
+	tests/e2e/attack-wrong-epoch.test \
+	tests/e2e/attack-unknown-device.test \
+	tests/e2e/attack-revoked-device.test \
+	tests/e2e/attack-tampered-vault-file.test \
+	tests/e2e/attack-rolled-back-vault-file.test \
+	tests/e2e/attack-swapped-vault-files.test \
+	tests/e2e/attack-unauthorised-user.test \
+	tests/e2e/attack-two-devicectl.test \
+	tests/e2e/attack-oversized-frames.test \
+	tests/e2e/attack-truncated-frames.test \
+	tests/e2e/attack-slowloris.test \
+	tests/e2e/attack-wrong-server.test
+TESTS += $(E2E_TESTS)
+EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/e2e/attacks.sh

@@ -14,6 +14,8 @@
  *   --flip Mk         flip one random bit of Mk
  *   --replay Mk       deliver, in place of Mk, the Mk of the previous connection
  *   --reflect Mk      send a server message (M2 or M4) back to the server instead
+ *   --oversize Mk     replace Mk by a header that announces a 1025-byte body
+ *   --truncate Mk     deliver only the first half of Mk, then cut both connections
  *   --loss P          lose any message with probability P (0..1), as --drop
  * Prints one line per connection to stderr: what it did.
  */
@@ -35,7 +37,7 @@
 #include "devicectl.h"
 #include "wire.h"
 
-enum action { ACT_DROP, ACT_DUP, ACT_DELAY, ACT_FLIP, ACT_REPLAY, ACT_REFLECT, _ACT_MAX };
+enum action { ACT_DROP, ACT_DUP, ACT_DELAY, ACT_FLIP, ACT_REPLAY, ACT_REFLECT, ACT_OVERSIZE, ACT_TRUNCATE, _ACT_MAX };
 
 struct rule {
         enum action action;
@@ -151,6 +153,20 @@ static void relay(int dev, const char *upstream, unsigned conn_no) {
                         nanosleep(&ts, NULL);
                         snprintf(log + strlen(log), sizeof log - strlen(log), " delay M%u %ums", msg, r.delay_ms);
                 }
+                if (has_rule(ACT_OVERSIZE, msg, NULL)) {
+                        frame[2] = (SV_BODY_MAX + 1) >> 8;
+                        frame[3] = (SV_BODY_MAX + 1) & 0xff;
+                        (void) net_send_frame(out, frame, SV_HEADER_LEN, deadline);
+                        snprintf(log + strlen(log), sizeof log - strlen(log), " oversize M%u", msg);
+                        /* Let the receiver judge the header before the connection goes. */
+                        (void) net_recv_frame(out, frame, sizeof frame, &len, now_ms() + 2000, 0, 0);
+                        break;
+                }
+                if (has_rule(ACT_TRUNCATE, msg, NULL)) {
+                        (void) net_send_frame(out, frame, len / 2, deadline);
+                        snprintf(log + strlen(log), sizeof log - strlen(log), " truncate M%u", msg);
+                        break;
+                }
                 if (has_rule(ACT_REFLECT, msg, NULL)) {
                         /* Back to the server, as if the device had sent it; then relay the answer. */
                         snprintf(log + strlen(log), sizeof log - strlen(log), " reflect M%u", msg);
@@ -172,8 +188,8 @@ static void relay(int dev, const char *upstream, unsigned conn_no) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_DROP = 0x100, ARG_DUP, ARG_DELAY, ARG_FLIP, ARG_REPLAY, ARG_REFLECT, ARG_LOSS, ARG_SEED,
-               ARG_UPSTREAM, ARG_PORT_FILE };
+        enum { ARG_DROP = 0x100, ARG_DUP, ARG_DELAY, ARG_FLIP, ARG_REPLAY, ARG_REFLECT, ARG_OVERSIZE, ARG_TRUNCATE,
+               ARG_LOSS, ARG_SEED, ARG_UPSTREAM, ARG_PORT_FILE };
         static const struct option options[] = {
                 { "upstream",  required_argument, NULL, ARG_UPSTREAM },
                 { "port-file", required_argument, NULL, ARG_PORT_FILE },
@@ -183,6 +199,8 @@ int main(int argc, char *argv[]) {
                 { "flip",      required_argument, NULL, ARG_FLIP },
                 { "replay",    required_argument, NULL, ARG_REPLAY },
                 { "reflect",   required_argument, NULL, ARG_REFLECT },
+                { "oversize",  required_argument, NULL, ARG_OVERSIZE },
+                { "truncate",  required_argument, NULL, ARG_TRUNCATE },
                 { "loss",      required_argument, NULL, ARG_LOSS },
                 { "seed",      required_argument, NULL, ARG_SEED },
                 { 0 }
@@ -203,6 +221,8 @@ int main(int argc, char *argv[]) {
                 case ARG_FLIP: add_rule(ACT_FLIP, optarg); break;
                 case ARG_REPLAY: add_rule(ACT_REPLAY, optarg); break;
                 case ARG_REFLECT: add_rule(ACT_REFLECT, optarg); break;
+                case ARG_OVERSIZE: add_rule(ACT_OVERSIZE, optarg); break;
+                case ARG_TRUNCATE: add_rule(ACT_TRUNCATE, optarg); break;
                 case ARG_LOSS: loss = strtod(optarg, NULL); break;
                 case ARG_SEED: seed = (unsigned) strtoul(optarg, NULL, 10); break;
                 default: return 2;

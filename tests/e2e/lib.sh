@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: MIT
+# Shared by tests/e2e/*.test: the whole product as real processes on loopback and Unix
+# sockets in a private temp dir: swtpm, vaultd, authserver, devicectl, and sv-proxy.
+#
+#   setup_system [ENROLL ARGS...]  swtpm + authserver + vaultd; device "dev" enrolled and
+#                                  provisioned; $SERVER is authserver's address
+#   auth [ARGS...]                 devicectl authenticate against $SERVER (keyring: none)
+#   start_proxy RULES...           sv-proxy in front of authserver; its address in $PROXY
+#   server_epoch / device_epoch    the two sides' epochs
+#   restart_vaultd / restart_authserver [ENV=VALUE...]
+set -u
+: "${top_builddir:?}" "${top_srcdir:?}"
+AUTHSERVER=$top_builddir/authserver/authserver
+VAULTD=$top_builddir/vaultd/vaultd
+DEVICECTL=$top_builddir/devicectl/devicectl
+PROXY_BIN=$top_builddir/tests/e2e/sv-proxy
+SWTPM_BIN=${SWTPM:-}
+[ -n "$SWTPM_BIN" ] || SWTPM_BIN=$(command -v swtpm || true)
+[ -x "$SWTPM_BIN" ] || { echo "SKIP: no swtpm"; exit 77; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/sv-e2e.XXXXXX")
+NAME=$(basename "$0" .test)
+SERVER_PID= VAULTD_PID= PROXY_PID= SERVER= PROXY=
+
+cleanup() {
+        for p in $PROXY_PID $VAULTD_PID $SERVER_PID; do kill -TERM "$p" 2>/dev/null || true; done
+        for p in $PROXY_PID $VAULTD_PID $SERVER_PID; do wait "$p" 2>/dev/null || true; done
+        [ -s "$T/tpm/pid" ] && kill -TERM "$(cat "$T/tpm/pid")" 2>/dev/null
+        rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+fail() {
+        echo "FAIL ($NAME): $*"
+        for f in server.log vaultd.log proxy.log; do
+                [ -s "$T/$f" ] && { echo "--- $f"; tail -n 15 "$T/$f"; }
+        done
+        exit 1
+}
+ok() { echo "ok - $*"; }
+
+start_swtpm() {
+        mkdir -p "$T/tpm"
+        "$SWTPM_BIN" socket --tpm2 --daemon --server type=unixio,path="$T/tpm/sock" \
+                --ctrl type=unixio,path="$T/tpm/sock.ctrl" --tpmstate dir="$T/tpm" \
+                --flags not-need-init,startup-clear --pid file="$T/tpm/pid" || fail "swtpm"
+        for _ in $(seq 200); do [ -S "$T/tpm/sock" ] && [ -s "$T/tpm/pid" ] && return; sleep 0.01; done
+        fail "swtpm did not start"
+}
+
+admin() { verb=$1; shift; "$AUTHSERVER" "$verb" --db "$T/db" --master-key "$T/key" "$@"; }
+
+start_authserver() {
+        : >"$T/server.port"
+        env "$@" "$AUTHSERVER" serve --db "$T/db" --master-key "$T/key" --listen 127.0.0.1:0 \
+                --config /dev/null 2>>"$T/server.log" &
+        SERVER_PID=$!
+        for _ in $(seq 200); do
+                port=$(sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/server.log" | tail -n 1)
+                [ -n "$port" ] && { SERVER=127.0.0.1:$port; return; }
+                kill -0 "$SERVER_PID" 2>/dev/null || fail "authserver exited at start"
+                sleep 0.02
+        done
+        fail "authserver did not listen"
+}
+
+start_vaultd() {
+        rm -f "$T/vaultd.sock"
+        mkdir -p "$T/state"
+        env "$@" "$VAULTD" --tcti "swtpm:path=$T/tpm/sock" --state-dir "$T/state" --socket "$T/vaultd.sock" \
+                --config /dev/null 2>>"$T/vaultd.log" &
+        VAULTD_PID=$!
+        for _ in $(seq 500); do
+                [ -S "$T/vaultd.sock" ] && return
+                kill -0 "$VAULTD_PID" 2>/dev/null || fail "vaultd exited at start"
+                sleep 0.01
+        done
+        fail "vaultd did not listen"
+}
+
+# A process that is to die at a crash point: wait for it, whatever its status.
+reap() { eval "pid=\$$1"; [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; eval "$1="; }
+restart_vaultd() { reap VAULTD_PID; start_vaultd "$@"; }
+restart_authserver() { reap SERVER_PID; start_authserver "$@"; }
+
+ctl() { "$DEVICECTL" --socket "$T/vaultd.sock" "$@"; }
+auth() { ctl authenticate --server "$SERVER" --keyring none --timeout 5 "$@"; }
+
+setup_system() {
+        start_swtpm
+        admin init >/dev/null || fail "authserver init"
+        admin enroll --device dev --out "$T/bundle" "$@" >/dev/null || fail "enroll"
+        start_authserver
+        start_vaultd
+        ctl provision "$T/bundle" >/dev/null || fail "provision"
+}
+
+server_epoch() { admin show dev --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p'; }
+device_epoch() { ctl status --json | sed -n 's/.*"epoch":\([0-9]*\).*/\1/p'; }
+
+start_proxy() {
+        rm -f "$T/proxy.port"
+        "$PROXY_BIN" --upstream "$SERVER" --port-file "$T/proxy.port" "$@" 2>>"$T/proxy.log" &
+        PROXY_PID=$!
+        for _ in $(seq 200); do [ -s "$T/proxy.port" ] && { PROXY=127.0.0.1:$(cat "$T/proxy.port"); return; }; sleep 0.01; done
+        fail "sv-proxy did not start"
+}
+stop_proxy() { reap PROXY_PID; }
+
+# A clean handshake must succeed and leave both sides at the same epoch (the server commits
+# on M5, which devicectl sends last: give it a moment).
+assert_in_step() {
+        auth >/dev/null 2>"$T/err" || fail "$1: a clean handshake failed: $(cat "$T/err")"
+        for _ in $(seq 50); do
+                [ "$(server_epoch)" = "$(device_epoch)" ] && return
+                sleep 0.02
+        done
+        fail "$1: server epoch $(server_epoch), device $(device_epoch)"
+}

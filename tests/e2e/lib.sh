@@ -52,12 +52,14 @@ start_swtpm() {
 admin() { verb=$1; shift; "$AUTHSERVER" "$verb" --db "$T/db" --master-key "$T/key" "$@"; }
 
 start_authserver() {
-        : >"$T/server.port"
+        local skip
+        touch "$T/server.log"
+        skip=$(wc -l <"$T/server.log")          # the log is kept across restarts: read only what follows
         env "$@" "$AUTHSERVER" serve --db "$T/db" --master-key "$T/key" --listen 127.0.0.1:0 \
                 --config /dev/null 2>>"$T/server.log" &
         SERVER_PID=$!
         for _ in $(seq 200); do
-                port=$(sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/server.log" | tail -n 1)
+                port=$(tail -n +"$((skip + 1))" "$T/server.log" | sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p')
                 [ -n "$port" ] && { SERVER=127.0.0.1:$port; return; }
                 kill -0 "$SERVER_PID" 2>/dev/null || fail "authserver exited at start"
                 sleep 0.02

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "authserver.h"
+#include "text.h"
 
 void config_init(struct config *c) {
         *c = (struct config) {
@@ -28,14 +29,9 @@ void config_free(struct config *c) {
 }
 
 int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret) {
-        char *end;
         unsigned long v;
 
-        if (!*s || *s == '-' || *s == '+')
-                return -EINVAL;
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (errno || *end || v < min || v > max)
+        if (text_parse_unsigned(s, min, max, &v) < 0)
                 return -EINVAL;
         *ret = (unsigned) v;
         return 0;
@@ -103,17 +99,6 @@ bad:
         return -EINVAL;
 }
 
-static char *trim(char *s) {
-        char *end;
-
-        while (*s == ' ' || *s == '\t')
-                s++;
-        end = s + strlen(s);
-        while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
-                *--end = '\0';
-        return s;
-}
-
 int config_load(struct config *c, const char *path, bool required) {
         char line[1024], origin[4200];
         unsigned lineno = 0;
@@ -128,7 +113,7 @@ int config_load(struct config *c, const char *path, bool required) {
                 return -errno;
         }
         while (fgets(line, sizeof line, f)) {
-                char *key, *value, *eq;
+                char *key, *value;
 
                 lineno++;
                 snprintf(origin, sizeof origin, "%s:%u", path, lineno);
@@ -137,24 +122,19 @@ int config_load(struct config *c, const char *path, bool required) {
                         r = -EINVAL;
                         break;
                 }
-                key = trim(line);
-                if (*key == '\0' || *key == '#')
+                r = text_split_setting(line, &key, &value);
+                if (r == 0)
                         continue;
-                eq = strchr(key, '=');
-                if (!eq) {
+                if (r < 0) {
                         fprintf(stderr, "authserver: %s: expected 'key = value'\n", origin);
-                        r = -EINVAL;
                         break;
                 }
-                *eq = '\0';
-                value = trim(eq + 1);
-                key = trim(key);
                 r = config_set(c, key, value, origin);
                 if (r < 0)
                         break;
         }
         fclose(f);
-        return r;
+        return r < 0 ? r : 0;
 }
 
 int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN]) {

@@ -2,18 +2,10 @@
 #include <stdio.h>
 
 #include "authserver.h"
+#include "text.h"
 
 void json_string(const char *s) {
-        putchar('"');
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
+        char buf[4 * 256 + 8];
 
-                if (c == '"' || c == '\\')
-                        printf("\\%c", c);
-                else if (c < 0x20)
-                        printf("\\u%04x", c);
-                else
-                        putchar(c);
-        }
-        putchar('"');
+        printf("\"%s\"", text_json_escape(s, buf, sizeof buf) < 0 ? "" : buf);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "devicectl.h"
+#include "text.h"
 
 static const struct verb verbs[] = {
         { "authenticate", "run the protocol against authserver and hand on the session key", verb_authenticate },
@@ -34,12 +35,9 @@ static void help(void) {
 }
 
 int parse_seconds(const char *s, const char *option, unsigned *ret) {
-        char *end;
         unsigned long v;
 
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (errno || end == s || *end || s[0] == '-' || v == 0 || v > 365UL * 24 * 3600) {
+        if (text_parse_unsigned(s, 1, 365UL * 24 * 3600, &v) < 0) {
                 fprintf(stderr, "devicectl: invalid value '%s' for %s: expected seconds, 1..31536000\n", s, option);
                 return -EINVAL;
         }
@@ -48,18 +46,9 @@ int parse_seconds(const char *s, const char *option, unsigned *ret) {
 }
 
 void json_print_string(const char *s) {
-        putchar('"');
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
+        char buf[4 * 256 + 8];
 
-                if (c == '"' || c == '\\')
-                        printf("\\%c", c);
-                else if (c < 0x20)
-                        printf("\\u%04x", c);
-                else
-                        putchar(c);
-        }
-        putchar('"');
+        printf("\"%s\"", text_json_escape(s, buf, sizeof buf) < 0 ? "" : buf);
 }
 
 int main(int argc, char *argv[]) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "text.h"
 #include "vaultd.h"
 
 /* Longest line accepted in the config file. */
@@ -82,17 +83,6 @@ static int add_group(struct settings *s, const char *name, const char *where) {
         return 0;
 }
 
-static char *strip(char *s) {
-        char *e;
-
-        while (*s == ' ' || *s == '\t')
-                s++;
-        e = s + strlen(s);
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-                *--e = '\0';
-        return s;
-}
-
 /* The file's strings are kept in *ret_lines (one strdup per line) until config_load() copies them. */
 static int read_file(const char *path, bool required, struct settings *s, char ***ret_lines, size_t *ret_n) {
         char line[CONFIG_LINE_MAX + 2], **lines = NULL, where[512];
@@ -109,7 +99,7 @@ static int read_file(const char *path, bool required, struct settings *s, char *
                 return -EINVAL;
         }
         while (fgets(line, sizeof line, f)) {
-                char *key, *value, *eq, *copy, **grown;
+                char *key, *value, *copy, **grown;
 
                 lineno++;
                 snprintf(where, sizeof where, "config file '%s' line %u", path, lineno);
@@ -118,18 +108,13 @@ static int read_file(const char *path, bool required, struct settings *s, char *
                         r = -EINVAL;
                         break;
                 }
-                key = strip(line);
-                if (*key == '\0' || *key == '#')
+                r = text_split_setting(line, &key, &value);
+                if (r == 0)
                         continue;
-                eq = strchr(key, '=');
-                if (!eq) {
-                        fprintf(stderr, "vaultd: %s: expected 'key = value', got '%s'\n", where, key);
-                        r = -EINVAL;
+                if (r < 0) {
+                        fprintf(stderr, "vaultd: %s: expected 'key = value', got '%s'\n", where, text_strip(line));
                         break;
                 }
-                *eq = '\0';
-                key = strip(key);
-                value = strip(eq + 1);
                 copy = strdup(value);
                 grown = realloc(lines, (n + 1) * sizeof *lines);
                 if (!copy || !grown) {
@@ -162,6 +147,8 @@ static int read_file(const char *path, bool required, struct settings *s, char *
                         break;
                 }
         }
+        if (r > 0)
+                r = 0;
         if (r >= 0 && ferror(f)) {
                 fprintf(stderr, "vaultd: cannot read config file '%s'\n", path);
                 r = -EINVAL;

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "text.h"
+
+char *text_strip(char *s) {
+        char *e;
+
+        while (*s == ' ' || *s == '\t')
+                s++;
+        e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+                *--e = '\0';
+        return s;
+}
+
+int text_split_setting(char *line, char **ret_key, char **ret_value) {
+        char *key = text_strip(line), *eq;
+
+        if (*key == '\0' || *key == '#')
+                return 0;
+        eq = strchr(key, '=');
+        if (!eq)
+                return -EINVAL;
+        *eq = '\0';
+        *ret_key = text_strip(key);
+        *ret_value = text_strip(eq + 1);
+        return 1;
+}
+
+int text_parse_unsigned(const char *s, unsigned long min, unsigned long max, unsigned long *ret) {
+        unsigned long v;
+        char *end;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || *end || v < min || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int text_json_escape(const char *s, char *out, size_t cap) {
+        size_t o = 0;
+
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+                char esc[8];
+                size_t n;
+
+                if (c == '"' || c == '\\')
+                        n = (size_t) snprintf(esc, sizeof esc, "\\%c", c);
+                else if (c < 0x20)
+                        n = (size_t) snprintf(esc, sizeof esc, "\\u%04x", c);
+                else {
+                        esc[0] = (char) c;
+                        n = 1;
+                }
+                if (o + n >= cap)
+                        return -ENOBUFS;
+                memcpy(out + o, esc, n);
+                o += n;
+        }
+        if (o >= cap)
+                return -ENOBUFS;
+        out[o] = '\0';
+        return 0;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+
+/* Small text helpers shared by the programs' settings files and output. */
+
+/* Trims spaces, tabs and line ends on both sides, in place. */
+char *text_strip(char *s);
+/* Splits one `key = value` settings line in place: 0 for a blank or `#` comment line, 1 with
+ * *ret_key and *ret_value set, -EINVAL for a line without '='. */
+int text_split_setting(char *line, char **ret_key, char **ret_value);
+/* Decimal without sign, spaces or trailing garbage, within min..max. */
+int text_parse_unsigned(const char *s, unsigned long min, unsigned long max, unsigned long *ret);
+/* The body of a JSON string for s (quotes not included), NUL-terminated; -ENOBUFS if cap is short. */
+int text_json_escape(const char *s, char *out, size_t cap);

@@ -16,3 +16,4 @@ include tests/authserver/local.mk
 include tests/e2e/local.mk
 include tests/systemd/local.mk
 include tests/vaultd/local.mk
+include tests/bench/local.mk

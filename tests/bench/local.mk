@@ -1,0 +1,40 @@
+# Benchmarks: `make bench` (never part of `make check`). See docs/benchmarks.md.
+#
+# svload drives a running authserver with common/'s device state machine; svgen fills a
+# database with many devices through the store API; peer/ is the TLS 1.3 PSK baseline and
+# the bare TCP floor (copied as-is from the shared bench kit).
+noinst_PROGRAMS += tests/bench/svload tests/bench/svgen \
+	tests/bench/peer/tls13_psk_bench tests/bench/peer/tcp_floor
+
+tests_bench_svload_SOURCES = tests/bench/svload.c
+tests_bench_svload_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
+tests_bench_svload_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
+
+tests_bench_svgen_SOURCES = tests/bench/svgen.c
+tests_bench_svgen_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
+tests_bench_svgen_LDADD = authserver/libstore.a $(SVCOMMON_LIBS) $(SQLITE_LIBS)
+
+# The peer sources are kept byte-for-byte as shipped. They build warning-free under the
+# project's flags, but not with config.h forced in (they define _GNU_SOURCE themselves):
+# their own CPPFLAGS, without AM_CPPFLAGS.
+tests_bench_peer_tls13_psk_bench_SOURCES = tests/bench/peer/tls13_psk_bench.c \
+	tests/bench/peer/netbench.c tests/bench/peer/netbench.h
+tests_bench_peer_tls13_psk_bench_CPPFLAGS = $(SSL_CFLAGS)
+tests_bench_peer_tls13_psk_bench_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS)
+tests_bench_peer_tcp_floor_SOURCES = tests/bench/peer/tcp_floor.c \
+	tests/bench/peer/netbench.c tests/bench/peer/netbench.h
+tests_bench_peer_tcp_floor_CPPFLAGS =
+
+EXTRA_DIST += tests/bench/run tests/bench/peer/README.md
+
+bench_deps = tests/bench/svload tests/bench/svgen tests/bench/peer/tls13_psk_bench \
+	tests/bench/peer/tcp_floor authserver/authserver devicectl/devicectl
+
+# Results go to $(abs_top_builddir)/bench-results/<UTC timestamp>/. vaultd is optional: the
+# device-side part is skipped when it does not build. BENCH_ARGS passes options to the
+# script (e.g. BENCH_ARGS=--quick for a smoke run).
+bench: $(bench_deps)
+	@$(MAKE) $(AM_MAKEFLAGS) vaultd/vaultd >/dev/null 2>&1 || \
+		echo "bench: vaultd/vaultd does not build; the device-side part will be skipped"
+	bash $(srcdir)/tests/bench/run --builddir '$(abs_top_builddir)' --srcdir '$(abs_top_srcdir)' $(BENCH_ARGS)
+.PHONY: bench

@@ -159,7 +159,7 @@ static int conn_flush(struct conn *c) {
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
-                        return sd_event_source_set_io_events(c->io, EPOLLOUT);
+                        return sd_event_source_set_io_events(c->io, EPOLLOUT | EPOLLET);
                 if (n <= 0)
                         return -EPIPE;
                 c->out_pos += (size_t) n;
@@ -167,7 +167,7 @@ static int conn_flush(struct conn *c) {
         c->out_len = c->out_pos = 0;
         if (c->phase == CONN_CLOSING)
                 return -ECONNRESET;     /* done: the caller closes */
-        return sd_event_source_set_io_events(c->io, EPOLLIN);
+        return sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
 }
 
 /* Queues a frame and tries to send it at once; on any transport failure the connection ends. */
@@ -272,7 +272,12 @@ int conn_accept(struct server *srv, int fd) {
         srv->conns = c;
         srv->n_conns++;
 
-        r = sd_event_add_io(srv->event, &c->io, fd, EPOLLIN, io_handler, c);
+        /* Edge-triggered: sd-event dispatches one source per iteration, and level-triggered
+         * sockets that stay readable would make every iteration re-report all of them
+         * (quadratic when thousands of idle connections close at once). Every read drains to
+         * EAGAIN or to the end of the expected frame; a peer that sends more than one frame
+         * ahead simply waits for its time-out. */
+        r = sd_event_add_io(srv->event, &c->io, fd, EPOLLIN | EPOLLET, io_handler, c);
         if (r >= 0)
                 r = sd_event_add_time_relative(srv->event, &c->timer, CLOCK_MONOTONIC,
                                                (uint64_t) srv->cfg->timeout_ms * 1000, 0, handshake_timeout, c);

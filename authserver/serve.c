@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -131,6 +132,19 @@ static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si,
                                           drain_timeout, srv);
 }
 
+/* One descriptor per connection: lift the soft limit towards the hard one, as far as needed. */
+static void raise_fd_limit(unsigned max_connections) {
+        struct rlimit rl;
+        rlim_t want = (rlim_t) max_connections + 64;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+                log_warning("Open-file limit %llu is below --max-connections %u: raise LimitNOFILE=",
+                            (unsigned long long) rl.rlim_cur, max_connections);
+}
+
 static int parse_serve(struct config *c, int argc, char *argv[]) {
         enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN };
         static const struct option options[] = {
@@ -193,6 +207,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
         srv.queue_tail = &srv.queue_head;
         srv.crash_at = getenv("AUTHSERVER_CRASH_AT");
+        raise_fd_limit(cfg->max_connections);
         srv.backoff = malloc(sizeof *srv.backoff);
         if (!srv.backoff)
                 return AS_EXIT_FAILURE;

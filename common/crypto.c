@@ -17,7 +17,6 @@ static struct {
         EVP_MD *sha256;
         EVP_MAC *hmac;
         EVP_KDF *hkdf;
-        EVP_KDF *kbkdf;
         EVP_CIPHER *aes128gcm;
         EVP_CIPHER *aes256gcm;
         int ok;
@@ -28,10 +27,9 @@ static void algs_fetch(void) {
         algs.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
         algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
         algs.hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-        algs.kbkdf = EVP_KDF_fetch(NULL, "KBKDF", NULL);
         algs.aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
         algs.aes256gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-        algs.ok = algs.sha256 && algs.hmac && algs.hkdf && algs.kbkdf && algs.aes128gcm && algs.aes256gcm;
+        algs.ok = algs.sha256 && algs.hmac && algs.hkdf && algs.aes128gcm && algs.aes256gcm;
 }
 
 static int algs_ready(void) {
@@ -154,21 +152,57 @@ int crypto_hkdf(const void *salt, size_t salt_len, const void *ikm, size_t ikm_l
                          info, out, out_len);
 }
 
+/*
+ * SP 800-108 counter mode with HMAC-SHA256, exactly what OpenSSL's EVP_KDF "KBKDF" computes
+ * (counter before the fixed data, label || 0x00 || context || u32(L*8); the unit tests hold
+ * the two equal). It keys one HMAC context and re-arms it per 32-byte block: OpenSSL 3.0's
+ * KBKDF duplicates and frees a context per block, which made it most of the cost of a vault
+ * update.
+ */
 int crypto_kbkdf(const uint8_t *key, size_t key_len, const char *label,
                  const void *context, size_t context_len, void *out, size_t out_len) {
         OSSL_PARAM params[] = {
-                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE, (char *) "counter", 0),
-                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MAC, (char *) "HMAC", 0),
-                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) "SHA256", 0),
-                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *) key, key_len),
-                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *) label, strlen(label)),
-                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *) context, context_len),
+                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
                 OSSL_PARAM_construct_end(),
         };
+        uint8_t block[32], l_bits[4], zero = 0, *o = out;
+        size_t label_len = strlen(label), done = 0;
+        EVP_MAC_CTX *ctx;
+        int r = -EIO;
 
         if (algs_ready() < 0)
                 return -EIO;
-        return kdf_derive(algs.kbkdf, params, out, out_len);
+        if (out_len == 0 || out_len > UINT32_MAX / 8)
+                return -EINVAL;
+        l_bits[0] = (uint8_t) (out_len * 8 >> 24);
+        l_bits[1] = (uint8_t) (out_len * 8 >> 16);
+        l_bits[2] = (uint8_t) (out_len * 8 >> 8);
+        l_bits[3] = (uint8_t) (out_len * 8);
+        ctx = EVP_MAC_CTX_new(algs.hmac);
+        if (!ctx)
+                return -ENOMEM;
+        for (uint32_t i = 1; done < out_len; i++) {
+                uint8_t counter[4] = { (uint8_t) (i >> 24), (uint8_t) (i >> 16), (uint8_t) (i >> 8), (uint8_t) i };
+                size_t got = 0, take = out_len - done < sizeof block ? out_len - done : sizeof block;
+
+                if ((i == 1 ? EVP_MAC_init(ctx, key, key_len, params) : EVP_MAC_init(ctx, NULL, 0, NULL)) != 1 ||
+                    EVP_MAC_update(ctx, counter, sizeof counter) != 1 ||
+                    EVP_MAC_update(ctx, (const uint8_t *) label, label_len) != 1 ||
+                    EVP_MAC_update(ctx, &zero, 1) != 1 ||
+                    EVP_MAC_update(ctx, context, context_len) != 1 ||
+                    EVP_MAC_update(ctx, l_bits, sizeof l_bits) != 1 ||
+                    EVP_MAC_final(ctx, block, &got, sizeof block) != 1 || got != sizeof block)
+                        goto out;
+                memcpy(o + done, block, take);
+                done += take;
+        }
+        r = 0;
+out:
+        EVP_MAC_CTX_free(ctx);
+        OPENSSL_cleanse(block, sizeof block);
+        if (r < 0)
+                OPENSSL_cleanse(out, out_len);
+        return r;
 }
 
 static const EVP_CIPHER *gcm_for(size_t key_len) {

@@ -17,6 +17,7 @@
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static void conn_on_frame(struct conn *c);
 static void conn_lookup(struct conn *c);
+static void conn_commit_done(struct conn *c, int r);
 
 static int64_t mono_ms(void) {
         struct timespec ts;
@@ -120,8 +121,8 @@ static const char *device_label(const struct conn *c) {
         return c->hello_valid ? c->hello.device_id : "-";
 }
 
-/* One line per handshake outcome, and one audit row; never a secret, never sent to the peer. */
-static void conn_outcome(struct conn *c, bool ok, const char *result, const char *detail) {
+/* One line per handshake outcome; never a secret, never sent to the peer. */
+static void conn_log_outcome(struct conn *c, bool ok, const char *result, const char *detail) {
         struct server *srv = c->srv;
         uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
 
@@ -133,9 +134,23 @@ static void conn_outcome(struct conn *c, bool ok, const char *result, const char
                 log_notice("handshake device='%s' peer=%s result=%s reason='%s' epoch=%" PRIu64,
                            device_label(c), c->peer, result, detail ? detail : "-", epoch);
         }
-        if (store_audit(srv->store, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL,
-                        c->peer, result, ok ? epoch + 1 : epoch) < 0)
-                log_warning("Failed to write audit row: %s", store_last_error(srv->store));
+}
+
+int conn_audit(struct conn *c, bool ok, const char *result) {
+        uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
+        int r;
+
+        r = store_audit(c->srv->store, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL,
+                        c->peer, result, ok ? epoch + 1 : epoch);
+        if (r < 0)
+                log_warning("Failed to write audit row: %s", store_last_error(c->srv->store));
+        return r;
+}
+
+/* The log line and the audit row of a handshake that ends now. */
+static void conn_outcome(struct conn *c, bool ok, const char *result, const char *detail) {
+        conn_log_outcome(c, ok, result, detail);
+        (void) conn_audit(c, ok, result);
 }
 
 static void conn_failure(struct conn *c, const char *result, const char *detail) {
@@ -194,7 +209,7 @@ static void conn_send_error(struct conn *c, int err) {
 static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct conn *c = userdata;
 
-        if (c->phase == CONN_STORING) {
+        if (c->phase == CONN_STORING || c->phase == CONN_COMMITTING) {
                 /* The group commit owns it until the write is done; it ends it then. */
                 c->expired = true;
                 return 0;
@@ -484,8 +499,12 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         server_queue_store(srv, c);
 }
 
-/* Called by the group commit with the result of storing this connection's next vault. */
+/* Called by the group commit with the result of this connection's write. */
 void conn_store_done(struct conn *c, int r) {
+        if (c->phase == CONN_COMMITTING) {
+                conn_commit_done(c, r);
+                return;
+        }
         if (c->expired) {
                 conn_failure(c, "timeout", "handshake did not complete in time");
                 conn_free(c);
@@ -508,8 +527,6 @@ void conn_store_done(struct conn *c, int r) {
 }
 
 static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
-        struct server *srv = c->srv;
-        char key[SV_ID_MAX + 8];
         int r;
 
         r = hs_server_commit(&c->hs, m5, m5_len);
@@ -518,17 +535,22 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
                 conn_free(c);
                 return;
         }
-        server_crash_point(srv, "before-commit");
-        /* M1 named the generation the session used; after M3 it is the committed one (§6). */
-        r = store_commit(srv->store, c->hello.device_id, c->hello.epoch, (int64_t) time(NULL));
-        if (r == -ESTALE && c->superseded) {
-                /* The device's next session already promoted this vault. */
-                conn_outcome(c, true, "ok", NULL);
-                conn_free(c);
-                return;
-        }
+        /* The commit and its audit row join the next group commit; they need no fsync (§6).
+         * The session is over for the device: its next one may start (and is queued after). */
+        inflight_remove(c);
+        c->phase = CONN_COMMITTING;
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        server_queue_store(c->srv, c);
+}
+
+/* Called by the group commit once this session's commit (and its audit row) are written. */
+static void conn_commit_done(struct conn *c, int r) {
+        struct server *srv = c->srv;
+        char key[SV_ID_MAX + 8];
+
         if (r < 0) {
-                log_warning("Failed to commit '%s': %s", c->hello.device_id, store_last_error(srv->store));
+                log_warning("Failed to commit '%s': %s", c->hello.device_id,
+                            r == -ESTALE ? "another session moved the epoch" : store_last_error(srv->store));
                 conn_outcome(c, false, "conflict", "commit lost a race");
                 conn_free(c);
                 return;
@@ -537,7 +559,7 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
         backoff_success(srv->backoff, c->peer_key);
         snprintf(key, sizeof key, "id:%s", c->hello.device_id);
         backoff_success(srv->backoff, key);
-        conn_outcome(c, true, "ok", NULL);
+        conn_log_outcome(c, true, "ok", NULL);
         conn_free(c);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -16,15 +17,46 @@
 /* Above this many queued writes the group commit runs at once instead of waiting for a quiet loop. */
 #define FLUSH_BATCH_MAX 256
 
+/* One queued write: the pending vault of a verified M3, or the commit of a verified M5. */
+static int flush_one(struct server *srv, struct conn *c, bool *stored_pending) {
+        int r;
+
+        if (c->phase == CONN_COMMITTING) {
+                server_crash_point(srv, "before-commit");
+                /* M1 named the generation the session used; after M3 it is the committed one (§6). */
+                r = store_commit(srv->store, c->hello.device_id, c->hello.epoch, (int64_t) time(NULL));
+                if (r == -ESTALE && c->superseded)
+                        r = 0;  /* the device's next session already promoted this vault */
+                if (r >= 0)
+                        (void) conn_audit(c, true, "ok");
+                return r;
+        }
+        *stored_pending = true;
+        if (c->gen == GENERATION_PENDING) {
+                /* The device moved to the pending vault: it becomes committed first. A late M5 of
+                 * the session that stored it may have committed it already. */
+                r = store_promote_and_set_pending(srv->store, c->hello.device_id, c->hello.epoch - 1,
+                                                  c->next_vault, c->vault_len);
+                if (r == -ESTALE)
+                        r = store_set_pending(srv->store, c->hello.device_id, c->hello.epoch,
+                                              c->next_vault, c->vault_len);
+        } else
+                r = store_set_pending(srv->store, c->hello.device_id, c->hello.epoch,
+                                      c->next_vault, c->vault_len);
+        return r;
+}
+
 /*
- * The group commit: every connection whose M3 verified since the last run has its next
- * vault stored in one transaction, made durable with one fsync, and only then are the
- * M4s sent (protocol §6: the pending vault is on disk before M4 leaves). Running at idle
- * priority lets all ready connections join the batch first.
+ * The group commit: every connection whose M3 or M5 verified since the last run has its
+ * write done in one transaction. If any stored a pending vault, the transaction is made
+ * durable with one fsync before any M4 leaves (protocol §6: the pending vault is on disk
+ * before M4); commits alone need no fsync. Running at idle priority lets all ready
+ * connections join the batch first.
  */
 static void server_flush(struct server *srv) {
         struct conn *batch = srv->queue_head, *next;
-        int r, rb;
+        bool stored_pending = false;
+        int rb;
 
         srv->queue_head = NULL;
         srv->queue_tail = &srv->queue_head;
@@ -35,37 +67,21 @@ static void server_flush(struct server *srv) {
         server_crash_point(srv, "before-pending");
         rb = store_batch_begin(srv->store);
         for (struct conn *c = batch; c; c = c->queue_next) {
-                if (rb < 0) {
-                        c->store_result = rb;
-                        continue;
-                }
-                if (c->gen == GENERATION_PENDING) {
-                        /* The device moved to the pending vault: it becomes committed first. A late
-                         * M5 of the session that stored it may have committed it already. */
-                        r = store_promote_and_set_pending(srv->store, c->hello.device_id, c->hello.epoch - 1,
-                                                          c->next_vault, c->vault_len);
-                        if (r == -ESTALE)
-                                r = store_set_pending(srv->store, c->hello.device_id, c->hello.epoch,
-                                                      c->next_vault, c->vault_len);
-                } else
-                        r = store_set_pending(srv->store, c->hello.device_id, c->hello.epoch,
-                                              c->next_vault, c->vault_len);
-                if (r < 0 && r != -ESTALE)
-                        log_warning("Failed to store the next vault of '%s': %s", c->hello.device_id,
-                                    store_last_error(srv->store));
-                c->store_result = r;
+                c->store_result = rb < 0 ? rb : flush_one(srv, c, &stored_pending);
+                if (c->store_result < 0 && c->store_result != -ESTALE && rb >= 0)
+                        log_warning("Failed to store for '%s': %s", c->hello.device_id, store_last_error(srv->store));
         }
         if (rb >= 0) {
-                rb = store_batch_commit(srv->store, true);
-                if (rb >= 0) {
+                rb = store_batch_commit(srv->store, stored_pending);
+                if (rb >= 0 && stored_pending) {
                         srv->n_syncs++;
                         for (struct conn *c = batch; c; c = c->queue_next)
-                                srv->n_vault_writes += c->store_result >= 0;
+                                srv->n_vault_writes += c->phase == CONN_STORING && c->store_result >= 0;
                 }
                 if (rb < 0)
-                        log_error("Failed to commit the vault batch: %s", store_last_error(srv->store));
+                        log_error("Failed to commit the batch: %s", store_last_error(srv->store));
         } else
-                log_error("Failed to begin a vault batch: %s", store_last_error(srv->store));
+                log_error("Failed to begin a batch: %s", store_last_error(srv->store));
 
         for (struct conn *c = batch; c; c = next) {
                 next = c->queue_next;

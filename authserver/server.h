@@ -12,6 +12,7 @@ enum conn_phase {
         CONN_READ_M3,
         CONN_STORING,           /* M3 verified; next vault queued for the group commit */
         CONN_READ_M5,
+        CONN_COMMITTING,        /* M5 verified; the commit is queued for the group commit */
         CONN_CLOSING,           /* flushing a last frame, then close */
 };
 
@@ -80,6 +81,7 @@ void listen_close(struct server *srv);
 int conn_accept(struct server *srv, int fd);
 void conn_free(struct conn *c);
 void conn_store_done(struct conn *c, int r);
+int conn_audit(struct conn *c, bool ok, const char *result);
 void server_maybe_exit(struct server *srv);
 void server_crash_point(struct server *srv, const char *point);
 /* serve.c */

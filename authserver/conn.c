@@ -372,46 +372,50 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-static int load_generation(struct conn *c) {
-        struct server *srv = c->srv;
+/* Copies the generation M1 chose out of the lookup's scratch buffers. */
+static int take_generation(struct conn *c, const uint8_t *committed, const uint8_t *pending) {
         size_t len = (size_t) c->dev.n * c->dev.m;
-        int r;
 
         c->vault = malloc(len);
         c->next_vault = malloc(len);
         if (!c->vault || !c->next_vault)
                 return -ENOMEM;
         c->vault_len = len;
-        if (c->gen == GENERATION_COMMITTED)
-                r = store_get(srv->store, c->hello.device_id, &c->dev, c->vault, NULL, len);
-        else
-                r = store_get(srv->store, c->hello.device_id, &c->dev, NULL, c->vault, len);
-        return r;
+        memcpy(c->vault, c->gen == GENERATION_COMMITTED ? committed : pending, len);
+        return 0;
 }
 
 static void conn_lookup(struct conn *c) {
         struct server *srv = c->srv;
+        uint8_t *committed = srv->scratch, *pending = srv->scratch + SV_VAULT_MAX;
         struct vault_params params = { 0 };
+        bool decrypted;
         uint8_t frame[SV_FRAME_MAX];
         size_t len;
         int r;
 
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-        r = store_get(srv->store, c->hello.device_id, &c->dev, NULL, NULL, 0);
-        if (r < 0 && r != -ENOENT) {
+        /* One lookup decrypts both generations into scratch; normally only one exists. */
+        r = store_get(srv->store, c->hello.device_id, &c->dev, committed, pending, SV_VAULT_MAX);
+        if (r < 0 && r != -ENOENT && r != -EBADMSG) {
                 log_error("Failed to look up device '%s': %s", c->hello.device_id, store_last_error(srv->store));
                 conn_outcome(c, false, "server-error", "database lookup failed");
                 conn_send_error(c, -EBUSY);
                 return;
         }
-        c->known = r >= 0;
-        c->gen = generation_choose(c->known ? &c->dev : NULL, &c->hello, &c->reason);
+        c->known = r >= 0 || r == -EBADMSG;
+        decrypted = r >= 0;
+        if (r == -EBADMSG) {
+                /* Still a decoy, not an ERROR: the answer to M1 never says the id exists. */
+                log_error("Failed to load the vault of '%s': %s", c->hello.device_id, store_last_error(srv->store));
+                c->gen = GENERATION_DECOY;
+                c->reason = "vault unavailable";
+        } else
+                c->gen = generation_choose(c->known ? &c->dev : NULL, &c->hello, &c->reason);
         if (c->gen != GENERATION_DECOY) {
-                r = load_generation(c);
+                r = take_generation(c, committed, pending);
                 if (r < 0) {
-                        /* Still a decoy, not an ERROR: the answer to M1 never says the id exists. */
-                        log_error("Failed to load the vault of '%s': %s", c->hello.device_id,
-                                  r == -ENOMEM ? "out of memory" : store_last_error(srv->store));
+                        log_error("Failed to load the vault of '%s': out of memory", c->hello.device_id);
                         c->gen = GENERATION_DECOY;
                         c->reason = "vault unavailable";
                 } else {
@@ -422,6 +426,10 @@ static void conn_lookup(struct conn *c) {
                         params.epoch = c->hello.epoch;
                         (void) vault_params_set_id(&params, c->hello.device_id);
                 }
+        }
+        if (decrypted) {
+                OPENSSL_cleanse(committed, (size_t) c->dev.n * c->dev.m);
+                OPENSSL_cleanse(pending, (size_t) c->dev.n * c->dev.m);
         }
         r = hs_server_challenge(&c->hs, c->gen == GENERATION_DECOY ? NULL : &params,
                                 c->gen == GENERATION_DECOY ? NULL : c->vault, frame, sizeof frame, &len);

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 
 #include "common-options.h"
@@ -225,8 +226,12 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         srv.crash_at = getenv("AUTHSERVER_CRASH_AT");
         raise_fd_limit(cfg->max_connections);
         srv.backoff = malloc(sizeof *srv.backoff);
-        if (!srv.backoff)
+        srv.scratch = malloc(2 * (size_t) SV_VAULT_MAX);
+        if (!srv.backoff || !srv.scratch) {
+                free(srv.backoff);
+                free(srv.scratch);
                 return AS_EXIT_FAILURE;
+        }
         backoff_init(srv.backoff);
 
         if (config_open_store(cfg, 0, &srv.store) < 0) {
@@ -283,5 +288,7 @@ out:
         sd_event_unref(srv.event);
         store_close(srv.store);
         free(srv.backoff);
+        OPENSSL_cleanse(srv.scratch, 2 * (size_t) SV_VAULT_MAX);
+        free(srv.scratch);
         return ret;
 }

@@ -57,6 +57,7 @@ struct server {
         sd_event *event;
         struct store *store;
         struct backoff *backoff;
+        uint8_t *scratch;               /* 2 × SV_VAULT_MAX: both generations of one lookup */
         int listen_fds[AUTHSERVER_LISTEN_MAX];
         sd_event_source *listen_src[AUTHSERVER_LISTEN_MAX];
         unsigned n_listen;

@@ -11,7 +11,7 @@
  *   --drop Mk         lose Mk, then cut both connections (a lost packet + reset)
  *   --dup Mk          deliver Mk twice
  *   --delay Mk:MS     hold Mk for MS milliseconds
- *   --flip Mk         flip one random bit of Mk
+ *   --flip Mk         flip one random bit of Mk's body
  *   --replay Mk       deliver, in place of Mk, the Mk of the previous connection
  *   --reflect Mk      send a server message (M2 or M4) back to the server instead
  *   --oversize Mk     replace Mk by a header that announces a 1025-byte body
@@ -142,7 +142,9 @@ static void relay(int dev, const char *upstream, unsigned conn_no) {
                         previous_len[msg] = len;
                 }
                 if (has_rule(ACT_FLIP, msg, NULL)) {
-                        size_t bit = (size_t) random() % (len * 8);
+                        /* A body bit: what the receiver's checks of content and tag must catch
+                         * (header damage is --oversize's and --truncate's business). */
+                        size_t bit = SV_HEADER_LEN * 8 + (size_t) random() % ((len - SV_HEADER_LEN) * 8);
 
                         frame[bit / 8] ^= (uint8_t) (1u << (bit % 8));
                         snprintf(log + strlen(log), sizeof log - strlen(log), " flip M%u bit %zu", msg, bit);

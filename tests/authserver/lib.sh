@@ -42,6 +42,15 @@ start_authserver() {
         SERVER=127.0.0.1:$PORT
 }
 
+# eventually COMMAND...: true once COMMAND succeeds within 2 s. The server commits on M5,
+# which a client sends last and does not wait for: its effects show a moment later.
+eventually() {
+        for _ in $(seq 100); do "$@" && return 0; sleep 0.02; done
+        "$@"
+}
+field_is() { [ "$(show_json "$1" "$2")" = "$3" ]; }
+ok_lines_are() { [ "$(grep -c 'result=ok' "$T/server.log")" = "$1" ]; }
+
 # show_json ID FIELD: one field of `authserver show ID --json`
 show_json() { admin show "$1" --json | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 client() { id=$1; shift; "$CLIENT" --server "$SERVER" --vault "$T/$id.vault" "$@"; }

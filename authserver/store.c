@@ -35,6 +35,7 @@
 
 #include "store.h"
 #include "store-crypto.h"
+#include "vault.h"
 
 /* A busy database stalls the event loop, so wait for an admin command briefly only. */
 #define STORE_BUSY_TIMEOUT_MS   2000
@@ -233,21 +234,7 @@ static int run(struct store *s, sqlite3_stmt *st, const char *what) {
 }
 
 static bool id_valid(const char *id) {
-        size_t l;
-
-        if (!id)
-                return false;
-        l = strnlen(id, STORE_ID_MAX + 1);
-        if (l < 1 || l > STORE_ID_MAX)
-                return false;
-        for (size_t i = 0; i < l; i++) {
-                char c = id[i];
-
-                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == ':' || c == '-'))
-                        return false;
-        }
-        return true;
+        return id && vault_device_id_valid(id, strnlen(id, STORE_ID_MAX + 1));
 }
 
 static int check_id(struct store *s, const char *id) {
@@ -256,9 +243,19 @@ static int check_id(struct store *s, const char *id) {
                                        "[A-Za-z0-9._:-] expected", STORE_ID_MAX);
 }
 
-static bool params_valid(unsigned profile, unsigned n, unsigned m, unsigned p) {
-        return (profile == 1 || profile == 2) && n >= STORE_N_MIN && n <= STORE_N_MAX &&
-               (m == 16 || m == 32) && p >= STORE_P_MIN && p <= STORE_P_MAX && 2 * p <= n;
+/* The protocol's own rules (vault_params_validate), applied to a row's values before any
+ * narrowing cast. */
+static bool params_valid(int64_t profile, int64_t n, int64_t m, int64_t p) {
+        struct vault_params v = { .device_id = "x", .id_len = 1 };
+
+        if (profile < 0 || profile > UINT8_MAX || n < 0 || n > UINT16_MAX || m < 0 || m > UINT8_MAX ||
+            p < 0 || p > UINT8_MAX)
+                return false;
+        v.profile = (uint8_t) profile;
+        v.n = (uint16_t) n;
+        v.m = (uint8_t) m;
+        v.p = (uint8_t) p;
+        return vault_params_validate(&v) >= 0;
 }
 
 /* Durable commit: see the top of this file. */
@@ -532,9 +529,8 @@ static int row_to_device(struct store *s, sqlite3_stmt *st, const char *id, int 
 
         memset(d, 0, sizeof(*d));
         /* Range checks on the int64 values before any narrowing cast. */
-        if (!id_valid(id) || !status || profile < 1 || profile > 2 || n < STORE_N_MIN ||
-            n > STORE_N_MAX || (m != 16 && m != 32) || p < STORE_P_MIN || p > STORE_P_MAX ||
-            2 * p > n || failures < 0 || failures > UINT32_MAX)
+        if (!id_valid(id) || !status || !params_valid(profile, n, m, p) ||
+            failures < 0 || failures > UINT32_MAX)
                 return fail(s, -EBADMSG, "The database has a corrupt device row");
         if (strcmp(status, "active") == 0)
                 d->status = STORE_ACTIVE;
@@ -588,7 +584,7 @@ static int probe(struct store *s, const char *id, uint64_t expect_epoch, bool ne
 }
 
 static int check_vault_len(struct store *s, const uint8_t *vault, size_t len) {
-        if (!vault || len < STORE_N_MIN * 16 || len > STORE_VAULT_MAX || len % 16)
+        if (!vault || len < SV_N_MIN * 16 || len > STORE_VAULT_MAX || len % 16)
                 return fail(s, -EINVAL, "Invalid vault length %zu", len);
         return 0;
 }

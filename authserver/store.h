@@ -20,16 +20,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 #define STORE_SCHEMA_VERSION    1       /* PRAGMA user_version of the databases we write */
 #define STORE_MASTER_KEY_LEN    32      /* AES-256 */
 
-/* Parameter ranges of PROTOCOL.md §2, checked on every write. */
-#define STORE_ID_MAX            64
-#define STORE_N_MIN             8
-#define STORE_N_MAX             4096
-#define STORE_P_MIN             1
-#define STORE_P_MAX             64
-#define STORE_VAULT_MAX         (STORE_N_MAX * 32)
+/* Parameter ranges of PROTOCOL.md §2 (common/proto.h), checked on every write. */
+#define STORE_ID_MAX            SV_ID_MAX
+#define STORE_VAULT_MAX         SV_VAULT_MAX
 
 #define STORE_CREATE            1       /* store_open(): create the file and schema if missing */
 

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "authserver.h"
+#include "settings.h"
 #include "text.h"
 
 void config_init(struct config *c) {
@@ -99,42 +100,18 @@ bad:
         return -EINVAL;
 }
 
+static int config_set_from_file(const char *key, const char *value, const char *where, void *userdata) {
+        return config_set(userdata, key, value, where);
+}
+
 int config_load(struct config *c, const char *path, bool required) {
-        char line[1024], origin[4200];
-        unsigned lineno = 0;
-        FILE *f;
-        int r = 0;
+        char err[4400];
+        int r;
 
-        f = fopen(path, "re");
-        if (!f) {
-                if (errno == ENOENT && !required)
-                        return 0;
-                fprintf(stderr, "authserver: cannot read config '%s': %s\n", path, strerror(errno));
-                return -errno;
-        }
-        while (fgets(line, sizeof line, f)) {
-                char *key, *value;
-
-                lineno++;
-                snprintf(origin, sizeof origin, "%s:%u", path, lineno);
-                if (!strchr(line, '\n') && !feof(f)) {
-                        fprintf(stderr, "authserver: %s: line too long\n", origin);
-                        r = -EINVAL;
-                        break;
-                }
-                r = text_split_setting(line, &key, &value);
-                if (r == 0)
-                        continue;
-                if (r < 0) {
-                        fprintf(stderr, "authserver: %s: expected 'key = value'\n", origin);
-                        break;
-                }
-                r = config_set(c, key, value, origin);
-                if (r < 0)
-                        break;
-        }
-        fclose(f);
-        return r < 0 ? r : 0;
+        r = settings_read(path, required, config_set_from_file, c, err, sizeof err);
+        if (r < 0 && err[0])
+                fprintf(stderr, "authserver: %s\n", err);
+        return r;
 }
 
 int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN]) {

@@ -17,6 +17,8 @@ common_libsvcommon_a_SOURCES = \
 	common/keysched.c \
 	common/keysched.h \
 	common/proto.h \
+	common/settings.c \
+	common/settings.h \
 	common/text.c \
 	common/text.h \
 	common/vault.c \

@@ -6,11 +6,9 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "text.h"
+#include "settings.h"
 #include "vaultd.h"
 
-/* Longest line accepted in the config file. */
-#define CONFIG_LINE_MAX 1024
 /* PCRs a PC-client TPM has (and vaultd/tpm.c accepts). */
 #define CONFIG_PCR_COUNT 24
 
@@ -83,80 +81,44 @@ static int add_group(struct settings *s, const char *name, const char *where) {
         return 0;
 }
 
-/* The file's strings are kept in *ret_lines (one strdup per line) until config_load() copies them. */
-static int read_file(const char *path, bool required, struct settings *s, char ***ret_lines, size_t *ret_n) {
-        char line[CONFIG_LINE_MAX + 2], **lines = NULL, where[512];
-        unsigned lineno = 0;
-        size_t n = 0;
-        FILE *f;
-        int r = 0;
+/* The file's values, kept until config_load() has copied what it uses. */
+struct file_values {
+        struct settings *s;
+        char **lines;
+        size_t n;
+};
 
-        f = fopen(path, "re");
-        if (!f) {
-                if (errno == ENOENT && !required)
-                        return 0;
-                fprintf(stderr, "vaultd: cannot read config file '%s': %s\n", path, strerror(errno));
+static int set_from_file(const char *key, const char *value, const char *where, void *userdata) {
+        struct file_values *fv = userdata;
+        struct settings *s = fv->s;
+        char *copy = strdup(value), **grown = realloc(fv->lines, (fv->n + 1) * sizeof *fv->lines);
+
+        if (grown)
+                fv->lines = grown;
+        if (!copy || !grown) {
+                free(copy);
+                fprintf(stderr, "vaultd: out of memory\n");
+                return -ENOMEM;
+        }
+        fv->lines[fv->n++] = copy;
+
+        if (strcmp(key, "tcti") == 0)
+                s->tcti = copy;
+        else if (strcmp(key, "state-dir") == 0)
+                s->state_dir = copy;
+        else if (strcmp(key, "socket") == 0)
+                s->socket_path = copy;
+        else if (strcmp(key, "socket-group") == 0)
+                s->socket_group = copy;
+        else if (strcmp(key, "pcrs") == 0)
+                s->pcrs = copy;
+        else if (strcmp(key, "allow-group") == 0)
+                return add_group(s, copy, where);
+        else {
+                fprintf(stderr, "vaultd: %s: unknown key '%s'\n", where, key);
                 return -EINVAL;
         }
-        while (fgets(line, sizeof line, f)) {
-                char *key, *value, *copy, **grown;
-
-                lineno++;
-                snprintf(where, sizeof where, "config file '%s' line %u", path, lineno);
-                if (strlen(line) > CONFIG_LINE_MAX) {
-                        fprintf(stderr, "vaultd: %s: line too long\n", where);
-                        r = -EINVAL;
-                        break;
-                }
-                r = text_split_setting(line, &key, &value);
-                if (r == 0)
-                        continue;
-                if (r < 0) {
-                        fprintf(stderr, "vaultd: %s: expected 'key = value', got '%s'\n", where, text_strip(line));
-                        break;
-                }
-                copy = strdup(value);
-                grown = realloc(lines, (n + 1) * sizeof *lines);
-                if (!copy || !grown) {
-                        free(copy);
-                        if (grown)
-                                lines = grown;
-                        r = -ENOMEM;
-                        break;
-                }
-                lines = grown;
-                lines[n++] = copy;
-
-                if (strcmp(key, "tcti") == 0)
-                        s->tcti = copy;
-                else if (strcmp(key, "state-dir") == 0)
-                        s->state_dir = copy;
-                else if (strcmp(key, "socket") == 0)
-                        s->socket_path = copy;
-                else if (strcmp(key, "socket-group") == 0)
-                        s->socket_group = copy;
-                else if (strcmp(key, "pcrs") == 0)
-                        s->pcrs = copy;
-                else if (strcmp(key, "allow-group") == 0) {
-                        r = add_group(s, copy, where);
-                        if (r < 0)
-                                break;
-                } else {
-                        fprintf(stderr, "vaultd: %s: unknown key '%s'\n", where, key);
-                        r = -EINVAL;
-                        break;
-                }
-        }
-        if (r > 0)
-                r = 0;
-        if (r >= 0 && ferror(f)) {
-                fprintf(stderr, "vaultd: cannot read config file '%s'\n", path);
-                r = -EINVAL;
-        }
-        fclose(f);
-        *ret_lines = lines;
-        *ret_n = n;
-        return r;
+        return 0;
 }
 
 static int dup_into(char **dst, const char *src) {
@@ -184,8 +146,8 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         struct settings cli = { 0 }, file = { 0 }, *g;
         struct vaultd_config c = { 0 };
         const char *config_path = NULL, *state_dir;
-        char **lines = NULL;
-        size_t n_lines = 0;
+        struct file_values fv = { .s = &file };
+        char err[4400];
         int opt, r;
 
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -226,9 +188,13 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 return -EINVAL;
         }
 
-        r = read_file(config_path ?: VAULTD_DEFAULT_CONFIG, config_path != NULL, &file, &lines, &n_lines);
-        if (r < 0)
+        r = settings_read(config_path ?: VAULTD_DEFAULT_CONFIG, config_path != NULL, set_from_file, &fv,
+                          err, sizeof err);
+        if (r < 0) {
+                if (err[0])
+                        fprintf(stderr, "vaultd: %s\n", err);
                 goto out;
+        }
 
         /* The command line wins over the file, setting by setting; allowed groups as a whole. */
         state_dir = cli.state_dir ?: file.state_dir;
@@ -277,9 +243,9 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 r = -EINVAL;
         }
 out:
-        for (size_t i = 0; i < n_lines; i++)
-                free(lines[i]);
-        free(lines);
+        for (size_t i = 0; i < fv.n; i++)
+                free(fv.lines[i]);
+        free(fv.lines);
         if (r < 0) {
                 config_free(&c);
                 return r == -ENOMEM ? -ENOMEM : -EINVAL;

@@ -12,6 +12,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "server.h"
+#include "text.h"
 
 static int accept_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct server *srv = userdata;
@@ -60,23 +61,11 @@ static int listen_one(const char *spec, int *ret_fd) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
         struct addrinfo *res = NULL;
         char host[256];
-        const char *colon = strrchr(spec, ':'), *port, *h;
-        size_t len;
+        const char *port;
         int fd = -1, one = 1, r;
 
-        if (!colon || colon == spec || !colon[1])
+        if (text_split_host_port(spec, host, sizeof host, &port) < 0)
                 return -EINVAL;
-        len = (size_t) (colon - spec);
-        h = spec;
-        if (spec[0] == '[' && len >= 2 && spec[len - 1] == ']') {
-                h++;
-                len -= 2;
-        }
-        if (len >= sizeof host)
-                return -EINVAL;
-        memcpy(host, h, len);
-        host[len] = '\0';
-        port = colon + 1;
         if (getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res) != 0)
                 return -EADDRNOTAVAIL;
 

@@ -71,3 +71,24 @@ int text_json_escape(const char *s, char *out, size_t cap) {
         out[o] = '\0';
         return 0;
 }
+
+int text_split_host_port(const char *spec, char *host, size_t host_cap, const char **ret_port) {
+        const char *colon = strrchr(spec, ':'), *start = spec;
+        size_t len;
+
+        if (!colon || colon == spec || colon[1] == '\0')
+                return -EINVAL;
+        len = (size_t) (colon - spec);
+        if (spec[0] == '[') {
+                if (len < 3 || spec[len - 1] != ']')
+                        return -EINVAL;
+                start++;
+                len -= 2;
+        }
+        if (len >= host_cap)
+                return -EINVAL;
+        memcpy(host, start, len);
+        host[len] = '\0';
+        *ret_port = colon + 1;
+        return 0;
+}

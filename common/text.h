@@ -14,3 +14,5 @@ int text_split_setting(char *line, char **ret_key, char **ret_value);
 int text_parse_unsigned(const char *s, unsigned long min, unsigned long max, unsigned long *ret);
 /* The body of a JSON string for s (quotes not included), NUL-terminated; -ENOBUFS if cap is short. */
 int text_json_escape(const char *s, char *out, size_t cap);
+/* Splits "host:port" or "[v6]:port" (brackets dropped); the port is not checked here. */
+int text_split_host_port(const char *spec, char *host, size_t host_cap, const char **ret_port);

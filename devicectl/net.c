@@ -13,6 +13,7 @@
 
 #include "bundle.h"
 #include "devicectl.h"
+#include "text.h"
 #include "wire.h"
 
 int64_t now_ms(void) {
@@ -40,27 +41,6 @@ static int wait_fd(int fd, short events, int64_t deadline_ms) {
         }
 }
 
-/* Splits "host:port" or "[v6]:port" into its parts; the syntax was checked by bundle_server_valid(). */
-static int split_host_port(const char *hp, char *host, size_t host_cap, const char **ret_port) {
-        const char *colon = strrchr(hp, ':');
-        const char *start = hp;
-        size_t len;
-
-        if (!bundle_server_valid(hp) || !colon)
-                return -EINVAL;
-        len = (size_t) (colon - hp);
-        if (hp[0] == '[') {
-                start++;
-                len -= 2;
-        }
-        if (len >= host_cap)
-                return -EINVAL;
-        memcpy(host, start, len);
-        host[len] = '\0';
-        *ret_port = colon + 1;
-        return 0;
-}
-
 int net_connect(const char *host_port, int timeout_ms, int *ret_fd) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
         struct addrinfo *res = NULL;
@@ -69,7 +49,9 @@ int net_connect(const char *host_port, int timeout_ms, int *ret_fd) {
         int64_t deadline = now_ms() + timeout_ms;
         int r, fd = -1;
 
-        r = split_host_port(host_port, host, sizeof host, &port);
+        if (!bundle_server_valid(host_port))
+                return -EINVAL;
+        r = text_split_host_port(host_port, host, sizeof host, &port);
         if (r < 0)
                 return r;
         if (getaddrinfo(host, port, &hints, &res) != 0)

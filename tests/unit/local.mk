@@ -13,7 +13,8 @@ UNIT_TESTS = \
 	tests/unit/check_vault \
 	tests/unit/check_keysched \
 	tests/unit/check_handshake \
-	tests/unit/check_bundle
+	tests/unit/check_bundle \
+	tests/unit/check_text
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -41,3 +42,7 @@ tests_unit_check_handshake_LDADD = $(UNIT_LDADD)
 tests_unit_check_bundle_SOURCES = tests/unit/check_bundle.c
 tests_unit_check_bundle_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_bundle_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_text_SOURCES = tests/unit/check_text.c
+tests_unit_check_text_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_text_LDADD = $(UNIT_LDADD)

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/* The small text helpers shared by the programs: settings lines, numbers, host:port, JSON. */
+#include <errno.h>
+#include <string.h>
+
+#include "text.h"
+#include "unit.h"
+
+START_TEST(test_split_setting) {
+        char a[] = "  tcti = swtpm:path=/x \r\n", b[] = "   # comment\n", c[] = "\n", d[] = "no equals sign\n";
+        char *key = NULL, *value = NULL;
+
+        ck_assert_int_eq(text_split_setting(a, &key, &value), 1);
+        ck_assert_str_eq(key, "tcti");
+        ck_assert_str_eq(value, "swtpm:path=/x");
+        ck_assert_int_eq(text_split_setting(b, &key, &value), 0);
+        ck_assert_int_eq(text_split_setting(c, &key, &value), 0);
+        ck_assert_int_eq(text_split_setting(d, &key, &value), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_parse_unsigned) {
+        unsigned long v = 7;
+
+        ck_assert_int_eq(text_parse_unsigned("42", 1, 100, &v), 0);
+        ck_assert_uint_eq(v, 42);
+        v = 7;
+        ck_assert_int_eq(text_parse_unsigned("0", 1, 100, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_unsigned("101", 1, 100, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_unsigned("+5", 1, 100, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_unsigned("-5", 1, 100, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_unsigned(" 5", 1, 100, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_unsigned("5x", 1, 100, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_unsigned("", 1, 100, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_unsigned("99999999999999999999999", 1, 100, &v), -EINVAL);
+        ck_assert_uint_eq(v, 7);
+}
+END_TEST
+
+START_TEST(test_split_host_port) {
+        char host[16];
+        const char *port = NULL;
+
+        ck_assert_int_eq(text_split_host_port("127.0.0.1:7410", host, sizeof host, &port), 0);
+        ck_assert_str_eq(host, "127.0.0.1");
+        ck_assert_str_eq(port, "7410");
+        ck_assert_int_eq(text_split_host_port("[::1]:0", host, sizeof host, &port), 0);
+        ck_assert_str_eq(host, "::1");
+        ck_assert_str_eq(port, "0");
+        ck_assert_int_eq(text_split_host_port("*:7410", host, sizeof host, &port), 0);
+        ck_assert_str_eq(host, "*");
+        ck_assert_int_eq(text_split_host_port("no-port", host, sizeof host, &port), -EINVAL);
+        ck_assert_int_eq(text_split_host_port(":7410", host, sizeof host, &port), -EINVAL);
+        ck_assert_int_eq(text_split_host_port("host:", host, sizeof host, &port), -EINVAL);
+        ck_assert_int_eq(text_split_host_port("[]:1", host, sizeof host, &port), -EINVAL);
+        ck_assert_int_eq(text_split_host_port("[::1:1", host, sizeof host, &port), -EINVAL);
+        ck_assert_int_eq(text_split_host_port("a-very-long-host-name:1", host, sizeof host, &port), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_json_escape) {
+        char out[32];
+
+        ck_assert_int_eq(text_json_escape("a\"b\\c\n", out, sizeof out), 0);
+        ck_assert_str_eq(out, "a\\\"b\\\\c\\u000a");
+        ck_assert_int_eq(text_json_escape("abcdef", out, 6), -ENOBUFS);
+        ck_assert_int_eq(text_json_escape("abcde", out, 6), 0);
+        ck_assert_str_eq(out, "abcde");
+}
+END_TEST
+
+static Suite *text_suite(void) {
+        Suite *s = suite_create("text");
+        TCase *tc = tcase_create("text");
+
+        tcase_add_test(tc, test_split_setting);
+        tcase_add_test(tc, test_parse_unsigned);
+        tcase_add_test(tc, test_split_host_port);
+        tcase_add_test(tc, test_json_escape);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return unit_run(text_suite());
+}

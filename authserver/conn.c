@@ -155,12 +155,10 @@ static void conn_outcome(struct conn *c, bool ok, const char *result, const char
 
 static void conn_failure(struct conn *c, const char *result, const char *detail) {
         int64_t now = mono_ms();
-        char key[SV_ID_MAX + 8];
 
         backoff_failure(c->srv->backoff, c->peer_key, now);
         if (c->hello_valid) {
-                snprintf(key, sizeof key, "id:%s", c->hello.device_id);
-                backoff_failure(c->srv->backoff, key, now);
+                backoff_failure(c->srv->backoff, c->id_key, now);
                 if (c->known)
                         (void) store_record_failure(c->srv->store, c->hello.device_id, (int64_t) time(NULL));
         }
@@ -447,8 +445,7 @@ static void conn_lookup(struct conn *c) {
 
 static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         struct server *srv = c->srv;
-        char key[SV_ID_MAX + 8];
-        int64_t now = mono_ms(), wait;
+        int64_t now = mono_ms(), wait, peer_wait;
         int r;
 
         r = hs_server_hello(&c->hs, frame, frame_len, &c->hello);
@@ -460,10 +457,11 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         c->hello_valid = true;
 
         /* Repeated failures for this id or from this address slow the next attempt down. */
-        snprintf(key, sizeof key, "id:%s", c->hello.device_id);
-        wait = backoff_wait(srv->backoff, key, now);
-        if (backoff_wait(srv->backoff, c->peer_key, now) > wait)
-                wait = backoff_wait(srv->backoff, c->peer_key, now);
+        snprintf(c->id_key, sizeof c->id_key, "id:%s", c->hello.device_id);
+        wait = backoff_wait(srv->backoff, c->id_key, now);
+        peer_wait = backoff_wait(srv->backoff, c->peer_key, now);
+        if (peer_wait > wait)
+                wait = peer_wait;
         /* Never so long that the handshake cannot finish in its time-out. */
         if (wait > (int64_t) srv->cfg->timeout_ms / 2)
                 wait = (int64_t) srv->cfg->timeout_ms / 2;
@@ -554,7 +552,6 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
 /* Called by the group commit once this session's commit (and its audit row) are written. */
 static void conn_commit_done(struct conn *c, int r) {
         struct server *srv = c->srv;
-        char key[SV_ID_MAX + 8];
 
         if (r < 0) {
                 log_warning("Failed to commit '%s': %s", c->hello.device_id,
@@ -565,8 +562,7 @@ static void conn_commit_done(struct conn *c, int r) {
         }
         server_crash_point(srv, "after-commit");
         backoff_success(srv->backoff, c->peer_key);
-        snprintf(key, sizeof key, "id:%s", c->hello.device_id);
-        backoff_success(srv->backoff, key);
+        backoff_success(srv->backoff, c->id_key);
         conn_log_outcome(c, true, "ok", NULL);
         conn_free(c);
 }

@@ -34,7 +34,8 @@ struct conn {
         uint16_t expect_len;            /* exact body length; 0 for M1's range */
         enum conn_phase phase;
         char peer[64];                  /* "addr:port" */
-        char peer_key[56];              /* "addr" for the back-off table */
+        char peer_key[56];              /* "peer:addr" for the back-off table */
+        char id_key[SV_ID_MAX + 4];     /* "id:DEVICE", set once M1 is read */
         uint8_t in[SV_FRAME_MAX];
         size_t in_len;
         uint8_t out[SV_FRAME_MAX];

@@ -4,6 +4,7 @@ check_PROGRAMS += tests/vectors-check
 tests_vectors_check_SOURCES = tests/vectors-check.c
 tests_vectors_check_LDADD = $(SVCOMMON_LIBS)
 
+include tests/lib/local.mk
 include tests/unit/local.mk
 include tests/fuzz/local.mk
 include tests/tpm/local.mk

@@ -1,7 +1,7 @@
 check_PROGRAMS += tests/authserver/sv-client
 tests_authserver_sv_client_SOURCES = tests/authserver/sv-client.c
-tests_authserver_sv_client_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
-tests_authserver_sv_client_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
+tests_authserver_sv_client_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS)
+tests_authserver_sv_client_LDADD = devicectl/libdevnet.a $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
 
 check_PROGRAMS += tests/authserver/sv-flood
 tests_authserver_sv_flood_SOURCES = tests/authserver/sv-flood.c

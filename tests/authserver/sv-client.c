@@ -24,51 +24,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundle-file.h"
 #include "devicectl.h"
 #include "handshake.h"
-
-static int read_file(const char *path, char **ret, size_t *ret_len) {
-        struct stat st;
-        char *text;
-        int fd;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0 || st.st_size > BUNDLE_TEXT_MAX) {
-                close(fd);
-                return -EFBIG;
-        }
-        text = malloc((size_t) st.st_size + 1);
-        if (!text || read(fd, text, (size_t) st.st_size) != st.st_size) {
-                free(text);
-                close(fd);
-                return -EIO;
-        }
-        close(fd);
-        *ret = text;
-        *ret_len = (size_t) st.st_size;
-        return 0;
-}
-
-static int save_bundle(const char *path, const struct bundle *b) {
-        char tmp[4096], *text;
-        size_t len;
-        int fd, r;
-
-        r = bundle_format(b, &text, &len);
-        if (r < 0)
-                return r;
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, text, len) != (ssize_t) len || fsync(fd) < 0 || rename(tmp, path) < 0)
-                r = -errno ? -errno : -EIO;
-        if (fd >= 0)
-                close(fd);
-        bundle_text_free(text, len);
-        return r;
-}
 
 enum fault { FAULT_NONE, FAULT_DROP_M5, FAULT_CLOSE_M1, FAULT_CLOSE_M3, FAULT_FLIP_M3, FAULT_REPLAY_M3, FAULT_WRONG_EPOCH };
 
@@ -136,7 +94,7 @@ static int handshake(struct client *cl, uint8_t *ret_code) {
         /* As vaultd does: the next vault is durable before M5 leaves. */
         memcpy(cl->b.vault, cl->next, vault_size(&cl->b.params));
         cl->b.params.epoch++;
-        r = save_bundle(cl->path, &cl->b);
+        r = bundle_file_save(cl->path, &cl->b);
         if (r < 0)
                 goto out;
         if (cl->fault != FAULT_DROP_M5)
@@ -177,8 +135,6 @@ int main(int argc, char *argv[]) {
         };
         struct client cl = { .timeout_ms = 10000 };
         unsigned long count = 1, passed = 0, failed = 0;
-        char *text = NULL;
-        size_t text_len = 0;
         unsigned line;
         bool single = false;
         int c, r;
@@ -196,12 +152,11 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "usage: sv-client --server HOST:PORT --vault BUNDLE [--count N] [--fault F]\n");
                 return 2;
         }
-        r = read_file(cl.path, &text, &text_len);
-        if (r < 0 || bundle_parse(text, text_len, &cl.b, &line) < 0) {
-                fprintf(stderr, "sv-client: cannot read vault '%s'\n", cl.path);
+        r = bundle_file_load(cl.path, &cl.b, &line);
+        if (r < 0) {
+                fprintf(stderr, "sv-client: cannot read vault '%s' (line %u): %s\n", cl.path, line, strerror(-r));
                 return 1;
         }
-        free(text);
         cl.next = malloc(vault_size(&cl.b.params));
         if (!cl.next)
                 return 1;

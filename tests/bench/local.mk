@@ -7,12 +7,12 @@ noinst_PROGRAMS += tests/bench/svload tests/bench/svgen \
 	tests/bench/peer/tls13_psk_bench tests/bench/peer/tcp_floor
 
 tests_bench_svload_SOURCES = tests/bench/svload.c
-tests_bench_svload_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
-tests_bench_svload_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
+tests_bench_svload_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS)
+tests_bench_svload_LDADD = devicectl/libdevnet.a $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
 
 tests_bench_svgen_SOURCES = tests/bench/svgen.c
-tests_bench_svgen_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
-tests_bench_svgen_LDADD = authserver/libstore.a $(SVCOMMON_LIBS) $(SQLITE_LIBS)
+tests_bench_svgen_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
+tests_bench_svgen_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
 
 # The peer sources are kept byte-for-byte as shipped. They build warning-free under the
 # project's flags, but not with config.h forced in (they define _GNU_SOURCE themselves):

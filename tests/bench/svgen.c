@@ -26,7 +26,7 @@
 
 #include <openssl/crypto.h>
 
-#include "bundle.h"
+#include "bundle-file.h"
 #include "crypto.h"
 #include "store.h"
 
@@ -41,21 +41,10 @@ static double now_s(void) {
 }
 
 static int write_bundle(const char *dir, const struct bundle *b) {
-        char path[4096], *text;
-        size_t len;
-        int fd, r;
+        char path[4096];
 
-        r = bundle_format(b, &text, &len);
-        if (r < 0)
-                return r;
         snprintf(path, sizeof path, "%s/%s.bundle", dir, b->params.device_id);
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, text, len) != (ssize_t) len)
-                r = -errno ? -errno : -EIO;
-        if (fd >= 0)
-                close(fd);
-        bundle_text_free(text, len);
-        return r;
+        return bundle_file_save(path, b);
 }
 
 static unsigned parse_num(const char *s, const char *what, unsigned min, unsigned max) {

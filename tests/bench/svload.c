@@ -46,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundle-file.h"
 #include "devicectl.h"
 #include "handshake.h"
 
@@ -341,30 +341,6 @@ static void client_run(const struct options *o, struct shared *shm, struct devic
         _exit(res->errors ? 1 : 0);
 }
 
-static int read_text(const char *path, char **ret, size_t *ret_len) {
-        struct stat st;
-        char *text;
-        int fd;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > BUNDLE_TEXT_MAX) {
-                close(fd);
-                return -EFBIG;
-        }
-        text = malloc((size_t) st.st_size);
-        if (!text || read(fd, text, (size_t) st.st_size) != st.st_size) {
-                free(text);
-                close(fd);
-                return -EIO;
-        }
-        close(fd);
-        *ret = text;
-        *ret_len = (size_t) st.st_size;
-        return 0;
-}
-
 static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
@@ -408,15 +384,9 @@ static int load_devices(char **paths, size_t n, struct device **ret, size_t *ret
         if (!b)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                char *text = NULL;
-                size_t len = 0;
                 unsigned line = 0;
 
-                r = read_text(paths[i], &text, &len);
-                if (r >= 0) {
-                        r = bundle_parse(text, len, &b[i], &line);
-                        bundle_text_free(text, len);
-                }
+                r = bundle_file_load(paths[i], &b[i], &line);
                 if (r < 0) {
                         fprintf(stderr, "svload: cannot load bundle '%s' (line %u): %s\n", paths[i], line,
                                 strerror(-r));
@@ -453,23 +423,14 @@ static int save_devices(const struct device *devs, size_t n) {
 
         for (size_t i = 0; i < n; i++) {
                 struct bundle b = { .params = devs[i].params, .vault = devs[i].vault };
-                char tmp[4200], *text;
-                size_t len;
-                int fd, r;
+                int r;
 
                 memcpy(b.server, devs[i].server, sizeof b.server);
-                r = bundle_format(&b, &text, &len);
-                if (r < 0)
-                        return r;
-                snprintf(tmp, sizeof tmp, "%s.tmp", devs[i].path);
-                fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-                if (fd < 0 || write(fd, text, len) != (ssize_t) len || rename(tmp, devs[i].path) < 0) {
-                        fprintf(stderr, "svload: cannot save bundle '%s': %s\n", devs[i].path, strerror(errno));
-                        ret = -EIO;
+                r = bundle_file_save(devs[i].path, &b);
+                if (r < 0) {
+                        fprintf(stderr, "svload: cannot save bundle '%s': %s\n", devs[i].path, strerror(-r));
+                        ret = r;
                 }
-                if (fd >= 0)
-                        close(fd);
-                bundle_text_free(text, len);
         }
         return ret;
 }

@@ -32,7 +32,7 @@
 
 #include <openssl/crypto.h>
 
-#include "bundle.h"
+#include "bundle-file.h"
 #include "handshake.h"
 #include "ipc.h"
 #include "wire.h"
@@ -56,42 +56,12 @@ static void free_state(void) {
 }
 
 static int load(const char *path, struct bundle *ret) {
-        static char text[BUNDLE_TEXT_MAX + 1];
         unsigned line = 0;
-        ssize_t n;
-        int fd, r;
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, text, sizeof text);
-        close(fd);
-        if (n < 0 || (size_t) n >= sizeof text)
-                return -EIO;
-        r = bundle_parse(text, (size_t) n, ret, &line);
+        r = bundle_file_load(path, ret, &line);
         if (r < 0)
-                fprintf(stderr, "fake-server: cannot parse '%s' (line %u)\n", path, line);
-        return r;
-}
-
-/* Durable like the real server: temp file, fsync, rename. */
-static int save(const char *path, const struct bundle *b) {
-        char tmp[PATH_MAX];
-        char *text;
-        size_t len;
-        int fd, r;
-
-        r = bundle_format(b, &text, &len);
-        if (r < 0)
-                return r;
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        r = fd < 0 || write(fd, text, len) != (ssize_t) len || fsync(fd) < 0 ? -errno : 0;
-        if (fd >= 0)
-                close(fd);
-        bundle_text_free(text, len);
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = -errno;
+                fprintf(stderr, "fake-server: cannot load '%s' (line %u): %s\n", path, line, strerror(-r));
         return r;
 }
 
@@ -241,11 +211,11 @@ int main(int argc, char *argv[]) {
         next.params.epoch++;
         /* Durable before M4 leaves: promote the pending generation, then store the next one. */
         if (promote) {
-                if (save(state, &pending) < 0)
+                if (bundle_file_save(state, &pending) < 0)
                         return 1;
                 committed.params = pending.params;
         }
-        if (save(pending_path, &next) < 0)
+        if (bundle_file_save(pending_path, &next) < 0)
                 return 1;
 
         if (corrupt)
@@ -269,7 +239,7 @@ int main(int argc, char *argv[]) {
                 printf("confirm: vaultd reports epoch %" PRIu64 ", expected %" PRIu64 "\n", res.epoch, next.params.epoch);
                 return EXIT_CHECK;
         }
-        if (save(state, &next) < 0 || unlink(pending_path) < 0)
+        if (bundle_file_save(state, &next) < 0 || unlink(pending_path) < 0)
                 return 1;
         printf("ok epoch=%" PRIu64 "\n", res.epoch);
         OPENSSL_cleanse(&res, sizeof res);

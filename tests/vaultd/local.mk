@@ -2,9 +2,11 @@
 # by fake-server (the server side of the handshake from common/, without authserver).
 check_PROGRAMS += tests/vaultd/mkbundle tests/vaultd/fake-server
 tests_vaultd_mkbundle_SOURCES = tests/vaultd/mkbundle.c
-tests_vaultd_mkbundle_LDADD = $(SVCOMMON_LIBS)
+tests_vaultd_mkbundle_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/lib
+tests_vaultd_mkbundle_LDADD = $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
 tests_vaultd_fake_server_SOURCES = tests/vaultd/fake-server.c
-tests_vaultd_fake_server_LDADD = $(SVCOMMON_LIBS)
+tests_vaultd_fake_server_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/lib
+tests_vaultd_fake_server_LDADD = $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
 
 check_PROGRAMS += tests/vaultd/check_vaultfile
 TESTS += tests/vaultd/check_vaultfile

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundle-file.h"
 #include "crypto.h"
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
@@ -45,8 +45,6 @@ int main(int argc, char *argv[]) {
         struct bundle b = { .params = { .profile = SV_PROFILE_HARDENED, .n = SV_DEFAULT_N,
                                         .m = SV_DEFAULT_M, .p = SV_DEFAULT_P } };
         uint64_t v;
-        char *text;
-        size_t len;
         int c, r;
 
         vault_params_set_id(&b.params, "sensor-1");
@@ -97,20 +95,13 @@ int main(int argc, char *argv[]) {
         b.vault = malloc(vault_size(&b.params));
         if (!b.vault || crypto_random(b.vault, vault_size(&b.params)) < 0)
                 return 1;
-        r = bundle_format(&b, &text, &len);
-        if (r < 0) {
-                fprintf(stderr, "mkbundle: cannot format the bundle: %s\n", strerror(-r));
-                return 1;
-        }
         for (int i = optind; i < argc; i++) {
-                int fd = open(argv[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-                if (fd < 0 || write(fd, text, len) != (ssize_t) len || close(fd) < 0) {
-                        fprintf(stderr, "mkbundle: cannot write '%s': %s\n", argv[i], strerror(errno));
+                r = bundle_file_save(argv[i], &b);
+                if (r < 0) {
+                        fprintf(stderr, "mkbundle: cannot write '%s': %s\n", argv[i], strerror(-r));
                         return 1;
                 }
         }
-        bundle_text_free(text, len);
         bundle_free(&b);
         return 0;
 bad:

@@ -1,0 +1,5 @@
+# Helpers shared by the test programs (never linked into the product).
+noinst_LIBRARIES += tests/lib/libtestbundle.a
+tests_lib_libtestbundle_a_SOURCES = tests/lib/bundle-file.c tests/lib/bundle-file.h
+tests_lib_libtestbundle_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
+TESTBUNDLE_LIBS = tests/lib/libtestbundle.a

@@ -49,6 +49,7 @@ eventually() {
         "$@"
 }
 field_is() { [ "$(show_json "$1" "$2")" = "$3" ]; }
+outcomes() { grep -c "handshake device='$1'" "$T/server.log" || true; }   # sessions the server has ended
 ok_lines_are() { [ "$(grep -c 'result=ok' "$T/server.log")" = "$1" ]; }
 
 # show_json ID FIELD: one field of `authserver show ID --json`

@@ -20,8 +20,13 @@ static struct {
         EVP_CIPHER *aes128gcm;
         EVP_CIPHER *aes256gcm;
         int ok;
+        int mac_rearm;          /* EVP_MAC_init(ctx, NULL, 0, NULL) restarts a keyed HMAC */
 } algs;
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+
+static int kbkdf_hmac(const uint8_t *key, size_t key_len, const char *label, const void *context,
+                      size_t context_len, void *out, size_t out_len, int rearm);
+static void mac_rearm_probe(void);
 
 static void algs_fetch(void) {
         algs.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -30,6 +35,8 @@ static void algs_fetch(void) {
         algs.aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
         algs.aes256gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
         algs.ok = algs.sha256 && algs.hmac && algs.hkdf && algs.aes128gcm && algs.aes256gcm;
+        if (algs.ok)
+                mac_rearm_probe();
 }
 
 static int algs_ready(void) {
@@ -155,12 +162,12 @@ int crypto_hkdf(const void *salt, size_t salt_len, const void *ikm, size_t ikm_l
 /*
  * SP 800-108 counter mode with HMAC-SHA256, exactly what OpenSSL's EVP_KDF "KBKDF" computes
  * (counter before the fixed data, label || 0x00 || context || u32(L*8); the unit tests hold
- * the two equal). It keys one HMAC context and re-arms it per 32-byte block: OpenSSL 3.0's
- * KBKDF duplicates and frees a context per block, which made it most of the cost of a vault
- * update.
+ * the two equal). With rearm it keys one HMAC context and restarts it per 32-byte block:
+ * OpenSSL 3.0's KBKDF duplicates and frees a context per block, which made it most of the cost
+ * of a vault update. Without, it passes the key on every block.
  */
-int crypto_kbkdf(const uint8_t *key, size_t key_len, const char *label,
-                 const void *context, size_t context_len, void *out, size_t out_len) {
+static int kbkdf_hmac(const uint8_t *key, size_t key_len, const char *label, const void *context,
+                      size_t context_len, void *out, size_t out_len, int rearm) {
         OSSL_PARAM params[] = {
                 OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
                 OSSL_PARAM_construct_end(),
@@ -170,8 +177,6 @@ int crypto_kbkdf(const uint8_t *key, size_t key_len, const char *label,
         EVP_MAC_CTX *ctx;
         int r = -EIO;
 
-        if (algs_ready() < 0)
-                return -EIO;
         if (out_len == 0 || out_len > UINT32_MAX / 8)
                 return -EINVAL;
         l_bits[0] = (uint8_t) (out_len * 8 >> 24);
@@ -184,8 +189,10 @@ int crypto_kbkdf(const uint8_t *key, size_t key_len, const char *label,
         for (uint32_t i = 1; done < out_len; i++) {
                 uint8_t counter[4] = { (uint8_t) (i >> 24), (uint8_t) (i >> 16), (uint8_t) (i >> 8), (uint8_t) i };
                 size_t got = 0, take = out_len - done < sizeof block ? out_len - done : sizeof block;
+                int armed = i == 1 || !rearm ? EVP_MAC_init(ctx, key, key_len, params)
+                                             : EVP_MAC_init(ctx, NULL, 0, NULL);
 
-                if ((i == 1 ? EVP_MAC_init(ctx, key, key_len, params) : EVP_MAC_init(ctx, NULL, 0, NULL)) != 1 ||
+                if (armed != 1 ||
                     EVP_MAC_update(ctx, counter, sizeof counter) != 1 ||
                     EVP_MAC_update(ctx, (const uint8_t *) label, label_len) != 1 ||
                     EVP_MAC_update(ctx, &zero, 1) != 1 ||
@@ -203,6 +210,25 @@ out:
         if (r < 0)
                 OPENSSL_cleanse(out, out_len);
         return r;
+}
+
+/* OpenSSL 3.0.0-3.0.2 take a keyless EVP_MAC_init() as a no-op instead of a restart
+ * (openssl#17811): every block after the first would then be wrong. Use the restart only
+ * where it gives what re-keying gives. */
+static void mac_rearm_probe(void) {
+        static const uint8_t key[32] = { 1 };
+        uint8_t a[96], b[96];
+
+        algs.mac_rearm = kbkdf_hmac(key, sizeof key, "probe", "", 0, a, sizeof a, 1) == 0 &&
+                         kbkdf_hmac(key, sizeof key, "probe", "", 0, b, sizeof b, 0) == 0 &&
+                         memcmp(a, b, sizeof a) == 0;
+}
+
+int crypto_kbkdf(const uint8_t *key, size_t key_len, const char *label,
+                 const void *context, size_t context_len, void *out, size_t out_len) {
+        if (algs_ready() < 0)
+                return -EIO;
+        return kbkdf_hmac(key, key_len, label, context, context_len, out, out_len, algs.mac_rearm);
 }
 
 static const EVP_CIPHER *gcm_for(size_t key_len) {

@@ -37,12 +37,12 @@ int hs_draw_challenge(const struct hs_random *rng, enum hs_value what, uint16_t 
         int r;
 
         r = rng->challenge(rng->userdata, what, n, p, avoid, &c);
-        if (r < 0)
-                return r;
-        if (challenge_validate(&c, n, p) < 0 || (avoid && challenge_disjoint(&c, avoid) < 0))
-                return -EINVAL;
-        *ret = c;
-        return 0;
+        if (r >= 0 && (challenge_validate(&c, n, p) < 0 || (avoid && challenge_disjoint(&c, avoid) < 0)))
+                r = -EINVAL;
+        if (r >= 0)
+                *ret = c;
+        OPENSSL_cleanse(&c, sizeof c);
+        return r < 0 ? r : 0;
 }
 
 int hs_transcript_hash(const struct hs_transcript *ts, unsigned upto, uint8_t out[SV_HASH_LEN]) {

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "buf.h"
 #include "ipc.h"
 
@@ -202,16 +204,21 @@ int ipc_decode_confirm(const uint8_t *body, size_t len, struct ipc_confirm_resul
         uint16_t m5_len;
         struct buf b;
 
+        int r = -EBADMSG;
+
         buf_reader(&b, body, len);
         if (buf_get_u16(&b, &m5_len) < 0 || m5_len != SV_COMMIT_FRAME_LEN ||
             buf_get_bytes(&b, c.m5, m5_len) < 0 ||
             buf_get_bytes(&b, c.session_key, sizeof c.session_key) < 0 ||
             buf_get_u64(&b, &c.epoch) < 0 ||
             buf_expect_end(&b) < 0)
-                return -EBADMSG;
+                goto out;
         c.m5_len = m5_len;
         *ret = c;
-        return 0;
+        r = 0;
+out:
+        OPENSSL_cleanse(&c, sizeof c);   /* holds the session key */
+        return r;
 }
 
 const char *ipc_status_to_string(uint8_t status) {

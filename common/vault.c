@@ -125,7 +125,7 @@ int challenge_generate(struct challenge *ret, uint16_t n, uint8_t p, const struc
                 if (pool_pos + 2 > sizeof pool) {
                         r = crypto_random(pool, sizeof pool);
                         if (r < 0)
-                                return r;
+                                goto out;
                         pool_pos = 0;
                 }
                 k = be16_get(pool + pool_pos);
@@ -147,7 +147,13 @@ int challenge_generate(struct challenge *ret, uint16_t n, uint8_t p, const struc
                         c.idx[j - 1] = t;
                 }
         *ret = c;
-        return 0;
+        r = 0;
+out:
+        /* C2 is secret on the device (it travels inside M3's AEAD): leave no copy behind. */
+        OPENSSL_cleanse(pool, sizeof pool);
+        OPENSSL_cleanse(taken, sizeof taken);
+        OPENSSL_cleanse(&c, sizeof c);
+        return r;
 }
 
 void vault_combine(const uint8_t *keys, const struct vault_params *v, const struct challenge *c, uint8_t *out) {

@@ -4,6 +4,7 @@
 
 #include <openssl/crypto.h>
 
+#include "crypto.h"
 #include "handshake.h"
 #include "keysched.h"
 
@@ -99,6 +100,26 @@ int hs_server_challenge(struct hs_server *hs, const struct vault_params *params,
         return 0;
 }
 
+/*
+ * A decoy's M3 fails like a real device's wrong M3 and after the same work: TH2, K3 and the
+ * AEAD check, here under a random X1, so that the time to ERROR 2 does not tell a decoy
+ * (an id that is not enrolled) from an enrolled device.
+ */
+#define DECOY_M 16      /* the default key size: the cost of K3 does not depend on it */
+
+static int decoy_respond(const struct hs_server *hs, const uint8_t *body) {
+        uint8_t th2[SV_HASH_LEN], x1[SV_KEY_MAX], k3[SV_KEY_LEN], pt[SV_RESPONSE_PT_LEN(SV_P_MAX)];
+        size_t k3_len = 0;
+
+        if (crypto_random(x1, DECOY_M) >= 0 && hs_transcript_hash(&hs->ts, 2, th2) >= 0 &&
+            keysched_k3(SV_PROFILE_HARDENED, th2, x1, DECOY_M, k3, &k3_len) >= 0)
+                (void) keysched_open(k3, k3_len, th2, body, SV_RESPONSE_BODY_LEN(hs->decoy_p), pt);
+        OPENSSL_cleanse(x1, sizeof x1);
+        OPENSSL_cleanse(k3, sizeof k3);
+        OPENSSL_cleanse(pt, sizeof pt);
+        return -EACCES;
+}
+
 int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8_t *next_vault,
                       uint8_t *out, size_t cap, size_t *ret_len) {
         const struct vault_params *v = &hs->params;
@@ -118,7 +139,7 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
                 return -EINVAL;
         if (hs->decoy) {
                 r = wire_decode_sealed(m3, len, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(hs->decoy_p), &body);
-                return r < 0 ? r : -EACCES;
+                return r < 0 ? r : decoy_respond(hs, body);
         }
         r = wire_decode_sealed(m3, len, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(v->p), &body);
         if (r < 0)

@@ -25,7 +25,8 @@ static int flush_one(struct server *srv, struct conn *c, bool *stored_pending) {
         if (c->phase == CONN_COMMITTING) {
                 server_crash_point(srv, "before-commit");
                 /* M1 named the generation the session used; after M3 it is the committed one (§6). */
-                r = store_commit(srv->store, c->hello.device_id, c->hello.epoch, (int64_t) time(NULL));
+                r = store_commit(srv->store, c->hello.device_id, c->dev.enrollment, c->hello.epoch,
+                                 (int64_t) time(NULL));
                 if (r == -ESTALE && c->superseded)
                         r = 0;  /* the device's next session already promoted this vault */
                 if (r >= 0)
@@ -36,14 +37,14 @@ static int flush_one(struct server *srv, struct conn *c, bool *stored_pending) {
         if (c->gen == GENERATION_PENDING) {
                 /* The device moved to the pending vault: it becomes committed first. A late M5 of
                  * the session that stored it may have committed it already. */
-                r = store_promote_and_set_pending(srv->store, c->hello.device_id, c->hello.epoch - 1,
-                                                  c->next_vault, c->vault_len);
+                r = store_promote_and_set_pending(srv->store, c->hello.device_id, c->dev.enrollment,
+                                                  c->hello.epoch - 1, c->next_vault, c->vault_len);
                 if (r == -ESTALE)
-                        r = store_set_pending(srv->store, c->hello.device_id, c->hello.epoch,
-                                              c->next_vault, c->vault_len);
+                        r = store_set_pending(srv->store, c->hello.device_id, c->dev.enrollment,
+                                              c->hello.epoch, c->next_vault, c->vault_len);
         } else
-                r = store_set_pending(srv->store, c->hello.device_id, c->hello.epoch,
-                                      c->next_vault, c->vault_len);
+                r = store_set_pending(srv->store, c->hello.device_id, c->dev.enrollment,
+                                      c->hello.epoch, c->next_vault, c->vault_len);
         return r;
 }
 

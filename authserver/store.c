@@ -13,7 +13,9 @@
  * Compare-and-set. Every update carries the epoch it expects in its WHERE clause and is a
  * single statement, so a concurrent writer (another session, another process) can never make
  * two sessions commit from the same generation; a probe after a no-op update only chooses
- * the error code. Epochs are u64 stored as the int64 bit pattern: SQL never does arithmetic
+ * the error code. It also carries the enrollment token the session read at M1: a device
+ * revoked and enrolled again starts over at epoch 0, and a session begun with the old vault
+ * must not write into the new enrollment. Epochs are u64 stored as the int64 bit pattern: SQL never does arithmetic
  * on them (epoch + 1 would overflow into a REAL), C does.
  *
  * Hygiene. Plaintext vaults never reach SQLite: they are sealed (store-crypto.c) into a
@@ -33,6 +35,7 @@
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 
+#include "crypto.h"
 #include "store.h"
 #include "store-crypto.h"
 #include "vault.h"
@@ -42,6 +45,9 @@
 #define STORE_ERROR_MAX         256
 #define STORE_PEER_MAX          128     /* "[v6 address%scope]:port" fits */
 #define STORE_OUTCOME_MAX       32
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 static const char schema_sql[] =
         "CREATE TABLE device ("
@@ -56,6 +62,7 @@ static const char schema_sql[] =
         " last_success INTEGER NOT NULL DEFAULT 0,"
         " last_failure INTEGER NOT NULL DEFAULT 0,"
         " failures INTEGER NOT NULL DEFAULT 0,"
+        " enrollment INTEGER NOT NULL DEFAULT 0,"      /* random per enrollment (schema 2) */
         /* Blobs last: reading the other columns does not touch their overflow pages. */
         " vault BLOB NOT NULL,"                         /* iv || ct || tag, generation epoch */
         " pending BLOB"                                 /* same, generation epoch + 1 */
@@ -84,8 +91,8 @@ static const char schema_sql[] =
 /* Columns shared by STMT_GET and STMT_LIST, in this order after the id. */
 #define ROW_COLUMNS \
         "status, profile, n, m, p, epoch, pending IS NOT NULL, created, last_success, " \
-        "last_failure, failures"
-#define ROW_NCOLUMNS 11
+        "last_failure, failures, enrollment"
+#define ROW_NCOLUMNS 12
 
 enum {
         STMT_BEGIN,
@@ -110,24 +117,25 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_COMMIT_TX] = "COMMIT",
         [STMT_ROLLBACK] = "ROLLBACK",
         [STMT_GET] = "SELECT id, " ROW_COLUMNS ", vault, pending FROM device WHERE id = ?1",
-        [STMT_PROBE] = "SELECT status, epoch, pending IS NOT NULL, n * m FROM device WHERE id = ?1",
+        [STMT_PROBE] = "SELECT status, epoch, pending IS NOT NULL, n * m, enrollment FROM device WHERE id = ?1",
         [STMT_ENROLL] =
-                "INSERT INTO device (id, status, profile, n, m, p, epoch, created, vault)"
-                " VALUES (?1, 'active', ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                "INSERT INTO device (id, status, profile, n, m, p, epoch, created, vault, enrollment)"
+                " VALUES (?1, 'active', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                 " ON CONFLICT (id) DO UPDATE SET status = 'active', profile = ?2, n = ?3, m = ?4,"
                 " p = ?5, epoch = ?6, created = ?7, vault = ?8, pending = NULL, last_success = 0,"
-                " last_failure = 0, failures = 0 WHERE status = 'revoked'",
+                " last_failure = 0, failures = 0, enrollment = ?9 WHERE status = 'revoked'",
         [STMT_SET_PENDING] =
                 "UPDATE device SET pending = ?3"
-                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?4",
+                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?4 AND enrollment = ?5",
         [STMT_PROMOTE] =
                 "UPDATE device SET vault = pending, epoch = ?3, pending = ?4"
                 " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?5"
-                " AND pending IS NOT NULL",
+                " AND pending IS NOT NULL AND enrollment = ?6",
         [STMT_COMMIT] =
                 "UPDATE device SET vault = pending, epoch = ?3, pending = NULL,"
                 " last_success = ?4, failures = 0"
-                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND pending IS NOT NULL",
+                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND pending IS NOT NULL"
+                " AND enrollment = ?5",
         [STMT_REVOKE] =
                 "UPDATE device SET status = 'revoked', vault = x'', pending = NULL"
                 " WHERE id = ?1 AND status = 'active'",
@@ -359,10 +367,31 @@ static int create_schema(struct store *s) {
                 if (r >= 0)
                         r = keycheck_write(s);
                 if (r >= 0)
-                        r = exec(s, "PRAGMA user_version = 1", "create the schema");
+                        r = exec(s, "PRAGMA user_version = " STRINGIFY(STORE_SCHEMA_VERSION),
+                                 "create the schema");
         }
         if (r >= 0)
                 r = exec(s, "COMMIT", "create the schema");
+        if (r < 0)
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+}
+
+/* Schema 1 had no enrollment token: existing rows keep 0, the next enrollment draws one. */
+static int migrate_schema(struct store *s, int64_t version) {
+        int r;
+
+        if (version >= STORE_SCHEMA_VERSION)
+                return 0;
+        r = exec(s, "BEGIN IMMEDIATE", "upgrade the schema");
+        if (r < 0)
+                return r;
+        r = pragma_int(s, "PRAGMA user_version", &version);
+        if (r >= 0 && version == 1)
+                r = exec(s, "ALTER TABLE device ADD COLUMN enrollment INTEGER NOT NULL DEFAULT 0;"
+                         "PRAGMA user_version = 2", "upgrade the schema to version 2");
+        if (r >= 0)
+                r = exec(s, "COMMIT", "upgrade the schema");
         if (r < 0)
                 sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return r;
@@ -450,6 +479,10 @@ static int open_db(struct store *s, const char *path, int flags) {
 
         if (version == 0) {
                 r = create_schema(s);
+                if (r < 0)
+                        return r;
+        } else {
+                r = migrate_schema(s, version);
                 if (r < 0)
                         return r;
         }
@@ -550,14 +583,15 @@ static int row_to_device(struct store *s, sqlite3_stmt *st, const char *id, int 
         d->last_success = sqlite3_column_int64(st, first + 8);
         d->last_failure = sqlite3_column_int64(st, first + 9);
         d->failures = (uint32_t) failures;
+        d->enrollment = (uint64_t) sqlite3_column_int64(st, first + 11);
         if (d->has_pending && d->epoch == UINT64_MAX)
                 return fail(s, -EBADMSG, "Device '%s' has a pending vault beyond the last epoch", id);
         return 0;
 }
 
 /* After an update matched no row: say why. */
-static int probe(struct store *s, const char *id, uint64_t expect_epoch, bool need_pending,
-                 size_t len) {
+static int probe(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                 bool need_pending, size_t len) {
         sqlite3_stmt *st = s->stmt[STMT_PROBE];
         int rc, r;
 
@@ -569,6 +603,8 @@ static int probe(struct store *s, const char *id, uint64_t expect_epoch, bool ne
                 r = fail_db(s, rc, "look up the device");
         else if (strcmp((const char *) sqlite3_column_text(st, 0) ?: "", "active") != 0)
                 r = fail(s, -EKEYREVOKED, "Device '%s' is revoked", id);
+        else if ((uint64_t) sqlite3_column_int64(st, 4) != enrollment)
+                r = fail(s, -ESTALE, "Device '%s' was enrolled again", id);
         else if (u64_from_db(sqlite3_column_int64(st, 1)) != expect_epoch)
                 r = fail(s, -ESTALE, "Device '%s' is no longer at epoch %llu", id,
                          (unsigned long long) expect_epoch);
@@ -592,6 +628,7 @@ static int check_vault_len(struct store *s, const uint8_t *vault, size_t len) {
 int store_enroll(struct store *s, const struct store_device *dev, const uint8_t *vault,
                  size_t len, int64_t now) {
         sqlite3_stmt *st = s->stmt[STMT_ENROLL];
+        uint64_t enrollment;
         int r;
 
         r = check_id(s, dev->id);
@@ -604,6 +641,9 @@ int store_enroll(struct store *s, const struct store_device *dev, const uint8_t 
                 return fail(s, -EINVAL, "Vault of device '%s' must be n*m = %zu bytes, not %zu",
                             dev->id, (size_t) dev->n * dev->m, len);
 
+        r = crypto_random(&enrollment, sizeof enrollment);
+        if (r < 0)
+                return fail(s, r, "Failed to draw an enrollment token");
         r = store_aead_seal(s->aead, dev->id, dev->epoch, vault, len, s->seal);
         if (r < 0)
                 return fail(s, r, "Failed to encrypt the vault of device '%s'", dev->id);
@@ -615,6 +655,7 @@ int store_enroll(struct store *s, const struct store_device *dev, const uint8_t 
         sqlite3_bind_int64(st, 6, u64_to_db(dev->epoch));
         sqlite3_bind_int64(st, 7, now);
         sqlite3_bind_blob(st, 8, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, (int64_t) enrollment);
         r = run(s, st, "enroll the device");
         if (r == 0)
                 return fail(s, -EEXIST, "Device '%s' is already enrolled", dev->id);
@@ -693,8 +734,8 @@ out:
         return r;
 }
 
-static int write_pending(struct store *s, int which, const char *id, uint64_t expect_epoch,
-                         const uint8_t *next, size_t len) {
+static int write_pending(struct store *s, int which, const char *id, uint64_t enrollment,
+                         uint64_t expect_epoch, const uint8_t *next, size_t len) {
         sqlite3_stmt *st = s->stmt[which];
         bool promote = which == STMT_PROMOTE;
         uint64_t next_epoch;
@@ -720,29 +761,32 @@ static int write_pending(struct store *s, int which, const char *id, uint64_t ex
                 sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
                 sqlite3_bind_blob(st, 4, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
                 sqlite3_bind_int64(st, 5, (int64_t) len);
+                sqlite3_bind_int64(st, 6, (int64_t) enrollment);
         } else {
                 sqlite3_bind_blob(st, 3, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
                 sqlite3_bind_int64(st, 4, (int64_t) len);
+                sqlite3_bind_int64(st, 5, (int64_t) enrollment);
         }
         r = run(s, st, "store the pending vault");
         if (r < 0)
                 return r;
         if (r == 0)
-                return probe(s, id, expect_epoch, promote, len);
+                return probe(s, id, enrollment, expect_epoch, promote, len);
         return after_durable_write(s);
 }
 
-int store_set_pending(struct store *s, const char *id, uint64_t expect_epoch,
+int store_set_pending(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                       const uint8_t *next, size_t len) {
-        return write_pending(s, STMT_SET_PENDING, id, expect_epoch, next, len);
+        return write_pending(s, STMT_SET_PENDING, id, enrollment, expect_epoch, next, len);
 }
 
-int store_promote_and_set_pending(struct store *s, const char *id, uint64_t expect_epoch,
-                                  const uint8_t *next, size_t len) {
-        return write_pending(s, STMT_PROMOTE, id, expect_epoch, next, len);
+int store_promote_and_set_pending(struct store *s, const char *id, uint64_t enrollment,
+                                  uint64_t expect_epoch, const uint8_t *next, size_t len) {
+        return write_pending(s, STMT_PROMOTE, id, enrollment, expect_epoch, next, len);
 }
 
-int store_commit(struct store *s, const char *id, uint64_t expect_epoch, int64_t now) {
+int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                 int64_t now) {
         sqlite3_stmt *st = s->stmt[STMT_COMMIT];
         int r;
 
@@ -755,9 +799,10 @@ int store_commit(struct store *s, const char *id, uint64_t expect_epoch, int64_t
         sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
         sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
         sqlite3_bind_int64(st, 4, now);
+        sqlite3_bind_int64(st, 5, (int64_t) enrollment);
         r = run(s, st, "commit the pending vault");
         if (r == 0)
-                return probe(s, id, expect_epoch, true, 0);
+                return probe(s, id, enrollment, expect_epoch, true, 0);
         return r < 0 ? r : 0;
 }
 
@@ -777,7 +822,7 @@ int store_revoke(struct store *s, const char *id) {
                 r = after_durable_write(s);
                 return r < 0 ? r : 1;
         }
-        r = probe(s, id, 0, false, 0);
+        r = probe(s, id, 0, 0, false, 0);
         return r == -EKEYREVOKED ? 0 : r;
 }
 

@@ -10,8 +10,9 @@
  * success, and never logs: store_last_error() gives the message of the last failure. A
  * struct store is one SQLite connection and must be used by one thread at a time.
  *
- * Updates are compare-and-set on the committed epoch: each names the epoch it expects and
- * fails with -ESTALE, changing nothing, if the row has moved. Errors shared by several calls:
+ * Updates are compare-and-set on the committed epoch and the enrollment: each names the
+ * enrollment token store_get() returned and the epoch it expects, and fails with -ESTALE,
+ * changing nothing, if the row has moved or the device was revoked and enrolled again. Errors shared by several calls:
  * -EINVAL bad id or parameters, -ENOENT unknown device, -EKEYREVOKED revoked device,
  * -EBADMSG corrupt database or a vault that fails authentication, -EBUSY database locked.
  */
@@ -22,7 +23,8 @@
 
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION    1       /* PRAGMA user_version of the databases we write */
+#define STORE_SCHEMA_VERSION    2       /* PRAGMA user_version of the databases we write;
+                                         * version 1 is upgraded when opened */
 #define STORE_MASTER_KEY_LEN    32      /* AES-256 */
 
 /* Parameter ranges of PROTOCOL.md §2 (common/proto.h), checked on every write. */
@@ -51,6 +53,7 @@ struct store_device {
         int64_t last_success;
         int64_t last_failure;
         uint32_t failures;              /* since the last success, saturating */
+        uint64_t enrollment;            /* random, drawn at each enrollment */
 };
 
 /* -ENOENT missing file without STORE_CREATE, -EBADMSG not a store or corrupt,
@@ -84,19 +87,20 @@ int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t
  * vault (expect_epoch + 1), replacing an older one, durably unless inside a batch (then the
  * batch commit is durable). -EOVERFLOW if expect_epoch is 2^64-1. After -EIO the write may
  * or may not survive a crash: M4 must not be sent. */
-int store_set_pending(struct store *s, const char *id, uint64_t expect_epoch,
+int store_set_pending(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                       const uint8_t *next, size_t len);
 
 /* M3 verified with the pending vault: in one step the pending vault becomes committed
  * (epoch := expect_epoch + 1) and next becomes the pending vault (expect_epoch + 2), durably.
  * -ESTALE also without a pending vault. */
-int store_promote_and_set_pending(struct store *s, const char *id, uint64_t expect_epoch,
-                                  const uint8_t *next, size_t len);
+int store_promote_and_set_pending(struct store *s, const char *id, uint64_t enrollment,
+                                  uint64_t expect_epoch, const uint8_t *next, size_t len);
 
 /* M5 verified: the pending vault becomes committed (epoch := expect_epoch + 1), failures are
  * reset and last_success set. -ESTALE if the epoch moved or no vault is pending. Not synced:
  * a commit lost in a crash is recovered by PROTOCOL.md §6 (the device comes back with e+1). */
-int store_commit(struct store *s, const char *id, uint64_t expect_epoch, int64_t now);
+int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                 int64_t now);
 
 /* Marks the device revoked and erases its vaults, durably. Returns 1 if it was active, 0 if
  * it was already revoked. */

@@ -71,6 +71,14 @@ static void enroll(struct store *s, const char *id, uint64_t epoch, unsigned see
         ck_assert_msg(r == 0, "enroll %s: %d %s", id, r, store_last_error(s));
 }
 
+/* The enrollment token of id as store_get() reports it, or 0 if it cannot be read (a
+ * missing or invalid id: the call under test then fails on that before the token matters). */
+static uint64_t enr(struct store *s, const char *id) {
+        struct store_device d;
+
+        return id && store_get(s, id, &d, NULL, NULL, 0) == 0 ? d.enrollment : 0;
+}
+
 static void assert_vault(struct store *s, const char *id, unsigned seed, int pending_seed) {
         uint8_t c[64 * 16], p[64 * 16], want[64 * 16];
         struct store_device d;
@@ -168,7 +176,7 @@ START_TEST(test_create_reopen) {
         store_close(s);
         ck_assert_int_eq(stat(path_of("create.db"), &st), 0);
         ck_assert_int_eq(st.st_mode & 0777, 0600);
-        ck_assert_int_eq(raw_int("create.db", "PRAGMA user_version"), 1);
+        ck_assert_int_eq(raw_int("create.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
         ck_assert_int_eq(raw_int("create.db", "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 
         s = reopen("create.db", key1);
@@ -186,7 +194,7 @@ START_TEST(test_schema_newer) {
         struct store *s = open_new("newer.db");
 
         store_close(s);
-        raw_exec("newer.db", "PRAGMA user_version = 2");
+        raw_exec("newer.db", "PRAGMA user_version = 3");
         s = NULL;
         ck_assert_int_eq(store_open(path_of("newer.db"), key1, 0, &s), -EPROTONOSUPPORT);
         ck_assert_ptr_null(s);
@@ -384,7 +392,7 @@ START_TEST(test_bad_input) {
                         ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 0), -EINVAL);
                 }
                 ck_assert_int_eq(store_get(s, bad_ids[i], &got, NULL, NULL, 0), -EINVAL);
-                ck_assert_int_eq(store_set_pending(s, bad_ids[i], 0, v, sizeof(v)), -EINVAL);
+                ck_assert_int_eq(store_set_pending(s, bad_ids[i], enr(s, bad_ids[i]), 0, v, sizeof(v)), -EINVAL);
                 ck_assert_int_eq(store_audit(s, 0, bad_ids[i], "peer", "decoy", 0), -EINVAL);
         }
         ck_assert_int_eq(store_get(s, NULL, &got, NULL, NULL, 0), -EINVAL);
@@ -409,8 +417,8 @@ START_TEST(test_bad_input) {
         ck_assert_int_eq(store_enroll(s, &d, v, 8 * 16, 0), 0);
         /* A pending vault of the wrong size for the row. */
         enroll(s, "dev", 0, 1);
-        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, 8 * 16), -EINVAL);
-        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, 100), -EINVAL);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, 8 * 16), -EINVAL);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, 100), -EINVAL);
         assert_vault(s, "dev", 1, -1);
         ck_assert_int_eq(store_audit(s, 0, "dev", "bad peer", "ok", 0), -EINVAL);
         ck_assert_int_eq(store_audit(s, 0, "dev", "peer", "", 0), -EINVAL);
@@ -435,10 +443,10 @@ START_TEST(test_compare_and_set) {
 
         /* Two sessions verified M3 against generation 0: the later pending vault wins... */
         next_vault(2, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
         assert_vault(s, "dev", 1, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
         assert_vault(s, "dev", 1, 3);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 0);
@@ -446,9 +454,9 @@ START_TEST(test_compare_and_set) {
         ck_assert_int_eq(d.last_failure, 60);
 
         /* ...and only one of them commits. */
-        ck_assert_int_eq(store_commit(s, "dev", 0, 100), 0);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 100), 0);
         assert_vault(s, "dev", 3, -1);
-        ck_assert_int_eq(store_commit(s, "dev", 0, 200), -ESTALE);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 200), -ESTALE);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 1);
         ck_assert_int_eq(d.last_success, 100);
@@ -458,24 +466,24 @@ START_TEST(test_compare_and_set) {
 
         /* A stale set_pending and a commit without pending change nothing. */
         next_vault(4, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", 0, v, sizeof(v)), -ESTALE);
-        ck_assert_int_eq(store_set_pending(s, "dev", 2, v, sizeof(v)), -ESTALE);
-        ck_assert_int_eq(store_commit(s, "dev", 1, 300), -ESTALE);
-        ck_assert_int_eq(store_commit(s, "ghost", 1, 300), -ENOENT);
-        ck_assert_int_eq(store_set_pending(s, "ghost", 1, v, sizeof(v)), -ENOENT);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 2, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 1, 300), -ESTALE);
+        ck_assert_int_eq(store_commit(s, "ghost", enr(s, "ghost"), 1, 300), -ENOENT);
+        ck_assert_int_eq(store_set_pending(s, "ghost", enr(s, "ghost"), 1, v, sizeof(v)), -ENOENT);
         assert_vault(s, "dev", 3, -1);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 1);
         ck_assert_int_eq(d.last_success, 100);
 
         /* A late M5 of a session from generation 0 cannot commit the next pending vault. */
-        ck_assert_int_eq(store_set_pending(s, "dev", 1, v, sizeof(v)), 0);
-        ck_assert_int_eq(store_commit(s, "dev", 0, 300), -ESTALE);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 300), -ESTALE);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 1);
         assert_vault(s, "dev", 3, 4);
-        ck_assert_int_eq(store_commit(s, "dev", 1, 400), 0);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 1, 400), 0);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 2);
         assert_vault(s, "dev", 4, -1);
@@ -490,18 +498,18 @@ START_TEST(test_promote) {
 
         enroll(s, "dev", 5, 1);
         next_vault(6, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 5, v, sizeof(v)), -ESTALE);
-        ck_assert_int_eq(store_set_pending(s, "dev", 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         /* The device comes back with epoch 6 (M4 arrived, M5 was lost). */
         next_vault(7, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 6);
         assert_vault(s, "dev", 6, 7);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 5, v, sizeof(v)), -ESTALE);
-        ck_assert_int_eq(store_commit(s, "dev", 5, 1), -ESTALE);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 5, 1), -ESTALE);
         assert_vault(s, "dev", 6, 7);
-        ck_assert_int_eq(store_commit(s, "dev", 6, 1), 0);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 6, 1), 0);
         assert_vault(s, "dev", 7, -1);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 7);
@@ -548,7 +556,7 @@ START_TEST(test_tamper) {
         enroll(s, "dev", 0, 1);
         enroll(s, "other", 0, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "other", 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_set_pending(s, "other", enr(s, "other"), 0, v, sizeof(v)), 0);
         store_close(s);
         raw_flip("tamper.db", "dev", "vault", 12 + 100);       /* ciphertext */
         raw_flip("tamper.db", "other", "pending", 12 + 64 * 16 + 3); /* tag */
@@ -573,7 +581,7 @@ START_TEST(test_swap) {
         enroll(s, "b", 0, 2);
         enroll(s, "c", 4, 3);
         next_vault(4, v);
-        ck_assert_int_eq(store_set_pending(s, "c", 4, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_set_pending(s, "c", enr(s, "c"), 4, v, sizeof(v)), 0);
         store_close(s);
         /* Same size, same epoch: only the id in the associated data tells them apart. */
         raw_exec("swap.db", "CREATE TEMP TABLE t AS SELECT id, vault FROM device;"
@@ -598,7 +606,7 @@ START_TEST(test_revoke) {
 
         enroll(s, "dev", 3, 1);
         next_vault(2, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", 3, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), 0);
         ck_assert_int_eq(store_revoke(s, "dev"), 1);
         ck_assert_int_eq(store_revoke(s, "dev"), 0);
         ck_assert_int_eq(store_revoke(s, "ghost"), -ENOENT);
@@ -609,9 +617,9 @@ START_TEST(test_revoke) {
         ck_assert(!d.has_pending);
         ck_assert_mem_eq(c, zero, sizeof(c));
         ck_assert_mem_eq(p, zero, sizeof(p));
-        ck_assert_int_eq(store_set_pending(s, "dev", 3, v, sizeof(v)), -EKEYREVOKED);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", 3, v, sizeof(v)), -EKEYREVOKED);
-        ck_assert_int_eq(store_commit(s, "dev", 3, 1), -EKEYREVOKED);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 3, 1), -EKEYREVOKED);
         store_close(s);
         /* The vault blobs are gone from the row. */
         ck_assert_int_eq(raw_int("revoke.db", "SELECT length(vault) + coalesce(length(pending), 0) "
@@ -624,6 +632,62 @@ START_TEST(test_revoke) {
         ck_assert_int_eq(d.status, STORE_ACTIVE);
         ck_assert_uint_eq(d.epoch, 0);
         assert_vault(s, "dev", 9, -1);
+        store_close(s);
+}
+END_TEST
+
+/* A session that read the device at M1 and reaches M3 after the operator revoked and enrolled
+ * the id again (epoch 0 both times) must not write into the new enrollment. */
+START_TEST(test_reenroll_stale_session) {
+        struct store *s = open_new("reenroll.db");
+        struct store_device before, after;
+        uint8_t v[64 * 16];
+
+        fill(v, sizeof(v), 7);
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_eq(store_get(s, "dev", &before, NULL, NULL, 0), 0);
+        ck_assert_int_eq(store_revoke(s, "dev"), 1);
+        enroll(s, "dev", 0, 2);
+        ck_assert_int_eq(store_get(s, "dev", &after, NULL, NULL, 0), 0);
+        ck_assert(before.enrollment != after.enrollment);
+
+        ck_assert_int_eq(store_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)), -ESTALE);
+        ck_assert_ptr_nonnull(strstr(store_last_error(s), "enrolled again"));
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)),
+                         -ESTALE);
+        assert_vault(s, "dev", 2, -1);
+
+        /* The same write from a session of the new enrollment goes in; the stale commit does not. */
+        ck_assert_int_eq(store_set_pending(s, "dev", after.enrollment, 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "dev", before.enrollment, 0, 5), -ESTALE);
+        assert_vault(s, "dev", 2, 7);
+        ck_assert_int_eq(store_commit(s, "dev", after.enrollment, 0, 5), 0);
+        assert_committed(s, "dev", 7);
+        store_close(s);
+}
+END_TEST
+
+/* A schema 1 database (no enrollment column) is upgraded in place when opened. */
+START_TEST(test_schema_upgrade) {
+        struct store *s = open_new("v1.db");
+        struct store_device d;
+        uint8_t v[64 * 16];
+
+        enroll(s, "dev", 0, 1);
+        store_close(s);
+        raw_exec("v1.db", "ALTER TABLE device DROP COLUMN enrollment; PRAGMA user_version = 1");
+        ck_assert_int_eq(raw_int("v1.db", "SELECT count(*) FROM pragma_table_info('device') "
+                                 "WHERE name = 'enrollment'"), 0);
+
+        s = reopen("v1.db", key1);
+        ck_assert_int_eq(raw_int("v1.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.enrollment, 0);
+        assert_vault(s, "dev", 1, -1);
+        fill(v, sizeof(v), 3);
+        ck_assert_int_eq(store_set_pending(s, "dev", 0, 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "dev", 0, 0, 1), 0);
+        assert_committed(s, "dev", 3);
         store_close(s);
 }
 END_TEST
@@ -661,7 +725,7 @@ START_TEST(test_list_count) {
         enroll(s, "bravo", 0, 3);
         enroll(s, "Zulu", 0, 4);
         next_vault(5, v);
-        ck_assert_int_eq(store_set_pending(s, "alpha", 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_set_pending(s, "alpha", enr(s, "alpha"), 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_revoke(s, "bravo"), 1);
         ck_assert_int_eq(store_count(s, &count), 0);
         ck_assert_uint_eq(count, 4);
@@ -715,13 +779,13 @@ START_TEST(test_epoch_limits) {
         enroll(s, "top", UINT64_MAX - 1, 1);
         enroll(s, "sign", (UINT64_C(1) << 63) - 1, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "top", UINT64_MAX - 1, v, sizeof(v)),
+        ck_assert_int_eq(store_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
                          -EOVERFLOW);
-        ck_assert_int_eq(store_set_pending(s, "top", UINT64_MAX - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
         assert_vault(s, "top", 1, 3);
-        ck_assert_int_eq(store_commit(s, "top", UINT64_MAX - 1, 5), 0);
-        ck_assert_int_eq(store_set_pending(s, "sign", (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
-        ck_assert_int_eq(store_commit(s, "sign", (UINT64_C(1) << 63) - 1, 5), 0);
+        ck_assert_int_eq(store_commit(s, "top", enr(s, "top"), UINT64_MAX - 1, 5), 0);
+        ck_assert_int_eq(store_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, 5), 0);
         store_close(s);
 
         ck_assert_int_eq(raw_int("epoch.db", "SELECT epoch FROM device WHERE id = 'top'"), -1);
@@ -734,8 +798,8 @@ START_TEST(test_epoch_limits) {
         ck_assert_int_eq(store_get(s, "sign", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, UINT64_C(1) << 63);
         assert_vault(s, "sign", 3, -1);
-        ck_assert_int_eq(store_set_pending(s, "top", UINT64_MAX, v, sizeof(v)), -EOVERFLOW);
-        ck_assert_int_eq(store_commit(s, "top", UINT64_MAX, 5), -EOVERFLOW);
+        ck_assert_int_eq(store_set_pending(s, "top", enr(s, "top"), UINT64_MAX, v, sizeof(v)), -EOVERFLOW);
+        ck_assert_int_eq(store_commit(s, "top", enr(s, "top"), UINT64_MAX, 5), -EOVERFLOW);
         ck_assert_int_eq(store_get(s, "top", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, UINT64_MAX);
         ck_assert(!d.has_pending);
@@ -762,15 +826,15 @@ START_TEST(test_batch) {
         for (int i = 0; i < 100; i++) {
                 snprintf(id, sizeof(id), "dev-%03d", i);
                 next_vault((unsigned) i + 1000, v);
-                ck_assert_int_eq(store_set_pending(s, id, (uint64_t) i, v, sizeof(v)), 0);
+                ck_assert_int_eq(store_set_pending(s, id, enr(s, id), (uint64_t) i, v, sizeof(v)), 0);
         }
         /* A stale write inside a batch fails alone and leaves the batch usable. */
-        ck_assert_int_eq(store_set_pending(s, "dev-000", 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_set_pending(s, "dev-000", enr(s, "dev-000"), 5, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_batch_commit(s, true), 0);
 
         /* A rolled back batch leaves nothing. */
         ck_assert_int_eq(store_batch_begin(s), 0);
-        ck_assert_int_eq(store_commit(s, "dev-000", 0, 1), 0);
+        ck_assert_int_eq(store_commit(s, "dev-000", enr(s, "dev-000"), 0, 1), 0);
         ck_assert_int_eq(store_batch_rollback(s), 0);
         store_close(s);
 
@@ -781,7 +845,7 @@ START_TEST(test_batch) {
         }
         /* A batch left open at close is rolled back. */
         ck_assert_int_eq(store_batch_begin(s), 0);
-        ck_assert_int_eq(store_commit(s, "dev-001", 1, 1), 0);
+        ck_assert_int_eq(store_commit(s, "dev-001", enr(s, "dev-001"), 1, 1), 0);
         store_close(s);
         s = reopen("batch.db", key1);
         assert_vault(s, "dev-001", 1, 1001);
@@ -822,9 +886,9 @@ START_TEST(test_no_plaintext_on_disk) {
         ck_assert_int_eq(RAND_bytes(v2, sizeof(v2)), 1);
         s = open_new("plain.db");
         ck_assert_int_eq(store_enroll(s, &d, v0, sizeof(v0), 1), 0);
-        ck_assert_int_eq(store_set_pending(s, "secret", 0, v1, sizeof(v1)), 0);
-        ck_assert_int_eq(store_commit(s, "secret", 0, 2), 0);
-        ck_assert_int_eq(store_set_pending(s, "secret", 1, v2, sizeof(v2)), 0);
+        ck_assert_int_eq(store_set_pending(s, "secret", enr(s, "secret"), 0, v1, sizeof(v1)), 0);
+        ck_assert_int_eq(store_commit(s, "secret", enr(s, "secret"), 0, 2), 0);
+        ck_assert_int_eq(store_set_pending(s, "secret", enr(s, "secret"), 1, v2, sizeof(v2)), 0);
         snprintf(wal, sizeof(wal), "%s-wal", path_of("plain.db"));
         ck_assert_int_eq(access(wal, F_OK), 0);
         ck_assert(!file_has_key(wal, v0, 256, 16));
@@ -924,22 +988,22 @@ START_TEST(test_durability) {
         enroll(s, "b", 0, 2);
         ck_assert_int_gt(wal_syncs, 0);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "a", 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 0, v, sizeof(v)), 0);
 
         wal_syncs = db_syncs = 0;
-        ck_assert_int_eq(store_commit(s, "a", 0, 1), 0);
+        ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 0, 1), 0);
         ck_assert_int_eq(store_audit(s, 1, "a", "peer", "ok", 1), 0);
         ck_assert_int_eq(wal_syncs, 0);
-        ck_assert_int_eq(store_set_pending(s, "a", 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
         ck_assert_int_eq(wal_syncs, 1);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "a", 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
         ck_assert_int_eq(wal_syncs, 2);
 
         /* A batch holding pending vaults is synced once, even if not asked to be. */
         wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
-        ck_assert_int_eq(store_set_pending(s, "b", 0, v, sizeof(v)), 0);
-        ck_assert_int_eq(store_commit(s, "a", 2, 2), 0);
+        ck_assert_int_eq(store_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 2, 2), 0);
         ck_assert_int_eq(store_record_failure(s, "b", 2), 0);
         ck_assert_int_eq(wal_syncs, 0);
         ck_assert_int_eq(store_batch_commit(s, false), 0);
@@ -948,7 +1012,7 @@ START_TEST(test_durability) {
         /* Commits alone are not synced, unless asked. */
         wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
-        ck_assert_int_eq(store_commit(s, "b", 0, 3), 0);
+        ck_assert_int_eq(store_commit(s, "b", enr(s, "b"), 0, 3), 0);
         ck_assert_int_eq(store_batch_commit(s, false), 0);
         ck_assert_int_eq(wal_syncs, 0);
         ck_assert_int_eq(store_batch_begin(s), 0);
@@ -990,6 +1054,8 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_tamper);
         tcase_add_test(tc, test_swap);
         tcase_add_test(tc, test_revoke);
+        tcase_add_test(tc, test_reenroll_stale_session);
+        tcase_add_test(tc, test_schema_upgrade);
         tcase_add_test(tc, test_list_count);
         tcase_add_test(tc, test_audit);
         tcase_add_test(tc, test_epoch_limits);

@@ -21,6 +21,7 @@ int settings_read(const char *path, bool required, settings_set_fn set, void *us
                 snprintf(err, err_len, "cannot read settings file '%s': %s", path, strerror(errno));
                 return -EINVAL;
         }
+        errno = 0;
         while (r >= 0 && fgets(line, sizeof line, f)) {
                 char *key, *value;
 
@@ -37,7 +38,9 @@ int settings_read(const char *path, bool required, settings_set_fn set, void *us
                         r = set(key, value, where, userdata);
         }
         if (r >= 0 && ferror(f)) {
-                snprintf(err, err_len, "cannot read settings file '%s'", path);
+                /* e.g. EISDIR: fopen() of a directory succeeds, reading it does not. */
+                snprintf(err, err_len, "cannot read settings file '%s': %s", path,
+                         strerror(errno ? errno : EIO));
                 r = -EINVAL;
         }
         fclose(f);

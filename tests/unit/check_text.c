@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The small text helpers shared by the programs: settings lines, numbers, host:port, JSON. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "settings.h"
 #include "text.h"
 #include "unit.h"
 
@@ -69,6 +73,67 @@ START_TEST(test_json_escape) {
 }
 END_TEST
 
+struct seen_settings {
+        char text[256];
+        int stop_at, calls;
+};
+
+static int record_setting(const char *key, const char *value, const char *where, void *userdata) {
+        struct seen_settings *seen = userdata;
+        size_t used = strlen(seen->text);
+
+        if (++seen->calls == seen->stop_at)
+                return -ERANGE;
+        snprintf(seen->text + used, sizeof seen->text - used, "%s=%s@%s;", key, value,
+                 strrchr(where, ':') + 1);
+        return 0;
+}
+
+static void write_text(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_ge(fputs(text, f), 0);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_settings_read) {
+        char dir[] = "/tmp/check_text.XXXXXX", path[64], missing[64], err[256];
+        struct seen_settings seen = { .stop_at = -1 };
+
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/conf", dir);
+        snprintf(missing, sizeof missing, "%s/none", dir);
+
+        write_text(path, "# comment\n\n  listen = 127.0.0.1:7410 \ntimeout=5\n");
+        ck_assert_int_eq(settings_read(path, true, record_setting, &seen, err, sizeof err), 0);
+        ck_assert_str_eq(seen.text, "listen=127.0.0.1:7410@3;timeout=5@4;");
+        ck_assert_str_eq(err, "");
+
+        /* The callback's own error stops the reading and is returned as it is. */
+        memset(&seen, 0, sizeof seen);
+        seen.stop_at = 2;
+        ck_assert_int_eq(settings_read(path, true, record_setting, &seen, err, sizeof err), -ERANGE);
+        ck_assert_int_eq(seen.calls, 2);
+
+        write_text(path, "listen = x\nno equals sign\n");
+        memset(&seen, 0, sizeof seen);
+        seen.stop_at = -1;
+        ck_assert_int_eq(settings_read(path, true, record_setting, &seen, err, sizeof err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, ":2: expected 'key = value', got 'no equals sign'"));
+
+        ck_assert_int_eq(settings_read(missing, false, record_setting, &seen, err, sizeof err), 0);
+        ck_assert_int_eq(settings_read(missing, true, record_setting, &seen, err, sizeof err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "No such file or directory"));
+        /* A directory opens but cannot be read: the message says why. */
+        ck_assert_int_eq(settings_read(dir, true, record_setting, &seen, err, sizeof err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "Is a directory"));
+
+        ck_assert_int_eq(unlink(path), 0);
+        ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 static Suite *text_suite(void) {
         Suite *s = suite_create("text");
         TCase *tc = tcase_create("text");
@@ -77,6 +142,7 @@ static Suite *text_suite(void) {
         tcase_add_test(tc, test_parse_unsigned);
         tcase_add_test(tc, test_split_host_port);
         tcase_add_test(tc, test_json_escape);
+        tcase_add_test(tc, test_settings_read);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -11,18 +11,19 @@
 #define DEVICECTL_DEFAULT_TIMEOUT_S     10
 #define DEVICECTL_DEFAULT_LIFETIME_S    3600
 
-/* Exit codes: distinct for every failure a script may want to react to (devicectl(1)). */
+/* Exit codes: distinct for every failure a script may want to react to. devicectl(1), the
+ * user guide and main.c's help() describe them; keep the four in step. */
 enum {
         EXIT_OK = 0,
         EXIT_FAILURE_OTHER = 1,
         EXIT_USAGE = 2,
-        EXIT_SERVER_UNREACHABLE = 3,
-        EXIT_SERVER_REFUSED = 4,
-        EXIT_SERVER_NOT_PROVEN = 5,
-        EXIT_VAULTD_UNAVAILABLE = 6,
+        EXIT_SERVER_UNREACHABLE = 3,    /* lookup, connect, lost connection, --timeout */
+        EXIT_SERVER_REFUSED = 4,        /* the server answered ERROR */
+        EXIT_SERVER_NOT_PROVEN = 5,     /* M4 did not verify */
+        EXIT_VAULTD_UNAVAILABLE = 6,    /* cannot connect, denied, no answer, malformed reply */
         EXIT_VAULT_BUSY = 7,
-        EXIT_PROTOCOL = 8,
-        EXIT_NOT_PROVISIONED = 9,
+        EXIT_PROTOCOL = 8,              /* a malformed or unexpected message from the server */
+        EXIT_NOT_PROVISIONED = 9,       /* no usable vault: none, or refused by vaultd */
 };
 
 struct devicectl {
@@ -56,7 +57,14 @@ int vaultd_call(struct vaultd_conn *c, uint8_t op, uint16_t flags, const void *b
 int vaultd_reply_error(const char *what, const struct ipc_reply *rep);
 
 /* net.c: blocking TCP with a deadline. */
-int net_connect(const char *host_port, int timeout_ms, int *ret_fd);
+struct addrinfo;
+/* Resolves "host:port" for TCP; a failed lookup is -EHOSTUNREACH, and *ret_lookup_error (if
+ * not NULL) is then set to the resolver's message. The lookup has no deadline. */
+int net_resolve(const char *host_port, struct addrinfo **ret, const char **ret_lookup_error);
+/* Connects to the first address of res that answers before deadline_ms (now_ms() clock). */
+int net_connect_resolved(const struct addrinfo *res, int64_t deadline_ms, int *ret_fd);
+/* Both of the above, with the lookup counted in timeout_ms. */
+int net_connect(const char *host_port, int64_t timeout_ms, int *ret_fd);
 int net_send_frame(int fd, const uint8_t *frame, size_t len, int64_t deadline_ms);
 /* Reads one frame of `type` (0: any) or an ERROR, whose body is body_len bytes (0: any up to the cap);
  * the header is checked before the body is read. */
@@ -70,4 +78,8 @@ int keyring_add_session_key(const char *keyring, const char *device_id, const ui
 
 /* Small shared helpers (main.c). */
 int parse_seconds(const char *s, const char *option, unsigned *ret);
+/* For getopt_long() run with opterr = 0 and a ':' optstring: prints what was wrong with
+ * the option, naming devicectl and the verb (NULL: none), rather than getopt's argv[0]. */
+struct option;
+void option_error(const char *verb, int c, char *argv[], const struct option *options);
 void json_print_string(const char *s);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,51 @@ static void help(void) {
                "  -h --help         show this help ('devicectl VERB --help' for a verb)\n"
                "     --version      show the version\n"
                "\n"
-               "Exit codes: 0 ok, 1 other failure, 2 usage, 3 server unreachable, 4 server refused,\n"
-               "5 server failed to prove itself, 6 vaultd unavailable, 7 vault busy,\n"
-               "8 protocol error or timeout, 9 no vault provisioned.\n");
+               "Exit codes:\n"
+               "  0 ok\n"
+               "  1 other failure\n"
+               "  2 usage error\n"
+               "  3 server unreachable: name lookup or connection failed, connection lost, or timed out\n"
+               "  4 the server refused (it answered ERROR)\n"
+               "  5 the server failed to prove it holds the vault (bad M4)\n"
+               "  6 vaultd unavailable: cannot connect, denied, timed out, or malformed reply\n"
+               "  7 vault busy with another handshake\n"
+               "  8 protocol error: a malformed or unexpected message from the server\n"
+               "  9 no usable vault: none provisioned, or refused by vaultd (see 'journalctl -u vaultd')\n");
+}
+
+/*
+ * glibc's getopt_long() leaves optind past the offending argument, except for a bad short
+ * option inside a cluster ("-xf"), where it stays and only optopt names the character;
+ * for an unknown long option optopt is 0, for a long option given a needless "=VALUE" it
+ * is that option's val. That is enough to name the culprit exactly.
+ */
+void option_error(const char *verb, int c, char *argv[], const struct option *options) {
+        const char *arg = optind > 0 ? argv[optind - 1] : "";
+        const char *sep = verb ? " " : "";
+        bool long_with_value = false;
+
+        if (!verb)
+                verb = "";
+        if (strncmp(arg, "--", 2) == 0 && strchr(arg, '='))
+                for (const struct option *o = options; o->name; o++)
+                        if (o->val == optopt && strncmp(arg + 2, o->name, strlen(o->name)) == 0 &&
+                            arg[2 + strlen(o->name)] == '=')
+                                long_with_value = true;
+
+        if (c == ':' && strncmp(arg, "--", 2) == 0)
+                fprintf(stderr, "devicectl%s%s: option '%s' requires an argument\n", sep, verb, arg);
+        else if (c == ':')
+                fprintf(stderr, "devicectl%s%s: option requires an argument -- '%c'\n", sep, verb, optopt);
+        else if (optopt == 0)
+                fprintf(stderr, "devicectl%s%s: unrecognized option '%s'\n", sep, verb, arg);
+        else if (long_with_value)
+                fprintf(stderr, "devicectl%s%s: option '%.*s' takes no value\n", sep, verb,
+                        (int) (strchr(arg, '=') - arg), arg);
+        else
+                fprintf(stderr, "devicectl%s%s: invalid option -- '%c'\n", sep, verb,
+                        optopt > 0x20 && optopt < 0x7f ? optopt : '?');
+        fprintf(stderr, "Try 'devicectl %s%s--help'.\n", verb, sep);
 }
 
 int parse_seconds(const char *s, const char *option, unsigned *ret) {
@@ -63,8 +106,10 @@ int main(int argc, char *argv[]) {
         struct devicectl ctl = { .socket_path = DEVICECTL_DEFAULT_SOCKET };
         int c;
 
-        /* '+': stop at the verb, whose own options follow it. */
-        while ((c = getopt_long(argc, argv, "+hs:", options, NULL)) >= 0)
+        /* '+': stop at the verb, whose own options follow it. ':' and opterr = 0: we print
+         * getopt's complaints ourselves (option_error()). */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+:hs:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -79,6 +124,7 @@ int main(int argc, char *argv[]) {
                         ctl.json = true;
                         break;
                 default:
+                        option_error(NULL, c, argv, options);
                         return EXIT_USAGE;
                 }
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -12,10 +13,18 @@
 
 /* vaultd answers every request promptly except those that reach the TPM; a minute bounds them. */
 #define VAULTD_REPLY_TIMEOUT_S  60
+/* A vaultd that stalls without reading (full backlog, full socket buffer) must not hang us either. */
+#define VAULTD_SEND_TIMEOUT_S   60
 
+/*
+ * Both directions are bounded: SO_SNDTIMEO also bounds connect() on a Unix socket whose
+ * listener's backlog is full, and the kernel reports either timeout as EAGAIN, which we
+ * turn into ETIMEDOUT so that the message says what happened.
+ */
 int vaultd_connect(struct vaultd_conn *c, const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct timeval tv = { .tv_sec = VAULTD_REPLY_TIMEOUT_S };
+        struct timeval rcv = { .tv_sec = VAULTD_REPLY_TIMEOUT_S };
+        struct timeval snd = { .tv_sec = VAULTD_SEND_TIMEOUT_S };
         int fd;
 
         if (strlen(path) >= sizeof sa.sun_path)
@@ -24,9 +33,10 @@ int vaultd_connect(struct vaultd_conn *c, const char *path) {
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd) < 0 ||
             connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                int r = -errno;
+                int r = errno == EAGAIN ? -ETIMEDOUT : -errno;
 
                 close(fd);
                 return r;
@@ -71,7 +81,7 @@ int vaultd_call(struct vaultd_conn *c, uint8_t op, uint16_t flags, const void *b
         }
         n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (n < 0)
-                return -errno;
+                return errno == EAGAIN ? -ETIMEDOUT : -errno;
         if ((size_t) n != len)
                 return -EIO;
 
@@ -90,21 +100,26 @@ int vaultd_call(struct vaultd_conn *c, uint8_t op, uint16_t flags, const void *b
         return 0;
 }
 
+/*
+ * vaultd's message is printed after the status text unless it adds nothing: for several
+ * statuses vaultd's message is the status text itself, which would read twice.
+ */
 int vaultd_reply_error(const char *what, const struct ipc_reply *rep) {
         int len = (int) (rep->body_len > IPC_MESSAGE_MAX ? IPC_MESSAGE_MAX : rep->body_len);
+        const char *text = ipc_status_to_string(rep->status);
         bool printable = true;
 
         for (int i = 0; i < len; i++)
                 if (rep->body[i] < 0x20 || rep->body[i] > 0x7e)
                         printable = false;
+        if (printable && strlen(text) == (size_t) len && strncasecmp(text, (const char *) rep->body, (size_t) len) == 0)
+                len = 0;
         if (rep->status == IPC_SERVER_ERROR)
-                fprintf(stderr, "devicectl: %s: %s (%s)\n", what, ipc_status_to_string(rep->status),
-                        wire_error_name(rep->detail));
+                fprintf(stderr, "devicectl: %s: %s (%s)\n", what, text, wire_error_name(rep->detail));
         else if (len > 0 && printable)
-                fprintf(stderr, "devicectl: %s: %s: %.*s\n", what, ipc_status_to_string(rep->status),
-                        len, (const char *) rep->body);
+                fprintf(stderr, "devicectl: %s: %s: %.*s\n", what, text, len, (const char *) rep->body);
         else
-                fprintf(stderr, "devicectl: %s: %s\n", what, ipc_status_to_string(rep->status));
+                fprintf(stderr, "devicectl: %s: %s\n", what, text);
 
         switch (rep->status) {
         case IPC_BUSY: return EXIT_VAULT_BUSY;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,10 @@
 #include <openssl/crypto.h>
 
 #include "devicectl.h"
+#include "wire.h"
+
+/* M5 comes from vaultd's confirm record, of fixed size, and is sent from s->frame. */
+_Static_assert(SV_COMMIT_FRAME_LEN <= SV_FRAME_MAX, "M5 must fit a frame buffer");
 
 struct auth_options {
         const char *server;
@@ -22,6 +27,8 @@ struct auth_options {
 struct auth_session {
         struct vaultd_conn vaultd;
         int tcp;
+        const char *server;
+        unsigned timeout_s;
         int64_t deadline;
         uint8_t frame[SV_FRAME_MAX];
         size_t frame_len;
@@ -34,9 +41,11 @@ static void help(void) {
                "vaultd, and hand the session key to the kernel keyring.\n\n"
                "     --server HOST:PORT   the authserver (default: the one in the bundle)\n"
                "     --keyring @u|@s|@p|none\n"
-               "                          where the session key goes (default @u)\n"
+               "                          where the session key goes (default @u; @p, the process\n"
+               "                          keyring, ends with devicectl: for testing only)\n"
                "     --lifetime SECONDS   expiry of the key in the keyring (default %d)\n"
-               "     --timeout SECONDS    give up on the server after this long (default %d)\n"
+               "     --timeout SECONDS    give up on the server after this long (default %d;\n"
+               "                          the name lookup is not bounded by it)\n"
                "     --print-key          also print the session key in hex\n"
                "     --json               machine-readable output\n",
                DEVICECTL_DEFAULT_LIFETIME_S, DEVICECTL_DEFAULT_TIMEOUT_S);
@@ -56,7 +65,8 @@ static int parse_options(struct devicectl *ctl, int argc, char *argv[], struct a
         };
         int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -90,6 +100,7 @@ static int parse_options(struct devicectl *ctl, int argc, char *argv[], struct a
                         ctl->json = true;
                         break;
                 default:
+                        option_error("authenticate", c, argv, options);
                         return -EINVAL;
                 }
         if (optind != argc) {
@@ -113,20 +124,101 @@ static int vaultd_step(struct auth_session *s, uint8_t op, const char *what, str
         return EXIT_OK;
 }
 
-/* Sends s->frame; with reply_type, reads the reply of that type and body size into it. */
-static int server_exchange(struct auth_session *s, const char *server, uint8_t reply_type, size_t reply_len) {
+/*
+ * vaultd's reply becomes the next frame we send the server. vaultd is trusted to hold the
+ * vault, not to be free of bugs: a reply body may be up to IPC_PACKET_MAX - IPC_HEADER_LEN
+ * bytes, more than a frame, so it is bounded by s->frame and must be one whole frame of the
+ * type (and, where known, the exact size) this step produces, before it is copied.
+ */
+static int take_vaultd_frame(struct auth_session *s, const struct ipc_reply *rep, uint8_t type, size_t body_len,
+                             const char *what) {
+        if (rep->body_len > sizeof s->frame || wire_frame_check(rep->body, rep->body_len, type, body_len) < 0) {
+                fprintf(stderr, "devicectl: vaultd sent a malformed %s (%zu bytes)\n", what, rep->body_len);
+                return EXIT_VAULTD_UNAVAILABLE;
+        }
+        memcpy(s->frame, rep->body, rep->body_len);
+        s->frame_len = rep->body_len;
+        return EXIT_OK;
+}
+
+/*
+ * Sends s->frame; with reply_type, reads the reply of that type and body size into it.
+ * A transport failure (connection lost, --timeout) is "server unreachable"; a frame that
+ * is malformed or not the one expected here is a protocol error.
+ */
+static int server_exchange(struct auth_session *s, uint8_t reply_type, size_t reply_len) {
         int r;
 
         r = net_send_frame(s->tcp, s->frame, s->frame_len, s->deadline);
         if (r >= 0 && reply_type)
                 r = net_recv_frame(s->tcp, s->frame, sizeof s->frame, &s->frame_len, s->deadline,
                                    reply_type, reply_len);
-        if (r < 0) {
-                fprintf(stderr, "devicectl: exchange with server '%s' failed: %s\n", server,
-                        r == -ETIMEDOUT ? "timed out" : r == -ECONNRESET ? "connection closed" : strerror(-r));
-                return r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE ? EXIT_SERVER_UNREACHABLE : EXIT_PROTOCOL;
+        switch (r) {
+        case 0:
+                return EXIT_OK;
+        case -EPROTONOSUPPORT:
+                fprintf(stderr, "devicectl: server '%s' speaks another protocol version\n", s->server);
+                return EXIT_PROTOCOL;
+        case -EMSGSIZE:
+                fprintf(stderr, "devicectl: server '%s' sent a frame larger than the protocol allows\n", s->server);
+                return EXIT_PROTOCOL;
+        case -EPROTO:
+                fprintf(stderr, "devicectl: server '%s' sent an unexpected message\n", s->server);
+                return EXIT_PROTOCOL;
+        case -EBADMSG:
+                fprintf(stderr, "devicectl: server '%s' sent a message of the wrong length\n", s->server);
+                return EXIT_PROTOCOL;
+        case -ETIMEDOUT:
+                fprintf(stderr, "devicectl: server '%s' did not answer within %u seconds (--timeout)\n",
+                        s->server, s->timeout_s);
+                return EXIT_SERVER_UNREACHABLE;
+        case -ECONNRESET:
+        case -EPIPE:
+                fprintf(stderr, "devicectl: server '%s' closed the connection\n", s->server);
+                return EXIT_SERVER_UNREACHABLE;
+        default:
+                fprintf(stderr, "devicectl: exchange with server '%s' failed: %s\n", s->server, strerror(-r));
+                return EXIT_SERVER_UNREACHABLE;
         }
-        return EXIT_OK;
+}
+
+/*
+ * STATUS reports a vault that vaultd refused (rolled back, foreign, tampered) as not
+ * provisioned, without the reason; HELLO, which needs a usable vault, is refused with it
+ * (docs/ipc.md §3). So ask for HELLO to tell the two apart and to show vaultd's reason.
+ */
+static int explain_no_vault(struct auth_session *s) {
+        struct ipc_reply rep;
+        bool printable = true;
+        int r;
+
+        r = vaultd_call(&s->vaultd, IPC_OP_HELLO, 0, NULL, 0, -1, s->packet, sizeof s->packet, &rep);
+        if (r < 0) {
+                fprintf(stderr, "devicectl: vaultd failed during hello: %s\n", strerror(-r));
+                return EXIT_VAULTD_UNAVAILABLE;
+        }
+        switch (rep.status) {
+        case IPC_NOT_PROVISIONED:
+                fprintf(stderr, "devicectl: no vault provisioned: run 'devicectl provision BUNDLE' first\n");
+                return EXIT_NOT_PROVISIONED;
+        case IPC_INTERNAL:
+                for (size_t i = 0; i < rep.body_len; i++)
+                        if (rep.body[i] < 0x20 || rep.body[i] > 0x7e)
+                                printable = false;
+                if (printable && rep.body_len > 0 && rep.body_len <= IPC_MESSAGE_MAX)
+                        fprintf(stderr, "devicectl: no usable vault: vaultd says: %.*s (see 'journalctl -u vaultd')\n",
+                                (int) rep.body_len, (const char *) rep.body);
+                else
+                        fprintf(stderr, "devicectl: no usable vault: vaultd refused it (see 'journalctl -u vaultd')\n");
+                return EXIT_NOT_PROVISIONED;
+        case IPC_OK:
+                /* Provisioned since our STATUS. Closing the connection aborts the handshake
+                 * this HELLO began; starting over is simpler than patching up the status. */
+                fprintf(stderr, "devicectl: a vault was provisioned meanwhile: run 'devicectl authenticate' again\n");
+                return EXIT_FAILURE_OTHER;
+        default:
+                return vaultd_reply_error("hello", &rep);
+        }
 }
 
 static void report(const struct devicectl *ctl, const struct auth_options *o, const struct ipc_status_info *info,
@@ -177,7 +269,8 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         struct ipc_status_info info;
         struct ipc_confirm_result res = { 0 };
         struct ipc_reply rep;
-        const char *server;
+        struct addrinfo *addrs = NULL;
+        const char *lookup_error = NULL;
         int32_t serial = 0;
         int r, ret;
 
@@ -195,17 +288,17 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         if (ret != EXIT_OK)
                 goto out;
         if (ipc_decode_status(rep.body, rep.body_len, &info) < 0) {
-                fprintf(stderr, "devicectl: vaultd sent a malformed status\n");
-                ret = EXIT_FAILURE_OTHER;
+                fprintf(stderr, "devicectl: vaultd at '%s' sent a malformed status\n", ctl->socket_path);
+                ret = EXIT_VAULTD_UNAVAILABLE;
                 goto out;
         }
         if (!info.provisioned) {
-                fprintf(stderr, "devicectl: no vault provisioned: run 'devicectl provision BUNDLE' first\n");
-                ret = EXIT_NOT_PROVISIONED;
+                ret = explain_no_vault(&s);
                 goto out;
         }
-        server = o.server ? o.server : info.server;
-        if (!server[0]) {
+        s.server = o.server ? o.server : info.server;
+        s.timeout_s = o.timeout_s;
+        if (!s.server[0]) {
                 fprintf(stderr, "devicectl: the bundle names no server: pass --server HOST:PORT\n");
                 ret = EXIT_USAGE;
                 goto out;
@@ -213,41 +306,58 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
 
         /* M1 from vaultd, then one round trip to the server per vaultd step. */
         ret = vaultd_step(&s, IPC_OP_HELLO, "hello", &rep);
+        if (ret == EXIT_OK)
+                ret = take_vaultd_frame(&s, &rep, SV_MSG_HELLO, 0, "M1");
         if (ret != EXIT_OK)
                 goto out;
-        memcpy(s.frame, rep.body, rep.body_len);
-        s.frame_len = rep.body_len;
 
-        s.deadline = now_ms() + (int64_t) o.timeout_s * 1000;
-        r = net_connect(server, (int) o.timeout_s * 1000, &s.tcp);
+        /* The name lookup cannot be bounded; --timeout starts after it, for connecting and
+         * the whole exchange. Milliseconds in 64 bits: --timeout goes up to a year. */
+        r = net_resolve(s.server, &addrs, &lookup_error);
         if (r < 0) {
-                fprintf(stderr, "devicectl: cannot connect to server '%s': %s\n", server, strerror(-r));
+                if (lookup_error)
+                        fprintf(stderr, "devicectl: cannot resolve server '%s': %s\n", s.server, lookup_error);
+                else
+                        fprintf(stderr, "devicectl: invalid server '%s': %s\n", s.server, strerror(-r));
+                ret = r == -EHOSTUNREACH ? EXIT_SERVER_UNREACHABLE : EXIT_USAGE;
+                goto out;
+        }
+        s.deadline = now_ms() + (int64_t) o.timeout_s * 1000;
+        r = net_connect_resolved(addrs, s.deadline, &s.tcp);
+        freeaddrinfo(addrs);
+        if (r < 0) {
+                if (r == -ETIMEDOUT)
+                        fprintf(stderr, "devicectl: cannot connect to server '%s': no answer within %u seconds (--timeout)\n",
+                                s.server, o.timeout_s);
+                else
+                        fprintf(stderr, "devicectl: cannot connect to server '%s': %s\n", s.server, strerror(-r));
                 ret = EXIT_SERVER_UNREACHABLE;
                 goto out;
         }
-        ret = server_exchange(&s, server, SV_MSG_CHALLENGE, SV_CHALLENGE_BODY_LEN(info.params.p));
+        ret = server_exchange(&s, SV_MSG_CHALLENGE, SV_CHALLENGE_BODY_LEN(info.params.p));
         if (ret == EXIT_OK)
                 ret = vaultd_step(&s, IPC_OP_RESPOND, "response", &rep);
+        if (ret == EXIT_OK)
+                ret = take_vaultd_frame(&s, &rep, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(info.params.p), "M3");
         if (ret != EXIT_OK)
                 goto out;
-        memcpy(s.frame, rep.body, rep.body_len);
-        s.frame_len = rep.body_len;
-        ret = server_exchange(&s, server, SV_MSG_CONFIRM, SV_CONFIRM_BODY_LEN);
+        ret = server_exchange(&s, SV_MSG_CONFIRM, SV_CONFIRM_BODY_LEN);
         if (ret == EXIT_OK)
                 ret = vaultd_step(&s, IPC_OP_CONFIRM, "confirmation", &rep);
         if (ret != EXIT_OK)
                 goto out;
         if (ipc_decode_confirm(rep.body, rep.body_len, &res) < 0) {
-                fprintf(stderr, "devicectl: vaultd sent a malformed confirmation\n");
-                ret = EXIT_FAILURE_OTHER;
+                fprintf(stderr, "devicectl: vaultd at '%s' sent a malformed confirmation\n", ctl->socket_path);
+                ret = EXIT_VAULTD_UNAVAILABLE;
                 goto out;
         }
 
         /* vaultd has made the new vault durable: from here on this side has succeeded, and a lost
-         * M5 is recovered by the server at the next handshake (protocol §6). */
+         * M5 is recovered by the server at the next handshake (protocol §6). ipc_decode_confirm()
+         * checked m5_len == SV_COMMIT_FRAME_LEN, which fits s.frame. */
         memcpy(s.frame, res.m5, res.m5_len);
         s.frame_len = res.m5_len;
-        if (server_exchange(&s, server, 0, 0) != EXIT_OK)
+        if (server_exchange(&s, 0, 0) != EXIT_OK)
                 fprintf(stderr, "devicectl: warning: M5 may not have reached the server; it recovers at the next handshake\n");
 
         if (strcmp(o.keyring, "none") != 0) {
@@ -259,7 +369,7 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
                         goto out;
                 }
         }
-        report(ctl, &o, &info, server, &res, serial);
+        report(ctl, &o, &info, s.server, &res, serial);
         ret = EXIT_OK;
 out:
         OPENSSL_cleanse(&res, sizeof res);

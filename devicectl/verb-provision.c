@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,8 +15,9 @@
  * The bundle is as secret as the vault: it is destroyed once vaultd holds the vault.
  * Overwriting before unlinking is best effort on journaling or copy-on-write file
  * systems, which is why bundles belong on tmpfs in the first place (devicectl(1)).
+ * The overwrite goes through the descriptor vaultd read, so it hits that very file.
  */
-static int destroy_file(int fd, const char *path) {
+static int overwrite_file(int fd) {
         uint8_t zeros[4096] = { 0 };
         struct stat st;
         off_t done = 0;
@@ -30,8 +32,123 @@ static int destroy_file(int fd, const char *path) {
                         return n < 0 ? -errno : -EIO;
                 done += n;
         }
-        if (fsync(fd) < 0 || unlink(path) < 0)
+        if (fsync(fd) < 0)
                 return -errno;
+        return 0;
+}
+
+/*
+ * The unlink goes by name, after vaultd's TPM work, which takes long enough for someone
+ * to put another file at the path (or swap a directory on it). Only the file we opened
+ * and overwrote is unlinked: -ESTALE if the name now leads elsewhere. A swap between the
+ * lstat() and the unlink() remains possible; it needs write access to the directory,
+ * which already allows deleting whatever is there.
+ */
+static int unlink_same_file(const char *path, int fd) {
+        struct stat opened, now;
+
+        if (fstat(fd, &opened) < 0 || lstat(path, &now) < 0)
+                return -errno;
+        if (opened.st_dev != now.st_dev || opened.st_ino != now.st_ino)
+                return -ESTALE;
+        if (unlink(path) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Explains a failed open() of the bundle; a raw strerror() would not say what to do. */
+static void open_error(const char *path, int err, bool keep) {
+        struct stat st;
+
+        if (err == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+                fprintf(stderr, "devicectl: bundle '%s' is a symbolic link: refused (name the file itself)\n", path);
+        else if (err == EROFS)
+                fprintf(stderr, "devicectl: cannot overwrite bundle '%s' (read-only file system): "
+                        "use --keep-bundle to keep it\n", path);
+        else if (err == EACCES && !keep && access(path, R_OK) == 0)
+                fprintf(stderr, "devicectl: cannot overwrite bundle '%s' (no write permission): "
+                        "use --keep-bundle to keep it\n", path);
+        else
+                fprintf(stderr, "devicectl: cannot open bundle '%s': %s\n", path, strerror(err));
+}
+
+/*
+ * Destroying the bundle needs a writable, searchable directory. Checked before vaultd
+ * provisions anything, so that we do not end with a new vault and a bundle we cannot
+ * delete. In a sticky directory (/tmp) only the owner of the file or of the directory
+ * may delete it. Returns 0 or prints why not and returns -errno.
+ */
+static int check_deletable(const char *path, const struct stat *file) {
+        char dir[PATH_MAX];
+        const char *slash = strrchr(path, '/');
+        struct stat st;
+
+        if (!slash)
+                snprintf(dir, sizeof dir, ".");
+        else if (slash == path)
+                snprintf(dir, sizeof dir, "/");
+        else if ((size_t) (slash - path) < sizeof dir)
+                snprintf(dir, sizeof dir, "%.*s", (int) (slash - path), path);
+        else
+                return -ENAMETOOLONG;   /* cannot happen: open() accepted the path */
+
+        if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
+                int r = -errno;
+
+                if (r == -EROFS || r == -EACCES)
+                        fprintf(stderr, "devicectl: cannot delete bundle '%s' afterwards: directory '%s' is %s: "
+                                "use --keep-bundle to keep it\n", path, dir,
+                                r == -EROFS ? "on a read-only file system" : "not writable");
+                else
+                        fprintf(stderr, "devicectl: cannot check directory '%s' of bundle '%s': %s\n",
+                                dir, path, strerror(-r));
+                return r;
+        }
+        if (stat(dir, &st) < 0) {
+                int r = -errno;
+
+                fprintf(stderr, "devicectl: cannot check directory '%s' of bundle '%s': %s\n", dir, path, strerror(-r));
+                return r;
+        }
+        if ((st.st_mode & S_ISVTX) && geteuid() != 0 && geteuid() != file->st_uid && geteuid() != st.st_uid) {
+                fprintf(stderr, "devicectl: cannot delete bundle '%s' afterwards: it belongs to another user in "
+                        "sticky directory '%s': use --keep-bundle to keep it\n", path, dir);
+                return -EPERM;
+        }
+        return 0;
+}
+
+/*
+ * Opens the bundle without following a symbolic link and without blocking: a FIFO or a
+ * device would block open() (or read()) forever, so O_NONBLOCK until fstat() has shown a
+ * regular file, then it is cleared again for vaultd's reads through the passed descriptor.
+ */
+static int open_bundle(const char *path, bool keep, int *ret_fd, struct stat *ret_st) {
+        struct stat st;
+        int fd, fl;
+
+        fd = open(path, (keep ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+                int r = -errno;
+
+                open_error(path, -r, keep);
+                return r;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                fprintf(stderr, "devicectl: bundle '%s' is not a regular file\n", path);
+                close(fd);
+                return -EINVAL;
+        }
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+                int r = -errno;
+
+                fprintf(stderr, "devicectl: cannot set up bundle '%s': %s\n", path, strerror(-r));
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
+        *ret_st = st;
         return 0;
 }
 
@@ -48,16 +165,17 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
         uint8_t buf[IPC_PACKET_MAX];
         bool force = false, keep = false;
         const char *path;
-        struct stat st;
-        int c, r, fd;
+        struct stat st = { 0 };         /* set by open_bundle(); gcc cannot tell that errno != 0 */
+        int c, r, fd = -1;
 
-        while ((c = getopt_long(argc, argv, "hf", options, NULL)) >= 0)
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":hf", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         printf("Usage: devicectl provision BUNDLE [--force] [--keep-bundle]\n\n"
                                "Hand an enrollment bundle to vaultd, which seals the vault with the TPM;\n"
                                "then overwrite and delete the bundle file.\n\n"
-                               "  -f --force        replace an existing vault\n"
+                               "  -f --force        replace an existing (or refused) vault\n"
                                "     --keep-bundle  leave the bundle file in place\n");
                         return EXIT_OK;
                 case 'f':
@@ -67,6 +185,7 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
                         keep = true;
                         break;
                 default:
+                        option_error("provision", c, argv, options);
                         return EXIT_USAGE;
                 }
         if (optind + 1 != argc) {
@@ -75,19 +194,15 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
         }
         path = argv[optind];
 
-        fd = open(path, (keep ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0) {
-                fprintf(stderr, "devicectl: cannot open bundle '%s': %s\n", path, strerror(errno));
+        if (open_bundle(path, keep, &fd, &st) < 0)
                 return EXIT_FAILURE_OTHER;
-        }
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                fprintf(stderr, "devicectl: bundle '%s' is not a regular file\n", path);
-                close(fd);
-                return EXIT_FAILURE_OTHER;
-        }
         if (st.st_mode & 077)
                 fprintf(stderr, "devicectl: warning: bundle '%s' is readable by others (mode %04o)\n",
                         path, (unsigned) (st.st_mode & 07777));
+        if (!keep && check_deletable(path, &st) < 0) {
+                close(fd);
+                return EXIT_FAILURE_OTHER;
+        }
 
         r = vaultd_connect(&conn, ctl->socket_path);
         if (r < 0) {
@@ -108,10 +223,21 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
                 return vaultd_reply_error("provision", &rep);
         }
         if (!keep) {
-                r = destroy_file(fd, path);
+                r = overwrite_file(fd);
                 if (r < 0) {
-                        fprintf(stderr, "devicectl: vault provisioned, but destroying bundle '%s' failed: %s\n",
+                        fprintf(stderr, "devicectl: vault provisioned, but overwriting bundle '%s' failed: %s\n",
                                 path, strerror(-r));
+                        close(fd);
+                        return EXIT_FAILURE_OTHER;
+                }
+                r = unlink_same_file(path, fd);
+                if (r == -ESTALE)
+                        fprintf(stderr, "devicectl: vault provisioned and the bundle overwritten, but '%s' is now "
+                                "another file (replaced meanwhile): not deleted\n", path);
+                else if (r < 0)
+                        fprintf(stderr, "devicectl: vault provisioned and the bundle overwritten, but deleting '%s' "
+                                "failed: %s\n", path, strerror(-r));
+                if (r < 0) {
                         close(fd);
                         return EXIT_FAILURE_OTHER;
                 }

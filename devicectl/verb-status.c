@@ -20,9 +20,14 @@ static void print_json(const struct ipc_status_info *s) {
         printf(",\"tpm_commands\":%" PRIu64 "}\n", s->tpm_commands);
 }
 
+/*
+ * vaultd's status record reports a vault it refused (rolled back, foreign, tampered) as
+ * not provisioned and carries no reason (docs/ipc.md §3); vaultd logs the reason at start.
+ * Point there rather than claim there is no vault at all.
+ */
 static void print_human(const struct ipc_status_info *s) {
         if (!s->provisioned) {
-                printf("vault: not provisioned\n");
+                printf("vault: none usable (not provisioned, or refused by vaultd: see 'journalctl -u vaultd')\n");
                 return;
         }
         printf("device:   %s\n"
@@ -39,9 +44,10 @@ static void print_human(const struct ipc_status_info *s) {
 }
 
 int verb_status(struct devicectl *ctl, int argc, char *argv[]) {
+        enum { ARG_JSON = 0x100 };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, 'j' },
+                { "json", no_argument, NULL, ARG_JSON },
                 { 0 }
         };
         struct vaultd_conn conn;
@@ -50,15 +56,17 @@ int verb_status(struct devicectl *ctl, int argc, char *argv[]) {
         uint8_t buf[IPC_PACKET_MAX];
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         printf("Usage: devicectl status [--json]\n\nShow what vaultd reports (no secrets).\n");
                         return EXIT_OK;
-                case 'j':
+                case ARG_JSON:
                         ctl->json = true;
                         break;
                 default:
+                        option_error("status", c, argv, options);
                         return EXIT_USAGE;
                 }
         if (optind != argc) {
@@ -80,8 +88,8 @@ int verb_status(struct devicectl *ctl, int argc, char *argv[]) {
         if (rep.status != IPC_OK)
                 return vaultd_reply_error("status", &rep);
         if (ipc_decode_status(rep.body, rep.body_len, &info) < 0) {
-                fprintf(stderr, "devicectl: vaultd sent a malformed status\n");
-                return EXIT_FAILURE_OTHER;
+                fprintf(stderr, "devicectl: vaultd at '%s' sent a malformed status\n", ctl->socket_path);
+                return EXIT_VAULTD_UNAVAILABLE;
         }
         if (ctl->json)
                 print_json(&info);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <grp.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +20,36 @@
 #define LISTEN_BACKLOG 16
 /* File descriptors accepted in one request's SCM_RIGHTS; more are closed and the request refused. */
 #define PASSED_FDS_MAX 4
+#define USEC_PER_SEC ((uint64_t) 1000000)
+/* After accept() fails for want of descriptors or memory, the listening socket stays readable:
+ * stop watching it for this long rather than spin (and flood the log) until the shortage ends. */
+#define ACCEPT_PAUSE_USEC (100 * (uint64_t) 1000)
+#define ACCEPT_PAUSE_ACCURACY_USEC (10 * (uint64_t) 1000)
+/* Messages a peer (or a shortage) can repeat at will are logged at most once per interval. */
+#define LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
+
+struct ratelimit {
+        uint64_t next_usec;             /* the next line may be logged from then on */
+        unsigned suppressed;            /* lines dropped since the last one logged */
+};
+static struct ratelimit accept_failed_rl, conns_full_rl;
+
+/* true: log now; *ret_suppressed says how many lines were dropped since the last one. */
+static bool ratelimit_pass(sd_event *e, struct ratelimit *rl, unsigned *ret_suppressed) {
+        uint64_t now;
+
+        if (sd_event_now(e, CLOCK_MONOTONIC, &now) < 0)
+                return true;
+        if (now < rl->next_usec) {
+                if (rl->suppressed < UINT_MAX)
+                        rl->suppressed++;
+                return false;
+        }
+        rl->next_usec = now + LOG_INTERVAL_USEC;
+        *ret_suppressed = rl->suppressed;
+        rl->suppressed = 0;
+        return true;
+}
 
 static void conn_close(struct conn *c) {
         struct vaultd *d = c->d;
@@ -30,6 +61,7 @@ static void conn_close(struct conn *c) {
                 ipc_handshake_end(d);
         }
         sd_event_source_disable_unref(c->src);
+        sd_event_source_disable_unref(c->idle_timer);
         close(c->fd);
         if (c->prev)
                 c->prev->next = c->next;
@@ -73,6 +105,36 @@ static void close_fds(int *fds, size_t n) {
                 close(fds[i]);
 }
 
+/*
+ * The kernel installs the descriptors of an SCM_RIGHTS message in our table as part of
+ * recvmsg(), before we have looked at the packet: a packet of any kind (an empty one, a
+ * malformed one, one from a refused peer) may bring them. So they are taken out of the control
+ * data right after every successful recvmsg(), and every path from there closes them or hands
+ * them on. At most PASSED_FDS_MAX are kept in fds; any beyond are closed at once (the control
+ * buffer has room for no more, but the kernel's word is not needed for that).
+ */
+static size_t take_fds(struct msghdr *mh, int fds[static PASSED_FDS_MAX]) {
+        size_t nfds = 0;
+
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+                size_t k;
+
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len < CMSG_LEN(0))
+                        continue;
+                k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+
+                        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+                        if (nfds < PASSED_FDS_MAX)
+                                fds[nfds++] = fd;
+                        else
+                                close(fd);
+                }
+        }
+        return nfds;
+}
+
 static int send_reply(struct conn *c, const struct ipc_reply *rep) {
         uint8_t pkt[IPC_PACKET_MAX];
         size_t len = 0;
@@ -110,15 +172,13 @@ static int conn_handle(struct conn *c) {
         n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0)
                 return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-        if (n == 0)
+        nfds = take_fds(&mh, fds);
+        /* End of file, or an empty packet (which SOCK_SEQPACKET delivers, descriptors and all):
+         * neither is a request. */
+        if (n == 0) {
+                close_fds(fds, nfds);
                 return -ECONNRESET;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-                        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-                        for (size_t i = 0; i < k && nfds < PASSED_FDS_MAX; i++)
-                                memcpy(&fds[nfds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-                }
+        }
 
         /* Anything we cannot even answer (truncated, another version, unknown op) closes the peer. */
         if ((size_t) n > sizeof pkt || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
@@ -155,11 +215,41 @@ static int conn_handle(struct conn *c) {
         return r;
 }
 
+/* (Re)arms c's idle timer: the connection is closed if no request comes within usec. */
+static int conn_arm_idle(struct conn *c, uint64_t usec) {
+        int r;
+
+        r = sd_event_source_set_time_relative(c->idle_timer, usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->idle_timer, SD_EVENT_ONESHOT);
+        return r;
+}
+
+/*
+ * Every connection holds one of VAULTD_CONN_MAX slots, so none may stay quiet for ever: a
+ * refused peer has VAULTD_DENIED_TIMEOUT_S to send the one request it will be answered, anyone
+ * else VAULTD_IDLE_TIMEOUT_S between requests. The owner of a handshake is not idle while the
+ * handshake lasts (the client is talking to the server): the handshake timer bounds it, and
+ * this timer only waits for the handshake to end.
+ */
+static int conn_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct conn *c = userdata;
+
+        if (c->d->hs_owner == c && conn_arm_idle(c, (uint64_t) VAULTD_IDLE_TIMEOUT_S * USEC_PER_SEC) >= 0)
+                return 0;
+        log_info("closing %s connection from uid=%u pid=%d: no request for %d s",
+                 c->denied ? "refused" : "idle", (unsigned) c->uid, (int) c->pid,
+                 c->denied ? VAULTD_DENIED_TIMEOUT_S : VAULTD_IDLE_TIMEOUT_S);
+        conn_close(c);
+        return 0;
+}
+
 static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct conn *c = userdata;
 
         if (revents & EPOLLIN) {
-                if (conn_handle(c) < 0)
+                if (conn_handle(c) < 0 ||
+                    (!c->denied && conn_arm_idle(c, (uint64_t) VAULTD_IDLE_TIMEOUT_S * USEC_PER_SEC) < 0))
                         conn_close(c);
                 return 0;
         }
@@ -168,25 +258,75 @@ static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         return 0;
 }
 
+static int accept_resume(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct vaultd *d = userdata;
+        int r;
+
+        r = sd_event_source_set_enabled(d->listen_src, SD_EVENT_ON);
+        if (r < 0) {
+                /* Without the listening socket vaultd is useless: exit, and let systemd restart it. */
+                log_err("Failed to watch the listening socket again: %s", strerror(-r));
+                return sd_event_exit(d->event, r);
+        }
+        return 0;
+}
+
+/*
+ * accept() failed for want of descriptors or memory. The connection stays in the queue, so the
+ * listening socket stays readable and the loop would spin on it (pinging the watchdog all the
+ * while, so systemd would not notice). Stop watching it for ACCEPT_PAUSE_USEC instead. The timer
+ * was made at start: arming it needs neither memory nor a descriptor.
+ */
+static void accept_pause(struct vaultd *d) {
+        int r;
+
+        r = sd_event_source_set_time_relative(d->listen_timer, ACCEPT_PAUSE_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->listen_timer, SD_EVENT_ONESHOT);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->listen_src, SD_EVENT_OFF);
+        if (r < 0) {
+                /* Keep accepting (busily) rather than never again. */
+                (void) sd_event_source_set_enabled(d->listen_timer, SD_EVENT_OFF);
+                (void) sd_event_source_set_enabled(d->listen_src, SD_EVENT_ON);
+        }
+}
+
+static bool accept_error_is_shortage(int err) {
+        return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct vaultd *d = userdata;
         struct conn *c;
+        unsigned suppressed = 0;
         int cfd, r;
 
         cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                        log_warning("Failed to accept a connection: %s", strerror(errno));
+                int err = errno;
+
+                if (err == EAGAIN || err == EINTR || err == ECONNABORTED)
+                        return 0;
+                if (accept_error_is_shortage(err))
+                        accept_pause(d);
+                if (ratelimit_pass(d->event, &accept_failed_rl, &suppressed))
+                        log_warning("Failed to accept a connection: %s%s (%u similar messages suppressed)",
+                                    strerror(err), accept_error_is_shortage(err) ? "; pausing for 100 ms" : "",
+                                    suppressed);
                 return 0;
         }
         if (d->n_conns >= VAULTD_CONN_MAX) {
-                log_warning("Too many connections (%d), closing a new one", VAULTD_CONN_MAX);
+                if (ratelimit_pass(d->event, &conns_full_rl, &suppressed))
+                        log_warning("Too many connections (%d), closing a new one (%u similar messages suppressed)",
+                                    VAULTD_CONN_MAX, suppressed);
                 close(cfd);
                 return 0;
         }
         c = calloc(1, sizeof *c);
         if (!c) {
                 close(cfd);
+                accept_pause(d);
                 return 0;
         }
         *c = (struct conn) { .d = d, .fd = cfd };
@@ -201,9 +341,14 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 log_notice("refused connection from uid=%u pid=%d", (unsigned) c->uid, (int) c->pid);
                 c->denied = true;
         }
-        r = sd_event_add_io(d->event, &c->src, cfd, EPOLLIN, conn_io, c);
+        r = sd_event_add_time_relative(d->event, &c->idle_timer, CLOCK_MONOTONIC,
+                                       (uint64_t) (c->denied ? VAULTD_DENIED_TIMEOUT_S : VAULTD_IDLE_TIMEOUT_S) * USEC_PER_SEC,
+                                       0, conn_idle, c);
+        if (r >= 0)
+                r = sd_event_add_io(d->event, &c->src, cfd, EPOLLIN, conn_io, c);
         if (r < 0) {
                 log_warning("Failed to watch a connection: %s", strerror(-r));
+                sd_event_source_disable_unref(c->idle_timer);
                 free(c);
                 close(cfd);
                 return 0;
@@ -216,22 +361,36 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
+/*
+ * The socket is bound under a temporary name next to the final one, given its mode and group,
+ * put in listening state, and only then renamed into place: a client never finds the path
+ * before it accepts connections (connect() between bind() and listen() is refused), nor with
+ * the wrong group. A path too long for the temporary name is bound in place.
+ */
 static int bind_socket(struct vaultd *d) {
         const char *path = d->cfg->socket_path;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        const char *bound;
+        char tmp[sizeof sa.sun_path];
         struct stat st;
         mode_t old_umask;
         int fd, r;
 
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-        /* A stale socket from an earlier run is removed; anything else at the path is an error. */
-        if (lstat(path, &st) == 0) {
-                if (!S_ISSOCK(st.st_mode)) {
-                        log_err("Failed to bind '%s': exists and is not a socket", path);
-                        return -EEXIST;
-                }
+        /* A stale socket from an earlier run is replaced; anything else at the path is an error. */
+        if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+                log_err("Failed to bind '%s': exists and is not a socket", path);
+                return -EEXIST;
+        }
+        if ((size_t) snprintf(tmp, sizeof tmp, "%s.new", path) < sizeof tmp) {
+                bound = tmp;
+        } else {
+                bound = path;
                 (void) unlink(path);
         }
+        if (lstat(bound, &st) == 0 && S_ISSOCK(st.st_mode))
+                (void) unlink(bound);
+        memcpy(sa.sun_path, bound, strlen(bound) + 1);
+
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
                 r = -errno;
@@ -242,33 +401,41 @@ static int bind_socket(struct vaultd *d) {
         old_umask = umask(0117);
         r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
         umask(old_umask);
-        if (r >= 0 && chmod(path, 0660) < 0)
-                r = -errno;
         if (r < 0) {
-                log_err("Failed to bind '%s': %s", path, strerror(-r));
+                log_err("Failed to bind '%s': %s", bound, strerror(-r));
                 close(fd);
                 return r;
+        }
+        if (chmod(bound, 0660) < 0) {
+                r = -errno;
+                log_err("Failed to set the mode of '%s': %s", bound, strerror(-r));
+                goto fail;
         }
         if (d->cfg->socket_group) {
                 struct group *gr = getgrnam(d->cfg->socket_group);
 
-                if (!gr || chown(path, (uid_t) -1, gr->gr_gid) < 0) {
+                if (!gr || chown(bound, (uid_t) -1, gr->gr_gid) < 0) {
                         r = gr ? -errno : -ENOENT;
                         log_err("Failed to give socket '%s' to group '%s': %s", path, d->cfg->socket_group,
                                 gr ? strerror(-r) : "no such group");
-                        close(fd);
-                        (void) unlink(path);
-                        return r;
+                        goto fail;
                 }
         }
         if (listen(fd, LISTEN_BACKLOG) < 0) {
                 r = -errno;
                 log_err("Failed to listen on '%s': %s", path, strerror(-r));
-                close(fd);
-                (void) unlink(path);
-                return r;
+                goto fail;
+        }
+        if (bound != path && rename(bound, path) < 0) {
+                r = -errno;
+                log_err("Failed to move socket '%s' to '%s': %s", bound, path, strerror(-r));
+                goto fail;
         }
         return fd;
+fail:
+        close(fd);
+        (void) unlink(bound);
+        return r;
 }
 
 int ipc_listen(struct vaultd *d) {
@@ -316,13 +483,24 @@ int ipc_listen(struct vaultd *d) {
                 if (fl >= 0)
                         (void) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
         }
+        /* Made now, while memory and descriptors are there: accept_pause() only arms it. */
+        r = sd_event_add_time_relative(d->event, &d->listen_timer, CLOCK_MONOTONIC, ACCEPT_PAUSE_USEC,
+                                       ACCEPT_PAUSE_ACCURACY_USEC, accept_resume, d);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->listen_timer, SD_EVENT_OFF);
         d->listen_fd = fd;
+        if (r < 0) {
+                /* ipc_shutdown() (main.c, on the way out) releases the socket and the timer. */
+                log_err("Failed to set up the accept timer: %s", strerror(-r));
+                return r;
+        }
         return 0;
 }
 
 void ipc_shutdown(struct vaultd *d) {
         while (d->conns)
                 conn_close(d->conns);
+        d->listen_timer = sd_event_source_disable_unref(d->listen_timer);
         d->listen_src = sd_event_source_disable_unref(d->listen_src);
         d->listen_fd = -1;
         if (d->socket_bound)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -183,10 +184,16 @@ static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc
         /* M5 and the session key leave only once the new vault is durable: file, then counter. */
         r = vstate_commit(d);
         if (r < 0) {
-                if (r == -ENOTRECOVERABLE) {
+                if (r == -ENOTRECOVERABLE && d->tpm_failed) {
                         reply_error(rep, IPC_TPM, 0, out, cap, "%s", d->refusal);
                         log_err("Failed to advance the TPM counter: %s", tpm_last_error(d->tpm));
                         log_outcome(d, "counter-failed");
+                        vaultd_notify_status(d);
+                } else if (r == -ENOTRECOVERABLE) {
+                        /* The file is renamed into place but its directory entry may not be durable. */
+                        reply_error(rep, IPC_INTERNAL, 0, out, cap, "%s", d->refusal);
+                        log_err("Cannot make the new vault file durable: %s", d->refusal);
+                        log_outcome(d, "write-failed");
                         vaultd_notify_status(d);
                 } else if (r == -EOVERFLOW) {
                         reply_error(rep, IPC_EXHAUSTED, 0, out, cap, "the epoch cannot advance: enroll the device again");
@@ -213,8 +220,40 @@ static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc
         reply_ok(rep, out, len);
 }
 
-/* Reads the whole bundle through the passed descriptor into secret memory. */
+/* File systems whose reads may wait on another process or machine for ever (f_type values of
+ * statfs(2); spelled out here because <linux/magic.h> lacks some on older systems). */
+#define FS_MAGIC_FUSE   0x65735546      /* FUSE, fuseblk, virtiofs */
+#define FS_MAGIC_NFS    0x6969
+#define FS_MAGIC_SMB    0x517B
+#define FS_MAGIC_CIFS   0xFF534D42
+#define FS_MAGIC_SMB2   0xFE534D42
+#define FS_MAGIC_9P     0x01021997
+#define FS_MAGIC_CEPH   0x00C36400
+#define FS_MAGIC_AFS    0x5346414F
+#define FS_MAGIC_KAFS   0x6B414653
+
+static bool fs_is_remote(const struct statfs *sf) {
+        static const unsigned long remote[] = {
+                FS_MAGIC_FUSE, FS_MAGIC_NFS, FS_MAGIC_SMB, FS_MAGIC_CIFS, FS_MAGIC_SMB2,
+                FS_MAGIC_9P, FS_MAGIC_CEPH, FS_MAGIC_AFS, FS_MAGIC_KAFS,
+        };
+        /* f_type is signed on some ABIs: compare its low 32 bits. */
+        unsigned long type = (unsigned long) sf->f_type & 0xFFFFFFFFul;
+
+        for (size_t i = 0; i < sizeof remote / sizeof remote[0]; i++)
+                if (type == remote[i])
+                        return true;
+        return false;
+}
+
+/*
+ * Reads the whole bundle through the passed descriptor into secret memory. vaultd reads it in
+ * its one event loop, so a read that never returns stops every client and the watchdog kills
+ * vaultd: only regular files on local file systems are read. A FUSE server, or an NFS/SMB
+ * server that stops answering, could hold pread() for as long as it likes (-EREMOTE).
+ */
 static int read_bundle(int fd, char *text, size_t cap, size_t *ret_len) {
+        struct statfs sf;
         struct stat st;
         size_t done = 0;
 
@@ -222,6 +261,10 @@ static int read_bundle(int fd, char *text, size_t cap, size_t *ret_len) {
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return -EBADF;
+        if (fstatfs(fd, &sf) < 0)
+                return -errno;
+        if (fs_is_remote(&sf))
+                return -EREMOTE;
         for (;;) {
                 ssize_t n = pread(fd, text + done, cap - done, (off_t) done);
 
@@ -278,7 +321,9 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         if (r < 0) {
                 reply_error(rep, IPC_BAD_BUNDLE, 0, out, cap, "%s",
                             r == -EFBIG ? "bundle too large" :
-                            r == -EBADF ? "bundle is not a regular file" : "cannot read the bundle");
+                            r == -EBADF ? "bundle is not a regular file" :
+                            r == -EREMOTE ? "bundle is on a network or FUSE file system: copy it to a local one" :
+                            "cannot read the bundle");
                 goto out;
         }
         r = bundle_parse(text, len, &b, &line);

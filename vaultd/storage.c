@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,11 +112,43 @@ static int write_all(int fd, const uint8_t *data, size_t len) {
         return 0;
 }
 
+/* Test-only fault injection (docs/vault-file.md §7): VAULTD_FAIL_AT=dir-fsync makes every sync
+ * of the state directory fail, to test the "replaced, not known to be durable" path. */
+static bool fault_dir_fsync(void) {
+        const char *s = getenv("VAULTD_FAIL_AT");
+
+        return s && strcmp(s, "dir-fsync") == 0;
+}
+
+/*
+ * Syncs the directory after the rename. A failure is retried once only if it was an interrupted
+ * call: after EIO (or ENOSPC...) Linux reports a write-back error to a descriptor once and then
+ * forgets it, so a second fsync() would succeed without the rename being any more durable, and
+ * a caller trusting it would advance the TPM counter past a file that a power loss can undo.
+ */
+static int sync_dir(int dirfd) {
+        for (unsigned attempt = 0;; attempt++) {
+                int r;
+
+                if (fault_dir_fsync())
+                        return -EIO;
+                if (fsync(dirfd) >= 0)
+                        return 0;
+                r = -errno;
+                if (r != -EINTR || attempt > 0)
+                        return r;
+        }
+}
+
 /*
  * The new generation must either be entirely on disk or not at all: write a temp file in the
  * same directory (same file system, so rename() is atomic), make its data durable, rename it
  * over the old file, and make the rename durable by syncing the directory. A crash at any point
  * leaves either the old or the new file under the final name.
+ *
+ * Once rename() has succeeded the old file is gone from the directory: a failure after that is
+ * not "nothing changed", and is reported as -ENOTRECOVERABLE so that the caller neither goes on
+ * with the old generation nor acts as if the new one were durable.
  */
 int storage_write(int dirfd, const uint8_t *data, size_t len) {
         char name[sizeof TEMP_PREFIX + 16];
@@ -140,7 +173,7 @@ int storage_write(int dirfd, const uint8_t *data, size_t len) {
                 (void) unlinkat(dirfd, name, 0);
                 return r;
         }
-        if (fsync(dirfd) < 0)
-                return -errno;
+        if (sync_dir(dirfd) < 0)
+                return -ENOTRECOVERABLE;
         return 0;
 }

@@ -5,7 +5,9 @@
  * Rules kept by every function below:
  *  - every handle it loads (transient object or session) is flushed before it returns, on success
  *    and failure alike: without a resource manager (swtpm, some embedded TPMs) a leaked handle
- *    stays in one of the TPM's few slots (swtpm has 3 objects, 3 sessions) until reset;
+ *    stays in one of the TPM's few slots (swtpm has 3 objects, 3 sessions) until reset. The one
+ *    exception is the bound counter's salted session (tpm_counter_bind()), which stays loaded
+ *    until the next bind or tpm_close(): it is what lets an authentication cost one TPM command;
  *  - loaded handles are also recorded in the context, so if a flush fails (the transport broke)
  *    tpm_close() tries again;
  *  - secrets (KEK, counter auth) are wiped from our buffers and from tss2's output buffers before
@@ -30,7 +32,8 @@
 
 /* Length of the error message kept per context. */
 #define TPM_ERR_MAX 256
-/* Handles one operation holds at once: parent, sealed object, two sessions; plus slack. */
+/* Handles one operation holds at once: parent, sealed object, two sessions; plus the bound
+ * counter's session, which stays loaded between calls; plus slack. */
 #define TPM_TRACK_MAX 8
 /* Random NV indices tried by tpm_counter_define() before giving up. */
 #define TPM_COUNTER_TRIES 64
@@ -44,7 +47,10 @@ struct tpm_ctx {
         ESYS_CONTEXT *esys;
         uint64_t ncmd;
         ESYS_TR bound_nv;               /* tpm_counter_bind(): host-side handle, nothing loaded */
+        ESYS_TR bound_session;          /* its salted HMAC session: loaded (and in loaded[]) */
+        TPM2B_AUTH bound_auth;          /* its auth value, to restore on bound_nv (see is_bound()) */
         uint32_t bound_index;
+        struct tpm_name pinned;         /* parent name vouched for by seal/unseal; len 0 = none */
         ESYS_TR loaded[TPM_TRACK_MAX];
         char err[TPM_ERR_MAX];
 };
@@ -254,6 +260,60 @@ static void tr_close(struct tpm_ctx *t, ESYS_TR *tr) {
         *tr = ESYS_TR_NONE;
 }
 
+static bool tracked(struct tpm_ctx *t, TPM2_HANDLE h) {
+        for (size_t i = 0; i < TPM_TRACK_MAX; i++) {
+                TPM2_HANDLE mine;
+
+                if (t->loaded[i] != ESYS_TR_NONE &&
+                    Esys_TR_GetTpmHandle(t->esys, t->loaded[i], &mine) == TSS2_RC_SUCCESS && mine == h)
+                        return true;
+        }
+        return false;
+}
+
+/*
+ * Free the session slots of sessions nobody can use any more; returns how many were flushed.
+ *
+ * Called only when the TPM has no room for a new session. Without a resource manager (swtpm, a
+ * bare /dev/tpm0) a process that dies without tpm_close() leaves its sessions loaded until the
+ * next TPM reset; a vaultd that crashed leaves its bound counter session. The TPM has three
+ * session slots, so three such crashes would lock vaultd out of its own TPM. Such a connection is
+ * exclusive (swtpm and /dev/tpm0 serve one client at a time), so a session found loaded between
+ * our commands belongs to a client that is gone: it cannot be used again by anyone, as its key
+ * died with that client. Under a resource manager this finds nothing: the RM keeps other
+ * clients' sessions saved, not loaded, while we are served, and flushes them when they close.
+ * Sessions of ours (tracked in t->loaded) are never touched.
+ */
+static unsigned sessions_reclaim(struct tpm_ctx *t) {
+        TPMS_CAPABILITY_DATA *cap = NULL;
+        TPMI_YES_NO more;
+        unsigned n = 0;
+
+        t->ncmd++;
+        if (Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                               (UINT32) TPM2_HT_LOADED_SESSION << TPM2_HR_SHIFT, TPM2_MAX_CAP_HANDLES,
+                               &more, &cap) != TSS2_RC_SUCCESS)
+                return 0;
+        for (UINT32 i = 0; cap->capability == TPM2_CAP_HANDLES && i < cap->data.handles.count &&
+                           i < TPM2_MAX_CAP_HANDLES; i++) {
+                TPM2_HANDLE h = cap->data.handles.handle[i];
+                ESYS_TR tr = ESYS_TR_NONE;
+
+                if (tracked(t, h))
+                        continue;
+                /* For a session handle this only creates the ESYS_TR; no command is sent. */
+                if (Esys_TR_FromTPMPublic(t->esys, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr) != TSS2_RC_SUCCESS)
+                        continue;
+                t->ncmd++;
+                if (Esys_FlushContext(t->esys, tr) == TSS2_RC_SUCCESS)
+                        n++;                    /* ESYS released tr */
+                else
+                        (void) Esys_TR_Close(t->esys, &tr);
+        }
+        Esys_Free(cap);
+        return n;
+}
+
 static int start_session(struct tpm_ctx *t, ESYS_TR salt_key, TPM2_SE type, TPMA_SESSION attrs,
                          ESYS_TR *ret) {
         ESYS_TR s = ESYS_TR_NONE;
@@ -263,6 +323,13 @@ static int start_session(struct tpm_ctx *t, ESYS_TR salt_key, TPM2_SE type, TPMA
         rc = Esys_StartAuthSession(t->esys, salt_key, ESYS_TR_NONE,
                                    ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                    NULL, type, &session_sym, TPM2_ALG_SHA256, &s);
+        if (rc != TSS2_RC_SUCCESS && rc_from_tpm(rc) && rc_base(rc) == TPM2_RC_SESSION_MEMORY &&
+            sessions_reclaim(t) > 0) {
+                t->ncmd++;
+                rc = Esys_StartAuthSession(t->esys, salt_key, ESYS_TR_NONE,
+                                           ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                           NULL, type, &session_sym, TPM2_ALG_SHA256, &s);
+        }
         if (rc != TSS2_RC_SUCCESS)
                 return fail_rc(t, "Failed to start TPM session", rc);
         track(t, s);
@@ -460,6 +527,7 @@ int tpm_open(const char *tcti, struct tpm_ctx **ret) {
         for (size_t i = 0; i < TPM_TRACK_MAX; i++)
                 t->loaded[i] = ESYS_TR_NONE;
         t->bound_nv = ESYS_TR_NONE;
+        t->bound_session = ESYS_TR_NONE;
 
         rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
         if (rc != TSS2_RC_SUCCESS) {
@@ -501,7 +569,9 @@ fail:
 void tpm_close(struct tpm_ctx *t) {
         if (!t)
                 return;
-        /* Normally empty: only handles whose flush failed are still here. */
+        /* The bound counter's session is the one handle that is loaded between calls. */
+        flush(t, &t->bound_session);
+        /* Normally empty now: only handles whose flush failed are still here. */
         for (size_t i = 0; i < TPM_TRACK_MAX; i++)
                 flush(t, &t->loaded[i]);
         tr_close(t, &t->bound_nv);
@@ -613,6 +683,7 @@ int tpm_seal(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_ma
         sealed.pcr_mask = pcr_mask;
 
         *ret = sealed;
+        t->pinned = parent.name;        /* the parent the caller will record: see counter_session() */
         r = 0;
 
 finish:
@@ -725,6 +796,7 @@ int tpm_unseal(struct tpm_ctx *t, const struct tpm_sealed *s, uint8_t kek[TPM_KE
                 goto finish;
         }
         memcpy(kek, out->buffer, TPM_KEK_SIZE);
+        t->pinned = parent.name;        /* equals the blob's: see counter_session() */
         r = 0;
 
 finish:
@@ -738,6 +810,23 @@ finish:
 
 static bool counter_index_valid(uint32_t index) {
         return index >= TPM_COUNTER_FIRST && index <= TPM_COUNTER_LAST;
+}
+
+/* ESYS keeps one ESYS_TR per TPM handle, so looking up the bound index again (to read it, to
+ * bind it anew, to undefine it) returns t->bound_nv itself. Such a handle must not be closed, and
+ * its auth value is put back afterwards. */
+static bool is_bound(const struct tpm_ctx *t, ESYS_TR nv) {
+        return nv != ESYS_TR_NONE && nv == t->bound_nv;
+}
+
+/* Release a counter handle from counter_lookup(), unless it is the bound one. */
+static void counter_release(struct tpm_ctx *t, ESYS_TR *nv) {
+        if (is_bound(t, *nv)) {
+                (void) Esys_TR_SetAuth(t->esys, *nv, &t->bound_auth);
+                *nv = ESYS_TR_NONE;
+        } else {
+                tr_close(t, nv);
+        }
 }
 
 /* Look up an NV index and check it is one of our counters. The check matters: an index of another
@@ -778,7 +867,7 @@ static int counter_lookup(struct tpm_ctx *t, uint32_t index, ESYS_TR *ret) {
 
 finish:
         Esys_Free(pub);
-        tr_close(t, &nv);
+        counter_release(t, &nv);
         return r;
 }
 
@@ -797,6 +886,38 @@ static int counter_set_auth(struct tpm_ctx *t, ESYS_TR nv, const uint8_t auth[TP
         if (rc != TSS2_RC_SUCCESS)
                 return fail_rc(t, "Failed to set the NV counter's auth value", rc);
         return 0;
+}
+
+/*
+ * Start the session that authorizes counter commands: an HMAC session salted with the storage
+ * parent, as tpm_seal() and tpm_unseal() use, unbound, AES-128-CFB for parameter encryption.
+ * Its HMAC key is the session key (derived from a salt only we and the TPM know: it travels
+ * encrypted to the parent) followed by the counter's auth value. So an interposer on the TCTI
+ * can neither authorize a command nor forge the HMAC the TPM puts on every successful response,
+ * which ESAPI verifies (a missing or wrong one fails the call), even if it knows the auth value.
+ * An unsalted session would be keyed by the auth value alone.
+ * Once seal or unseal has vouched for the parent's name on t (unseal: it equals the name in the
+ * blob), the salt goes to that parent only: salting to a key an interposer substituted would
+ * hand it the salt. The parent is needed only to start the session, which outlives it.
+ */
+static int counter_session(struct tpm_ctx *t, TPMA_SESSION attrs, ESYS_TR *ret) {
+        struct tpm_parent parent = TPM_PARENT_NULL;
+        int r;
+
+        r = parent_acquire(t, &parent);
+        if (r < 0)
+                return r;
+        if (t->pinned.len > 0 && !name_equal(&parent.name, &t->pinned))
+                r = fail(t, -EXDEV, "Wrong TPM: the storage key's name differs from the one the "
+                         "vault key is sealed under");
+        else
+                r = start_session(t, parent.tr, TPM2_SE_HMAC, attrs, ret);
+        parent_release(t, &parent);
+        /* A failure here concerns the parent or the session, never the counter: keep it out of
+         * the classes that mean "no such counter" or "wrong auth value" (a verdict on the file). */
+        if (r == -ENOENT || r == -EACCES)
+                r = -EIO;
+        return r;
 }
 
 /* Read the counter, authorized by its auth value through the HMAC session s. */
@@ -840,11 +961,11 @@ static int nv_defined(struct tpm_ctx *t, uint32_t index, bool *ret) {
 
 /* Define a counter (attributes: see NV_COUNTER_ATTRS) at a random free index and advance it once.
  * DefineSpace carries the auth value, so it runs over a session salted with the storage parent
- * with command parameter encryption, like tpm_seal(); owner auth is the empty value. If anything
- * after the define fails, the index is undefined again so no NV space leaks. */
+ * with command parameter encryption, like tpm_seal(); owner auth is the empty value. The same
+ * session then authorizes the first increment and read (counter_session()). If anything after
+ * the define fails, the index is undefined again so no NV space leaks. */
 int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
                        uint32_t *ret_index, uint64_t *ret_value) {
-        struct tpm_parent parent = TPM_PARENT_NULL;
         ESYS_TR session = ESYS_TR_NONE, nv = ESYS_TR_NONE;
         TPM2B_NV_PUBLIC nvpub = { 0 };
         TPM2B_AUTH a = { 0 };
@@ -871,12 +992,9 @@ int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SI
                 return fail(t, -ENOSPC, "No free NV index found in 0x%08x..0x%08x",
                             TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
 
-        r = parent_acquire(t, &parent);
+        r = counter_session(t, TPMA_SESSION_DECRYPT, &session);
         if (r < 0)
                 return r;
-        r = start_session(t, parent.tr, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT, &session);
-        if (r < 0)
-                goto finish;
 
         nvpub.nvPublic = (TPMS_NV_PUBLIC) {
                 .nvIndex = index,
@@ -927,12 +1045,13 @@ finish:
         explicit_bzero(&a, sizeof(a));
         tr_close(t, &nv);
         flush(t, &session);
-        parent_release(t, &parent);
         return r;
 }
 
-/* Read or advance a counter. Authorization is an unsalted HMAC session keyed with the auth value:
- * the value itself never crosses the TCTI, and these commands carry nothing else secret. */
+/* Read or advance a counter, over a salted HMAC session of its own (counter_session()): the auth
+ * value never crosses the TCTI, and the TPM's answer (the value read at start, which decides
+ * between "use the file" and "rollback") cannot be forged by an interposer. Nothing in these
+ * commands is secret, so there is no parameter encryption. */
 static int counter_op(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
                       bool increment, uint64_t *ret_value) {
         ESYS_TR nv = ESYS_TR_NONE, session = ESYS_TR_NONE;
@@ -949,7 +1068,7 @@ static int counter_op(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_
         r = counter_set_auth(t, nv, auth);
         if (r < 0)
                 goto finish;
-        r = start_session(t, ESYS_TR_NONE, TPM2_SE_HMAC, 0, &session);
+        r = counter_session(t, 0, &session);
         if (r < 0)
                 goto finish;
 
@@ -969,7 +1088,7 @@ static int counter_op(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_
 
 finish:
         flush(t, &session);
-        tr_close(t, &nv);
+        counter_release(t, &nv);
         return r;
 }
 
@@ -982,16 +1101,27 @@ int tpm_counter_increment(struct tpm_ctx *t, uint32_t index, const uint8_t auth[
 }
 
 /*
- * The hot path of every authentication: one TPM2_NV_Increment, authorized by password.
- * An HMAC session would keep the auth value off the bus but costs a StartAuthSession and
- * a FlushContext per increment. What the auth value protects is only the counter's
- * monotonic advance, so someone who reads it off the bus can do no more than advance the
- * counter past the vault file, which makes vaultd refuse the file: denial of service, the
- * same an attacker with bus access has anyway. Rollback stays impossible because the
- * counter never goes down. Binding looks the index up and checks its shape once.
+ * The hot path of every authentication is tpm_counter_bump(): one TPM2_NV_Increment, and no
+ * other command. To authorize it with an HMAC at that price, binding starts a salted HMAC session
+ * (counter_session(), continueSession set) and keeps it loaded; every bump reuses it. So:
+ *  - the auth value never crosses the TCTI (as a password it would, in clear, on every bump);
+ *  - every successful response carries an HMAC under a key the TCTI never sees, which ESAPI
+ *    checks, so an interposer cannot answer "success" to an increment it dropped. A password
+ *    response has no HMAC: such a forged success would leave the counter behind the vault file,
+ *    and putting the previous file back later would pass the start-up check, a rollback.
+ * Error responses carry no HMAC, so an interposer can still make a bump fail; vaultd then
+ * refuses until restarted, which is the denial of service bus access gives anyway.
+ *
+ * The session holds one of the TPM's few session slots while the counter is bound. Under a
+ * resource manager (/dev/tpmrm0, tabrmd) it is saved between commands and flushed when vaultd's
+ * connection closes; without one (swtpm, /dev/tpm0) it stays loaded, and is flushed by the next
+ * bind and by tpm_close(); a vaultd that dies without closing leaves it behind until a later one
+ * needs the slot (sessions_reclaim()). Binding also looks the index up and checks its shape, once.
+ * It does not use the auth value: a wrong one shows at the first bump. On failure the previous
+ * binding, if any, stays in place.
  */
 int tpm_counter_bind(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE]) {
-        ESYS_TR nv = ESYS_TR_NONE;
+        ESYS_TR nv = ESYS_TR_NONE, session = ESYS_TR_NONE;
         int r;
 
         if (!t || !auth)
@@ -1000,25 +1130,101 @@ int tpm_counter_bind(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_C
         if (r < 0)
                 return r;
         r = counter_set_auth(t, nv, auth);
+        if (r >= 0)
+                r = counter_session(t, 0, &session);
         if (r < 0) {
-                tr_close(t, &nv);
+                counter_release(t, &nv);
                 return r;
         }
-        tr_close(t, &t->bound_nv);
+        flush(t, &t->bound_session);
+        if (!is_bound(t, nv))
+                tr_close(t, &t->bound_nv);
         t->bound_nv = nv;
+        t->bound_session = session;
+        auth_set(&t->bound_auth, auth);
         t->bound_index = index;
         return 0;
 }
 
+/* Did the command fail because the TPM no longer has our session? After a TPM reset it answers
+ * TPM2_RC_INITIALIZE until the next Startup; a session that is gone (reset, restart, a resource
+ * manager that could not load it back) is "not loaded" or, by handle or value, not valid as
+ * session 1. */
+static bool session_lost(TSS2_RC rc) {
+        TSS2_RC b = rc_base(rc);
+
+        if (!rc_from_tpm(rc))
+                return false;
+        if (b == TPM2_RC_INITIALIZE || b == TPM2_RC_REFERENCE_S0)
+                return true;
+        return (rc & TPM2_RC_FMT1) && (rc & TPM2_RC_N_MASK) == (TPM2_RC_S | TPM2_RC_1) &&
+               (b == TPM2_RC_HANDLE || b == TPM2_RC_VALUE);
+}
+
+/* Drop the bound session without trusting it any further: flushed if the TPM may still hold it,
+ * else (or if the flush fails) only its ESYS_TR is released. */
+static void bound_session_drop(struct tpm_ctx *t, bool gone) {
+        ESYS_TR s = t->bound_session;
+
+        if (s == ESYS_TR_NONE)
+                return;
+        t->bound_session = ESYS_TR_NONE;
+        untrack(t, s);
+        if (!gone) {
+                t->ncmd++;
+                if (Esys_FlushContext(t->esys, s) == TSS2_RC_SUCCESS)
+                        return;
+        }
+        (void) Esys_TR_Close(t->esys, &s);
+}
+
+/* The rare path of a bump: the TPM lost the session (see session_lost()). Send the Startup a
+ * reset TPM waits for (as tpm_open() does; INITIALIZE back means someone else already sent it),
+ * then start a new session. Every command is counted. */
+static int bound_session_renew(struct tpm_ctx *t, TSS2_RC why) {
+        bool reset = rc_base(why) == TPM2_RC_INITIALIZE;
+        TSS2_RC rc;
+
+        if (reset) {
+                t->ncmd++;
+                rc = Esys_Startup(t->esys, TPM2_SU_CLEAR);
+                if (rc != TSS2_RC_SUCCESS && !(rc_from_tpm(rc) && rc_base(rc) == TPM2_RC_INITIALIZE))
+                        return fail_rc(t, "Failed to start up the TPM after a reset", rc);
+        }
+        bound_session_drop(t, reset || rc_base(why) == TPM2_RC_REFERENCE_S0);
+        return counter_session(t, 0, &t->bound_session);
+}
+
 int tpm_counter_bump(struct tpm_ctx *t) {
         TSS2_RC rc;
+        int r;
 
         if (!t || t->bound_nv == ESYS_TR_NONE)
                 return -EINVAL;
+        if (t->bound_session == ESYS_TR_NONE) {
+                /* An earlier bump dropped it, or could not renew it. */
+                r = counter_session(t, 0, &t->bound_session);
+                if (r < 0)
+                        return r;
+        }
+
         t->ncmd++;
-        rc = Esys_NV_Increment(t->esys, t->bound_nv, t->bound_nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
-        if (rc != TSS2_RC_SUCCESS)
+        rc = Esys_NV_Increment(t->esys, t->bound_nv, t->bound_nv, t->bound_session, ESYS_TR_NONE, ESYS_TR_NONE);
+        if (rc != TSS2_RC_SUCCESS && session_lost(rc)) {
+                r = bound_session_renew(t, rc);
+                if (r < 0)
+                        return r;
+                t->ncmd++;
+                rc = Esys_NV_Increment(t->esys, t->bound_nv, t->bound_nv, t->bound_session,
+                                       ESYS_TR_NONE, ESYS_TR_NONE);
+        }
+        if (rc != TSS2_RC_SUCCESS) {
+                /* A response ESAPI refused (a bad or missing HMAC: forged, or a broken transport)
+                 * has already moved the session's nonces out of step with the TPM. */
+                if (!rc_from_tpm(rc))
+                        bound_session_drop(t, false);
                 return fail_rc(t, "Failed to increment the NV counter", rc);
+        }
         return 0;
 }
 
@@ -1036,8 +1242,14 @@ int tpm_counter_undefine(struct tpm_ctx *t, uint32_t index) {
         rc = Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD,
                                    ESYS_TR_NONE, ESYS_TR_NONE);
         if (rc != TSS2_RC_SUCCESS) {
-                tr_close(t, &nv);
+                counter_release(t, &nv);
                 return fail_rc(t, "Failed to undefine the NV counter", rc);
+        }
+        if (is_bound(t, nv)) {
+                /* ESYS released the handle; the binding has nothing left to bump. */
+                t->bound_nv = ESYS_TR_NONE;
+                explicit_bzero(&t->bound_auth, sizeof(t->bound_auth));
+                flush(t, &t->bound_session);
         }
         return 0;
 }

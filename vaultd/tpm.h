@@ -8,14 +8,18 @@
  *
  * Every function returns >= 0 on success and -errno on failure; outputs are written only on
  * success. Nothing here logs: on failure tpm_last_error() describes what the TPM said. No handle
- * (object or session) stays loaded in the TPM between calls, on any path.
+ * (object or session) stays loaded in the TPM between calls, on any path, with one exception: the
+ * salted session of the counter bound by tpm_counter_bind(), loaded until the next bind or
+ * tpm_close().
  *
  * Error classes callers may act on:
  *   -ENODEV   no TPM / cannot connect (TCTI)
  *   -EBUSY    the TPM is in dictionary-attack lockout
  *   -EPERM    the PCR values do not satisfy the sealed object's policy
  *   -EXDEV    wrong TPM: the parent's name differs from the pinned one, or the blob fails the
- *             TPM's integrity check (tampered, or made by another TPM)
+ *             TPM's integrity check (tampered, or made by another TPM); from the counter
+ *             functions: the parent differs from the one tpm_seal()/tpm_unseal() used on this
+ *             context, so no counter session is salted to it
  *   -EACCES   wrong authorization value (NV counter)
  *   -ENOENT   no such NV index
  *   -EBADMSG  a sealed blob that does not decode exactly
@@ -76,9 +80,11 @@ int tpm_counter_read(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_C
 int tpm_counter_increment(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value);
 int tpm_counter_undefine(struct tpm_ctx *t, uint32_t index);
 
-/* Fast path for one counter (one TPM command per bump; see tpm.c for why password auth is
- * acceptable there): bind once, after which tpm_counter_bump() advances it by one. The
- * caller knows the new value (read + 1) and verifies it at the next start. */
+/* Fast path for one counter: bind once (several TPM commands: it checks the index and starts a
+ * salted HMAC session that it keeps loaded), after which each tpm_counter_bump() advances the
+ * counter by one with one TPM command, authorized by that session, whose response HMAC is
+ * verified (see tpm.c). The caller knows the new value (read + 1) and verifies it at the next
+ * start. Only if the TPM lost the session (reset, restart) does a bump start a new one first. */
 int tpm_counter_bind(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE]);
 int tpm_counter_bump(struct tpm_ctx *t);
 

@@ -43,6 +43,11 @@ struct tpm_ctx;
 #define VAULTD_HANDSHAKE_TIMEOUT_S      30
 /* Connections served at once; more are closed right after accept. */
 #define VAULTD_CONN_MAX                 64
+/* A connection that sends no request for this long is closed, so that quiet clients cannot hold
+ * the VAULTD_CONN_MAX slots; a handshake's owner is bounded by VAULTD_HANDSHAKE_TIMEOUT_S. */
+#define VAULTD_IDLE_TIMEOUT_S           30
+/* A refused peer gets one reply (IPC_DENIED to its first request); it must ask within this long. */
+#define VAULTD_DENIED_TIMEOUT_S         5
 /* Allowed groups given on the command line and in the config file together. */
 #define VAULTD_GROUPS_MAX               32
 /* Exit codes: 0 ok, 1 failure, 2 usage; 99 is the test-only VAULTD_CRASH_AT exit. */
@@ -87,7 +92,11 @@ int storage_open_dir(const char *path, int *ret_fd);
 /* Reads the vault file (at most VAULTFILE_MAX bytes). -ENOENT if there is none. */
 int storage_read(int dirfd, uint8_t **ret, size_t *ret_len);
 /* Replaces the vault file atomically and durably: temp file (O_EXCL, 0600) in the same
- * directory, write, fsync, rename, fsync of the directory. */
+ * directory, write, fsync, rename, fsync of the directory. 0: the new file is durable. Other
+ * -errno: nothing changed (the old file is in place). -ENOTRECOVERABLE: the new file HAS replaced
+ * the old one, but the directory could not be synced, so the rename may not survive a power
+ * loss: after a restart either file may be found. (Test-only: VAULTD_FAIL_AT=dir-fsync makes
+ * every directory sync fail, docs/vault-file.md §7.) */
 int storage_write(int dirfd, const uint8_t *data, size_t len);
 
 /* ---- vstate.c ---- */
@@ -142,6 +151,7 @@ struct vaultd {
 
         int listen_fd;
         sd_event_source *listen_src;
+        sd_event_source *listen_timer;  /* re-enables listen_src after a shortage (EMFILE...) */
         bool socket_bound;              /* we created cfg->socket_path (not socket activation) */
         struct conn *conns;
         unsigned n_conns;
@@ -154,11 +164,15 @@ int vstate_load(struct vaultd *d);
 /* The current generation's status (no secrets). */
 void vstate_status(const struct vaultd *d, struct ipc_status_info *ret);
 /* Make d->next (the generation after d->hdr) durable: new file, then TPM counter, then swap it
- * in. -EIO/-ENOSPC...: file not written, nothing changed. -ENOTRECOVERABLE: the file is written
- * but the counter could not be advanced; d->state is VAULT_REFUSED until a restart recovers. */
+ * in. -EIO/-ENOSPC...: file not written, nothing changed. -ENOTRECOVERABLE: the file replaced
+ * the old one but its rename is not known to be durable, or the counter could not be advanced;
+ * d->state is VAULT_REFUSED (d->refusal says which; d->tpm_failed is set for the counter) until a
+ * restart recovers. */
 int vstate_commit(struct vaultd *d);
 /* Seal a new vault from a bundle. -EEXIST if one exists and !force. 1 if the replaced vault's
- * NV counter could not be removed (the new vault is in place regardless). */
+ * NV counter could not be removed (the new vault is in place regardless). -ENOTRECOVERABLE: the
+ * new file replaced the old one but is not known to be durable; d->state is VAULT_REFUSED and
+ * both NV counters are kept, so that a restart can use whichever file it finds. */
 int vstate_provision(struct vaultd *d, const struct bundle *b, bool force);
 void vstate_refuse(struct vaultd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vstate_crash_point(const struct vaultd *d, enum crash_point p);
@@ -175,6 +189,7 @@ struct conn {
         struct vaultd *d;
         int fd;
         sd_event_source *src;
+        sd_event_source *idle_timer;    /* VAULTD_IDLE_TIMEOUT_S after the last request */
         uid_t uid;
         pid_t pid;
         bool denied;                    /* answer the first request with IPC_DENIED, then close */

@@ -54,9 +54,26 @@ static void sealed_from_header(const struct vaultfile_header *h, struct tpm_seal
         s->parent.len = h->parent_name_len;
 }
 
-/* TPM errors that say nothing about the vault file: the TPM is unusable right now. */
-static bool tpm_error_fatal(int r) {
-        return r == -ENODEV || r == -EIO || r == -EBUSY || r == -ENOMEM;
+/*
+ * Which TPM errors are a verdict on the vault file. Refusing a file is not harmless: the
+ * documented remedy, provision --force, destroys it. So only errors by which the TPM really says
+ * "this is not a key/counter of mine" refuse the file; every other error (no TPM, transport,
+ * lockout, a TPM asking to retry or still self-testing (-EAGAIN), object or session slots full
+ * (-ENOSPC), out of memory, anything not recognised here) is a failure of the moment: vaultd exits
+ * 1 and systemd tries again.
+ *
+ * Unsealing: -EXDEV (the blob fails the TPM's integrity check, or the parent's name differs) and
+ * -EBADMSG (the sealed blob does not decode, or unseals to the wrong size). -EPERM (the PCR
+ * policy) is a verdict too, reported on its own.
+ */
+static bool tpm_unseal_error_is_verdict(int r) {
+        return r == -EXDEV || r == -EBADMSG;
+}
+
+/* The NV counter: no such index (-ENOENT), the file's auth value refused (-EACCES), an index of
+ * another shape (-EMEDIUMTYPE) or outside vaultd's range (-EINVAL). */
+static bool tpm_counter_error_is_verdict(int r) {
+        return r == -ENOENT || r == -EACCES || r == -EMEDIUMTYPE || r == -EINVAL;
 }
 
 /*
@@ -119,7 +136,7 @@ int vstate_load(struct vaultd *d) {
                 vstate_refuse(d, "refusing: PCR values do not satisfy the vault key's policy");
                 goto out;
         }
-        if (r < 0 && !tpm_error_fatal(r)) {
+        if (tpm_unseal_error_is_verdict(r)) {
                 vstate_refuse(d, "refusing: this TPM cannot unseal the vault key (foreign or tampered vault file)");
                 goto out;
         }
@@ -133,7 +150,7 @@ int vstate_load(struct vaultd *d) {
         }
 
         r = tpm_counter_read(d->tpm, h.nv_index, d->sec->counter_auth, &tpm_value);
-        if (r == -ENOENT || r == -EACCES || r == -EMEDIUMTYPE || r == -EINVAL) {
+        if (tpm_counter_error_is_verdict(r)) {
                 vstate_refuse(d, "refusing: anti-rollback counter 0x%08" PRIx32 " is missing or not ours "
                               "(foreign vault file, or the TPM was cleared)", h.nv_index);
                 goto out;
@@ -147,7 +164,7 @@ int vstate_load(struct vaultd *d) {
                 uint64_t v;
 
                 r = tpm_counter_increment(d->tpm, h.nv_index, d->sec->counter_auth, &v);
-                if (r < 0 && tpm_error_fatal(r))
+                if (r < 0 && !tpm_counter_error_is_verdict(r))
                         goto out_r;
                 if (r < 0 || v != h.counter) {
                         vstate_refuse(d, "refusing: could not advance the TPM counter to the vault file's generation");
@@ -234,6 +251,7 @@ int vstate_commit(struct vaultd *d) {
                 return -EINVAL;
         if (h.params.epoch == UINT64_MAX || h.counter == UINT64_MAX)
                 return -EOVERFLOW;
+        d->tpm_failed = false;
         h.params.epoch++;
         h.counter++;
         r = crypto_random(h.iv, sizeof h.iv);
@@ -242,6 +260,16 @@ int vstate_commit(struct vaultd *d) {
 
         vstate_crash_point(d, CRASH_BEFORE_FILE);
         r = write_file(d, &h, d->sec->kek, d->sec->counter_auth, d->next);
+        if (r == -ENOTRECOVERABLE) {
+                /* The new file replaced the old one, but the rename is not known to be durable: a
+                 * power loss may bring the old file back. Advancing the counter now could leave it
+                 * ahead of that file (refused as a rollback: the vault lost); serving the old
+                 * vault from memory would fall behind the new file. Neither: refuse until a
+                 * restart reads whichever file is there (F == T, or F == T + 1, which it closes). */
+                vstate_refuse(d, "refusing: the new vault file replaced the old one but the state directory "
+                              "could not be synced; restart vaultd");
+                return r;
+        }
         if (r < 0)
                 return r;
         vstate_crash_point(d, CRASH_AFTER_FILE);
@@ -249,6 +277,7 @@ int vstate_commit(struct vaultd *d) {
         /* One TPM command; the value it reaches (counter + 1) is checked at the next start. */
         r = tpm_counter_bump(d->tpm);
         if (r < 0) {
+                d->tpm_failed = true;
                 /* The file on disk is the new generation; the old vault must not be used again.
                  * A restart closes the window (counter == file - 1) or refuses. */
                 vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
@@ -315,17 +344,28 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         h.counter = value;
 
         r = write_file(d, &h, d->sec->new_kek, d->sec->new_auth, b->vault);
+        if (r == -ENOTRECOVERABLE) {
+                /* The new file is in place but may not survive a power loss: after a restart
+                 * either file may be found, so neither counter may go (the old one is kept
+                 * anyway until the switch below). Refuse until then. */
+                vstate_refuse(d, "refusing: the new vault file replaced the old one but the state directory "
+                              "could not be synced; restart vaultd");
+                vaultd_notify_status(d);
+                goto out;
+        }
         if (r < 0) {
                 (void) tpm_counter_undefine(d->tpm, index);
                 goto out;
         }
 
-        /* Durable: switch over. */
+        /* Durable: switch over. Both buffers are wiped whole first: the old vault may be larger
+         * than the new one, and its tail must not outlive it. */
         memcpy(d->sec->kek, d->sec->new_kek, sizeof d->sec->kek);
         memcpy(d->sec->counter_auth, d->sec->new_auth, sizeof d->sec->counter_auth);
+        OPENSSL_cleanse(d->sec->vault_a, sizeof d->sec->vault_a);
+        OPENSSL_cleanse(d->sec->vault_b, sizeof d->sec->vault_b);
         d->vault = d->sec->vault_a;
         d->next = d->sec->vault_b;
-        OPENSSL_cleanse(d->sec->vault_b, sizeof d->sec->vault_b);
         memcpy(d->vault, b->vault, vault_size(&b->params));
         d->hdr = h;
         d->state = VAULT_READY;
@@ -334,6 +374,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         if (r < 0) {
                 /* The vault is durable and verified at the next start; until then refuse to use it. */
                 vstate_refuse(d, "refusing: cannot bind the new TPM counter; restart vaultd");
+                vaultd_notify_status(d);
                 goto out;
         }
         if (old_index != 0 && old_index != index && tpm_counter_undefine(d->tpm, old_index) < 0)

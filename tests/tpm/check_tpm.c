@@ -62,14 +62,19 @@ static struct tpm_ctx *open_tpm(const struct swtpm *s) {
         return t;
 }
 
-/* No transient object and no session may remain in the TPM after any operation. */
-static void assert_clean(struct tpm_ctx *t) {
+/* No transient object and no session may remain in the TPM after any operation; while a counter
+ * is bound, exactly one session (its salted session) and nothing else. */
+static void assert_loaded(struct tpm_ctx *t, unsigned want_sessions) {
         unsigned objects = 99, sessions = 99;
         int r = tpm_test_count_loaded(t, &objects, &sessions);
 
         ck_assert_msg(r == 0, "count loaded: %s", tpm_last_error(t));
         ck_assert_uint_eq(objects, 0);
-        ck_assert_uint_eq(sessions, 0);
+        ck_assert_uint_eq(sessions, want_sessions);
+}
+
+static void assert_clean(struct tpm_ctx *t) {
+        assert_loaded(t, 0);
 }
 
 static void random_bytes(uint8_t *buf, size_t n) {
@@ -470,21 +475,28 @@ START_TEST(test_counter) {
         ck_assert_uint_eq(v, v0 + 1);
         assert_clean(t);
 
-        /* The bound fast path: exactly one TPM command per bump, nothing left loaded. */
+        /* The bound fast path: exactly one TPM command per bump; the bound counter's salted
+         * session is the only thing left loaded, and reading the bound counter keeps it bound. */
         ck_assert_int_eq(tpm_counter_bump(t), -EINVAL);
         ck_assert_int_eq(tpm_counter_bind(t, index, auth), 0);
+        assert_loaded(t, 1);
         before = tpm_command_count(t);
         for (int i = 0; i < 3; i++)
                 ck_assert_int_eq(tpm_counter_bump(t), 0);
         ck_assert_uint_eq(tpm_command_count(t) - before, 3);
-        assert_clean(t);
+        assert_loaded(t, 1);
         ck_assert_int_eq(tpm_counter_read(t, index, auth, &v), 0);
         ck_assert_uint_eq(v, v0 + 4);
+        before = tpm_command_count(t);
+        ck_assert_int_eq(tpm_counter_bump(t), 0);
+        ck_assert_uint_eq(tpm_command_count(t) - before, 1);
+        /* Rebinding (here the same index, with a wrong auth) replaces the session. */
         ck_assert_int_eq(tpm_counter_bind(t, index, wrong), 0);
+        assert_loaded(t, 1);
         ck_assert_int_eq(tpm_counter_bump(t), -EACCES);
         ck_assert_int_eq(tpm_counter_read(t, index, auth, &v), 0);
-        ck_assert_uint_eq(v, v0 + 4);
-        v0 += 3;
+        ck_assert_uint_eq(v, v0 + 5);
+        v0 += 4;
 
         /* Wrong auth: refused, output untouched, and more failures than swtpm's lockout
          * threshold (3) leave the DA counter at 0 (NO_DA). */
@@ -494,16 +506,17 @@ START_TEST(test_counter) {
                 ck_assert_uint_eq(v, 12345);
                 ck_assert_int_eq(tpm_counter_increment(t, index, wrong, &v), -EACCES);
                 ck_assert_uint_eq(v, 12345);
-                assert_clean(t);
+                assert_loaded(t, 1);
         }
         ck_assert_int_eq(tpm_test_lockout_counter(t, &lockout), 0);
         ck_assert_uint_eq(lockout, 0);
         ck_assert_int_eq(tpm_counter_read(t, index, auth, &v), 0);
         ck_assert_uint_eq(v, v0 + 1);
 
-        /* Survives a reconnect. */
+        /* Survives a reconnect; tpm_close() flushed the bound session. */
         tpm_close(t);
         t = open_tpm(&tpm_a);
+        assert_clean(t);
         ck_assert_int_eq(tpm_counter_increment(t, index, auth, &v), 0);
         ck_assert_uint_eq(v, v0 + 2);
 
@@ -729,12 +742,19 @@ START_TEST(test_no_secret_on_wire) {
         t = capture_open("counter-define", path, sizeof(path));
         ck_assert_int_eq(tpm_counter_define(t, auth, &index, &v), 0);
         capture_check(t, path, secrets, n, 1, 0);
-        /* Increment and read: HMAC sessions keyed with the auth value, which is never sent. */
+        /* Increment and read: salted HMAC sessions, so the TPM's answers cannot be forged; the
+         * auth value is never sent. */
         t = capture_open("counter-use", path, sizeof(path));
         ck_assert_int_eq(tpm_counter_increment(t, index, auth, &v), 0);
         ck_assert_int_eq(tpm_counter_read(t, index, auth, &v), 0);
+        capture_check(t, path, secrets, n, 2, 0);
+        /* Bind + bumps: one salted session for all of them, never the auth value as a password. */
+        t = capture_open("counter-bump", path, sizeof(path));
+        ck_assert_int_eq(tpm_counter_bind(t, index, auth), 0);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(tpm_counter_bump(t), 0);
         ck_assert_int_eq(tpm_counter_undefine(t, index), 0);
-        capture_check(t, path, secrets, n, 0, 2);
+        capture_check(t, path, secrets, n, 1, 0);
 }
 END_TEST
 

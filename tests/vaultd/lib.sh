@@ -4,13 +4,14 @@
 #
 #   start_swtpm TPM                  a fresh swtpm; TCTI in $(tcti TPM)
 #   start_vaultd NAME TPM [ARGS...]  vaultd with state $T/NAME/state, socket $T/NAME/sock,
-#                                    log $T/NAME/log; waits until it listens ($CRASH_AT, if
-#                                    set, becomes VAULTD_CRASH_AT)
+#                                    log $T/NAME/log; waits until it listens ($CRASH_AT and
+#                                    $FAIL_AT, if set, become VAULTD_CRASH_AT, VAULTD_FAIL_AT)
 #   stop_vaultd NAME                 SIGTERM; fails unless it exits 0
 #   expect_vaultd_exit NAME CODE     waits for vaultd to die by itself with CODE
 #   ctl NAME ARGS...                 devicectl against NAME's socket
 #   fake NAME ARGS...                fake-server against NAME's socket, server state $T/NAME/server
 #   json_field JSON KEY              a scalar from devicectl --json output
+#   fd_count NAME                    how many descriptors vaultd NAME has open
 #   fail MESSAGE                     print, show logs, exit 1
 
 set -u
@@ -22,13 +23,14 @@ VAULTD=$top_builddir/vaultd/vaultd
 DEVICECTL=$top_builddir/devicectl/devicectl
 MKBUNDLE=$top_builddir/tests/vaultd/mkbundle
 FAKE=$top_builddir/tests/vaultd/fake-server
+SOCKPOKE=$top_builddir/tests/vaultd/sockpoke
 SWTPM_BIN=${SWTPM:-}
 [ -n "$SWTPM_BIN" ] || SWTPM_BIN=$(command -v swtpm || true)
 if [ -z "$SWTPM_BIN" ] || [ ! -x "$SWTPM_BIN" ]; then
         echo "SKIP: no swtpm"
         exit 77
 fi
-for b in "$VAULTD" "$DEVICECTL" "$MKBUNDLE" "$FAKE"; do
+for b in "$VAULTD" "$DEVICECTL" "$MKBUNDLE" "$FAKE" "$SOCKPOKE"; do
         [ -x "$b" ] || { echo "FAIL: $b not built" >&2; exit 99; }
 done
 
@@ -98,7 +100,7 @@ start_vaultd() {
         shift 2
         mkdir -p "$d/state"
         rm -f "$d/sock"
-        env "VAULTD_CRASH_AT=${CRASH_AT:-}" \
+        env "VAULTD_CRASH_AT=${CRASH_AT:-}" "VAULTD_FAIL_AT=${FAIL_AT:-}" \
                 "$VAULTD" --tcti "$(tcti "$tpm")" --state-dir "$d/state" --socket "$d/sock" \
                 --config /dev/null "$@" 2>>"$d/log" &
         pid=$!
@@ -150,6 +152,10 @@ make_bundle() {
         mkdir -p "$T/$name"
         rm -f "$T/$name/server.pending"
         "$MKBUNDLE" "$@" "$T/$name/bundle" "$T/$name/server" || fail "mkbundle failed"
+}
+
+fd_count() {
+        ls "/proc/$(cat "$T/$1/pid")/fd" | wc -l
 }
 
 json_field() {

@@ -1,12 +1,14 @@
 # tests/vaultd: vaultd as a process, against a private swtpm per test, driven by devicectl and
 # by fake-server (the server side of the handshake from common/, without authserver).
-check_PROGRAMS += tests/vaultd/mkbundle tests/vaultd/fake-server
+check_PROGRAMS += tests/vaultd/mkbundle tests/vaultd/fake-server tests/vaultd/sockpoke
 tests_vaultd_mkbundle_SOURCES = tests/vaultd/mkbundle.c
 tests_vaultd_mkbundle_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/lib
 tests_vaultd_mkbundle_LDADD = $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
 tests_vaultd_fake_server_SOURCES = tests/vaultd/fake-server.c
 tests_vaultd_fake_server_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/lib
 tests_vaultd_fake_server_LDADD = $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
+tests_vaultd_sockpoke_SOURCES = tests/vaultd/sockpoke.c
+tests_vaultd_sockpoke_LDADD = $(SVCOMMON_LIBS)
 
 check_PROGRAMS += tests/vaultd/check_vaultfile
 TESTS += tests/vaultd/check_vaultfile
@@ -21,6 +23,8 @@ VAULTD_TESTS = \
 	tests/vaultd/crash.test \
 	tests/vaultd/busy.test \
 	tests/vaultd/peercred.test \
-	tests/vaultd/systemd.test
+	tests/vaultd/systemd.test \
+	tests/vaultd/fdleak.test \
+	tests/vaultd/dirsync.test
 TESTS += $(VAULTD_TESTS)
 EXTRA_DIST += $(VAULTD_TESTS) tests/vaultd/lib.sh

@@ -14,6 +14,9 @@
 #define AUTHSERVER_CREDENTIAL_NAME      "authserver.key"
 #define AUTHSERVER_DEFAULT_TIMEOUT_MS   10000
 #define AUTHSERVER_DEFAULT_MAX_CONN     1024
+/* Connections one address may hold before it has proven a device: enough for a site of
+ * devices behind one NAT address, far from all of --max-connections. 0 = no limit. */
+#define AUTHSERVER_DEFAULT_MAX_PER_ADDR 64
 #define AUTHSERVER_LISTEN_MAX           8
 /* SIGTERM lets open handshakes finish for at most this long. */
 #define AUTHSERVER_DRAIN_MS             5000
@@ -36,6 +39,7 @@ struct config {
         unsigned n_listen;
         unsigned timeout_ms;
         unsigned max_connections;
+        unsigned max_per_address;       /* 0: no limit */
         uint16_t decoy_n;
         uint8_t decoy_p;
         /* Test-only fault injection: exit at a named commit point (tests/e2e crash matrix). */
@@ -48,6 +52,8 @@ void config_free(struct config *c);
 /* Reads `key = value` lines; a missing file is fine unless `required`. */
 int config_load(struct config *c, const char *path, bool required);
 int config_set(struct config *c, const char *key, const char *value, const char *origin);
+/* Checks the settings that constrain each other (decoy-p against decoy-n); reports on stderr. */
+int config_check(const struct config *c, const char *origin);
 /* Master key from --master-key or $CREDENTIALS_DIRECTORY/authserver.key. */
 int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN]);
 int config_open_store(const struct config *c, int flags, struct store **ret);
@@ -87,7 +93,7 @@ enum generation generation_choose(const struct store_device *dev, const struct m
 struct backoff_entry {
         uint64_t hash;
         uint32_t failures;
-        int64_t last_ms;
+        int64_t next_ms;                /* no attempt may start before this (monotonic ms) */
 };
 struct backoff {
         struct backoff_entry slots[BACKOFF_SLOTS];
@@ -96,6 +102,10 @@ struct backoff {
 void backoff_init(struct backoff *b);
 /* How long (ms) an attempt for key must still wait at now_ms; 0 if none. */
 int64_t backoff_wait(const struct backoff *b, const char *key, int64_t now_ms);
+/* An attempt for key starts at start_ms (>= now + backoff_wait()): after a failure, the next
+ * attempt may only start one delay later, so parallel attempts are spread out, not let through
+ * together. No effect on a key without failures. */
+void backoff_reserve(struct backoff *b, const char *key, int64_t start_ms);
 void backoff_failure(struct backoff *b, const char *key, int64_t now_ms);
 void backoff_success(struct backoff *b, const char *key);
 

@@ -46,23 +46,41 @@ static int64_t delay_for(uint32_t failures) {
 int64_t backoff_wait(const struct backoff *b, const char *key, int64_t now_ms) {
         uint64_t h = key_hash(b, key);
         const struct backoff_entry *e = &b->slots[h % BACKOFF_SLOTS];
-        int64_t until;
 
         if (e->hash != h || e->failures == 0)
                 return 0;
-        until = e->last_ms + delay_for(e->failures);
-        return until > now_ms ? until - now_ms : 0;
+        return e->next_ms > now_ms ? e->next_ms - now_ms : 0;
+}
+
+/*
+ * An attempt under back-off takes the slot it waited for: the one after it waits one more
+ * delay. Without this, N connections opened in parallel would all wait out the same delay
+ * and then be tried together, N guesses for the price of one.
+ */
+void backoff_reserve(struct backoff *b, const char *key, int64_t start_ms) {
+        uint64_t h = key_hash(b, key);
+        struct backoff_entry *e = slot_for(b, h);
+        int64_t next;
+
+        if (e->hash != h || e->failures == 0)
+                return;
+        next = (e->next_ms > start_ms ? e->next_ms : start_ms) + delay_for(e->failures);
+        e->next_ms = next;
 }
 
 void backoff_failure(struct backoff *b, const char *key, int64_t now_ms) {
         uint64_t h = key_hash(b, key);
         struct backoff_entry *e = slot_for(b, h);
+        int64_t next;
 
         if (e->hash != h)
                 *e = (struct backoff_entry) { .hash = h };
         if (e->failures < UINT32_MAX)
                 e->failures++;
-        e->last_ms = now_ms;
+        /* A slot already reserved by a parallel attempt stays reserved. */
+        next = now_ms + delay_for(e->failures);
+        if (next > e->next_ms)
+                e->next_ms = next;
 }
 
 void backoff_success(struct backoff *b, const char *key) {

@@ -15,6 +15,7 @@ void config_init(struct config *c) {
                 .config_path = AUTHSERVER_CONFIG_PATH,
                 .timeout_ms = AUTHSERVER_DEFAULT_TIMEOUT_MS,
                 .max_connections = AUTHSERVER_DEFAULT_MAX_CONN,
+                .max_per_address = AUTHSERVER_DEFAULT_MAX_PER_ADDR,
                 .decoy_n = SV_DEFAULT_N,
                 .decoy_p = SV_DEFAULT_P,
         };
@@ -48,6 +49,24 @@ static int set_string(char **field, const char *value) {
         return 0;
 }
 
+/*
+ * "host:port", "[v6]:port" or "*:port", checked when it is read so that a typo is a usage
+ * error at start: getaddrinfo() would take "99999" modulo 65536 and listen on a port nobody
+ * asked for. The host is only resolved when the server listens.
+ */
+static int listen_spec_valid(const char *spec) {
+        char host[256];
+        const char *port;
+        unsigned long v;
+
+        if (text_split_host_port(spec, host, sizeof host, &port) < 0)
+                return -EINVAL;
+        /* An IPv6 address needs its brackets, else its last group would be taken as the port. */
+        if (spec[0] != '[' && strchr(host, ':'))
+                return -EINVAL;
+        return text_parse_unsigned(port, 0, 65535, &v);
+}
+
 /* One setting, from the command line or the config file; `origin` names it in errors. */
 int config_set(struct config *c, const char *key, const char *value, const char *origin) {
         unsigned v;
@@ -59,6 +78,11 @@ int config_set(struct config *c, const char *key, const char *value, const char 
         if (strcmp(key, "crash-at") == 0)
                 return set_string(&c->crash_at, value);
         if (strcmp(key, "listen") == 0) {
+                if (listen_spec_valid(value) < 0) {
+                        fprintf(stderr, "authserver: %s: invalid listen address '%s': expected HOST:PORT, "
+                                "[IPv6]:PORT or *:PORT with a port 0..65535\n", origin, value);
+                        return -EINVAL;
+                }
                 if (c->n_listen == AUTHSERVER_LISTEN_MAX) {
                         fprintf(stderr, "authserver: %s: at most %d listen addresses\n", origin, AUTHSERVER_LISTEN_MAX);
                         return -E2BIG;
@@ -81,6 +105,12 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 c->max_connections = v;
                 return 0;
         }
+        if (strcmp(key, "max-connections-per-address") == 0) {
+                if (parse_unsigned(value, 0, 1000000, &v) < 0)
+                        goto bad;
+                c->max_per_address = v;
+                return 0;
+        }
         if (strcmp(key, "decoy-n") == 0) {
                 if (parse_unsigned(value, SV_N_MIN, SV_N_MAX, &v) < 0)
                         goto bad;
@@ -100,6 +130,21 @@ bad:
         return -EINVAL;
 }
 
+/*
+ * A decoy challenge draws decoy-p distinct indices below decoy-n; PROTOCOL.md §2 allows only
+ * 2p <= n. Outside that range every decoy would fail to build while real devices are still
+ * answered, and an ERROR instead of an M2 would tell which ids do not exist.
+ */
+int config_check(const struct config *c, const char *origin) {
+        if (2 * (unsigned) c->decoy_p > c->decoy_n) {
+                fprintf(stderr, "authserver: %s: decoy-p %u needs decoy-n of at least %u, got %u "
+                        "(2p <= n, PROTOCOL.md section 2)\n", origin, (unsigned) c->decoy_p,
+                        2 * (unsigned) c->decoy_p, (unsigned) c->decoy_n);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int config_set_from_file(const char *key, const char *value, const char *where, void *userdata) {
         return config_set(userdata, key, value, where);
 }
@@ -111,7 +156,10 @@ int config_load(struct config *c, const char *path, bool required) {
         r = settings_read(path, required, config_set_from_file, c, err, sizeof err);
         if (r < 0 && err[0])
                 fprintf(stderr, "authserver: %s\n", err);
-        return r;
+        if (r < 0)
+                return r;
+        /* The file's settings may come in any order: check them together once all are read. */
+        return config_check(c, path);
 }
 
 int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN]) {

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 
+#include "crypto.h"
 #include "server.h"
 
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
@@ -86,10 +87,132 @@ static bool inflight_claim(struct conn *c) {
         return true;
 }
 
+/* Unread input makes close() send a reset, which can destroy an ERROR we just sent before
+ * the peer reads it: consume what has already arrived (bounded), then close. */
+static void close_drained(int fd) {
+        uint8_t sink[4096];
+
+        for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+                ;
+        close(fd);
+}
+
+/*
+ * The per-address limit (max-connections-per-address) counts the connections of one
+ * address that have not yet proven a device, so that one host cannot hold every slot of
+ * max-connections by connecting and sending nothing. IPv6 hosts commonly own a whole /64,
+ * so IPv6 is counted per /64; IPv4-mapped addresses count as the IPv4 address. The table is
+ * keyed by a salted hash so that chosen addresses cannot pile up in one bucket.
+ */
+int conn_addr_table_init(struct server *srv) {
+        unsigned n = 256;
+
+        if (srv->cfg->max_per_address == 0)
+                return 0;
+        while (n < srv->cfg->max_connections && n < 65536)
+                n *= 2;
+        srv->addr_buckets = calloc(n, sizeof *srv->addr_buckets);
+        if (!srv->addr_buckets)
+                return -ENOMEM;
+        srv->n_addr_buckets = n;
+        if (crypto_random(srv->addr_salt, sizeof srv->addr_salt) < 0)
+                memset(srv->addr_salt, 0x5a, sizeof srv->addr_salt);
+        return 0;
+}
+
+void conn_addr_table_free(struct server *srv) {
+        for (unsigned i = 0; i < srv->n_addr_buckets; i++)
+                while (srv->addr_buckets[i]) {
+                        struct conn_addr *a = srv->addr_buckets[i];
+
+                        srv->addr_buckets[i] = a->next;
+                        free(a);
+                }
+        free(srv->addr_buckets);
+        srv->addr_buckets = NULL;
+        srv->n_addr_buckets = 0;
+}
+
+static void conn_addr_key(const struct sockaddr_storage *ss, uint8_t key[17]) {
+        static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+        memset(key, 0, 17);
+        if (ss->ss_family == AF_INET) {
+                key[0] = 4;
+                memcpy(key + 1, &((const struct sockaddr_in *) ss)->sin_addr, 4);
+        } else if (ss->ss_family == AF_INET6) {
+                const uint8_t *a = ((const struct sockaddr_in6 *) ss)->sin6_addr.s6_addr;
+
+                if (memcmp(a, v4mapped, sizeof v4mapped) == 0) {
+                        key[0] = 4;
+                        memcpy(key + 1, a + 12, 4);
+                } else {
+                        key[0] = 6;
+                        memcpy(key + 1, a, 8);  /* the /64 */
+                }
+        }
+}
+
+static struct conn_addr **conn_addr_bucket(struct server *srv, const uint8_t key[17]) {
+        uint8_t digest[32];
+        uint32_t h = 0;
+
+        if (crypto_hmac_sha256(srv->addr_salt, sizeof srv->addr_salt, key, 17, digest) >= 0)
+                h = (uint32_t) digest[0] << 24 | (uint32_t) digest[1] << 16 | (uint32_t) digest[2] << 8 | digest[3];
+        return &srv->addr_buckets[h & (srv->n_addr_buckets - 1)];
+}
+
+/* Counts c against its address; -EBUSY if the address is at its limit. */
+static int conn_addr_take(struct conn *c, const struct sockaddr_storage *ss) {
+        struct server *srv = c->srv;
+        struct conn_addr **bucket, *a;
+        uint8_t key[17];
+
+        if (!srv->addr_buckets || srv->cfg->max_per_address == 0)
+                return 0;
+        conn_addr_key(ss, key);
+        bucket = conn_addr_bucket(srv, key);
+        for (a = *bucket; a; a = a->next)
+                if (memcmp(a->key, key, sizeof key) == 0)
+                        break;
+        if (a && a->count >= srv->cfg->max_per_address)
+                return -EBUSY;
+        if (!a) {
+                a = calloc(1, sizeof *a);
+                if (!a)
+                        return -ENOMEM;
+                memcpy(a->key, key, sizeof key);
+                a->next = *bucket;
+                *bucket = a;
+        }
+        a->count++;
+        c->addr = a;
+        return 0;
+}
+
+/* c no longer counts against its address: it proved a device (M3), or it ends. */
+static void conn_addr_release(struct conn *c) {
+        struct server *srv = c->srv;
+        struct conn_addr *a = c->addr;
+
+        if (!a)
+                return;
+        c->addr = NULL;
+        if (--a->count > 0)
+                return;
+        for (struct conn_addr **p = conn_addr_bucket(srv, a->key); *p; p = &(*p)->next)
+                if (*p == a) {
+                        *p = a->next;
+                        break;
+                }
+        free(a);
+}
+
 void conn_free(struct conn *c) {
         struct server *srv = c->srv;
 
         inflight_remove(c);
+        conn_addr_release(c);
 
         if (c->prev)
                 c->prev->next = c->next;
@@ -101,19 +224,14 @@ void conn_free(struct conn *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->delay);
-        if (c->fd >= 0) {
-                /* Unread input makes close() send a reset, which can destroy the ERROR we
-                 * just sent before the peer reads it: consume what has already arrived. */
-                uint8_t sink[4096];
-
-                for (int i = 0; i < 16 && recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
-                        ;
-                close(c->fd);
-        }
+        if (c->fd >= 0)
+                close_drained(c->fd);
         vault_buffers_free(c);
         hs_server_wipe(&c->hs);
         OPENSSL_cleanse(c, sizeof *c);
         free(c);
+        /* A descriptor is free again: accept() may work now if it ran out of them. */
+        listen_resume(srv);
         server_maybe_exit(srv);
 }
 
@@ -140,6 +258,9 @@ int conn_audit(struct conn *c, bool ok, const char *result) {
         uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
         int r;
 
+        /* After a failed sync the server only ends its handshakes and exits (serve.c). */
+        if (c->srv->fatal)
+                return -EIO;
         r = store_audit(c->srv->store, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL,
                         c->peer, result, ok ? epoch + 1 : epoch);
         if (r < 0)
@@ -159,7 +280,7 @@ static void conn_failure(struct conn *c, const char *result, const char *detail)
         backoff_failure(c->srv->backoff, c->peer_key, now);
         if (c->hello_valid) {
                 backoff_failure(c->srv->backoff, c->id_key, now);
-                if (c->known)
+                if (c->known && !c->srv->fatal)
                         (void) store_record_failure(c->srv->store, c->hello.device_id, (int64_t) time(NULL));
         }
         conn_outcome(c, false, result, detail);
@@ -171,8 +292,13 @@ static int conn_flush(struct conn *c) {
 
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0 && errno == EAGAIN)
-                        return sd_event_source_set_io_events(c->io, EPOLLOUT | EPOLLET);
+                if (n < 0 && errno == EAGAIN) {
+                        /* The source may be off (a write was pending in the group commit):
+                         * the EPOLLOUT asked for here must actually be watched. */
+                        int r = sd_event_source_set_io_events(c->io, EPOLLOUT | EPOLLET);
+
+                        return r < 0 ? r : sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+                }
                 if (n <= 0)
                         return -EPIPE;
                 c->out_pos += (size_t) n;
@@ -212,6 +338,11 @@ static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
                 c->expired = true;
                 return 0;
         }
+        if (c->phase == CONN_CLOSING) {
+                /* Its outcome is already counted; only its last frame did not get out. */
+                conn_free(c);
+                return 0;
+        }
         conn_failure(c, "timeout", "handshake did not complete in time");
         conn_free(c);
         return 0;
@@ -246,23 +377,27 @@ static void peer_describe(const struct sockaddr_storage *ss, struct conn *c) {
         snprintf(c->peer_key, sizeof c->peer_key, "peer:%s", host);
 }
 
+/* Over capacity: ERROR 3 and close. The M1 that may have arrived is read (and ignored), else
+ * close() would answer it with a reset that can destroy the ERROR before the device reads it. */
+static int conn_refuse(struct server *srv, int fd) {
+        uint8_t frame[SV_ERROR_FRAME_LEN];
+        size_t len;
+
+        if (wire_encode_error(SV_ERR_BUSY, frame, sizeof frame, &len) >= 0)
+                (void) send(fd, frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        close_drained(fd);
+        srv->n_rejected++;
+        return -EBUSY;
+}
+
 int conn_accept(struct server *srv, int fd) {
         struct sockaddr_storage ss;
         socklen_t ss_len = sizeof ss;
         struct conn *c;
         int one = 1, r;
 
-        if (srv->draining || srv->n_conns >= srv->cfg->max_connections) {
-                /* Over capacity: ERROR 3 and close, without reading anything. */
-                uint8_t frame[SV_ERROR_FRAME_LEN];
-                size_t len;
-
-                if (wire_encode_error(SV_ERR_BUSY, frame, sizeof frame, &len) >= 0)
-                        (void) send(fd, frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-                close(fd);
-                srv->n_rejected++;
-                return -EBUSY;
-        }
+        if (srv->draining || srv->n_conns >= srv->cfg->max_connections)
+                return conn_refuse(srv, fd);
         c = calloc(1, sizeof *c);
         if (!c) {
                 close(fd);
@@ -273,8 +408,17 @@ int conn_accept(struct server *srv, int fd) {
         c->phase = CONN_READ_M1;
         c->expect_type = SV_MSG_HELLO;
         c->expect_len = 0;
+        c->start_ms = mono_ms();
         if (getpeername(fd, (struct sockaddr *) &ss, &ss_len) < 0)
                 ss.ss_family = AF_UNSPEC;
+        r = conn_addr_take(c, &ss);
+        if (r < 0) {
+                free(c);
+                if (r == -EBUSY)
+                        return conn_refuse(srv, fd);
+                close(fd);
+                return r;
+        }
         peer_describe(&ss, c);
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hs_server_init(&c->hs, &hs_random_os, srv->cfg->decoy_n, srv->cfg->decoy_p);
@@ -339,7 +483,8 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
         struct conn *c = userdata;
         int r;
 
-        if (revents & EPOLLOUT) {
+        /* A closing connection waits only for its last frame to leave, or for the peer to go. */
+        if (revents & EPOLLOUT || (c->phase == CONN_CLOSING && revents & (EPOLLERR | EPOLLHUP))) {
                 if (conn_flush(c) < 0)
                         conn_free(c);
                 return 0;
@@ -462,9 +607,16 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         peer_wait = backoff_wait(srv->backoff, c->peer_key, now);
         if (peer_wait > wait)
                 wait = peer_wait;
-        /* Never so long that the handshake cannot finish in its time-out. */
-        if (wait > (int64_t) srv->cfg->timeout_ms / 2)
-                wait = (int64_t) srv->cfg->timeout_ms / 2;
+        /* The wait must leave half the time-out for the rest of the handshake. A longer one
+         * is not shortened (that would cap the back-off at half the time-out whatever
+         * BACKOFF_MAX_MS says): the attempt is turned away now, as busy, and takes no slot. */
+        if (wait > 0 && wait > (int64_t) srv->cfg->timeout_ms / 2 - (now - c->start_ms)) {
+                conn_outcome(c, false, "throttled", "back-off longer than the time-out allows");
+                conn_send_error(c, -EBUSY);
+                return;
+        }
+        backoff_reserve(srv->backoff, c->id_key, now + wait);
+        backoff_reserve(srv->backoff, c->peer_key, now + wait);
         if (wait > 0) {
                 c->phase = CONN_BACKOFF;
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
@@ -496,6 +648,8 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
                 conn_send_error(c, -EACCES);
                 return;
         }
+        /* The device is proven: it no longer counts against its address's limit. */
+        conn_addr_release(c);
         /* M4 waits until the next vault is durable: the group commit sends it. */
         memcpy(c->out, frame, len);
         c->out_len = len;
@@ -556,7 +710,8 @@ static void conn_commit_done(struct conn *c, int r) {
         if (r < 0) {
                 log_warning("Failed to commit '%s': %s", c->hello.device_id,
                             r == -ESTALE ? "another session moved the epoch" : store_last_error(srv->store));
-                conn_outcome(c, false, "conflict", "commit lost a race");
+                conn_outcome(c, false, r == -ESTALE ? "conflict" : "server-error",
+                             r == -ESTALE ? "commit lost a race" : "writing the commit failed");
                 conn_free(c);
                 return;
         }

@@ -14,6 +14,78 @@
 #include "server.h"
 #include "text.h"
 
+/* Out of descriptors or memory: how long the listeners rest before accept() is tried again,
+ * and how often at most that is logged. */
+#define ACCEPT_PAUSE_US         (100 * 1000ULL)
+#define ACCEPT_LOG_INTERVAL_MS  10000
+
+static void listen_set_enabled(struct server *srv, int enabled) {
+        for (unsigned i = 0; i < srv->n_listen; i++)
+                if (srv->listen_src[i])
+                        (void) sd_event_source_set_enabled(srv->listen_src[i], enabled);
+}
+
+void listen_resume(struct server *srv) {
+        if (!srv->accept_paused)
+                return;
+        srv->accept_paused = false;
+        if (srv->accept_timer)
+                (void) sd_event_source_set_enabled(srv->accept_timer, SD_EVENT_OFF);
+        if (!srv->draining && !srv->fatal)
+                listen_set_enabled(srv, SD_EVENT_ON);
+}
+
+static int accept_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        listen_resume(userdata);
+        return 0;
+}
+
+/* At most one line per ACCEPT_LOG_INTERVAL_MS, saying how many were left out. */
+static void accept_log(struct server *srv, int err, bool pausing) {
+        uint64_t now_us = 0;
+        int64_t now_ms;
+
+        (void) sd_event_now(srv->event, CLOCK_MONOTONIC, &now_us);
+        now_ms = (int64_t) (now_us / 1000);
+        if (srv->accept_log_ms != 0 && now_ms - srv->accept_log_ms < ACCEPT_LOG_INTERVAL_MS) {
+                srv->accept_log_suppressed++;
+                return;
+        }
+        if (srv->accept_log_suppressed > 0)
+                log_warning("Failed to accept a connection: %s%s (%u more since the last message)", strerror(err),
+                            pausing ? "; pausing new connections" : "", srv->accept_log_suppressed);
+        else
+                log_warning("Failed to accept a connection: %s%s", strerror(err),
+                            pausing ? "; pausing new connections" : "");
+        srv->accept_log_ms = now_ms;
+        srv->accept_log_suppressed = 0;
+}
+
+/*
+ * The pending connection stays in the backlog and its listener stays readable: retrying at
+ * once would spin at full CPU and flood the log. The listeners rest until a connection of
+ * ours closes (a descriptor is free again) or for ACCEPT_PAUSE_US, whichever comes first.
+ */
+static void accept_pause(struct server *srv, int err) {
+        int r;
+
+        accept_log(srv, err, true);
+        listen_set_enabled(srv, SD_EVENT_OFF);
+        srv->accept_paused = true;
+        if (srv->accept_timer)
+                r = sd_event_source_set_time_relative(srv->accept_timer, ACCEPT_PAUSE_US);
+        else
+                r = sd_event_add_time_relative(srv->event, &srv->accept_timer, CLOCK_MONOTONIC, ACCEPT_PAUSE_US,
+                                               10 * 1000, accept_timer_handler, srv);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(srv->accept_timer, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                /* Without a timer only a closing connection would resume: do not risk that. */
+                log_error("Failed to pause accepting connections: %s", strerror(-r));
+                listen_resume(srv);
+        }
+}
+
 static int accept_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct server *srv = userdata;
 
@@ -21,13 +93,22 @@ static int accept_handler(sd_event_source *s, int fd, uint32_t revents, void *us
                 int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
                 if (cfd < 0) {
-                        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                accept_pause(srv, errno);
                                 return 0;
-                        /* Out of descriptors or memory: keep serving those already open. */
-                        log_warning("Failed to accept a connection: %s", strerror(errno));
+                        }
+                        if (errno == EINTR)
+                                continue;
+                        /* EAGAIN: the backlog is empty. Anything else concerns that one
+                         * connection (a network error, a firewall's EPERM): the next
+                         * readiness tries again. */
+                        if (errno != EAGAIN && errno != ECONNABORTED)
+                                accept_log(srv, errno, false);
                         return 0;
                 }
                 (void) conn_accept(srv, cfd);
+                if (srv->accept_paused || srv->draining || srv->fatal)
+                        return 0;
         }
 }
 
@@ -140,6 +221,8 @@ int listen_open(struct server *srv) {
 }
 
 void listen_close(struct server *srv) {
+        srv->accept_timer = sd_event_source_disable_unref(srv->accept_timer);
+        srv->accept_paused = false;
         for (unsigned i = 0; i < srv->n_listen; i++) {
                 srv->listen_src[i] = sd_event_source_disable_unref(srv->listen_src[i]);
                 close(srv->listen_fds[i]);

@@ -17,6 +17,14 @@
 
 /* Above this many queued writes the group commit runs at once instead of waiting for a quiet loop. */
 #define FLUSH_BATCH_MAX 256
+/* A busy loop may never be quiet: the group commit runs at the latest this long after its first
+ * write was queued. Short next to one fsync, so batches are hardly smaller for it. */
+#define FLUSH_DELAY_US  2000
+
+/* Test-only fault injection, like the crash points: AUTHSERVER_CRASH_AT names the fault. */
+static bool server_fault(const struct server *srv, const char *name) {
+        return srv->crash_at && strcmp(srv->crash_at, name) == 0;
+}
 
 /* One queued write: the pending vault of a verified M3, or the commit of a verified M5. */
 static int flush_one(struct server *srv, struct conn *c, bool *stored_pending) {
@@ -53,13 +61,23 @@ static int flush_one(struct server *srv, struct conn *c, bool *stored_pending) {
  * write done in one transaction. If any stored a pending vault, the transaction is made
  * durable with one fsync before any M4 leaves (protocol §6: the pending vault is on disk
  * before M4); commits alone need no fsync. Running at idle priority lets all ready
- * connections join the batch first.
+ * connections join the batch first; a timer started by the first queued write makes sure a
+ * flood of other events cannot starve it until the sessions time out.
+ *
+ * A failed sync is fatal. Linux marks the pages of a failed fsync clean, so a later sync
+ * that succeeds may not have written them: a WAL frame could be missing on disk while this
+ * process still reads it from the page cache, and an M4 sent after that would promise a
+ * vault that a crash can lose. Only a fresh start, where SQLite recovers the WAL from what
+ * is really on disk, is trustworthy again; systemd restarts the service.
  */
 static void server_flush(struct server *srv) {
         struct conn *batch = srv->queue_head, *next;
         bool stored_pending = false;
+        const char *why = NULL;
         int rb;
 
+        (void) sd_event_source_set_enabled(srv->flush_src, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(srv->flush_timer, SD_EVENT_OFF);
         srv->queue_head = NULL;
         srv->queue_tail = &srv->queue_head;
         srv->queue_len = 0;
@@ -80,7 +98,18 @@ static void server_flush(struct server *srv) {
                         for (struct conn *c = batch; c; c = c->queue_next)
                                 srv->n_vault_writes += c->phase == CONN_STORING && c->store_result >= 0;
                 }
-                if (rb < 0)
+                if (rb >= 0 && stored_pending && server_fault(srv, "fail-sync")) {
+                        srv->n_syncs--;
+                        rb = -EIO;
+                        why = "injected fault";
+                }
+                if (rb == -EIO) {
+                        /* Before the handshakes end, so that they write nothing more. */
+                        srv->fatal = true;
+                        log_error("Failed to make the batch durable: %s; exiting, the database is "
+                                  "recovered from its write-ahead log at the next start",
+                                  why ? why : store_last_error(srv->store));
+                } else if (rb < 0)
                         log_error("Failed to commit the batch: %s", store_last_error(srv->store));
         } else
                 log_error("Failed to begin a batch: %s", store_last_error(srv->store));
@@ -89,6 +118,11 @@ static void server_flush(struct server *srv) {
                 next = c->queue_next;
                 c->queue_next = NULL;
                 conn_store_done(c, rb < 0 ? rb : c->store_result);
+        }
+        if (srv->fatal) {
+                /* No new connections; the others are closed when the loop has ended. */
+                listen_close(srv);
+                (void) sd_event_exit(srv->event, -EIO);
         }
 }
 
@@ -102,10 +136,18 @@ void server_queue_store(struct server *srv, struct conn *c) {
         *srv->queue_tail = c;
         srv->queue_tail = &c->queue_next;
         srv->queue_len++;
-        if (srv->queue_len >= FLUSH_BATCH_MAX)
+        if (srv->queue_len >= FLUSH_BATCH_MAX) {
                 server_flush(srv);
-        else
-                (void) sd_event_source_set_enabled(srv->flush_src, SD_EVENT_ONESHOT);
+                return;
+        }
+        (void) sd_event_source_set_enabled(srv->flush_src, SD_EVENT_ONESHOT);
+        if (srv->queue_len == 1 && sd_event_source_set_time_relative(srv->flush_timer, FLUSH_DELAY_US) >= 0)
+                (void) sd_event_source_set_enabled(srv->flush_timer, SD_EVENT_ONESHOT);
+}
+
+static int flush_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        server_flush(userdata);
+        return 0;
 }
 
 static void notify_status(struct server *srv) {
@@ -164,12 +206,13 @@ static void raise_fd_limit(unsigned max_connections) {
 }
 
 static int parse_serve(struct config *c, int argc, char *argv[]) {
-        enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN };
+        enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN, ARG_MAX_PER_ADDR };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "listen",          required_argument, NULL, ARG_LISTEN },
                 { "timeout",         required_argument, NULL, ARG_TIMEOUT },
                 { "max-connections", required_argument, NULL, ARG_MAX_CONN },
+                { "max-connections-per-address", required_argument, NULL, ARG_MAX_PER_ADDR },
                 { 0 }
         };
         bool listen_from_cli = false;
@@ -179,11 +222,14 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                 switch (opt) {
                 case 'h':
                         printf("Usage: authserver serve [--listen ADDR:PORT]... [--db PATH] [--master-key FILE]\n"
-                               "         [--timeout SECONDS] [--max-connections N] [--config FILE]\n\n"
+                               "         [--timeout SECONDS] [--max-connections N]\n"
+                               "         [--max-connections-per-address N] [--config FILE]\n\n"
                                "Serve the secure-vault protocol. ADDR is an IPv4 address, [IPv6], a host name\n"
                                "or '*'; default " AUTHSERVER_DEFAULT_LISTEN ". Sockets passed by systemd take\n"
-                               "precedence. Defaults: --timeout %d, --max-connections %d.\n",
-                               AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_MAX_CONN);
+                               "precedence. Defaults: --timeout %d, --max-connections %d,\n"
+                               "--max-connections-per-address %d (0: no limit).\n",
+                               AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_MAX_CONN,
+                               AUTHSERVER_DEFAULT_MAX_PER_ADDR);
                         return 1;
                 case ARG_LISTEN:
                         if (!listen_from_cli) {
@@ -202,6 +248,10 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                         break;
                 case ARG_MAX_CONN:
                         if (config_set(c, "max-connections", optarg, "--max-connections") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_MAX_PER_ADDR:
+                        if (config_set(c, "max-connections-per-address", optarg, "--max-connections-per-address") < 0)
                                 return -EINVAL;
                         break;
                 default:
@@ -228,7 +278,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         raise_fd_limit(cfg->max_connections);
         srv.backoff = malloc(sizeof *srv.backoff);
         srv.scratch = malloc(2 * (size_t) SV_VAULT_MAX);
-        if (!srv.backoff || !srv.scratch) {
+        if (!srv.backoff || !srv.scratch || conn_addr_table_init(&srv) < 0) {
                 free(srv.backoff);
                 free(srv.scratch);
                 return AS_EXIT_FAILURE;
@@ -256,6 +306,14 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 r = sd_event_source_set_priority(srv.flush_src, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)
                 r = sd_event_source_set_enabled(srv.flush_src, SD_EVENT_OFF);
+        /* 0 accuracy: sd-event's default of 250 ms would make the deadline meaningless. */
+        if (r >= 0)
+                r = sd_event_add_time_relative(srv.event, &srv.flush_timer, CLOCK_MONOTONIC, FLUSH_DELAY_US, 0,
+                                               flush_timer_handler, &srv);
+        if (r >= 0)
+                r = sd_event_source_set_priority(srv.flush_timer, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(srv.flush_timer, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_event_add_time_relative(srv.event, &srv.status_timer, CLOCK_MONOTONIC, 1000000, 0,
                                                status_handler, &srv);
@@ -270,25 +328,30 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
 
         (void) sd_notify(false, "READY=1");
         notify_status(&srv);
-        log_info("authserver " PACKAGE_VERSION " ready: timeout %us, at most %u connections",
-                 cfg->timeout_ms / 1000, cfg->max_connections);
+        log_info("authserver " PACKAGE_VERSION " ready: timeout %us, at most %u connections, %u per address",
+                 cfg->timeout_ms / 1000, cfg->max_connections, cfg->max_per_address);
         r = sd_event_loop(srv.event);
+        if (srv.fatal)
+                goto out;       /* logged where it happened */
         if (r < 0) {
                 log_error("Event loop failed: %s", strerror(-r));
                 goto out;
         }
-        log_info("stopped: %" PRIu64 " authenticated, %" PRIu64 " failed; %" PRIu64 " vault writes in %" PRIu64 " syncs",
-                 srv.n_ok, srv.n_failed, srv.n_vault_writes, srv.n_syncs);
+        log_info("stopped: %" PRIu64 " authenticated, %" PRIu64 " failed; %" PRIu64 " connections turned away; "
+                 "%" PRIu64 " vault writes in %" PRIu64 " syncs",
+                 srv.n_ok, srv.n_failed, srv.n_rejected, srv.n_vault_writes, srv.n_syncs);
         ret = AS_EXIT_OK;
 out:
         while (srv.conns)
                 conn_free(srv.conns);
         listen_close(&srv);
         sd_event_source_disable_unref(srv.flush_src);
+        sd_event_source_disable_unref(srv.flush_timer);
         sd_event_source_disable_unref(srv.status_timer);
         sd_event_unref(srv.event);
         store_close(srv.store);
         free(srv.backoff);
+        conn_addr_table_free(&srv);
         OPENSSL_cleanse(srv.scratch, 2 * (size_t) SV_VAULT_MAX);
         free(srv.scratch);
         return ret;

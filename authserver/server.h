@@ -18,6 +18,13 @@ enum conn_phase {
 
 struct server;
 
+/* Open connections from one address (an IPv6 /64) that have not yet proven a device. */
+struct conn_addr {
+        struct conn_addr *next;         /* in its hash bucket */
+        uint8_t key[17];                /* family, then the address or prefix */
+        unsigned count;
+};
+
 struct conn {
         struct server *srv;
         struct conn *prev, *next;       /* all connections */
@@ -29,6 +36,8 @@ struct conn {
         sd_event_source *io;
         sd_event_source *timer;         /* the whole handshake's deadline */
         sd_event_source *delay;         /* failure back-off before answering M1 */
+        struct conn_addr *addr;         /* counted against its address until M3 verifies */
+        int64_t start_ms;               /* accepted at (monotonic ms) */
         bool expired;
         uint8_t expect_type;            /* of the next frame, checked from its header */
         uint16_t expect_len;            /* exact body length; 0 for M1's range */
@@ -64,12 +73,21 @@ struct server {
         unsigned n_listen;
         struct conn *conns;
         unsigned n_conns;
+        struct conn_addr **addr_buckets;        /* per-address counts; NULL without a limit */
+        unsigned n_addr_buckets;                /* a power of two */
+        uint8_t addr_salt[16];
+        bool accept_paused;             /* out of descriptors: listeners off until accept_timer */
+        sd_event_source *accept_timer;
+        int64_t accept_log_ms;          /* last "Failed to accept" line, for rate limiting */
+        unsigned accept_log_suppressed;
         struct conn *inflight;          /* sessions past M3, at most one per device */
         struct conn *queue_head, **queue_tail;
         unsigned queue_len;
-        sd_event_source *flush_src;
+        sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows */
+        sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
         sd_event_source *status_timer;
         bool draining;
+        bool fatal;                     /* the database may have lost a write: exit, do not touch it */
         const char *crash_at;           /* test-only fault injection (AUTHSERVER_CRASH_AT) */
         uint64_t n_ok, n_failed, n_rejected;
         uint64_t n_vault_writes, n_syncs;      /* group commit effect */
@@ -78,9 +96,13 @@ struct server {
 /* listen.c */
 int listen_open(struct server *srv);
 void listen_close(struct server *srv);
+/* Listeners back on after a pause for lack of descriptors, e.g. when a connection closed. */
+void listen_resume(struct server *srv);
 
 /* conn.c */
 int conn_accept(struct server *srv, int fd);
+int conn_addr_table_init(struct server *srv);
+void conn_addr_table_free(struct server *srv);
 void conn_free(struct conn *c);
 void conn_store_done(struct conn *c, int r);
 int conn_audit(struct conn *c, bool ok, const char *result);

@@ -16,6 +16,9 @@ AUTHSERVER_TESTS = \
 	tests/authserver/serve.test \
 	tests/authserver/recovery.test \
 	tests/authserver/attacks.test \
-	tests/authserver/limits.test
+	tests/authserver/limits.test \
+	tests/authserver/config.test \
+	tests/authserver/caps.test \
+	tests/authserver/backoff.test
 TESTS += $(AUTHSERVER_TESTS)
 EXTRA_DIST += $(AUTHSERVER_TESTS) tests/authserver/lib.sh

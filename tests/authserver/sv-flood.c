@@ -2,10 +2,14 @@
 /*
  * sv-flood: abusive clients for authserver tests.
  *   sv-flood --server HOST:PORT --count N --mode idle|partial|random [--hold SECONDS]
+ *            [--source IPV4]
  * idle: connect and send nothing; partial: send half a header; random: send 1..2048
  * random bytes and read whatever comes back. Holds the connections open for --hold
  * seconds (half-open handshakes), then prints "opened N, answered M" and exits 0.
+ * --source binds the connections to a local IPv4 address (e.g. 127.0.0.2, to flood from
+ * another address than the devices under test; IPv4 server only).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -13,10 +17,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "crypto.h"
 #include "devicectl.h"
+#include "text.h"
+
+static int connect_from(const char *server, const char *source, int *ret) {
+        struct sockaddr_in to = { .sin_family = AF_INET }, from = { .sin_family = AF_INET };
+        char host[64];
+        const char *port;
+        int fd;
+
+        if (text_split_host_port(server, host, sizeof host, &port) < 0 ||
+            inet_pton(AF_INET, host, &to.sin_addr) != 1 || inet_pton(AF_INET, source, &from.sin_addr) != 1)
+                return -EINVAL;
+        to.sin_port = htons((uint16_t) strtoul(port, NULL, 10));
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &from, sizeof from) < 0 ||
+            connect(fd, (struct sockaddr *) &to, sizeof to) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        *ret = fd;
+        return 0;
+}
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
@@ -24,9 +54,10 @@ int main(int argc, char *argv[]) {
                 { "count",  required_argument, NULL, 'n' },
                 { "mode",   required_argument, NULL, 'm' },
                 { "hold",   required_argument, NULL, 'h' },
+                { "source", required_argument, NULL, 'S' },
                 { 0 }
         };
-        const char *server = NULL, *mode = "idle";
+        const char *server = NULL, *mode = "idle", *source = NULL;
         unsigned count = 1, hold = 0, opened = 0, answered = 0;
         struct rlimit rl;
         int *fds, c;
@@ -37,6 +68,7 @@ int main(int argc, char *argv[]) {
                 case 'n': count = (unsigned) strtoul(optarg, NULL, 10); break;
                 case 'm': mode = optarg; break;
                 case 'h': hold = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'S': source = optarg; break;
                 default: return 2;
                 }
         if (!server || count == 0)
@@ -53,7 +85,7 @@ int main(int argc, char *argv[]) {
                 size_t len = 0;
 
                 fds[i] = -1;
-                if (net_connect(server, 5000, &fds[i]) < 0)
+                if ((source ? connect_from(server, source, &fds[i]) : net_connect(server, 5000, &fds[i])) < 0)
                         continue;
                 opened++;
                 if (strcmp(mode, "partial") == 0) {

@@ -149,10 +149,16 @@ truncated-frames)
                 assert_in_step "truncated $m"
         done ;;
 slowloris)
-        "$FLOOD" --server "$SERVER" --count 200 --mode partial --hold 4 >/dev/null & f=$!
+        # 200 half-open handshakes from another address: it gets its 64 (the default per-address
+        # cap), the rest are turned away, and the device on 127.0.0.1 is still served.
+        "$FLOOD" --server "$SERVER" --source 127.0.0.2 --count 200 --mode partial --hold 4 >"$T/flood" & f=$!
         sleep 1
         for _ in $(seq 5); do auth >/dev/null 2>"$T/err" || fail "no service under slowloris: $(cat "$T/err")"; done
-        wait $f ;;
+        wait $f
+        grep -q '^opened 200,' "$T/flood" || fail "the flood did not connect: $(cat "$T/flood")"
+        restart_authserver                          # its stop line counts the connections turned away
+        away=$(sed -n 's/.*stopped: .* \([0-9]*\) connections turned away;.*/\1/p' "$T/server.log")
+        [ "${away:-0}" -eq 136 ] || fail "the flooding address was not held to 64 connections: ${away:-no} turned away" ;;
 wrong-server)
         "$AUTHSERVER" init --db "$T/fdb" --master-key "$T/fkey" >/dev/null
         "$AUTHSERVER" enroll --db "$T/fdb" --master-key "$T/fkey" --device dev --out "$T/fbundle" >/dev/null

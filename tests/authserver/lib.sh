@@ -48,6 +48,13 @@ eventually() {
         for _ in $(seq 100); do "$@" && return 0; sleep 0.02; done
         "$@"
 }
+# within SECONDS COMMAND...: like eventually, for up to SECONDS.
+within() {
+        local end=$(( $(date +%s) + $1 ))
+        shift
+        while [ "$(date +%s)" -lt "$end" ]; do "$@" && return 0; sleep 0.05; done
+        "$@"
+}
 field_is() { [ "$(show_json "$1" "$2")" = "$3" ]; }
 outcomes() { grep -c "handshake device='$1'" "$T/server.log" || true; }   # sessions the server has ended
 ok_lines_are() { [ "$(grep -c 'result=ok' "$T/server.log")" = "$1" ]; }

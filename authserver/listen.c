@@ -43,22 +43,17 @@ static int accept_timer_handler(sd_event_source *s, uint64_t usec, void *userdat
 /* At most one line per ACCEPT_LOG_INTERVAL_MS, saying how many were left out. */
 static void accept_log(struct server *srv, int err, bool pausing) {
         uint64_t now_us = 0;
-        int64_t now_ms;
+        unsigned suppressed = 0;
 
         (void) sd_event_now(srv->event, CLOCK_MONOTONIC, &now_us);
-        now_ms = (int64_t) (now_us / 1000);
-        if (srv->accept_log_ms != 0 && now_ms - srv->accept_log_ms < ACCEPT_LOG_INTERVAL_MS) {
-                srv->accept_log_suppressed++;
+        if (!ratelimit_pass(&srv->accept_log, now_us, (uint64_t) ACCEPT_LOG_INTERVAL_MS * 1000, &suppressed))
                 return;
-        }
-        if (srv->accept_log_suppressed > 0)
+        if (suppressed > 0)
                 log_warning("Failed to accept a connection: %s%s (%u more since the last message)", strerror(err),
-                            pausing ? "; pausing new connections" : "", srv->accept_log_suppressed);
+                            pausing ? "; pausing new connections" : "", suppressed);
         else
                 log_warning("Failed to accept a connection: %s%s", strerror(err),
                             pausing ? "; pausing new connections" : "");
-        srv->accept_log_ms = now_ms;
-        srv->accept_log_suppressed = 0;
 }
 
 /*

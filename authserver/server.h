@@ -4,6 +4,7 @@
 #include <systemd/sd-event.h>
 
 #include "authserver.h"
+#include "ratelimit.h"
 
 /* One TCP connection carries one handshake (protocol §3). */
 enum conn_phase {
@@ -78,8 +79,7 @@ struct server {
         uint8_t addr_salt[16];
         bool accept_paused;             /* out of descriptors: listeners off until accept_timer */
         sd_event_source *accept_timer;
-        int64_t accept_log_ms;          /* last "Failed to accept" line, for rate limiting */
-        unsigned accept_log_suppressed;
+        struct ratelimit accept_log;    /* "Failed to accept" lines */
         struct conn *inflight;          /* sessions past M3, at most one per device */
         struct conn *queue_head, **queue_tail;
         unsigned queue_len;

@@ -17,6 +17,8 @@ common_libsvcommon_a_SOURCES = \
 	common/keysched.c \
 	common/keysched.h \
 	common/proto.h \
+	common/ratelimit.c \
+	common/ratelimit.h \
 	common/settings.c \
 	common/settings.h \
 	common/text.c \

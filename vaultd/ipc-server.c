@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <grp.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 
+#include "ratelimit.h"
 #include "vaultd.h"
 
 /* Pending connections the kernel queues for us. */
@@ -28,27 +28,13 @@
 /* Messages a peer (or a shortage) can repeat at will are logged at most once per interval. */
 #define LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 
-struct ratelimit {
-        uint64_t next_usec;             /* the next line may be logged from then on */
-        unsigned suppressed;            /* lines dropped since the last one logged */
-};
 static struct ratelimit accept_failed_rl, conns_full_rl;
 
-/* true: log now; *ret_suppressed says how many lines were dropped since the last one. */
-static bool ratelimit_pass(sd_event *e, struct ratelimit *rl, unsigned *ret_suppressed) {
-        uint64_t now;
+static bool log_allowed(sd_event *e, struct ratelimit *rl, unsigned *ret_suppressed) {
+        uint64_t now = 0;
 
-        if (sd_event_now(e, CLOCK_MONOTONIC, &now) < 0)
-                return true;
-        if (now < rl->next_usec) {
-                if (rl->suppressed < UINT_MAX)
-                        rl->suppressed++;
-                return false;
-        }
-        rl->next_usec = now + LOG_INTERVAL_USEC;
-        *ret_suppressed = rl->suppressed;
-        rl->suppressed = 0;
-        return true;
+        (void) sd_event_now(e, CLOCK_MONOTONIC, &now);
+        return ratelimit_pass(rl, now, LOG_INTERVAL_USEC, ret_suppressed);
 }
 
 static void conn_close(struct conn *c) {
@@ -310,14 +296,14 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         return 0;
                 if (accept_error_is_shortage(err))
                         accept_pause(d);
-                if (ratelimit_pass(d->event, &accept_failed_rl, &suppressed))
+                if (log_allowed(d->event, &accept_failed_rl, &suppressed))
                         log_warning("Failed to accept a connection: %s%s (%u similar messages suppressed)",
                                     strerror(err), accept_error_is_shortage(err) ? "; pausing for 100 ms" : "",
                                     suppressed);
                 return 0;
         }
         if (d->n_conns >= VAULTD_CONN_MAX) {
-                if (ratelimit_pass(d->event, &conns_full_rl, &suppressed))
+                if (log_allowed(d->event, &conns_full_rl, &suppressed))
                         log_warning("Too many connections (%d), closing a new one (%u similar messages suppressed)",
                                     VAULTD_CONN_MAX, suppressed);
                 close(cfd);

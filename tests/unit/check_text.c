@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ratelimit.h"
 #include "settings.h"
 #include "text.h"
 #include "unit.h"
@@ -70,6 +71,22 @@ START_TEST(test_json_escape) {
         ck_assert_int_eq(text_json_escape("abcdef", out, 6), -ENOBUFS);
         ck_assert_int_eq(text_json_escape("abcde", out, 6), 0);
         ck_assert_str_eq(out, "abcde");
+}
+END_TEST
+
+START_TEST(test_ratelimit) {
+        struct ratelimit rl = { 0 };
+        unsigned dropped = 99;
+
+        ck_assert(ratelimit_pass(&rl, 5, 100, &dropped));
+        ck_assert_uint_eq(dropped, 0);
+        ck_assert(!ratelimit_pass(&rl, 6, 100, &dropped));
+        ck_assert(!ratelimit_pass(&rl, 104, 100, &dropped));
+        ck_assert(ratelimit_pass(&rl, 105, 100, &dropped));
+        ck_assert_uint_eq(dropped, 2);
+        ck_assert(!ratelimit_pass(&rl, 106, 100, &dropped));
+        ck_assert(ratelimit_pass(&rl, 1000, 100, &dropped));
+        ck_assert_uint_eq(dropped, 1);
 }
 END_TEST
 
@@ -143,6 +160,7 @@ static Suite *text_suite(void) {
         tcase_add_test(tc, test_split_host_port);
         tcase_add_test(tc, test_json_escape);
         tcase_add_test(tc, test_settings_read);
+        tcase_add_test(tc, test_ratelimit);
         suite_add_tcase(s, tc);
         return s;
 }

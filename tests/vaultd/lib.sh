@@ -176,6 +176,16 @@ expect_fake() {
         FAKE_OUT=$out
 }
 
+# While a counter is bound vaultd keeps one salted session loaded (its bumps cost one TPM command,
+# vaultd/tpm.c); a clean stop flushes it, so nothing of vaultd's may be left in the TPM.
+check_no_sessions() {
+        local out
+        out=$(TPM2TOOLS_TCTI="$(tcti "$1")" tpm2_getcap handles-loaded-session 2>&1) || fail "tpm2_getcap failed: $out"
+        [ -z "$out" ] || fail "sessions left loaded in TPM $1 after vaultd stopped: $out"
+        out=$(TPM2TOOLS_TCTI="$(tcti "$1")" tpm2_getcap handles-saved-session 2>&1) || fail "tpm2_getcap failed: $out"
+        [ -z "$out" ] || fail "saved sessions left in TPM $1 after vaultd stopped: $out"
+}
+
 # Nothing transient left in the TPM (check after vaultd is gone: swtpm serves one client at a time).
 check_no_transient() {
         local out

@@ -16,6 +16,8 @@ common_libsvcommon_a_SOURCES = \
 	common/ipc.h \
 	common/keysched.c \
 	common/keysched.h \
+	common/netprefix.c \
+	common/netprefix.h \
 	common/proto.h \
 	common/ratelimit.c \
 	common/ratelimit.h \

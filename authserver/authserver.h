@@ -13,9 +13,12 @@
 #define AUTHSERVER_DEFAULT_LISTEN       "[::]:7410"
 #define AUTHSERVER_CREDENTIAL_NAME      "authserver.key"
 #define AUTHSERVER_DEFAULT_TIMEOUT_MS   10000
+/* A device sends M1 as soon as it is connected: a connection silent for longer is idle and
+ * only holds a slot. Short, so that idle floods cannot keep the table full (protocol §7). */
+#define AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS 2000
 #define AUTHSERVER_DEFAULT_MAX_CONN     1024
-/* Connections one address may hold before it has proven a device: enough for a site of
- * devices behind one NAT address, far from all of --max-connections. 0 = no limit. */
+/* Connections one network (IPv4 /24, IPv6 /48) may hold before it has proven a device: enough
+ * for a site of devices behind one NAT address, far from all of --max-connections. 0 = no limit. */
 #define AUTHSERVER_DEFAULT_MAX_PER_ADDR 64
 #define AUTHSERVER_LISTEN_MAX           8
 /* SIGTERM lets open handshakes finish for at most this long. */
@@ -38,6 +41,7 @@ struct config {
         char *listen[AUTHSERVER_LISTEN_MAX];
         unsigned n_listen;
         unsigned timeout_ms;
+        unsigned hello_timeout_ms;      /* for M1; the handshake's timeout_ms still bounds it */
         unsigned max_connections;
         unsigned max_per_address;       /* 0: no limit */
         uint16_t decoy_n;
@@ -86,7 +90,7 @@ enum generation {
 enum generation generation_choose(const struct store_device *dev, const struct msg_hello *hello,
                                   const char **ret_reason);
 
-/* backoff.c: exponentially growing delay after failures, per key (device id or peer address). */
+/* backoff.c: exponentially growing delay after failures, per key (device id or peer network). */
 #define BACKOFF_SLOTS           4096
 #define BACKOFF_BASE_MS         25
 #define BACKOFF_MAX_MS          30000

@@ -14,6 +14,7 @@ void config_init(struct config *c) {
         *c = (struct config) {
                 .config_path = AUTHSERVER_CONFIG_PATH,
                 .timeout_ms = AUTHSERVER_DEFAULT_TIMEOUT_MS,
+                .hello_timeout_ms = AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS,
                 .max_connections = AUTHSERVER_DEFAULT_MAX_CONN,
                 .max_per_address = AUTHSERVER_DEFAULT_MAX_PER_ADDR,
                 .decoy_n = SV_DEFAULT_N,
@@ -97,6 +98,12 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 if (parse_unsigned(value, 1, 3600, &v) < 0)
                         goto bad;
                 c->timeout_ms = v * 1000;
+                return 0;
+        }
+        if (strcmp(key, "hello-timeout") == 0) {
+                if (parse_unsigned(value, 1, 3600, &v) < 0)
+                        goto bad;
+                c->hello_timeout_ms = v * 1000;
                 return 0;
         }
         if (strcmp(key, "max-connections") == 0) {

@@ -99,10 +99,11 @@ static void close_drained(int fd) {
 
 /*
  * The per-address limit (max-connections-per-address) counts the connections of one
- * address that have not yet proven a device, so that one host cannot hold every slot of
- * max-connections by connecting and sending nothing. IPv6 hosts commonly own a whole /64,
- * so IPv6 is counted per /64; IPv4-mapped addresses count as the IPv4 address. The table is
- * keyed by a salted hash so that chosen addresses cannot pile up in one bucket.
+ * network that have not yet proven a device, so that one party cannot hold every slot of
+ * max-connections by connecting and sending nothing. A network is an IPv4 /24 or an IPv6
+ * /48 (common/netprefix.h): counting per address, or per /64, let an attacker with a few
+ * neighbouring addresses take a cap each. The table is keyed by a salted hash so that
+ * chosen addresses cannot pile up in one bucket.
  */
 int conn_addr_table_init(struct server *srv) {
         unsigned n = 256;
@@ -133,47 +134,25 @@ void conn_addr_table_free(struct server *srv) {
         srv->n_addr_buckets = 0;
 }
 
-static void conn_addr_key(const struct sockaddr_storage *ss, uint8_t key[17]) {
-        static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
-
-        memset(key, 0, 17);
-        if (ss->ss_family == AF_INET) {
-                key[0] = 4;
-                memcpy(key + 1, &((const struct sockaddr_in *) ss)->sin_addr, 4);
-        } else if (ss->ss_family == AF_INET6) {
-                const uint8_t *a = ((const struct sockaddr_in6 *) ss)->sin6_addr.s6_addr;
-
-                if (memcmp(a, v4mapped, sizeof v4mapped) == 0) {
-                        key[0] = 4;
-                        memcpy(key + 1, a + 12, 4);
-                } else {
-                        key[0] = 6;
-                        memcpy(key + 1, a, 8);  /* the /64 */
-                }
-        }
-}
-
-static struct conn_addr **conn_addr_bucket(struct server *srv, const uint8_t key[17]) {
+static struct conn_addr **conn_addr_bucket(struct server *srv, const struct netprefix *prefix) {
         uint8_t digest[32];
         uint32_t h = 0;
 
-        if (crypto_hmac_sha256(srv->addr_salt, sizeof srv->addr_salt, key, 17, digest) >= 0)
+        if (crypto_hmac_sha256(srv->addr_salt, sizeof srv->addr_salt, prefix->key, sizeof prefix->key, digest) >= 0)
                 h = (uint32_t) digest[0] << 24 | (uint32_t) digest[1] << 16 | (uint32_t) digest[2] << 8 | digest[3];
         return &srv->addr_buckets[h & (srv->n_addr_buckets - 1)];
 }
 
-/* Counts c against its address; -EBUSY if the address is at its limit. */
-static int conn_addr_take(struct conn *c, const struct sockaddr_storage *ss) {
+/* Counts c against its network; -EBUSY if the network is at its limit. */
+static int conn_addr_take(struct conn *c, const struct netprefix *prefix) {
         struct server *srv = c->srv;
         struct conn_addr **bucket, *a;
-        uint8_t key[17];
 
         if (!srv->addr_buckets || srv->cfg->max_per_address == 0)
                 return 0;
-        conn_addr_key(ss, key);
-        bucket = conn_addr_bucket(srv, key);
+        bucket = conn_addr_bucket(srv, prefix);
         for (a = *bucket; a; a = a->next)
-                if (memcmp(a->key, key, sizeof key) == 0)
+                if (memcmp(a->prefix.key, prefix->key, sizeof prefix->key) == 0)
                         break;
         if (a && a->count >= srv->cfg->max_per_address)
                 return -EBUSY;
@@ -181,7 +160,7 @@ static int conn_addr_take(struct conn *c, const struct sockaddr_storage *ss) {
                 a = calloc(1, sizeof *a);
                 if (!a)
                         return -ENOMEM;
-                memcpy(a->key, key, sizeof key);
+                a->prefix = *prefix;
                 a->next = *bucket;
                 *bucket = a;
         }
@@ -200,7 +179,7 @@ static void conn_addr_release(struct conn *c) {
         c->addr = NULL;
         if (--a->count > 0)
                 return;
-        for (struct conn_addr **p = conn_addr_bucket(srv, a->key); *p; p = &(*p)->next)
+        for (struct conn_addr **p = conn_addr_bucket(srv, &a->prefix); *p; p = &(*p)->next)
                 if (*p == a) {
                         *p = a->next;
                         break;
@@ -208,10 +187,42 @@ static void conn_addr_release(struct conn *c) {
         free(a);
 }
 
+/* Connections that have not sent M1 yet, oldest first: the first to go when the table is full. */
+static void hello_queue_add(struct conn *c) {
+        struct server *srv = c->srv;
+
+        c->hello_next = NULL;
+        c->hello_prev = srv->hello_tail;
+        if (srv->hello_tail)
+                srv->hello_tail->hello_next = c;
+        else
+                srv->hello_head = c;
+        srv->hello_tail = c;
+        c->awaiting_hello = true;
+}
+
+static void hello_queue_remove(struct conn *c) {
+        struct server *srv = c->srv;
+
+        if (!c->awaiting_hello)
+                return;
+        if (c->hello_prev)
+                c->hello_prev->hello_next = c->hello_next;
+        else
+                srv->hello_head = c->hello_next;
+        if (c->hello_next)
+                c->hello_next->hello_prev = c->hello_prev;
+        else
+                srv->hello_tail = c->hello_prev;
+        c->hello_prev = c->hello_next = NULL;
+        c->awaiting_hello = false;
+}
+
 void conn_free(struct conn *c) {
         struct server *srv = c->srv;
 
         inflight_remove(c);
+        hello_queue_remove(c);
         conn_addr_release(c);
 
         if (c->prev)
@@ -277,7 +288,10 @@ static void conn_outcome(struct conn *c, bool ok, const char *result, const char
 static void conn_failure(struct conn *c, const char *result, const char *detail) {
         int64_t now = mono_ms();
 
-        backoff_failure(c->srv->backoff, c->peer_key, now);
+        /* Silence until the M1 time-out guesses nothing: the network's cap and that time-out
+         * bound what it costs, and counting it would let idle neighbours throttle a device. */
+        if (!c->hello_expired)
+                backoff_failure(c->srv->backoff, c->peer_key, now);
         if (c->hello_valid) {
                 backoff_failure(c->srv->backoff, c->id_key, now);
                 if (c->known && !c->srv->fatal)
@@ -343,7 +357,8 @@ static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
                 conn_free(c);
                 return 0;
         }
-        conn_failure(c, "timeout", "handshake did not complete in time");
+        c->hello_expired = c->phase == CONN_READ_M1;
+        conn_failure(c, "timeout", c->hello_expired ? "no M1 in time" : "handshake did not complete in time");
         conn_free(c);
         return 0;
 }
@@ -356,7 +371,7 @@ static int backoff_done(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void peer_describe(const struct sockaddr_storage *ss, struct conn *c) {
+static void peer_describe(const struct sockaddr_storage *ss, const struct netprefix *prefix, struct conn *c) {
         char host[INET6_ADDRSTRLEN] = "?";
         unsigned port = 0;
 
@@ -374,7 +389,9 @@ static void peer_describe(const struct sockaddr_storage *ss, struct conn *c) {
                 snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, port);
         } else
                 snprintf(c->peer, sizeof c->peer, "unknown");
-        snprintf(c->peer_key, sizeof c->peer_key, "peer:%s", host);
+        if (netprefix_format(prefix, c->net, sizeof c->net) < 0)
+                snprintf(c->net, sizeof c->net, "unknown");
+        snprintf(c->peer_key, sizeof c->peer_key, "peer:%s", c->net);
 }
 
 /* Over capacity: ERROR 3 and close. The M1 that may have arrived is read (and ignored), else
@@ -390,14 +407,32 @@ static int conn_refuse(struct server *srv, int fd) {
         return -EBUSY;
 }
 
+/*
+ * The table is full: the oldest connection that has not sent M1 makes room, rather than the
+ * new one being turned away. A device sends M1 at once, so the oldest silent connection is the
+ * one most likely idle; a flood of them can then only cycle through the table, never hold it
+ * against a device that connects and speaks. Connections past M1 are not evicted: their
+ * network's cap and the handshake time-out bound them.
+ */
+static void conn_evict(struct conn *c) {
+        c->srv->n_evicted++;
+        conn_free(c);
+}
+
 int conn_accept(struct server *srv, int fd) {
         struct sockaddr_storage ss;
         socklen_t ss_len = sizeof ss;
+        struct netprefix prefix = { { 0 } };
         struct conn *c;
+        uint64_t first_deadline_ms;
         int one = 1, r;
 
-        if (srv->draining || srv->n_conns >= srv->cfg->max_connections)
+        if (srv->draining)
                 return conn_refuse(srv, fd);
+        if (getpeername(fd, (struct sockaddr *) &ss, &ss_len) < 0)
+                ss.ss_family = AF_UNSPEC;
+        /* Another family (none over TCP) keeps the zero prefix: all such peers count as one network. */
+        (void) netprefix_from_sockaddr((const struct sockaddr *) &ss, ss_len, &prefix);
         c = calloc(1, sizeof *c);
         if (!c) {
                 close(fd);
@@ -409,9 +444,16 @@ int conn_accept(struct server *srv, int fd) {
         c->expect_type = SV_MSG_HELLO;
         c->expect_len = 0;
         c->start_ms = mono_ms();
-        if (getpeername(fd, (struct sockaddr *) &ss, &ss_len) < 0)
-                ss.ss_family = AF_UNSPEC;
-        r = conn_addr_take(c, &ss);
+        /* The network's cap first: a connection that will be turned away evicts nobody. */
+        r = conn_addr_take(c, &prefix);
+        if (r >= 0 && srv->n_conns >= srv->cfg->max_connections) {
+                if (srv->hello_head)
+                        conn_evict(srv->hello_head);
+                else {
+                        conn_addr_release(c);
+                        r = -EBUSY;
+                }
+        }
         if (r < 0) {
                 free(c);
                 if (r == -EBUSY)
@@ -419,7 +461,7 @@ int conn_accept(struct server *srv, int fd) {
                 close(fd);
                 return r;
         }
-        peer_describe(&ss, c);
+        peer_describe(&ss, &prefix, c);
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hs_server_init(&c->hs, &hs_random_os, srv->cfg->decoy_n, srv->cfg->decoy_p);
 
@@ -428,16 +470,20 @@ int conn_accept(struct server *srv, int fd) {
                 srv->conns->prev = c;
         srv->conns = c;
         srv->n_conns++;
+        hello_queue_add(c);
 
         /* Edge-triggered: sd-event dispatches one source per iteration, and level-triggered
          * sockets that stay readable would make every iteration re-report all of them
          * (quadratic when thousands of idle connections close at once). Every read drains to
          * EAGAIN or to the end of the expected frame; a peer that sends more than one frame
-         * ahead simply waits for its time-out. */
+         * ahead simply waits for its time-out.
+         * The timer first gives M1 its own, short time (on_hello() extends it to the handshake's). */
+        first_deadline_ms = srv->cfg->hello_timeout_ms < srv->cfg->timeout_ms ? srv->cfg->hello_timeout_ms
+                                                                               : srv->cfg->timeout_ms;
         r = sd_event_add_io(srv->event, &c->io, fd, EPOLLIN | EPOLLET, io_handler, c);
         if (r >= 0)
-                r = sd_event_add_time_relative(srv->event, &c->timer, CLOCK_MONOTONIC,
-                                               (uint64_t) srv->cfg->timeout_ms * 1000, 0, handshake_timeout, c);
+                r = sd_event_add_time_relative(srv->event, &c->timer, CLOCK_MONOTONIC, first_deadline_ms * 1000, 0,
+                                               handshake_timeout, c);
         if (r < 0) {
                 log_warning("Failed to watch connection from %s: %s", c->peer, strerror(-r));
                 conn_free(c);
@@ -588,11 +634,29 @@ static void conn_lookup(struct conn *c) {
         conn_send(c, frame, len);
 }
 
+/* M1 is in: the handshake's own deadline replaces M1's shorter one. */
+static int conn_extend_deadline(struct conn *c) {
+        struct server *srv = c->srv;
+        int r;
+
+        hello_queue_remove(c);
+        if (srv->cfg->hello_timeout_ms >= srv->cfg->timeout_ms)
+                return 0;
+        r = sd_event_source_set_time(c->timer, (uint64_t) (c->start_ms + (int64_t) srv->cfg->timeout_ms) * 1000);
+        return r < 0 ? r : sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+}
+
 static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         struct server *srv = c->srv;
         int64_t now = mono_ms(), wait, peer_wait;
         int r;
 
+        r = conn_extend_deadline(c);
+        if (r < 0) {
+                log_warning("Failed to extend the deadline of %s: %s", c->peer, strerror(-r));
+                conn_free(c);
+                return;
+        }
         r = hs_server_hello(&c->hs, frame, frame_len, &c->hello);
         if (r < 0) {
                 conn_failure(c, "protocol", "malformed M1");
@@ -601,7 +665,7 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         }
         c->hello_valid = true;
 
-        /* Repeated failures for this id or from this address slow the next attempt down. */
+        /* Repeated failures for this id or from this network slow the next attempt down. */
         snprintf(c->id_key, sizeof c->id_key, "id:%s", c->hello.device_id);
         wait = backoff_wait(srv->backoff, c->id_key, now);
         peer_wait = backoff_wait(srv->backoff, c->peer_key, now);

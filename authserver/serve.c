@@ -206,11 +206,12 @@ static void raise_fd_limit(unsigned max_connections) {
 }
 
 static int parse_serve(struct config *c, int argc, char *argv[]) {
-        enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN, ARG_MAX_PER_ADDR };
+        enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN, ARG_MAX_PER_ADDR, ARG_HELLO_TIMEOUT };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "listen",          required_argument, NULL, ARG_LISTEN },
                 { "timeout",         required_argument, NULL, ARG_TIMEOUT },
+                { "hello-timeout",   required_argument, NULL, ARG_HELLO_TIMEOUT },
                 { "max-connections", required_argument, NULL, ARG_MAX_CONN },
                 { "max-connections-per-address", required_argument, NULL, ARG_MAX_PER_ADDR },
                 { 0 }
@@ -222,14 +223,14 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                 switch (opt) {
                 case 'h':
                         printf("Usage: authserver serve [--listen ADDR:PORT]... [--db PATH] [--master-key FILE]\n"
-                               "         [--timeout SECONDS] [--max-connections N]\n"
+                               "         [--timeout SECONDS] [--hello-timeout SECONDS] [--max-connections N]\n"
                                "         [--max-connections-per-address N] [--config FILE]\n\n"
                                "Serve the secure-vault protocol. ADDR is an IPv4 address, [IPv6], a host name\n"
                                "or '*'; default " AUTHSERVER_DEFAULT_LISTEN ". Sockets passed by systemd take\n"
-                               "precedence. Defaults: --timeout %d, --max-connections %d,\n"
-                               "--max-connections-per-address %d (0: no limit).\n",
-                               AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_MAX_CONN,
-                               AUTHSERVER_DEFAULT_MAX_PER_ADDR);
+                               "precedence. Defaults: --timeout %d, --hello-timeout %d, --max-connections %d,\n"
+                               "--max-connections-per-address %d (per IPv4 /24 or IPv6 /48; 0: no limit).\n",
+                               AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS / 1000,
+                               AUTHSERVER_DEFAULT_MAX_CONN, AUTHSERVER_DEFAULT_MAX_PER_ADDR);
                         return 1;
                 case ARG_LISTEN:
                         if (!listen_from_cli) {
@@ -244,6 +245,10 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                         break;
                 case ARG_TIMEOUT:
                         if (config_set(c, "timeout", optarg, "--timeout") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_HELLO_TIMEOUT:
+                        if (config_set(c, "hello-timeout", optarg, "--hello-timeout") < 0)
                                 return -EINVAL;
                         break;
                 case ARG_MAX_CONN:
@@ -338,8 +343,8 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 goto out;
         }
         log_info("stopped: %" PRIu64 " authenticated, %" PRIu64 " failed; %" PRIu64 " connections turned away; "
-                 "%" PRIu64 " vault writes in %" PRIu64 " syncs",
-                 srv.n_ok, srv.n_failed, srv.n_rejected, srv.n_vault_writes, srv.n_syncs);
+                 "%" PRIu64 " idle connections evicted; %" PRIu64 " vault writes in %" PRIu64 " syncs",
+                 srv.n_ok, srv.n_failed, srv.n_rejected, srv.n_evicted, srv.n_vault_writes, srv.n_syncs);
         ret = AS_EXIT_OK;
 out:
         while (srv.conns)

@@ -4,6 +4,7 @@
 #include <systemd/sd-event.h>
 
 #include "authserver.h"
+#include "netprefix.h"
 #include "ratelimit.h"
 
 /* One TCP connection carries one handshake (protocol §3). */
@@ -19,10 +20,10 @@ enum conn_phase {
 
 struct server;
 
-/* Open connections from one address (an IPv6 /64) that have not yet proven a device. */
+/* Open connections from one network (IPv4 /24, IPv6 /48) that have not yet proven a device. */
 struct conn_addr {
         struct conn_addr *next;         /* in its hash bucket */
-        uint8_t key[17];                /* family, then the address or prefix */
+        struct netprefix prefix;
         unsigned count;
 };
 
@@ -31,20 +32,24 @@ struct conn {
         struct conn *prev, *next;       /* all connections */
         struct conn *queue_next;        /* waiting for the group commit */
         struct conn *inflight_prev, *inflight_next;
+        struct conn *hello_prev, *hello_next;   /* no M1 yet: oldest first, evicted first */
+        bool awaiting_hello;
         bool inflight;                  /* M3 verified: this session owns its device until it ends */
         bool superseded;                /* the device's next session took over (its M5 was late) */
         int fd;
         sd_event_source *io;
-        sd_event_source *timer;         /* the whole handshake's deadline */
+        sd_event_source *timer;         /* M1's deadline, then the whole handshake's */
         sd_event_source *delay;         /* failure back-off before answering M1 */
         struct conn_addr *addr;         /* counted against its address until M3 verifies */
         int64_t start_ms;               /* accepted at (monotonic ms) */
         bool expired;
+        bool hello_expired;             /* closed for sending no M1 in time: not a guess */
         uint8_t expect_type;            /* of the next frame, checked from its header */
         uint16_t expect_len;            /* exact body length; 0 for M1's range */
         enum conn_phase phase;
         char peer[64];                  /* "addr:port" */
-        char peer_key[56];              /* "peer:addr" for the back-off table */
+        char net[NETPREFIX_TEXT_MAX];   /* the peer's network, "192.0.2.0/24" or "2001:db8:1::/48" */
+        char peer_key[NETPREFIX_TEXT_MAX + 8];  /* "peer:NETWORK" for the back-off table */
         char id_key[SV_ID_MAX + 4];     /* "id:DEVICE", set once M1 is read */
         uint8_t in[SV_FRAME_MAX];
         size_t in_len;
@@ -81,6 +86,7 @@ struct server {
         sd_event_source *accept_timer;
         struct ratelimit accept_log;    /* "Failed to accept" lines */
         struct conn *inflight;          /* sessions past M3, at most one per device */
+        struct conn *hello_head, *hello_tail;   /* connections without M1, oldest first */
         struct conn *queue_head, **queue_tail;
         unsigned queue_len;
         sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows */
@@ -90,6 +96,7 @@ struct server {
         bool fatal;                     /* the database may have lost a write: exit, do not touch it */
         const char *crash_at;           /* test-only fault injection (AUTHSERVER_CRASH_AT) */
         uint64_t n_ok, n_failed, n_rejected;
+        uint64_t n_evicted;             /* idle (no M1) connections closed to make room */
         uint64_t n_vault_writes, n_syncs;      /* group commit effect */
 };
 

@@ -1,10 +1,10 @@
 check_PROGRAMS += tests/authserver/sv-client
-tests_authserver_sv_client_SOURCES = tests/authserver/sv-client.c
+tests_authserver_sv_client_SOURCES = tests/authserver/sv-client.c tests/authserver/sv-net.c tests/authserver/sv-net.h
 tests_authserver_sv_client_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS)
 tests_authserver_sv_client_LDADD = devicectl/libdevnet.a $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
 
 check_PROGRAMS += tests/authserver/sv-flood
-tests_authserver_sv_flood_SOURCES = tests/authserver/sv-flood.c
+tests_authserver_sv_flood_SOURCES = tests/authserver/sv-flood.c tests/authserver/sv-net.c tests/authserver/sv-net.h
 tests_authserver_sv_flood_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
 tests_authserver_sv_flood_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
 
@@ -19,6 +19,8 @@ AUTHSERVER_TESTS = \
 	tests/authserver/limits.test \
 	tests/authserver/config.test \
 	tests/authserver/caps.test \
-	tests/authserver/backoff.test
+	tests/authserver/backoff.test \
+	tests/authserver/idle-flood.test \
+	tests/authserver/ipv6-network.test
 TESTS += $(AUTHSERVER_TESTS)
 EXTRA_DIST += $(AUTHSERVER_TESTS) tests/authserver/lib.sh

@@ -4,7 +4,9 @@
  * vault in a bundle file, for testing authserver over real TCP without a TPM.
  *
  *   sv-client --server HOST:PORT --vault FILE [--count N] [--fault F] [--timeout S]
+ *             [--source ADDRESS]
  *
+ * --source connects from that local address (e.g. 127.1.0.2: a peer on another network).
  * The vault file is an enrollment bundle; after each successful handshake it is
  * rewritten with the next vault and epoch. Faults (one handshake, then exit):
  *   drop-m5      commit locally but never send M5 (a lost M5)
@@ -27,11 +29,13 @@
 #include "bundle-file.h"
 #include "devicectl.h"
 #include "handshake.h"
+#include "sv-net.h"
 
 enum fault { FAULT_NONE, FAULT_DROP_M5, FAULT_CLOSE_M1, FAULT_CLOSE_M3, FAULT_FLIP_M3, FAULT_REPLAY_M3, FAULT_WRONG_EPOCH };
 
 struct client {
         const char *server;
+        const char *source;
         const char *path;
         struct bundle b;
         uint8_t *next;
@@ -56,7 +60,7 @@ static int handshake(struct client *cl, uint8_t *ret_code) {
         r = hs_device_hello(&hs, frame, sizeof frame, &len);
         if (r < 0)
                 goto out;
-        r = net_connect(cl->server, cl->timeout_ms, &fd);
+        r = cl->source ? sv_connect_from(cl->server, cl->source, &fd) : net_connect(cl->server, cl->timeout_ms, &fd);
         if (r < 0)
                 goto out;
         deadline = now_ms() + cl->timeout_ms;
@@ -131,6 +135,7 @@ int main(int argc, char *argv[]) {
                 { "count",   required_argument, NULL, 'n' },
                 { "fault",   required_argument, NULL, 'f' },
                 { "timeout", required_argument, NULL, 't' },
+                { "source",  required_argument, NULL, 'S' },
                 { 0 }
         };
         struct client cl = { .timeout_ms = 10000 };
@@ -146,6 +151,7 @@ int main(int argc, char *argv[]) {
                 case 'n': count = strtoul(optarg, NULL, 10); break;
                 case 'f': cl.fault = parse_fault(optarg); single = true; break;
                 case 't': cl.timeout_ms = atoi(optarg) * 1000; break;
+                case 'S': cl.source = optarg; break;
                 default: return 2;
                 }
         if (!cl.server || !cl.path || count == 0) {

@@ -2,14 +2,13 @@
 /*
  * sv-flood: abusive clients for authserver tests.
  *   sv-flood --server HOST:PORT --count N --mode idle|partial|random [--hold SECONDS]
- *            [--source IPV4]
+ *            [--source ADDRESS]
  * idle: connect and send nothing; partial: send half a header; random: send 1..2048
  * random bytes and read whatever comes back. Holds the connections open for --hold
  * seconds (half-open handshakes), then prints "opened N, answered M" and exits 0.
- * --source binds the connections to a local IPv4 address (e.g. 127.0.0.2, to flood from
- * another address than the devices under test; IPv4 server only).
+ * --source binds the connections to a local address (e.g. 127.1.0.2, to flood from another
+ * network than the devices under test; or an IPv6 address with an IPv6 server).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -22,31 +21,7 @@
 
 #include "crypto.h"
 #include "devicectl.h"
-#include "text.h"
-
-static int connect_from(const char *server, const char *source, int *ret) {
-        struct sockaddr_in to = { .sin_family = AF_INET }, from = { .sin_family = AF_INET };
-        char host[64];
-        const char *port;
-        int fd;
-
-        if (text_split_host_port(server, host, sizeof host, &port) < 0 ||
-            inet_pton(AF_INET, host, &to.sin_addr) != 1 || inet_pton(AF_INET, source, &from.sin_addr) != 1)
-                return -EINVAL;
-        to.sin_port = htons((uint16_t) strtoul(port, NULL, 10));
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (bind(fd, (struct sockaddr *) &from, sizeof from) < 0 ||
-            connect(fd, (struct sockaddr *) &to, sizeof to) < 0) {
-                int r = -errno;
-
-                close(fd);
-                return r;
-        }
-        *ret = fd;
-        return 0;
-}
+#include "sv-net.h"
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
@@ -85,7 +60,7 @@ int main(int argc, char *argv[]) {
                 size_t len = 0;
 
                 fds[i] = -1;
-                if ((source ? connect_from(server, source, &fds[i]) : net_connect(server, 5000, &fds[i])) < 0)
+                if ((source ? sv_connect_from(server, source, &fds[i]) : net_connect(server, 5000, &fds[i])) < 0)
                         continue;
                 opened++;
                 if (strcmp(mode, "partial") == 0) {

@@ -90,10 +90,13 @@ enum generation {
 enum generation generation_choose(const struct store_device *dev, const struct msg_hello *hello,
                                   const char **ret_reason);
 
-/* backoff.c: exponentially growing delay after failures, per key (device id or peer network). */
+/* backoff.c: exponentially growing delay after failures, per key (network, id and network, id). */
 #define BACKOFF_SLOTS           4096
 #define BACKOFF_BASE_MS         25
 #define BACKOFF_MAX_MS          30000
+/* The most the count of an id alone (failures from every network) may delay an attempt; it
+ * never turns one away, since anyone who knows the id can run it up (protocol §7). */
+#define BACKOFF_ID_MAX_MS       1000
 struct backoff_entry {
         uint64_t hash;
         uint32_t failures;
@@ -108,8 +111,9 @@ void backoff_init(struct backoff *b);
 int64_t backoff_wait(const struct backoff *b, const char *key, int64_t now_ms);
 /* An attempt for key starts at start_ms (>= now + backoff_wait()): after a failure, the next
  * attempt may only start one delay later, so parallel attempts are spread out, not let through
- * together. No effect on a key without failures. */
-void backoff_reserve(struct backoff *b, const char *key, int64_t start_ms);
+ * together; but never later than limit_ms (INT64_MAX: no limit). No effect on a key without
+ * failures. */
+void backoff_reserve(struct backoff *b, const char *key, int64_t start_ms, int64_t limit_ms);
 void backoff_failure(struct backoff *b, const char *key, int64_t now_ms);
 void backoff_success(struct backoff *b, const char *key);
 

@@ -7,9 +7,10 @@
 #include "crypto.h"
 
 /*
- * Failures are counted per claimed device id and per peer address in a fixed table keyed
- * by a salted hash, so memory stays bounded whatever an attacker sends, and an id is
- * slowed down the same whether or not it exists (decoys must not be told apart by timing).
+ * Failures are counted per key (conn.c: the peer's network, the claimed id from that network,
+ * and the claimed id from anywhere) in a fixed table keyed by a salted hash, so memory stays
+ * bounded whatever an attacker sends, and an id is slowed down the same whether or not it
+ * exists (decoys must not be told apart by timing).
  * A collision or an eviction only ever forgets failures early.
  */
 void backoff_init(struct backoff *b) {
@@ -57,7 +58,7 @@ int64_t backoff_wait(const struct backoff *b, const char *key, int64_t now_ms) {
  * delay. Without this, N connections opened in parallel would all wait out the same delay
  * and then be tried together, N guesses for the price of one.
  */
-void backoff_reserve(struct backoff *b, const char *key, int64_t start_ms) {
+void backoff_reserve(struct backoff *b, const char *key, int64_t start_ms, int64_t limit_ms) {
         uint64_t h = key_hash(b, key);
         struct backoff_entry *e = slot_for(b, h);
         int64_t next;
@@ -65,7 +66,10 @@ void backoff_reserve(struct backoff *b, const char *key, int64_t start_ms) {
         if (e->hash != h || e->failures == 0)
                 return;
         next = (e->next_ms > start_ms ? e->next_ms : start_ms) + delay_for(e->failures);
-        e->next_ms = next;
+        if (next > limit_ms)
+                next = limit_ms;
+        if (next > e->next_ms)
+                e->next_ms = next;
 }
 
 void backoff_failure(struct backoff *b, const char *key, int64_t now_ms) {

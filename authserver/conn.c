@@ -293,6 +293,7 @@ static void conn_failure(struct conn *c, const char *result, const char *detail)
         if (!c->hello_expired)
                 backoff_failure(c->srv->backoff, c->peer_key, now);
         if (c->hello_valid) {
+                backoff_failure(c->srv->backoff, c->id_peer_key, now);
                 backoff_failure(c->srv->backoff, c->id_key, now);
                 if (c->known && !c->srv->fatal)
                         (void) store_record_failure(c->srv->store, c->hello.device_id, (int64_t) time(NULL));
@@ -646,9 +647,23 @@ static int conn_extend_deadline(struct conn *c) {
         return r < 0 ? r : sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
 
+/*
+ * Back-off after failures (protocol §7). The device id travels in clear, so a count of the
+ * id's failures alone would let anyone who knows it lock the real device out by failing on
+ * purpose. Three counts instead, each with its own purpose:
+ *  - the peer's network ("peer:NET"): guessing from one network, whatever the ids;
+ *  - the id from that network ("idnet:ID@NET"): guessing one id from one network;
+ *  - the id from anywhere ("id:ID"): the pace of a guesser spread over many networks.
+ * The first two may turn an attempt away (ERROR 3) when their wait does not fit in the
+ * time-out; they only ever hold back the failing network, and a device that shares it.
+ * The third never turns an attempt away and delays it by at most BACKOFF_ID_MAX_MS: an
+ * attacker elsewhere can slow the device by that much, never deny it, while the id's
+ * guesses from all networks together still wait their turn. A verified handshake clears
+ * all three.
+ */
 static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         struct server *srv = c->srv;
-        int64_t now = mono_ms(), wait, peer_wait;
+        int64_t now = mono_ms(), budget, wait, id_wait;
         int r;
 
         r = conn_extend_deadline(c);
@@ -665,22 +680,31 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         }
         c->hello_valid = true;
 
-        /* Repeated failures for this id or from this network slow the next attempt down. */
         snprintf(c->id_key, sizeof c->id_key, "id:%s", c->hello.device_id);
-        wait = backoff_wait(srv->backoff, c->id_key, now);
-        peer_wait = backoff_wait(srv->backoff, c->peer_key, now);
-        if (peer_wait > wait)
-                wait = peer_wait;
+        snprintf(c->id_peer_key, sizeof c->id_peer_key, "idnet:%s@%s", c->hello.device_id, c->net);
+        wait = backoff_wait(srv->backoff, c->peer_key, now);
+        id_wait = backoff_wait(srv->backoff, c->id_peer_key, now);
+        if (id_wait > wait)
+                wait = id_wait;
         /* The wait must leave half the time-out for the rest of the handshake. A longer one
          * is not shortened (that would cap the back-off at half the time-out whatever
          * BACKOFF_MAX_MS says): the attempt is turned away now, as busy, and takes no slot. */
-        if (wait > 0 && wait > (int64_t) srv->cfg->timeout_ms / 2 - (now - c->start_ms)) {
+        budget = (int64_t) srv->cfg->timeout_ms / 2 - (now - c->start_ms);
+        if (wait > 0 && wait > budget) {
                 conn_outcome(c, false, "throttled", "back-off longer than the time-out allows");
                 conn_send_error(c, -EBUSY);
                 return;
         }
-        backoff_reserve(srv->backoff, c->id_key, now + wait);
-        backoff_reserve(srv->backoff, c->peer_key, now + wait);
+        id_wait = backoff_wait(srv->backoff, c->id_key, now);
+        if (id_wait > BACKOFF_ID_MAX_MS)
+                id_wait = BACKOFF_ID_MAX_MS;
+        if (id_wait > budget)
+                id_wait = budget > 0 ? budget : 0;
+        if (id_wait > wait)
+                wait = id_wait;
+        backoff_reserve(srv->backoff, c->peer_key, now + wait, INT64_MAX);
+        backoff_reserve(srv->backoff, c->id_peer_key, now + wait, INT64_MAX);
+        backoff_reserve(srv->backoff, c->id_key, now + wait, now + BACKOFF_ID_MAX_MS);
         if (wait > 0) {
                 c->phase = CONN_BACKOFF;
                 (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
@@ -781,6 +805,7 @@ static void conn_commit_done(struct conn *c, int r) {
         }
         server_crash_point(srv, "after-commit");
         backoff_success(srv->backoff, c->peer_key);
+        backoff_success(srv->backoff, c->id_peer_key);
         backoff_success(srv->backoff, c->id_key);
         conn_log_outcome(c, true, "ok", NULL);
         conn_free(c);

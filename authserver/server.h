@@ -51,6 +51,7 @@ struct conn {
         char net[NETPREFIX_TEXT_MAX];   /* the peer's network, "192.0.2.0/24" or "2001:db8:1::/48" */
         char peer_key[NETPREFIX_TEXT_MAX + 8];  /* "peer:NETWORK" for the back-off table */
         char id_key[SV_ID_MAX + 4];     /* "id:DEVICE", set once M1 is read */
+        char id_peer_key[SV_ID_MAX + NETPREFIX_TEXT_MAX + 8];  /* "idnet:DEVICE@NETWORK", likewise */
         uint8_t in[SV_FRAME_MAX];
         size_t in_len;
         uint8_t out[SV_FRAME_MAX];

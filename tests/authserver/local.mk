@@ -20,6 +20,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/config.test \
 	tests/authserver/caps.test \
 	tests/authserver/backoff.test \
+	tests/authserver/lockout.test \
 	tests/authserver/idle-flood.test \
 	tests/authserver/ipv6-network.test
 TESTS += $(AUTHSERVER_TESTS)

@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "authserver.h"
+#include "harden.h"
 #include "settings.h"
 #include "text.h"
 
@@ -189,16 +188,25 @@ int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN])
         return r;
 }
 
+/* The key passes from its file to the store in a locked page only (harden.h). */
 int config_open_store(const struct config *c, int flags, struct store **ret) {
-        uint8_t key[STORE_MASTER_KEY_LEN];
+        uint8_t *key = NULL;
         const char *path = c->db_path ? c->db_path : AUTHSERVER_DEFAULT_DB;
         int r;
 
-        r = config_master_key(c, key);
-        if (r < 0)
+        r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
+        if (r < 0) {
+                fprintf(stderr, "authserver: cannot lock memory for the master key: %s (RLIMIT_MEMLOCK?)\n",
+                        strerror(-r));
                 return r;
+        }
+        r = config_master_key(c, key);
+        if (r < 0) {
+                harden_secret_free(key, STORE_MASTER_KEY_LEN);
+                return r;
+        }
         r = store_open(path, key, flags, ret);
-        OPENSSL_cleanse(key, sizeof key);
+        harden_secret_free(key, STORE_MASTER_KEY_LEN);
         if (r < 0)
                 fprintf(stderr, "authserver: cannot open database '%s': %s\n", path, store_last_error(NULL));
         return r;

@@ -6,6 +6,7 @@
 
 #include "authserver.h"
 #include "common-options.h"
+#include "harden.h"
 
 struct verb {
         const char *name;
@@ -88,6 +89,13 @@ int main(int argc, char *argv[]) {
         for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
                 if (strcmp(argv[1], verbs[i].name) != 0)
                         continue;
+                /* Every verb may load the master key: no core file and no same-user peeking,
+                 * from before any key is read (harden.h). */
+                r = harden_process();
+                if (r < 0) {
+                        fprintf(stderr, "authserver: cannot make the process non-dumpable: %s\n", strerror(-r));
+                        return AS_EXIT_FAILURE;
+                }
                 config_init(&c);
                 config_path = find_config(argc, argv, &explicit);
                 c.config_path = config_path;

@@ -12,6 +12,12 @@
  * one key per device id. Random 96-bit IVs allow about 2^32 encryptions per key (NIST SP
  * 800-38D §8.3); a busy server seals a vault on every handshake and would reach that under a
  * single key within its lifetime, whereas one device never will.
+ *
+ * The master key itself lives only in locked, non-dumpable pages (harden.c): the file is read
+ * into them, and the key stays there for the store's life. Each derivation keys a fresh HMAC
+ * context from it rather than keeping a keyed context, whose inner and outer hash states
+ * (as good as the key) would sit in ordinary heap for the life of the process; a fresh one's
+ * states exist for microseconds and are wiped by OpenSSL when it is freed.
  */
 
 #include <errno.h>
@@ -27,6 +33,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "harden.h"
 #include "store-crypto.h"
 
 #define AD_LABEL        "sv1 store vault"
@@ -37,25 +44,26 @@ struct store_aead {
         EVP_CIPHER *aes;
         EVP_CIPHER_CTX *ctx;
         EVP_MAC *hmac;
-        EVP_MAC_CTX *kdf;       /* HMAC-SHA256 keyed with the master key */
+        uint8_t *master;        /* STORE_MASTER_KEY_LEN bytes in a locked page */
 };
 
 int store_aead_new(const uint8_t master_key[STORE_MASTER_KEY_LEN], struct store_aead **ret) {
-        OSSL_PARAM params[] = {
-                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
-                OSSL_PARAM_construct_end(),
-        };
         struct store_aead *a;
+        int r;
 
         a = OPENSSL_zalloc(sizeof(*a));
         if (!a)
                 return -ENOMEM;
+        r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &a->master);
+        if (r < 0) {
+                OPENSSL_free(a);
+                return r;
+        }
+        memcpy(a->master, master_key, STORE_MASTER_KEY_LEN);
         a->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
         a->ctx = EVP_CIPHER_CTX_new();
         a->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        a->kdf = a->hmac ? EVP_MAC_CTX_new(a->hmac) : NULL;
-        if (!a->aes || !a->ctx || !a->kdf ||
-            !EVP_MAC_init(a->kdf, master_key, STORE_MASTER_KEY_LEN, params)) {
+        if (!a->aes || !a->ctx || !a->hmac) {
                 store_aead_free(a);
                 return -EIO;
         }
@@ -66,8 +74,8 @@ int store_aead_new(const uint8_t master_key[STORE_MASTER_KEY_LEN], struct store_
 void store_aead_free(struct store_aead *a) {
         if (!a)
                 return;
-        /* Both free functions cleanse the key material they hold. */
-        EVP_MAC_CTX_free(a->kdf);
+        /* The cipher context cleanses the key schedule it holds. */
+        harden_secret_free(a->master, STORE_MASTER_KEY_LEN);
         EVP_MAC_free(a->hmac);
         EVP_CIPHER_CTX_free(a->ctx);
         EVP_CIPHER_free(a->aes);
@@ -77,17 +85,24 @@ void store_aead_free(struct store_aead *a) {
 /* HKDF-Expand(master, KEY_LABEL || id, 32): a single HMAC block, info || 0x01. */
 static int device_key(struct store_aead *a, const char *id, uint8_t key[AES_KEY_LEN]) {
         static const uint8_t counter = 1;
+        OSSL_PARAM params[] = {
+                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
+                OSSL_PARAM_construct_end(),
+        };
+        EVP_MAC_CTX *kdf = EVP_MAC_CTX_new(a->hmac);
         size_t len = 0;
+        int r = 0;
 
-        if (!EVP_MAC_init(a->kdf, NULL, 0, NULL) ||
-            !EVP_MAC_update(a->kdf, (const uint8_t *) KEY_LABEL, strlen(KEY_LABEL)) ||
-            !EVP_MAC_update(a->kdf, (const uint8_t *) id, strlen(id)) ||
-            !EVP_MAC_update(a->kdf, &counter, 1) ||
-            !EVP_MAC_final(a->kdf, key, &len, AES_KEY_LEN) || len != AES_KEY_LEN) {
+        if (!kdf || !EVP_MAC_init(kdf, a->master, STORE_MASTER_KEY_LEN, params) ||
+            !EVP_MAC_update(kdf, (const uint8_t *) KEY_LABEL, strlen(KEY_LABEL)) ||
+            !EVP_MAC_update(kdf, (const uint8_t *) id, strlen(id)) ||
+            !EVP_MAC_update(kdf, &counter, 1) ||
+            !EVP_MAC_final(kdf, key, &len, AES_KEY_LEN) || len != AES_KEY_LEN) {
                 OPENSSL_cleanse(key, AES_KEY_LEN);
-                return -EIO;
+                r = -EIO;
         }
-        return 0;
+        EVP_MAC_CTX_free(kdf);         /* cleanses its HMAC states */
+        return r;
 }
 
 static size_t build_ad(const char *id, uint64_t epoch, uint8_t ad[STORE_ID_MAX + 8 + sizeof(AD_LABEL)]) {
@@ -175,8 +190,15 @@ static unsigned hex_value(uint8_t c) {
  * file that group or others may access is refused rather than trusted, as ssh does with
  * private keys. fstat() on the open descriptor avoids a check-then-open race.
  */
-int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN]) {
+/* The file's bytes and the decoded key, in one locked page. */
+struct key_scratch {
         uint8_t buf[2 * STORE_MASTER_KEY_LEN + 2];
+        uint8_t key[STORE_MASTER_KEY_LEN];
+};
+
+int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN]) {
+        struct key_scratch *ks = NULL;
+        uint8_t *buf;
         size_t len = 0;
         struct stat st;
         int fd, r;
@@ -186,6 +208,13 @@ int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN
         if (fd < 0)
                 return store_thread_errorf(-errno, "Failed to open master key file '%s': %s",
                                            path, strerror(errno));
+        r = harden_secret_alloc(sizeof(*ks), (void **) &ks);
+        if (r < 0) {
+                r = store_thread_errorf(r, "Failed to lock memory for master key file '%s': %s",
+                                        path, strerror(-r));
+                goto out;
+        }
+        buf = ks->buf;
         if (fstat(fd, &st) < 0) {
                 r = store_thread_errorf(-errno, "Failed to stat master key file '%s': %s",
                                         path, strerror(errno));
@@ -201,8 +230,8 @@ int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN
                                         path, (unsigned) (st.st_mode & 07777));
                 goto out;
         }
-        while (len < sizeof(buf)) {
-                ssize_t k = read(fd, buf + len, sizeof(buf) - len);
+        while (len < sizeof(ks->buf)) {
+                ssize_t k = read(fd, buf + len, sizeof(ks->buf) - len);
 
                 if (k < 0 && errno == EINTR)
                         continue;
@@ -221,7 +250,7 @@ int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN
                 r = 0;
         } else if (len == 2 * STORE_MASTER_KEY_LEN ||
                    (len == 2 * STORE_MASTER_KEY_LEN + 1 && buf[len - 1] == '\n')) {
-                uint8_t key[STORE_MASTER_KEY_LEN];
+                uint8_t *key = ks->key;
                 unsigned bad = 0;
 
                 for (size_t i = 0; i < STORE_MASTER_KEY_LEN; i++) {
@@ -237,13 +266,12 @@ int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN
                         memcpy(ret_key, key, STORE_MASTER_KEY_LEN);
                         r = 0;
                 }
-                OPENSSL_cleanse(key, sizeof(key));
         } else
                 r = store_thread_errorf(-EBADMSG, "Master key file '%s' must hold exactly %d bytes "
                                         "or %d hex digits", path, STORE_MASTER_KEY_LEN,
                                         2 * STORE_MASTER_KEY_LEN);
 out:
-        OPENSSL_cleanse(buf, sizeof(buf));
+        harden_secret_free(ks, sizeof(*ks));   /* wipes the bytes read and the decoded key */
         close(fd);
         return r;
 }
@@ -266,20 +294,26 @@ static int fsync_parent(const char *path) {
 /* O_EXCL: never overwrite a key that may already protect a database. The file and its
  * directory entry are synced, since a key lost in a crash makes every vault unreadable. */
 int store_master_key_create(const char *path) {
-        uint8_t key[STORE_MASTER_KEY_LEN];
+        uint8_t *key = NULL;
         size_t done = 0;
         int fd, r;
 
+        r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
+        if (r < 0)
+                return store_thread_errorf(r, "Failed to lock memory for a master key: %s", strerror(-r));
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-        if (fd < 0)
-                return store_thread_errorf(-errno, "Failed to create master key file '%s': %s",
-                                           path, strerror(errno));
-        if (RAND_bytes(key, sizeof(key)) != 1) {
+        if (fd < 0) {
+                r = store_thread_errorf(-errno, "Failed to create master key file '%s': %s",
+                                        path, strerror(errno));
+                harden_secret_free(key, STORE_MASTER_KEY_LEN);
+                return r;
+        }
+        if (RAND_bytes(key, STORE_MASTER_KEY_LEN) != 1) {
                 r = store_thread_errorf(-EIO, "Failed to generate a master key: no randomness");
                 goto fail;
         }
-        while (done < sizeof(key)) {
-                ssize_t k = write(fd, key + done, sizeof(key) - done);
+        while (done < STORE_MASTER_KEY_LEN) {
+                ssize_t k = write(fd, key + done, STORE_MASTER_KEY_LEN - done);
 
                 if (k < 0 && errno == EINTR)
                         continue;
@@ -296,7 +330,7 @@ int store_master_key_create(const char *path) {
                                         path, strerror(errno));
                 goto fail;
         }
-        OPENSSL_cleanse(key, sizeof(key));
+        harden_secret_free(key, STORE_MASTER_KEY_LEN);
         close(fd);
         r = fsync_parent(path);
         if (r < 0)
@@ -304,7 +338,7 @@ int store_master_key_create(const char *path) {
                                            path, strerror(-r));
         return 0;
 fail:
-        OPENSSL_cleanse(key, sizeof(key));
+        harden_secret_free(key, STORE_MASTER_KEY_LEN);
         close(fd);
         unlink(path);
         return r;

@@ -22,6 +22,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/backoff.test \
 	tests/authserver/lockout.test \
 	tests/authserver/idle-flood.test \
-	tests/authserver/ipv6-network.test
+	tests/authserver/ipv6-network.test \
+	tests/authserver/harden.test
 TESTS += $(AUTHSERVER_TESTS)
 EXTRA_DIST += $(AUTHSERVER_TESTS) tests/authserver/lib.sh

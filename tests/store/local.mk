@@ -1,6 +1,8 @@
 # The authserver's device store (SQLite, vaults sealed at rest) and its tests.
 noinst_LIBRARIES += authserver/libstore.a
 authserver_libstore_a_SOURCES = \
+	authserver/harden.c \
+	authserver/harden.h \
 	authserver/store.c \
 	authserver/store.h \
 	authserver/store-crypto.c \

@@ -185,17 +185,17 @@ static unsigned hex_value(uint8_t c) {
         return (d & dm) | ((l + 10) & lm) | (0x100 & ~(dm | lm));
 }
 
-/*
- * The master key decrypts every vault, so its file must be private to the server's user: a
- * file that group or others may access is refused rather than trusted, as ssh does with
- * private keys. fstat() on the open descriptor avoids a check-then-open race.
- */
 /* The file's bytes and the decoded key, in one locked page. */
 struct key_scratch {
         uint8_t buf[2 * STORE_MASTER_KEY_LEN + 2];
         uint8_t key[STORE_MASTER_KEY_LEN];
 };
 
+/*
+ * The master key decrypts every vault, so its file must be private to the server's user: a
+ * file that group or others may access is refused rather than trusted, as ssh does with
+ * private keys. fstat() on the open descriptor avoids a check-then-open race.
+ */
 int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN]) {
         struct key_scratch *ks = NULL;
         uint8_t *buf;

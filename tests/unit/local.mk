@@ -14,7 +14,8 @@ UNIT_TESTS = \
 	tests/unit/check_keysched \
 	tests/unit/check_handshake \
 	tests/unit/check_bundle \
-	tests/unit/check_text
+	tests/unit/check_text \
+	tests/unit/check_ratelimit
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -46,3 +47,7 @@ tests_unit_check_bundle_LDADD = $(UNIT_LDADD)
 tests_unit_check_text_SOURCES = tests/unit/check_text.c
 tests_unit_check_text_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_text_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_ratelimit_SOURCES = tests/unit/check_ratelimit.c
+tests_unit_check_ratelimit_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_ratelimit_LDADD = $(UNIT_LDADD)

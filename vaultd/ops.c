@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -44,6 +45,18 @@ static void reply_ok(struct ipc_reply *rep, const uint8_t *body, size_t len) {
         rep->detail = 0;
         rep->body = body;
         rep->body_len = len;
+}
+
+/* Refusals a client can repeat at will are logged at most once per interval, with a count. */
+#define REFUSAL_LOG_INTERVAL_USEC (10 * (uint64_t) 1000000)
+
+/* CLOCK_BOOTTIME: never goes back, and counts time spent suspended. */
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
+                return 0;       /* cannot happen */
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
 static void log_outcome(const struct vaultd *d, const char *result) {
@@ -282,6 +295,37 @@ static int read_bundle(int fd, char *text, size_t cap, size_t *ret_len) {
         return 0;
 }
 
+/*
+ * Provisioning replaces the vault, and with it the server that every later authentication
+ * talks to and the key it hands out: whoever may provision owns the device's identity. So only
+ * root, vaultd's own user and members of the admin groups may (peercred.c); members of the
+ * allowed groups only use the vault. Checked first, before the bundle is looked at.
+ */
+static bool need_admin(struct conn *c, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+        unsigned suppressed = 0;
+        char groups[IPC_MESSAGE_MAX] = "";
+        size_t used = 0;
+
+        if (c->admin)
+                return true;
+        for (size_t i = 0; i < d->cfg->n_admin_groups && used < sizeof groups; i++) {
+                int n = snprintf(groups + used, sizeof groups - used, "%s'%s'", i > 0 ? ", " : "",
+                                 d->cfg->admin_groups[i]);
+
+                if (n < 0)
+                        break;
+                used += (size_t) n;
+        }
+        reply_error(rep, IPC_FORBIDDEN, 0, out, cap,
+                    "only root, vaultd's user and members of %s %s may provision",
+                    d->cfg->n_admin_groups > 1 ? "groups" : "group", groups);
+        if (ratelimit_pass(&d->provision_refused_log, now_usec(), REFUSAL_LOG_INTERVAL_USEC, &suppressed))
+                log_notice("refused provision from uid=%u pid=%d: not root, vaultd's user or in an admin group "
+                           "(%u similar messages suppressed)", (unsigned) c->uid, (int) c->pid, suppressed);
+        return false;
+}
+
 static void op_provision(struct conn *c, const struct ipc_request *req, int fd, struct ipc_reply *rep,
                          uint8_t *out, size_t cap) {
         struct vaultd *d = c->d;
@@ -293,6 +337,8 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         unsigned line = 0;
         int r;
 
+        if (!need_admin(c, rep, out, cap))
+                return;
         if (fd < 0 || req->body_len != 0) {
                 reply_error(rep, IPC_BAD_REQUEST, 0, out, cap, "provision takes the bundle as a passed descriptor and no body");
                 return;

@@ -25,6 +25,7 @@ enum {
         EXIT_PROTOCOL = 8,              /* a malformed or unexpected message from the server */
         EXIT_NOT_PROVISIONED = 9,       /* no usable vault: none, or refused by vaultd */
         EXIT_NOT_PERMITTED = 10,        /* allowed to use vaultd, not to provision */
+        EXIT_RATE_LIMITED = 11,         /* vaultd's authentication rate limit: retry later */
 };
 
 struct devicectl {

@@ -50,12 +50,13 @@ static void reply_ok(struct ipc_reply *rep, const uint8_t *body, size_t len) {
 /* Refusals a client can repeat at will are logged at most once per interval, with a count. */
 #define REFUSAL_LOG_INTERVAL_USEC (10 * (uint64_t) 1000000)
 
-/* CLOCK_BOOTTIME: never goes back, and counts time spent suspended. */
+/* The rate limit's clock: CLOCK_BOOTTIME, so that time spent suspended counts as time passed
+ * (no authentication happens meanwhile) and the clock never goes back. */
 static uint64_t now_usec(void) {
         struct timespec ts;
 
         if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
-                return 0;       /* cannot happen */
+                return 0;       /* cannot happen; time standing still only makes the limit stricter */
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
@@ -91,6 +92,34 @@ static void op_status(struct conn *c, const struct ipc_request *req, struct ipc_
         reply_ok(rep, out, len);
 }
 
+/*
+ * Every authentication that succeeds writes the TPM's NV counter once, and NV memory endures a
+ * limited number of writes (docs/vault-file.md §9), so HELLO takes a token from a bucket
+ * (--max-auth-rate, --auth-burst) before the handshake starts: a refused HELLO touches
+ * neither the TPM nor the server. Counting HELLO rather than the commit also counts handshakes
+ * that end early; that errs on the side of the TPM. The bucket is one for all clients, because
+ * the TPM is: a member of the allowed groups can use it up and make others wait, as it can
+ * already hold the handshake busy; the refusal says how long.
+ */
+static bool auth_token(struct conn *c, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+        uint64_t wait, secs;
+        unsigned suppressed = 0;
+
+        wait = tokenbucket_take(&d->auth_bucket, now_usec(), d->cfg->auth_interval_usec, d->cfg->auth_burst);
+        if (wait == 0)
+                return true;
+        secs = wait / 1000000 + (wait % 1000000 != 0);
+        reply_error(rep, IPC_RATE_LIMITED, 0, out, cap,
+                    "vaultd allows %u at once, then %s: retry in %" PRIu64 " s",
+                    d->cfg->auth_burst, d->cfg->auth_rate, secs);
+        if (ratelimit_pass(&d->auth_refused_log, now_usec(), REFUSAL_LOG_INTERVAL_USEC, &suppressed))
+                log_notice("handshake device=%s result=rate-limited epoch=%" PRIu64 " (uid=%u pid=%d; "
+                           "next in %" PRIu64 " s; %u similar messages suppressed)", d->hdr.params.device_id,
+                           d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid, secs, suppressed);
+        return false;
+}
+
 static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
         struct vaultd *d = c->d;
         size_t len;
@@ -115,6 +144,8 @@ static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_r
                 log_outcome(d, "exhausted");
                 return;
         }
+        if (!auth_token(c, rep, out, cap))
+                return;
         hs_device_init(&d->sec->hs, &d->hdr.params, d->vault, &hs_random_os);
         r = hs_device_hello(&d->sec->hs, out, cap, &len);
         if (r >= 0)

@@ -40,6 +40,15 @@ struct tpm_ctx;
 #define VAULTD_DEFAULT_GROUP            "vault"
 /* Members may provision (replace the vault); see peercred.c. */
 #define VAULTD_DEFAULT_ADMIN_GROUP      "vault-admin"
+/*
+ * Authentications are metered by a token bucket, because every one that succeeds writes the
+ * TPM's NV counter once and NV memory wears out (docs/vault-file.md §9): 10 at once, then one
+ * per 10 minutes. Flat out that is 52 596 writes a year, about 2 years of an NV part rated for
+ * 100 000 writes and 9.5 of one rated for 500 000; a key an hour is a sixth of that.
+ */
+#define VAULTD_DEFAULT_AUTH_RATE        "6/h"
+#define VAULTD_DEFAULT_AUTH_BURST       10
+#define VAULTD_AUTH_BURST_MAX           100000
 #define VAULTD_VAULT_FILE               "vault"
 /* A handshake whose owner goes quiet is dropped after this long, so that a stuck client cannot
  * hold the vault busy forever (the server drops its side after 10 s anyway, protocol §7). */
@@ -68,6 +77,9 @@ struct vaultd_config {
         uint32_t pcr_mask;
         char *admin_groups[VAULTD_GROUPS_MAX];
         size_t n_admin_groups;
+        char *auth_rate;                /* as given, for messages: "6/h", "0" */
+        uint64_t auth_interval_usec;    /* one authentication per this long; 0: no limit */
+        unsigned auth_burst;
 };
 /* 0: run; 1: --help/--version done; -EINVAL: usage error (already reported on stderr: the one
  * place outside main.c that prints, because only it knows the offending value). */
@@ -156,7 +168,8 @@ struct vaultd {
         size_t n_admin_gids;
         uid_t self_uid;
 
-        struct ratelimit provision_refused_log;
+        struct tokenbucket auth_bucket; /* HELLOs, against cfg->auth_interval_usec/auth_burst */
+        struct ratelimit auth_refused_log, provision_refused_log;
 
         int listen_fd;
         sd_event_source *listen_src;

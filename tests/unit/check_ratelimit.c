@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The token bucket of common/ratelimit.c and its rate parser. */
+/* The token bucket of common/ratelimit.c, its rate parser, and vaultd's default authentication limit. */
 #include <errno.h>
 
 #include "ratelimit.h"
 #include "unit.h"
+#include "vaultd/vaultd.h"
 
 #define SEC ((uint64_t) 1000000)
 
@@ -96,6 +97,31 @@ START_TEST(test_parse_rate) {
 }
 END_TEST
 
+/*
+ * vaultd's default (vaultd.h): 10 authentications at once, then one per 10 minutes, so that a
+ * client authenticating flat out writes the TPM's NV counter at most 10 + 6 per hour: 52 606
+ * times in the first year, the figure the NV endurance budget of docs/vault-file.md §9 uses.
+ */
+START_TEST(test_vaultd_default) {
+        struct tokenbucket tb = { 0 };
+        uint64_t interval = 0, passed = 0, year = (uint64_t) 36525 * 24 * 3600 * SEC / 100;
+
+        ck_assert_int_eq(ratelimit_parse_rate(VAULTD_DEFAULT_AUTH_RATE, &interval), 0);
+        ck_assert_uint_eq(interval, 600 * SEC);
+        ck_assert_uint_eq(VAULTD_DEFAULT_AUTH_BURST, 10);
+        for (unsigned i = 0; i < 10; i++)
+                ck_assert_uint_eq(tokenbucket_take(&tb, 5 * SEC, interval, VAULTD_DEFAULT_AUTH_BURST), 0);
+        ck_assert_uint_eq(tokenbucket_take(&tb, 5 * SEC, interval, VAULTD_DEFAULT_AUTH_BURST), 600 * SEC);
+
+        /* One attempt a second for a year. */
+        tb = (struct tokenbucket) { 0 };
+        for (uint64_t t = 0; t < year; t += SEC)
+                passed += tokenbucket_take(&tb, t, interval, VAULTD_DEFAULT_AUTH_BURST) == 0;
+        ck_assert_uint_le(passed, 10 + 52596 + 1);
+        ck_assert_uint_ge(passed, 52596);
+}
+END_TEST
+
 static Suite *ratelimit_suite(void) {
         Suite *s = suite_create("ratelimit");
         TCase *tc = tcase_create("ratelimit");
@@ -104,6 +130,7 @@ static Suite *ratelimit_suite(void) {
         tcase_add_test(tc, test_bucket_edges);
         tcase_add_test(tc, test_bucket_flood);
         tcase_add_test(tc, test_parse_rate);
+        tcase_add_test(tc, test_vaultd_default);
         tcase_set_timeout(tc, 60);
         suite_add_tcase(s, tc);
         return s;

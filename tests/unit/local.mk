@@ -48,6 +48,7 @@ tests_unit_check_text_SOURCES = tests/unit/check_text.c
 tests_unit_check_text_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_text_LDADD = $(UNIT_LDADD)
 
+# Also checks vaultd's default authentication limit (vaultd/vaultd.h).
 tests_unit_check_ratelimit_SOURCES = tests/unit/check_ratelimit.c
-tests_unit_check_ratelimit_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_ratelimit_CPPFLAGS = $(UNIT_CPPFLAGS) $(SYSTEMD_CFLAGS)
 tests_unit_check_ratelimit_LDADD = $(UNIT_LDADD)

@@ -237,6 +237,8 @@ const char *ipc_status_to_string(uint8_t status) {
                 [IPC_TPM] = "TPM failure",
                 [IPC_EXHAUSTED] = "the vault's epoch cannot advance: enroll the device again",
                 [IPC_BAD_BUNDLE] = "invalid enrollment bundle",
+                [IPC_FORBIDDEN] = "not permitted",
+                [IPC_RATE_LIMITED] = "too many authentications",
         };
 
         return status < _IPC_STATUS_MAX ? names[status] : "unknown status";

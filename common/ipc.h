@@ -50,6 +50,8 @@ enum ipc_status {
         IPC_TPM = 11,
         IPC_EXHAUSTED = 12,     /* epoch cannot advance: enroll again */
         IPC_BAD_BUNDLE = 13,
+        IPC_FORBIDDEN = 14,     /* allowed to use vaultd, not to do this (provision) */
+        IPC_RATE_LIMITED = 15,  /* too many authentications: the message says when to retry */
         _IPC_STATUS_MAX,
 };
 

@@ -24,6 +24,8 @@ enum {
         EXIT_VAULT_BUSY = 7,
         EXIT_PROTOCOL = 8,              /* a malformed or unexpected message from the server */
         EXIT_NOT_PROVISIONED = 9,       /* no usable vault: none, or refused by vaultd */
+        EXIT_NOT_PERMITTED = 10,        /* allowed to use vaultd, not to provision */
+        EXIT_RATE_LIMITED = 11,         /* vaultd's authentication rate limit: retry later */
 };
 
 struct devicectl {

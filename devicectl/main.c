@@ -40,7 +40,9 @@ static void help(void) {
                "  6 vaultd unavailable: cannot connect, denied, timed out, or malformed reply\n"
                "  7 vault busy with another handshake\n"
                "  8 protocol error: a malformed or unexpected message from the server\n"
-               "  9 no usable vault: none provisioned, or refused by vaultd (see 'journalctl -u vaultd')\n");
+               "  9 no usable vault: none provisioned, or refused by vaultd (see 'journalctl -u vaultd')\n"
+               " 10 not permitted: provisioning needs root, vaultd's user or a member of vault-admin\n"
+               " 11 too many authentications: vaultd's rate limit; the message says when to retry\n");
 }
 
 /*

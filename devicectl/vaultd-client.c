@@ -128,6 +128,8 @@ int vaultd_reply_error(const char *what, const struct ipc_reply *rep) {
         case IPC_SERVER_ERROR: return EXIT_SERVER_REFUSED;
         case IPC_PROTOCOL: return EXIT_PROTOCOL;
         case IPC_DENIED: return EXIT_VAULTD_UNAVAILABLE;
+        case IPC_FORBIDDEN: return EXIT_NOT_PERMITTED;
+        case IPC_RATE_LIMITED: return EXIT_RATE_LIMITED;
         default: return EXIT_FAILURE_OTHER;
         }
 }

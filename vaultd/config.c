@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "ratelimit.h"
 #include "settings.h"
+#include "text.h"
 #include "vaultd.h"
 
 /* PCRs a PC-client TPM has (and vaultd/tpm.c accepts). */
@@ -17,6 +19,9 @@ struct settings {
         const char *tcti, *state_dir, *socket_path, *socket_group, *pcrs;
         const char *groups[VAULTD_GROUPS_MAX];
         size_t n_groups;
+        const char *admin_groups[VAULTD_GROUPS_MAX];
+        size_t n_admin_groups;
+        const char *auth_rate, *auth_burst;
 };
 
 static void help(void) {
@@ -32,11 +37,17 @@ static void help(void) {
                "     --socket PATH         Listen here unless started by socket activation\n"
                "     --socket-group NAME   Group owner of --socket (mode 0660)\n"
                "     --allow-group NAME    Members may use vaultd (repeatable; default " VAULTD_DEFAULT_GROUP ")\n"
+               "     --admin-group NAME    Members may also provision, i.e. replace the vault\n"
+               "                           (repeatable; default " VAULTD_DEFAULT_ADMIN_GROUP ")\n"
+               "     --max-auth-rate N/UNIT\n"
+               "                           Authentications allowed per s, min, h or d once the\n"
+               "                           burst is used up; 0: no limit (default " VAULTD_DEFAULT_AUTH_RATE ")\n"
+               "     --auth-burst N        Authentications allowed at once (default %d)\n"
                "     --pcrs LIST           Seal new vaults to these SHA-256 PCRs, e.g. 7,16\n"
                "     --config FILE         Settings as 'key = value' lines (default\n"
                "                           " VAULTD_DEFAULT_CONFIG "); the command line wins\n"
                "\n"
-               "Exit status: 0 clean stop, 1 failure, 2 invalid setting.\n");
+               "Exit status: 0 clean stop, 1 failure, 2 invalid setting.\n", VAULTD_DEFAULT_AUTH_BURST);
 }
 
 int config_parse_pcrs(const char *s, uint32_t *ret) {
@@ -68,17 +79,25 @@ int config_parse_pcrs(const char *s, uint32_t *ret) {
         return 0;
 }
 
-static int add_group(struct settings *s, const char *name, const char *where) {
+static int add_group_to(const char **list, size_t *n, const char *name, const char *what, const char *where) {
         if (name[0] == '\0') {
                 fprintf(stderr, "vaultd: %s: empty group name\n", where);
                 return -EINVAL;
         }
-        if (s->n_groups >= VAULTD_GROUPS_MAX) {
-                fprintf(stderr, "vaultd: %s: more than %d allowed groups\n", where, VAULTD_GROUPS_MAX);
+        if (*n >= VAULTD_GROUPS_MAX) {
+                fprintf(stderr, "vaultd: %s: more than %d %s groups\n", where, VAULTD_GROUPS_MAX, what);
                 return -EINVAL;
         }
-        s->groups[s->n_groups++] = name;
+        list[(*n)++] = name;
         return 0;
+}
+
+static int add_group(struct settings *s, const char *name, const char *where) {
+        return add_group_to(s->groups, &s->n_groups, name, "allowed", where);
+}
+
+static int add_admin_group(struct settings *s, const char *name, const char *where) {
+        return add_group_to(s->admin_groups, &s->n_admin_groups, name, "admin", where);
 }
 
 /* The file's values, kept until config_load() has copied what it uses. */
@@ -114,10 +133,35 @@ static int set_from_file(const char *key, const char *value, const char *where, 
                 s->pcrs = copy;
         else if (strcmp(key, "allow-group") == 0)
                 return add_group(s, copy, where);
+        else if (strcmp(key, "admin-group") == 0)
+                return add_admin_group(s, copy, where);
+        else if (strcmp(key, "max-auth-rate") == 0)
+                s->auth_rate = copy;
+        else if (strcmp(key, "auth-burst") == 0)
+                s->auth_burst = copy;
         else {
                 fprintf(stderr, "vaultd: %s: unknown key '%s'\n", where, key);
                 return -EINVAL;
         }
+        return 0;
+}
+
+/* The authentication rate limit: c->auth_rate is set (given or default); burst given or NULL. */
+static int parse_auth_limit(const char *burst, struct vaultd_config *c) {
+        unsigned long b = VAULTD_DEFAULT_AUTH_BURST;
+
+        if (ratelimit_parse_rate(c->auth_rate, &c->auth_interval_usec) < 0) {
+                fprintf(stderr, "vaultd: invalid authentication rate '%s': expected N/UNIT with N 1..%d and UNIT "
+                        "s, min, h or d (e.g. " VAULTD_DEFAULT_AUTH_RATE "), or 0 for no limit\n",
+                        c->auth_rate, RATELIMIT_COUNT_MAX);
+                return -EINVAL;
+        }
+        if (burst && text_parse_unsigned(burst, 1, VAULTD_AUTH_BURST_MAX, &b) < 0) {
+                fprintf(stderr, "vaultd: invalid authentication burst '%s': expected 1..%d\n", burst,
+                        VAULTD_AUTH_BURST_MAX);
+                return -EINVAL;
+        }
+        c->auth_burst = (unsigned) b;
         return 0;
 }
 
@@ -130,7 +174,7 @@ static int dup_into(char **dst, const char *src) {
 
 int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         enum { ARG_VERSION = 0x100, ARG_TCTI, ARG_STATE_DIR, ARG_SOCKET, ARG_SOCKET_GROUP,
-               ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG };
+               ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG, ARG_ADMIN_GROUP, ARG_MAX_AUTH_RATE, ARG_AUTH_BURST };
         static const struct option options[] = {
                 { "help",         no_argument,       NULL, 'h' },
                 { "version",      no_argument,       NULL, ARG_VERSION },
@@ -141,6 +185,9 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 { "allow-group",  required_argument, NULL, ARG_ALLOW_GROUP },
                 { "pcrs",         required_argument, NULL, ARG_PCRS },
                 { "config",       required_argument, NULL, ARG_CONFIG },
+                { "admin-group",  required_argument, NULL, ARG_ADMIN_GROUP },
+                { "max-auth-rate", required_argument, NULL, ARG_MAX_AUTH_RATE },
+                { "auth-burst",   required_argument, NULL, ARG_AUTH_BURST },
                 { 0 }
         };
         struct settings cli = { 0 }, file = { 0 }, *g;
@@ -180,6 +227,16 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 case ARG_CONFIG:
                         config_path = optarg;
                         break;
+                case ARG_ADMIN_GROUP:
+                        if (add_admin_group(&cli, optarg, "--admin-group") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_MAX_AUTH_RATE:
+                        cli.auth_rate = optarg;
+                        break;
+                case ARG_AUTH_BURST:
+                        cli.auth_burst = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -196,7 +253,7 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 goto out;
         }
 
-        /* The command line wins over the file, setting by setting; allowed groups as a whole. */
+        /* The command line wins over the file, setting by setting; each list of groups as a whole. */
         state_dir = cli.state_dir ?: file.state_dir;
         if (!state_dir) {
                 /* systemd may pass several directories separated by ':'; ours is the first. */
@@ -216,6 +273,13 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 r = dup_into(&c.allow_groups[c.n_allow_groups++], g->groups[i]);
         if (r >= 0 && c.n_allow_groups == 0)
                 r = dup_into(&c.allow_groups[c.n_allow_groups++], VAULTD_DEFAULT_GROUP);
+        g = cli.n_admin_groups > 0 ? &cli : &file;
+        for (size_t i = 0; r >= 0 && i < g->n_admin_groups; i++)
+                r = dup_into(&c.admin_groups[c.n_admin_groups++], g->admin_groups[i]);
+        if (r >= 0 && c.n_admin_groups == 0)
+                r = dup_into(&c.admin_groups[c.n_admin_groups++], VAULTD_DEFAULT_ADMIN_GROUP);
+        if (r >= 0)
+                r = dup_into(&c.auth_rate, cli.auth_rate ?: file.auth_rate ?: VAULTD_DEFAULT_AUTH_RATE);
         if (r < 0) {
                 fprintf(stderr, "vaultd: out of memory\n");
                 goto out;
@@ -242,6 +306,8 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                         cli.pcrs ?: file.pcrs, CONFIG_PCR_COUNT - 1);
                 r = -EINVAL;
         }
+        if (r >= 0)
+                r = parse_auth_limit(cli.auth_burst ?: file.auth_burst, &c);
 out:
         for (size_t i = 0; i < fv.n; i++)
                 free(fv.lines[i]);
@@ -261,5 +327,8 @@ void config_free(struct vaultd_config *c) {
         free(c->socket_group);
         for (size_t i = 0; i < c->n_allow_groups; i++)
                 free(c->allow_groups[i]);
+        for (size_t i = 0; i < c->n_admin_groups; i++)
+                free(c->admin_groups[i]);
+        free(c->auth_rate);
         *c = (struct vaultd_config) { 0 };
 }

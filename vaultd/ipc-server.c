@@ -323,10 +323,11 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 close(cfd);
                 return 0;
         }
-        if (r == 0) {
+        if (r == PEER_DENIED) {
                 log_notice("refused connection from uid=%u pid=%d", (unsigned) c->uid, (int) c->pid);
                 c->denied = true;
         }
+        c->admin = r == PEER_ADMIN;
         r = sd_event_add_time_relative(d->event, &c->idle_timer, CLOCK_MONOTONIC,
                                        (uint64_t) (c->denied ? VAULTD_DENIED_TIMEOUT_S : VAULTD_IDLE_TIMEOUT_S) * USEC_PER_SEC,
                                        0, conn_idle, c);

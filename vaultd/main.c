@@ -34,8 +34,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
-static void group_missing(const char *name) {
-        log_warning("Allowed group '%s' does not exist; ignoring it", name);
+static void group_missing(const char *kind, const char *name) {
+        log_warning("%s group '%s' does not exist; ignoring it", kind, name);
 }
 
 static int parse_crash_point(const char *s, enum crash_point *ret) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -46,6 +47,19 @@ static void reply_ok(struct ipc_reply *rep, const uint8_t *body, size_t len) {
         rep->body_len = len;
 }
 
+/* Refusals a client can repeat at will are logged at most once per interval, with a count. */
+#define REFUSAL_LOG_INTERVAL_USEC (10 * (uint64_t) 1000000)
+
+/* The rate limit's clock: CLOCK_BOOTTIME, so that time spent suspended counts as time passed
+ * (no authentication happens meanwhile) and the clock never goes back. */
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
+                return 0;       /* cannot happen; time standing still only makes the limit stricter */
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
 static void log_outcome(const struct vaultd *d, const char *result) {
         log_info("handshake device=%s result=%s epoch=%" PRIu64, d->hdr.params.device_id, result,
                  d->hdr.params.epoch);
@@ -78,6 +92,34 @@ static void op_status(struct conn *c, const struct ipc_request *req, struct ipc_
         reply_ok(rep, out, len);
 }
 
+/*
+ * Every authentication that succeeds writes the TPM's NV counter once, and NV memory endures a
+ * limited number of writes (docs/vault-file.md §9), so HELLO takes a token from a bucket
+ * (--max-auth-rate, --auth-burst) before the handshake starts: a refused HELLO touches
+ * neither the TPM nor the server. Counting HELLO rather than the commit also counts handshakes
+ * that end early; that errs on the side of the TPM. The bucket is one for all clients, because
+ * the TPM is: a member of the allowed groups can use it up and make others wait, as it can
+ * already hold the handshake busy; the refusal says how long.
+ */
+static bool auth_token(struct conn *c, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+        uint64_t wait, secs;
+        unsigned suppressed = 0;
+
+        wait = tokenbucket_take(&d->auth_bucket, now_usec(), d->cfg->auth_interval_usec, d->cfg->auth_burst);
+        if (wait == 0)
+                return true;
+        secs = wait / 1000000 + (wait % 1000000 != 0);
+        reply_error(rep, IPC_RATE_LIMITED, 0, out, cap,
+                    "vaultd allows %u at once, then %s: retry in %" PRIu64 " s",
+                    d->cfg->auth_burst, d->cfg->auth_rate, secs);
+        if (ratelimit_pass(&d->auth_refused_log, now_usec(), REFUSAL_LOG_INTERVAL_USEC, &suppressed))
+                log_notice("handshake device=%s result=rate-limited epoch=%" PRIu64 " (uid=%u pid=%d; "
+                           "next in %" PRIu64 " s; %u similar messages suppressed)", d->hdr.params.device_id,
+                           d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid, secs, suppressed);
+        return false;
+}
+
 static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
         struct vaultd *d = c->d;
         size_t len;
@@ -102,6 +144,8 @@ static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_r
                 log_outcome(d, "exhausted");
                 return;
         }
+        if (!auth_token(c, rep, out, cap))
+                return;
         hs_device_init(&d->sec->hs, &d->hdr.params, d->vault, &hs_random_os);
         r = hs_device_hello(&d->sec->hs, out, cap, &len);
         if (r >= 0)
@@ -282,6 +326,37 @@ static int read_bundle(int fd, char *text, size_t cap, size_t *ret_len) {
         return 0;
 }
 
+/*
+ * Provisioning replaces the vault, and with it the server that every later authentication
+ * talks to and the key it hands out: whoever may provision owns the device's identity. So only
+ * root, vaultd's own user and members of the admin groups may (peercred.c); members of the
+ * allowed groups only use the vault. Checked first, before the bundle is looked at.
+ */
+static bool need_admin(struct conn *c, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+        struct vaultd *d = c->d;
+        unsigned suppressed = 0;
+        char groups[IPC_MESSAGE_MAX] = "";
+        size_t used = 0;
+
+        if (c->admin)
+                return true;
+        for (size_t i = 0; i < d->cfg->n_admin_groups && used < sizeof groups; i++) {
+                int n = snprintf(groups + used, sizeof groups - used, "%s'%s'", i > 0 ? ", " : "",
+                                 d->cfg->admin_groups[i]);
+
+                if (n < 0)
+                        break;
+                used += (size_t) n;
+        }
+        reply_error(rep, IPC_FORBIDDEN, 0, out, cap,
+                    "only root, vaultd's user and members of %s %s may provision",
+                    d->cfg->n_admin_groups > 1 ? "groups" : "group", groups);
+        if (ratelimit_pass(&d->provision_refused_log, now_usec(), REFUSAL_LOG_INTERVAL_USEC, &suppressed))
+                log_notice("refused provision from uid=%u pid=%d: not root, vaultd's user or in an admin group "
+                           "(%u similar messages suppressed)", (unsigned) c->uid, (int) c->pid, suppressed);
+        return false;
+}
+
 static void op_provision(struct conn *c, const struct ipc_request *req, int fd, struct ipc_reply *rep,
                          uint8_t *out, size_t cap) {
         struct vaultd *d = c->d;
@@ -293,6 +368,8 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         unsigned line = 0;
         int r;
 
+        if (!need_admin(c, rep, out, cap))
+                return;
         if (fd < 0 || req->body_len != 0) {
                 reply_error(rep, IPC_BAD_REQUEST, 0, out, cap, "provision takes the bundle as a passed descriptor and no body");
                 return;

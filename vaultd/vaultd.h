@@ -29,6 +29,7 @@
 
 #include "handshake.h"
 #include "ipc.h"
+#include "ratelimit.h"
 #include "vaultfile.h"
 
 struct tpm_ctx;
@@ -37,6 +38,17 @@ struct tpm_ctx;
 #define VAULTD_DEFAULT_STATE_DIR        "/var/lib/vaultd"
 #define VAULTD_DEFAULT_CONFIG           "/etc/secure-vault/vaultd.conf"
 #define VAULTD_DEFAULT_GROUP            "vault"
+/* Members may provision (replace the vault); see peercred.c. */
+#define VAULTD_DEFAULT_ADMIN_GROUP      "vault-admin"
+/*
+ * Authentications are metered by a token bucket, because every one that succeeds writes the
+ * TPM's NV counter once and NV memory wears out (docs/vault-file.md §9): 10 at once, then one
+ * per 10 minutes. Flat out that is 52 596 writes a year, about 2 years of an NV part rated for
+ * 100 000 writes and 9.5 of one rated for 500 000; a key an hour is a sixth of that.
+ */
+#define VAULTD_DEFAULT_AUTH_RATE        "6/h"
+#define VAULTD_DEFAULT_AUTH_BURST       10
+#define VAULTD_AUTH_BURST_MAX           100000
 #define VAULTD_VAULT_FILE               "vault"
 /* A handshake whose owner goes quiet is dropped after this long, so that a stuck client cannot
  * hold the vault busy forever (the server drops its side after 10 s anyway, protocol §7). */
@@ -48,7 +60,7 @@ struct tpm_ctx;
 #define VAULTD_IDLE_TIMEOUT_S           30
 /* A refused peer gets one reply (IPC_DENIED to its first request); it must ask within this long. */
 #define VAULTD_DENIED_TIMEOUT_S         5
-/* Allowed groups given on the command line and in the config file together. */
+/* Allowed (or admin) groups given on the command line and in the config file together. */
 #define VAULTD_GROUPS_MAX               32
 /* Exit codes: 0 ok, 1 failure, 2 usage; 99 is the test-only VAULTD_CRASH_AT exit. */
 #define VAULTD_EXIT_USAGE               2
@@ -63,6 +75,11 @@ struct vaultd_config {
         char *allow_groups[VAULTD_GROUPS_MAX];
         size_t n_allow_groups;
         uint32_t pcr_mask;
+        char *admin_groups[VAULTD_GROUPS_MAX];
+        size_t n_admin_groups;
+        char *auth_rate;                /* as given, for messages: "6/h", "0" */
+        uint64_t auth_interval_usec;    /* one authentication per this long; 0: no limit */
+        unsigned auth_burst;
 };
 /* 0: run; 1: --help/--version done; -EINVAL: usage error (already reported on stderr: the one
  * place outside main.c that prints, because only it knows the offending value). */
@@ -147,7 +164,12 @@ struct vaultd {
 
         gid_t allowed_gids[VAULTD_GROUPS_MAX];
         size_t n_allowed_gids;
+        gid_t admin_gids[VAULTD_GROUPS_MAX];
+        size_t n_admin_gids;
         uid_t self_uid;
+
+        struct tokenbucket auth_bucket; /* HELLOs, against cfg->auth_interval_usec/auth_burst */
+        struct ratelimit auth_refused_log, provision_refused_log;
 
         int listen_fd;
         sd_event_source *listen_src;
@@ -179,9 +201,15 @@ void vstate_crash_point(const struct vaultd *d, enum crash_point p);
 void vstate_free(struct vaultd *d);
 
 /* ---- peercred.c ---- */
-/* Resolves the allowed group names (a missing group is skipped and reported via ret_missing). */
-int peercred_resolve_groups(struct vaultd *d, void (*missing)(const char *name));
-/* > 0 allowed, 0 not allowed, < 0 error. ret_uid/ret_pid for the log line in any case. */
+enum peer_class {
+        PEER_DENIED = 0,                /* may not use vaultd at all */
+        PEER_USER = 1,                  /* status, authenticate */
+        PEER_ADMIN = 2,                 /* also provision: root, vaultd's user, an admin group */
+};
+/* Resolves the allowed and the admin group names (a missing group is skipped and reported via
+ * missing, with kind "Allowed" or "Admin"). */
+int peercred_resolve_groups(struct vaultd *d, void (*missing)(const char *kind, const char *name));
+/* >= 0 an enum peer_class, < 0 error. ret_uid/ret_pid for the log line in any case. */
 int peercred_check(const struct vaultd *d, int fd, uid_t *ret_uid, pid_t *ret_pid);
 
 /* ---- ipc-server.c ---- */
@@ -193,6 +221,7 @@ struct conn {
         uid_t uid;
         pid_t pid;
         bool denied;                    /* answer the first request with IPC_DENIED, then close */
+        bool admin;                     /* PEER_ADMIN: may provision */
         struct conn *prev, *next;
 };
 /* The listening socket: systemd socket activation, else --socket. */

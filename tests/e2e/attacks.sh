@@ -101,7 +101,7 @@ swapped-vault-files)
         "$SWTPM_BIN" socket --tpm2 --daemon --server type=unixio,path="$T/tpm2/sock" --ctrl type=unixio,path="$T/tpm2/sock.ctrl" \
                 --tpmstate dir="$T/tpm2" --flags not-need-init,startup-clear --pid file="$T/tpm2/pid"
         for _ in $(seq 200); do [ -S "$T/tpm2/sock" ] && break; sleep 0.01; done
-        "$VAULTD" --tcti "swtpm:path=$T/tpm2/sock" --state-dir "$T/state2" --socket "$T/v2.sock" --config /dev/null 2>>"$T/vaultd2.log" & v2=$!
+        "$VAULTD" --tcti "swtpm:path=$T/tpm2/sock" --state-dir "$T/state2" --socket "$T/v2.sock" --config /dev/null --max-auth-rate 0 2>>"$T/vaultd2.log" & v2=$!
         for _ in $(seq 500); do [ -S "$T/v2.sock" ] && break; sleep 0.01; done
         "$DEVICECTL" --socket "$T/v2.sock" provision "$T/bundle2" >/dev/null || fail "provision dev2"
         kill -TERM $v2; wait $v2 || true
@@ -120,7 +120,32 @@ unauthorised-user)
         chmod 755 "$T"; chmod 666 "$T/vaultd.sock"
         rc=0; setpriv --reuid=nobody --regid=nogroup --clear-groups "$DEVICECTL" --socket "$T/vaultd.sock" status >/dev/null 2>"$T/err" || rc=$?
         [ $rc = 6 ] || fail "nobody got exit $rc from vaultd, want 6 (denied): $(cat "$T/err")"
-        grep -q "refused connection from uid=$(id -u nobody)" "$T/vaultd.log" || fail "no refusal in vaultd's log" ;;
+        grep -q "refused connection from uid=$(id -u nobody)" "$T/vaultd.log" || fail "no refusal in vaultd's log"
+        # A member of the allowed group tries to take the device over: a vault of its own,
+        # enrolled at a server of its own, put in place with provision --force. Had it worked,
+        # root's next authenticate would talk to that server and get a key the attacker knows.
+        users=svu$$ admins=sva$$
+        groupadd -r $users && groupadd -r $admins || { groupdel $users 2>/dev/null; echo "SKIP: groupadd failed"; exit 77; }
+        trap 'groupdel $users; groupdel $admins; cleanup' EXIT
+        VAULTD_ARGS="--allow-group $users --admin-group $admins"
+        restart_vaultd
+        chmod 666 "$T/vaultd.sock"
+        as_member() { g=$1; shift; setpriv --reuid=nobody --regid=nogroup --groups="$(getent group "$g" | cut -d: -f3)" "$DEVICECTL" --socket "$T/vaultd.sock" "$@"; }
+        "$AUTHSERVER" init --db "$T/evil.db" --master-key "$T/evil.key" >/dev/null &&
+                "$AUTHSERVER" enroll --db "$T/evil.db" --master-key "$T/evil.key" --device dev --server 127.0.0.1:9 --out "$T/evil" >/dev/null &&
+                chmod 644 "$T/evil" || fail "the attacker's bundle"
+        before=$(ctl status --json)
+        expect_rc "10" as_member $users provision --force --keep-bundle "$T/evil"
+        grep -q "not permitted" "$T/err" || fail "no clear refusal: $(cat "$T/err")"
+        [ "$(ctl status --json)" = "$before" ] || fail "the vault changed: $before -> $(ctl status --json)"
+        unchanged "$e"
+        assert_in_step "after the refused take-over"
+        # An administrator may: the real server enrolls the device again, a member of the admin
+        # group puts the new vault in place, and root authenticates with it below.
+        admin revoke dev >/dev/null && admin enroll --device dev --server "$SERVER" --out "$T/again" >/dev/null &&
+                chmod 644 "$T/again" || fail "enroll again"
+        expect_rc "0" as_member $admins provision --force --keep-bundle "$T/again"
+        [ "$(device_epoch)" = 0 ] || fail "the administrator's vault is not in place" ;;
 two-devicectl)
         busy=0
         for _ in $(seq 20); do

@@ -8,6 +8,9 @@
 #   start_proxy RULES...           sv-proxy in front of authserver; its address in $PROXY
 #   server_epoch / device_epoch    the two sides' epochs
 #   restart_vaultd / restart_authserver [ENV=VALUE...]
+#   $VAULTD_ARGS                   more options for vaultd (start_vaultd); authentications
+#                                  are not rate-limited here (--max-auth-rate 0): tests
+#                                  authenticate far faster than the default allows
 set -u
 : "${top_builddir:?}" "${top_srcdir:?}"
 AUTHSERVER=$top_builddir/authserver/authserver
@@ -71,7 +74,7 @@ start_vaultd() {
         rm -f "$T/vaultd.sock"
         mkdir -p "$T/state"
         env "$@" "$VAULTD" --tcti "swtpm:path=$T/tpm/sock" --state-dir "$T/state" --socket "$T/vaultd.sock" \
-                --config /dev/null 2>>"$T/vaultd.log" &
+                --config /dev/null --max-auth-rate 0 ${VAULTD_ARGS:-} 2>>"$T/vaultd.log" &
         VAULTD_PID=$!
         for _ in $(seq 500); do
                 [ -S "$T/vaultd.sock" ] && return

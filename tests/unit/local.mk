@@ -15,7 +15,8 @@ UNIT_TESTS = \
 	tests/unit/check_handshake \
 	tests/unit/check_bundle \
 	tests/unit/check_text \
-	tests/unit/check_netprefix
+	tests/unit/check_netprefix \
+	tests/unit/check_ratelimit
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -51,3 +52,8 @@ tests_unit_check_text_LDADD = $(UNIT_LDADD)
 tests_unit_check_netprefix_SOURCES = tests/unit/check_netprefix.c
 tests_unit_check_netprefix_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_netprefix_LDADD = $(UNIT_LDADD)
+
+# Also checks vaultd's default authentication limit (vaultd/vaultd.h).
+tests_unit_check_ratelimit_SOURCES = tests/unit/check_ratelimit.c
+tests_unit_check_ratelimit_CPPFLAGS = $(UNIT_CPPFLAGS) $(SYSTEMD_CFLAGS)
+tests_unit_check_ratelimit_LDADD = $(UNIT_LDADD)

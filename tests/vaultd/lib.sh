@@ -5,7 +5,9 @@
 #   start_swtpm TPM                  a fresh swtpm; TCTI in $(tcti TPM)
 #   start_vaultd NAME TPM [ARGS...]  vaultd with state $T/NAME/state, socket $T/NAME/sock,
 #                                    log $T/NAME/log; waits until it listens ($CRASH_AT and
-#                                    $FAIL_AT, if set, become VAULTD_CRASH_AT, VAULTD_FAIL_AT)
+#                                    $FAIL_AT, if set, become VAULTD_CRASH_AT, VAULTD_FAIL_AT;
+#                                    authentications are not rate-limited unless $AUTH_RATE
+#                                    says so: a --max-auth-rate value, or "default")
 #   stop_vaultd NAME                 SIGTERM; fails unless it exits 0
 #   expect_vaultd_exit NAME CODE     waits for vaultd to die by itself with CODE
 #   ctl NAME ARGS...                 devicectl against NAME's socket
@@ -100,9 +102,12 @@ start_vaultd() {
         shift 2
         mkdir -p "$d/state"
         rm -f "$d/sock"
+        # Tests authenticate far faster than vaultd's default rate limit allows.
+        rate="--max-auth-rate=${AUTH_RATE:-0}"
+        [ "${AUTH_RATE:-}" = default ] && rate=
         env "VAULTD_CRASH_AT=${CRASH_AT:-}" "VAULTD_FAIL_AT=${FAIL_AT:-}" \
                 "$VAULTD" --tcti "$(tcti "$tpm")" --state-dir "$d/state" --socket "$d/sock" \
-                --config /dev/null "$@" 2>>"$d/log" &
+                --config /dev/null $rate "$@" 2>>"$d/log" &
         pid=$!
         echo "$pid" >"$d/pid"
         case " $VAULTD_NAMES " in *" $name "*) ;; *) VAULTD_NAMES="$VAULTD_NAMES $name" ;; esac

@@ -7,8 +7,8 @@
 # the kernel's /dev/tpmrm0 backed by swtpm, the shipped units untouched).
 #
 # It follows docs/install.md on an installed system: sysusers, tmpfiles, socket activation,
-# authserver with its credential, enroll + provision + authenticate as a member of 'vault',
-# a user outside it refused, restart keeps the vault, clean stops, journal lines, a
+# authserver with its credential, enroll + provision as a member of 'vault-admin', authenticate
+# as a member of 'vault', a member of 'vault' alone refused to provision, a user outside it refused, restart keeps the vault, clean stops, journal lines, a
 # rolled-back vault file refused. Every check prints "ok - NAME" or "not ok - NAME" with
 # the reason, then one line "TIER: N passed, M failed" and the exit marker
 # "@@sv-check-exit RC@@" that the host looks for. Exit status 0 only if nothing failed.
@@ -82,6 +82,7 @@ c_sysusers() {
         getent passwd vaultd >/dev/null || die "no user vaultd" || return
         getent passwd authserver >/dev/null || die "no user authserver" || return
         getent group vault >/dev/null || die "no group vault" || return
+        getent group vault-admin >/dev/null || die "no group vault-admin" || return
         getent group tss >/dev/null || die "no group tss" || return
         id -nG vaultd | tr ' ' '\n' | grep -qx tss || die "vaultd is not in group tss: $(id vaultd)" || return
         [ "$(getent passwd vaultd | cut -d: -f7)" = /usr/sbin/nologin ] || [ "$(getent passwd vaultd | cut -d: -f7)" = /sbin/nologin ] \
@@ -96,9 +97,12 @@ c_tmpfiles() {
 }
 
 c_test_users() {
-        useradd --create-home --groups vault alice || return
+        useradd --create-home --groups vault,vault-admin alice || return
+        useradd --create-home --groups vault carol || return
         useradd --create-home bob || return
         id -nG alice | tr ' ' '\n' | grep -qx vault || die "alice not in vault"
+        id -nG alice | tr ' ' '\n' | grep -qx vault-admin || die "alice not in vault-admin"
+        ! id -nG carol | tr ' ' '\n' | grep -qx vault-admin || die "carol in vault-admin"
         ! id -nG bob | tr ' ' '\n' | grep -qx vault || die "bob in vault"
         install -d -m 0700 -o alice -g alice "$W/alice"
 }
@@ -208,6 +212,21 @@ c_outsider_refused() {
         rc=0; out=$(as bob timeout 30 devicectl provision --keep-bundle "$W/bob-bundle" 2>&1) || rc=$?
         [ $rc = 6 ] || die "bob: devicectl provision exited $rc, want 6: $out" || return
         [ "$(device_epoch)" = "$e" ] || die "epoch moved from $e to $(device_epoch)"
+}
+
+# carol may authenticate, but not replace the vault with one of her own (issue #10, finding 1).
+c_member_cannot_provision() {
+        local before after rc=0 out
+        admin enroll --device intruder --server 127.0.0.1:9 --out "$W/carol-bundle" >/dev/null || die "enroll failed" || return
+        chown carol:carol "$W/carol-bundle"
+        before=$(ctl alice status --json) || return
+        # --keep-bundle: carol may not delete files in $W, and devicectl checks that before it asks vaultd.
+        out=$(ctl carol provision --force --keep-bundle "$W/carol-bundle" 2>&1) || rc=$?
+        [ $rc = 10 ] || die "carol: devicectl provision --force exited $rc, want 10: $out" || return
+        case $out in *"not permitted"*) ;; *) die "unclear refusal: $out"; return ;; esac
+        after=$(ctl alice status --json) || return
+        [ "$before" = "$after" ] || die "the vault changed: $before -> $after" || return
+        journal -u vaultd.service | grep -q "^refused provision from uid=$(id -u carol) " || die "no 'refused provision' in vaultd's journal"
 }
 
 c_restart_keeps_vault() {
@@ -374,7 +393,7 @@ else
 fi
 check "systemd-sysusers: users vaultd, authserver; groups vault, tss; vaultd in tss" c_sysusers
 check "systemd-tmpfiles: /etc/secure-vault 0755 root" c_tmpfiles
-check "test users alice (group vault) and bob (not)" c_test_users
+check "test users alice (groups vault, vault-admin), carol (vault) and bob (neither)" c_test_users
 check "systemctl enable --now vaultd.socket: /run/vaultd.sock root:vault 0660, service idle" c_socket_enabled
 check "socket activation: devicectl status as alice starts vaultd.service" c_socket_activation
 check "vaultd runs as vaultd:vaultd + tss, no capabilities, NoNewPrivs, seccomp" c_vaultd_identity
@@ -390,6 +409,7 @@ check "authserver enroll $DEV" c_enroll
 check "devicectl provision as alice: sealed, bundle destroyed, STATUS= ready" c_provision
 check "devicectl authenticate twice as alice: epochs 1, 2; 32-byte key in the keyring; server in step" c_authenticate_twice
 check "bob (not in vault) is refused: exit 6, nothing changes" c_outsider_refused
+check "carol (vault, not vault-admin) may not provision: exit 10, nothing changes" c_member_cannot_provision
 check "systemctl restart vaultd keeps the vault; authenticate again" c_restart_keeps_vault
 check "systemctl stop vaultd is clean; the socket re-activates it with the vault" c_vaultd_stop_clean
 check "systemctl start vaultd pulls in vaultd.socket; RemoveOnStop" c_start_service_pulls_socket

@@ -86,6 +86,32 @@ enum generation {
 enum generation generation_choose(const struct store_device *dev, const struct msg_hello *hello,
                                   const char **ret_reason);
 
+/* decoy.c: the shapes decoys take, weighted like the enrolled fleet (protocol §6). Pure. */
+struct decoy_shape {
+        uint8_t profile;
+        uint16_t n;
+        uint8_t m;
+        uint8_t p;
+        uint64_t count;                 /* active devices of this shape */
+        int64_t stand_in;               /* the store's rowid of one of them */
+        uint8_t *sealed;                /* a decoy vault of n·m bytes sealed by the store, or NULL */
+};
+struct decoy_table {
+        struct decoy_shape *shapes;     /* in the store's order: by profile, n, m, p */
+        size_t n_shapes, cap;
+};
+void decoy_table_init(struct decoy_table *t);
+/* Frees the table and the sealed blobs it holds. */
+void decoy_table_free(struct decoy_table *t);
+/* Appends a shape (its sealed blob is not copied); -EINVAL for an invalid shape or count 0. */
+int decoy_table_add(struct decoy_table *t, const struct decoy_shape *s);
+const struct decoy_shape *decoy_shape_find(const struct decoy_table *t, uint8_t profile, uint16_t n,
+                                           uint8_t m, uint8_t p);
+/* The shape of the decoy for an id of keyed hash h claiming profile: each shape of that profile
+ * with a probability proportional to its count; fallback if the table has none. */
+const struct decoy_shape *decoy_shape_pick(const struct decoy_table *t, uint8_t profile, uint64_t h,
+                                           const struct decoy_shape *fallback);
+
 /* backoff.c: exponentially growing delay after failures, per key (device id or peer address). */
 #define BACKOFF_SLOTS           4096
 #define BACKOFF_BASE_MS         25

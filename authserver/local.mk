@@ -6,6 +6,7 @@ authserver_authserver_SOURCES = \
 	authserver/common-options.h \
 	authserver/config.c \
 	authserver/conn.c \
+	authserver/decoy.c \
 	authserver/generation.c \
 	authserver/json.c \
 	authserver/listen.c \

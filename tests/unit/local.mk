@@ -14,7 +14,8 @@ UNIT_TESTS = \
 	tests/unit/check_keysched \
 	tests/unit/check_handshake \
 	tests/unit/check_bundle \
-	tests/unit/check_text
+	tests/unit/check_text \
+	tests/unit/check_decoy
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -46,3 +47,8 @@ tests_unit_check_bundle_LDADD = $(UNIT_LDADD)
 tests_unit_check_text_SOURCES = tests/unit/check_text.c
 tests_unit_check_text_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_text_LDADD = $(UNIT_LDADD)
+
+# authserver's pure decoy-shape table, compiled in: the program itself is not a library.
+tests_unit_check_decoy_SOURCES = tests/unit/check_decoy.c authserver/decoy.c
+tests_unit_check_decoy_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/authserver
+tests_unit_check_decoy_LDADD = $(UNIT_LDADD)

@@ -20,6 +20,8 @@
 #define AUTHSERVER_LISTEN_MAX           8
 /* SIGTERM lets open handshakes finish for at most this long. */
 #define AUTHSERVER_DRAIN_MS             5000
+/* Audit rows older than this many days are pruned by the running server. */
+#define AUTHSERVER_DEFAULT_AUDIT_RETENTION 90
 
 /* Exit codes of the admin verbs and of serve. */
 enum {
@@ -40,8 +42,9 @@ struct config {
         unsigned timeout_ms;
         unsigned max_connections;
         unsigned max_per_address;       /* 0: no limit */
-        uint16_t decoy_n;
+        uint16_t decoy_n;               /* the decoy shape while no device of M1's profile is enrolled */
         uint8_t decoy_p;
+        unsigned audit_retention_days;  /* 0: keep the audit trail forever */
         /* Test-only fault injection: exit at a named commit point (tests/e2e crash matrix). */
         char *crash_at;
 };

@@ -13,6 +13,7 @@ authserver_authserver_SOURCES = \
 	authserver/log.c \
 	authserver/main.c \
 	authserver/serve.c \
+	authserver/upkeep.c \
 	authserver/server.h
 authserver_authserver_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(SQLITE_CFLAGS)
 authserver_authserver_LDADD = authserver/libstore.a $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(SQLITE_LIBS)

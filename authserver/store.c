@@ -946,17 +946,22 @@ int store_list(struct store *s, store_list_cb cb, void *userdata) {
         return r < 0 ? r : 0;
 }
 
-int store_count(struct store *s, uint64_t *ret_devices) {
-        sqlite3_stmt *st = s->stmt[STMT_COUNT];
+/* A statement that returns one integer. */
+static int query_u64(struct store *s, int which, const char *what, uint64_t *ret) {
+        sqlite3_stmt *st = s->stmt[which];
         int rc, r = 0;
 
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
-                *ret_devices = (uint64_t) sqlite3_column_int64(st, 0);
+                *ret = (uint64_t) sqlite3_column_int64(st, 0);
         else
-                r = fail_db(s, rc, "count the devices");
+                r = fail_db(s, rc, what);
         stmt_done(st);
         return r;
+}
+
+int store_count(struct store *s, uint64_t *ret_devices) {
+        return query_u64(s, STMT_COUNT, "count the devices", ret_devices);
 }
 
 int store_batch_begin(struct store *s) {
@@ -1142,16 +1147,7 @@ int store_shapes(struct store *s, store_shape_cb cb, void *userdata) {
 }
 
 int store_data_version(struct store *s, uint64_t *ret) {
-        sqlite3_stmt *st = s->stmt[STMT_DATA_VERSION];
-        int rc, r = 0;
-
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                *ret = (uint64_t) sqlite3_column_int64(st, 0);
-        else
-                r = fail_db(s, rc, "read the data version");
-        stmt_done(st);
-        return r;
+        return query_u64(s, STMT_DATA_VERSION, "read the data version", ret);
 }
 
 int store_audit_summary(struct store *s, int64_t now, const char *outcome, uint64_t count) {

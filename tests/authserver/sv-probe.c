@@ -95,6 +95,20 @@ static int random_vault(struct vault_params *v, uint8_t **ret) {
         return 0;
 }
 
+/* A device of params with random keys (nobody's vault), connected from a fresh address,
+ * its M1 in frame (SV_FRAME_MAX bytes) ready to send. */
+static int probe_start(struct vault_params *v, struct hs_device *hs, uint8_t **ret_keys, int *ret_fd,
+                       uint8_t *frame, size_t *ret_len) {
+        int r;
+
+        r = random_vault(v, ret_keys);
+        if (r < 0)
+                return r;
+        hs_device_init(hs, v, *ret_keys, &hs_random_os);
+        r = hs_device_hello(hs, frame, SV_FRAME_MAX, ret_len);
+        return r < 0 ? r : connect_fresh(ret_fd);
+}
+
 /* shape: one M1, the M2's p and largest index. */
 static int probe_shape(const char *id, uint8_t profile, unsigned *ret_p, unsigned *ret_max) {
         struct vault_params v = { .profile = profile, .n = SV_DEFAULT_N, .m = SV_DEFAULT_M, .p = SV_DEFAULT_P };
@@ -105,14 +119,9 @@ static int probe_shape(const char *id, uint8_t profile, unsigned *ret_p, unsigne
         int fd = -1, r;
 
         r = vault_params_set_id(&v, id);
-        if (r >= 0)
-                r = random_vault(&v, &keys);
         if (r < 0)
                 return r;
-        hs_device_init(&hs, &v, keys, &hs_random_os);
-        r = hs_device_hello(&hs, frame, sizeof frame, &len);
-        if (r >= 0)
-                r = connect_fresh(&fd);
+        r = probe_start(&v, &hs, &keys, &fd, frame, &len);
         if (r >= 0)
                 r = net_send_frame(fd, frame, len, now_ms() + IO_TIMEOUT_MS);
         if (r >= 0)
@@ -190,13 +199,8 @@ static int probe_timing(const struct vault_params *params, int64_t *ret_m2, int6
         int64_t t0, t1, t2, t3;
         int fd = -1, r;
 
-        r = random_vault(&v, &keys);
-        if (r < 0)
-                return r;
-        hs_device_init(&hs, &v, keys, &hs_random_os);
-        r = hs_device_hello(&hs, frame, sizeof frame, &len);
-        if (r >= 0)
-                r = connect_fresh(&fd);
+        r = probe_start(&v, &hs, &keys, &fd, frame, &len);
+        /* From just before M1 is sent: the connection is set up by then. */
         t0 = now_ns();
         if (r >= 0)
                 r = net_send_frame(fd, frame, len, now_ms() + IO_TIMEOUT_MS);

@@ -23,6 +23,8 @@
 #define AUTHSERVER_LISTEN_MAX           8
 /* SIGTERM lets open handshakes finish for at most this long. */
 #define AUTHSERVER_DRAIN_MS             5000
+/* Audit rows older than this many days are pruned by the running server. */
+#define AUTHSERVER_DEFAULT_AUDIT_RETENTION 90
 
 /* Exit codes of the admin verbs and of serve. */
 enum {
@@ -44,8 +46,9 @@ struct config {
         unsigned hello_timeout_ms;      /* for M1; the handshake's timeout_ms still bounds it */
         unsigned max_connections;
         unsigned max_per_address;       /* 0: no limit */
-        uint16_t decoy_n;
+        uint16_t decoy_n;               /* the decoy shape while no device of M1's profile is enrolled */
         uint8_t decoy_p;
+        unsigned audit_retention_days;  /* 0: keep the audit trail forever */
         /* Test-only fault injection: exit at a named commit point (tests/e2e crash matrix). */
         char *crash_at;
 };
@@ -89,6 +92,32 @@ enum generation {
 };
 enum generation generation_choose(const struct store_device *dev, const struct msg_hello *hello,
                                   const char **ret_reason);
+
+/* decoy.c: the shapes decoys take, weighted like the enrolled fleet (protocol §6). Pure. */
+struct decoy_shape {
+        uint8_t profile;
+        uint16_t n;
+        uint8_t m;
+        uint8_t p;
+        uint64_t count;                 /* active devices of this shape */
+        int64_t stand_in;               /* the store's rowid of one of them */
+        uint8_t *sealed;                /* a decoy vault of n·m bytes sealed by the store, or NULL */
+};
+struct decoy_table {
+        struct decoy_shape *shapes;     /* in the store's order: by profile, n, m, p */
+        size_t n_shapes, cap;
+};
+void decoy_table_init(struct decoy_table *t);
+/* Frees the table and the sealed blobs it holds. */
+void decoy_table_free(struct decoy_table *t);
+/* Appends a shape (its sealed blob is not copied); -EINVAL for an invalid shape or count 0. */
+int decoy_table_add(struct decoy_table *t, const struct decoy_shape *s);
+const struct decoy_shape *decoy_shape_find(const struct decoy_table *t, uint8_t profile, uint16_t n,
+                                           uint8_t m, uint8_t p);
+/* The shape of the decoy for an id of keyed hash h claiming profile: each shape of that profile
+ * with a probability proportional to its count; fallback if the table has none. */
+const struct decoy_shape *decoy_shape_pick(const struct decoy_table *t, uint8_t profile, uint64_t h,
+                                           const struct decoy_shape *fallback);
 
 /* backoff.c: exponentially growing delay after failures, per key (network, id and network, id). */
 #define BACKOFF_SLOTS           4096

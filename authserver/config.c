@@ -18,6 +18,7 @@ void config_init(struct config *c) {
                 .max_per_address = AUTHSERVER_DEFAULT_MAX_PER_ADDR,
                 .decoy_n = SV_DEFAULT_N,
                 .decoy_p = SV_DEFAULT_P,
+                .audit_retention_days = AUTHSERVER_DEFAULT_AUDIT_RETENTION,
         };
 }
 
@@ -127,6 +128,12 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 if (parse_unsigned(value, SV_P_MIN, SV_P_MAX, &v) < 0)
                         goto bad;
                 c->decoy_p = (uint8_t) v;
+                return 0;
+        }
+        if (strcmp(key, "audit-retention") == 0) {
+                if (parse_unsigned(value, 0, 36500, &v) < 0)
+                        goto bad;
+                c->audit_retention_days = v;
                 return 0;
         }
         fprintf(stderr, "authserver: %s: unknown setting '%s'\n", origin, key);

@@ -250,19 +250,29 @@ static const char *device_label(const struct conn *c) {
         return c->hello_valid ? c->hello.device_id : "-";
 }
 
-/* One line per handshake outcome; never a secret, never sent to the peer. */
+/* One line per handshake outcome; never a secret, never sent to the peer. A peer that proved
+ * no device could otherwise write lines as fast as it connects: its lines are rate-limited
+ * per outcome, and the next line that passes says how many were left out. */
 static void conn_log_outcome(struct conn *c, bool ok, const char *result, const char *detail) {
         struct server *srv = c->srv;
         uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
+        unsigned suppressed = 0;
 
         if (ok) {
                 srv->n_ok++;
                 log_info("handshake device='%s' peer=%s result=%s epoch=%" PRIu64, device_label(c), c->peer, result, epoch + 1);
-        } else {
-                srv->n_failed++;
+                return;
+        }
+        srv->n_failed++;
+        if (!c->verified && !upkeep_log_pass(srv, result, &suppressed))
+                return;
+        if (suppressed)
+                log_notice("handshake device='%s' peer=%s result=%s reason='%s' epoch=%" PRIu64
+                           " (%u more '%s' lines left out)", device_label(c), c->peer, result,
+                           detail ? detail : "-", epoch, suppressed, result);
+        else
                 log_notice("handshake device='%s' peer=%s result=%s reason='%s' epoch=%" PRIu64,
                            device_label(c), c->peer, result, detail ? detail : "-", epoch);
-        }
 }
 
 int conn_audit(struct conn *c, bool ok, const char *result) {
@@ -279,10 +289,14 @@ int conn_audit(struct conn *c, bool ok, const char *result) {
         return r;
 }
 
-/* The log line and the audit row of a handshake that ends now. */
+/* The log line and the audit record of a handshake that ends now: a row for a proven device,
+ * a count for a peer that proved none (written as a summary row, upkeep.c). */
 static void conn_outcome(struct conn *c, bool ok, const char *result, const char *detail) {
         conn_log_outcome(c, ok, result, detail);
-        (void) conn_audit(c, ok, result);
+        if (ok || c->verified)
+                (void) conn_audit(c, ok, result);
+        else
+                upkeep_failure(c->srv, result);
 }
 
 static void conn_failure(struct conn *c, const char *result, const char *detail) {
@@ -295,8 +309,9 @@ static void conn_failure(struct conn *c, const char *result, const char *detail)
         if (c->hello_valid) {
                 backoff_failure(c->srv->backoff, c->id_peer_key, now);
                 backoff_failure(c->srv->backoff, c->id_key, now);
-                if (c->known && !c->srv->fatal)
-                        (void) store_record_failure(c->srv->store, c->hello.device_id, (int64_t) time(NULL));
+                /* In memory: a write here would be one per attempt, and for known ids only. */
+                if (c->known)
+                        upkeep_device_failure(c->srv, c->hello.device_id, (int64_t) time(NULL));
         }
         conn_outcome(c, false, result, detail);
 }
@@ -333,16 +348,26 @@ static void conn_send(struct conn *c, const uint8_t *frame, size_t len) {
                 conn_free(c);
 }
 
-static void conn_send_error(struct conn *c, int err) {
-        uint8_t frame[SV_ERROR_FRAME_LEN];
-        size_t len;
+/*
+ * Ends a handshake with ERROR: the frame leaves first, the bookkeeping (back-off, counts, the
+ * log line) follows. Whatever the server does about a failure thus adds nothing to the time
+ * the peer measures to its ERROR, whether the id is enrolled or not. failure: a failure of
+ * the peer (back-off), not only an outcome (busy, throttled).
+ */
+static void conn_reject(struct conn *c, int err, bool failure, const char *result, const char *detail) {
+        int r = -EIO;
 
         c->phase = CONN_CLOSING;
-        if (wire_encode_error(wire_error_code(err), frame, sizeof frame, &len) < 0) {
-                conn_free(c);
-                return;
+        if (wire_encode_error(wire_error_code(err), c->out, sizeof c->out, &c->out_len) >= 0) {
+                c->out_pos = 0;
+                r = conn_flush(c);
         }
-        conn_send(c, frame, len);
+        if (failure)
+                conn_failure(c, result, detail);
+        else
+                conn_outcome(c, false, result, detail);
+        if (r < 0)
+                conn_free(c);
 }
 
 static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -553,59 +578,101 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
                 return 0;
         }
         if (r < 0) {
-                conn_failure(c, c->phase == CONN_READ_M3 && c->gen == GENERATION_DECOY ? "decoy" : "protocol",
-                             c->phase == CONN_READ_M3 && c->gen == GENERATION_DECOY ? c->reason : "bad frame header");
-                conn_send_error(c, r);
+                conn_reject(c, r, true, c->phase == CONN_READ_M3 && c->gen == GENERATION_DECOY ? "decoy" : "protocol",
+                            c->phase == CONN_READ_M3 && c->gen == GENERATION_DECOY ? c->reason : "bad frame header");
                 return 0;
         }
         conn_on_frame(c);
         return 0;
 }
 
-/* Copies the generation M1 chose out of the lookup's scratch buffers. */
-static int take_generation(struct conn *c, const uint8_t *committed, const uint8_t *pending) {
-        size_t len = (size_t) c->dev.n * c->dev.m;
-
+/* The buffers of the vault in use (the device's or a decoy's) and of the next one. */
+static int vault_buffers_alloc(struct conn *c, size_t len) {
         c->vault = malloc(len);
         c->next_vault = malloc(len);
-        if (!c->vault || !c->next_vault)
+        if (!c->vault || !c->next_vault) {
+                vault_buffers_free(c);
                 return -ENOMEM;
+        }
         c->vault_len = len;
-        memcpy(c->vault, c->gen == GENERATION_COMMITTED ? committed : pending, len);
         return 0;
 }
 
+/*
+ * The shape of the decoy that answers this M1 (protocol §6). A device that is active and of
+ * M1's profile answers with its own shape (M1 named an epoch it does not hold): the same
+ * shape its real M2s show. Any other id takes the shape its keyed hash picks from the
+ * enrolled fleet (upkeep.c keeps the table), the same one at every attempt.
+ */
+static const struct decoy_shape *decoy_shape(struct conn *c, bool have_row, uint64_t h,
+                                             struct decoy_shape *fallback) {
+        struct server *srv = c->srv;
+        const struct decoy_shape *s = NULL;
+
+        if (have_row && c->dev.status == STORE_ACTIVE && c->dev.profile == c->hello.profile)
+                s = decoy_shape_find(&srv->decoys, c->dev.profile, c->dev.n, c->dev.m, c->dev.p);
+        if (!s) {
+                *fallback = srv->decoy_fallback;
+                fallback->profile = c->hello.profile;
+                s = decoy_shape_pick(&srv->decoys, c->hello.profile, h, fallback);
+        }
+        return s;
+}
+
+/*
+ * M1 -> M2. Whether the id is enrolled or not, the server does the same work in the same
+ * order before M2 leaves: one keyed hash of the id, one row lookup, and one decryption of a
+ * vault of the shape it answers with: the device's generation, or a decoy vault sealed
+ * under the master key (so that timing does not tell enrolled ids from unknown ones).
+ */
 static void conn_lookup(struct conn *c) {
         struct server *srv = c->srv;
-        uint8_t *committed = srv->scratch, *pending = srv->scratch + SV_VAULT_MAX;
+        uint8_t *blob = srv->scratch;
+        size_t blob_len = 0;
         struct vault_params params = { 0 };
-        bool decrypted;
+        struct decoy_shape fallback;
+        const struct decoy_shape *shape;
+        int64_t stand_in = 0;
+        uint64_t h = 0;
+        bool have_row;
         uint8_t frame[SV_FRAME_MAX];
         size_t len;
         int r;
 
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-        /* One lookup decrypts both generations into scratch; normally only one exists. */
-        r = store_get(srv->store, c->hello.device_id, &c->dev, committed, pending, SV_VAULT_MAX);
+        r = store_decoy_hash(srv->store, c->hello.device_id, &h);
+        if (r >= 0) {
+                /* Should the id not be enrolled, the row of a device of its decoy's shape is read. */
+                shape = decoy_shape_pick(&srv->decoys, c->hello.profile, h, srv->decoys.shapes);
+                stand_in = shape ? shape->stand_in : 0;
+                r = store_get_sealed(srv->store, c->hello.device_id, c->hello.epoch, stand_in, &c->dev, blob,
+                                     2 * (size_t) SV_VAULT_MAX, &blob_len);
+        }
         if (r < 0 && r != -ENOENT && r != -EBADMSG) {
                 log_error("Failed to look up device '%s': %s", c->hello.device_id, store_last_error(srv->store));
-                conn_outcome(c, false, "server-error", "database lookup failed");
-                conn_send_error(c, -EBUSY);
+                conn_reject(c, -EBUSY, false, "server-error", "database lookup failed");
                 return;
         }
+        have_row = r >= 0;
         c->known = r >= 0 || r == -EBADMSG;
-        decrypted = r >= 0;
         if (r == -EBADMSG) {
                 /* Still a decoy, not an ERROR: the answer to M1 never says the id exists. */
                 log_error("Failed to load the vault of '%s': %s", c->hello.device_id, store_last_error(srv->store));
                 c->gen = GENERATION_DECOY;
                 c->reason = "vault unavailable";
         } else
-                c->gen = generation_choose(c->known ? &c->dev : NULL, &c->hello, &c->reason);
+                c->gen = generation_choose(have_row ? &c->dev : NULL, &c->hello, &c->reason);
         if (c->gen != GENERATION_DECOY) {
-                r = take_generation(c, committed, pending);
+                size_t vlen = (size_t) c->dev.n * c->dev.m;
+
+                r = blob_len ? vault_buffers_alloc(c, vlen) : -EBADMSG;
+                if (r >= 0)
+                        r = store_open_vault(srv->store, c->hello.device_id, c->hello.epoch, blob, blob_len,
+                                             c->vault, vlen);
                 if (r < 0) {
-                        log_error("Failed to load the vault of '%s': out of memory", c->hello.device_id);
+                        log_error("Failed to load the vault of '%s': %s", c->hello.device_id,
+                                  r == -ENOMEM ? "out of memory" : store_last_error(srv->store));
+                        vault_buffers_free(c);
                         c->gen = GENERATION_DECOY;
                         c->reason = "vault unavailable";
                 } else {
@@ -615,22 +682,29 @@ static void conn_lookup(struct conn *c) {
                         params.p = c->dev.p;
                         params.epoch = c->hello.epoch;
                         (void) vault_params_set_id(&params, c->hello.device_id);
+                        r = hs_server_challenge(&c->hs, &params, c->vault, frame, sizeof frame, &len);
                 }
         }
-        if (decrypted) {
-                OPENSSL_cleanse(committed, (size_t) c->dev.n * c->dev.m);
-                OPENSSL_cleanse(pending, (size_t) c->dev.n * c->dev.m);
+        if (c->gen == GENERATION_DECOY) {
+                shape = decoy_shape(c, have_row, h, &fallback);
+                params.profile = shape->profile;
+                params.n = shape->n;
+                params.m = shape->m;
+                params.p = shape->p;
+                r = vault_buffers_alloc(c, (size_t) shape->n * shape->m);
+                if (r >= 0)
+                        r = store_decoy_open(srv->store, shape->sealed, c->vault_len, c->vault);
+                if (r >= 0)
+                        r = hs_server_challenge_decoy(&c->hs, &params, c->vault, frame, sizeof frame, &len);
         }
-        r = hs_server_challenge(&c->hs, c->gen == GENERATION_DECOY ? NULL : &params,
-                                c->gen == GENERATION_DECOY ? NULL : c->vault, frame, sizeof frame, &len);
+        OPENSSL_cleanse(blob, blob_len);
         if (r < 0) {
                 log_error("Failed to build a challenge for '%s': %s", c->hello.device_id, strerror(-r));
-                conn_outcome(c, false, "server-error", "challenge failed");
-                conn_send_error(c, -EBUSY);
+                conn_reject(c, -EBUSY, false, "server-error", "challenge failed");
                 return;
         }
         c->expect_type = SV_MSG_RESPONSE;
-        c->expect_len = SV_RESPONSE_BODY_LEN(c->gen == GENERATION_DECOY ? srv->cfg->decoy_p : c->dev.p);
+        c->expect_len = SV_RESPONSE_BODY_LEN(c->hs.params.p);
         c->phase = CONN_READ_M3;
         conn_send(c, frame, len);
 }
@@ -674,8 +748,7 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         }
         r = hs_server_hello(&c->hs, frame, frame_len, &c->hello);
         if (r < 0) {
-                conn_failure(c, "protocol", "malformed M1");
-                conn_send_error(c, r);
+                conn_reject(c, r, true, "protocol", "malformed M1");
                 return;
         }
         c->hello_valid = true;
@@ -691,8 +764,7 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
          * BACKOFF_MAX_MS says): the attempt is turned away now, as busy, and takes no slot. */
         budget = (int64_t) srv->cfg->timeout_ms / 2 - (now - c->start_ms);
         if (wait > 0 && wait > budget) {
-                conn_outcome(c, false, "throttled", "back-off longer than the time-out allows");
-                conn_send_error(c, -EBUSY);
+                conn_reject(c, -EBUSY, false, "throttled", "back-off longer than the time-out allows");
                 return;
         }
         id_wait = backoff_wait(srv->backoff, c->id_key, now);
@@ -726,14 +798,14 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
 
         r = hs_server_respond(&c->hs, m3, m3_len, c->next_vault, frame, sizeof frame, &len);
         if (r < 0) {
-                conn_failure(c, c->gen == GENERATION_DECOY ? "decoy" : "auth-failed",
-                             c->gen == GENERATION_DECOY ? c->reason : r == -EACCES ? "M3 did not verify" : "malformed M3");
-                conn_send_error(c, r);
+                conn_reject(c, r, true, c->gen == GENERATION_DECOY ? "decoy" : "auth-failed",
+                            c->gen == GENERATION_DECOY ? c->reason : r == -EACCES ? "M3 did not verify" : "malformed M3");
                 return;
         }
+        /* The peer holds the vault: from here on its outcomes are audited row by row. */
+        c->verified = true;
         if (!inflight_claim(c)) {
-                conn_failure(c, "conflict", "another session of this device is in progress");
-                conn_send_error(c, -EACCES);
+                conn_reject(c, -EACCES, true, "conflict", "another session of this device is in progress");
                 return;
         }
         /* The device is proven: it no longer counts against its address's limit. */
@@ -760,9 +832,8 @@ void conn_store_done(struct conn *c, int r) {
         }
         if (r < 0) {
                 c->out_len = 0;
-                conn_failure(c, r == -ESTALE ? "conflict" : "server-error",
-                             r == -ESTALE ? "another session moved the epoch" : "storing the next vault failed");
-                conn_send_error(c, r == -ESTALE ? -EACCES : -EBUSY);
+                conn_reject(c, r == -ESTALE ? -EACCES : -EBUSY, true, r == -ESTALE ? "conflict" : "server-error",
+                            r == -ESTALE ? "another session moved the epoch" : "storing the next vault failed");
                 return;
         }
         server_crash_point(c->srv, "after-pending");
@@ -784,8 +855,10 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
                 return;
         }
         /* The commit and its audit row join the next group commit; they need no fsync (§6).
-         * The session is over for the device: its next one may start (and is queued after). */
+         * The session is over for the device: its next one may start (and is queued after).
+         * The commit resets the device's failure count: so go the ones not yet written. */
         inflight_remove(c);
+        upkeep_device_success(c->srv, c->hello.device_id);
         c->phase = CONN_COMMITTING;
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         server_queue_store(c->srv, c);

@@ -6,12 +6,14 @@ authserver_authserver_SOURCES = \
 	authserver/common-options.h \
 	authserver/config.c \
 	authserver/conn.c \
+	authserver/decoy.c \
 	authserver/generation.c \
 	authserver/json.c \
 	authserver/listen.c \
 	authserver/log.c \
 	authserver/main.c \
 	authserver/serve.c \
+	authserver/upkeep.c \
 	authserver/server.h
 authserver_authserver_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(SQLITE_CFLAGS)
 authserver_authserver_LDADD = authserver/libstore.a $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(SQLITE_LIBS)

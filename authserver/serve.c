@@ -70,7 +70,7 @@ static int flush_one(struct server *srv, struct conn *c, bool *stored_pending) {
  * vault that a crash can lose. Only a fresh start, where SQLite recovers the WAL from what
  * is really on disk, is trustworthy again; systemd restarts the service.
  */
-static void server_flush(struct server *srv) {
+void server_flush(struct server *srv) {
         struct conn *batch = srv->queue_head, *next;
         bool stored_pending = false;
         const char *why = NULL;
@@ -81,11 +81,15 @@ static void server_flush(struct server *srv) {
         srv->queue_head = NULL;
         srv->queue_tail = &srv->queue_head;
         srv->queue_len = 0;
-        if (!batch)
+        if (!batch && !srv->upkeep_due)
                 return;
 
         server_crash_point(srv, "before-pending");
         rb = store_batch_begin(srv->store);
+        /* The counts first: a commit in this batch resets a device's failures after them. */
+        if (rb >= 0 && srv->upkeep_due)
+                upkeep_write(srv, (int64_t) time(NULL));
+        srv->upkeep_due = false;
         for (struct conn *c = batch; c; c = c->queue_next) {
                 c->store_result = rb < 0 ? rb : flush_one(srv, c, &stored_pending);
                 if (c->store_result < 0 && c->store_result != -ESTALE && rb >= 0)
@@ -206,7 +210,8 @@ static void raise_fd_limit(unsigned max_connections) {
 }
 
 static int parse_serve(struct config *c, int argc, char *argv[]) {
-        enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN, ARG_MAX_PER_ADDR, ARG_HELLO_TIMEOUT };
+        enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN, ARG_MAX_PER_ADDR, ARG_HELLO_TIMEOUT,
+               ARG_AUDIT_RETENTION };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "listen",          required_argument, NULL, ARG_LISTEN },
@@ -214,6 +219,7 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                 { "hello-timeout",   required_argument, NULL, ARG_HELLO_TIMEOUT },
                 { "max-connections", required_argument, NULL, ARG_MAX_CONN },
                 { "max-connections-per-address", required_argument, NULL, ARG_MAX_PER_ADDR },
+                { "audit-retention", required_argument, NULL, ARG_AUDIT_RETENTION },
                 { 0 }
         };
         bool listen_from_cli = false;
@@ -224,13 +230,16 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                 case 'h':
                         printf("Usage: authserver serve [--listen ADDR:PORT]... [--db PATH] [--master-key FILE]\n"
                                "         [--timeout SECONDS] [--hello-timeout SECONDS] [--max-connections N]\n"
-                               "         [--max-connections-per-address N] [--config FILE]\n\n"
+                               "         [--max-connections-per-address N] [--audit-retention DAYS]\n"
+                               "         [--config FILE]\n\n"
                                "Serve the secure-vault protocol. ADDR is an IPv4 address, [IPv6], a host name\n"
                                "or '*'; default " AUTHSERVER_DEFAULT_LISTEN ". Sockets passed by systemd take\n"
                                "precedence. Defaults: --timeout %d, --hello-timeout %d, --max-connections %d,\n"
-                               "--max-connections-per-address %d (per IPv4 /24 or IPv6 /48; 0: no limit).\n",
+                               "--max-connections-per-address %d (per IPv4 /24 or IPv6 /48; 0: no limit),\n"
+                               "--audit-retention %d (days; 0: keep the audit trail forever).\n",
                                AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS / 1000,
-                               AUTHSERVER_DEFAULT_MAX_CONN, AUTHSERVER_DEFAULT_MAX_PER_ADDR);
+                               AUTHSERVER_DEFAULT_MAX_CONN, AUTHSERVER_DEFAULT_MAX_PER_ADDR,
+                               AUTHSERVER_DEFAULT_AUDIT_RETENTION);
                         return 1;
                 case ARG_LISTEN:
                         if (!listen_from_cli) {
@@ -257,6 +266,10 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                         break;
                 case ARG_MAX_PER_ADDR:
                         if (config_set(c, "max-connections-per-address", optarg, "--max-connections-per-address") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_AUDIT_RETENTION:
+                        if (config_set(c, "audit-retention", optarg, "--audit-retention") < 0)
                                 return -EINVAL;
                         break;
                 default:
@@ -328,7 +341,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 log_error("Failed to set up the event loop: %s", strerror(-r));
                 goto out;
         }
-        if (listen_open(&srv) < 0)
+        if (upkeep_init(&srv) < 0 || listen_open(&srv) < 0)
                 goto out;
 
         (void) sd_notify(false, "READY=1");
@@ -342,6 +355,9 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 log_error("Event loop failed: %s", strerror(-r));
                 goto out;
         }
+        /* The counts of the last interval. */
+        srv.upkeep_due = true;
+        server_flush(&srv);
         log_info("stopped: %" PRIu64 " authenticated, %" PRIu64 " failed; %" PRIu64 " connections turned away; "
                  "%" PRIu64 " idle connections evicted; %" PRIu64 " vault writes in %" PRIu64 " syncs",
                  srv.n_ok, srv.n_failed, srv.n_rejected, srv.n_evicted, srv.n_vault_writes, srv.n_syncs);
@@ -353,6 +369,7 @@ out:
         sd_event_source_disable_unref(srv.flush_src);
         sd_event_source_disable_unref(srv.flush_timer);
         sd_event_source_disable_unref(srv.status_timer);
+        upkeep_free(&srv);
         sd_event_unref(srv.event);
         store_close(srv.store);
         free(srv.backoff);

@@ -20,6 +20,22 @@ enum conn_phase {
 
 struct server;
 
+/* Failed handshakes of peers that proved no device, by outcome, since the last summary row. */
+#define UPKEEP_OUTCOMES_MAX     16
+struct upkeep_tally {
+        const char *outcome;            /* a string literal of conn.c; NULL: free */
+        uint64_t count;
+        struct ratelimit log;           /* their log lines */
+};
+
+/* Failures of one enrolled device since the last summary (written to its row then). */
+struct upkeep_device {
+        struct upkeep_device *next;     /* in its hash bucket */
+        uint32_t count;
+        int64_t last;                   /* unix seconds */
+        char id[SV_ID_MAX + 1];
+};
+
 /* Open connections from one network (IPv4 /24, IPv6 /48) that have not yet proven a device. */
 struct conn_addr {
         struct conn_addr *next;         /* in its hash bucket */
@@ -35,6 +51,7 @@ struct conn {
         struct conn *hello_prev, *hello_next;   /* no M1 yet: oldest first, evicted first */
         bool awaiting_hello;
         bool inflight;                  /* M3 verified: this session owns its device until it ends */
+        bool verified;                  /* M3 verified: a proven device, audited row by row */
         bool superseded;                /* the device's next session took over (its M5 was late) */
         int fd;
         sd_event_source *io;
@@ -99,6 +116,17 @@ struct server {
         uint64_t n_ok, n_failed, n_rejected;
         uint64_t n_evicted;             /* idle (no M1) connections closed to make room */
         uint64_t n_vault_writes, n_syncs;      /* group commit effect */
+        /* upkeep.c */
+        struct decoy_table decoys;      /* shapes of the active devices, a sealed decoy vault each */
+        struct decoy_shape decoy_fallback;      /* while no device of M1's profile is enrolled */
+        uint64_t data_version;          /* of the store when decoys was loaded */
+        struct upkeep_tally tallies[UPKEEP_OUTCOMES_MAX];
+        struct upkeep_device **devices; /* UPKEEP_BUCKETS chains */
+        unsigned n_devices;
+        uint64_t n_devices_dropped;
+        sd_event_source *upkeep_timer;
+        int64_t next_summary_ms;
+        bool upkeep_due;                /* the next group commit writes the summary and prunes */
 };
 
 /* listen.c */
@@ -118,3 +146,21 @@ void server_maybe_exit(struct server *srv);
 void server_crash_point(struct server *srv, const char *point);
 /* serve.c */
 void server_queue_store(struct server *srv, struct conn *c);
+/* Runs the group commit now (with the upkeep writes if upkeep_due). */
+void server_flush(struct server *srv);
+
+/* upkeep.c: what the server learns from failed handshakes, kept in memory and written once
+ * per interval; the decoy shapes; the audit retention. */
+int upkeep_init(struct server *srv);
+void upkeep_free(struct server *srv);
+/* A failed handshake of a peer that proved no device: counted, never written as it happens. */
+void upkeep_failure(struct server *srv, const char *outcome);
+/* Whether the log line of such a failure may be written now (rate-limited per outcome). */
+bool upkeep_log_pass(struct server *srv, const char *outcome, unsigned *ret_suppressed);
+void upkeep_device_failure(struct server *srv, const char *id, int64_t now);
+void upkeep_device_success(struct server *srv, const char *id);
+/* Inside the group commit's transaction: the summary rows, the devices' failure counts, and
+ * one batch of audit pruning. */
+void upkeep_write(struct server *srv, int64_t now);
+/* Reloads the decoy shapes if an admin command changed the store. */
+void upkeep_refresh_shapes(struct server *srv, bool force);

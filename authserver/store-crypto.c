@@ -82,8 +82,8 @@ void store_aead_free(struct store_aead *a) {
         OPENSSL_free(a);
 }
 
-/* HKDF-Expand(master, KEY_LABEL || id, 32): a single HMAC block, info || 0x01. */
-static int device_key(struct store_aead *a, const char *id, uint8_t key[AES_KEY_LEN]) {
+/* HKDF-Expand(master, label || id, 32): a single HMAC block, info || 0x01. */
+static int expand(struct store_aead *a, const char *label, const char *id, uint8_t key[AES_KEY_LEN]) {
         static const uint8_t counter = 1;
         OSSL_PARAM params[] = {
                 OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
@@ -94,7 +94,7 @@ static int device_key(struct store_aead *a, const char *id, uint8_t key[AES_KEY_
         int r = 0;
 
         if (!kdf || !EVP_MAC_init(kdf, a->master, STORE_MASTER_KEY_LEN, params) ||
-            !EVP_MAC_update(kdf, (const uint8_t *) KEY_LABEL, strlen(KEY_LABEL)) ||
+            !EVP_MAC_update(kdf, (const uint8_t *) label, strlen(label)) ||
             !EVP_MAC_update(kdf, (const uint8_t *) id, strlen(id)) ||
             !EVP_MAC_update(kdf, &counter, 1) ||
             !EVP_MAC_final(kdf, key, &len, AES_KEY_LEN) || len != AES_KEY_LEN) {
@@ -103,6 +103,17 @@ static int device_key(struct store_aead *a, const char *id, uint8_t key[AES_KEY_
         }
         EVP_MAC_CTX_free(kdf);         /* cleanses its HMAC states */
         return r;
+}
+
+static int device_key(struct store_aead *a, const char *id, uint8_t key[AES_KEY_LEN]) {
+        return expand(a, KEY_LABEL, id, key);
+}
+
+/* The labels differ within their first bytes, so no id makes this collide with a device key. */
+int store_aead_keyed_hash(struct store_aead *a, const char *label, const char *id, uint8_t out[32]) {
+        if (strncmp(label, KEY_LABEL, strlen(KEY_LABEL)) == 0)
+                return -EINVAL;
+        return expand(a, label, id, out);
 }
 
 static size_t build_ad(const char *id, uint64_t epoch, uint8_t ad[STORE_ID_MAX + 8 + sizeof(AD_LABEL)]) {

@@ -49,6 +49,23 @@
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
+/*
+ * Schema 3, idempotent so that it also upgrades: failed handshakes of peers that never proved
+ * a device are counted in memory and written as one row per outcome and interval
+ * (audit_summary), never a row per connection; both audit tables are pruned by time; decoys
+ * follow the shapes of the active devices, counted through device_shape without a table scan.
+ */
+#define SCHEMA_3_SQL \
+        "CREATE TABLE IF NOT EXISTS audit_summary (" \
+        " id INTEGER PRIMARY KEY," \
+        " time INTEGER NOT NULL," \
+        " outcome TEXT NOT NULL," \
+        " count INTEGER NOT NULL" \
+        ");" \
+        "CREATE INDEX IF NOT EXISTS audit_time ON audit (time);" \
+        "CREATE INDEX IF NOT EXISTS audit_summary_time ON audit_summary (time);" \
+        "CREATE INDEX IF NOT EXISTS device_shape ON device (status, profile, n, m, p);"
+
 static const char schema_sql[] =
         "CREATE TABLE device ("
         " id TEXT PRIMARY KEY NOT NULL,"
@@ -82,11 +99,16 @@ static const char schema_sql[] =
         "CREATE TABLE keycheck ("
         " id INTEGER PRIMARY KEY CHECK (id = 1),"
         " blob BLOB NOT NULL"
-        ");";
+        ");"
+        SCHEMA_3_SQL;
 
 #define KEYCHECK_ID     "keycheck"
 #define KEYCHECK_EPOCH  UINT64_MAX
 #define KEYCHECK_LEN    16
+
+/* The AEAD identity of decoy vaults: not a valid device id, so never a device's key or AD. */
+#define DECOY_ID        "#decoy"
+#define DECOY_HASH_LABEL "sv1 decoy shape"
 
 /* Columns shared by STMT_GET and STMT_LIST, in this order after the id. */
 #define ROW_COLUMNS \
@@ -109,6 +131,12 @@ enum {
         STMT_AUDIT,
         STMT_LIST,
         STMT_COUNT,
+        STMT_SHAPES,
+        STMT_LOOKUP,
+        STMT_SUMMARY,
+        STMT_PRUNE_AUDIT,
+        STMT_PRUNE_SUMMARY,
+        STMT_DATA_VERSION,
         _STMT_MAX,
 };
 
@@ -140,12 +168,28 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 "UPDATE device SET status = 'revoked', vault = x'', pending = NULL"
                 " WHERE id = ?1 AND status = 'active'",
         [STMT_FAILURE] =
-                "UPDATE device SET failures = min(failures + 1, 4294967295), last_failure = ?2"
-                " WHERE id = ?1",
+                "UPDATE device SET failures = min(failures + ?3, 4294967295),"
+                " last_failure = max(last_failure, ?2) WHERE id = ?1",
         [STMT_AUDIT] =
                 "INSERT INTO audit (time, device, peer, outcome, epoch) VALUES (?1, ?2, ?3, ?4, ?5)",
         [STMT_LIST] = "SELECT id, " ROW_COLUMNS " FROM device ORDER BY id",
         [STMT_COUNT] = "SELECT count(*) FROM device",
+        [STMT_SHAPES] =
+                "SELECT profile, n, m, p, count(*), min(rowid) FROM device WHERE status = 'active'"
+                " GROUP BY profile, n, m, p ORDER BY profile, n, m, p",
+        /* The device's row, or else the stand-in's, in one statement: a compound SELECT with
+         * LIMIT 1 does not run its second part once the first has given a row. */
+        [STMT_LOOKUP] =
+                "SELECT 1, id, " ROW_COLUMNS ", vault, pending FROM device WHERE id = ?1"
+                " UNION ALL SELECT 0, id, " ROW_COLUMNS ", vault, pending FROM device WHERE rowid = ?2"
+                " LIMIT 1",
+        [STMT_SUMMARY] = "INSERT INTO audit_summary (time, outcome, count) VALUES (?1, ?2, ?3)",
+        [STMT_PRUNE_AUDIT] =
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ?1 ORDER BY time LIMIT ?2)",
+        [STMT_PRUNE_SUMMARY] =
+                "DELETE FROM audit_summary WHERE id IN"
+                " (SELECT id FROM audit_summary WHERE time < ?1 ORDER BY time LIMIT ?2)",
+        [STMT_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct store {
@@ -377,7 +421,8 @@ static int create_schema(struct store *s) {
         return r;
 }
 
-/* Schema 1 had no enrollment token: existing rows keep 0, the next enrollment draws one. */
+/* Schema 1 had no enrollment token: existing rows keep 0, the next enrollment draws one.
+ * Schema 2 had no audit_summary table and no indexes for pruning and decoy shapes. */
 static int migrate_schema(struct store *s, int64_t version) {
         int r;
 
@@ -390,6 +435,8 @@ static int migrate_schema(struct store *s, int64_t version) {
         if (r >= 0 && version == 1)
                 r = exec(s, "ALTER TABLE device ADD COLUMN enrollment INTEGER NOT NULL DEFAULT 0;"
                          "PRAGMA user_version = 2", "upgrade the schema to version 2");
+        if (r >= 0 && version <= 2)
+                r = exec(s, SCHEMA_3_SQL "PRAGMA user_version = 3", "upgrade the schema to version 3");
         if (r >= 0)
                 r = exec(s, "COMMIT", "upgrade the schema");
         if (r < 0)
@@ -827,6 +874,10 @@ int store_revoke(struct store *s, const char *id) {
 }
 
 int store_record_failure(struct store *s, const char *id, int64_t now) {
+        return store_add_failures(s, id, 1, now);
+}
+
+int store_add_failures(struct store *s, const char *id, uint32_t count, int64_t last) {
         sqlite3_stmt *st = s->stmt[STMT_FAILURE];
         int r;
 
@@ -834,7 +885,8 @@ int store_record_failure(struct store *s, const char *id, int64_t now) {
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_int64(st, 2, last);
+        sqlite3_bind_int64(st, 3, count);
         r = run(s, st, "record the failure");
         if (r == 0)
                 return fail(s, -ENOENT, "Device '%s' is not enrolled", id);
@@ -894,17 +946,22 @@ int store_list(struct store *s, store_list_cb cb, void *userdata) {
         return r < 0 ? r : 0;
 }
 
-int store_count(struct store *s, uint64_t *ret_devices) {
-        sqlite3_stmt *st = s->stmt[STMT_COUNT];
+/* A statement that returns one integer. */
+static int query_u64(struct store *s, int which, const char *what, uint64_t *ret) {
+        sqlite3_stmt *st = s->stmt[which];
         int rc, r = 0;
 
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
-                *ret_devices = (uint64_t) sqlite3_column_int64(st, 0);
+                *ret = (uint64_t) sqlite3_column_int64(st, 0);
         else
-                r = fail_db(s, rc, "count the devices");
+                r = fail_db(s, rc, what);
         stmt_done(st);
         return r;
+}
+
+int store_count(struct store *s, uint64_t *ret_devices) {
+        return query_u64(s, STMT_COUNT, "count the devices", ret_devices);
 }
 
 int store_batch_begin(struct store *s) {
@@ -950,4 +1007,175 @@ int store_batch_rollback(struct store *s) {
                 return 0;
         r = run(s, s->stmt[STMT_ROLLBACK], "roll back the batch");
         return r < 0 ? r : 0;
+}
+
+/* Reads column col of st's row into blob (cap bytes) as the lookup of a generation does, and
+ * wipes it: the cost of a vault read whose result is not used. */
+static void read_blob_unused(sqlite3_stmt *st, int col, uint8_t *blob, size_t cap) {
+        size_t len = (size_t) sqlite3_column_bytes(st, col);
+        const void *p = sqlite3_column_blob(st, col);
+
+        if (p && len <= cap) {
+                memcpy(blob, p, len);
+                OPENSSL_cleanse(blob, len);
+        }
+}
+
+/*
+ * The lookup reads one row and one vault blob of it whatever the id: the generation M1 names;
+ * the committed one when M1 names none (the device's row was read all the same); and for an
+ * id that is not enrolled, the committed vault of the stand-in row, with the same statement,
+ * so that a miss in the id index costs what a device's row does.
+ */
+int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t stand_in,
+                     struct store_device *ret, uint8_t *blob, size_t cap, size_t *ret_len) {
+        sqlite3_stmt *st = s->stmt[STMT_LOOKUP];
+        struct store_device d;
+        size_t len = 0;
+        int col = 0, rc, r;
+        bool found;
+
+        r = check_id(s, id);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, stand_in > 0 ? stand_in : -1);
+        rc = sqlite3_step(st);
+        found = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+        if (rc == SQLITE_ROW)
+                r = row_to_device(s, st, found ? id : (const char *) sqlite3_column_text(st, 1), 2, &d);
+        if (rc == SQLITE_DONE || (rc == SQLITE_ROW && !found)) {
+                if (rc == SQLITE_ROW)
+                        read_blob_unused(st, 2 + ROW_NCOLUMNS, blob, cap);
+                r = fail(s, -ENOENT, "Device '%s' is not enrolled", id);
+        } else if (rc != SQLITE_ROW)
+                r = fail_db(s, rc, "look up the device");
+        if (r < 0)
+                goto out;
+        /* The same choice as generation_choose() makes from the row: see protocol §5. */
+        if (d.status == STORE_ACTIVE && epoch == d.epoch)
+                col = 2 + ROW_NCOLUMNS;
+        else if (d.status == STORE_ACTIVE && d.has_pending && d.epoch != UINT64_MAX && epoch == d.epoch + 1)
+                col = 3 + ROW_NCOLUMNS;
+        if (col) {
+                len = (size_t) sqlite3_column_bytes(st, col);
+                if (len > cap) {
+                        r = fail(s, -EBADMSG, "Vault of device '%s' has an invalid size", id);
+                        goto out;
+                }
+                memcpy(blob, sqlite3_column_blob(st, col), len);
+        } else
+                read_blob_unused(st, 2 + ROW_NCOLUMNS, blob, cap);
+out:
+        stmt_done(st);
+        if (r >= 0) {
+                *ret = d;
+                *ret_len = len;
+        }
+        return r;
+}
+
+int store_open_vault(struct store *s, const char *id, uint64_t epoch, const uint8_t *blob,
+                     size_t blob_len, uint8_t *out, size_t len) {
+        int r = store_aead_open(s->aead, id, epoch, blob, blob_len, out, len);
+
+        if (r == -EBADMSG)
+                return fail(s, r, "Vault of device '%s' fails authentication: wrong master key or "
+                            "tampered database", id);
+        return r < 0 ? fail(s, r, "Failed to decrypt the vault of device '%s'", id) : 0;
+}
+
+int store_decoy_seal(struct store *s, size_t len, uint8_t *blob) {
+        uint8_t *plain;
+        int r;
+
+        if (len < SV_N_MIN * 16 || len > STORE_VAULT_MAX)
+                return fail(s, -EINVAL, "Invalid decoy vault length %zu", len);
+        plain = malloc(len);
+        if (!plain)
+                return fail(s, -ENOMEM, "Out of memory");
+        r = crypto_random(plain, len);
+        if (r >= 0)
+                r = store_aead_seal(s->aead, DECOY_ID, 0, plain, len, blob);
+        OPENSSL_cleanse(plain, len);
+        free(plain);
+        return r < 0 ? fail(s, r, "Failed to seal a decoy vault") : 0;
+}
+
+int store_decoy_open(struct store *s, const uint8_t *blob, size_t len, uint8_t *out) {
+        int r = store_aead_open(s->aead, DECOY_ID, 0, blob, len + STORE_BLOB_OVERHEAD, out, len);
+
+        return r < 0 ? fail(s, r, "Failed to open a decoy vault") : 0;
+}
+
+int store_decoy_hash(struct store *s, const char *id, uint64_t *ret) {
+        uint8_t h[32];
+        uint64_t v = 0;
+        int r;
+
+        r = store_aead_keyed_hash(s->aead, DECOY_HASH_LABEL, id, h);
+        if (r < 0)
+                return fail(s, r, "Failed to hash a device id");
+        for (int i = 0; i < 8; i++)
+                v = v << 8 | h[i];
+        OPENSSL_cleanse(h, sizeof h);
+        *ret = v;
+        return 0;
+}
+
+int store_shapes(struct store *s, store_shape_cb cb, void *userdata) {
+        sqlite3_stmt *st = s->stmt[STMT_SHAPES];
+        int rc, r = 0;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int64_t profile = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1),
+                        m = sqlite3_column_int64(st, 2), p = sqlite3_column_int64(st, 3),
+                        count = sqlite3_column_int64(st, 4), stand_in = sqlite3_column_int64(st, 5);
+
+                if (!params_valid(profile, n, m, p) || count < 1) {
+                        r = fail(s, -EBADMSG, "The database has a corrupt device row");
+                        break;
+                }
+                r = cb((uint8_t) profile, (uint16_t) n, (uint8_t) m, (uint8_t) p, (uint64_t) count, stand_in, userdata);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = fail_db(s, rc, "count the device shapes");
+        stmt_done(st);
+        return r < 0 ? r : 0;
+}
+
+int store_data_version(struct store *s, uint64_t *ret) {
+        return query_u64(s, STMT_DATA_VERSION, "read the data version", ret);
+}
+
+int store_audit_summary(struct store *s, int64_t now, const char *outcome, uint64_t count) {
+        sqlite3_stmt *st = s->stmt[STMT_SUMMARY];
+        int r;
+
+        if (!text_valid(outcome, STORE_OUTCOME_MAX) || count > INT64_MAX)
+                return fail(s, -EINVAL, "Invalid audit summary");
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, outcome, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (int64_t) count);
+        r = run(s, st, "write the audit summary");
+        return r < 0 ? r : 0;
+}
+
+int store_audit_prune(struct store *s, int64_t before, unsigned limit) {
+        int total = 0;
+
+        for (int i = STMT_PRUNE_AUDIT; i <= STMT_PRUNE_SUMMARY && total < (int) limit; i++) {
+                sqlite3_stmt *st = s->stmt[i];
+                int r;
+
+                sqlite3_bind_int64(st, 1, before);
+                sqlite3_bind_int64(st, 2, (int64_t) limit - total);
+                r = run(s, st, "prune the audit trail");
+                if (r < 0)
+                        return r;
+                total += r;
+        }
+        return total;
 }

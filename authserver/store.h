@@ -23,13 +23,16 @@
 
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION    2       /* PRAGMA user_version of the databases we write;
-                                         * version 1 is upgraded when opened */
+#define STORE_SCHEMA_VERSION    3       /* PRAGMA user_version of the databases we write;
+                                         * versions 1 and 2 are upgraded when opened */
 #define STORE_MASTER_KEY_LEN    32      /* AES-256 */
 
 /* Parameter ranges of PROTOCOL.md §2 (common/proto.h), checked on every write. */
 #define STORE_ID_MAX            SV_ID_MAX
 #define STORE_VAULT_MAX         SV_VAULT_MAX
+
+/* A vault of len bytes sealed at rest: iv, ciphertext, tag (store-crypto.h). */
+#define STORE_SEALED_LEN(len)   ((len) + 28)
 
 #define STORE_CREATE            1       /* store_open(): create the file and schema if missing */
 
@@ -107,6 +110,8 @@ int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t 
 int store_revoke(struct store *s, const char *id);
 
 int store_record_failure(struct store *s, const char *id, int64_t now);
+/* count failures at once, the last at time last (aggregated by the server, see conn.c). */
+int store_add_failures(struct store *s, const char *id, uint32_t count, int64_t last);
 
 /* Appends an audit row. id may be NULL (no valid id was sent); peer and outcome are short
  * printable ASCII. Never pass secrets. */
@@ -118,6 +123,42 @@ int store_audit(struct store *s, int64_t now, const char *id, const char *peer,
 typedef int (*store_list_cb)(const struct store_device *dev, void *userdata);
 int store_list(struct store *s, store_list_cb cb, void *userdata);
 int store_count(struct store *s, uint64_t *ret_devices);
+
+/*
+ * The handshake's lookup (protocol §5): the row of id and, if M1's epoch names a generation
+ * the device holds (the committed one at its epoch, the pending one at epoch + 1), that
+ * generation's sealed blob copied into blob (cap bytes), not decrypted: *ret_len is 0 when
+ * there is none. store_open_vault() then opens it, so that the caller decrypts exactly one
+ * vault per M1, the real one or a decoy's (store_decoy_open()). The lookup costs the same
+ * for every id: without a generation it reads the committed blob all the same, and for an
+ * id that is not enrolled (-ENOENT) that of the row stand_in (a rowid from store_shapes(),
+ * 0 for none).
+ */
+int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t stand_in,
+                     struct store_device *ret, uint8_t *blob, size_t cap, size_t *ret_len);
+int store_open_vault(struct store *s, const char *id, uint64_t epoch, const uint8_t *blob,
+                     size_t blob_len, uint8_t *out, size_t len);
+
+/* Decoy vaults: len random bytes sealed under the master key into blob (len +
+ * STORE_BLOB_OVERHEAD bytes), opened at the same cost as a device's vault. */
+int store_decoy_seal(struct store *s, size_t len, uint8_t *blob);
+int store_decoy_open(struct store *s, const uint8_t *blob, size_t len, uint8_t *out);
+/* A keyed hash of id under a key derived from the master key: stable across restarts,
+ * unpredictable to whoever does not hold the key. */
+int store_decoy_hash(struct store *s, const char *id, uint64_t *ret);
+
+/* Calls cb for each shape of the active devices with their count and the rowid of one of
+ * them (a stand-in for store_get_sealed()), ordered by shape. */
+typedef int (*store_shape_cb)(uint8_t profile, uint16_t n, uint8_t m, uint8_t p, uint64_t count,
+                              int64_t stand_in, void *userdata);
+int store_shapes(struct store *s, store_shape_cb cb, void *userdata);
+/* Changes whenever another connection (an admin command) committed a change. */
+int store_data_version(struct store *s, uint64_t *ret);
+
+/* One row of failed handshakes aggregated by outcome (audit_summary). */
+int store_audit_summary(struct store *s, int64_t now, const char *outcome, uint64_t count);
+/* Deletes at most limit rows of the audit tables older than before; returns how many. */
+int store_audit_prune(struct store *s, int64_t before, unsigned limit);
 
 /* Groups the writes of many handshakes into one transaction and at most one fsync. The commit
  * is synced if durable is true or if the batch stored a pending vault. After a failed commit

@@ -103,7 +103,7 @@ enum hs_server_state {
 
 struct hs_server {
         enum hs_server_state state;
-        bool decoy;
+        bool decoy;                     /* no device: M3 is refused (checked against keys if given) */
         uint16_t decoy_n;
         uint8_t decoy_p;
         struct msg_hello hello;
@@ -127,6 +127,10 @@ int hs_server_hello(struct hs_server *hs, const uint8_t *m1, size_t len, struct 
  * epoch), or a decoy when params is NULL. */
 int hs_server_challenge(struct hs_server *hs, const struct vault_params *params, const uint8_t *keys,
                         uint8_t *out, size_t cap, size_t *ret_len);
+/* A decoy M2 of shape's profile (M1's), n, m and p, checked at M3 against keys, n·m bytes that
+ * no device holds, with a device's work; the M3 is always refused. */
+int hs_server_challenge_decoy(struct hs_server *hs, const struct vault_params *shape, const uint8_t *keys,
+                              uint8_t *out, size_t cap, size_t *ret_len);
 /* M3 -> M4 and the next vault. -EACCES for anything wrong inside M3 (and always for a decoy).
  * The caller makes next_vault durable before it sends M4. */
 int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8_t *next_vault,

@@ -53,27 +53,14 @@ static bool params_match_hello(const struct vault_params *v, const struct msg_he
                 v->epoch != UINT64_MAX;
 }
 
-/*
- * A decoy M2 looks like any other: random r1 and a random challenge of the server's
- * default shape. M1 thus reveals nothing about which devices exist, are revoked or are
- * out of step; the handshake fails at M3 instead.
- */
-int hs_server_challenge(struct hs_server *hs, const struct vault_params *params, const uint8_t *keys,
-                        uint8_t *out, size_t cap, size_t *ret_len) {
+static int challenge(struct hs_server *hs, const struct vault_params *params, const uint8_t *keys, bool decoy,
+                     uint8_t *out, size_t cap, size_t *ret_len) {
         struct hs_server next;
         struct msg_challenge m = { 0 };
         int r;
 
-        if (hs->state != HS_SERVER_HELLO_RECEIVED)
-                return -EINVAL;
-        if (params && (!keys || !params_match_hello(params, &hs->hello)))
-                return -EINVAL;
-        if (!params && (hs->decoy_n < SV_N_MIN || hs->decoy_n > SV_N_MAX ||
-                        hs->decoy_p < SV_P_MIN || hs->decoy_p > SV_P_MAX || 2u * hs->decoy_p > hs->decoy_n))
-                return -EINVAL;
-
         next = *hs;
-        next.decoy = !params;
+        next.decoy = decoy;
         if (params) {
                 next.params = *params;
                 next.keys = keys;
@@ -81,8 +68,8 @@ int hs_server_challenge(struct hs_server *hs, const struct vault_params *params,
         r = hs_draw_bytes(next.rng, HS_R1, m.r1, sizeof m.r1);
         if (r >= 0)
                 r = hs_draw_challenge(next.rng, HS_C1,
-                                      next.decoy ? next.decoy_n : params->n,
-                                      next.decoy ? next.decoy_p : params->p, NULL, &m.c1);
+                                      params ? params->n : next.decoy_n,
+                                      params ? params->p : next.decoy_p, NULL, &m.c1);
         if (r >= 0)
                 r = wire_encode_challenge(&m, next.ts.m2, sizeof next.ts.m2, &next.ts.m2_len);
         if (r >= 0 && next.ts.m2_len > cap)
@@ -98,6 +85,45 @@ int hs_server_challenge(struct hs_server *hs, const struct vault_params *params,
         next.state = HS_SERVER_CHALLENGE_SENT;
         server_publish(hs, &next);
         return 0;
+}
+
+/*
+ * A decoy M2 looks like any other: random r1 and a random challenge of the server's
+ * default shape. M1 thus reveals nothing about which devices exist, are revoked or are
+ * out of step; the handshake fails at M3 instead.
+ */
+int hs_server_challenge(struct hs_server *hs, const struct vault_params *params, const uint8_t *keys,
+                        uint8_t *out, size_t cap, size_t *ret_len) {
+        if (hs->state != HS_SERVER_HELLO_RECEIVED)
+                return -EINVAL;
+        if (params && (!keys || !params_match_hello(params, &hs->hello)))
+                return -EINVAL;
+        if (!params && (hs->decoy_n < SV_N_MIN || hs->decoy_n > SV_N_MAX ||
+                        hs->decoy_p < SV_P_MIN || hs->decoy_p > SV_P_MAX || 2u * hs->decoy_p > hs->decoy_n))
+                return -EINVAL;
+        return challenge(hs, params, keys, !params, out, cap, ret_len);
+}
+
+/*
+ * A decoy that costs what a device costs: its M2 has the shape the caller chose (from the
+ * enrolled fleet), and the M3 that answers it goes through exactly the checks of a device's
+ * M3, against keys, a vault of that shape that no device holds. Only then is it refused, so
+ * the time to ERROR 2 does not tell an unknown id from a device answered with a wrong vault.
+ */
+int hs_server_challenge_decoy(struct hs_server *hs, const struct vault_params *shape, const uint8_t *keys,
+                              uint8_t *out, size_t cap, size_t *ret_len) {
+        struct vault_params v;
+
+        if (hs->state != HS_SERVER_HELLO_RECEIVED || !shape || !keys || shape->profile != hs->hello.profile)
+                return -EINVAL;
+        v = *shape;
+        memcpy(v.device_id, hs->hello.device_id, hs->hello.id_len);
+        v.device_id[hs->hello.id_len] = '\0';
+        v.id_len = hs->hello.id_len;
+        v.epoch = hs->hello.epoch;
+        if (vault_params_validate(&v) < 0)
+                return -EINVAL;
+        return challenge(hs, &v, keys, true, out, cap, ret_len);
 }
 
 /*
@@ -137,7 +163,7 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
 
         if (hs->state != HS_SERVER_CHALLENGE_SENT)
                 return -EINVAL;
-        if (hs->decoy) {
+        if (hs->decoy && !hs->keys) {
                 r = wire_decode_sealed(m3, len, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(hs->decoy_p), &body);
                 return r < 0 ? r : decoy_respond(hs, body);
         }
@@ -157,6 +183,11 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
             wire_decode_response_pt(pt, SV_RESPONSE_PT_LEN(v->p), v->n, v->p, &resp) < 0 ||
             CRYPTO_memcmp(resp.r1, next.r1, sizeof resp.r1) != 0 ||
             challenge_disjoint(&resp.c2, &next.c1) < 0) {
+                r = -EACCES;
+                goto out;
+        }
+        /* A decoy's vault is held by no device: this is not reached but by chance. */
+        if (next.decoy) {
                 r = -EACCES;
                 goto out;
         }

@@ -8,6 +8,16 @@ tests_authserver_sv_flood_SOURCES = tests/authserver/sv-flood.c tests/authserver
 tests_authserver_sv_flood_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
 tests_authserver_sv_flood_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
 
+check_PROGRAMS += tests/authserver/sv-probe
+tests_authserver_sv_probe_SOURCES = tests/authserver/sv-probe.c
+tests_authserver_sv_probe_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS)
+tests_authserver_sv_probe_LDADD = devicectl/libdevnet.a $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
+
+check_PROGRAMS += tests/authserver/sv-sql
+tests_authserver_sv_sql_SOURCES = tests/authserver/sv-sql.c
+tests_authserver_sv_sql_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS)
+tests_authserver_sv_sql_LDADD = $(SQLITE_LIBS)
+
 AUTHSERVER_TESTS = \
 	tests/authserver/admin.test \
 	tests/authserver/badinput.test \
@@ -23,6 +33,9 @@ AUTHSERVER_TESTS = \
 	tests/authserver/lockout.test \
 	tests/authserver/idle-flood.test \
 	tests/authserver/ipv6-network.test \
-	tests/authserver/harden.test
+	tests/authserver/harden.test \
+	tests/authserver/timing.test \
+	tests/authserver/shapes.test \
+	tests/authserver/flood.test
 TESTS += $(AUTHSERVER_TESTS)
 EXTRA_DIST += $(AUTHSERVER_TESTS) tests/authserver/lib.sh

@@ -192,9 +192,11 @@ END_TEST
 
 START_TEST(test_schema_newer) {
         struct store *s = open_new("newer.db");
+        char sql[64];
 
         store_close(s);
-        raw_exec("newer.db", "PRAGMA user_version = 3");
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+        raw_exec("newer.db", sql);
         s = NULL;
         ck_assert_int_eq(store_open(path_of("newer.db"), key1, 0, &s), -EPROTONOSUPPORT);
         ck_assert_ptr_null(s);
@@ -692,6 +694,156 @@ START_TEST(test_schema_upgrade) {
 }
 END_TEST
 
+/* A schema 2 database (no audit_summary, no pruning or shape indexes) is upgraded in place. */
+START_TEST(test_schema_upgrade_v2) {
+        struct store *s = open_new("v2.db");
+
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_eq(store_audit(s, 100, "dev", "192.0.2.1:4444", "ok", 0), 0);
+        store_close(s);
+        raw_exec("v2.db", "DROP TABLE audit_summary; DROP INDEX audit_time; DROP INDEX device_shape;"
+                 "PRAGMA user_version = 2");
+        s = reopen("v2.db", key1);
+        ck_assert_int_eq(raw_int("v2.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        ck_assert_int_eq(raw_int("v2.db", "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                 "('audit_summary', 'audit_time', 'device_shape')"), 3);
+        ck_assert_int_eq(store_audit_summary(s, 200, "protocol", 5000), 0);
+        ck_assert_int_eq(raw_int("v2.db", "SELECT count FROM audit_summary WHERE outcome = 'protocol'"), 5000);
+        ck_assert_int_eq(raw_int("v2.db", "SELECT count(*) FROM audit"), 1);
+        store_close(s);
+}
+END_TEST
+
+struct shape_seen {
+        int n;
+        unsigned p[4];
+        uint64_t count[4];
+};
+
+static int shape_cb(uint8_t profile, uint16_t n, uint8_t m, uint8_t p, uint64_t count, int64_t stand_in,
+                    void *userdata) {
+        struct shape_seen *seen = userdata;
+
+        ck_assert_int_gt(stand_in, 0);
+        ck_assert_int_lt(seen->n, 4);
+        ck_assert_uint_eq(profile, SV_PROFILE_HARDENED);
+        ck_assert_uint_eq(m, 16);
+        ck_assert_uint_eq(n, 64);
+        seen->p[seen->n] = p;
+        seen->count[seen->n++] = count;
+        return 0;
+}
+
+/* Decoys: shapes of the active devices with counts, a keyed hash that depends on the master
+ * key, and decoy vaults that open only as what they are. */
+START_TEST(test_decoys) {
+        struct store *s = open_new("decoy.db"), *other = NULL;
+        struct store_device d = mkdev("p4", 64, 16, 4, 0);
+        struct shape_seen seen = { 0 };
+        uint8_t v[64 * 16], blob[STORE_SEALED_LEN(64 * 16)], out[64 * 16];
+        uint64_t h1 = 0, h2 = 0, h3 = 0, dv1 = 0, dv2 = 0;
+
+        enroll(s, "a", 0, 1);
+        enroll(s, "b", 0, 2);
+        enroll(s, "c", 0, 3);
+        fill(v, sizeof(v), 4);
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 0), 0);
+        ck_assert_int_eq(store_revoke(s, "c"), 1);
+        ck_assert_int_eq(store_shapes(s, shape_cb, &seen), 0);
+        ck_assert_int_eq(seen.n, 2);
+        ck_assert_uint_eq(seen.p[0], 4);
+        ck_assert_uint_eq(seen.count[0], 1);
+        ck_assert_uint_eq(seen.p[1], 8);
+        ck_assert_uint_eq(seen.count[1], 2);        /* c is revoked */
+
+        ck_assert_int_eq(store_decoy_hash(s, "nobody", &h1), 0);
+        ck_assert_int_eq(store_decoy_hash(s, "nobody", &h2), 0);
+        ck_assert_uint_eq(h1, h2);
+        ck_assert_int_eq(store_decoy_hash(s, "nobody2", &h2), 0);
+        ck_assert_uint_ne(h1, h2);
+        ck_assert_int_eq(store_open(path_of("decoy2.db"), key2, STORE_CREATE, &other), 0);
+        ck_assert_int_eq(store_decoy_hash(other, "nobody", &h3), 0);
+        ck_assert_uint_ne(h1, h3);
+
+        ck_assert_int_eq(store_decoy_seal(s, sizeof(out), blob), 0);
+        ck_assert_int_eq(store_decoy_open(s, blob, sizeof(out), out), 0);
+        ck_assert_int_eq(store_decoy_open(other, blob, sizeof(out), out), -EBADMSG);
+        ck_assert_int_eq(store_decoy_seal(s, 7, blob), -EINVAL);
+
+        /* Another connection's change shows in the data version; our own does not. */
+        ck_assert_int_eq(store_data_version(s, &dv1), 0);
+        ck_assert_int_eq(store_revoke(s, "b"), 1);
+        ck_assert_int_eq(store_data_version(s, &dv2), 0);
+        ck_assert_uint_eq(dv1, dv2);
+        raw_exec("decoy.db", "UPDATE device SET failures = 1 WHERE id = 'a'");
+        ck_assert_int_eq(store_data_version(s, &dv2), 0);
+        ck_assert_uint_ne(dv1, dv2);
+        store_close(other);
+        store_close(s);
+}
+END_TEST
+
+/* The handshake lookup returns the sealed generation M1's epoch names, and only that one. */
+START_TEST(test_get_sealed) {
+        struct store *s = open_new("sealed.db");
+        struct store_device d;
+        uint8_t v[64 * 16], blob[2 * STORE_SEALED_LEN(64 * 16)], out[64 * 16], want[64 * 16];
+        size_t len = 1;
+
+        enroll(s, "dev", 5, 1);
+        ck_assert_int_eq(store_get_sealed(s, "nobody", 5, 1, &d, blob, sizeof(blob), &len), -ENOENT);
+        ck_assert_int_eq(store_get_sealed(s, "dev", 6, 0, &d, blob, sizeof(blob), &len), 0);
+        ck_assert_uint_eq(len, 0);
+        ck_assert_int_eq(store_get_sealed(s, "dev", 5, 0, &d, blob, sizeof(blob), &len), 0);
+        ck_assert_uint_eq(len, STORE_SEALED_LEN(sizeof(out)));
+        ck_assert_int_eq(store_open_vault(s, "dev", 5, blob, len, out, sizeof(out)), 0);
+        fill(want, sizeof(want), 1);
+        ck_assert_mem_eq(out, want, sizeof(out));
+        ck_assert_int_eq(store_open_vault(s, "dev", 6, blob, len, out, sizeof(out)), -EBADMSG);
+
+        fill(v, sizeof(v), 2);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_get_sealed(s, "dev", 6, 0, &d, blob, sizeof(blob), &len), 0);
+        ck_assert_int_eq(store_open_vault(s, "dev", 6, blob, len, out, sizeof(out)), 0);
+        ck_assert_mem_eq(out, v, sizeof(out));
+        ck_assert_int_eq(store_get_sealed(s, "dev", 7, 0, &d, blob, sizeof(blob), &len), 0);
+        ck_assert_uint_eq(len, 0);
+        ck_assert_int_eq(store_get_sealed(s, "dev", 5, 0, &d, blob, 10, &len), -EBADMSG);
+        ck_assert_int_eq(store_revoke(s, "dev"), 1);
+        ck_assert_int_eq(store_get_sealed(s, "dev", 5, 0, &d, blob, sizeof(blob), &len), 0);
+        ck_assert_uint_eq(len, 0);
+        store_close(s);
+}
+END_TEST
+
+/* Aggregated failures and retention: old rows of both audit tables go, in batches. */
+START_TEST(test_audit_prune) {
+        struct store *s = open_new("prune.db");
+        struct store_device d;
+
+        enroll(s, "dev", 0, 1);
+        for (int i = 0; i < 10; i++)
+                ck_assert_int_eq(store_audit(s, 100 + i, "dev", "peer", "ok", 0), 0);
+        ck_assert_int_eq(store_audit(s, 1000, "dev", "peer", "ok", 0), 0);
+        ck_assert_int_eq(store_audit_summary(s, 100, "protocol", 7), 0);
+        ck_assert_int_eq(store_audit_summary(s, 1000, "decoy", 3), 0);
+        ck_assert_int_eq(store_audit_summary(s, 1, "bad outcome", 3), -EINVAL);
+        ck_assert_int_eq(store_audit_prune(s, 500, 4), 4);
+        ck_assert_int_eq(store_audit_prune(s, 500, 100), 7);
+        ck_assert_int_eq(store_audit_prune(s, 500, 100), 0);
+        ck_assert_int_eq(raw_int("prune.db", "SELECT count(*) FROM audit"), 1);
+        ck_assert_int_eq(raw_int("prune.db", "SELECT count(*) FROM audit_summary"), 1);
+
+        ck_assert_int_eq(store_add_failures(s, "dev", 5, 300), 0);
+        ck_assert_int_eq(store_add_failures(s, "dev", 2, 200), 0);
+        ck_assert_int_eq(store_add_failures(s, "nobody", 2, 200), -ENOENT);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.failures, 7);
+        ck_assert_int_eq(d.last_failure, 300);
+        store_close(s);
+}
+END_TEST
+
 struct seen {
         char ids[8][STORE_ID_MAX + 1];
         bool pending[8];
@@ -1056,6 +1208,10 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_revoke);
         tcase_add_test(tc, test_reenroll_stale_session);
         tcase_add_test(tc, test_schema_upgrade);
+        tcase_add_test(tc, test_schema_upgrade_v2);
+        tcase_add_test(tc, test_decoys);
+        tcase_add_test(tc, test_get_sealed);
+        tcase_add_test(tc, test_audit_prune);
         tcase_add_test(tc, test_list_count);
         tcase_add_test(tc, test_audit);
         tcase_add_test(tc, test_epoch_limits);

@@ -840,6 +840,48 @@ START_TEST(test_decoy_shape) {
 }
 END_TEST
 
+/*
+ * A decoy with a vault (authserver's): M2 of the shape given, and the M3 is checked against that
+ * vault exactly as a device's, then refused even when it verifies (here the device holds the
+ * very keys), so that no decoy ever reaches M4. A shape of another profile than M1's, or an
+ * invalid one, is refused and changes nothing.
+ */
+START_TEST(test_decoy_with_vault) {
+        struct vault_params v = unit_params("nobody-1", profiles[_i], 64, 32, 4, 7), w;
+        uint8_t *keys = vault_random(NULL, &v);
+        struct hs_server before;
+        struct msg_challenge chal;
+        struct unit_hs h;
+
+        unit_hs_init(&h, &v, keys, NULL, NULL, NULL);
+        unit_hs_run_to(&h, UNIT_SERVER_HELLO);
+        memcpy(&before, &h.srv, sizeof before);
+        w = v;
+        w.profile = v.profile == SV_PROFILE_HARDENED ? SV_PROFILE_PAPER : SV_PROFILE_HARDENED;
+        ck_assert_int_eq(hs_server_challenge_decoy(&h.srv, &w, keys, h.m2, sizeof h.m2, &h.m2_len), -EINVAL);
+        w = v;
+        w.p = 33;
+        ck_assert_int_eq(hs_server_challenge_decoy(&h.srv, &w, keys, h.m2, sizeof h.m2, &h.m2_len), -EINVAL);
+        ck_assert_int_eq(hs_server_challenge_decoy(&h.srv, &v, NULL, h.m2, sizeof h.m2, &h.m2_len), -EINVAL);
+        ck_assert(memcmp(&h.srv, &before, sizeof before) == 0);
+
+        /* The shape's id and epoch do not matter: M1's are used. */
+        w = v;
+        ck_assert_int_eq(vault_params_set_id(&w, "someone-else"), 0);
+        w.epoch = 99;
+        ck_assert_int_eq(hs_server_challenge_decoy(&h.srv, &w, keys, h.m2, sizeof h.m2, &h.m2_len), 0);
+        ck_assert(h.srv.decoy);
+        ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, 64, 4, &chal), 0);
+        ck_assert_int_eq(unit_hs_step(&h, UNIT_DEVICE_RESPOND), 0);
+        memcpy(&before, &h.srv, sizeof before);
+        ck_assert_int_eq(unit_hs_step(&h, UNIT_SERVER_RESPOND), -EACCES);
+        ck_assert(memcmp(&h.srv, &before, sizeof before) == 0);
+        ck_assert_ptr_null(hs_server_session_key(&h.srv));
+        unit_hs_free(&h);
+        free(keys);
+}
+END_TEST
+
 START_TEST(test_params_must_match_hello) {
         struct vault_params v = unit_params("match-me", profiles[_i], 32, 16, 4, 5);
         uint8_t *keys = vault_random(NULL, &v);
@@ -1086,6 +1128,7 @@ static Suite *handshake_suite(void) {
         tcase_add_loop_test(tc, test_replays, 0, 2);
         tcase_add_loop_test(tc, test_decoy, 0, 2);
         tcase_add_test(tc, test_decoy_shape);
+        tcase_add_loop_test(tc, test_decoy_with_vault, 0, 2);
         tcase_add_loop_test(tc, test_wrong_server_vault, 0, 2);
         tcase_add_loop_test(tc, test_wrong_device_vault, 0, 2);
         suite_add_tcase(s, tc);

@@ -16,7 +16,8 @@ UNIT_TESTS = \
 	tests/unit/check_bundle \
 	tests/unit/check_text \
 	tests/unit/check_netprefix \
-	tests/unit/check_ratelimit
+	tests/unit/check_ratelimit \
+	tests/unit/check_decoy
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -57,3 +58,8 @@ tests_unit_check_netprefix_LDADD = $(UNIT_LDADD)
 tests_unit_check_ratelimit_SOURCES = tests/unit/check_ratelimit.c
 tests_unit_check_ratelimit_CPPFLAGS = $(UNIT_CPPFLAGS) $(SYSTEMD_CFLAGS)
 tests_unit_check_ratelimit_LDADD = $(UNIT_LDADD)
+
+# authserver's pure decoy-shape table, compiled in: the program itself is not a library.
+tests_unit_check_decoy_SOURCES = tests/unit/check_decoy.c authserver/decoy.c
+tests_unit_check_decoy_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/authserver
+tests_unit_check_decoy_LDADD = $(UNIT_LDADD)

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "server.h"
+
+/*
+ * Nothing a peer sends before it proves a device (a verified M3) may write to the database,
+ * nor cost a known id more than an unknown one: a write per failed handshake lets a flood
+ * grow the database without bound, and a write only for enrolled ids tells them apart by
+ * timing. So failures of unproven peers are counted here, in memory, per outcome and per
+ * enrolled device, and written once per UPKEEP_SUMMARY_MS inside the group commit: one
+ * audit_summary row per outcome, and one update of each device that failed meanwhile.
+ * Their log lines are rate-limited per outcome. The same run prunes the audit trail.
+ */
+
+/* How often the counts are written: the lag of `authserver show`'s failure fields. */
+#define UPKEEP_SUMMARY_MS       60000
+/* How often the store is asked whether an admin command changed the devices. */
+#define UPKEEP_TICK_US          1000000
+/* At most one log line per outcome and interval for unproven peers. */
+#define UPKEEP_LOG_INTERVAL_US  1000000
+/* Audit rows deleted per run: a large backlog goes in small transactions, one per tick. */
+#define UPKEEP_PRUNE_BATCH      1000
+#define UPKEEP_BUCKETS          4096
+/* Devices whose failures are kept between summaries; more only happens with a huge fleet
+ * failing at once, and their counts are then dropped (and the drop logged). */
+#define UPKEEP_DEVICES_MAX      100000
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct upkeep_tally *tally_for(struct server *srv, const char *outcome) {
+        for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
+                struct upkeep_tally *t = &srv->tallies[i];
+
+                if (!t->outcome)
+                        t->outcome = outcome;
+                if (strcmp(t->outcome, outcome) == 0)
+                        return t;
+        }
+        return &srv->tallies[UPKEEP_OUTCOMES_MAX - 1];  /* not reached: conn.c has fewer outcomes */
+}
+
+void upkeep_failure(struct server *srv, const char *outcome) {
+        struct upkeep_tally *t = tally_for(srv, outcome);
+
+        if (t->count < UINT64_MAX)
+                t->count++;
+}
+
+bool upkeep_log_pass(struct server *srv, const char *outcome, unsigned *ret_suppressed) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ratelimit_pass(&tally_for(srv, outcome)->log,
+                              (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000,
+                              UPKEEP_LOG_INTERVAL_US, ret_suppressed);
+}
+
+/* FNV-1a: the ids here are enrolled ones, which the operator chose, not the attacker. */
+static struct upkeep_device **bucket_for(struct server *srv, const char *id) {
+        uint32_t h = 2166136261u;
+
+        for (const char *p = id; *p; p++)
+                h = (h ^ (uint8_t) *p) * 16777619u;
+        return &srv->devices[h % UPKEEP_BUCKETS];
+}
+
+void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
+        struct upkeep_device **b = bucket_for(srv, id), *d;
+
+        for (d = *b; d; d = d->next)
+                if (strcmp(d->id, id) == 0)
+                        break;
+        if (!d) {
+                if (srv->n_devices >= UPKEEP_DEVICES_MAX || !(d = calloc(1, sizeof *d))) {
+                        srv->n_devices_dropped++;
+                        return;
+                }
+                snprintf(d->id, sizeof d->id, "%s", id);
+                d->next = *b;
+                *b = d;
+                srv->n_devices++;
+        }
+        if (d->count < UINT32_MAX)
+                d->count++;
+        d->last = now;
+}
+
+/* A verified M5 resets the device's failures (store_commit()): so do the ones not yet written. */
+void upkeep_device_success(struct server *srv, const char *id) {
+        for (struct upkeep_device **p = bucket_for(srv, id); *p; p = &(*p)->next)
+                if (strcmp((*p)->id, id) == 0) {
+                        struct upkeep_device *d = *p;
+
+                        *p = d->next;
+                        free(d);
+                        srv->n_devices--;
+                        return;
+                }
+}
+
+static void devices_clear(struct server *srv) {
+        for (unsigned i = 0; srv->devices && i < UPKEEP_BUCKETS; i++)
+                while (srv->devices[i]) {
+                        struct upkeep_device *d = srv->devices[i];
+
+                        srv->devices[i] = d->next;
+                        free(d);
+                }
+        srv->n_devices = 0;
+}
+
+void upkeep_write(struct server *srv, int64_t now) {
+        struct store *st = srv->store;
+        uint64_t total = 0;
+        int r;
+
+        for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
+                struct upkeep_tally *t = &srv->tallies[i];
+
+                if (!t->outcome || t->count == 0)
+                        continue;
+                total += t->count;
+                if (store_audit_summary(st, now, t->outcome, t->count) < 0)
+                        log_warning("Failed to write the audit summary: %s", store_last_error(st));
+                t->count = 0;
+        }
+        for (unsigned i = 0; i < UPKEEP_BUCKETS; i++)
+                for (struct upkeep_device *d = srv->devices[i]; d; d = d->next) {
+                        r = store_add_failures(st, d->id, d->count, d->last);
+                        if (r < 0 && r != -ENOENT)
+                                log_warning("Failed to record the failures of '%s': %s", d->id, store_last_error(st));
+                }
+        devices_clear(srv);
+        if (total > 0)
+                log_notice("%" PRIu64 " failed handshakes of unproven peers since the last summary", total);
+        if (srv->n_devices_dropped > 0) {
+                log_warning("Failures of %" PRIu64 " devices were not recorded: more than %d devices failed "
+                            "within one summary interval", srv->n_devices_dropped, UPKEEP_DEVICES_MAX);
+                srv->n_devices_dropped = 0;
+        }
+        if (srv->cfg->audit_retention_days > 0) {
+                r = store_audit_prune(st, now - (int64_t) srv->cfg->audit_retention_days * 86400, UPKEEP_PRUNE_BATCH);
+                if (r < 0)
+                        log_warning("Failed to prune the audit trail: %s", store_last_error(st));
+                else if (r == UPKEEP_PRUNE_BATCH)
+                        srv->next_summary_ms = 0;       /* more to prune: again at the next tick */
+        }
+}
+
+static int shape_add(uint8_t profile, uint16_t n, uint8_t m, uint8_t p, uint64_t count, int64_t stand_in,
+                     void *userdata) {
+        struct decoy_shape s = { .profile = profile, .n = n, .m = m, .p = p, .count = count, .stand_in = stand_in };
+
+        return decoy_table_add(userdata, &s);
+}
+
+/* Each shape gets its sealed decoy vault now, so that an M1 only ever opens one. */
+static int seal_shape(struct server *srv, struct decoy_shape *s) {
+        size_t len = (size_t) s->n * s->m;
+
+        s->sealed = malloc(STORE_SEALED_LEN(len));
+        if (!s->sealed)
+                return -ENOMEM;
+        return store_decoy_seal(srv->store, len, s->sealed);
+}
+
+void upkeep_refresh_shapes(struct server *srv, bool force) {
+        struct decoy_table t;
+        uint64_t v = 0;
+        int r;
+
+        r = store_data_version(srv->store, &v);
+        if (r >= 0 && !force && v == srv->data_version)
+                return;
+        decoy_table_init(&t);
+        if (r >= 0)
+                r = store_shapes(srv->store, shape_add, &t);
+        for (size_t i = 0; r >= 0 && i < t.n_shapes; i++)
+                r = seal_shape(srv, &t.shapes[i]);
+        if (r < 0) {
+                /* The previous table stays: an admin change shows at the next try. */
+                log_warning("Failed to load the decoy shapes: %s", store_last_error(srv->store));
+                decoy_table_free(&t);
+                return;
+        }
+        decoy_table_free(&srv->decoys);
+        srv->decoys = t;
+        srv->data_version = v;
+}
+
+static int upkeep_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct server *srv = userdata;
+
+        upkeep_refresh_shapes(srv, false);
+        if (mono_ms() >= srv->next_summary_ms && !srv->fatal) {
+                srv->next_summary_ms = mono_ms() + UPKEEP_SUMMARY_MS;
+                srv->upkeep_due = true;
+                server_flush(srv);
+        }
+        (void) sd_event_source_set_time_relative(s, UPKEEP_TICK_US);
+        return 0;
+}
+
+int upkeep_init(struct server *srv) {
+        int r;
+
+        srv->devices = calloc(UPKEEP_BUCKETS, sizeof *srv->devices);
+        if (!srv->devices)
+                return -ENOMEM;
+        decoy_table_init(&srv->decoys);
+        srv->decoy_fallback = (struct decoy_shape) {
+                .n = srv->cfg->decoy_n, .m = SV_DEFAULT_M, .p = srv->cfg->decoy_p, .count = 1,
+        };
+        r = seal_shape(srv, &srv->decoy_fallback);
+        if (r < 0) {
+                log_error("Failed to seal the decoy vault: %s", store_last_error(srv->store));
+                return r;
+        }
+        upkeep_refresh_shapes(srv, true);
+        /* The first run, at the first tick, prunes what expired while the server was down. */
+        srv->next_summary_ms = 0;
+        r = sd_event_add_time_relative(srv->event, &srv->upkeep_timer, CLOCK_MONOTONIC, UPKEEP_TICK_US, 0,
+                                       upkeep_tick, srv);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(srv->upkeep_timer, SD_EVENT_ON);
+        if (r < 0)
+                log_error("Failed to set up the upkeep timer: %s", strerror(-r));
+        return r;
+}
+
+void upkeep_free(struct server *srv) {
+        srv->upkeep_timer = sd_event_source_disable_unref(srv->upkeep_timer);
+        devices_clear(srv);
+        free(srv->devices);
+        srv->devices = NULL;
+        decoy_table_free(&srv->decoys);
+        free(srv->decoy_fallback.sealed);
+        srv->decoy_fallback.sealed = NULL;
+}

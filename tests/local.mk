@@ -18,4 +18,6 @@ include tests/e2e/local.mk
 include tests/systemd/local.mk
 include tests/vaultd/local.mk
 include tests/bench/local.mk
+include tests/valgrind/local.mk
+include tests/soak/local.mk
 include tests/system/local.mk

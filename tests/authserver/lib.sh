@@ -5,15 +5,28 @@ AUTHSERVER="$top_builddir/authserver/authserver"
 CLIENT="$top_builddir/tests/authserver/sv-client"
 T=$(mktemp -d "${TMPDIR:-/tmp}/sv-authserver.XXXXXX")
 SERVER_PID=
+# Under `make check-valgrind` (SV_VALGRIND set, docs/memcheck.md) authserver runs under
+# tests/valgrind/vg, which exits 97 on any memcheck error; waits are SV_TIMEOUT_SCALE times longer.
+VG=
+[ -z "${SV_VALGRIND:-}" ] || VG="$top_srcdir/tests/valgrind/vg"
+SCALE=${SV_TIMEOUT_SCALE:-1}
+VG_FAILED=
 
 stop_authserver() {
+        local rc=0
         if [ -n "$SERVER_PID" ]; then
                 kill -TERM "$SERVER_PID" 2>/dev/null || true
-                wait "$SERVER_PID" 2>/dev/null || true
+                wait "$SERVER_PID" 2>/dev/null || rc=$?
                 SERVER_PID=
+                if [ -n "$VG" ] && [ "$rc" = 97 ]; then
+                        VG_FAILED=1
+                        echo "FAIL: valgrind found errors in authserver (see ${SV_VALGRIND_LOGDIR:-the valgrind logs})"
+                        return 1
+                fi
         fi
+        return 0
 }
-cleanup() { stop_authserver; rm -rf "$T"; }
+cleanup() { stop_authserver || true; rm -rf "$T"; [ -z "$VG_FAILED" ] || exit 1; }
 trap cleanup EXIT
 
 fail() {
@@ -24,15 +37,15 @@ fail() {
 ok() { echo "ok - $*"; }
 
 db_opts() { echo --db "$T/db" --master-key "$T/key"; }
-admin() { verb=$1; shift; "$AUTHSERVER" "$verb" $(db_opts) "$@"; }
+admin() { verb=$1; shift; $VG "$AUTHSERVER" "$verb" $(db_opts) "$@"; }
 init_db() { admin init >/dev/null || fail "authserver init"; }
 enroll() { id=$1; shift; admin enroll --device "$id" --out "$T/$id.vault" "$@" >/dev/null || fail "enroll $id"; }
 
 start_authserver() {
         : >"$T/server.log"
-        "$AUTHSERVER" serve $(db_opts) --listen 127.0.0.1:0 "$@" 2>>"$T/server.log" &
+        $VG "$AUTHSERVER" serve $(db_opts) --listen 127.0.0.1:0 "$@" 2>>"$T/server.log" &
         SERVER_PID=$!
-        for _ in $(seq 1 100); do
+        for _ in $(seq 1 $((100 * SCALE))); do
                 PORT=$(sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/server.log")
                 [ -n "$PORT" ] && break
                 kill -0 "$SERVER_PID" 2>/dev/null || fail "authserver exited at start"
@@ -45,12 +58,12 @@ start_authserver() {
 # eventually COMMAND...: true once COMMAND succeeds within 2 s. The server commits on M5,
 # which a client sends last and does not wait for: its effects show a moment later.
 eventually() {
-        for _ in $(seq 100); do "$@" && return 0; sleep 0.02; done
+        for _ in $(seq $((100 * SCALE))); do "$@" && return 0; sleep 0.02; done
         "$@"
 }
 # within SECONDS COMMAND...: like eventually, for up to SECONDS.
 within() {
-        local end=$(( $(date +%s) + $1 ))
+        local end=$(( $(date +%s) + $1 * SCALE ))
         shift
         while [ "$(date +%s)" -lt "$end" ]; do "$@" && return 0; sleep 0.05; done
         "$@"

@@ -24,12 +24,27 @@ SWTPM_BIN=${SWTPM:-}
 T=$(mktemp -d "${TMPDIR:-/tmp}/sv-e2e.XXXXXX")
 NAME=$(basename "$0" .test)
 SERVER_PID= VAULTD_PID= PROXY_PID= SERVER= PROXY=
+# Under `make check-valgrind` (SV_VALGRIND set, docs/memcheck.md) authserver, vaultd and
+# devicectl run under tests/valgrind/vg, which exits 97 on any memcheck error (vg_reaped
+# notes it for the daemons, whatever else the test expected); time-outs are SV_TIMEOUT_SCALE
+# times longer.
+VG=
+[ -z "${SV_VALGRIND:-}" ] || VG="$top_srcdir/tests/valgrind/vg"
+SCALE=${SV_TIMEOUT_SCALE:-1}
+VG_FAILED=
+vg_reaped() {
+        [ -n "$VG" ] && [ "$2" = 97 ] || return 0
+        VG_FAILED=1
+        echo "FAIL ($NAME): valgrind found errors in $1 (see ${SV_VALGRIND_LOGDIR:-the valgrind logs})"
+}
 
 cleanup() {
+        local rc
         for p in $PROXY_PID $VAULTD_PID $SERVER_PID; do kill -TERM "$p" 2>/dev/null || true; done
-        for p in $PROXY_PID $VAULTD_PID $SERVER_PID; do wait "$p" 2>/dev/null || true; done
+        for p in $PROXY_PID $VAULTD_PID $SERVER_PID; do rc=0; wait "$p" 2>/dev/null || rc=$?; vg_reaped "pid $p" "$rc"; done
         [ -s "$T/tpm/pid" ] && kill -TERM "$(cat "$T/tpm/pid")" 2>/dev/null
         rm -rf "$T"
+        [ -z "$VG_FAILED" ] || exit 1
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
@@ -52,16 +67,16 @@ start_swtpm() {
         fail "swtpm did not start"
 }
 
-admin() { verb=$1; shift; "$AUTHSERVER" "$verb" --db "$T/db" --master-key "$T/key" "$@"; }
+admin() { verb=$1; shift; $VG "$AUTHSERVER" "$verb" --db "$T/db" --master-key "$T/key" "$@"; }
 
 start_authserver() {
         local skip
         touch "$T/server.log"
         skip=$(wc -l <"$T/server.log")          # the log is kept across restarts: read only what follows
-        env "$@" "$AUTHSERVER" serve --db "$T/db" --master-key "$T/key" --listen 127.0.0.1:0 \
+        env "$@" $VG "$AUTHSERVER" serve --db "$T/db" --master-key "$T/key" --listen 127.0.0.1:0 \
                 --config /dev/null 2>>"$T/server.log" &
         SERVER_PID=$!
-        for _ in $(seq 200); do
+        for _ in $(seq $((200 * SCALE))); do
                 port=$(tail -n +"$((skip + 1))" "$T/server.log" | sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p')
                 [ -n "$port" ] && { SERVER=127.0.0.1:$port; return; }
                 kill -0 "$SERVER_PID" 2>/dev/null || fail "authserver exited at start"
@@ -73,10 +88,10 @@ start_authserver() {
 start_vaultd() {
         rm -f "$T/vaultd.sock"
         mkdir -p "$T/state"
-        env "$@" "$VAULTD" --tcti "swtpm:path=$T/tpm/sock" --state-dir "$T/state" --socket "$T/vaultd.sock" \
+        env "$@" $VG "$VAULTD" --tcti "swtpm:path=$T/tpm/sock" --state-dir "$T/state" --socket "$T/vaultd.sock" \
                 --config /dev/null --max-auth-rate 0 ${VAULTD_ARGS:-} 2>>"$T/vaultd.log" &
         VAULTD_PID=$!
-        for _ in $(seq 500); do
+        for _ in $(seq $((500 * SCALE))); do
                 [ -S "$T/vaultd.sock" ] && return
                 kill -0 "$VAULTD_PID" 2>/dev/null || fail "vaultd exited at start"
                 sleep 0.01
@@ -85,12 +100,12 @@ start_vaultd() {
 }
 
 # A process that is to die at a crash point: wait for it, whatever its status.
-reap() { eval "pid=\$$1"; [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; eval "$1="; }
+reap() { local rc=0; eval "pid=\$$1"; [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || rc=$?; vg_reaped "$1" "$rc"; }; eval "$1="; }
 restart_vaultd() { reap VAULTD_PID; start_vaultd "$@"; }
 restart_authserver() { reap SERVER_PID; start_authserver "$@"; }
 
-ctl() { "$DEVICECTL" --socket "$T/vaultd.sock" "$@"; }
-auth() { ctl authenticate --server "$SERVER" --keyring none --timeout 5 "$@"; }
+ctl() { $VG "$DEVICECTL" --socket "$T/vaultd.sock" "$@"; }
+auth() { ctl authenticate --server "$SERVER" --keyring none --timeout $((5 * SCALE)) "$@"; }
 
 setup_system() {
         start_swtpm
@@ -117,7 +132,7 @@ stop_proxy() { reap PROXY_PID; }
 # on M5, which devicectl sends last: give it a moment).
 assert_in_step() {
         auth >/dev/null 2>"$T/err" || fail "$1: a clean handshake failed: $(cat "$T/err")"
-        for _ in $(seq 50); do
+        for _ in $(seq $((50 * SCALE))); do
                 [ "$(server_epoch)" = "$(device_epoch)" ] && return
                 sleep 0.02
         done

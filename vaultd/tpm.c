@@ -959,38 +959,26 @@ static int nv_defined(struct tpm_ctx *t, uint32_t index, bool *ret) {
         return 0;
 }
 
-/* Define a counter (attributes: see NV_COUNTER_ATTRS) at a random free index and advance it once.
+/* Define a counter (attributes: see NV_COUNTER_ATTRS) at index and advance it once.
  * DefineSpace carries the auth value, so it runs over a session salted with the storage parent
  * with command parameter encryption, like tpm_seal(); owner auth is the empty value. The same
  * session then authorizes the first increment and read (counter_session()). If anything after
- * the define fails, the index is undefined again so no NV space leaks. */
-int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
-                       uint32_t *ret_index, uint64_t *ret_value) {
+ * the define fails, the index is undefined again so no NV space leaks. The first increment of a
+ * new counter starts from the highest value any undefined counter had (TPM2_NT_COUNTER), so the
+ * value it returns is above every value an index undefined before had. */
+int tpm_counter_define_at(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
+                          uint64_t *ret_value) {
         ESYS_TR session = ESYS_TR_NONE, nv = ESYS_TR_NONE;
         TPM2B_NV_PUBLIC nvpub = { 0 };
         TPM2B_AUTH a = { 0 };
-        uint32_t index = 0;
         uint64_t value;
-        bool defined = true;
         TSS2_RC rc;
         int r;
 
-        if (!t || !auth || !ret_index || !ret_value)
+        if (!t || !auth || !ret_value)
                 return -EINVAL;
-
-        for (unsigned i = 0; i < TPM_COUNTER_TRIES && defined; i++) {
-                uint16_t rnd;
-
-                if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
-                        return fail(t, -EIO, "getrandom() failed");
-                index = TPM_COUNTER_FIRST + rnd;
-                r = nv_defined(t, index, &defined);
-                if (r < 0)
-                        return r;
-        }
-        if (defined)
-                return fail(t, -ENOSPC, "No free NV index found in 0x%08x..0x%08x",
-                            TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
+        if (!counter_index_valid(index))
+                return fail(t, -EINVAL, "NV index 0x%08x is outside the counter range", index);
 
         r = counter_session(t, TPMA_SESSION_DECRYPT, &session);
         if (r < 0)
@@ -1029,7 +1017,6 @@ int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SI
         if (r < 0)
                 goto undefine;
 
-        *ret_index = index;
         *ret_value = value;
         r = 0;
         goto finish;
@@ -1046,6 +1033,55 @@ finish:
         tr_close(t, &nv);
         flush(t, &session);
         return r;
+}
+
+/* Define a counter at a random free index of the range (tpm_counter_define_at()). */
+int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
+                       uint32_t *ret_index, uint64_t *ret_value) {
+        uint32_t index = 0;
+        uint64_t value;
+        bool defined = true;
+        int r;
+
+        if (!t || !auth || !ret_index || !ret_value)
+                return -EINVAL;
+
+        for (unsigned i = 0; i < TPM_COUNTER_TRIES && defined; i++) {
+                uint16_t rnd;
+
+                if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+                        return fail(t, -EIO, "getrandom() failed");
+                index = TPM_COUNTER_FIRST + rnd;
+                r = nv_defined(t, index, &defined);
+                if (r < 0)
+                        return r;
+        }
+        if (defined)
+                return fail(t, -ENOSPC, "No free NV index found in 0x%08x..0x%08x",
+                            TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
+        r = tpm_counter_define_at(t, index, auth, &value);
+        if (r < 0)
+                return r;
+        *ret_index = index;
+        *ret_value = value;
+        return 0;
+}
+
+/* What is at index: 1 one of our counters (by shape: attributes, size, name algorithm), 0
+ * nothing, -EMEDIUMTYPE an index of another shape. Needs no auth value. */
+int tpm_counter_probe(struct tpm_ctx *t, uint32_t index) {
+        ESYS_TR nv = ESYS_TR_NONE;
+        int r;
+
+        if (!t)
+                return -EINVAL;
+        r = counter_lookup(t, index, &nv);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        counter_release(t, &nv);
+        return 1;
 }
 
 /* Read or advance a counter, over a salted HMAC session of its own (counter_session()): the auth

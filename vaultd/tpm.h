@@ -75,7 +75,14 @@ int tpm_unseal(struct tpm_ctx *t, const struct tpm_sealed *s, uint8_t kek[TPM_KE
 #define TPM_COUNTER_LAST  0x0150FFFFu
 #define TPM_COUNTER_AUTH_SIZE 32
 
+/* Define a counter at index (-EEXIST if something is defined there) and advance it once; its
+ * value is then above that of every counter undefined before on this TPM. */
+int tpm_counter_define_at(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value);
+/* The same at a random free index of the range. */
 int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint32_t *ret_index, uint64_t *ret_value);
+/* 1: a counter of vaultd's shape is defined at index; 0: nothing is; -EMEDIUMTYPE: an index of
+ * another shape. No auth value needed. */
+int tpm_counter_probe(struct tpm_ctx *t, uint32_t index);
 int tpm_counter_read(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value);
 int tpm_counter_increment(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value);
 int tpm_counter_undefine(struct tpm_ctx *t, uint32_t index);

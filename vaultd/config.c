@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include "settings.h"
+#include "tpm.h"
 #include "vaultd.h"
 
 /* PCRs a PC-client TPM has (and vaultd/tpm.c accepts). */
@@ -17,6 +18,7 @@ struct settings {
         const char *tcti, *state_dir, *socket_path, *socket_group, *pcrs;
         const char *groups[VAULTD_GROUPS_MAX];
         size_t n_groups;
+        const char *nv_index;
 };
 
 static void help(void) {
@@ -35,8 +37,11 @@ static void help(void) {
                "     --pcrs LIST           Seal new vaults to these SHA-256 PCRs, e.g. 7,16\n"
                "     --config FILE         Settings as 'key = value' lines (default\n"
                "                           " VAULTD_DEFAULT_CONFIG "); the command line wins\n"
+               "     --nv-index INDEX      vaultd's anti-rollback NV counter (default 0x%08x,\n"
+               "                           range 0x%08x..0x%08x)\n"
                "\n"
-               "Exit status: 0 clean stop, 1 failure, 2 invalid setting.\n");
+               "Exit status: 0 clean stop, 1 failure, 2 invalid setting.\n",
+               VAULTD_DEFAULT_NV_INDEX, TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
 }
 
 int config_parse_pcrs(const char *s, uint32_t *ret) {
@@ -65,6 +70,21 @@ int config_parse_pcrs(const char *s, uint32_t *ret) {
                 p = end + 1;
         }
         *ret = mask;
+        return 0;
+}
+
+/* An NV index in vaultd's counter range, decimal or 0x-hexadecimal. */
+int config_parse_nv_index(const char *s, uint32_t *ret) {
+        char *end;
+        unsigned long v;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 0);
+        if (errno != 0 || *end != '\0' || v < TPM_COUNTER_FIRST || v > TPM_COUNTER_LAST)
+                return -EINVAL;
+        *ret = (uint32_t) v;
         return 0;
 }
 
@@ -114,6 +134,8 @@ static int set_from_file(const char *key, const char *value, const char *where, 
                 s->pcrs = copy;
         else if (strcmp(key, "allow-group") == 0)
                 return add_group(s, copy, where);
+        else if (strcmp(key, "nv-index") == 0)
+                s->nv_index = copy;
         else {
                 fprintf(stderr, "vaultd: %s: unknown key '%s'\n", where, key);
                 return -EINVAL;
@@ -130,7 +152,7 @@ static int dup_into(char **dst, const char *src) {
 
 int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         enum { ARG_VERSION = 0x100, ARG_TCTI, ARG_STATE_DIR, ARG_SOCKET, ARG_SOCKET_GROUP,
-               ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG };
+               ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG, ARG_NV_INDEX };
         static const struct option options[] = {
                 { "help",         no_argument,       NULL, 'h' },
                 { "version",      no_argument,       NULL, ARG_VERSION },
@@ -141,6 +163,7 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 { "allow-group",  required_argument, NULL, ARG_ALLOW_GROUP },
                 { "pcrs",         required_argument, NULL, ARG_PCRS },
                 { "config",       required_argument, NULL, ARG_CONFIG },
+                { "nv-index",     required_argument, NULL, ARG_NV_INDEX },
                 { 0 }
         };
         struct settings cli = { 0 }, file = { 0 }, *g;
@@ -179,6 +202,9 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                         break;
                 case ARG_CONFIG:
                         config_path = optarg;
+                        break;
+                case ARG_NV_INDEX:
+                        cli.nv_index = optarg;
                         break;
                 default:
                         return -EINVAL;
@@ -226,6 +252,7 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                         *colon = '\0';
         }
 
+        c.nv_index = VAULTD_DEFAULT_NV_INDEX;
         if (c.tcti[0] == '\0') {
                 fprintf(stderr, "vaultd: invalid TCTI '': must not be empty\n");
                 r = -EINVAL;
@@ -240,6 +267,11 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         } else if ((cli.pcrs ?: file.pcrs) && config_parse_pcrs(cli.pcrs ?: file.pcrs, &c.pcr_mask) < 0) {
                 fprintf(stderr, "vaultd: invalid PCR list '%s': expected comma-separated numbers 0..%d, e.g. 7,16\n",
                         cli.pcrs ?: file.pcrs, CONFIG_PCR_COUNT - 1);
+                r = -EINVAL;
+        } else if ((cli.nv_index ?: file.nv_index) &&
+                   config_parse_nv_index(cli.nv_index ?: file.nv_index, &c.nv_index) < 0) {
+                fprintf(stderr, "vaultd: invalid NV index '%s': expected a number in 0x%08x..0x%08x\n",
+                        cli.nv_index ?: file.nv_index, TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
                 r = -EINVAL;
         }
 out:

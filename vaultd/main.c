@@ -47,6 +47,8 @@ static int parse_crash_point(const char *s, enum crash_point *ret) {
                 *ret = CRASH_AFTER_FILE;
         else if (strcmp(s, "after-counter") == 0)
                 *ret = CRASH_AFTER_COUNTER;
+        else if (strcmp(s, "provision-after-file") == 0)
+                *ret = CRASH_PROVISION_AFTER_FILE;
         else
                 return -EINVAL;
         return 0;
@@ -144,7 +146,8 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return r == -ENOMEM ? EXIT_FAILURE : VAULTD_EXIT_USAGE;
         if (parse_crash_point(getenv("VAULTD_CRASH_AT"), &d.crash_at) < 0) {
-                fprintf(stderr, "vaultd: invalid VAULTD_CRASH_AT '%s': expected before-file, after-file or after-counter\n",
+                fprintf(stderr, "vaultd: invalid VAULTD_CRASH_AT '%s': expected before-file, after-file, "
+                        "after-counter or provision-after-file\n",
                         getenv("VAULTD_CRASH_AT"));
                 config_free(&cfg);
                 return VAULTD_EXIT_USAGE;

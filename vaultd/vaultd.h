@@ -38,6 +38,8 @@ struct tpm_ctx;
 #define VAULTD_DEFAULT_CONFIG           "/etc/secure-vault/vaultd.conf"
 #define VAULTD_DEFAULT_GROUP            "vault"
 #define VAULTD_VAULT_FILE               "vault"
+/* vaultd's one anti-rollback NV counter (docs/vault-file.md §5): the first of its range. */
+#define VAULTD_DEFAULT_NV_INDEX         0x01500000u
 /* A handshake whose owner goes quiet is dropped after this long, so that a stuck client cannot
  * hold the vault busy forever (the server drops its side after 10 s anyway, protocol §7). */
 #define VAULTD_HANDSHAKE_TIMEOUT_S      30
@@ -63,12 +65,14 @@ struct vaultd_config {
         char *allow_groups[VAULTD_GROUPS_MAX];
         size_t n_allow_groups;
         uint32_t pcr_mask;
+        uint32_t nv_index;              /* the long-lived anti-rollback counter */
 };
 /* 0: run; 1: --help/--version done; -EINVAL: usage error (already reported on stderr: the one
  * place outside main.c that prints, because only it knows the offending value). */
 int config_load(int argc, char *argv[], struct vaultd_config *ret);
 void config_free(struct vaultd_config *c);
 int config_parse_pcrs(const char *s, uint32_t *ret);
+int config_parse_nv_index(const char *s, uint32_t *ret);
 
 /* ---- log.c ---- */
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -123,6 +127,7 @@ enum crash_point {
         CRASH_BEFORE_FILE,
         CRASH_AFTER_FILE,
         CRASH_AFTER_COUNTER,
+        CRASH_PROVISION_AFTER_FILE,     /* provision over a vault on the counter: file, no bump */
 };
 
 struct conn;

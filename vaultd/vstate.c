@@ -23,6 +23,20 @@ void vstate_crash_point(const struct vaultd *d, enum crash_point p) {
                 _exit(VAULTD_EXIT_CRASH);
 }
 
+/* Test-only fault injection (docs/vault-file.md §7): VAULTD_FAIL_AT=nv-undefine makes every
+ * removal of an NV counter by vaultd fail, as a TPM may refuse it. */
+static bool fault_nv_undefine(void) {
+        const char *s = getenv("VAULTD_FAIL_AT");
+
+        return s && strcmp(s, "nv-undefine") == 0;
+}
+
+static int counter_undefine(struct vaultd *d, uint32_t index) {
+        if (fault_nv_undefine())
+                return -EIO;
+        return tpm_counter_undefine(d->tpm, index);
+}
+
 static void wipe_secrets(struct vaultd *d) {
         OPENSSL_cleanse(d->sec->kek, sizeof d->sec->kek);
         OPENSSL_cleanse(d->sec->counter_auth, sizeof d->sec->counter_auth);
@@ -82,8 +96,12 @@ static bool tpm_counter_error_is_verdict(int r) {
  *   2. it was sealed under this TPM's storage parent               else: foreign
  *   3. the TPM unseals the KEK                                     else: foreign / PCR policy
  *   4. the AEAD over header and payload verifies under the KEK     else: tampered
- *   5. the NV counter exists, takes the file's auth value          else: foreign / TPM cleared
- *   6. file counter vs TPM counter:
+ *   5. the file names vaultd's counter (--nv-index); a file naming another index is one from
+ *      before vaultd had that counter (an upgrade from per-vault counters, or another
+ *      --nv-index), used only while vaultd's counter does not exist: once a provisioning has
+ *      defined it, every such file is older than that provisioning       else: replaced
+ *   6. the NV counter exists, takes the file's auth value          else: foreign / TPM cleared
+ *   7. file counter vs TPM counter:
  *        equal          -> the normal case
  *        TPM + 1        -> crash after the file was written and before the counter advanced:
  *                          advance the counter once (the file is the newer generation, and
@@ -149,10 +167,22 @@ int vstate_load(struct vaultd *d) {
                 goto out;
         }
 
+        if (h.nv_index != d->cfg->nv_index) {
+                r = tpm_counter_probe(d->tpm, d->cfg->nv_index);
+                if (r == 1) {
+                        vstate_refuse(d, "refusing: vault file predates the last provisioning: it names NV counter "
+                                      "0x%08" PRIx32 ", vaultd's counter is 0x%08" PRIx32 " (replaced vault?)",
+                                      h.nv_index, d->cfg->nv_index);
+                        goto out;
+                }
+                if (r < 0 && r != -EMEDIUMTYPE)
+                        goto out_r;
+        }
+
         r = tpm_counter_read(d->tpm, h.nv_index, d->sec->counter_auth, &tpm_value);
         if (tpm_counter_error_is_verdict(r)) {
                 vstate_refuse(d, "refusing: anti-rollback counter 0x%08" PRIx32 " is missing or not ours "
-                              "(foreign vault file, or the TPM was cleared)", h.nv_index);
+                              "(foreign or replaced vault file, or the TPM was cleared)", h.nv_index);
                 goto out;
         }
         if (r < 0)
@@ -298,34 +328,73 @@ int vstate_commit(struct vaultd *d) {
 }
 
 /*
- * Provision: a fresh KEK sealed by the TPM, a fresh NV counter, the bundle's vault. The existing
- * vault (if any, and only with force) stays in place until the new file is durable; its counter
- * is removed only after that, and only if it was verified at start (a refused file's NV index
- * may not be ours to remove).
+ * Take vaultd's counter for a new vault whose predecessor's counter auth is not known (no vault,
+ * a refused one, or one on another index): remove whatever counter of ours is at the index (its
+ * auth value may be lost with a refused file) and define it anew with the new auth. The TPM
+ * starts a redefined counter above the highest value an undefined one had, and the new auth
+ * differs: every file of before is refused, by value and by auth. An index of another shape is
+ * not ours to remove (-EMEDIUMTYPE, with the TPM layer's message).
+ */
+static int counter_take(struct vaultd *d, uint32_t index, const uint8_t *auth, uint64_t *ret_value) {
+        int r;
+
+        r = tpm_counter_probe(d->tpm, index);
+        if (r < 0)
+                return r;
+        if (r == 1) {
+                r = counter_undefine(d, index);
+                if (r < 0)
+                        return r;
+        }
+        return tpm_counter_define_at(d->tpm, index, auth, ret_value);
+}
+
+/*
+ * Provision: a fresh KEK sealed by the TPM, the bundle's vault, and the next value of vaultd's
+ * one long-lived NV counter (d->cfg->nv_index), so that no file of before, of this vault or of
+ * any earlier one, can be loaded again (docs/vault-file.md §6). Two ways:
+ *
+ *  - the current vault is verified and on that counter: like a commit (§5), the new file with
+ *    counter + 1 and the same counter auth is made durable, then the counter is advanced. A
+ *    crash in between leaves F == T + 1, which the start closes; a failure before the file is
+ *    durable leaves the old vault in use;
+ *  - otherwise (no vault, a refused one, or a verified vault of before the one counter): the
+ *    counter is (re)defined with a fresh auth value (counter_take()), then the file is written.
+ *    A verified old vault keeps working until the new file is durable (its counter, elsewhere,
+ *    is removed only after that; a file naming another index is refused from now on, as the
+ *    counter exists).
  */
 int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         struct vaultfile_header h = { 0 };
         struct tpm_sealed sealed;
-        uint32_t old_index = 0, index;
+        uint32_t index = d->cfg->nv_index, old_index = 0;
+        bool advance;
         uint64_t value;
         int r;
 
         if (d->state != VAULT_NONE && !force)
                 return -EEXIST;
-        if (d->state == VAULT_READY)
+        advance = d->state == VAULT_READY && d->hdr.nv_index == index;
+        if (d->state == VAULT_READY && !advance)
                 old_index = d->hdr.nv_index;
+        if (advance && d->hdr.counter == UINT64_MAX)
+                return -EOVERFLOW;
         d->tpm_failed = false;
 
         r = crypto_random(d->sec->new_kek, sizeof d->sec->new_kek);
-        if (r >= 0)
+        if (r >= 0 && advance)
+                memcpy(d->sec->new_auth, d->sec->counter_auth, sizeof d->sec->new_auth);
+        else if (r >= 0)
                 r = crypto_random(d->sec->new_auth, sizeof d->sec->new_auth);
         if (r >= 0)
                 r = crypto_random(h.iv, sizeof h.iv);
         if (r < 0)
                 goto out;
         r = tpm_seal(d->tpm, d->sec->new_kek, d->cfg->pcr_mask, &sealed);
-        if (r >= 0)
-                r = tpm_counter_define(d->tpm, d->sec->new_auth, &index, &value);
+        if (r >= 0 && advance)
+                value = d->hdr.counter + 1;
+        else if (r >= 0)
+                r = counter_take(d, index, d->sec->new_auth, &value);
         if (r < 0) {
                 d->tpm_failed = true;
                 goto out;
@@ -346,16 +415,32 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         r = write_file(d, &h, d->sec->new_kek, d->sec->new_auth, b->vault);
         if (r == -ENOTRECOVERABLE) {
                 /* The new file is in place but may not survive a power loss: after a restart
-                 * either file may be found, so neither counter may go (the old one is kept
-                 * anyway until the switch below). Refuse until then. */
+                 * either file may be found, so no counter may go or advance. Refuse until then. */
                 vstate_refuse(d, "refusing: the new vault file replaced the old one but the state directory "
                               "could not be synced; restart vaultd");
                 vaultd_notify_status(d);
                 goto out;
         }
         if (r < 0) {
-                (void) tpm_counter_undefine(d->tpm, index);
+                /* Nothing changed on disk. A verified vault of before the one counter stays
+                 * loadable only while that counter does not exist: remove it again. */
+                if (old_index != 0)
+                        (void) counter_undefine(d, index);
                 goto out;
+        }
+
+        if (advance) {
+                vstate_crash_point(d, CRASH_PROVISION_AFTER_FILE);
+                /* One TPM command: from now on every older file is behind the counter. */
+                r = tpm_counter_bump(d->tpm);
+                if (r < 0) {
+                        d->tpm_failed = true;
+                        vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
+                                      "advanced; restart vaultd");
+                        vaultd_notify_status(d);
+                        r = -ENOTRECOVERABLE;
+                        goto out;
+                }
         }
 
         /* Durable: switch over. Both buffers are wiped whole first: the old vault may be larger
@@ -370,14 +455,18 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         d->hdr = h;
         d->state = VAULT_READY;
         d->refusal[0] = '\0';
-        r = tpm_counter_bind(d->tpm, index, d->sec->counter_auth);
-        if (r < 0) {
-                /* The vault is durable and verified at the next start; until then refuse to use it. */
-                vstate_refuse(d, "refusing: cannot bind the new TPM counter; restart vaultd");
-                vaultd_notify_status(d);
-                goto out;
+        if (!advance) {
+                r = tpm_counter_bind(d->tpm, index, d->sec->counter_auth);
+                if (r < 0) {
+                        /* The vault is durable and verified at the next start; until then refuse to use it. */
+                        vstate_refuse(d, "refusing: cannot bind the new TPM counter; restart vaultd");
+                        vaultd_notify_status(d);
+                        goto out;
+                }
         }
-        if (old_index != 0 && old_index != index && tpm_counter_undefine(d->tpm, old_index) < 0)
+        /* The replaced vault's own counter (a vault of before the one counter) is of no use any
+         * more: its file is refused now that vaultd's counter exists. */
+        if (old_index != 0 && old_index != index && counter_undefine(d, old_index) < 0)
                 r = 1;
 out:
         OPENSSL_cleanse(d->sec->new_kek, sizeof d->sec->new_kek);

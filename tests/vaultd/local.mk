@@ -25,6 +25,7 @@ VAULTD_TESTS = \
 	tests/vaultd/peercred.test \
 	tests/vaultd/systemd.test \
 	tests/vaultd/fdleak.test \
-	tests/vaultd/dirsync.test
+	tests/vaultd/dirsync.test \
+	tests/vaultd/replaced.test
 TESTS += $(VAULTD_TESTS)
 EXTRA_DIST += $(VAULTD_TESTS) tests/vaultd/lib.sh

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "settings.h"
 #include "tpm.h"
@@ -19,6 +20,7 @@ struct settings {
         const char *groups[VAULTD_GROUPS_MAX];
         size_t n_groups;
         const char *nv_index;
+        const char *key_file;
 };
 
 static void help(void) {
@@ -39,6 +41,11 @@ static void help(void) {
                "                           " VAULTD_DEFAULT_CONFIG "); the command line wins\n"
                "     --nv-index INDEX      vaultd's anti-rollback NV counter (default 0x%08x,\n"
                "                           range 0x%08x..0x%08x)\n"
+               "     --key-file PATH       Secret the vault key's TPM auth value is derived from,\n"
+               "                           outside the state directory; created when provisioning\n"
+               "                           if missing; 'none' for no auth value (default\n"
+               "                           $CREDENTIALS_DIRECTORY/" VAULTD_KEY_CREDENTIAL " if present, else\n"
+               "                           " VAULTD_DEFAULT_KEY_FILE ")\n"
                "\n"
                "Exit status: 0 clean stop, 1 failure, 2 invalid setting.\n",
                VAULTD_DEFAULT_NV_INDEX, TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
@@ -136,6 +143,8 @@ static int set_from_file(const char *key, const char *value, const char *where, 
                 return add_group(s, copy, where);
         else if (strcmp(key, "nv-index") == 0)
                 s->nv_index = copy;
+        else if (strcmp(key, "key-file") == 0)
+                s->key_file = copy;
         else {
                 fprintf(stderr, "vaultd: %s: unknown key '%s'\n", where, key);
                 return -EINVAL;
@@ -150,9 +159,36 @@ static int dup_into(char **dst, const char *src) {
         return *dst ? 0 : -ENOMEM;
 }
 
+/* The key file: the setting ('none': no key file); else systemd's credential, if passed; else
+ * the default path. *ret stays NULL for 'none'. */
+static int resolve_key_file(const char *setting, char **ret) {
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+        char path[4096];
+
+        if (setting)
+                return strcmp(setting, "none") == 0 ? 0 : dup_into(ret, setting);
+        if (creds && creds[0] == '/' &&
+            snprintf(path, sizeof path, "%s/%s", creds, VAULTD_KEY_CREDENTIAL) < (int) sizeof path &&
+            access(path, F_OK) == 0)
+                return dup_into(ret, path);
+        return dup_into(ret, VAULTD_DEFAULT_KEY_FILE);
+}
+
+/* A backup of the state directory must not hold the key file: absolute, and not inside it (by
+ * name; the directories are set by the administrator, not by an attacker). */
+static bool key_file_valid(const char *key_file, const char *state_dir) {
+        size_t n = strlen(state_dir);
+
+        while (n > 1 && state_dir[n - 1] == '/')
+                n--;
+        if (key_file[0] != '/' || key_file[strlen(key_file) - 1] == '/')
+                return false;
+        return !(strncmp(key_file, state_dir, n) == 0 && (key_file[n] == '/' || key_file[n] == '\0'));
+}
+
 int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         enum { ARG_VERSION = 0x100, ARG_TCTI, ARG_STATE_DIR, ARG_SOCKET, ARG_SOCKET_GROUP,
-               ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG, ARG_NV_INDEX };
+               ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG, ARG_NV_INDEX, ARG_KEY_FILE };
         static const struct option options[] = {
                 { "help",         no_argument,       NULL, 'h' },
                 { "version",      no_argument,       NULL, ARG_VERSION },
@@ -164,6 +200,7 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 { "pcrs",         required_argument, NULL, ARG_PCRS },
                 { "config",       required_argument, NULL, ARG_CONFIG },
                 { "nv-index",     required_argument, NULL, ARG_NV_INDEX },
+                { "key-file",     required_argument, NULL, ARG_KEY_FILE },
                 { 0 }
         };
         struct settings cli = { 0 }, file = { 0 }, *g;
@@ -206,6 +243,9 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 case ARG_NV_INDEX:
                         cli.nv_index = optarg;
                         break;
+                case ARG_KEY_FILE:
+                        cli.key_file = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -242,6 +282,8 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 r = dup_into(&c.allow_groups[c.n_allow_groups++], g->groups[i]);
         if (r >= 0 && c.n_allow_groups == 0)
                 r = dup_into(&c.allow_groups[c.n_allow_groups++], VAULTD_DEFAULT_GROUP);
+        if (r >= 0)
+                r = resolve_key_file(cli.key_file ?: file.key_file, &c.key_file);
         if (r < 0) {
                 fprintf(stderr, "vaultd: out of memory\n");
                 goto out;
@@ -268,6 +310,10 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 fprintf(stderr, "vaultd: invalid PCR list '%s': expected comma-separated numbers 0..%d, e.g. 7,16\n",
                         cli.pcrs ?: file.pcrs, CONFIG_PCR_COUNT - 1);
                 r = -EINVAL;
+        } else if (c.key_file && !key_file_valid(c.key_file, c.state_dir)) {
+                fprintf(stderr, "vaultd: invalid key file '%s': must be an absolute path outside the state directory\n",
+                        c.key_file);
+                r = -EINVAL;
         } else if ((cli.nv_index ?: file.nv_index) &&
                    config_parse_nv_index(cli.nv_index ?: file.nv_index, &c.nv_index) < 0) {
                 fprintf(stderr, "vaultd: invalid NV index '%s': expected a number in 0x%08x..0x%08x\n",
@@ -291,6 +337,7 @@ void config_free(struct vaultd_config *c) {
         free(c->state_dir);
         free(c->socket_path);
         free(c->socket_group);
+        free(c->key_file);
         for (size_t i = 0; i < c->n_allow_groups; i++)
                 free(c->allow_groups[i]);
         *c = (struct vaultd_config) { 0 };

@@ -92,6 +92,15 @@ static int run(struct vaultd *d) {
         }
 
         r = vstate_load(d);
+        if (r < 0 && d->key_failed) {
+                if (d->cfg->key_file)
+                        log_err("Failed to read the key file '%s' the vault key is bound to: %s",
+                                d->cfg->key_file, keyfile_strerror(r));
+                else
+                        log_err("The vault key is bound to a key file, but key-file = none");
+                (void) sd_notify(0, "STATUS=cannot read the key file the vault key is bound to");
+                return r;
+        }
         if (r < 0) {
                 log_err("Failed to verify the vault file: %s%s%s", strerror(-r),
                         tpm_last_error(d->tpm)[0] ? ": " : "", tpm_last_error(d->tpm));
@@ -105,6 +114,10 @@ static int run(struct vaultd *d) {
                                    " to match the vault file", d->hdr.counter);
                 log_info("vault %s epoch %" PRIu64 " ready (NV 0x%08" PRIx32 ", counter %" PRIu64 ")",
                          d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter);
+                if (d->hdr.kek_auth == VAULTFILE_KEK_AUTH_NONE && d->cfg->key_file)
+                        log_notice("The vault key has no auth value (sealed before key files): anyone with the "
+                                   "vault file and TPM access can unseal it; provision again to bind it to '%s'",
+                                   d->cfg->key_file);
                 break;
         case VAULT_NONE:
                 log_info("no vault provisioned");

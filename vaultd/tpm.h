@@ -69,6 +69,14 @@ struct tpm_sealed {
 
 int tpm_seal(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_mask, struct tpm_sealed *ret);
 int tpm_unseal(struct tpm_ctx *t, const struct tpm_sealed *s, uint8_t kek[TPM_KEK_SIZE]);
+/* The same with an auth value on the sealed object (NULL: empty), so that unsealing needs it as
+ * well as this TPM (and the PCR policy, which then also asserts the auth value). tpm_unseal_auth()
+ * with a wrong (or missing) auth value: -EACCES. */
+#define TPM_KEK_AUTH_SIZE 32
+int tpm_seal_auth(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_mask,
+                  const uint8_t auth[TPM_KEK_AUTH_SIZE], struct tpm_sealed *ret);
+int tpm_unseal_auth(struct tpm_ctx *t, const struct tpm_sealed *s, const uint8_t auth[TPM_KEK_AUTH_SIZE],
+                    uint8_t kek[TPM_KEK_SIZE]);
 
 /* Anti-rollback counters live in this NV range (owner, "reserved for platform/owner use"). */
 #define TPM_COUNTER_FIRST 0x01500000u

@@ -11,6 +11,7 @@
  *   log.c         stderr in journal format (<N> priority prefixes)
  *   secmem.c      memfd_secret(2) / mlock memory for secrets; non-dumpable process
  *   storage.c     atomic file I/O in the state directory
+ *   keyfile.c     the key file the sealed KEK's auth value is derived from
  *   vstate.c      the vault's life cycle: load + crash-window recovery, commit, provision
  *   peercred.c    who may talk to vaultd (SO_PEERCRED, SO_PEERGROUPS)
  *   ipc-server.c  listening socket, connections, packets, SCM_RIGHTS
@@ -38,6 +39,10 @@ struct tpm_ctx;
 #define VAULTD_DEFAULT_CONFIG           "/etc/secure-vault/vaultd.conf"
 #define VAULTD_DEFAULT_GROUP            "vault"
 #define VAULTD_VAULT_FILE               "vault"
+/* The key file (keyfile.c) when none is configured and systemd passes no credential
+ * "vaultd.key": outside the state directory (vaultd.service: StateDirectory=vaultd vaultd-key). */
+#define VAULTD_DEFAULT_KEY_FILE         "/var/lib/vaultd-key/vaultd.key"
+#define VAULTD_KEY_CREDENTIAL           "vaultd.key"
 /* vaultd's one anti-rollback NV counter (docs/vault-file.md §5): the first of its range. */
 #define VAULTD_DEFAULT_NV_INDEX         0x01500000u
 /* A handshake whose owner goes quiet is dropped after this long, so that a stuck client cannot
@@ -66,6 +71,7 @@ struct vaultd_config {
         size_t n_allow_groups;
         uint32_t pcr_mask;
         uint32_t nv_index;              /* the long-lived anti-rollback counter */
+        char *key_file;                 /* NULL: key-file = none (empty KEK auth value) */
 };
 /* 0: run; 1: --help/--version done; -EINVAL: usage error (already reported on stderr: the one
  * place outside main.c that prints, because only it knows the offending value). */
@@ -103,6 +109,14 @@ int storage_read(int dirfd, uint8_t **ret, size_t *ret_len);
  * every directory sync fail, docs/vault-file.md §7.) */
 int storage_write(int dirfd, const uint8_t *data, size_t len);
 
+/* ---- keyfile.c ---- */
+#define VAULTD_KEK_AUTH_LEN 32
+/* The sealed KEK's auth value from the key file at path; if create and there is none, a new key
+ * file is made first (mode 0600, durable). -EPERM: accessible to group or others; -EBADMSG: not a
+ * regular file of 32..4096 bytes; -ENOENT; other -errno. */
+int keyfile_auth(const char *path, bool create, uint8_t auth[VAULTD_KEK_AUTH_LEN]);
+const char *keyfile_strerror(int r);
+
 /* ---- vstate.c ---- */
 /* Everything secret vaultd holds, in one secret-memory mapping. */
 struct vaultd_secrets {
@@ -110,6 +124,7 @@ struct vaultd_secrets {
         uint8_t counter_auth[VAULTFILE_AUTH_LEN];
         uint8_t new_kek[VAULTFILE_KEK_LEN];     /* provision, until the new file is durable */
         uint8_t new_auth[VAULTFILE_AUTH_LEN];
+        uint8_t kek_auth[VAULTD_KEK_AUTH_LEN];  /* from the key file, while sealing/unsealing */
         uint8_t vault_a[SV_VAULT_MAX];
         uint8_t vault_b[SV_VAULT_MAX];
         struct hs_device hs;            /* t1, r2, K4, session key, transcript */
@@ -146,6 +161,7 @@ struct vaultd {
         struct vaultfile_header hdr;    /* the current file's header (public) */
         enum crash_point crash_at;
         bool tpm_failed;                /* the last vstate_* failure came from the TPM */
+        bool key_failed;                /* the last vstate_* failure was reading the key file */
 
         struct conn *hs_owner;          /* the connection holding the handshake, or NULL */
         sd_event_source *hs_timer;

@@ -17,6 +17,7 @@ _Static_assert(VAULTFILE_NAME_MAX == TPM_NAME_MAX, "vault file and TPM layer dis
 _Static_assert(VAULTFILE_BLOB_MAX == TPM_SEALED_MAX, "vault file and TPM layer disagree on blob size");
 _Static_assert(VAULTFILE_KEK_LEN == TPM_KEK_SIZE, "KEK size");
 _Static_assert(VAULTFILE_AUTH_LEN == TPM_COUNTER_AUTH_SIZE, "counter auth size");
+_Static_assert(VAULTD_KEK_AUTH_LEN == TPM_KEK_AUTH_SIZE, "KEK auth size");
 
 void vstate_crash_point(const struct vaultd *d, enum crash_point p) {
         if (d->crash_at == p)
@@ -42,6 +43,7 @@ static void wipe_secrets(struct vaultd *d) {
         OPENSSL_cleanse(d->sec->counter_auth, sizeof d->sec->counter_auth);
         OPENSSL_cleanse(d->sec->new_kek, sizeof d->sec->new_kek);
         OPENSSL_cleanse(d->sec->new_auth, sizeof d->sec->new_auth);
+        OPENSSL_cleanse(d->sec->kek_auth, sizeof d->sec->kek_auth);
         OPENSSL_cleanse(d->sec->vault_a, sizeof d->sec->vault_a);
         OPENSSL_cleanse(d->sec->vault_b, sizeof d->sec->vault_b);
 }
@@ -56,6 +58,22 @@ void vstate_refuse(struct vaultd *d, const char *fmt, ...) {
         va_end(ap);
         wipe_secrets(d);
         d->state = VAULT_REFUSED;
+}
+
+/* "7,16" for a PCR mask. */
+static const char *pcr_list(uint32_t mask, char *buf, size_t size) {
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (unsigned i = 0; i < 32 && len < size; i++)
+                if (mask & (UINT32_C(1) << i)) {
+                        int n = snprintf(buf + len, size - len, "%s%u", len ? "," : "", i);
+
+                        if (n < 0)
+                                break;
+                        len += (size_t) n;
+                }
+        return buf;
 }
 
 static void sealed_from_header(const struct vaultfile_header *h, struct tpm_sealed *s) {
@@ -94,7 +112,9 @@ static bool tpm_counter_error_is_verdict(int r) {
  * Start-up verification, in this order, each failure a distinct verdict:
  *   1. the file decodes (magic, version, bounds, exact size)      else: corrupt
  *   2. it was sealed under this TPM's storage parent               else: foreign
- *   3. the TPM unseals the KEK                                     else: foreign / PCR policy
+ *   3. the TPM unseals the KEK (with the key file's auth value if the file says so; a key
+ *      file that cannot be read is no verdict: vaultd exits)      else: foreign / PCR policy /
+ *                                                                       another key file
  *   4. the AEAD over header and payload verifies under the KEK     else: tampered
  *   5. the file names vaultd's counter (--nv-index); a file naming another index is one from
  *      before vaultd had that counter (an upgrade from per-vault counters, or another
@@ -148,10 +168,36 @@ int vstate_load(struct vaultd *d) {
                 goto out;
         }
 
+        /* A KEK bound to the key file needs it: without it there is no verdict on the file (a
+         * missing credential, a wrong setting), so vaultd exits and systemd retries. */
+        d->key_failed = false;
+        if (h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE) {
+                r = d->cfg->key_file ? keyfile_auth(d->cfg->key_file, false, d->sec->kek_auth) : -ENOKEY;
+                if (r < 0) {
+                        d->key_failed = true;
+                        goto out_r;
+                }
+        }
         sealed_from_header(&h, &sealed);
-        r = tpm_unseal(d->tpm, &sealed, d->sec->kek);
+        r = tpm_unseal_auth(d->tpm, &sealed, h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE ? d->sec->kek_auth : NULL,
+                            d->sec->kek);
+        OPENSSL_cleanse(d->sec->kek_auth, sizeof d->sec->kek_auth);
         if (r == -EPERM) {
-                vstate_refuse(d, "refusing: PCR values do not satisfy the vault key's policy");
+                char pcrs[3 * 24 + 1];
+
+                vstate_refuse(d, "refusing: PCR values do not satisfy the vault key's policy (PCRs %s changed "
+                              "since it was sealed: boot chain or firmware changed?)",
+                              pcr_list(h.pcr_mask, pcrs, sizeof pcrs));
+                goto out;
+        }
+        if (r == -EACCES && h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE) {
+                vstate_refuse(d, "refusing: the vault key is bound to a key file, and '%s' is not that one "
+                              "(wrong or replaced key file?)", d->cfg->key_file);
+                goto out;
+        }
+        if (r == -EACCES) {
+                /* An empty auth value refused: the object has another one (a tampered kek_auth). */
+                vstate_refuse(d, "refusing: this TPM cannot unseal the vault key (foreign or tampered vault file)");
                 goto out;
         }
         if (tpm_unseal_error_is_verdict(r)) {
@@ -377,9 +423,10 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         advance = d->state == VAULT_READY && d->hdr.nv_index == index;
         if (d->state == VAULT_READY && !advance)
                 old_index = d->hdr.nv_index;
+        d->tpm_failed = false;
+        d->key_failed = false;
         if (advance && d->hdr.counter == UINT64_MAX)
                 return -EOVERFLOW;
-        d->tpm_failed = false;
 
         r = crypto_random(d->sec->new_kek, sizeof d->sec->new_kek);
         if (r >= 0 && advance)
@@ -390,7 +437,16 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
                 r = crypto_random(h.iv, sizeof h.iv);
         if (r < 0)
                 goto out;
-        r = tpm_seal(d->tpm, d->sec->new_kek, d->cfg->pcr_mask, &sealed);
+        if (d->cfg->key_file) {
+                r = keyfile_auth(d->cfg->key_file, true, d->sec->kek_auth);
+                if (r < 0) {
+                        d->key_failed = true;
+                        goto out;
+                }
+        }
+        r = tpm_seal_auth(d->tpm, d->sec->new_kek, d->cfg->pcr_mask, d->cfg->key_file ? d->sec->kek_auth : NULL,
+                          &sealed);
+        OPENSSL_cleanse(d->sec->kek_auth, sizeof d->sec->kek_auth);
         if (r >= 0 && advance)
                 value = d->hdr.counter + 1;
         else if (r >= 0)
@@ -409,6 +465,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         memcpy(h.sealed_priv, sealed.priv, sealed.priv_len);
         h.sealed_priv_len = sealed.priv_len;
         h.pcr_mask = sealed.pcr_mask;
+        h.kek_auth = d->cfg->key_file ? VAULTFILE_KEK_AUTH_KEY_FILE : VAULTFILE_KEK_AUTH_NONE;
         h.nv_index = index;
         h.counter = value;
 

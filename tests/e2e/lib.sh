@@ -71,7 +71,7 @@ start_vaultd() {
         rm -f "$T/vaultd.sock"
         mkdir -p "$T/state"
         env "$@" "$VAULTD" --tcti "swtpm:path=$T/tpm/sock" --state-dir "$T/state" --socket "$T/vaultd.sock" \
-                --config /dev/null 2>>"$T/vaultd.log" &
+                --config /dev/null --key-file "$T/vaultd-key/vaultd.key" 2>>"$T/vaultd.log" &
         VAULTD_PID=$!
         for _ in $(seq 500); do
                 [ -S "$T/vaultd.sock" ] && return

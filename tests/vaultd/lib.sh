@@ -4,6 +4,8 @@
 #
 #   start_swtpm TPM                  a fresh swtpm; TCTI in $(tcti TPM)
 #   start_vaultd NAME TPM [ARGS...]  vaultd with state $T/NAME/state, socket $T/NAME/sock,
+#                                    key file $T/NAME/key/vaultd.key (made at the first
+#                                    provisioning; ARGS may name another),
 #                                    log $T/NAME/log; waits until it listens ($CRASH_AT and
 #                                    $FAIL_AT, if set, become VAULTD_CRASH_AT, VAULTD_FAIL_AT)
 #   stop_vaultd NAME                 SIGTERM; fails unless it exits 0
@@ -102,7 +104,7 @@ start_vaultd() {
         rm -f "$d/sock"
         env "VAULTD_CRASH_AT=${CRASH_AT:-}" "VAULTD_FAIL_AT=${FAIL_AT:-}" \
                 "$VAULTD" --tcti "$(tcti "$tpm")" --state-dir "$d/state" --socket "$d/sock" \
-                --config /dev/null "$@" 2>>"$d/log" &
+                --config /dev/null --key-file "$d/key/vaultd.key" "$@" 2>>"$d/log" &
         pid=$!
         echo "$pid" >"$d/pid"
         case " $VAULTD_NAMES " in *" $name "*) ;; *) VAULTD_NAMES="$VAULTD_NAMES $name" ;; esac

@@ -311,6 +311,18 @@ static int write_file(struct vaultd *d, const struct vaultfile_header *h, const 
         return r;
 }
 
+/* Advance the bound counter past the file just made durable (one TPM command). On failure the
+ * file on disk is the new generation and the vault in memory must not be used again: refuse
+ * until a restart closes the window (counter == file - 1). */
+static int counter_advance(struct vaultd *d) {
+        if (tpm_counter_bump(d->tpm) >= 0)
+                return 0;
+        d->tpm_failed = true;
+        vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
+                      "advanced; restart vaultd");
+        return -ENOTRECOVERABLE;
+}
+
 /*
  * A new generation becomes real in this order, so that a crash between any two steps leaves a
  * state the start-up rules recover from (docs/vault-file.md):
@@ -351,15 +363,9 @@ int vstate_commit(struct vaultd *d) {
         vstate_crash_point(d, CRASH_AFTER_FILE);
 
         /* One TPM command; the value it reaches (counter + 1) is checked at the next start. */
-        r = tpm_counter_bump(d->tpm);
-        if (r < 0) {
-                d->tpm_failed = true;
-                /* The file on disk is the new generation; the old vault must not be used again.
-                 * A restart closes the window (counter == file - 1) or refuses. */
-                vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
-                              "advanced; restart vaultd");
-                return -ENOTRECOVERABLE;
-        }
+        r = counter_advance(d);
+        if (r < 0)
+                return r;
         vstate_crash_point(d, CRASH_AFTER_COUNTER);
 
         {
@@ -489,13 +495,9 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         if (advance) {
                 vstate_crash_point(d, CRASH_PROVISION_AFTER_FILE);
                 /* One TPM command: from now on every older file is behind the counter. */
-                r = tpm_counter_bump(d->tpm);
+                r = counter_advance(d);
                 if (r < 0) {
-                        d->tpm_failed = true;
-                        vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
-                                      "advanced; restart vaultd");
                         vaultd_notify_status(d);
-                        r = -ENOTRECOVERABLE;
                         goto out;
                 }
         }

@@ -28,7 +28,7 @@
 #define KEYFILE_MAX     4096
 #define KEYFILE_INFO    "sv1 vault KEK auth"
 
-/* Read the whole file into buf (KEYFILE_MAX bytes of secret memory). */
+/* Read the whole file into buf (at least KEYFILE_MAX bytes of secret memory). */
 static int read_key(const char *path, uint8_t *buf, size_t *ret_len) {
         struct stat st;
         size_t done = 0;
@@ -117,7 +117,7 @@ int keyfile_auth(const char *path, bool create, uint8_t auth[VAULTD_KEK_AUTH_LEN
         size_t len = 0;
         int r;
 
-        r = secmem_alloc(KEYFILE_MAX, (void **) &buf);
+        r = secmem_alloc(KEYFILE_MAX + VAULTD_KEK_AUTH_LEN, (void **) &buf);
         if (r < 0)
                 return r;
         r = read_key(path, buf, &len);
@@ -126,9 +126,12 @@ int keyfile_auth(const char *path, bool create, uint8_t auth[VAULTD_KEK_AUTH_LEN
                 if (r >= 0 || r == -EEXIST)
                         r = read_key(path, buf, &len);
         }
+        /* Derived after the file's bytes (secret memory), copied out only on success. */
         if (r >= 0)
-                r = crypto_hkdf(NULL, 0, buf, len, KEYFILE_INFO, auth, VAULTD_KEK_AUTH_LEN);
-        secmem_free(buf, KEYFILE_MAX);
+                r = crypto_hkdf(NULL, 0, buf, len, KEYFILE_INFO, buf + KEYFILE_MAX, VAULTD_KEK_AUTH_LEN);
+        if (r >= 0)
+                memcpy(auth, buf + KEYFILE_MAX, VAULTD_KEK_AUTH_LEN);
+        secmem_free(buf, KEYFILE_MAX + VAULTD_KEK_AUTH_LEN);
         return r < 0 ? r : 0;
 }
 

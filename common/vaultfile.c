@@ -14,12 +14,16 @@
  *
  *   magic[8] || u16 version || u8 id_len || id || u8 profile || u16 n || u8 m || u8 p ||
  *   u64 epoch || u8 server_len || server || u16 name_len || parent_name || u16 pub_len || pub ||
- *   u16 priv_len || priv || u32 pcr_mask || u32 nv_index || u64 counter || iv[12] || u32 ct_len
+ *   u16 priv_len || priv || u32 pcr_mask || u8 kek_auth || u32 nv_index || u64 counter || iv[12] ||
+ *   u32 ct_len
  *   -- end of header = associated data --
  *   ciphertext(32 + n·m) || tag[16]
  *
  * ct_len is redundant with n and m; it is there so that a reader sees the file's shape in the
  * header and so that truncation is caught before any decryption.
+ *
+ * Version 1 is the same without kek_auth (read as VAULTFILE_KEK_AUTH_NONE); only version 2 is
+ * written, so a version 1 file becomes version 2 at its next generation.
  */
 
 static bool header_valid(const struct vaultfile_header *h) {
@@ -34,13 +38,15 @@ static bool header_valid(const struct vaultfile_header *h) {
         if (h->sealed_pub_len == 0 || h->sealed_pub_len > VAULTFILE_BLOB_MAX ||
             h->sealed_priv_len == 0 || h->sealed_priv_len > VAULTFILE_BLOB_MAX)
                 return false;
+        if (h->kek_auth != VAULTFILE_KEK_AUTH_NONE && h->kek_auth != VAULTFILE_KEK_AUTH_KEY_FILE)
+                return false;
         return true;
 }
 
 static size_t header_size(const struct vaultfile_header *h) {
         return VAULTFILE_MAGIC_LEN + 2 + 1 + h->params.id_len + 1 + 2 + 1 + 1 + 8 +
                1 + strlen(h->server) + 2 + h->parent_name_len + 2 + h->sealed_pub_len +
-               2 + h->sealed_priv_len + 4 + 4 + 8 + SV_GCM_IV_LEN + 4;
+               2 + h->sealed_priv_len + 4 + 1 + 4 + 8 + SV_GCM_IV_LEN + 4;
 }
 
 size_t vaultfile_size(const struct vaultfile_header *h) {
@@ -88,6 +94,8 @@ static int header_encode(const struct vaultfile_header *h, struct buf *b) {
                 r = put_blob16(b, h->sealed_priv, h->sealed_priv_len);
         if (r >= 0)
                 r = buf_put_u32(b, h->pcr_mask);
+        if (r >= 0)
+                r = buf_put_u8(b, h->kek_auth);
         if (r >= 0)
                 r = buf_put_u32(b, h->nv_index);
         if (r >= 0)
@@ -211,7 +219,7 @@ static int header_decode(const uint8_t *file, size_t len, struct vaultfile_heade
                 return -EBADMSG;
         if (buf_get_u16(&b, &version) < 0)
                 return -EBADMSG;
-        if (version != VAULTFILE_VERSION)
+        if (version != VAULTFILE_VERSION && version != VAULTFILE_VERSION_1)
                 return -EPROTONOSUPPORT;
         if (buf_get_u8(&b, &h.params.id_len) < 0 || h.params.id_len < SV_ID_MIN || h.params.id_len > SV_ID_MAX ||
             buf_get_bytes(&b, h.params.device_id, h.params.id_len) < 0 ||
@@ -231,6 +239,7 @@ static int header_decode(const uint8_t *file, size_t len, struct vaultfile_heade
             get_blob16(&b, h.sealed_pub, sizeof h.sealed_pub, &h.sealed_pub_len) < 0 ||
             get_blob16(&b, h.sealed_priv, sizeof h.sealed_priv, &h.sealed_priv_len) < 0 ||
             buf_get_u32(&b, &h.pcr_mask) < 0 ||
+            (version != VAULTFILE_VERSION_1 && buf_get_u8(&b, &h.kek_auth) < 0) ||
             buf_get_u32(&b, &h.nv_index) < 0 ||
             buf_get_u64(&b, &h.counter) < 0 ||
             buf_get_bytes(&b, h.iv, sizeof h.iv) < 0 ||

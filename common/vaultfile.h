@@ -20,7 +20,12 @@
  */
 #define VAULTFILE_MAGIC         "SVVAULT\0"
 #define VAULTFILE_MAGIC_LEN     8
-#define VAULTFILE_VERSION       1
+#define VAULTFILE_VERSION       2       /* written; 1 (no kek_auth byte) is still read */
+#define VAULTFILE_VERSION_1     1
+/* How the sealed KEK is authorized (kek_auth): by an empty auth value (version 1 files, and
+ * key-file = none), or by an auth value derived from vaultd's key file. */
+#define VAULTFILE_KEK_AUTH_NONE         0
+#define VAULTFILE_KEK_AUTH_KEY_FILE     1
 /* Bounds of the TPM blobs carried in the header; they match vaultd/tpm.h (checked there). */
 #define VAULTFILE_NAME_MAX      68      /* TPM name: 2-byte nameAlg || digest */
 #define VAULTFILE_BLOB_MAX      512     /* marshalled TPM2B_PUBLIC / TPM2B_PRIVATE */
@@ -30,7 +35,7 @@
 /* Largest header: fixed fields + id + server + name + two blobs. */
 #define VAULTFILE_HEADER_MAX    (VAULTFILE_MAGIC_LEN + 2 + 1 + SV_ID_MAX + 1 + 2 + 1 + 1 + 8 + \
                                  1 + BUNDLE_SERVER_MAX + 2 + VAULTFILE_NAME_MAX + \
-                                 2 * (2 + VAULTFILE_BLOB_MAX) + 4 + 4 + 8 + SV_GCM_IV_LEN + 4)
+                                 2 * (2 + VAULTFILE_BLOB_MAX) + 4 + 1 + 4 + 8 + SV_GCM_IV_LEN + 4)
 #define VAULTFILE_CT_LEN(n_m)   (VAULTFILE_AUTH_LEN + (size_t) (n_m) + SV_TAG_LEN)
 #define VAULTFILE_MAX           (VAULTFILE_HEADER_MAX + VAULTFILE_CT_LEN(SV_VAULT_MAX))
 
@@ -44,6 +49,7 @@ struct vaultfile_header {
         uint8_t sealed_priv[VAULTFILE_BLOB_MAX];
         size_t sealed_priv_len;
         uint32_t pcr_mask;
+        uint8_t kek_auth;                       /* VAULTFILE_KEK_AUTH_* */
         uint32_t nv_index;
         uint64_t counter;                       /* NV counter value this generation is bound to */
         uint8_t iv[SV_GCM_IV_LEN];

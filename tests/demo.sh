@@ -35,7 +35,7 @@ run "$AS" enroll --db "$T/devices.db" --master-key "$T/master.key" --device demo
 
 say "the device: vaultd seals the vault with the TPM"
 "$build/vaultd/vaultd" --tcti "swtpm:path=$T/tpm/sock" --state-dir "$T/state" --socket "$T/vaultd.sock" \
-        --config /dev/null 2>"$T/vaultd.log" &
+        --config /dev/null --key-file "$T/vaultd-key/vaultd.key" 2>"$T/vaultd.log" &
 pids+=($!)
 for _ in $(seq 500); do [ -S "$T/vaultd.sock" ] && break; sleep 0.01; done
 DC=("$build/devicectl/devicectl" --socket "$T/vaultd.sock")

@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "ratelimit.h"
 #include "settings.h"
 #include "text.h"
+#include "tpm.h"
 #include "vaultd.h"
 
 /* PCRs a PC-client TPM has (and vaultd/tpm.c accepts). */
@@ -22,6 +24,8 @@ struct settings {
         const char *admin_groups[VAULTD_GROUPS_MAX];
         size_t n_admin_groups;
         const char *auth_rate, *auth_burst;
+        const char *nv_index;
+        const char *key_file;
 };
 
 static void help(void) {
@@ -46,8 +50,16 @@ static void help(void) {
                "     --pcrs LIST           Seal new vaults to these SHA-256 PCRs, e.g. 7,16\n"
                "     --config FILE         Settings as 'key = value' lines (default\n"
                "                           " VAULTD_DEFAULT_CONFIG "); the command line wins\n"
+               "     --nv-index INDEX      vaultd's anti-rollback NV counter (default 0x%08x,\n"
+               "                           range 0x%08x..0x%08x)\n"
+               "     --key-file PATH       Secret the vault key's TPM auth value is derived from,\n"
+               "                           outside the state directory; created when provisioning\n"
+               "                           if missing; 'none' for no auth value (default\n"
+               "                           $CREDENTIALS_DIRECTORY/" VAULTD_KEY_CREDENTIAL " if present, else\n"
+               "                           " VAULTD_DEFAULT_KEY_FILE ")\n"
                "\n"
-               "Exit status: 0 clean stop, 1 failure, 2 invalid setting.\n", VAULTD_DEFAULT_AUTH_BURST);
+               "Exit status: 0 clean stop, 1 failure, 2 invalid setting.\n", VAULTD_DEFAULT_AUTH_BURST,
+               VAULTD_DEFAULT_NV_INDEX, TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
 }
 
 int config_parse_pcrs(const char *s, uint32_t *ret) {
@@ -76,6 +88,21 @@ int config_parse_pcrs(const char *s, uint32_t *ret) {
                 p = end + 1;
         }
         *ret = mask;
+        return 0;
+}
+
+/* An NV index in vaultd's counter range, decimal or 0x-hexadecimal. */
+int config_parse_nv_index(const char *s, uint32_t *ret) {
+        char *end;
+        unsigned long v;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(s, &end, 0);
+        if (errno != 0 || *end != '\0' || v < TPM_COUNTER_FIRST || v > TPM_COUNTER_LAST)
+                return -EINVAL;
+        *ret = (uint32_t) v;
         return 0;
 }
 
@@ -139,6 +166,10 @@ static int set_from_file(const char *key, const char *value, const char *where, 
                 s->auth_rate = copy;
         else if (strcmp(key, "auth-burst") == 0)
                 s->auth_burst = copy;
+        else if (strcmp(key, "nv-index") == 0)
+                s->nv_index = copy;
+        else if (strcmp(key, "key-file") == 0)
+                s->key_file = copy;
         else {
                 fprintf(stderr, "vaultd: %s: unknown key '%s'\n", where, key);
                 return -EINVAL;
@@ -172,9 +203,37 @@ static int dup_into(char **dst, const char *src) {
         return *dst ? 0 : -ENOMEM;
 }
 
+/* The key file: the setting ('none': no key file); else systemd's credential, if passed; else
+ * the default path. *ret stays NULL for 'none'. */
+static int resolve_key_file(const char *setting, char **ret) {
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+        char path[4096];
+
+        if (setting)
+                return strcmp(setting, "none") == 0 ? 0 : dup_into(ret, setting);
+        if (creds && creds[0] == '/' &&
+            snprintf(path, sizeof path, "%s/%s", creds, VAULTD_KEY_CREDENTIAL) < (int) sizeof path &&
+            access(path, F_OK) == 0)
+                return dup_into(ret, path);
+        return dup_into(ret, VAULTD_DEFAULT_KEY_FILE);
+}
+
+/* A backup of the state directory must not hold the key file: absolute, and not inside it (by
+ * name; the directories are set by the administrator, not by an attacker). */
+static bool key_file_valid(const char *key_file, const char *state_dir) {
+        size_t n = strlen(state_dir);
+
+        while (n > 1 && state_dir[n - 1] == '/')
+                n--;
+        if (key_file[0] != '/' || key_file[strlen(key_file) - 1] == '/')
+                return false;
+        return !(strncmp(key_file, state_dir, n) == 0 && (key_file[n] == '/' || key_file[n] == '\0'));
+}
+
 int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         enum { ARG_VERSION = 0x100, ARG_TCTI, ARG_STATE_DIR, ARG_SOCKET, ARG_SOCKET_GROUP,
-               ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG, ARG_ADMIN_GROUP, ARG_MAX_AUTH_RATE, ARG_AUTH_BURST };
+               ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG, ARG_ADMIN_GROUP, ARG_MAX_AUTH_RATE, ARG_AUTH_BURST,
+               ARG_NV_INDEX, ARG_KEY_FILE };
         static const struct option options[] = {
                 { "help",         no_argument,       NULL, 'h' },
                 { "version",      no_argument,       NULL, ARG_VERSION },
@@ -188,6 +247,8 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 { "admin-group",  required_argument, NULL, ARG_ADMIN_GROUP },
                 { "max-auth-rate", required_argument, NULL, ARG_MAX_AUTH_RATE },
                 { "auth-burst",   required_argument, NULL, ARG_AUTH_BURST },
+                { "nv-index",     required_argument, NULL, ARG_NV_INDEX },
+                { "key-file",     required_argument, NULL, ARG_KEY_FILE },
                 { 0 }
         };
         struct settings cli = { 0 }, file = { 0 }, *g;
@@ -237,6 +298,12 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 case ARG_AUTH_BURST:
                         cli.auth_burst = optarg;
                         break;
+                case ARG_NV_INDEX:
+                        cli.nv_index = optarg;
+                        break;
+                case ARG_KEY_FILE:
+                        cli.key_file = optarg;
+                        break;
                 default:
                         return -EINVAL;
                 }
@@ -280,6 +347,8 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 r = dup_into(&c.admin_groups[c.n_admin_groups++], VAULTD_DEFAULT_ADMIN_GROUP);
         if (r >= 0)
                 r = dup_into(&c.auth_rate, cli.auth_rate ?: file.auth_rate ?: VAULTD_DEFAULT_AUTH_RATE);
+        if (r >= 0)
+                r = resolve_key_file(cli.key_file ?: file.key_file, &c.key_file);
         if (r < 0) {
                 fprintf(stderr, "vaultd: out of memory\n");
                 goto out;
@@ -290,6 +359,7 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                         *colon = '\0';
         }
 
+        c.nv_index = VAULTD_DEFAULT_NV_INDEX;
         if (c.tcti[0] == '\0') {
                 fprintf(stderr, "vaultd: invalid TCTI '': must not be empty\n");
                 r = -EINVAL;
@@ -304,6 +374,15 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         } else if ((cli.pcrs ?: file.pcrs) && config_parse_pcrs(cli.pcrs ?: file.pcrs, &c.pcr_mask) < 0) {
                 fprintf(stderr, "vaultd: invalid PCR list '%s': expected comma-separated numbers 0..%d, e.g. 7,16\n",
                         cli.pcrs ?: file.pcrs, CONFIG_PCR_COUNT - 1);
+                r = -EINVAL;
+        } else if (c.key_file && !key_file_valid(c.key_file, c.state_dir)) {
+                fprintf(stderr, "vaultd: invalid key file '%s': must be an absolute path outside the state directory\n",
+                        c.key_file);
+                r = -EINVAL;
+        } else if ((cli.nv_index ?: file.nv_index) &&
+                   config_parse_nv_index(cli.nv_index ?: file.nv_index, &c.nv_index) < 0) {
+                fprintf(stderr, "vaultd: invalid NV index '%s': expected a number in 0x%08x..0x%08x\n",
+                        cli.nv_index ?: file.nv_index, TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
                 r = -EINVAL;
         }
         if (r >= 0)
@@ -325,6 +404,7 @@ void config_free(struct vaultd_config *c) {
         free(c->state_dir);
         free(c->socket_path);
         free(c->socket_group);
+        free(c->key_file);
         for (size_t i = 0; i < c->n_allow_groups; i++)
                 free(c->allow_groups[i]);
         for (size_t i = 0; i < c->n_admin_groups; i++)

@@ -8,6 +8,7 @@ vaultd_vaultd_SOURCES = \
 	vaultd/log.c \
 	vaultd/secmem.c \
 	vaultd/storage.c \
+	vaultd/keyfile.c \
 	vaultd/vstate.c \
 	vaultd/peercred.c \
 	vaultd/ipc-server.c \

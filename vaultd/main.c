@@ -47,6 +47,8 @@ static int parse_crash_point(const char *s, enum crash_point *ret) {
                 *ret = CRASH_AFTER_FILE;
         else if (strcmp(s, "after-counter") == 0)
                 *ret = CRASH_AFTER_COUNTER;
+        else if (strcmp(s, "provision-after-file") == 0)
+                *ret = CRASH_PROVISION_AFTER_FILE;
         else
                 return -EINVAL;
         return 0;
@@ -90,6 +92,15 @@ static int run(struct vaultd *d) {
         }
 
         r = vstate_load(d);
+        if (r < 0 && d->key_failed) {
+                if (d->cfg->key_file)
+                        log_err("Failed to read the key file '%s' the vault key is bound to: %s",
+                                d->cfg->key_file, keyfile_strerror(r));
+                else
+                        log_err("The vault key is bound to a key file, but key-file = none");
+                (void) sd_notify(0, "STATUS=cannot read the key file the vault key is bound to");
+                return r;
+        }
         if (r < 0) {
                 log_err("Failed to verify the vault file: %s%s%s", strerror(-r),
                         tpm_last_error(d->tpm)[0] ? ": " : "", tpm_last_error(d->tpm));
@@ -103,6 +114,10 @@ static int run(struct vaultd *d) {
                                    " to match the vault file", d->hdr.counter);
                 log_info("vault %s epoch %" PRIu64 " ready (NV 0x%08" PRIx32 ", counter %" PRIu64 ")",
                          d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter);
+                if (d->hdr.kek_auth == VAULTFILE_KEK_AUTH_NONE && d->cfg->key_file)
+                        log_notice("The vault key has no auth value (sealed before key files): anyone with the "
+                                   "vault file and TPM access can unseal it; provision again to bind it to '%s'",
+                                   d->cfg->key_file);
                 break;
         case VAULT_NONE:
                 log_info("no vault provisioned");
@@ -144,7 +159,8 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return r == -ENOMEM ? EXIT_FAILURE : VAULTD_EXIT_USAGE;
         if (parse_crash_point(getenv("VAULTD_CRASH_AT"), &d.crash_at) < 0) {
-                fprintf(stderr, "vaultd: invalid VAULTD_CRASH_AT '%s': expected before-file, after-file or after-counter\n",
+                fprintf(stderr, "vaultd: invalid VAULTD_CRASH_AT '%s': expected before-file, after-file, "
+                        "after-counter or provision-after-file\n",
                         getenv("VAULTD_CRASH_AT"));
                 config_free(&cfg);
                 return VAULTD_EXIT_USAGE;

@@ -415,6 +415,11 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         r = vstate_provision(d, &b, force);
         if (r == -EEXIST) {
                 reply_error(rep, IPC_EXISTS, 0, out, cap, "a vault is already provisioned");
+        } else if (r < 0 && d->key_failed) {
+                reply_error(rep, IPC_INTERNAL, 0, out, cap, "provisioning failed: key file '%s': %s",
+                            d->cfg->key_file, keyfile_strerror(r));
+                log_err("Failed to provision a vault for device %s: key file '%s': %s", b.params.device_id,
+                        d->cfg->key_file, keyfile_strerror(r));
         } else if (r < 0) {
                 const char *why = d->tpm_failed ? tpm_last_error(d->tpm) : "";
 

@@ -112,11 +112,12 @@ static const TPMT_SYM_DEF session_sym = {
 /* The sealed KEK's attributes.
  *
  * fixedTPM|fixedParent: the object can never be duplicated out of this TPM.
- * noDA: the object has an empty auth value (the KEK's protection is the TPM binding and the
- * optional PCR policy, not a secret), so DA protection buys nothing, and a DA lockout caused by
- * anything else on the machine must not stop vaultd from unsealing.
+ * noDA: the object's auth value is empty or 32 random-looking bytes derived from vaultd's key
+ * file (tpm_seal_auth()): guessing it is hopeless, so DA protection buys nothing, and a DA
+ * lockout caused by anything else on the machine must not stop vaultd from unsealing.
  * userWithAuth is replaced by adminWithPolicy when a PCR policy is given: then the user role can
- * only be satisfied by the policy, not by the (empty) auth value. */
+ * only be satisfied by the policy (which includes PolicyAuthValue when there is an auth value),
+ * not by the auth value alone. */
 #define SEALED_ATTRS (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_NODA)
 
 struct tpm_parent {
@@ -467,9 +468,10 @@ static void pcr_selection(uint32_t mask, TPML_PCR_SELECTION *ret) {
         };
 }
 
-/* The policy digest of PolicyPCR over the current values of the selected PCRs, computed by the
- * TPM in a trial session (so it is exactly what a real policy session will produce). */
-static int policy_pcr_digest(struct tpm_ctx *t, uint32_t mask, TPM2B_DIGEST *ret) {
+/* The policy digest of PolicyPCR over the current values of the selected PCRs, followed by
+ * PolicyAuthValue if with_auth, computed by the TPM in a trial session (so it is exactly what a
+ * real policy session will produce). */
+static int policy_pcr_digest(struct tpm_ctx *t, uint32_t mask, bool with_auth, TPM2B_DIGEST *ret) {
         static const TPM2B_DIGEST current = { 0 };     /* empty: the TPM uses the current values */
         TPML_PCR_SELECTION sel;
         TPM2B_DIGEST *digest = NULL;
@@ -487,6 +489,14 @@ static int policy_pcr_digest(struct tpm_ctx *t, uint32_t mask, TPM2B_DIGEST *ret
         if (rc != TSS2_RC_SUCCESS) {
                 r = fail_rc(t, "Failed to compute the PCR policy", rc);
                 goto finish;
+        }
+        if (with_auth) {
+                t->ncmd++;
+                rc = Esys_PolicyAuthValue(t->esys, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
+                if (rc != TSS2_RC_SUCCESS) {
+                        r = fail_rc(t, "Failed to compute the PCR and auth value policy", rc);
+                        goto finish;
+                }
         }
         t->ncmd++;
         rc = Esys_PolicyGetDigest(t->esys, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &digest);
@@ -612,6 +622,13 @@ int tpm_parent_name(struct tpm_ctx *t, struct tpm_name *ret) {
  * blob so unseal can refuse a different parent before it sends it anything: salting to a key an
  * interposer substituted would hand the interposer the session key. */
 int tpm_seal(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_mask, struct tpm_sealed *ret) {
+        return tpm_seal_auth(t, kek, pcr_mask, NULL, ret);
+}
+
+/* The same, and the object's auth value is auth (NULL: empty). It travels in the sensitive part
+ * of Create, which the salted session encrypts (TPMA_SESSION_DECRYPT), like the KEK. */
+int tpm_seal_auth(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_mask,
+                  const uint8_t auth[TPM_KEK_AUTH_SIZE], struct tpm_sealed *ret) {
         static const TPM2B_DATA no_outside = { 0 };
         static const TPML_PCR_SELECTION no_pcrs = { 0 };
         struct tpm_parent parent = TPM_PARENT_NULL;
@@ -642,7 +659,7 @@ int tpm_seal(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_ma
                 return r;
 
         if (pcr_mask != 0) {
-                r = policy_pcr_digest(t, pcr_mask, &tmpl.publicArea.authPolicy);
+                r = policy_pcr_digest(t, pcr_mask, auth != NULL, &tmpl.publicArea.authPolicy);
                 if (r < 0)
                         goto finish;
                 tmpl.publicArea.objectAttributes = SEALED_ATTRS | TPMA_OBJECT_ADMINWITHPOLICY;
@@ -654,6 +671,10 @@ int tpm_seal(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_ma
 
         sens.sensitive.data.size = TPM_KEK_SIZE;
         memcpy(sens.sensitive.data.buffer, kek, TPM_KEK_SIZE);
+        if (auth) {
+                sens.sensitive.userAuth.size = TPM_KEK_AUTH_SIZE;
+                memcpy(sens.sensitive.userAuth.buffer, auth, TPM_KEK_AUTH_SIZE);
+        }
 
         t->ncmd++;
         rc = Esys_Create(t->esys, parent.tr, session, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -730,7 +751,16 @@ static int sealed_decode(struct tpm_ctx *t, const struct tpm_sealed *s, TPM2B_PU
  * under a key only we and the TPM hold. With a PCR policy, a separate (unsalted) policy session
  * carries PolicyPCR; it needs no secrecy. */
 int tpm_unseal(struct tpm_ctx *t, const struct tpm_sealed *s, uint8_t kek[TPM_KEK_SIZE]) {
+        return tpm_unseal_auth(t, s, NULL, kek);
+}
+
+/* The same for an object whose auth value is auth (NULL: empty). The auth value never crosses
+ * the TCTI: it only keys the HMAC of the authorizing session (the salted session, or with a PCR
+ * policy the policy session after PolicyAuthValue). A wrong one: -EACCES. */
+int tpm_unseal_auth(struct tpm_ctx *t, const struct tpm_sealed *s, const uint8_t auth[TPM_KEK_AUTH_SIZE],
+                    uint8_t kek[TPM_KEK_SIZE]) {
         static const TPM2B_DIGEST current = { 0 };
+        TPM2B_AUTH obj_auth = { 0 };
         struct tpm_parent parent = TPM_PARENT_NULL;
         TPM2B_PUBLIC pub = { 0 };
         TPM2B_PRIVATE priv = { 0 };
@@ -765,6 +795,16 @@ int tpm_unseal(struct tpm_ctx *t, const struct tpm_sealed *s, uint8_t kek[TPM_KE
                 goto finish;
         }
         track(t, obj);
+        if (auth) {
+                obj_auth.size = TPM_KEK_AUTH_SIZE;
+                memcpy(obj_auth.buffer, auth, TPM_KEK_AUTH_SIZE);
+                rc = Esys_TR_SetAuth(t->esys, obj, &obj_auth);
+                explicit_bzero(&obj_auth, sizeof(obj_auth));
+                if (rc != TSS2_RC_SUCCESS) {
+                        r = fail_rc(t, "Failed to set the sealed key's auth value", rc);
+                        goto finish;
+                }
+        }
 
         r = set_session_attrs(t, session, TPMA_SESSION_ENCRYPT);
         if (r < 0)
@@ -780,6 +820,14 @@ int tpm_unseal(struct tpm_ctx *t, const struct tpm_sealed *s, uint8_t kek[TPM_KE
                 if (rc != TSS2_RC_SUCCESS) {
                         r = fail_rc(t, "Failed to apply the PCR policy", rc);
                         goto finish;
+                }
+                if (auth) {
+                        t->ncmd++;
+                        rc = Esys_PolicyAuthValue(t->esys, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
+                        if (rc != TSS2_RC_SUCCESS) {
+                                r = fail_rc(t, "Failed to apply the auth value policy", rc);
+                                goto finish;
+                        }
                 }
                 t->ncmd++;
                 rc = Esys_Unseal(t->esys, obj, policy, session, ESYS_TR_NONE, &out);
@@ -801,6 +849,8 @@ int tpm_unseal(struct tpm_ctx *t, const struct tpm_sealed *s, uint8_t kek[TPM_KE
 
 finish:
         WIPE_FREE(out);
+        if (obj != ESYS_TR_NONE)
+                (void) Esys_TR_SetAuth(t->esys, obj, &obj_auth);       /* zeroed: ESYS's copy too */
         flush(t, &obj);
         flush(t, &policy);
         flush(t, &session);
@@ -959,38 +1009,26 @@ static int nv_defined(struct tpm_ctx *t, uint32_t index, bool *ret) {
         return 0;
 }
 
-/* Define a counter (attributes: see NV_COUNTER_ATTRS) at a random free index and advance it once.
+/* Define a counter (attributes: see NV_COUNTER_ATTRS) at index and advance it once.
  * DefineSpace carries the auth value, so it runs over a session salted with the storage parent
  * with command parameter encryption, like tpm_seal(); owner auth is the empty value. The same
  * session then authorizes the first increment and read (counter_session()). If anything after
- * the define fails, the index is undefined again so no NV space leaks. */
-int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
-                       uint32_t *ret_index, uint64_t *ret_value) {
+ * the define fails, the index is undefined again so no NV space leaks. The first increment of a
+ * new counter starts from the highest value any undefined counter had (TPM2_NT_COUNTER), so the
+ * value it returns is above every value an index undefined before had. */
+int tpm_counter_define_at(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
+                          uint64_t *ret_value) {
         ESYS_TR session = ESYS_TR_NONE, nv = ESYS_TR_NONE;
         TPM2B_NV_PUBLIC nvpub = { 0 };
         TPM2B_AUTH a = { 0 };
-        uint32_t index = 0;
         uint64_t value;
-        bool defined = true;
         TSS2_RC rc;
         int r;
 
-        if (!t || !auth || !ret_index || !ret_value)
+        if (!t || !auth || !ret_value)
                 return -EINVAL;
-
-        for (unsigned i = 0; i < TPM_COUNTER_TRIES && defined; i++) {
-                uint16_t rnd;
-
-                if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
-                        return fail(t, -EIO, "getrandom() failed");
-                index = TPM_COUNTER_FIRST + rnd;
-                r = nv_defined(t, index, &defined);
-                if (r < 0)
-                        return r;
-        }
-        if (defined)
-                return fail(t, -ENOSPC, "No free NV index found in 0x%08x..0x%08x",
-                            TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
+        if (!counter_index_valid(index))
+                return fail(t, -EINVAL, "NV index 0x%08x is outside the counter range", index);
 
         r = counter_session(t, TPMA_SESSION_DECRYPT, &session);
         if (r < 0)
@@ -1029,7 +1067,6 @@ int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SI
         if (r < 0)
                 goto undefine;
 
-        *ret_index = index;
         *ret_value = value;
         r = 0;
         goto finish;
@@ -1046,6 +1083,55 @@ finish:
         tr_close(t, &nv);
         flush(t, &session);
         return r;
+}
+
+/* Define a counter at a random free index of the range (tpm_counter_define_at()). */
+int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SIZE],
+                       uint32_t *ret_index, uint64_t *ret_value) {
+        uint32_t index = 0;
+        uint64_t value;
+        bool defined = true;
+        int r;
+
+        if (!t || !auth || !ret_index || !ret_value)
+                return -EINVAL;
+
+        for (unsigned i = 0; i < TPM_COUNTER_TRIES && defined; i++) {
+                uint16_t rnd;
+
+                if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+                        return fail(t, -EIO, "getrandom() failed");
+                index = TPM_COUNTER_FIRST + rnd;
+                r = nv_defined(t, index, &defined);
+                if (r < 0)
+                        return r;
+        }
+        if (defined)
+                return fail(t, -ENOSPC, "No free NV index found in 0x%08x..0x%08x",
+                            TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
+        r = tpm_counter_define_at(t, index, auth, &value);
+        if (r < 0)
+                return r;
+        *ret_index = index;
+        *ret_value = value;
+        return 0;
+}
+
+/* What is at index: 1 one of our counters (by shape: attributes, size, name algorithm), 0
+ * nothing, -EMEDIUMTYPE an index of another shape. Needs no auth value. */
+int tpm_counter_probe(struct tpm_ctx *t, uint32_t index) {
+        ESYS_TR nv = ESYS_TR_NONE;
+        int r;
+
+        if (!t)
+                return -EINVAL;
+        r = counter_lookup(t, index, &nv);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        counter_release(t, &nv);
+        return 1;
 }
 
 /* Read or advance a counter, over a salted HMAC session of its own (counter_session()): the auth

@@ -69,13 +69,28 @@ struct tpm_sealed {
 
 int tpm_seal(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_mask, struct tpm_sealed *ret);
 int tpm_unseal(struct tpm_ctx *t, const struct tpm_sealed *s, uint8_t kek[TPM_KEK_SIZE]);
+/* The same with an auth value on the sealed object (NULL: empty), so that unsealing needs it as
+ * well as this TPM (and the PCR policy, which then also asserts the auth value). tpm_unseal_auth()
+ * with a wrong (or missing) auth value: -EACCES. */
+#define TPM_KEK_AUTH_SIZE 32
+int tpm_seal_auth(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t pcr_mask,
+                  const uint8_t auth[TPM_KEK_AUTH_SIZE], struct tpm_sealed *ret);
+int tpm_unseal_auth(struct tpm_ctx *t, const struct tpm_sealed *s, const uint8_t auth[TPM_KEK_AUTH_SIZE],
+                    uint8_t kek[TPM_KEK_SIZE]);
 
 /* Anti-rollback counters live in this NV range (owner, "reserved for platform/owner use"). */
 #define TPM_COUNTER_FIRST 0x01500000u
 #define TPM_COUNTER_LAST  0x0150FFFFu
 #define TPM_COUNTER_AUTH_SIZE 32
 
+/* Define a counter at index (-EEXIST if something is defined there) and advance it once; its
+ * value is then above that of every counter undefined before on this TPM. */
+int tpm_counter_define_at(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value);
+/* The same at a random free index of the range. */
 int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint32_t *ret_index, uint64_t *ret_value);
+/* 1: a counter of vaultd's shape is defined at index; 0: nothing is; -EMEDIUMTYPE: an index of
+ * another shape. No auth value needed. */
+int tpm_counter_probe(struct tpm_ctx *t, uint32_t index);
 int tpm_counter_read(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value);
 int tpm_counter_increment(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_COUNTER_AUTH_SIZE], uint64_t *ret_value);
 int tpm_counter_undefine(struct tpm_ctx *t, uint32_t index);

@@ -11,6 +11,7 @@
  *   log.c         stderr in journal format (<N> priority prefixes)
  *   secmem.c      memfd_secret(2) / mlock memory for secrets; non-dumpable process
  *   storage.c     atomic file I/O in the state directory
+ *   keyfile.c     the key file the sealed KEK's auth value is derived from
  *   vstate.c      the vault's life cycle: load + crash-window recovery, commit, provision
  *   peercred.c    who may talk to vaultd (SO_PEERCRED, SO_PEERGROUPS)
  *   ipc-server.c  listening socket, connections, packets, SCM_RIGHTS
@@ -50,6 +51,12 @@ struct tpm_ctx;
 #define VAULTD_DEFAULT_AUTH_BURST       10
 #define VAULTD_AUTH_BURST_MAX           100000
 #define VAULTD_VAULT_FILE               "vault"
+/* The key file (keyfile.c) when none is configured and systemd passes no credential
+ * "vaultd.key": outside the state directory (vaultd.service: StateDirectory=vaultd vaultd-key). */
+#define VAULTD_DEFAULT_KEY_FILE         "/var/lib/vaultd-key/vaultd.key"
+#define VAULTD_KEY_CREDENTIAL           "vaultd.key"
+/* vaultd's one anti-rollback NV counter (docs/vault-file.md §5): the first of its range. */
+#define VAULTD_DEFAULT_NV_INDEX         0x01500000u
 /* A handshake whose owner goes quiet is dropped after this long, so that a stuck client cannot
  * hold the vault busy forever (the server drops its side after 10 s anyway, protocol §7). */
 #define VAULTD_HANDSHAKE_TIMEOUT_S      30
@@ -80,12 +87,15 @@ struct vaultd_config {
         char *auth_rate;                /* as given, for messages: "6/h", "0" */
         uint64_t auth_interval_usec;    /* one authentication per this long; 0: no limit */
         unsigned auth_burst;
+        uint32_t nv_index;              /* the long-lived anti-rollback counter */
+        char *key_file;                 /* NULL: key-file = none (empty KEK auth value) */
 };
 /* 0: run; 1: --help/--version done; -EINVAL: usage error (already reported on stderr: the one
  * place outside main.c that prints, because only it knows the offending value). */
 int config_load(int argc, char *argv[], struct vaultd_config *ret);
 void config_free(struct vaultd_config *c);
 int config_parse_pcrs(const char *s, uint32_t *ret);
+int config_parse_nv_index(const char *s, uint32_t *ret);
 
 /* ---- log.c ---- */
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -116,6 +126,14 @@ int storage_read(int dirfd, uint8_t **ret, size_t *ret_len);
  * every directory sync fail, docs/vault-file.md §7.) */
 int storage_write(int dirfd, const uint8_t *data, size_t len);
 
+/* ---- keyfile.c ---- */
+#define VAULTD_KEK_AUTH_LEN 32
+/* The sealed KEK's auth value from the key file at path; if create and there is none, a new key
+ * file is made first (mode 0600, durable). -EPERM: accessible to group or others; -EBADMSG: not a
+ * regular file of 32..4096 bytes; -ENOENT; other -errno. */
+int keyfile_auth(const char *path, bool create, uint8_t auth[VAULTD_KEK_AUTH_LEN]);
+const char *keyfile_strerror(int r);
+
 /* ---- vstate.c ---- */
 /* Everything secret vaultd holds, in one secret-memory mapping. */
 struct vaultd_secrets {
@@ -123,6 +141,7 @@ struct vaultd_secrets {
         uint8_t counter_auth[VAULTFILE_AUTH_LEN];
         uint8_t new_kek[VAULTFILE_KEK_LEN];     /* provision, until the new file is durable */
         uint8_t new_auth[VAULTFILE_AUTH_LEN];
+        uint8_t kek_auth[VAULTD_KEK_AUTH_LEN];  /* from the key file, while sealing/unsealing */
         uint8_t vault_a[SV_VAULT_MAX];
         uint8_t vault_b[SV_VAULT_MAX];
         struct hs_device hs;            /* t1, r2, K4, session key, transcript */
@@ -140,6 +159,7 @@ enum crash_point {
         CRASH_BEFORE_FILE,
         CRASH_AFTER_FILE,
         CRASH_AFTER_COUNTER,
+        CRASH_PROVISION_AFTER_FILE,     /* provision over a vault on the counter: file, no bump */
 };
 
 struct conn;
@@ -158,6 +178,7 @@ struct vaultd {
         struct vaultfile_header hdr;    /* the current file's header (public) */
         enum crash_point crash_at;
         bool tpm_failed;                /* the last vstate_* failure came from the TPM */
+        bool key_failed;                /* the last vstate_* failure was reading the key file */
 
         struct conn *hs_owner;          /* the connection holding the handshake, or NULL */
         sd_event_source *hs_timer;

@@ -17,10 +17,25 @@ _Static_assert(VAULTFILE_NAME_MAX == TPM_NAME_MAX, "vault file and TPM layer dis
 _Static_assert(VAULTFILE_BLOB_MAX == TPM_SEALED_MAX, "vault file and TPM layer disagree on blob size");
 _Static_assert(VAULTFILE_KEK_LEN == TPM_KEK_SIZE, "KEK size");
 _Static_assert(VAULTFILE_AUTH_LEN == TPM_COUNTER_AUTH_SIZE, "counter auth size");
+_Static_assert(VAULTD_KEK_AUTH_LEN == TPM_KEK_AUTH_SIZE, "KEK auth size");
 
 void vstate_crash_point(const struct vaultd *d, enum crash_point p) {
         if (d->crash_at == p)
                 _exit(VAULTD_EXIT_CRASH);
+}
+
+/* Test-only fault injection (docs/vault-file.md §7): VAULTD_FAIL_AT=nv-undefine makes every
+ * removal of an NV counter by vaultd fail, as a TPM may refuse it. */
+static bool fault_nv_undefine(void) {
+        const char *s = getenv("VAULTD_FAIL_AT");
+
+        return s && strcmp(s, "nv-undefine") == 0;
+}
+
+static int counter_undefine(struct vaultd *d, uint32_t index) {
+        if (fault_nv_undefine())
+                return -EIO;
+        return tpm_counter_undefine(d->tpm, index);
 }
 
 static void wipe_secrets(struct vaultd *d) {
@@ -28,6 +43,7 @@ static void wipe_secrets(struct vaultd *d) {
         OPENSSL_cleanse(d->sec->counter_auth, sizeof d->sec->counter_auth);
         OPENSSL_cleanse(d->sec->new_kek, sizeof d->sec->new_kek);
         OPENSSL_cleanse(d->sec->new_auth, sizeof d->sec->new_auth);
+        OPENSSL_cleanse(d->sec->kek_auth, sizeof d->sec->kek_auth);
         OPENSSL_cleanse(d->sec->vault_a, sizeof d->sec->vault_a);
         OPENSSL_cleanse(d->sec->vault_b, sizeof d->sec->vault_b);
 }
@@ -42,6 +58,22 @@ void vstate_refuse(struct vaultd *d, const char *fmt, ...) {
         va_end(ap);
         wipe_secrets(d);
         d->state = VAULT_REFUSED;
+}
+
+/* "7,16" for a PCR mask. */
+static const char *pcr_list(uint32_t mask, char *buf, size_t size) {
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (unsigned i = 0; i < 32 && len < size; i++)
+                if (mask & (UINT32_C(1) << i)) {
+                        int n = snprintf(buf + len, size - len, "%s%u", len ? "," : "", i);
+
+                        if (n < 0)
+                                break;
+                        len += (size_t) n;
+                }
+        return buf;
 }
 
 static void sealed_from_header(const struct vaultfile_header *h, struct tpm_sealed *s) {
@@ -80,10 +112,16 @@ static bool tpm_counter_error_is_verdict(int r) {
  * Start-up verification, in this order, each failure a distinct verdict:
  *   1. the file decodes (magic, version, bounds, exact size)      else: corrupt
  *   2. it was sealed under this TPM's storage parent               else: foreign
- *   3. the TPM unseals the KEK                                     else: foreign / PCR policy
+ *   3. the TPM unseals the KEK (with the key file's auth value if the file says so; a key
+ *      file that cannot be read is no verdict: vaultd exits)      else: foreign / PCR policy /
+ *                                                                       another key file
  *   4. the AEAD over header and payload verifies under the KEK     else: tampered
- *   5. the NV counter exists, takes the file's auth value          else: foreign / TPM cleared
- *   6. file counter vs TPM counter:
+ *   5. the file names vaultd's counter (--nv-index); a file naming another index is one from
+ *      before vaultd had that counter (an upgrade from per-vault counters, or another
+ *      --nv-index), used only while vaultd's counter does not exist: once a provisioning has
+ *      defined it, every such file is older than that provisioning       else: replaced
+ *   6. the NV counter exists, takes the file's auth value          else: foreign / TPM cleared
+ *   7. file counter vs TPM counter:
  *        equal          -> the normal case
  *        TPM + 1        -> crash after the file was written and before the counter advanced:
  *                          advance the counter once (the file is the newer generation, and
@@ -130,10 +168,36 @@ int vstate_load(struct vaultd *d) {
                 goto out;
         }
 
+        /* A KEK bound to the key file needs it: without it there is no verdict on the file (a
+         * missing credential, a wrong setting), so vaultd exits and systemd retries. */
+        d->key_failed = false;
+        if (h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE) {
+                r = d->cfg->key_file ? keyfile_auth(d->cfg->key_file, false, d->sec->kek_auth) : -ENOKEY;
+                if (r < 0) {
+                        d->key_failed = true;
+                        goto out_r;
+                }
+        }
         sealed_from_header(&h, &sealed);
-        r = tpm_unseal(d->tpm, &sealed, d->sec->kek);
+        r = tpm_unseal_auth(d->tpm, &sealed, h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE ? d->sec->kek_auth : NULL,
+                            d->sec->kek);
+        OPENSSL_cleanse(d->sec->kek_auth, sizeof d->sec->kek_auth);
         if (r == -EPERM) {
-                vstate_refuse(d, "refusing: PCR values do not satisfy the vault key's policy");
+                char pcrs[3 * 24 + 1];
+
+                vstate_refuse(d, "refusing: PCR values do not satisfy the vault key's policy (PCRs %s changed "
+                              "since it was sealed: boot chain or firmware changed?)",
+                              pcr_list(h.pcr_mask, pcrs, sizeof pcrs));
+                goto out;
+        }
+        if (r == -EACCES && h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE) {
+                vstate_refuse(d, "refusing: the vault key is bound to a key file, and '%s' is not that one "
+                              "(wrong or replaced key file?)", d->cfg->key_file);
+                goto out;
+        }
+        if (r == -EACCES) {
+                /* An empty auth value refused: the object has another one (a tampered kek_auth). */
+                vstate_refuse(d, "refusing: this TPM cannot unseal the vault key (foreign or tampered vault file)");
                 goto out;
         }
         if (tpm_unseal_error_is_verdict(r)) {
@@ -149,10 +213,22 @@ int vstate_load(struct vaultd *d) {
                 goto out;
         }
 
+        if (h.nv_index != d->cfg->nv_index) {
+                r = tpm_counter_probe(d->tpm, d->cfg->nv_index);
+                if (r == 1) {
+                        vstate_refuse(d, "refusing: vault file predates the last provisioning: it names NV counter "
+                                      "0x%08" PRIx32 ", vaultd's counter is 0x%08" PRIx32 " (replaced vault?)",
+                                      h.nv_index, d->cfg->nv_index);
+                        goto out;
+                }
+                if (r < 0 && r != -EMEDIUMTYPE)
+                        goto out_r;
+        }
+
         r = tpm_counter_read(d->tpm, h.nv_index, d->sec->counter_auth, &tpm_value);
         if (tpm_counter_error_is_verdict(r)) {
                 vstate_refuse(d, "refusing: anti-rollback counter 0x%08" PRIx32 " is missing or not ours "
-                              "(foreign vault file, or the TPM was cleared)", h.nv_index);
+                              "(foreign or replaced vault file, or the TPM was cleared)", h.nv_index);
                 goto out;
         }
         if (r < 0)
@@ -235,6 +311,18 @@ static int write_file(struct vaultd *d, const struct vaultfile_header *h, const 
         return r;
 }
 
+/* Advance the bound counter past the file just made durable (one TPM command). On failure the
+ * file on disk is the new generation and the vault in memory must not be used again: refuse
+ * until a restart closes the window (counter == file - 1). */
+static int counter_advance(struct vaultd *d) {
+        if (tpm_counter_bump(d->tpm) >= 0)
+                return 0;
+        d->tpm_failed = true;
+        vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
+                      "advanced; restart vaultd");
+        return -ENOTRECOVERABLE;
+}
+
 /*
  * A new generation becomes real in this order, so that a crash between any two steps leaves a
  * state the start-up rules recover from (docs/vault-file.md):
@@ -275,15 +363,9 @@ int vstate_commit(struct vaultd *d) {
         vstate_crash_point(d, CRASH_AFTER_FILE);
 
         /* One TPM command; the value it reaches (counter + 1) is checked at the next start. */
-        r = tpm_counter_bump(d->tpm);
-        if (r < 0) {
-                d->tpm_failed = true;
-                /* The file on disk is the new generation; the old vault must not be used again.
-                 * A restart closes the window (counter == file - 1) or refuses. */
-                vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
-                              "advanced; restart vaultd");
-                return -ENOTRECOVERABLE;
-        }
+        r = counter_advance(d);
+        if (r < 0)
+                return r;
         vstate_crash_point(d, CRASH_AFTER_COUNTER);
 
         {
@@ -298,34 +380,83 @@ int vstate_commit(struct vaultd *d) {
 }
 
 /*
- * Provision: a fresh KEK sealed by the TPM, a fresh NV counter, the bundle's vault. The existing
- * vault (if any, and only with force) stays in place until the new file is durable; its counter
- * is removed only after that, and only if it was verified at start (a refused file's NV index
- * may not be ours to remove).
+ * Take vaultd's counter for a new vault whose predecessor's counter auth is not known (no vault,
+ * a refused one, or one on another index): remove whatever counter of ours is at the index (its
+ * auth value may be lost with a refused file) and define it anew with the new auth. The TPM
+ * starts a redefined counter above the highest value an undefined one had, and the new auth
+ * differs: every file of before is refused, by value and by auth. An index of another shape is
+ * not ours to remove (-EMEDIUMTYPE, with the TPM layer's message).
+ */
+static int counter_take(struct vaultd *d, uint32_t index, const uint8_t *auth, uint64_t *ret_value) {
+        int r;
+
+        r = tpm_counter_probe(d->tpm, index);
+        if (r < 0)
+                return r;
+        if (r == 1) {
+                r = counter_undefine(d, index);
+                if (r < 0)
+                        return r;
+        }
+        return tpm_counter_define_at(d->tpm, index, auth, ret_value);
+}
+
+/*
+ * Provision: a fresh KEK sealed by the TPM, the bundle's vault, and the next value of vaultd's
+ * one long-lived NV counter (d->cfg->nv_index), so that no file of before, of this vault or of
+ * any earlier one, can be loaded again (docs/vault-file.md §6). Two ways:
+ *
+ *  - the current vault is verified and on that counter: like a commit (§5), the new file with
+ *    counter + 1 and the same counter auth is made durable, then the counter is advanced. A
+ *    crash in between leaves F == T + 1, which the start closes; a failure before the file is
+ *    durable leaves the old vault in use;
+ *  - otherwise (no vault, a refused one, or a verified vault of before the one counter): the
+ *    counter is (re)defined with a fresh auth value (counter_take()), then the file is written.
+ *    A verified old vault keeps working until the new file is durable (its counter, elsewhere,
+ *    is removed only after that; a file naming another index is refused from now on, as the
+ *    counter exists).
  */
 int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         struct vaultfile_header h = { 0 };
         struct tpm_sealed sealed;
-        uint32_t old_index = 0, index;
+        uint32_t index = d->cfg->nv_index, old_index = 0;
+        bool advance;
         uint64_t value;
         int r;
 
         if (d->state != VAULT_NONE && !force)
                 return -EEXIST;
-        if (d->state == VAULT_READY)
+        advance = d->state == VAULT_READY && d->hdr.nv_index == index;
+        if (d->state == VAULT_READY && !advance)
                 old_index = d->hdr.nv_index;
         d->tpm_failed = false;
+        d->key_failed = false;
+        if (advance && d->hdr.counter == UINT64_MAX)
+                return -EOVERFLOW;
 
         r = crypto_random(d->sec->new_kek, sizeof d->sec->new_kek);
-        if (r >= 0)
+        if (r >= 0 && advance)
+                memcpy(d->sec->new_auth, d->sec->counter_auth, sizeof d->sec->new_auth);
+        else if (r >= 0)
                 r = crypto_random(d->sec->new_auth, sizeof d->sec->new_auth);
         if (r >= 0)
                 r = crypto_random(h.iv, sizeof h.iv);
         if (r < 0)
                 goto out;
-        r = tpm_seal(d->tpm, d->sec->new_kek, d->cfg->pcr_mask, &sealed);
-        if (r >= 0)
-                r = tpm_counter_define(d->tpm, d->sec->new_auth, &index, &value);
+        if (d->cfg->key_file) {
+                r = keyfile_auth(d->cfg->key_file, true, d->sec->kek_auth);
+                if (r < 0) {
+                        d->key_failed = true;
+                        goto out;
+                }
+        }
+        r = tpm_seal_auth(d->tpm, d->sec->new_kek, d->cfg->pcr_mask, d->cfg->key_file ? d->sec->kek_auth : NULL,
+                          &sealed);
+        OPENSSL_cleanse(d->sec->kek_auth, sizeof d->sec->kek_auth);
+        if (r >= 0 && advance)
+                value = d->hdr.counter + 1;
+        else if (r >= 0)
+                r = counter_take(d, index, d->sec->new_auth, &value);
         if (r < 0) {
                 d->tpm_failed = true;
                 goto out;
@@ -340,22 +471,35 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         memcpy(h.sealed_priv, sealed.priv, sealed.priv_len);
         h.sealed_priv_len = sealed.priv_len;
         h.pcr_mask = sealed.pcr_mask;
+        h.kek_auth = d->cfg->key_file ? VAULTFILE_KEK_AUTH_KEY_FILE : VAULTFILE_KEK_AUTH_NONE;
         h.nv_index = index;
         h.counter = value;
 
         r = write_file(d, &h, d->sec->new_kek, d->sec->new_auth, b->vault);
         if (r == -ENOTRECOVERABLE) {
                 /* The new file is in place but may not survive a power loss: after a restart
-                 * either file may be found, so neither counter may go (the old one is kept
-                 * anyway until the switch below). Refuse until then. */
+                 * either file may be found, so no counter may go or advance. Refuse until then. */
                 vstate_refuse(d, "refusing: the new vault file replaced the old one but the state directory "
                               "could not be synced; restart vaultd");
                 vaultd_notify_status(d);
                 goto out;
         }
         if (r < 0) {
-                (void) tpm_counter_undefine(d->tpm, index);
+                /* Nothing changed on disk. A verified vault of before the one counter stays
+                 * loadable only while that counter does not exist: remove it again. */
+                if (old_index != 0)
+                        (void) counter_undefine(d, index);
                 goto out;
+        }
+
+        if (advance) {
+                vstate_crash_point(d, CRASH_PROVISION_AFTER_FILE);
+                /* One TPM command: from now on every older file is behind the counter. */
+                r = counter_advance(d);
+                if (r < 0) {
+                        vaultd_notify_status(d);
+                        goto out;
+                }
         }
 
         /* Durable: switch over. Both buffers are wiped whole first: the old vault may be larger
@@ -370,14 +514,18 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         d->hdr = h;
         d->state = VAULT_READY;
         d->refusal[0] = '\0';
-        r = tpm_counter_bind(d->tpm, index, d->sec->counter_auth);
-        if (r < 0) {
-                /* The vault is durable and verified at the next start; until then refuse to use it. */
-                vstate_refuse(d, "refusing: cannot bind the new TPM counter; restart vaultd");
-                vaultd_notify_status(d);
-                goto out;
+        if (!advance) {
+                r = tpm_counter_bind(d->tpm, index, d->sec->counter_auth);
+                if (r < 0) {
+                        /* The vault is durable and verified at the next start; until then refuse to use it. */
+                        vstate_refuse(d, "refusing: cannot bind the new TPM counter; restart vaultd");
+                        vaultd_notify_status(d);
+                        goto out;
+                }
         }
-        if (old_index != 0 && old_index != index && tpm_counter_undefine(d->tpm, old_index) < 0)
+        /* The replaced vault's own counter (a vault of before the one counter) is of no use any
+         * more: its file is refused now that vaultd's counter exists. */
+        if (old_index != 0 && old_index != index && counter_undefine(d, old_index) < 0)
                 r = 1;
 out:
         OPENSSL_cleanse(d->sec->new_kek, sizeof d->sec->new_kek);

@@ -101,7 +101,7 @@ swapped-vault-files)
         "$SWTPM_BIN" socket --tpm2 --daemon --server type=unixio,path="$T/tpm2/sock" --ctrl type=unixio,path="$T/tpm2/sock.ctrl" \
                 --tpmstate dir="$T/tpm2" --flags not-need-init,startup-clear --pid file="$T/tpm2/pid"
         for _ in $(seq 200); do [ -S "$T/tpm2/sock" ] && break; sleep 0.01; done
-        "$VAULTD" --tcti "swtpm:path=$T/tpm2/sock" --state-dir "$T/state2" --socket "$T/v2.sock" --config /dev/null --max-auth-rate 0 2>>"$T/vaultd2.log" & v2=$!
+        "$VAULTD" --tcti "swtpm:path=$T/tpm2/sock" --state-dir "$T/state2" --socket "$T/v2.sock" --config /dev/null --max-auth-rate 0 --key-file "$T/vaultd-key2/vaultd.key" 2>>"$T/vaultd2.log" & v2=$!
         for _ in $(seq 500); do [ -S "$T/v2.sock" ] && break; sleep 0.01; done
         "$DEVICECTL" --socket "$T/v2.sock" provision "$T/bundle2" >/dev/null || fail "provision dev2"
         kill -TERM $v2; wait $v2 || true

@@ -89,7 +89,7 @@ start_vaultd() {
         rm -f "$T/vaultd.sock"
         mkdir -p "$T/state"
         env "$@" $VG "$VAULTD" --tcti "swtpm:path=$T/tpm/sock" --state-dir "$T/state" --socket "$T/vaultd.sock" \
-                --config /dev/null --max-auth-rate 0 ${VAULTD_ARGS:-} 2>>"$T/vaultd.log" &
+                --config /dev/null --max-auth-rate 0 --key-file "$T/vaultd-key/vaultd.key" ${VAULTD_ARGS:-} 2>>"$T/vaultd.log" &
         VAULTD_PID=$!
         for _ in $(seq $((500 * SCALE))); do
                 [ -S "$T/vaultd.sock" ] && return

@@ -548,6 +548,47 @@ START_TEST(test_counter_not_ours) {
 }
 END_TEST
 
+/* vaultd's one counter at a fixed index: a counter defined anew there (its auth value lost with a
+ * refused vault file) starts above every value the removed one reached, which is what refuses
+ * every vault file of before a provisioning (docs/vault-file.md §6). probe needs no auth value. */
+START_TEST(test_counter_redefine) {
+        const uint32_t index = TPM_COUNTER_FIRST;
+        struct tpm_ctx *t = open_tpm(&tpm_a);
+        uint8_t auth[TPM_COUNTER_AUTH_SIZE], other[TPM_COUNTER_AUTH_SIZE];
+        uint64_t v0 = 0, v = 0, again = 0;
+        int r;
+
+        random_bytes(auth, sizeof(auth));
+        random_bytes(other, sizeof(other));
+        ck_assert_int_eq(tpm_counter_probe(t, index), 0);
+        r = tpm_counter_define_at(t, index, auth, &v0);
+        ck_assert_msg(r == 0, "define_at: %s: %s", strerror(-r), tpm_last_error(t));
+        ck_assert_int_eq(tpm_counter_define_at(t, index, other, &v), -EEXIST);
+        ck_assert_int_eq(tpm_counter_probe(t, index), 1);
+        for (int i = 0; i < 5; i++)
+                ck_assert_int_eq(tpm_counter_increment(t, index, auth, &v), 0);
+        ck_assert_uint_eq(v, v0 + 5);
+        ck_assert_int_eq(tpm_counter_undefine(t, index), 0);
+        ck_assert_int_eq(tpm_counter_probe(t, index), 0);
+        r = tpm_counter_define_at(t, index, other, &again);
+        ck_assert_msg(r == 0, "define_at again: %s: %s", strerror(-r), tpm_last_error(t));
+        ck_assert_uint_gt(again, v);
+        ck_assert_int_eq(tpm_counter_read(t, index, auth, &v), -EACCES);
+        ck_assert_int_eq(tpm_counter_define_at(t, TPM_COUNTER_LAST + 1, other, &v), -EINVAL);
+        ck_assert_int_eq(tpm_counter_undefine(t, index), 0);
+        assert_clean(t);
+        tpm_close(t);
+
+        require_swtpm();
+        TOOL(&tpm_a, "tpm2_nvdefine", "-Q", "-C", "o", "-s", "8",
+             "-a", "authread|authwrite|no_da", "0x01500001");
+        t = open_tpm(&tpm_a);
+        ck_assert_int_eq(tpm_counter_probe(t, 0x01500001), -EMEDIUMTYPE);
+        ck_assert_int_eq(tpm_counter_define_at(t, 0x01500001, other, &v), -EEXIST);
+        tpm_close(t);
+}
+END_TEST
+
 /* A sealed object made by someone else under the same SRK (anyone may create under it), holding
  * 16 bytes: loads and unseals in the TPM, but is refused for its size; the output stays put. */
 START_TEST(test_foreign_size) {
@@ -782,6 +823,7 @@ static Suite *tpm_suite(void) {
         add_case(s, "pcr_policy", test_pcr_policy, setup_one);
         add_case(s, "counter", test_counter, setup_one);
         add_case(s, "counter_not_ours", test_counter_not_ours, setup_one);
+        add_case(s, "counter_redefine", test_counter_redefine, setup_one);
         add_case(s, "foreign_size", test_foreign_size, setup_one);
         add_case(s, "no_secret_on_wire", test_no_secret_on_wire, setup_one);
         add_case(s, "no_leak_stress", test_no_leak_stress, setup_one);

@@ -34,6 +34,7 @@ static void make(uint16_t n, uint8_t m, const char *server) {
         hdr.sealed_priv_len = 126;
         memset(hdr.sealed_priv, 0x22, hdr.sealed_priv_len);
         hdr.pcr_mask = 1u << 7;
+        hdr.kek_auth = VAULTFILE_KEK_AUTH_KEY_FILE;
         hdr.nv_index = 0x01501234;
         hdr.counter = 1000;
         ck_assert_int_eq(crypto_random(hdr.iv, sizeof hdr.iv), 0);
@@ -64,6 +65,7 @@ START_TEST(round_trip) {
                 ck_assert_uint_eq(h.counter, 1000);
                 ck_assert_uint_eq(h.nv_index, 0x01501234);
                 ck_assert_uint_eq(h.pcr_mask, 1u << 7);
+                ck_assert_uint_eq(h.kek_auth, VAULTFILE_KEK_AUTH_KEY_FILE);
                 ck_assert_mem_eq(h.sealed_priv, hdr.sealed_priv, hdr.sealed_priv_len);
                 ck_assert_int_eq(vaultfile_open(file, file_len, &h, kek, out_auth, out_vault), 0);
                 ck_assert_mem_eq(out_auth, auth, sizeof auth);
@@ -92,9 +94,11 @@ START_TEST(magic_version_bounds) {
         file[0] ^= 1;
         ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EBADMSG);
         file[0] ^= 1;
-        file[9] = 2;                    /* version 2 */
+        file[9] = 3;                    /* version 3 */
         ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EPROTONOSUPPORT);
-        file[9] = 1;
+        file[9] = 0;
+        ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EPROTONOSUPPORT);
+        file[9] = 2;
         file[10] = 0;                   /* id_len 0 */
         ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EBADMSG);
         file[10] = 65;                  /* id_len over the maximum */
@@ -109,6 +113,34 @@ START_TEST(magic_version_bounds) {
         hdr.sealed_pub_len = VAULTFILE_BLOB_MAX + 1;
         ck_assert_uint_eq(vaultfile_size(&hdr), 0);
         ck_assert_int_eq(vaultfile_seal(&hdr, kek, auth, vault, file, sizeof file, &file_len), -EINVAL);
+}
+END_TEST
+
+/* Version 1 (before kek_auth) still decodes, as an empty-auth KEK; kek_auth has two values. */
+START_TEST(version_1_and_kek_auth) {
+        static uint8_t v1[VAULTFILE_MAX];
+        struct vaultfile_header h;
+        size_t hlen, at;
+
+        make(64, 16, "h:1");
+        hlen = file_len - VAULTFILE_CT_LEN(vault_size(&hdr.params));
+        at = hlen - (4 + 8 + SV_GCM_IV_LEN + 4) - 1;    /* kek_auth: before nv_index */
+        ck_assert_uint_eq(file[at], VAULTFILE_KEK_AUTH_KEY_FILE);
+        file[at] = 2;
+        ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EBADMSG);
+        file[at] = VAULTFILE_KEK_AUTH_NONE;
+        ck_assert_int_eq(vaultfile_decode(file, file_len, &h), 0);
+        ck_assert_uint_eq(h.kek_auth, VAULTFILE_KEK_AUTH_NONE);
+
+        memcpy(v1, file, at);
+        memcpy(v1 + at, file + at + 1, file_len - at - 1);
+        v1[9] = 1;
+        ck_assert_int_eq(vaultfile_decode(v1, file_len - 1, &h), 0);
+        ck_assert_uint_eq(h.kek_auth, VAULTFILE_KEK_AUTH_NONE);
+        ck_assert_uint_eq(h.nv_index, 0x01501234);
+        ck_assert_uint_eq(h.counter, 1000);
+        ck_assert_uint_eq(h.pcr_mask, 1u << 7);
+        ck_assert_int_eq(vaultfile_decode(v1, file_len, &h), -EBADMSG);
 }
 END_TEST
 
@@ -155,6 +187,7 @@ static Suite *vaultfile_suite(void) {
         tcase_add_test(tc, round_trip);
         tcase_add_test(tc, truncation_and_trailing);
         tcase_add_test(tc, magic_version_bounds);
+        tcase_add_test(tc, version_1_and_kek_auth);
         tcase_add_test(tc, every_byte_authenticated);
         tcase_add_test(tc, wrong_key);
         suite_add_tcase(s, tc);

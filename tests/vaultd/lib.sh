@@ -4,6 +4,8 @@
 #
 #   start_swtpm TPM                  a fresh swtpm; TCTI in $(tcti TPM)
 #   start_vaultd NAME TPM [ARGS...]  vaultd with state $T/NAME/state, socket $T/NAME/sock,
+#                                    key file $T/NAME/key/vaultd.key (made at the first
+#                                    provisioning; ARGS may name another),
 #                                    log $T/NAME/log; waits until it listens ($CRASH_AT and
 #                                    $FAIL_AT, if set, become VAULTD_CRASH_AT, VAULTD_FAIL_AT;
 #                                    authentications are not rate-limited unless $AUTH_RATE
@@ -120,7 +122,7 @@ start_vaultd() {
         [ "${AUTH_RATE:-}" = default ] && rate=
         env "VAULTD_CRASH_AT=${CRASH_AT:-}" "VAULTD_FAIL_AT=${FAIL_AT:-}" \
                 $VG "$VAULTD" --tcti "$(tcti "$tpm")" --state-dir "$d/state" --socket "$d/sock" \
-                --config /dev/null $rate "$@" 2>>"$d/log" &
+                --config /dev/null --key-file "$d/key/vaultd.key" $rate "$@" 2>>"$d/log" &
         pid=$!
         echo "$pid" >"$d/pid"
         case " $VAULTD_NAMES " in *" $name "*) ;; *) VAULTD_NAMES="$VAULTD_NAMES $name" ;; esac

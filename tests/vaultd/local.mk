@@ -26,6 +26,8 @@ VAULTD_TESTS = \
 	tests/vaultd/systemd.test \
 	tests/vaultd/fdleak.test \
 	tests/vaultd/dirsync.test \
-	tests/vaultd/ratelimit.test
+	tests/vaultd/ratelimit.test \
+	tests/vaultd/replaced.test \
+	tests/vaultd/keybind.test
 TESTS += $(VAULTD_TESTS)
 EXTRA_DIST += $(VAULTD_TESTS) tests/vaultd/lib.sh

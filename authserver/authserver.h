@@ -24,7 +24,9 @@
 /* SIGTERM lets open handshakes finish for at most this long. */
 #define AUTHSERVER_DRAIN_MS             5000
 /* Audit rows older than this many days are pruned by the running server. */
+/* Days; a unit suffix (s, min, h, d) may say otherwise. At most 100 years. */
 #define AUTHSERVER_DEFAULT_AUDIT_RETENTION 90
+#define AUTHSERVER_AUDIT_RETENTION_MAX_S (36500ULL * 86400)
 
 /* Exit codes of the admin verbs and of serve. */
 enum {
@@ -48,7 +50,7 @@ struct config {
         unsigned max_per_address;       /* 0: no limit */
         uint16_t decoy_n;               /* the decoy shape while no device of M1's profile is enrolled */
         uint8_t decoy_p;
-        unsigned audit_retention_days;  /* 0: keep the audit trail forever */
+        uint64_t audit_retention_s;     /* 0: keep the audit trail forever */
         /* Test-only fault injection: exit at a named commit point (tests/e2e crash matrix). */
         char *crash_at;
 };

@@ -18,7 +18,7 @@ void config_init(struct config *c) {
                 .max_per_address = AUTHSERVER_DEFAULT_MAX_PER_ADDR,
                 .decoy_n = SV_DEFAULT_N,
                 .decoy_p = SV_DEFAULT_P,
-                .audit_retention_days = AUTHSERVER_DEFAULT_AUDIT_RETENTION,
+                .audit_retention_s = AUTHSERVER_DEFAULT_AUDIT_RETENTION * 86400ULL,
         };
 }
 
@@ -131,9 +131,8 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 return 0;
         }
         if (strcmp(key, "audit-retention") == 0) {
-                if (parse_unsigned(value, 0, 36500, &v) < 0)
+                if (text_parse_duration(value, 86400, AUTHSERVER_AUDIT_RETENTION_MAX_S, &c->audit_retention_s) < 0)
                         goto bad;
-                c->audit_retention_days = v;
                 return 0;
         }
         fprintf(stderr, "authserver: %s: unknown setting '%s'\n", origin, key);

@@ -230,13 +230,14 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                 case 'h':
                         printf("Usage: authserver serve [--listen ADDR:PORT]... [--db PATH] [--master-key FILE]\n"
                                "         [--timeout SECONDS] [--hello-timeout SECONDS] [--max-connections N]\n"
-                               "         [--max-connections-per-address N] [--audit-retention DAYS]\n"
+                               "         [--max-connections-per-address N] [--audit-retention AGE]\n"
                                "         [--config FILE]\n\n"
                                "Serve the secure-vault protocol. ADDR is an IPv4 address, [IPv6], a host name\n"
                                "or '*'; default " AUTHSERVER_DEFAULT_LISTEN ". Sockets passed by systemd take\n"
                                "precedence. Defaults: --timeout %d, --hello-timeout %d, --max-connections %d,\n"
                                "--max-connections-per-address %d (per IPv4 /24 or IPv6 /48; 0: no limit),\n"
-                               "--audit-retention %d (days; 0: keep the audit trail forever).\n",
+                               "--audit-retention %d (days, or with a unit s, min, h, d; 0: keep the audit trail\n"
+                               "forever).\n",
                                AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS / 1000,
                                AUTHSERVER_DEFAULT_MAX_CONN, AUTHSERVER_DEFAULT_MAX_PER_ADDR,
                                AUTHSERVER_DEFAULT_AUDIT_RETENTION);

@@ -150,8 +150,8 @@ void upkeep_write(struct server *srv, int64_t now) {
                             "within one summary interval", srv->n_devices_dropped, UPKEEP_DEVICES_MAX);
                 srv->n_devices_dropped = 0;
         }
-        if (srv->cfg->audit_retention_days > 0) {
-                r = store_audit_prune(st, now - (int64_t) srv->cfg->audit_retention_days * 86400, UPKEEP_PRUNE_BATCH);
+        if (srv->cfg->audit_retention_s > 0) {
+                r = store_audit_prune(st, now - (int64_t) srv->cfg->audit_retention_s, UPKEEP_PRUNE_BATCH);
                 if (r < 0)
                         log_warning("Failed to prune the audit trail: %s", store_last_error(st));
                 else if (r == UPKEEP_PRUNE_BATCH)

@@ -41,16 +41,8 @@ bool ratelimit_pass(struct ratelimit *rl, uint64_t now_usec, uint64_t interval_u
 }
 
 int ratelimit_parse_rate(const char *s, uint64_t *ret_interval_usec) {
-        static const struct {
-                const char *name;
-                uint64_t usec;
-        } units[] = {
-                { "s",   USEC_PER_SEC },
-                { "min", 60 * USEC_PER_SEC },
-                { "h",   3600 * USEC_PER_SEC },
-                { "d",   86400 * USEC_PER_SEC },
-        };
         const char *slash = strchr(s, '/');
+        uint64_t unit;
         char count[16];
         unsigned long n;
 
@@ -62,12 +54,9 @@ int ratelimit_parse_rate(const char *s, uint64_t *ret_interval_usec) {
                 return -EINVAL;
         memcpy(count, s, (size_t) (slash - s));
         count[slash - s] = '\0';
-        if (text_parse_unsigned(count, 0, RATELIMIT_COUNT_MAX, &n) < 0)
+        if (text_parse_unsigned(count, 0, RATELIMIT_COUNT_MAX, &n) < 0 || text_time_unit(slash + 1, &unit) < 0)
                 return -EINVAL;
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-                if (strcmp(slash + 1, units[i].name) == 0) {
-                        *ret_interval_usec = n == 0 ? 0 : (units[i].usec + n - 1) / n;
-                        return 0;
-                }
-        return -EINVAL;
+        unit *= USEC_PER_SEC;
+        *ret_interval_usec = n == 0 ? 0 : (unit + n - 1) / n;
+        return 0;
 }

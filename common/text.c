@@ -45,6 +45,45 @@ int text_parse_unsigned(const char *s, unsigned long min, unsigned long max, uns
         return 0;
 }
 
+int text_time_unit(const char *unit, uint64_t *ret_seconds) {
+        static const struct {
+                const char *name;
+                uint64_t seconds;
+        } units[] = {
+                { "s",   1 },
+                { "min", 60 },
+                { "h",   3600 },
+                { "d",   86400 },
+        };
+
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+                if (strcmp(unit, units[i].name) == 0) {
+                        *ret_seconds = units[i].seconds;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+int text_parse_duration(const char *s, uint64_t default_unit, uint64_t max_seconds, uint64_t *ret_seconds) {
+        size_t digits = strspn(s, "0123456789");
+        uint64_t unit = default_unit;
+        unsigned long long n;
+        char number[21];
+
+        if (digits == 0 || digits >= sizeof number)
+                return -EINVAL;
+        if (s[digits] != '\0' && text_time_unit(s + digits, &unit) < 0)
+                return -EINVAL;
+        memcpy(number, s, digits);
+        number[digits] = '\0';
+        errno = 0;
+        n = strtoull(number, NULL, 10);
+        if (errno || unit == 0 || n > max_seconds / unit)
+                return -EINVAL;
+        *ret_seconds = (uint64_t) n * unit;
+        return 0;
+}
+
 int text_json_escape(const char *s, char *out, size_t cap) {
         size_t o = 0;
 

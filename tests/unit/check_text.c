@@ -42,6 +42,35 @@ START_TEST(test_parse_unsigned) {
 }
 END_TEST
 
+START_TEST(test_parse_duration) {
+        uint64_t v = 7;
+
+        ck_assert_int_eq(text_parse_duration("90", 86400, 100 * 86400, &v), 0);
+        ck_assert_uint_eq(v, 90 * 86400);
+        ck_assert_int_eq(text_parse_duration("0", 86400, 100 * 86400, &v), 0);
+        ck_assert_uint_eq(v, 0);
+        ck_assert_int_eq(text_parse_duration("12h", 86400, 100 * 86400, &v), 0);
+        ck_assert_uint_eq(v, 12 * 3600);
+        ck_assert_int_eq(text_parse_duration("5min", 86400, 100 * 86400, &v), 0);
+        ck_assert_uint_eq(v, 300);
+        ck_assert_int_eq(text_parse_duration("30s", 86400, 100 * 86400, &v), 0);
+        ck_assert_uint_eq(v, 30);
+        ck_assert_int_eq(text_parse_duration("100d", 86400, 100 * 86400, &v), 0);
+        ck_assert_uint_eq(v, 100 * 86400);
+        v = 7;
+        ck_assert_int_eq(text_parse_duration("101d", 86400, 100 * 86400, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_duration("101", 86400, 100 * 86400, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_duration("5m", 86400, 100 * 86400, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_duration("h", 86400, 100 * 86400, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_duration("", 86400, 100 * 86400, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_duration("-1", 86400, 100 * 86400, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_duration("1 h", 86400, 100 * 86400, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_duration("99999999999999999999", 1, UINT64_MAX, &v), -EINVAL);
+        ck_assert_int_eq(text_parse_duration("18446744073709551615d", 86400, UINT64_MAX, &v), -EINVAL);
+        ck_assert_uint_eq(v, 7);
+}
+END_TEST
+
 START_TEST(test_split_host_port) {
         char host[16];
         const char *port = NULL;
@@ -157,6 +186,7 @@ static Suite *text_suite(void) {
 
         tcase_add_test(tc, test_split_setting);
         tcase_add_test(tc, test_parse_unsigned);
+        tcase_add_test(tc, test_parse_duration);
         tcase_add_test(tc, test_split_host_port);
         tcase_add_test(tc, test_json_escape);
         tcase_add_test(tc, test_settings_read);

@@ -1,11 +1,12 @@
-# tests/fuzz: one libFuzzer target per decoder of protocol §3, §4 and §8.
+# tests/fuzz: one libFuzzer target per decoder of protocol §3, §4 and §8 and of the
+# devicectl–vaultd packets (docs/ipc.md).
 #
 # With --enable-fuzzing (CC=clang) the targets link libFuzzer's main and are built by
 # `make`; `make fuzz` runs the campaign of docs/fuzzing.md (tests/fuzz/run): every target
 # in turn for FUZZ_RUNS executions and/or FUZZ_TIME seconds (default: 60 s each), then
 # `-merge=1` of the new inputs that reach new coverage into the committed corpora, e.g.
 #   make fuzz FUZZ_RUNS=10000000
-#   make fuzz FUZZ_TIME=60 FUZZ_TARGETS=tests/fuzz/fuzz-bundle
+#   make fuzz FUZZ_TIME=60 FUZZ_TARGETS=tests/fuzz/fuzz-ipc
 # Otherwise they link tests/fuzz/replay.c and `make check` replays each target's committed
 # corpus, $(top_srcdir)/tests/fuzz/corpus/<target>/, as a TAP test.
 FUZZ_TARGETS = \
@@ -16,7 +17,8 @@ FUZZ_TARGETS = \
 	tests/fuzz/fuzz-confirm \
 	tests/fuzz/fuzz-commit \
 	tests/fuzz/fuzz-error \
-	tests/fuzz/fuzz-bundle
+	tests/fuzz/fuzz-bundle \
+	tests/fuzz/fuzz-ipc
 
 if ENABLE_FUZZING
 noinst_PROGRAMS += $(FUZZ_TARGETS)
@@ -63,6 +65,10 @@ tests_fuzz_fuzz_error_LDADD = $(SVCOMMON_LIBS)
 tests_fuzz_fuzz_bundle_SOURCES = tests/fuzz/fuzz-bundle.c $(FUZZ_COMMON)
 tests_fuzz_fuzz_bundle_LDFLAGS = $(FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_bundle_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_ipc_SOURCES = tests/fuzz/fuzz-ipc.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_ipc_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_ipc_LDADD = $(SVCOMMON_LIBS)
 
 # `make fuzz`: the campaign (docs/fuzzing.md). FUZZ_NICE is the campaign's niceness.
 FUZZ_NICE = 15

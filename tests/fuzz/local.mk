@@ -1,5 +1,5 @@
-# tests/fuzz: one libFuzzer target per decoder of protocol §3, §4 and §8 and of the
-# devicectl–vaultd packets (docs/ipc.md).
+# tests/fuzz: one libFuzzer target per decoder of protocol §3, §4 and §8, of the
+# devicectl–vaultd packets (docs/ipc.md) and of vaultd's vault file (docs/vault-file.md).
 #
 # With --enable-fuzzing (CC=clang) the targets link libFuzzer's main and are built by
 # `make`; `make fuzz` runs the campaign of docs/fuzzing.md (tests/fuzz/run): every target
@@ -18,7 +18,8 @@ FUZZ_TARGETS = \
 	tests/fuzz/fuzz-commit \
 	tests/fuzz/fuzz-error \
 	tests/fuzz/fuzz-bundle \
-	tests/fuzz/fuzz-ipc
+	tests/fuzz/fuzz-ipc \
+	tests/fuzz/fuzz-vaultfile
 
 if ENABLE_FUZZING
 noinst_PROGRAMS += $(FUZZ_TARGETS)
@@ -69,6 +70,10 @@ tests_fuzz_fuzz_bundle_LDADD = $(SVCOMMON_LIBS)
 tests_fuzz_fuzz_ipc_SOURCES = tests/fuzz/fuzz-ipc.c $(FUZZ_COMMON)
 tests_fuzz_fuzz_ipc_LDFLAGS = $(FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_ipc_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_vaultfile_SOURCES = tests/fuzz/fuzz-vaultfile.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_vaultfile_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_vaultfile_LDADD = $(SVCOMMON_LIBS)
 
 # `make fuzz`: the campaign (docs/fuzzing.md). FUZZ_NICE is the campaign's niceness.
 FUZZ_NICE = 15

@@ -268,18 +268,17 @@ int vaultfile_open(const uint8_t *file, size_t len, const struct vaultfile_heade
                    uint8_t *vault) {
         struct vaultfile_header again;
         uint8_t key[32], tag[SV_TAG_LEN];
-        size_t hlen, vlen;
+        size_t hlen, vlen = vault_size(&h->params);
         int r;
 
         /* Decode again rather than trust the caller's header to describe these very bytes. */
-        if (len > VAULTFILE_MAX)
-                return -EBADMSG;
-        r = header_decode(file, len, &again, &hlen);
+        r = len > VAULTFILE_MAX ? -EBADMSG : header_decode(file, len, &again, &hlen);
         if (r < 0)
-                return r;
-        if (again.params.n != h->params.n || again.params.m != h->params.m)
-                return -EINVAL;
-        vlen = vault_size(&again.params);
+                goto out;
+        if (again.params.n != h->params.n || again.params.m != h->params.m) {
+                r = -EINVAL;
+                goto out;
+        }
         memcpy(tag, file + hlen + VAULTFILE_AUTH_LEN + vlen, sizeof tag);
 
         r = vaultfile_key(kek, again.counter, key);
@@ -288,8 +287,13 @@ int vaultfile_open(const uint8_t *file, size_t len, const struct vaultfile_heade
                               file + hlen, counter_auth, VAULTFILE_AUTH_LEN,
                               file + hlen + VAULTFILE_AUTH_LEN, vault, vlen, tag);
         OPENSSL_cleanse(key, sizeof key);
+out:
         if (r < 0) {
-                /* GCM hands out plaintext before it checks the tag: none of it may survive. */
+                /*
+                 * GCM hands out plaintext before it checks the tag: none of it may survive. The
+                 * outputs are wiped on every failure, as vaultfile.h promises, so that a caller
+                 * never finds a previous vault in them after an altered file was refused.
+                 */
                 OPENSSL_cleanse(counter_auth, VAULTFILE_AUTH_LEN);
                 OPENSSL_cleanse(vault, vlen);
         }

@@ -9,7 +9,9 @@
  * - vaultfile_open() under a fixed KEK either authenticates the file or fails with
  *   -EBADMSG and wipes both outputs (GCM hands out plaintext before it checks the tag).
  * - Sealing the decoded header again gives a file with byte-identical header (the
- *   associated data) that decodes to the same header and opens to what was sealed.
+ *   associated data) that decodes to the same header and opens to what was sealed. A
+ *   version 1 file (no kek_auth byte) is sealed again as version 2: one byte longer, the
+ *   same header otherwise, kek_auth "none".
  */
 #include <errno.h>
 #include <string.h>
@@ -44,6 +46,7 @@ static void check_same(const struct vaultfile_header *a, const struct vaultfile_
         FUZZ_CHECK(a->sealed_priv_len == b->sealed_priv_len &&
                    memcmp(a->sealed_priv, b->sealed_priv, a->sealed_priv_len) == 0);
         FUZZ_CHECK(a->pcr_mask == b->pcr_mask && a->nv_index == b->nv_index && a->counter == b->counter);
+        FUZZ_CHECK(a->kek_auth == b->kek_auth);
         FUZZ_CHECK(memcmp(a->iv, b->iv, sizeof a->iv) == 0);
 }
 
@@ -51,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct vaultfile_header h, again;
         uint8_t got_auth[VAULTFILE_AUTH_LEN];
         uint8_t *vault = NULL, *sealed = NULL, *vault2 = NULL;
-        size_t vlen, total, sealed_len = 0, hlen, flip;
+        size_t vlen, total, sealed_len = 0, hlen, sealed_hlen, flip;
+        bool version_1;
         int r;
 
         memset(&h, POISON, sizeof h);
@@ -61,12 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 FUZZ_CHECK(all_bytes(&h, sizeof h, POISON));
                 return 0;
         }
+        /* The version, big-endian after the magic; decoding accepted 1 or 2. */
+        version_1 = data[VAULTFILE_MAGIC_LEN] == 0 && data[VAULTFILE_MAGIC_LEN + 1] == VAULTFILE_VERSION_1;
+        FUZZ_CHECK(!version_1 || h.kek_auth == VAULTFILE_KEK_AUTH_NONE);
         total = vaultfile_size(&h);
-        FUZZ_CHECK(total == size && size <= VAULTFILE_MAX);
+        FUZZ_CHECK(total == size + version_1 && size <= VAULTFILE_MAX);
         FUZZ_CHECK(vault_params_validate(&h.params) == 0);
         vlen = vault_size(&h.params);
         FUZZ_CHECK(size > VAULTFILE_CT_LEN(vlen));
         hlen = size - VAULTFILE_CT_LEN(vlen);
+        sealed_hlen = total - VAULTFILE_CT_LEN(vlen);
 
         vault = malloc(vlen);
         vault2 = malloc(vlen);
@@ -91,7 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(vaultfile_seal(&h, kek, auth, vault, sealed, total - 1, &sealed_len) == -ENOBUFS);
         FUZZ_CHECK(vaultfile_seal(&h, kek, auth, vault, sealed, total, &sealed_len) == 0);
         FUZZ_CHECK(sealed_len == total);
-        FUZZ_CHECK(memcmp(sealed, data, hlen) == 0);
+        if (!version_1)
+                FUZZ_CHECK(memcmp(sealed, data, hlen) == 0);
         memset(&again, POISON, sizeof again);
         FUZZ_CHECK(vaultfile_decode(sealed, sealed_len, &again) == 0);
         check_same(&h, &again);
@@ -102,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
          * Any flipped bit of the header (the associated data) or of the tag is caught. The
          * input's last two bytes (its tag, which decoding never looks at) pick the header byte.
          */
-        flip = (((size_t) data[size - 2] << 8) | data[size - 1]) % hlen;
+        flip = (((size_t) data[size - 2] << 8) | data[size - 1]) % sealed_hlen;
         sealed[flip] ^= 0x01;
         memset(got_auth, POISON, sizeof got_auth);
         memset(vault2, POISON, vlen);

@@ -20,11 +20,15 @@ static void conn_on_frame(struct conn *c);
 static void conn_lookup(struct conn *c);
 static void conn_commit_done(struct conn *c, int r);
 
-static int64_t mono_ms(void) {
+uint64_t server_now_usec(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static int64_t mono_ms(void) {
+        return (int64_t) (server_now_usec() / 1000);
 }
 
 void server_crash_point(struct server *srv, const char *point) {

@@ -129,6 +129,9 @@ struct server {
         bool upkeep_due;                /* the next group commit writes the summary and prunes */
 };
 
+/* conn.c: CLOCK_MONOTONIC in microseconds, the clock of time-outs, back-off and log limits. */
+uint64_t server_now_usec(void);
+
 /* listen.c */
 int listen_open(struct server *srv);
 void listen_close(struct server *srv);

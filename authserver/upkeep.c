@@ -32,13 +32,6 @@
  * failing at once, and their counts are then dropped (and the drop logged). */
 #define UPKEEP_DEVICES_MAX      100000
 
-static int64_t mono_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct upkeep_tally *tally_for(struct server *srv, const char *outcome) {
         for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
                 struct upkeep_tally *t = &srv->tallies[i];
@@ -59,12 +52,8 @@ void upkeep_failure(struct server *srv, const char *outcome) {
 }
 
 bool upkeep_log_pass(struct server *srv, const char *outcome, unsigned *ret_suppressed) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ratelimit_pass(&tally_for(srv, outcome)->log,
-                              (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000,
-                              UPKEEP_LOG_INTERVAL_US, ret_suppressed);
+        return ratelimit_pass(&tally_for(srv, outcome)->log, server_now_usec(), UPKEEP_LOG_INTERVAL_US,
+                              ret_suppressed);
 }
 
 /* FNV-1a: the ids here are enrolled ones, which the operator chose, not the attacker. */
@@ -204,8 +193,8 @@ static int upkeep_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct server *srv = userdata;
 
         upkeep_refresh_shapes(srv, false);
-        if (mono_ms() >= srv->next_summary_ms && !srv->fatal) {
-                srv->next_summary_ms = mono_ms() + UPKEEP_SUMMARY_MS;
+        if ((int64_t) (server_now_usec() / 1000) >= srv->next_summary_ms && !srv->fatal) {
+                srv->next_summary_ms = (int64_t) (server_now_usec() / 1000) + UPKEEP_SUMMARY_MS;
                 srv->upkeep_due = true;
                 server_flush(srv);
         }

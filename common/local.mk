@@ -1,3 +1,6 @@
+# Two libraries. libsvcommon.a is the pure protocol core: no file, socket, clock or environment
+# (tests/layers.test checks its undefined symbols). libsvio.a is the little I/O the three
+# programs share: the logger, the fault-injection hook and the settings-file reader.
 noinst_LIBRARIES += common/libsvcommon.a
 common_libsvcommon_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
 common_libsvcommon_a_SOURCES = \
@@ -21,8 +24,6 @@ common_libsvcommon_a_SOURCES = \
 	common/proto.h \
 	common/ratelimit.c \
 	common/ratelimit.h \
-	common/settings.c \
-	common/settings.h \
 	common/text.c \
 	common/text.h \
 	common/vault.c \
@@ -33,3 +34,17 @@ common_libsvcommon_a_SOURCES = \
 	common/wire.h
 
 SVCOMMON_LIBS = common/libsvcommon.a $(CRYPTO_LIBS) $(PTHREAD_LIBS)
+
+noinst_LIBRARIES += common/libsvio.a
+common_libsvio_a_CPPFLAGS = $(AM_CPPFLAGS) $(SYSTEMD_CFLAGS)
+common_libsvio_a_SOURCES = \
+	common/cleanup.h \
+	common/fault.c \
+	common/fault.h \
+	common/list.h \
+	common/log.c \
+	common/log.h \
+	common/settings.c \
+	common/settings.h
+
+SVIO_LIBS = common/libsvio.a $(SYSTEMD_LIBS)

@@ -12,5 +12,5 @@ devicectl_devicectl_SOURCES = \
 	devicectl/verb-authenticate.c \
 	devicectl/verb-provision.c \
 	devicectl/verb-status.c
-devicectl_devicectl_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(KEYUTILS_CFLAGS)
-devicectl_devicectl_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS) $(KEYUTILS_LIBS)
+devicectl_devicectl_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(KEYUTILS_CFLAGS) $(SYSTEMD_CFLAGS)
+devicectl_devicectl_LDADD = devicectl/libdevnet.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(KEYUTILS_LIBS)

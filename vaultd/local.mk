@@ -14,4 +14,4 @@ vaultd_vaultd_SOURCES = \
 	vaultd/ipc-server.c \
 	vaultd/ops.c
 vaultd_vaultd_CPPFLAGS = $(AM_CPPFLAGS) $(SYSTEMD_CFLAGS) $(CRYPTO_CFLAGS)
-vaultd_vaultd_LDADD = vaultd/libvaulttpm.a $(TSS2_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS)
+vaultd_vaultd_LDADD = vaultd/libvaulttpm.a $(TSS2_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS)

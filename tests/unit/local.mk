@@ -17,7 +17,8 @@ UNIT_TESTS = \
 	tests/unit/check_text \
 	tests/unit/check_netprefix \
 	tests/unit/check_ratelimit \
-	tests/unit/check_decoy
+	tests/unit/check_decoy \
+	tests/unit/check_sysio
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -48,7 +49,7 @@ tests_unit_check_bundle_LDADD = $(UNIT_LDADD)
 
 tests_unit_check_text_SOURCES = tests/unit/check_text.c
 tests_unit_check_text_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_check_text_LDADD = $(UNIT_LDADD)
+tests_unit_check_text_LDADD = tests/unit/libunit.a common/libsvio.a $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(CHECK_LIBS)
 
 tests_unit_check_netprefix_SOURCES = tests/unit/check_netprefix.c
 tests_unit_check_netprefix_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -63,3 +64,7 @@ tests_unit_check_ratelimit_LDADD = $(UNIT_LDADD)
 tests_unit_check_decoy_SOURCES = tests/unit/check_decoy.c authserver/decoy.c
 tests_unit_check_decoy_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/authserver
 tests_unit_check_decoy_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_sysio_SOURCES = tests/unit/check_sysio.c
+tests_unit_check_sysio_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_sysio_LDADD = tests/unit/libunit.a common/libsvio.a $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(CHECK_LIBS)

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+
+/* The most caller-supplied fields one message may carry. */
+#define LOG_FIELDS_MAX  8
+
+static const char *log_ident = "secure-vault";
+static enum log_target log_target = LOG_TARGET_KMSG;
+static int log_max_level = LOG_INFO;
+
+static const char *const level_names[] = {
+        [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit", [LOG_ERR] = "err",
+        [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
+};
+
+/* $JOURNAL_STREAM is "DEVICE:INODE" of the stream systemd connected; it is ours only if
+ * stderr is still that stream (a child may have inherited the variable, not the stream). */
+static bool stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        uintmax_t dev, ino;
+        struct stat st;
+        char tail;
+
+        if (!e || sscanf(e, "%ju:%ju%c", &dev, &ino, &tail) != 2)
+                return false;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return (uintmax_t) st.st_dev == dev && (uintmax_t) st.st_ino == ino;
+}
+
+void log_open(const char *ident, enum log_target target, enum log_target fallback) {
+        if (ident)
+                log_ident = ident;
+        if (target == LOG_TARGET_AUTO)
+                target = stderr_is_journal() ? LOG_TARGET_JOURNAL : fallback;
+        if (target == LOG_TARGET_AUTO)
+                target = LOG_TARGET_KMSG;
+        log_target = target;
+}
+
+enum log_target log_get_target(void) {
+        return log_target;
+}
+
+void log_set_max_level(int level) {
+        if (level >= LOG_EMERG && level <= LOG_DEBUG)
+                log_max_level = level;
+}
+
+int log_get_max_level(void) {
+        return log_max_level;
+}
+
+int log_level_from_string(const char *s) {
+        if (!s || !*s)
+                return -EINVAL;
+        if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0')
+                return s[0] - '0';
+        for (int i = LOG_EMERG; i <= LOG_DEBUG; i++)
+                if (strcasecmp(s, level_names[i]) == 0)
+                        return i;
+        if (strcasecmp(s, "error") == 0)
+                return LOG_ERR;
+        if (strcasecmp(s, "warn") == 0)
+                return LOG_WARNING;
+        return -EINVAL;
+}
+
+const char *log_level_to_string(int level) {
+        if (level < LOG_EMERG || level > LOG_DEBUG)
+                return NULL;
+        return level_names[level];
+}
+
+char *log_escape(const char *src, char *dst, size_t cap) {
+        size_t o = 0;
+
+        if (cap == 0)
+                return dst;
+        for (; *src; src++) {
+                unsigned char c = (unsigned char) *src;
+                char esc[5];
+                size_t n;
+
+                if (c == '\n')
+                        n = (size_t) snprintf(esc, sizeof esc, "\\n");
+                else if (c == '\t')
+                        n = (size_t) snprintf(esc, sizeof esc, "\\t");
+                else if (c < 0x20 || c == 0x7f)
+                        n = (size_t) snprintf(esc, sizeof esc, "\\x%02x", c);
+                else {
+                        esc[0] = (char) c;
+                        n = 1;
+                }
+                if (o + n >= cap)
+                        break;
+                memcpy(dst + o, esc, n);
+                o += n;
+        }
+        dst[o] = '\0';
+        return dst;
+}
+
+static void write_journal(int level, int error, const char *file, int line, const char *func,
+                          const struct log_field *fields, size_t n_fields, const char *message) {
+        /* MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE, CODE_LINE, CODE_FUNC, ERRNO + fields */
+        char buf[7 + LOG_FIELDS_MAX][LOG_MESSAGE_MAX + 64];
+        struct iovec iov[7 + LOG_FIELDS_MAX];
+        size_t n = 0;
+
+        snprintf(buf[n++], sizeof buf[0], "MESSAGE=%s", message);
+        snprintf(buf[n++], sizeof buf[0], "PRIORITY=%d", level);
+        snprintf(buf[n++], sizeof buf[0], "SYSLOG_IDENTIFIER=%s", log_ident);
+        snprintf(buf[n++], sizeof buf[0], "CODE_FILE=%s", file);
+        snprintf(buf[n++], sizeof buf[0], "CODE_LINE=%d", line);
+        snprintf(buf[n++], sizeof buf[0], "CODE_FUNC=%s", func);
+        if (error != 0)
+                snprintf(buf[n++], sizeof buf[0], "ERRNO=%d", error);
+        for (size_t i = 0; i < n_fields && i < LOG_FIELDS_MAX; i++) {
+                char value[LOG_MESSAGE_MAX];
+
+                if (!fields[i].name || !fields[i].value)
+                        continue;
+                snprintf(buf[n++], sizeof buf[0], "%s=%s", fields[i].name,
+                         log_escape(fields[i].value, value, sizeof value));
+        }
+        for (size_t i = 0; i < n; i++)
+                iov[i] = (struct iovec) { .iov_base = buf[i], .iov_len = strlen(buf[i]) };
+        if (sd_journal_sendv(iov, (int) n) < 0)
+                fprintf(stderr, "<%d>%s\n", level, message);
+}
+
+int log_internal(int level, int error, const char *file, int line, const char *func,
+                 const struct log_field *fields, size_t n_fields, const char *fmt, ...) {
+        char raw[LOG_MESSAGE_MAX], message[LOG_MESSAGE_MAX];
+        int saved_errno = errno;
+        va_list ap;
+        int n;
+
+        if (error < 0)
+                error = -error;
+        if (level > log_max_level)
+                goto out;
+
+        errno = error;          /* for %m */
+        va_start(ap, fmt);
+        n = vsnprintf(raw, sizeof raw, fmt, ap);
+        va_end(ap);
+        if (n >= (int) sizeof raw)
+                memcpy(raw + sizeof raw - 4, "...", 4);
+        log_escape(raw, message, sizeof message);
+
+        switch (log_target) {
+        case LOG_TARGET_JOURNAL:
+                write_journal(level, error, file, line, func, fields, n_fields, message);
+                break;
+        case LOG_TARGET_CONSOLE:
+                fprintf(stderr, "%s: %s\n", log_ident, message);
+                break;
+        default:
+                fprintf(stderr, "<%d>%s\n", level, message);
+                break;
+        }
+out:
+        errno = saved_errno;
+        return error != 0 ? -error : 0;
+}

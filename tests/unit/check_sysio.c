@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/* libsvio.a: the logger, the fault-injection hook and the list macros. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "list.h"
+#include "log.h"
+#include "unit.h"
+
+/* Runs fn with stderr redirected into a pipe and returns what it wrote. */
+static void capture_stderr(void (*fn)(void), char *out, size_t cap) {
+        int p[2], saved;
+        ssize_t n;
+
+        ck_assert_int_eq(pipe(p), 0);
+        saved = dup(STDERR_FILENO);
+        ck_assert_int_ge(saved, 0);
+        ck_assert_int_ge(dup2(p[1], STDERR_FILENO), 0);
+        close(p[1]);
+        fn();
+        fflush(stderr);
+        ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+        close(saved);
+        n = read(p[0], out, cap - 1);
+        ck_assert_int_ge(n, 0);
+        out[n] = '\0';
+        close(p[0]);
+}
+
+static void write_kmsg_lines(void) {
+        log_open("check", LOG_TARGET_KMSG, LOG_TARGET_KMSG);
+        log_set_max_level(LOG_INFO);
+        log_warning("peer said %s", "hi\nthere\x1b[0m");
+        log_debug("not shown at level info");
+        ck_assert_int_eq(log_error_errno(-ENOENT, "open '%s': %m", "x"), -ENOENT);
+        ck_assert_int_eq(log_info_errno(EACCES, "positive %d", 1), -EACCES);
+        ck_assert_int_eq(log_notice("plain"), 0);
+}
+
+START_TEST(test_kmsg_format_levels_escapes) {
+        char out[1024];
+
+        capture_stderr(write_kmsg_lines, out, sizeof out);
+        ck_assert_str_eq(out,
+                         "<4>peer said hi\\nthere\\x1b[0m\n"
+                         "<3>open 'x': No such file or directory\n"
+                         "<6>positive 1\n"
+                         "<5>plain\n");
+}
+END_TEST
+
+static void write_console_lines(void) {
+        log_open("devicectl", LOG_TARGET_CONSOLE, LOG_TARGET_CONSOLE);
+        log_set_max_level(LOG_WARNING);
+        log_error("cannot reach vaultd");
+        log_notice("hidden");
+}
+
+START_TEST(test_console_format) {
+        char out[256];
+
+        capture_stderr(write_console_lines, out, sizeof out);
+        ck_assert_str_eq(out, "devicectl: cannot reach vaultd\n");
+}
+END_TEST
+
+static void write_long_line(void) {
+        char big[3 * LOG_MESSAGE_MAX];
+
+        memset(big, 'a', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        log_open("check", LOG_TARGET_KMSG, LOG_TARGET_KMSG);
+        log_set_max_level(LOG_DEBUG);
+        log_info("%s", big);
+}
+
+START_TEST(test_long_line_cut) {
+        char out[4 * LOG_MESSAGE_MAX];
+        size_t len;
+
+        capture_stderr(write_long_line, out, sizeof out);
+        len = strlen(out);
+        ck_assert_uint_lt(len, LOG_MESSAGE_MAX + 8);
+        ck_assert_str_eq(out + len - 4, "...\n");
+        ck_assert_ptr_eq(strchr(out, '\n'), out + len - 1);
+}
+END_TEST
+
+START_TEST(test_auto_without_journal) {
+        unsetenv("JOURNAL_STREAM");
+        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE);
+        ck_assert_int_eq(log_get_target(), LOG_TARGET_CONSOLE);
+        /* A stream that is not stderr's: inherited by a child, not ours. */
+        setenv("JOURNAL_STREAM", "1:1", 1);
+        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_KMSG);
+        ck_assert_int_eq(log_get_target(), LOG_TARGET_KMSG);
+        unsetenv("JOURNAL_STREAM");
+}
+END_TEST
+
+START_TEST(test_auto_with_journal) {
+        struct stat st;
+        char v[64];
+
+        ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+        snprintf(v, sizeof v, "%ju:%ju", (uintmax_t) st.st_dev, (uintmax_t) st.st_ino);
+        setenv("JOURNAL_STREAM", v, 1);
+        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE);
+        ck_assert_int_eq(log_get_target(), LOG_TARGET_JOURNAL);
+        strcat(v, "x");
+        setenv("JOURNAL_STREAM", v, 1);
+        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE);
+        ck_assert_int_eq(log_get_target(), LOG_TARGET_CONSOLE);
+        unsetenv("JOURNAL_STREAM");
+}
+END_TEST
+
+START_TEST(test_level_names) {
+        ck_assert_int_eq(log_level_from_string("debug"), LOG_DEBUG);
+        ck_assert_int_eq(log_level_from_string("WARNING"), LOG_WARNING);
+        ck_assert_int_eq(log_level_from_string("warn"), LOG_WARNING);
+        ck_assert_int_eq(log_level_from_string("error"), LOG_ERR);
+        ck_assert_int_eq(log_level_from_string("err"), LOG_ERR);
+        ck_assert_int_eq(log_level_from_string("3"), 3);
+        ck_assert_int_eq(log_level_from_string("8"), -EINVAL);
+        ck_assert_int_eq(log_level_from_string("33"), -EINVAL);
+        ck_assert_int_eq(log_level_from_string(""), -EINVAL);
+        ck_assert_int_eq(log_level_from_string("loud"), -EINVAL);
+        ck_assert_str_eq(log_level_to_string(LOG_NOTICE), "notice");
+        ck_assert_ptr_null(log_level_to_string(8));
+}
+END_TEST
+
+START_TEST(test_escape_bounds) {
+        char dst[6];
+
+        ck_assert_str_eq(log_escape("ab\tc", dst, sizeof dst), "ab\\tc");
+        /* An escape that does not fit is dropped whole, never cut in half. */
+        ck_assert_str_eq(log_escape("abcd\x01", dst, sizeof dst), "abcd");
+        ck_assert_str_eq(log_escape("\x7f", dst, sizeof dst), "\\x7f");
+}
+END_TEST
+
+static const char *const known_points[] = { "before-file", "after-file", "dir-fsync", NULL };
+
+START_TEST(test_fault_points) {
+        const char *bad = NULL;
+
+        unsetenv(FAULT_ENV);
+        ck_assert_int_eq(fault_setup(known_points, &bad), 0);
+        ck_assert(!fault_armed());
+        ck_assert(!fault_fail("after-file"));
+
+        setenv(FAULT_ENV, "after-file,dir-fsync", 1);
+        ck_assert_int_eq(fault_setup(known_points, &bad), 0);
+        ck_assert(fault_armed());
+        ck_assert(fault_fail("after-file"));
+        ck_assert(fault_fail("dir-fsync"));
+        ck_assert(!fault_fail("before-file"));
+        ck_assert(!fault_fail("file"));
+        ck_assert(!fault_fail("after"));
+        ck_assert(!fault_fail(""));
+        ck_assert(!fault_fail("after-file,dir-fsync"));
+
+        setenv(FAULT_ENV, "after-file,afterfile", 1);
+        ck_assert_int_eq(fault_setup(known_points, &bad), -EINVAL);
+        ck_assert_str_eq(bad, "after-file,afterfile");
+        ck_assert(!fault_armed());
+        unsetenv(FAULT_ENV);
+}
+END_TEST
+
+START_TEST(test_fault_crash_exits) {
+        int status;
+        pid_t pid;
+
+        setenv(FAULT_ENV, "before-file", 1);
+        ck_assert_int_eq(fault_setup(known_points, NULL), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                fault_crash("after-file");      /* not armed: goes on */
+                fault_crash("before-file");
+                _exit(0);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), FAULT_CRASH_EXIT);
+        unsetenv(FAULT_ENV);
+        ck_assert_int_eq(fault_setup(known_points, NULL), 0);
+}
+END_TEST
+
+struct item {
+        int v;
+        LIST_FIELDS(struct item, all);
+};
+
+START_TEST(test_list_queue_and_set) {
+        LIST_HEAD(struct item) head = { 0 };
+        struct item it[4] = { { .v = 0 }, { .v = 1 }, { .v = 2 }, { .v = 3 } };
+        struct item *i, *n;
+        int seen[4], k = 0;
+
+        LIST_APPEND(all, &head, &it[1]);
+        LIST_APPEND(all, &head, &it[2]);
+        LIST_PREPEND(all, &head, &it[0]);
+        LIST_APPEND(all, &head, &it[3]);
+        ck_assert_uint_eq(head.n, 4);
+        LIST_FOREACH(all, i, &head)
+                seen[k++] = i->v;
+        ck_assert_int_eq(k, 4);
+        for (k = 0; k < 4; k++)
+                ck_assert_int_eq(seen[k], k);
+
+        LIST_REMOVE(all, &head, &it[2]);        /* middle */
+        ck_assert(!LIST_LINKED(all, &head, &it[2]));
+        ck_assert(LIST_LINKED(all, &head, &it[0]));
+        LIST_REMOVE(all, &head, &it[0]);        /* first */
+        ck_assert_ptr_eq(head.first, &it[1]);
+        LIST_REMOVE(all, &head, &it[3]);        /* last */
+        ck_assert_ptr_eq(head.last, &it[1]);
+        ck_assert_uint_eq(head.n, 1);
+
+        LIST_APPEND(all, &head, &it[2]);
+        k = 0;
+        LIST_FOREACH_SAFE(all, i, n, &head) {
+                LIST_REMOVE(all, &head, i);
+                k++;
+        }
+        ck_assert_int_eq(k, 2);
+        ck_assert_ptr_null(head.first);
+        ck_assert_ptr_null(head.last);
+        ck_assert_uint_eq(head.n, 0);
+}
+END_TEST
+
+static Suite *sysio_suite(void) {
+        Suite *s = suite_create("sysio");
+        TCase *tc = tcase_create("sysio");
+
+        tcase_add_test(tc, test_kmsg_format_levels_escapes);
+        tcase_add_test(tc, test_console_format);
+        tcase_add_test(tc, test_long_line_cut);
+        tcase_add_test(tc, test_auto_without_journal);
+        tcase_add_test(tc, test_auto_with_journal);
+        tcase_add_test(tc, test_level_names);
+        tcase_add_test(tc, test_escape_bounds);
+        tcase_add_test(tc, test_fault_points);
+        tcase_add_test(tc, test_fault_crash_exits);
+        tcase_add_test(tc, test_list_queue_and_set);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return unit_run(sysio_suite());
+}

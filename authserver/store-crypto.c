@@ -202,12 +202,19 @@ struct key_scratch {
         uint8_t key[STORE_MASTER_KEY_LEN];
 };
 
+/* Records which step failed for the caller's message, and returns r. */
+static int key_failed(struct store_key_failure *f, enum store_key_step step, int r) {
+        f->step = step;
+        return r;
+}
+
 /*
  * The master key decrypts every vault, so its file must be private to the server's user: a
  * file that group or others may access is refused rather than trusted, as ssh does with
  * private keys. fstat() on the open descriptor avoids a check-then-open race.
  */
-int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN]) {
+int store_key_file_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN],
+                        struct store_key_failure *ret_failure) {
         struct key_scratch *ks = NULL;
         uint8_t *buf;
         size_t len = 0;
@@ -217,28 +224,24 @@ int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN
         /* O_NONBLOCK: a FIFO planted at the path must not hang us before the S_ISREG check. */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
-                return store_thread_errorf(-errno, "Failed to open master key file '%s': %s",
-                                           path, strerror(errno));
+                return key_failed(ret_failure, STORE_KEY_OPEN, -errno);
         r = harden_secret_alloc(sizeof(*ks), (void **) &ks);
         if (r < 0) {
-                r = store_thread_errorf(r, "Failed to lock memory for master key file '%s': %s",
-                                        path, strerror(-r));
+                r = key_failed(ret_failure, STORE_KEY_LOCK, r);
                 goto out;
         }
         buf = ks->buf;
         if (fstat(fd, &st) < 0) {
-                r = store_thread_errorf(-errno, "Failed to stat master key file '%s': %s",
-                                        path, strerror(errno));
+                r = key_failed(ret_failure, STORE_KEY_STAT, -errno);
                 goto out;
         }
         if (!S_ISREG(st.st_mode)) {
-                r = store_thread_errorf(-EINVAL, "Master key file '%s' is not a regular file", path);
+                r = key_failed(ret_failure, STORE_KEY_NOT_REGULAR, -EINVAL);
                 goto out;
         }
         if (st.st_mode & 0077) {
-                r = store_thread_errorf(-EPERM, "Master key file '%s' is accessible by group or others "
-                                        "(mode %04o): refusing it, run chmod 0600",
-                                        path, (unsigned) (st.st_mode & 07777));
+                ret_failure->mode = (unsigned) (st.st_mode & 07777);
+                r = key_failed(ret_failure, STORE_KEY_MODE, -EPERM);
                 goto out;
         }
         while (len < sizeof(ks->buf)) {
@@ -247,8 +250,7 @@ int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0) {
-                        r = store_thread_errorf(-errno, "Failed to read master key file '%s': %s",
-                                                path, strerror(errno));
+                        r = key_failed(ret_failure, STORE_KEY_READ, -errno);
                         goto out;
                 }
                 if (k == 0)
@@ -271,16 +273,13 @@ int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN
                         key[i] = (uint8_t) ((hi << 4) | (lo & 0xf));
                 }
                 if (bad & 0x100)
-                        r = store_thread_errorf(-EBADMSG, "Master key file '%s' has a character "
-                                                "that is not a hex digit", path);
+                        r = key_failed(ret_failure, STORE_KEY_NOT_HEX, -EBADMSG);
                 else {
                         memcpy(ret_key, key, STORE_MASTER_KEY_LEN);
                         r = 0;
                 }
         } else
-                r = store_thread_errorf(-EBADMSG, "Master key file '%s' must hold exactly %d bytes "
-                                        "or %d hex digits", path, STORE_MASTER_KEY_LEN,
-                                        2 * STORE_MASTER_KEY_LEN);
+                r = key_failed(ret_failure, STORE_KEY_LENGTH, -EBADMSG);
 out:
         harden_secret_free(ks, sizeof(*ks));   /* wipes the bytes read and the decoded key */
         close(fd);
@@ -304,23 +303,22 @@ static int fsync_parent(const char *path) {
 
 /* O_EXCL: never overwrite a key that may already protect a database. The file and its
  * directory entry are synced, since a key lost in a crash makes every vault unreadable. */
-int store_master_key_create(const char *path) {
+int store_key_file_create(const char *path, struct store_key_failure *ret_failure) {
         uint8_t *key = NULL;
         size_t done = 0;
         int fd, r;
 
         r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
         if (r < 0)
-                return store_thread_errorf(r, "Failed to lock memory for a master key: %s", strerror(-r));
+                return key_failed(ret_failure, STORE_KEY_LOCK_NEW, r);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0) {
-                r = store_thread_errorf(-errno, "Failed to create master key file '%s': %s",
-                                        path, strerror(errno));
+                r = key_failed(ret_failure, STORE_KEY_CREATE, -errno);
                 harden_secret_free(key, STORE_MASTER_KEY_LEN);
                 return r;
         }
         if (RAND_bytes(key, STORE_MASTER_KEY_LEN) != 1) {
-                r = store_thread_errorf(-EIO, "Failed to generate a master key: no randomness");
+                r = key_failed(ret_failure, STORE_KEY_RANDOM, -EIO);
                 goto fail;
         }
         while (done < STORE_MASTER_KEY_LEN) {
@@ -329,24 +327,20 @@ int store_master_key_create(const char *path) {
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k <= 0) {
-                        r = store_thread_errorf(k < 0 ? -errno : -EIO,
-                                                "Failed to write master key file '%s': %s", path,
-                                                strerror(k < 0 ? errno : EIO));
+                        r = key_failed(ret_failure, STORE_KEY_WRITE, k < 0 ? -errno : -EIO);
                         goto fail;
                 }
                 done += (size_t) k;
         }
         if (fsync(fd) < 0) {
-                r = store_thread_errorf(-errno, "Failed to sync master key file '%s': %s",
-                                        path, strerror(errno));
+                r = key_failed(ret_failure, STORE_KEY_SYNC, -errno);
                 goto fail;
         }
         harden_secret_free(key, STORE_MASTER_KEY_LEN);
         close(fd);
         r = fsync_parent(path);
         if (r < 0)
-                return store_thread_errorf(r, "Failed to sync the directory of '%s': %s",
-                                           path, strerror(-r));
+                return key_failed(ret_failure, STORE_KEY_SYNC_DIR, r);
         return 0;
 fail:
         harden_secret_free(key, STORE_MASTER_KEY_LEN);

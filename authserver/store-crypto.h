@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* At-rest encryption of vault blobs, private to the store. */
+/*
+ * At-rest encryption of vault blobs and the master key file, private to the store: a library
+ * below store.c that knows nothing of it. Functions return -errno (and, for the key file, the
+ * step that failed); store.c writes the messages.
+ */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -33,5 +37,33 @@ int store_aead_open(struct store_aead *a, const char *id, uint64_t epoch,
  * only the holder of the master key can compute, the same for an id across restarts. */
 int store_aead_keyed_hash(struct store_aead *a, const char *label, const char *id, uint8_t out[32]);
 
-/* Defined in store.c: sets the message store_last_error(NULL) returns, and returns r. */
-int store_thread_errorf(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * The master key file (store.h's store_master_key_load() and _create() are these with a
+ * message). On failure the step that failed is written to *ret_failure, so that the store
+ * can say what went wrong; this file never formats a message itself.
+ */
+enum store_key_step {
+        STORE_KEY_OPEN,                 /* open() failed: -errno */
+        STORE_KEY_LOCK,                 /* no locked page for the bytes read: -errno */
+        STORE_KEY_STAT,                 /* fstat() failed: -errno */
+        STORE_KEY_NOT_REGULAR,          /* -EINVAL */
+        STORE_KEY_MODE,                 /* group or others may access it: -EPERM */
+        STORE_KEY_READ,                 /* read() failed: -errno */
+        STORE_KEY_NOT_HEX,              /* 64 bytes, not all hex digits: -EBADMSG */
+        STORE_KEY_LENGTH,               /* neither 32 bytes nor 64 hex digits: -EBADMSG */
+        STORE_KEY_LOCK_NEW,             /* no locked page for a new key: -errno */
+        STORE_KEY_CREATE,               /* open(O_CREAT|O_EXCL) failed: -errno (-EEXIST) */
+        STORE_KEY_RANDOM,               /* no randomness: -EIO */
+        STORE_KEY_WRITE,                /* write() failed: -errno */
+        STORE_KEY_SYNC,                 /* fsync() of the file failed: -errno */
+        STORE_KEY_SYNC_DIR,             /* fsync() of its directory failed: -errno */
+};
+
+struct store_key_failure {
+        enum store_key_step step;
+        unsigned mode;                  /* the file's permission bits, for STORE_KEY_MODE */
+};
+
+int store_key_file_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN],
+                        struct store_key_failure *ret_failure);
+int store_key_file_create(const char *path, struct store_key_failure *ret_failure);

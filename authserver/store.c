@@ -209,7 +209,9 @@ static void vformat(char *buf, size_t size, const char *fmt, va_list ap) {
         vsnprintf(buf, size, fmt, ap);
 }
 
-int store_thread_errorf(int r, const char *fmt, ...) {
+/* Sets the message store_last_error(NULL) returns, and returns r. */
+__attribute__((format(printf, 2, 3)))
+static int thread_errorf(int r, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
@@ -544,17 +546,70 @@ static int open_db(struct store *s, const char *path, int flags) {
         return keycheck_verify(s, path);
 }
 
+/* The message of a failed step of the master key file (store-crypto.c). */
+static int key_file_error(int r, const char *path, const struct store_key_failure *f) {
+        switch (f->step) {
+        case STORE_KEY_OPEN:
+                return thread_errorf(r, "Failed to open master key file '%s': %s", path, strerror(-r));
+        case STORE_KEY_LOCK:
+                return thread_errorf(r, "Failed to lock memory for master key file '%s': %s",
+                                     path, strerror(-r));
+        case STORE_KEY_STAT:
+                return thread_errorf(r, "Failed to stat master key file '%s': %s", path, strerror(-r));
+        case STORE_KEY_NOT_REGULAR:
+                return thread_errorf(r, "Master key file '%s' is not a regular file", path);
+        case STORE_KEY_MODE:
+                return thread_errorf(r, "Master key file '%s' is accessible by group or others "
+                                     "(mode %04o): refusing it, run chmod 0600", path, f->mode);
+        case STORE_KEY_READ:
+                return thread_errorf(r, "Failed to read master key file '%s': %s", path, strerror(-r));
+        case STORE_KEY_NOT_HEX:
+                return thread_errorf(r, "Master key file '%s' has a character that is not a hex digit",
+                                     path);
+        case STORE_KEY_LENGTH:
+                return thread_errorf(r, "Master key file '%s' must hold exactly %d bytes or %d hex digits",
+                                     path, STORE_MASTER_KEY_LEN, 2 * STORE_MASTER_KEY_LEN);
+        case STORE_KEY_LOCK_NEW:
+                return thread_errorf(r, "Failed to lock memory for a master key: %s", strerror(-r));
+        case STORE_KEY_CREATE:
+                return thread_errorf(r, "Failed to create master key file '%s': %s", path, strerror(-r));
+        case STORE_KEY_RANDOM:
+                return thread_errorf(r, "Failed to generate a master key: no randomness");
+        case STORE_KEY_WRITE:
+                return thread_errorf(r, "Failed to write master key file '%s': %s", path, strerror(-r));
+        case STORE_KEY_SYNC:
+                return thread_errorf(r, "Failed to sync master key file '%s': %s", path, strerror(-r));
+        case STORE_KEY_SYNC_DIR:
+                return thread_errorf(r, "Failed to sync the directory of '%s': %s", path, strerror(-r));
+        }
+        return thread_errorf(r, "Failed to use master key file '%s': %s", path, strerror(-r));
+}
+
+int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN]) {
+        struct store_key_failure f = { 0 };
+        int r = store_key_file_load(path, ret_key, &f);
+
+        return r < 0 ? key_file_error(r, path, &f) : 0;
+}
+
+int store_master_key_create(const char *path) {
+        struct store_key_failure f = { 0 };
+        int r = store_key_file_create(path, &f);
+
+        return r < 0 ? key_file_error(r, path, &f) : 0;
+}
+
 int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN], int flags,
                struct store **ret) {
         struct store *s;
         int r;
 
         if (!path || !master_key || !ret || (flags & ~STORE_CREATE))
-                return store_thread_errorf(-EINVAL, "Invalid arguments to store_open()");
+                return thread_errorf(-EINVAL, "Invalid arguments to store_open()");
 
         s = calloc(1, sizeof(*s));
         if (!s)
-                return store_thread_errorf(-ENOMEM, "Out of memory");
+                return thread_errorf(-ENOMEM, "Out of memory");
         s->seal = malloc(STORE_BLOB_MAX);
         if (!s->seal) {
                 r = fail(s, -ENOMEM, "Out of memory");
@@ -571,7 +626,7 @@ int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN],
         *ret = s;
         return 0;
 fail:
-        store_thread_errorf(r, "%s", s->error);
+        thread_errorf(r, "%s", s->error);
         store_close(s);
         return r;
 }

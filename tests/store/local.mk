@@ -1,14 +1,4 @@
-# The authserver's device store (SQLite, vaults sealed at rest) and its tests.
-noinst_LIBRARIES += authserver/libstore.a
-authserver_libstore_a_SOURCES = \
-	authserver/harden.c \
-	authserver/harden.h \
-	authserver/store.c \
-	authserver/store.h \
-	authserver/store-crypto.c \
-	authserver/store-crypto.h
-authserver_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
-
+# The store's unit tests (authserver/libstore.a is defined in authserver/local.mk).
 check_PROGRAMS += tests/store/check_store
 TESTS += tests/store/check_store
 tests_store_check_store_SOURCES = tests/store/check_store.c

@@ -29,15 +29,15 @@ int verb_init(struct config *c, int argc, char *argv[]) {
                 } else if (common_option(c, opt, optarg) <= 0)
                         return AS_EXIT_USAGE;
         if (optind != argc || !c->master_key_path) {
-                fprintf(stderr, "authserver: init needs --master-key FILE and takes no arguments\n");
+                log_error("init needs --master-key FILE and takes no arguments");
                 return AS_EXIT_USAGE;
         }
         r = store_master_key_create(c->master_key_path);
         if (r == -EEXIST)
-                fprintf(stderr, "authserver: master key '%s' exists: using it\n", c->master_key_path);
+                log_notice("master key '%s' exists: using it", c->master_key_path);
         else if (r < 0) {
-                fprintf(stderr, "authserver: cannot create master key '%s': %s\n", c->master_key_path,
-                        store_last_error(NULL));
+                log_error_errno(r, "cannot create master key '%s': %s", c->master_key_path,
+                                store_last_error(NULL));
                 return AS_EXIT_FAILURE;
         }
         r = config_open_store(c, STORE_CREATE, &s);
@@ -97,43 +97,41 @@ static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_
                         return 1;
                 case ARG_DEVICE:
                         if (vault_params_set_id(&a->params, optarg) < 0) {
-                                fprintf(stderr, "authserver: invalid device id '%s': 1..64 of [A-Za-z0-9._:-]\n", optarg);
-                                return -EINVAL;
+                                return log_error_errno(EINVAL, "invalid device id '%s': 1..64 of [A-Za-z0-9._:-]",
+                                                       optarg);
                         }
                         break;
                 case ARG_PROFILE:
                         profile = vault_profile_from_string(optarg);
                         if (profile < 0) {
-                                fprintf(stderr, "authserver: invalid profile '%s': hardened or paper\n", optarg);
-                                return -EINVAL;
+                                return log_error_errno(EINVAL, "invalid profile '%s': hardened or paper", optarg);
                         }
                         a->params.profile = (uint8_t) profile;
                         break;
                 case ARG_KEYS:
                         if (parse_unsigned(optarg, SV_N_MIN, SV_N_MAX, &v) < 0) {
-                                fprintf(stderr, "authserver: invalid --keys '%s': %d..%d\n", optarg, SV_N_MIN, SV_N_MAX);
-                                return -EINVAL;
+                                return log_error_errno(EINVAL, "invalid --keys '%s': %d..%d", optarg,
+                                                       SV_N_MIN, SV_N_MAX);
                         }
                         a->params.n = (uint16_t) v;
                         break;
                 case ARG_KEY_BYTES:
                         if (parse_unsigned(optarg, 16, 32, &v) < 0 || (v != 16 && v != 32)) {
-                                fprintf(stderr, "authserver: invalid --key-bytes '%s': 16 or 32\n", optarg);
-                                return -EINVAL;
+                                return log_error_errno(EINVAL, "invalid --key-bytes '%s': 16 or 32", optarg);
                         }
                         a->params.m = (uint8_t) v;
                         break;
                 case ARG_CHALLENGE:
                         if (parse_unsigned(optarg, SV_P_MIN, SV_P_MAX, &v) < 0) {
-                                fprintf(stderr, "authserver: invalid --challenge '%s': %d..%d\n", optarg, SV_P_MIN, SV_P_MAX);
-                                return -EINVAL;
+                                return log_error_errno(EINVAL, "invalid --challenge '%s': %d..%d", optarg,
+                                                       SV_P_MIN, SV_P_MAX);
                         }
                         a->params.p = (uint8_t) v;
                         break;
                 case ARG_SERVER:
                         if (!bundle_server_valid(optarg)) {
-                                fprintf(stderr, "authserver: invalid --server '%s': HOST:PORT or [V6]:PORT\n", optarg);
-                                return -EINVAL;
+                                return log_error_errno(EINVAL, "invalid --server '%s': HOST:PORT or [V6]:PORT",
+                                                       optarg);
                         }
                         a->server = optarg;
                         break;
@@ -144,15 +142,11 @@ static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_
                         if (common_option(c, opt, optarg) <= 0)
                                 return -EINVAL;
                 }
-        if (optind != argc || !a->params.id_len || !a->out) {
-                fprintf(stderr, "authserver: enroll needs --device ID and --out BUNDLE\n");
-                return -EINVAL;
-        }
-        if (2u * a->params.p > a->params.n) {
-                fprintf(stderr, "authserver: --challenge %u is too large for %u keys: 2p must not exceed n\n",
-                        a->params.p, a->params.n);
-                return -EINVAL;
-        }
+        if (optind != argc || !a->params.id_len || !a->out)
+                return log_error_errno(EINVAL, "enroll needs --device ID and --out BUNDLE");
+        if (2u * a->params.p > a->params.n)
+                return log_error_errno(EINVAL, "--challenge %u is too large for %u keys: 2p must not exceed n",
+                                       a->params.p, a->params.n);
         return 0;
 }
 
@@ -178,14 +172,14 @@ int verb_enroll(struct config *c, int argc, char *argv[]) {
         b.vault = malloc(vault_size(&b.params));
         if (!b.vault || crypto_random(b.vault, vault_size(&b.params)) < 0 ||
             bundle_format(&b, &text, &text_len) < 0) {
-                fprintf(stderr, "authserver: cannot create a vault: out of memory or randomness\n");
+                log_error("cannot create a vault: out of memory or randomness");
                 goto out;
         }
 
         /* The bundle file first, exclusively, so an existing file is never overwritten. */
         fd = open(a.out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0) {
-                fprintf(stderr, "authserver: cannot create bundle '%s': %s\n", a.out, strerror(errno));
+                log_error_errno(errno, "cannot create bundle '%s': %m", a.out);
                 goto out;
         }
         memcpy(dev.id, a.params.device_id, a.params.id_len + 1u);
@@ -195,7 +189,7 @@ int verb_enroll(struct config *c, int argc, char *argv[]) {
         dev.p = a.params.p;
         r = store_enroll(s, &dev, b.vault, vault_size(&b.params), (int64_t) time(NULL));
         if (r < 0) {
-                fprintf(stderr, "authserver: cannot enroll device '%s': %s\n", dev.id, store_last_error(s));
+                log_error_errno(r, "cannot enroll device '%s': %s", dev.id, store_last_error(s));
                 ret = r == -EEXIST ? AS_EXIT_EXISTS : AS_EXIT_DATABASE;
                 goto out_unlink;
         }
@@ -203,7 +197,7 @@ int verb_enroll(struct config *c, int argc, char *argv[]) {
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r < 0) {
-                fprintf(stderr, "authserver: cannot write bundle '%s': %s; revoking '%s'\n", a.out, strerror(-r), dev.id);
+                log_error_errno(r, "cannot write bundle '%s': %m; revoking '%s'", a.out, dev.id);
                 (void) store_revoke(s, dev.id);
                 goto out_unlink;
         }
@@ -223,7 +217,8 @@ out:
         return ret;
 }
 
-/* Parses `VERB [--json] [COMMON] [ID]`; `want_id` says whether one ID is required. */
+/* Parses `VERB [--json] [COMMON] [ID]`; `want_id` says whether one ID is required; usage is one
+ * line without its newline. */
 static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id, bool *json,
                          const char **ret_id, const char *usage) {
         enum { ARG_JSON = 0x200 };
@@ -232,21 +227,17 @@ static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id,
 
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 if (opt == 'h') {
-                        printf("%s", usage);
+                        printf("%s\n", usage);
                         return 1;
                 } else if (opt == ARG_JSON && json)
                         *json = true;
                 else if (common_option(c, opt, optarg) <= 0)
                         return -EINVAL;
-        if (argc - optind != (want_id ? 1 : 0)) {
-                fprintf(stderr, "authserver: %s", usage);
-                return -EINVAL;
-        }
+        if (argc - optind != (want_id ? 1 : 0))
+                return log_error_errno(EINVAL, "%s", usage);
         if (want_id) {
-                if (!vault_device_id_valid(argv[optind], strlen(argv[optind]))) {
-                        fprintf(stderr, "authserver: invalid device id '%s'\n", argv[optind]);
-                        return -EINVAL;
-                }
+                if (!vault_device_id_valid(argv[optind], strlen(argv[optind])))
+                        return log_error_errno(EINVAL, "invalid device id '%s'", argv[optind]);
                 *ret_id = argv[optind];
         }
         return 0;
@@ -257,14 +248,14 @@ int verb_revoke(struct config *c, int argc, char *argv[]) {
         const char *id = NULL;
         int r;
 
-        r = parse_id_verb(c, argc, argv, true, NULL, &id, "Usage: authserver revoke ID\n");
+        r = parse_id_verb(c, argc, argv, true, NULL, &id, "Usage: authserver revoke ID");
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
         if (config_open_store(c, 0, &s) < 0)
                 return AS_EXIT_DATABASE;
         r = store_revoke(s, id);
         if (r < 0) {
-                fprintf(stderr, "authserver: cannot revoke '%s': %s\n", id, store_last_error(s));
+                log_error_errno(r, "cannot revoke '%s': %s", id, store_last_error(s));
                 store_close(s);
                 return r == -ENOENT ? AS_EXIT_NOT_FOUND : AS_EXIT_DATABASE;
         }
@@ -325,7 +316,7 @@ int verb_list(struct config *c, int argc, char *argv[]) {
         struct store *s = NULL;
         int r;
 
-        r = parse_id_verb(c, argc, argv, false, &st.json, NULL, "Usage: authserver list [--json]\n");
+        r = parse_id_verb(c, argc, argv, false, &st.json, NULL, "Usage: authserver list [--json]");
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
         if (config_open_store(c, 0, &s) < 0)
@@ -339,7 +330,7 @@ int verb_list(struct config *c, int argc, char *argv[]) {
         if (st.json)
                 printf("]\n");
         if (r < 0) {
-                fprintf(stderr, "authserver: cannot list devices: %s\n", store_last_error(s));
+                log_error_errno(r, "cannot list devices: %s", store_last_error(s));
                 store_close(s);
                 return AS_EXIT_DATABASE;
         }
@@ -355,7 +346,7 @@ int verb_show(struct config *c, int argc, char *argv[]) {
         char created[32], success[32], failure[32];
         int r;
 
-        r = parse_id_verb(c, argc, argv, true, &json, &id, "Usage: authserver show ID [--json]\n");
+        r = parse_id_verb(c, argc, argv, true, &json, &id, "Usage: authserver show ID [--json]");
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
         if (config_open_store(c, 0, &s) < 0)
@@ -363,7 +354,7 @@ int verb_show(struct config *c, int argc, char *argv[]) {
         /* No vault buffers: show never decrypts key material. */
         r = store_get(s, id, &d, NULL, NULL, 0);
         if (r < 0) {
-                fprintf(stderr, "authserver: cannot show '%s': %s\n", id, store_last_error(s));
+                log_error_errno(r, "cannot show '%s': %s", id, store_last_error(s));
                 store_close(s);
                 return r == -ENOENT ? AS_EXIT_NOT_FOUND : AS_EXIT_DATABASE;
         }

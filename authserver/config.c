@@ -79,15 +79,12 @@ int config_set(struct config *c, const char *key, const char *value, const char 
         if (strcmp(key, "crash-at") == 0)
                 return set_string(&c->crash_at, value);
         if (strcmp(key, "listen") == 0) {
-                if (listen_spec_valid(value) < 0) {
-                        fprintf(stderr, "authserver: %s: invalid listen address '%s': expected HOST:PORT, "
-                                "[IPv6]:PORT or *:PORT with a port 0..65535\n", origin, value);
-                        return -EINVAL;
-                }
-                if (c->n_listen == AUTHSERVER_LISTEN_MAX) {
-                        fprintf(stderr, "authserver: %s: at most %d listen addresses\n", origin, AUTHSERVER_LISTEN_MAX);
-                        return -E2BIG;
-                }
+                if (listen_spec_valid(value) < 0)
+                        return log_error_errno(EINVAL, "%s: invalid listen address '%s': expected HOST:PORT, "
+                                               "[IPv6]:PORT or *:PORT with a port 0..65535", origin, value);
+                if (c->n_listen == AUTHSERVER_LISTEN_MAX)
+                        return log_error_errno(E2BIG, "%s: at most %d listen addresses", origin,
+                                               AUTHSERVER_LISTEN_MAX);
                 c->listen[c->n_listen] = strdup(value);
                 if (!c->listen[c->n_listen])
                         return -ENOMEM;
@@ -130,16 +127,23 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 c->decoy_p = (uint8_t) v;
                 return 0;
         }
+        /* Takes effect at once, so that it also governs the messages of the settings after it. */
+        if (strcmp(key, "log-level") == 0) {
+                int level = log_level_from_string(value);
+
+                if (level < 0)
+                        goto bad;
+                log_set_max_level(level);
+                return 0;
+        }
         if (strcmp(key, "audit-retention") == 0) {
                 if (text_parse_duration(value, 86400, AUTHSERVER_AUDIT_RETENTION_MAX_S, &c->audit_retention_s) < 0)
                         goto bad;
                 return 0;
         }
-        fprintf(stderr, "authserver: %s: unknown setting '%s'\n", origin, key);
-        return -EINVAL;
+        return log_error_errno(EINVAL, "%s: unknown setting '%s'", origin, key);
 bad:
-        fprintf(stderr, "authserver: %s: invalid value '%s' for '%s'\n", origin, value, key);
-        return -EINVAL;
+        return log_error_errno(EINVAL, "%s: invalid value '%s' for '%s'", origin, value, key);
 }
 
 /*
@@ -148,12 +152,10 @@ bad:
  * answered, and an ERROR instead of an M2 would tell which ids do not exist.
  */
 int config_check(const struct config *c, const char *origin) {
-        if (2 * (unsigned) c->decoy_p > c->decoy_n) {
-                fprintf(stderr, "authserver: %s: decoy-p %u needs decoy-n of at least %u, got %u "
-                        "(2p <= n, PROTOCOL.md section 2)\n", origin, (unsigned) c->decoy_p,
-                        2 * (unsigned) c->decoy_p, (unsigned) c->decoy_n);
-                return -EINVAL;
-        }
+        if (2 * (unsigned) c->decoy_p > c->decoy_n)
+                return log_error_errno(EINVAL, "%s: decoy-p %u needs decoy-n of at least %u, got %u "
+                                       "(2p <= n, PROTOCOL.md section 2)", origin, (unsigned) c->decoy_p,
+                                       2 * (unsigned) c->decoy_p, (unsigned) c->decoy_n);
         return 0;
 }
 
@@ -167,7 +169,7 @@ int config_load(struct config *c, const char *path, bool required) {
 
         r = settings_read(path, required, config_set_from_file, c, err, sizeof err);
         if (r < 0 && err[0])
-                fprintf(stderr, "authserver: %s\n", err);
+                log_error("%s", err);
         if (r < 0)
                 return r;
         /* The file's settings may come in any order: check them together once all are read. */
@@ -183,15 +185,13 @@ int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN])
                 snprintf(path, sizeof path, "%s", c->master_key_path);
         else if ((creds = getenv("CREDENTIALS_DIRECTORY")))
                 snprintf(path, sizeof path, "%s/%s", creds, AUTHSERVER_CREDENTIAL_NAME);
-        else {
-                fprintf(stderr, "authserver: no master key: pass --master-key FILE or run under systemd with "
-                        "LoadCredential=%s\n", AUTHSERVER_CREDENTIAL_NAME);
-                return -ENOKEY;
-        }
+        else
+                return log_error_errno(ENOKEY, "no master key: pass --master-key FILE or run under systemd "
+                                       "with LoadCredential=%s", AUTHSERVER_CREDENTIAL_NAME);
         r = store_master_key_load(path, key);
         if (r < 0)
-                fprintf(stderr, "authserver: cannot load master key '%s': %s\n", path, store_last_error(NULL));
-        return r;
+                return log_error_errno(r, "cannot load master key '%s': %s", path, store_last_error(NULL));
+        return 0;
 }
 
 /* The key passes from its file to the store in a locked page only (harden.h). */
@@ -201,11 +201,8 @@ int config_open_store(const struct config *c, int flags, struct store **ret) {
         int r;
 
         r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
-        if (r < 0) {
-                fprintf(stderr, "authserver: cannot lock memory for the master key: %s (RLIMIT_MEMLOCK?)\n",
-                        strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "cannot lock memory for the master key: %m (RLIMIT_MEMLOCK?)");
         r = config_master_key(c, key);
         if (r < 0) {
                 harden_secret_free(key, STORE_MASTER_KEY_LEN);
@@ -214,6 +211,6 @@ int config_open_store(const struct config *c, int flags, struct store **ret) {
         r = store_open(path, key, flags, ret);
         harden_secret_free(key, STORE_MASTER_KEY_LEN);
         if (r < 0)
-                fprintf(stderr, "authserver: cannot open database '%s': %s\n", path, store_last_error(NULL));
-        return r;
+                return log_error_errno(r, "cannot open database '%s': %s", path, store_last_error(NULL));
+        return 0;
 }

@@ -22,7 +22,6 @@ authserver_authserver_SOURCES = \
 	authserver/generation.c \
 	authserver/json.c \
 	authserver/listen.c \
-	authserver/log.c \
 	authserver/main.c \
 	authserver/serve.c \
 	authserver/upkeep.c \

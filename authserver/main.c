@@ -12,15 +12,19 @@ struct verb {
         const char *name;
         const char *summary;
         int (*run)(struct config *c, int argc, char *argv[]);
+        /* Where messages go when stderr is not the journal: the service writes "<N>message"
+         * lines that journald reads the priority of, a command a person runs writes
+         * "authserver: message". */
+        enum log_target log_fallback;
 };
 
 static const struct verb verbs[] = {
-        { "serve",  "authenticate devices over TCP",                          verb_serve },
-        { "init",   "create the master key and an empty database",            verb_init },
-        { "enroll", "create a device and write its enrollment bundle",        verb_enroll },
-        { "revoke", "revoke a device and erase its vaults",                   verb_revoke },
-        { "list",   "list the enrolled devices",                              verb_list },
-        { "show",   "show one device (never key material)",                   verb_show },
+        { "serve",  "authenticate devices over TCP",               verb_serve,  LOG_TARGET_KMSG },
+        { "init",   "create the master key and an empty database", verb_init,   LOG_TARGET_CONSOLE },
+        { "enroll", "create a device and write its enrollment bundle", verb_enroll, LOG_TARGET_CONSOLE },
+        { "revoke", "revoke a device and erase its vaults",        verb_revoke, LOG_TARGET_CONSOLE },
+        { "list",   "list the enrolled devices",                   verb_list,   LOG_TARGET_CONSOLE },
+        { "show",   "show one device (never key material)",        verb_show,   LOG_TARGET_CONSOLE },
 };
 
 static void help(void) {
@@ -32,6 +36,7 @@ static void help(void) {
                "  --db PATH           device database (default " AUTHSERVER_DEFAULT_DB ")\n"
                "  --master-key FILE   32-byte master key (default: $CREDENTIALS_DIRECTORY/" AUTHSERVER_CREDENTIAL_NAME ")\n"
                "  --config FILE       settings file (default " AUTHSERVER_CONFIG_PATH ")\n"
+               "  --log-level LEVEL   err, warning, notice, info (default) or debug\n"
                "  -h --help           help ('authserver VERB --help' for a verb)\n"
                "     --version        show the version\n"
                "\nExit codes: 0 ok, 1 failure, 2 usage, 3 no such device, 4 device exists, 5 database error.\n");
@@ -45,6 +50,8 @@ int common_option(struct config *c, int opt, const char *arg) {
                 return config_set(c, "master-key", arg, "--master-key") < 0 ? -EINVAL : 1;
         case ARG_CONFIG:
                 return 1;       /* read before the verb's options, see main() */
+        case ARG_LOG_LEVEL:
+                return config_set(c, "log-level", arg, "--log-level") < 0 ? -EINVAL : 1;
         default:
                 return 0;
         }
@@ -74,8 +81,9 @@ int main(int argc, char *argv[]) {
         bool explicit;
         int r;
 
+        log_open("authserver", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE);
         if (argc < 2) {
-                fprintf(stderr, "authserver: missing verb (try 'authserver --help')\n");
+                log_error("missing verb (try 'authserver --help')");
                 return AS_EXIT_USAGE;
         }
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -89,11 +97,12 @@ int main(int argc, char *argv[]) {
         for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
                 if (strcmp(argv[1], verbs[i].name) != 0)
                         continue;
+                log_open("authserver", LOG_TARGET_AUTO, verbs[i].log_fallback);
                 /* Every verb may load the master key: no core file and no same-user peeking,
                  * from before any key is read (harden.h). */
                 r = harden_process();
                 if (r < 0) {
-                        fprintf(stderr, "authserver: cannot make the process non-dumpable: %s\n", strerror(-r));
+                        log_error_errno(r, "cannot make the process non-dumpable: %m");
                         return AS_EXIT_FAILURE;
                 }
                 config_init(&c);
@@ -107,6 +116,6 @@ int main(int argc, char *argv[]) {
                 config_free(&c);
                 return r;
         }
-        fprintf(stderr, "authserver: unknown verb '%s' (try 'authserver --help')\n", argv[1]);
+        log_error("unknown verb '%s' (try 'authserver --help')", argv[1]);
         return AS_EXIT_USAGE;
 }

@@ -204,9 +204,15 @@ struct store {
 
 static _Thread_local char thread_error[STORE_ERROR_MAX];
 
-__attribute__((format(printf, 3, 0)))
-static void vformat(char *buf, size_t size, const char *fmt, va_list ap) {
+/* The store never logs (store.h): it keeps the message for the caller. "%m" in fmt is
+ * strerror(-r), as in common/log.h. */
+__attribute__((format(printf, 4, 0)))
+static void vformat(char *buf, size_t size, int r, const char *fmt, va_list ap) {
+        int saved_errno = errno;
+
+        errno = r < 0 ? -r : r;
         vsnprintf(buf, size, fmt, ap);
+        errno = saved_errno;
 }
 
 /* Sets the message store_last_error(NULL) returns, and returns r. */
@@ -215,17 +221,18 @@ static int thread_errorf(int r, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        vformat(thread_error, sizeof(thread_error), fmt, ap);
+        vformat(thread_error, sizeof(thread_error), r, fmt, ap);
         va_end(ap);
         return r;
 }
 
+/* Sets the message store_last_error(s) returns, and returns r. */
 __attribute__((format(printf, 3, 4)))
 static int fail(struct store *s, int r, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        vformat(s->error, sizeof(s->error), fmt, ap);
+        vformat(s->error, sizeof(s->error), r, fmt, ap);
         va_end(ap);
         return r;
 }
@@ -474,8 +481,7 @@ static int open_db(struct store *s, const char *path, int flags) {
                 int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 
                 if (fd < 0)
-                        return fail(s, -errno, "Failed to create database '%s': %s", path,
-                                    strerror(errno));
+                        return fail(s, -errno, "Failed to create database '%s': %m", path);
                 close(fd);
         }
         rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
@@ -485,7 +491,7 @@ static int open_db(struct store *s, const char *path, int flags) {
                 int e = s->db ? sqlite3_system_errno(s->db) : 0;
 
                 if ((rc & 0xff) == SQLITE_CANTOPEN && e > 0)
-                        return fail(s, -e, "Failed to open database '%s': %s", path, strerror(e));
+                        return fail(s, -e, "Failed to open database '%s': %m", path);
                 return fail_db(s, rc, "open the database");
         }
         /* SQLite falls back to read-only when it may not write: refuse that here. */
@@ -550,19 +556,18 @@ static int open_db(struct store *s, const char *path, int flags) {
 static int key_file_error(int r, const char *path, const struct store_key_failure *f) {
         switch (f->step) {
         case STORE_KEY_OPEN:
-                return thread_errorf(r, "Failed to open master key file '%s': %s", path, strerror(-r));
+                return thread_errorf(r, "Failed to open master key file '%s': %m", path);
         case STORE_KEY_LOCK:
-                return thread_errorf(r, "Failed to lock memory for master key file '%s': %s",
-                                     path, strerror(-r));
+                return thread_errorf(r, "Failed to lock memory for master key file '%s': %m", path);
         case STORE_KEY_STAT:
-                return thread_errorf(r, "Failed to stat master key file '%s': %s", path, strerror(-r));
+                return thread_errorf(r, "Failed to stat master key file '%s': %m", path);
         case STORE_KEY_NOT_REGULAR:
                 return thread_errorf(r, "Master key file '%s' is not a regular file", path);
         case STORE_KEY_MODE:
                 return thread_errorf(r, "Master key file '%s' is accessible by group or others "
                                      "(mode %04o): refusing it, run chmod 0600", path, f->mode);
         case STORE_KEY_READ:
-                return thread_errorf(r, "Failed to read master key file '%s': %s", path, strerror(-r));
+                return thread_errorf(r, "Failed to read master key file '%s': %m", path);
         case STORE_KEY_NOT_HEX:
                 return thread_errorf(r, "Master key file '%s' has a character that is not a hex digit",
                                      path);
@@ -570,19 +575,19 @@ static int key_file_error(int r, const char *path, const struct store_key_failur
                 return thread_errorf(r, "Master key file '%s' must hold exactly %d bytes or %d hex digits",
                                      path, STORE_MASTER_KEY_LEN, 2 * STORE_MASTER_KEY_LEN);
         case STORE_KEY_LOCK_NEW:
-                return thread_errorf(r, "Failed to lock memory for a master key: %s", strerror(-r));
+                return thread_errorf(r, "Failed to lock memory for a master key: %m");
         case STORE_KEY_CREATE:
-                return thread_errorf(r, "Failed to create master key file '%s': %s", path, strerror(-r));
+                return thread_errorf(r, "Failed to create master key file '%s': %m", path);
         case STORE_KEY_RANDOM:
                 return thread_errorf(r, "Failed to generate a master key: no randomness");
         case STORE_KEY_WRITE:
-                return thread_errorf(r, "Failed to write master key file '%s': %s", path, strerror(-r));
+                return thread_errorf(r, "Failed to write master key file '%s': %m", path);
         case STORE_KEY_SYNC:
-                return thread_errorf(r, "Failed to sync master key file '%s': %s", path, strerror(-r));
+                return thread_errorf(r, "Failed to sync master key file '%s': %m", path);
         case STORE_KEY_SYNC_DIR:
-                return thread_errorf(r, "Failed to sync the directory of '%s': %s", path, strerror(-r));
+                return thread_errorf(r, "Failed to sync the directory of '%s': %m", path);
         }
-        return thread_errorf(r, "Failed to use master key file '%s': %s", path, strerror(-r));
+        return thread_errorf(r, "Failed to use master key file '%s': %m", path);
 }
 
 int store_master_key_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN]) {

@@ -52,8 +52,6 @@ struct config {
         uint16_t decoy_n;               /* the decoy shape while no device of M1's profile is enrolled */
         uint8_t decoy_p;
         uint64_t audit_retention_s;     /* 0: keep the audit trail forever */
-        /* Test-only fault injection: exit at a named commit point (tests/e2e crash matrix). */
-        char *crash_at;
 };
 
 /* config.c */

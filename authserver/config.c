@@ -25,7 +25,6 @@ void config_init(struct config *c) {
 void config_free(struct config *c) {
         free(c->db_path);
         free(c->master_key_path);
-        free(c->crash_at);
         for (unsigned i = 0; i < c->n_listen; i++)
                 free(c->listen[i]);
         config_init(c);
@@ -76,8 +75,6 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 return set_string(&c->db_path, value);
         if (strcmp(key, "master-key") == 0)
                 return set_string(&c->master_key_path, value);
-        if (strcmp(key, "crash-at") == 0)
-                return set_string(&c->crash_at, value);
         if (strcmp(key, "listen") == 0) {
                 if (listen_spec_valid(value) < 0)
                         return log_error_errno(EINVAL, "%s: invalid listen address '%s': expected HOST:PORT, "

@@ -13,6 +13,7 @@
 
 #include "authserver.h"
 #include "bundle.h"
+#include "cleanup.h"
 #include "common-options.h"
 #include "crypto.h"
 
@@ -150,14 +151,53 @@ static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_
         return 0;
 }
 
+/* Creates the bundle file, enrolls the device, then writes the bundle: a bundle that could
+ * not be written leaves no file behind and its device revoked. Returns an exit code. */
+static int enroll_write(struct store *s, const struct enroll_args *a, const struct bundle *b,
+                        const char *text, size_t text_len) {
+        _cleanup_close_ int fd = -EBADF;
+        struct store_device dev = { 0 };
+        int r;
+
+        /* The bundle file first, exclusively, so an existing file is never overwritten. */
+        fd = open(a->out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                log_error_errno(errno, "cannot create bundle '%s': %m", a->out);
+                return AS_EXIT_FAILURE;
+        }
+        memcpy(dev.id, b->params.device_id, b->params.id_len + 1u);
+        dev.profile = b->params.profile;
+        dev.n = b->params.n;
+        dev.m = b->params.m;
+        dev.p = b->params.p;
+        r = store_enroll(s, &dev, b->vault, vault_size(&b->params), (int64_t) time(NULL));
+        if (r < 0) {
+                log_error_errno(r, "cannot enroll device '%s': %s", dev.id, store_last_error(s));
+                (void) unlink(a->out);
+                return r == -EEXIST ? AS_EXIT_EXISTS : AS_EXIT_DATABASE;
+        }
+        r = write_all(fd, text, text_len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                log_error_errno(r, "cannot write bundle '%s': %m; revoking '%s'", a->out, dev.id);
+                (void) store_revoke(s, dev.id);
+                (void) unlink(a->out);
+                return AS_EXIT_FAILURE;
+        }
+        (void) store_audit(s, (int64_t) time(NULL), dev.id, "admin", "enrolled", 0);
+        printf("enrolled device '%s' (%s, n=%u, m=%u, p=%u); bundle written to %s\n", dev.id,
+               vault_profile_to_string(dev.profile), dev.n, dev.m, dev.p, a->out);
+        return AS_EXIT_OK;
+}
+
 int verb_enroll(struct config *c, int argc, char *argv[]) {
+        _cleanup_(store_closep) struct store *s = NULL;
         struct enroll_args a = { 0 };
         struct bundle b = { 0 };
-        struct store_device dev = { 0 };
-        struct store *s = NULL;
         char *text = NULL;
         size_t text_len = 0;
-        int r, fd = -1, ret = AS_EXIT_FAILURE;
+        int r, ret;
 
         r = parse_enroll(c, argc, argv, &a);
         if (r != 0)
@@ -173,47 +213,12 @@ int verb_enroll(struct config *c, int argc, char *argv[]) {
         if (!b.vault || crypto_random(b.vault, vault_size(&b.params)) < 0 ||
             bundle_format(&b, &text, &text_len) < 0) {
                 log_error("cannot create a vault: out of memory or randomness");
-                goto out;
-        }
-
-        /* The bundle file first, exclusively, so an existing file is never overwritten. */
-        fd = open(a.out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0) {
-                log_error_errno(errno, "cannot create bundle '%s': %m", a.out);
-                goto out;
-        }
-        memcpy(dev.id, a.params.device_id, a.params.id_len + 1u);
-        dev.profile = a.params.profile;
-        dev.n = a.params.n;
-        dev.m = a.params.m;
-        dev.p = a.params.p;
-        r = store_enroll(s, &dev, b.vault, vault_size(&b.params), (int64_t) time(NULL));
-        if (r < 0) {
-                log_error_errno(r, "cannot enroll device '%s': %s", dev.id, store_last_error(s));
-                ret = r == -EEXIST ? AS_EXIT_EXISTS : AS_EXIT_DATABASE;
-                goto out_unlink;
-        }
-        r = write_all(fd, text, text_len);
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r < 0) {
-                log_error_errno(r, "cannot write bundle '%s': %m; revoking '%s'", a.out, dev.id);
-                (void) store_revoke(s, dev.id);
-                goto out_unlink;
-        }
-        (void) store_audit(s, (int64_t) time(NULL), dev.id, "admin", "enrolled", 0);
-        printf("enrolled device '%s' (%s, n=%u, m=%u, p=%u); bundle written to %s\n", dev.id,
-               vault_profile_to_string(dev.profile), dev.n, dev.m, dev.p, a.out);
-        ret = AS_EXIT_OK;
-        goto out;
-out_unlink:
-        (void) unlink(a.out);
-out:
-        if (fd >= 0)
-                close(fd);
+                ret = AS_EXIT_FAILURE;
+        } else
+                ret = enroll_write(s, &a, &b, text, text_len);
+        /* The vault and its bundle text, wiped on every path. */
         bundle_text_free(text, text_len);
         bundle_free(&b);
-        store_close(s);
         return ret;
 }
 
@@ -244,7 +249,7 @@ static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id,
 }
 
 int verb_revoke(struct config *c, int argc, char *argv[]) {
-        struct store *s = NULL;
+        _cleanup_(store_closep) struct store *s = NULL;
         const char *id = NULL;
         int r;
 
@@ -256,11 +261,9 @@ int verb_revoke(struct config *c, int argc, char *argv[]) {
         r = store_revoke(s, id);
         if (r < 0) {
                 log_error_errno(r, "cannot revoke '%s': %s", id, store_last_error(s));
-                store_close(s);
                 return r == -ENOENT ? AS_EXIT_NOT_FOUND : AS_EXIT_DATABASE;
         }
         (void) store_audit(s, (int64_t) time(NULL), id, "admin", "revoked", 0);
-        store_close(s);
         printf("device '%s' %s\n", id, r > 0 ? "revoked; its vaults are erased" : "was already revoked");
         return AS_EXIT_OK;
 }
@@ -312,8 +315,8 @@ static int list_one(const struct store_device *d, void *userdata) {
 }
 
 int verb_list(struct config *c, int argc, char *argv[]) {
+        _cleanup_(store_closep) struct store *s = NULL;
         struct list_state st = { 0 };
-        struct store *s = NULL;
         int r;
 
         r = parse_id_verb(c, argc, argv, false, &st.json, NULL, "Usage: authserver list [--json]");
@@ -331,16 +334,14 @@ int verb_list(struct config *c, int argc, char *argv[]) {
                 printf("]\n");
         if (r < 0) {
                 log_error_errno(r, "cannot list devices: %s", store_last_error(s));
-                store_close(s);
                 return AS_EXIT_DATABASE;
         }
-        store_close(s);
         return AS_EXIT_OK;
 }
 
 int verb_show(struct config *c, int argc, char *argv[]) {
+        _cleanup_(store_closep) struct store *s = NULL;
         struct store_device d;
-        struct store *s = NULL;
         const char *id = NULL;
         bool json = false;
         char created[32], success[32], failure[32];
@@ -355,10 +356,8 @@ int verb_show(struct config *c, int argc, char *argv[]) {
         r = store_get(s, id, &d, NULL, NULL, 0);
         if (r < 0) {
                 log_error_errno(r, "cannot show '%s': %s", id, store_last_error(s));
-                store_close(s);
                 return r == -ENOENT ? AS_EXIT_NOT_FOUND : AS_EXIT_DATABASE;
         }
-        store_close(s);
         if (json) {
                 print_device_json(&d);
                 printf("\n");

@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "cleanup.h"
 #include "harden.h"
 #include "store-crypto.h"
 
@@ -47,27 +48,26 @@ struct store_aead {
         uint8_t *master;        /* STORE_MASTER_KEY_LEN bytes in a locked page */
 };
 
+DEFINE_POINTER_CLEANUP(struct store_aead *, store_aead_free)
+DEFINE_POINTER_CLEANUP(EVP_MAC_CTX *, EVP_MAC_CTX_free)
+
 int store_aead_new(const uint8_t master_key[STORE_MASTER_KEY_LEN], struct store_aead **ret) {
-        struct store_aead *a;
+        _cleanup_(store_aead_freep) struct store_aead *a = NULL;
         int r;
 
         a = OPENSSL_zalloc(sizeof(*a));
         if (!a)
                 return -ENOMEM;
         r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &a->master);
-        if (r < 0) {
-                OPENSSL_free(a);
+        if (r < 0)
                 return r;
-        }
         memcpy(a->master, master_key, STORE_MASTER_KEY_LEN);
         a->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
         a->ctx = EVP_CIPHER_CTX_new();
         a->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        if (!a->aes || !a->ctx || !a->hmac) {
-                store_aead_free(a);
+        if (!a->aes || !a->ctx || !a->hmac)
                 return -EIO;
-        }
-        *ret = a;
+        *ret = TAKE_PTR(a);
         return 0;
 }
 
@@ -89,9 +89,9 @@ static int expand(struct store_aead *a, const char *label, const char *id, uint8
                 OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
                 OSSL_PARAM_construct_end(),
         };
-        EVP_MAC_CTX *kdf = EVP_MAC_CTX_new(a->hmac);
+        /* Freeing the context cleanses its HMAC states. */
+        _cleanup_(EVP_MAC_CTX_freep) EVP_MAC_CTX *kdf = EVP_MAC_CTX_new(a->hmac);
         size_t len = 0;
-        int r = 0;
 
         if (!kdf || !EVP_MAC_init(kdf, a->master, STORE_MASTER_KEY_LEN, params) ||
             !EVP_MAC_update(kdf, (const uint8_t *) label, strlen(label)) ||
@@ -99,10 +99,9 @@ static int expand(struct store_aead *a, const char *label, const char *id, uint8
             !EVP_MAC_update(kdf, &counter, 1) ||
             !EVP_MAC_final(kdf, key, &len, AES_KEY_LEN) || len != AES_KEY_LEN) {
                 OPENSSL_cleanse(key, AES_KEY_LEN);
-                r = -EIO;
+                return -EIO;
         }
-        EVP_MAC_CTX_free(kdf);         /* cleanses its HMAC states */
-        return r;
+        return 0;
 }
 
 static int device_key(struct store_aead *a, const char *id, uint8_t key[AES_KEY_LEN]) {
@@ -215,21 +214,20 @@ static int key_failed(struct store_key_failure *f, enum store_key_step step, int
  */
 int store_key_file_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN],
                         struct store_key_failure *ret_failure) {
+        _cleanup_close_ int fd = -EBADF;
         struct key_scratch *ks = NULL;
         uint8_t *buf;
         size_t len = 0;
         struct stat st;
-        int fd, r;
+        int r;
 
         /* O_NONBLOCK: a FIFO planted at the path must not hang us before the S_ISREG check. */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return key_failed(ret_failure, STORE_KEY_OPEN, -errno);
         r = harden_secret_alloc(sizeof(*ks), (void **) &ks);
-        if (r < 0) {
-                r = key_failed(ret_failure, STORE_KEY_LOCK, r);
-                goto out;
-        }
+        if (r < 0)
+                return key_failed(ret_failure, STORE_KEY_LOCK, r);
         buf = ks->buf;
         if (fstat(fd, &st) < 0) {
                 r = key_failed(ret_failure, STORE_KEY_STAT, -errno);
@@ -282,69 +280,65 @@ int store_key_file_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN],
                 r = key_failed(ret_failure, STORE_KEY_LENGTH, -EBADMSG);
 out:
         harden_secret_free(ks, sizeof(*ks));   /* wipes the bytes read and the decoded key */
-        close(fd);
         return r;
 }
 
 static int fsync_parent(const char *path) {
-        char *copy = strdup(path);
-        int fd, r = 0;
+        _cleanup_free_ char *copy = strdup(path);
+        _cleanup_close_ int fd = -EBADF;
 
         if (!copy)
                 return -ENOMEM;
         fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 || fsync(fd) < 0)
-                r = -errno;
-        if (fd >= 0)
-                close(fd);
-        free(copy);
-        return r;
+                return -errno;
+        return 0;
 }
 
-/* O_EXCL: never overwrite a key that may already protect a database. The file and its
- * directory entry are synced, since a key lost in a crash makes every vault unreadable. */
-int store_key_file_create(const char *path, struct store_key_failure *ret_failure) {
-        uint8_t *key = NULL;
+/* A new random key, drawn into key (a locked page), written to fd and synced. */
+static int write_new_key(int fd, uint8_t key[STORE_MASTER_KEY_LEN], struct store_key_failure *f) {
         size_t done = 0;
-        int fd, r;
 
-        r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
-        if (r < 0)
-                return key_failed(ret_failure, STORE_KEY_LOCK_NEW, r);
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-        if (fd < 0) {
-                r = key_failed(ret_failure, STORE_KEY_CREATE, -errno);
-                harden_secret_free(key, STORE_MASTER_KEY_LEN);
-                return r;
-        }
-        if (RAND_bytes(key, STORE_MASTER_KEY_LEN) != 1) {
-                r = key_failed(ret_failure, STORE_KEY_RANDOM, -EIO);
-                goto fail;
-        }
+        if (RAND_bytes(key, STORE_MASTER_KEY_LEN) != 1)
+                return key_failed(f, STORE_KEY_RANDOM, -EIO);
         while (done < STORE_MASTER_KEY_LEN) {
                 ssize_t k = write(fd, key + done, STORE_MASTER_KEY_LEN - done);
 
                 if (k < 0 && errno == EINTR)
                         continue;
-                if (k <= 0) {
-                        r = key_failed(ret_failure, STORE_KEY_WRITE, k < 0 ? -errno : -EIO);
-                        goto fail;
-                }
+                if (k <= 0)
+                        return key_failed(f, STORE_KEY_WRITE, k < 0 ? -errno : -EIO);
                 done += (size_t) k;
         }
-        if (fsync(fd) < 0) {
-                r = key_failed(ret_failure, STORE_KEY_SYNC, -errno);
-                goto fail;
+        if (fsync(fd) < 0)
+                return key_failed(f, STORE_KEY_SYNC, -errno);
+        return 0;
+}
+
+/* O_EXCL: never overwrite a key that may already protect a database. The file and its
+ * directory entry are synced, since a key lost in a crash makes every vault unreadable; a
+ * file that did not get a whole key is removed. */
+int store_key_file_create(const char *path, struct store_key_failure *ret_failure) {
+        _cleanup_close_ int fd = -EBADF;
+        uint8_t *key = NULL;
+        int r;
+
+        r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
+        if (r < 0)
+                return key_failed(ret_failure, STORE_KEY_LOCK_NEW, r);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                r = key_failed(ret_failure, STORE_KEY_CREATE, -errno);
+        else
+                r = write_new_key(fd, key, ret_failure);
+        harden_secret_free(key, STORE_MASTER_KEY_LEN);         /* wiped on every path */
+        if (r < 0) {
+                if (fd >= 0)
+                        (void) unlink(path);
+                return r;
         }
-        harden_secret_free(key, STORE_MASTER_KEY_LEN);
-        close(fd);
         r = fsync_parent(path);
         if (r < 0)
                 return key_failed(ret_failure, STORE_KEY_SYNC_DIR, r);
         return 0;
-fail:
-        harden_secret_free(key, STORE_MASTER_KEY_LEN);
-        close(fd);
-        unlink(path);
-        return r;
 }

@@ -35,6 +35,7 @@
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 
+#include "cleanup.h"
 #include "crypto.h"
 #include "store.h"
 #include "store-crypto.h"
@@ -285,6 +286,16 @@ static void stmt_done(sqlite3_stmt *st) {
         sqlite3_clear_bindings(st);
 }
 
+/* _cleanup_(stmt_donep): one of struct store's statements, reset for its next use on every
+ * exit (it stays prepared). */
+static void stmt_donep(sqlite3_stmt **st) {
+        if (*st)
+                stmt_done(*st);
+}
+
+/* _cleanup_(sqlite3_finalizep): a statement prepared for one use. */
+DEFINE_POINTER_CLEANUP(sqlite3_stmt *, sqlite3_finalize)
+
 /* Runs a statement that returns no rows; on success returns the number of changed rows. */
 static int run(struct store *s, sqlite3_stmt *st, const char *what) {
         int rc = sqlite3_step(st), r;
@@ -351,24 +362,21 @@ static int exec(struct store *s, const char *sql, const char *what) {
 
 /* Reads an integer PRAGMA; the first read of the file, so it also detects a non-database. */
 static int pragma_int(struct store *s, const char *sql, int64_t *ret) {
-        sqlite3_stmt *st = NULL;
-        int rc, r;
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int rc;
 
         rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                *ret = sqlite3_column_int64(st, 0);
-                r = 0;
-        } else
-                r = fail_db(s, rc, "read the database");
-        sqlite3_finalize(st);
-        return r;
+        if (rc != SQLITE_ROW)
+                return fail_db(s, rc, "read the database");
+        *ret = sqlite3_column_int64(st, 0);
+        return 0;
 }
 
 static int keycheck_write(struct store *s) {
         static const uint8_t zeros[KEYCHECK_LEN];
-        sqlite3_stmt *st = NULL;
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         int rc, r;
 
         r = store_aead_seal(s->aead, KEYCHECK_ID, KEYCHECK_EPOCH, zeros, sizeof zeros, s->seal);
@@ -379,20 +387,18 @@ static int keycheck_write(struct store *s) {
                 rc = sqlite3_bind_blob(st, 1, s->seal, KEYCHECK_LEN + STORE_BLOB_OVERHEAD, SQLITE_TRANSIENT);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
-        sqlite3_finalize(st);
         return rc == SQLITE_DONE ? 0 : fail_db(s, rc, "write the key check");
 }
 
 static int keycheck_verify(struct store *s, const char *path) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         uint8_t out[KEYCHECK_LEN];
-        sqlite3_stmt *st = NULL;
         int rc, r = -EBADMSG;
 
         rc = sqlite3_prepare_v2(s->db, "SELECT blob FROM keycheck WHERE id = 1", -1, &st, NULL);
         if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
                 r = store_aead_open(s->aead, KEYCHECK_ID, KEYCHECK_EPOCH, sqlite3_column_blob(st, 0),
                                     (size_t) sqlite3_column_bytes(st, 0), out, sizeof out) < 0 ? -EKEYREJECTED : 0;
-        sqlite3_finalize(st);
         OPENSSL_cleanse(out, sizeof out);
         if (r == -EKEYREJECTED)
                 return fail(s, r, "The master key does not open database '%s': wrong key file?", path);
@@ -455,21 +461,17 @@ static int migrate_schema(struct store *s, int64_t version) {
 
 /* journal_mode answers with the mode it ended up in, e.g. "memory" on some filesystems. */
 static int set_wal(struct store *s, const char *path) {
-        sqlite3_stmt *st = NULL;
-        bool wal = false;
-        int rc, r = 0;
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int rc;
 
         rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                wal = sqlite3_stricmp((const char *) sqlite3_column_text(st, 0), "wal") == 0;
-        else
-                r = fail_db(s, rc, "switch the database to WAL mode");
-        sqlite3_finalize(st);
-        if (r >= 0 && !wal)
-                r = fail(s, -EOPNOTSUPP, "Database '%s' cannot use WAL mode", path);
-        return r;
+        if (rc != SQLITE_ROW)
+                return fail_db(s, rc, "switch the database to WAL mode");
+        if (sqlite3_stricmp((const char *) sqlite3_column_text(st, 0), "wal") != 0)
+                return fail(s, -EOPNOTSUPP, "Database '%s' cannot use WAL mode", path);
+        return 0;
 }
 
 static int open_db(struct store *s, const char *path, int flags) {
@@ -606,7 +608,7 @@ int store_master_key_create(const char *path) {
 
 int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN], int flags,
                struct store **ret) {
-        struct store *s;
+        _cleanup_(store_closep) struct store *s = NULL;
         int r;
 
         if (!path || !master_key || !ret || (flags & ~STORE_CREATE))
@@ -616,24 +618,16 @@ int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN],
         if (!s)
                 return thread_errorf(-ENOMEM, "Out of memory");
         s->seal = malloc(STORE_BLOB_MAX);
-        if (!s->seal) {
-                r = fail(s, -ENOMEM, "Out of memory");
-                goto fail;
-        }
+        if (!s->seal)
+                return thread_errorf(-ENOMEM, "Out of memory");
         r = store_aead_new(master_key, &s->aead);
-        if (r < 0) {
-                r = fail(s, r, "Failed to set up AES-256-GCM: OpenSSL has no usable implementation");
-                goto fail;
-        }
+        if (r < 0)
+                return thread_errorf(r, "Failed to set up AES-256-GCM: OpenSSL has no usable implementation");
         r = open_db(s, path, flags);
         if (r < 0)
-                goto fail;
-        *ret = s;
+                return thread_errorf(r, "%s", s->error);
+        *ret = TAKE_PTR(s);
         return 0;
-fail:
-        thread_errorf(r, "%s", s->error);
-        store_close(s);
-        return r;
 }
 
 void store_close(struct store *s) {
@@ -772,9 +766,17 @@ int store_enroll(struct store *s, const struct store_device *dev, const uint8_t 
         return after_durable_write(s);
 }
 
+/* The message of a vault that did not open (store_aead_open()'s r). */
+static int vault_open_failed(struct store *s, int r, const char *id) {
+        if (r == -EBADMSG)
+                return fail(s, r, "Vault of device '%s' fails authentication: wrong master key or "
+                            "tampered database", id);
+        return fail(s, r, "Failed to decrypt the vault of device '%s'", id);
+}
+
 int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t *committed,
               uint8_t *pending, size_t cap) {
-        sqlite3_stmt *st = s->stmt[STMT_GET];
+        _cleanup_(stmt_donep) sqlite3_stmt *st = s->stmt[STMT_GET];
         struct store_device d;
         size_t len;
         int rc, r;
@@ -784,29 +786,24 @@ int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE) {
-                r = fail(s, -ENOENT, "Device '%s' is not enrolled", id);
-                goto out;
-        }
-        if (rc != SQLITE_ROW) {
-                r = fail_db(s, rc, "look up the device");
-                goto out;
-        }
+        if (rc == SQLITE_DONE)
+                return fail(s, -ENOENT, "Device '%s' is not enrolled", id);
+        if (rc != SQLITE_ROW)
+                return fail_db(s, rc, "look up the device");
         r = row_to_device(s, st, id, 1, &d);
         if (r < 0)
-                goto out;
+                return r;
 
         len = (size_t) d.n * d.m;
-        if ((committed || pending) && cap < len) {
-                r = fail(s, -ENOBUFS, "Vault of device '%s' needs %zu bytes", id, len);
-                goto out;
-        }
+        if ((committed || pending) && cap < len)
+                return fail(s, -ENOBUFS, "Vault of device '%s' needs %zu bytes", id, len);
         if (d.status == STORE_REVOKED) {
                 if (committed)
                         memset(committed, 0, len);
                 if (pending)
                         memset(pending, 0, len);
-                goto out;
+                *ret = d;
+                return 0;
         }
         if (committed) {
                 const void *blob = sqlite3_column_blob(st, 1 + ROW_NCOLUMNS);
@@ -814,7 +811,7 @@ int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t
                 r = store_aead_open(s->aead, id, d.epoch, blob,
                                     (size_t) sqlite3_column_bytes(st, 1 + ROW_NCOLUMNS), committed, len);
                 if (r < 0)
-                        goto bad;
+                        return vault_open_failed(s, r, id);
         }
         if (pending && d.has_pending) {
                 const void *blob = sqlite3_column_blob(st, 2 + ROW_NCOLUMNS);
@@ -824,21 +821,11 @@ int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t
                 if (r < 0) {
                         if (committed)
                                 OPENSSL_cleanse(committed, len);
-                        goto bad;
+                        return vault_open_failed(s, r, id);
                 }
         }
-        goto out;
-bad:
-        if (r == -EBADMSG)
-                r = fail(s, r, "Vault of device '%s' fails authentication: wrong master key or "
-                         "tampered database", id);
-        else
-                r = fail(s, r, "Failed to decrypt the vault of device '%s'", id);
-out:
-        stmt_done(st);
-        if (r >= 0)
-                *ret = d;
-        return r;
+        *ret = d;
+        return 0;
 }
 
 static int write_pending(struct store *s, int which, const char *id, uint64_t enrollment,
@@ -1089,7 +1076,7 @@ static void read_blob_unused(sqlite3_stmt *st, int col, uint8_t *blob, size_t ca
  */
 int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t stand_in,
                      struct store_device *ret, uint8_t *blob, size_t cap, size_t *ret_len) {
-        sqlite3_stmt *st = s->stmt[STMT_LOOKUP];
+        _cleanup_(stmt_donep) sqlite3_stmt *st = s->stmt[STMT_LOOKUP];
         struct store_device d;
         size_t len = 0;
         int col = 0, rc, r;
@@ -1111,7 +1098,7 @@ int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t st
         } else if (rc != SQLITE_ROW)
                 r = fail_db(s, rc, "look up the device");
         if (r < 0)
-                goto out;
+                return r;
         /* The same choice as generation_choose() makes from the row: see protocol §5. */
         if (d.status == STORE_ACTIVE && epoch == d.epoch)
                 col = 2 + ROW_NCOLUMNS;
@@ -1119,30 +1106,21 @@ int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t st
                 col = 3 + ROW_NCOLUMNS;
         if (col) {
                 len = (size_t) sqlite3_column_bytes(st, col);
-                if (len > cap) {
-                        r = fail(s, -EBADMSG, "Vault of device '%s' has an invalid size", id);
-                        goto out;
-                }
+                if (len > cap)
+                        return fail(s, -EBADMSG, "Vault of device '%s' has an invalid size", id);
                 memcpy(blob, sqlite3_column_blob(st, col), len);
         } else
                 read_blob_unused(st, 2 + ROW_NCOLUMNS, blob, cap);
-out:
-        stmt_done(st);
-        if (r >= 0) {
-                *ret = d;
-                *ret_len = len;
-        }
-        return r;
+        *ret = d;
+        *ret_len = len;
+        return 0;
 }
 
 int store_open_vault(struct store *s, const char *id, uint64_t epoch, const uint8_t *blob,
                      size_t blob_len, uint8_t *out, size_t len) {
         int r = store_aead_open(s->aead, id, epoch, blob, blob_len, out, len);
 
-        if (r == -EBADMSG)
-                return fail(s, r, "Vault of device '%s' fails authentication: wrong master key or "
-                            "tampered database", id);
-        return r < 0 ? fail(s, r, "Failed to decrypt the vault of device '%s'", id) : 0;
+        return r < 0 ? vault_open_failed(s, r, id) : 0;
 }
 
 int store_decoy_seal(struct store *s, size_t len, uint8_t *blob) {

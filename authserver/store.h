@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cleanup.h"
 #include "proto.h"
 
 #define STORE_SCHEMA_VERSION    3       /* PRAGMA user_version of the databases we write;
@@ -64,6 +65,8 @@ struct store_device {
 int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN], int flags,
                struct store **ret);
 void store_close(struct store *s);
+/* _cleanup_(store_closep) struct store *s = NULL; */
+DEFINE_POINTER_CLEANUP(struct store *, store_close)
 
 /* Message of the last failed call on s; with s == NULL, of the last failed store_open() or
  * store_master_key_*() of this thread. Never contains key material. */

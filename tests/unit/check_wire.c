@@ -121,6 +121,7 @@ START_TEST(test_challenge_round_trip) {
 
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct msg_challenge m = { .c1 = { .p = cases[i].p } }, d;
+                struct vault_params v;
                 uint8_t out[SV_CHALLENGE_FRAME_MAX], want[SV_CHALLENGE_FRAME_MAX];
                 size_t len = 0, body = 16 + 1 + 2u * cases[i].p;
 
@@ -140,16 +141,22 @@ START_TEST(test_challenge_round_trip) {
                 ck_assert_int_eq(wire_encode_challenge(&m, out, sizeof out, &len), 0);
                 ck_assert_uint_eq(len, 4 + body);
                 ck_assert_msg(memcmp(out, want, len) == 0, "case %zu: %s", i, unit_hex(out, len));
-                ck_assert_int_eq(wire_decode_challenge(out, len, cases[i].n, cases[i].p, &d), 0);
+                v = unit_params("c", SV_PROFILE_HARDENED, cases[i].n, 16, cases[i].p, 0);
+                ck_assert_int_eq(wire_decode_challenge(out, len, &v, &d), 0);
                 ck_assert(memcmp(d.r1, m.r1, 16) == 0);
                 ck_assert_uint_eq(d.c1.p, cases[i].p);
                 for (unsigned k = 0; k < cases[i].p; k++)
                         ck_assert_uint_eq(d.c1.idx[k], m.c1.idx[k]);
                 /* The receiver's own p and n decide: another p or a smaller n is refused. */
-                if (cases[i].p > 1)
-                        ck_assert_int_eq(wire_decode_challenge(out, len, cases[i].n, cases[i].p - 1, &d), -EBADMSG);
-                ck_assert_int_eq(wire_decode_challenge(out, len, cases[i].n, cases[i].p + 1, &d), -EBADMSG);
-                ck_assert_int_eq(wire_decode_challenge(out, len, m.c1.idx[cases[i].p - 1], cases[i].p, &d), -EBADMSG);
+                if (cases[i].p > 1) {
+                        v.p = (uint8_t) (cases[i].p - 1);
+                        ck_assert_int_eq(wire_decode_challenge(out, len, &v, &d), -EBADMSG);
+                }
+                v.p = (uint8_t) (cases[i].p + 1);
+                ck_assert_int_eq(wire_decode_challenge(out, len, &v, &d), -EBADMSG);
+                v.p = cases[i].p;
+                v.n = m.c1.idx[cases[i].p - 1];
+                ck_assert_int_eq(wire_decode_challenge(out, len, &v, &d), -EBADMSG);
                 for (size_t cap = 0; cap < len; cap++)
                         ck_assert_int_eq(wire_encode_challenge(&m, out, cap, &len), -ENOBUFS);
         }
@@ -471,7 +478,7 @@ static int feed_decoder(const struct fixture *fx, enum msg msg, const uint8_t *f
 
         switch (msg) {
         case MSG_M1: r = wire_decode_hello(copy, len, &hello); break;
-        case MSG_M2: r = wire_decode_challenge(copy, len, v->n, v->p, &chal); break;
+        case MSG_M2: r = wire_decode_challenge(copy, len, v, &chal); break;
         case MSG_M3: r = wire_decode_sealed(copy, len, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(v->p), &body); break;
         case MSG_M4: r = wire_decode_sealed(copy, len, SV_MSG_CONFIRM, SV_CONFIRM_BODY_LEN, &body); break;
         case MSG_M5: r = wire_decode_sealed(copy, len, SV_MSG_COMMIT, SV_COMMIT_BODY_LEN, &body); break;

@@ -334,14 +334,15 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
                 ret = EXIT_SERVER_UNREACHABLE;
                 goto out;
         }
-        ret = server_exchange(&s, SV_MSG_CHALLENGE, SV_CHALLENGE_BODY_LEN(info.params.p));
+        /* info.params passed ipc_decode_status()'s vault_params_validate(): every length is known. */
+        ret = server_exchange(&s, SV_MSG_CHALLENGE, vault_body_len(SV_MSG_CHALLENGE, &info.params));
         if (ret == EXIT_OK)
                 ret = vaultd_step(&s, IPC_OP_RESPOND, "response", &rep);
         if (ret == EXIT_OK)
-                ret = take_vaultd_frame(&s, &rep, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(info.params.p), "M3");
+                ret = take_vaultd_frame(&s, &rep, SV_MSG_RESPONSE, vault_body_len(SV_MSG_RESPONSE, &info.params), "M3");
         if (ret != EXIT_OK)
                 goto out;
-        ret = server_exchange(&s, SV_MSG_CONFIRM, SV_CONFIRM_BODY_LEN);
+        ret = server_exchange(&s, SV_MSG_CONFIRM, vault_body_len(SV_MSG_CONFIRM, &info.params));
         if (ret == EXIT_OK)
                 ret = vaultd_step(&s, IPC_OP_CONFIRM, "confirmation", &rep);
         if (ret != EXIT_OK)

@@ -63,13 +63,6 @@
 #define SV_COMMIT_BODY_LEN      SV_TAG_LEN
 #define SV_ERROR_BODY_LEN       1
 
-/* Old per-parameter sizes, until their last users move to wire_body_len(). */
-#define SV_CHALLENGE_LEN(p)     (1 + SV_INDEX_LEN * (size_t) (p))
-#define SV_HELLO_BODY_LEN(idl)  (SV_HELLO_FIXED + (size_t) (idl))
-#define SV_CHALLENGE_BODY_LEN(p) (SV_CHALLENGE_FIXED + SV_INDEX_LEN * (size_t) (p))
-#define SV_RESPONSE_PT_LEN(p)   (SV_RESPONSE_PT_FIXED + SV_INDEX_LEN * (size_t) (p))
-#define SV_RESPONSE_BODY_LEN(p) (SV_RESPONSE_PT_LEN(p) + SV_TAG_LEN)
-
 /* Largest frames of each message, for fixed transcript storage (kex none: the 1.1 key
  * share is not implemented). tests/unit/check_profile checks them against the table. */
 #define SV_HELLO_FRAME_MAX      (SV_HEADER_LEN + SV_HELLO_FIXED + SV_ID_MAX)

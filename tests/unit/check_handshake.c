@@ -214,7 +214,7 @@ START_TEST(test_recomputed) {
                 memcpy(k3, x1, m);
                 k3_len = m;
         }
-        ck_assert_uint_eq(h.m3_len, 4 + SV_RESPONSE_BODY_LEN(4));
+        ck_assert_uint_eq(h.m3_len, 4 + 81 + 2 * 4);
         ck_assert_uint_eq(h.m3[1], SV_MSG_RESPONSE);
         ck_assert_int_eq(crypto_aead_open(k3, k3_len, th2, th2, 32, h.m3 + 4, h.m3_len - 4, pt), 0);
         ck_assert(memcmp(pt, r1, 16) == 0 && memcmp(pt + 16, t1, 32) == 0 && memcmp(pt + 48, r2, 16) == 0);
@@ -619,8 +619,8 @@ static size_t craft_m3(const struct unit_hs *h, const uint8_t *keys, enum craft 
         const struct vault_params *v = &h->params;
         struct msg_challenge chal;
         struct msg_response resp;
-        uint8_t th2[32], x1[SV_KEY_MAX], k3[32], pt[SV_RESPONSE_PT_LEN(SV_P_MAX) + 1];
-        uint8_t body[SV_RESPONSE_BODY_LEN(SV_P_MAX) + 1];
+        uint8_t th2[32], x1[SV_KEY_MAX], k3[32], pt[SV_RESPONSE_PT_MAX + 1];
+        uint8_t body[SV_RESPONSE_PT_MAX + SV_TAG_LEN + 1];
         const void *pieces[] = { h->m1, h->m2 };
         const size_t lens[] = { h->m1_len, h->m2_len };
         size_t pt_len, k3_len, len;
@@ -676,7 +676,7 @@ static size_t craft_m3(const struct unit_hs *h, const uint8_t *keys, enum craft 
         default: break;
         }
         ck_assert_int_eq(wire_encode_response_pt(&resp, pt, sizeof pt, &pt_len), 0);
-        ck_assert_uint_eq(pt_len, SV_RESPONSE_PT_LEN(v->p));
+        ck_assert_uint_eq(pt_len, vault_body_len(SV_MSG_RESPONSE, v) - SV_TAG_LEN);
         if (how == CRAFT_COUNT_BYTE)
                 pt[64] = (uint8_t) (v->p - 1);
         if (how == CRAFT_TRAILING_PT)

@@ -39,6 +39,7 @@
 #include "profile.h"
 #include "store.h"
 #include "store-crypto.h"
+#include "text.h"
 #include "vault.h"
 
 /* A busy database stalls the event loop, so wait for an admin command briefly only. */
@@ -896,12 +897,7 @@ static bool text_valid(const char *t, size_t max) {
         if (!t)
                 return false;
         l = strnlen(t, max + 1);
-        if (l < 1 || l > max)
-                return false;
-        for (size_t i = 0; i < l; i++)
-                if (t[i] < 0x21 || t[i] > 0x7e)
-                        return false;
-        return true;
+        return l >= 1 && l <= max && text_is_printable(t, l, TEXT_NO_SPACE);
 }
 
 int store_audit(struct store *s, int64_t now, const char *id, const char *peer,

@@ -529,16 +529,19 @@ static int conn_read(struct conn *c) {
                 ssize_t n;
 
                 if (c->in_len >= SV_HEADER_LEN) {
+                        size_t lo = c->expect_len, hi = c->expect_len;
                         struct wire_header h;
                         int r = wire_header_decode(c->in, c->in_len, &h);
 
                         if (r < 0)
                                 return r;
-                        /* Type and exact size are known before the body: check them first (§3). */
+                        /* Type and exact size are known before the body: check them first (§3).
+                         * M1's exact size depends on its id: any M1 size of the profile table. */
                         if (h.type != c->expect_type)
                                 return -EPROTO;
-                        if (c->expect_len ? h.length != c->expect_len
-                                          : h.length < SV_HELLO_BODY_LEN(SV_ID_MIN) || h.length > SV_HELLO_BODY_LEN(SV_ID_MAX))
+                        if (lo == 0 && wire_body_len_range(SV_MSG_HELLO, &lo, &hi) < 0)
+                                return -EBADMSG;
+                        if (h.length < lo || h.length > hi)
                                 return -EBADMSG;
                         want = SV_HEADER_LEN + (size_t) h.length;
                         if (c->in_len == want)
@@ -708,7 +711,7 @@ static void conn_lookup(struct conn *c) {
                 return;
         }
         c->expect_type = SV_MSG_RESPONSE;
-        c->expect_len = SV_RESPONSE_BODY_LEN(c->hs.params.p);
+        c->expect_len = vault_body_len(SV_MSG_RESPONSE, &c->hs.params);     /* valid: challenged */
         c->phase = CONN_READ_M3;
         conn_send(c, frame, len);
 }
@@ -843,7 +846,7 @@ void conn_store_done(struct conn *c, int r) {
         server_crash_point(c->srv, "after-pending");
         c->phase = CONN_READ_M5;
         c->expect_type = SV_MSG_COMMIT;
-        c->expect_len = SV_COMMIT_BODY_LEN;
+        c->expect_len = vault_body_len(SV_MSG_COMMIT, &c->hs.params);
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
         if (conn_flush(c) < 0)
                 conn_free(c);

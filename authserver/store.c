@@ -37,8 +37,10 @@
 
 #include "cleanup.h"
 #include "crypto.h"
+#include "profile.h"
 #include "store.h"
 #include "store-crypto.h"
+#include "text.h"
 #include "vault.h"
 
 /* A busy database stalls the event loop, so wait for an admin command briefly only. */
@@ -67,14 +69,17 @@
         "CREATE INDEX IF NOT EXISTS audit_summary_time ON audit_summary (time);" \
         "CREATE INDEX IF NOT EXISTS device_shape ON device (status, profile, n, m, p);"
 
+/* The device table's CHECKs are the protocol's bounds (proto.h), spelled as the text they always
+ * were; params_valid() applies the profile table itself to every row read. */
 static const char schema_sql[] =
         "CREATE TABLE device ("
         " id TEXT PRIMARY KEY NOT NULL,"
         " status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),"
-        " profile INTEGER NOT NULL CHECK (profile IN (1, 2)),"
-        " n INTEGER NOT NULL CHECK (n BETWEEN 8 AND 4096),"
-        " m INTEGER NOT NULL CHECK (m IN (16, 32)),"
-        " p INTEGER NOT NULL CHECK (p BETWEEN 1 AND 64 AND 2 * p <= n),"
+        " profile INTEGER NOT NULL CHECK (profile IN (" STRINGIFY(SV_PROFILE_HARDENED) ", "
+                                                      STRINGIFY(SV_PROFILE_PAPER) ")),"
+        " n INTEGER NOT NULL CHECK (n BETWEEN " STRINGIFY(SV_N_MIN) " AND " STRINGIFY(SV_N_MAX) "),"
+        " m INTEGER NOT NULL CHECK (m IN (" STRINGIFY(SV_M_MIN) ", " STRINGIFY(SV_M_MAX) ")),"
+        " p INTEGER NOT NULL CHECK (p BETWEEN " STRINGIFY(SV_P_MIN) " AND " STRINGIFY(SV_P_MAX) " AND 2 * p <= n),"
         " epoch INTEGER NOT NULL,"                      /* u64 bit pattern */
         " created INTEGER NOT NULL,"
         " last_success INTEGER NOT NULL DEFAULT 0,"
@@ -315,19 +320,12 @@ static int check_id(struct store *s, const char *id) {
                                        "[A-Za-z0-9._:-] expected", STORE_ID_MAX);
 }
 
-/* The protocol's own rules (vault_params_validate), applied to a row's values before any
- * narrowing cast. */
+/* The protocol's own rules (the profile table), applied to a row's values before any
+ * narrowing cast. Devices carry no key share mode yet (protocol revision 1.1 §10). */
 static bool params_valid(int64_t profile, int64_t n, int64_t m, int64_t p) {
-        struct vault_params v = { .device_id = "x", .id_len = 1 };
-
-        if (profile < 0 || profile > UINT8_MAX || n < 0 || n > UINT16_MAX || m < 0 || m > UINT8_MAX ||
-            p < 0 || p > UINT8_MAX)
+        if (profile < 0 || n < 0 || m < 0 || p < 0)
                 return false;
-        v.profile = (uint8_t) profile;
-        v.n = (uint16_t) n;
-        v.m = (uint8_t) m;
-        v.p = (uint8_t) p;
-        return vault_params_validate(&v) >= 0;
+        return profile_check((uint64_t) profile, SV_KEX_NONE, (uint64_t) n, (uint64_t) m, (uint64_t) p) >= 0;
 }
 
 /* Durable commit: see the top of this file. */
@@ -721,7 +719,7 @@ static int probe(struct store *s, const char *id, uint64_t enrollment, uint64_t 
 }
 
 static int check_vault_len(struct store *s, const uint8_t *vault, size_t len) {
-        if (!vault || len < SV_N_MIN * 16 || len > STORE_VAULT_MAX || len % 16)
+        if (!vault || len < SV_N_MIN * SV_M_MIN || len > STORE_VAULT_MAX || len % SV_M_MIN)
                 return fail(s, -EINVAL, "Invalid vault length %zu", len);
         return 0;
 }
@@ -946,12 +944,7 @@ static bool text_valid(const char *t, size_t max) {
         if (!t)
                 return false;
         l = strnlen(t, max + 1);
-        if (l < 1 || l > max)
-                return false;
-        for (size_t i = 0; i < l; i++)
-                if (t[i] < 0x21 || t[i] > 0x7e)
-                        return false;
-        return true;
+        return l >= 1 && l <= max && text_is_printable(t, l, TEXT_NO_SPACE);
 }
 
 int store_audit(struct store *s, int64_t now, const char *id, const char *peer,
@@ -1127,7 +1120,7 @@ int store_decoy_seal(struct store *s, size_t len, uint8_t *blob) {
         uint8_t *plain;
         int r;
 
-        if (len < SV_N_MIN * 16 || len > STORE_VAULT_MAX)
+        if (len < SV_N_MIN * SV_M_MIN || len > STORE_VAULT_MAX)
                 return fail(s, -EINVAL, "Invalid decoy vault length %zu", len);
         plain = malloc(len);
         if (!plain)

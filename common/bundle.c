@@ -171,6 +171,7 @@ int bundle_parse(const char *text, size_t len, struct bundle *ret, unsigned *ret
         struct field_value values[FIELD_COUNT] = { 0 };
         struct bundle b = { 0 };
         char scratch[SV_ID_MAX + 1];
+        const struct profile_info *pi;
         uint64_t format, n, m, p;
         unsigned line = 0;
         size_t got = 0;
@@ -207,12 +208,16 @@ int bundle_parse(const char *text, size_t len, struct bundle *ret, unsigned *ret
         if (profile < 0)
                 FIELD_FAIL(FIELD_PROFILE);
         b.params.profile = (uint8_t) profile;
+        /* Bundles carry no key share mode yet (revision 1.1 §10 adds `kex:`). */
+        pi = profile_find(b.params.profile, vault_wire_params(&b.params).kex);
+        if (!pi)
+                FIELD_FAIL(FIELD_PROFILE);
 
-        if (parse_uint(values[FIELD_N].s, values[FIELD_N].len, SV_N_MAX, &n) < 0 || n < SV_N_MIN)
+        if (parse_uint(values[FIELD_N].s, values[FIELD_N].len, UINT64_MAX, &n) < 0 || !profile_n_valid(pi, n))
                 FIELD_FAIL(FIELD_N);
-        if (parse_uint(values[FIELD_M].s, values[FIELD_M].len, SV_KEY_MAX, &m) < 0 || (m != 16 && m != 32))
+        if (parse_uint(values[FIELD_M].s, values[FIELD_M].len, UINT64_MAX, &m) < 0 || !profile_m_valid(pi, m))
                 FIELD_FAIL(FIELD_M);
-        if (parse_uint(values[FIELD_P].s, values[FIELD_P].len, SV_P_MAX, &p) < 0 || p < SV_P_MIN || 2 * p > n)
+        if (parse_uint(values[FIELD_P].s, values[FIELD_P].len, UINT64_MAX, &p) < 0 || !profile_p_valid(pi, n, p))
                 FIELD_FAIL(FIELD_P);
         if (parse_uint(values[FIELD_EPOCH].s, values[FIELD_EPOCH].len, UINT64_MAX, &b.params.epoch) < 0)
                 FIELD_FAIL(FIELD_EPOCH);

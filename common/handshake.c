@@ -57,10 +57,13 @@ int hs_transcript_hash(const struct hs_transcript *ts, unsigned upto, uint8_t ou
 int hs_next_vault(const struct vault_params *params, const uint8_t *keys, const struct hs_transcript *ts,
                   const uint8_t u[SV_KEY_LEN], uint8_t *next_vault) {
         uint8_t key[SV_HELLO_FRAME_MAX + SV_CHALLENGE_FRAME_MAX + SV_RESPONSE_FRAME_MAX + SV_CONFIRM_FRAME_LEN];
+        const struct profile_info *pi = profile_find(params->profile, vault_wire_params(params).kex);
         size_t len = 0;
         int r;
 
-        if (params->profile == SV_PROFILE_HARDENED)
+        if (!pi)
+                return -EINVAL;
+        if (pi->keys == PROFILE_KEYS_HKDF)
                 return vault_update_hardened(keys, params, u, next_vault);
 
         /* The paper keys its update with the whole transcript M1 || M2 || M3 || M4. */

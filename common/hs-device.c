@@ -85,7 +85,7 @@ int hs_device_respond(struct hs_device *hs, const uint8_t *m2, size_t len,
         struct msg_challenge chal;
         struct msg_response resp = { 0 };
         uint8_t th2[SV_HASH_LEN], th3[SV_HASH_LEN], x1[SV_KEY_MAX], x2[SV_KEY_MAX], k3[SV_KEY_LEN];
-        uint8_t pt[SV_RESPONSE_PT_LEN(SV_P_MAX)], body[SV_RESPONSE_BODY_LEN(SV_P_MAX)];
+        uint8_t pt[SV_RESPONSE_PT_MAX], body[SV_RESPONSE_PT_MAX + SV_TAG_LEN];
         size_t k3_len = 0, pt_len = 0;
         int r;
 
@@ -94,7 +94,7 @@ int hs_device_respond(struct hs_device *hs, const uint8_t *m2, size_t len,
         r = device_check_error(hs, m2, len);
         if (r < 0)
                 return r;
-        r = wire_decode_challenge(m2, len, v->n, v->p, &chal);
+        r = wire_decode_challenge(m2, len, v, &chal);
         if (r < 0)
                 return r;
 

@@ -98,9 +98,13 @@ int hs_server_challenge(struct hs_server *hs, const struct vault_params *params,
                 return -EINVAL;
         if (params && (!keys || !params_match_hello(params, &hs->hello)))
                 return -EINVAL;
-        if (!params && (hs->decoy_n < SV_N_MIN || hs->decoy_n > SV_N_MAX ||
-                        hs->decoy_p < SV_P_MIN || hs->decoy_p > SV_P_MAX || 2u * hs->decoy_p > hs->decoy_n))
-                return -EINVAL;
+        if (!params) {
+                /* The decoy's shape, as the profile M1 claims allows it. */
+                const struct profile_info *pi = profile_find(hs->hello.profile, SV_KEX_NONE);
+
+                if (!profile_n_valid(pi, hs->decoy_n) || !profile_p_valid(pi, hs->decoy_n, hs->decoy_p))
+                        return -EINVAL;
+        }
         return challenge(hs, params, keys, !params, out, cap, ret_len);
 }
 
@@ -133,13 +137,19 @@ int hs_server_challenge_decoy(struct hs_server *hs, const struct vault_params *s
  */
 #define DECOY_M 16      /* the default key size: the cost of K3 does not depend on it */
 
+/* The M3 body a decoy without a vault expects: the claimed profile, the decoy's p. */
+static size_t decoy_m3_len(const struct hs_server *hs) {
+        return wire_body_len(SV_MSG_RESPONSE, &(struct wire_params) { .profile = hs->hello.profile,
+                                                                      .kex = SV_KEX_NONE, .p = hs->decoy_p });
+}
+
 static int decoy_respond(const struct hs_server *hs, const uint8_t *body) {
-        uint8_t th2[SV_HASH_LEN], x1[SV_KEY_MAX], k3[SV_KEY_LEN], pt[SV_RESPONSE_PT_LEN(SV_P_MAX)];
+        uint8_t th2[SV_HASH_LEN], x1[SV_KEY_MAX], k3[SV_KEY_LEN], pt[SV_RESPONSE_PT_MAX];
         size_t k3_len = 0;
 
         if (crypto_random(x1, DECOY_M) >= 0 && hs_transcript_hash(&hs->ts, 2, th2) >= 0 &&
             keysched_k3(SV_PROFILE_HARDENED, th2, x1, DECOY_M, k3, &k3_len) >= 0)
-                (void) keysched_open(k3, k3_len, th2, body, SV_RESPONSE_BODY_LEN(hs->decoy_p), pt);
+                (void) keysched_open(k3, k3_len, th2, body, decoy_m3_len(hs), pt);
         OPENSSL_cleanse(x1, sizeof x1);
         OPENSSL_cleanse(k3, sizeof k3);
         OPENSSL_cleanse(pt, sizeof pt);
@@ -155,19 +165,20 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
         struct keysched_final fin = { 0 };
         const uint8_t *body;
         uint8_t th2[SV_HASH_LEN], th3[SV_HASH_LEN], th4[SV_HASH_LEN], x1[SV_KEY_MAX], x2[SV_KEY_MAX];
-        uint8_t k3[SV_KEY_LEN], k4[SV_KEY_LEN], pt[SV_RESPONSE_PT_LEN(SV_P_MAX)];
+        uint8_t k3[SV_KEY_LEN], k4[SV_KEY_LEN], pt[SV_RESPONSE_PT_MAX];
         uint8_t cpt[SV_CONFIRM_PT_LEN], cbody[SV_CONFIRM_BODY_LEN];
-        size_t k3_len = 0, k4_len = 0, cpt_len = 0;
+        size_t k3_len = 0, k4_len = 0, cpt_len = 0, m3_body_len;
         bool vault_written = false;
         int r;
 
         if (hs->state != HS_SERVER_CHALLENGE_SENT)
                 return -EINVAL;
         if (hs->decoy && !hs->keys) {
-                r = wire_decode_sealed(m3, len, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(hs->decoy_p), &body);
+                r = wire_decode_sealed(m3, len, SV_MSG_RESPONSE, decoy_m3_len(hs), &body);
                 return r < 0 ? r : decoy_respond(hs, body);
         }
-        r = wire_decode_sealed(m3, len, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(v->p), &body);
+        m3_body_len = vault_body_len(SV_MSG_RESPONSE, v);
+        r = wire_decode_sealed(m3, len, SV_MSG_RESPONSE, m3_body_len, &body);
         if (r < 0)
                 return r;
 
@@ -179,8 +190,8 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
         if (r < 0)
                 goto out;
         /* Every failure inside M3 is the same ERROR 2: nothing tells which check failed. */
-        if (keysched_open(k3, k3_len, th2, body, SV_RESPONSE_BODY_LEN(v->p), pt) < 0 ||
-            wire_decode_response_pt(pt, SV_RESPONSE_PT_LEN(v->p), v->n, v->p, &resp) < 0 ||
+        if (keysched_open(k3, k3_len, th2, body, m3_body_len, pt) < 0 ||
+            wire_decode_response_pt(pt, m3_body_len - SV_TAG_LEN, v->n, v->p, &resp) < 0 ||
             CRYPTO_memcmp(resp.r1, next.r1, sizeof resp.r1) != 0 ||
             challenge_disjoint(&resp.c2, &next.c1) < 0) {
                 r = -EACCES;

@@ -6,19 +6,27 @@
 
 #include "crypto.h"
 #include "keysched.h"
+#include "profile.h"
+
+/* How a profile derives its keys (the table's `keys`), or -EINVAL for an unknown profile. */
+static int keys_of(uint8_t profile) {
+        const struct profile_info *pi = profile_find(profile, SV_KEX_NONE);
+
+        return pi ? (int) pi->keys : -EINVAL;
+}
 
 int keysched_k3(uint8_t profile, const uint8_t th2[SV_HASH_LEN], const uint8_t *x1, uint8_t m,
                 uint8_t out[SV_KEY_LEN], size_t *ret_len) {
         int r;
 
-        switch (profile) {
-        case SV_PROFILE_HARDENED:
+        switch (keys_of(profile)) {
+        case PROFILE_KEYS_HKDF:
                 r = crypto_hkdf(th2, SV_HASH_LEN, x1, m, "sv1 k3", out, SV_KEY_LEN);
                 if (r < 0)
                         return r;
                 *ret_len = SV_KEY_LEN;
                 return 0;
-        case SV_PROFILE_PAPER:
+        case PROFILE_KEYS_RAW:
                 memcpy(out, x1, m);
                 *ret_len = m;
                 return 0;
@@ -32,8 +40,8 @@ int keysched_k4(uint8_t profile, const uint8_t th3[SV_HASH_LEN], const uint8_t *
         uint8_t ikm[SV_KEY_MAX + SV_T_LEN];
         int r;
 
-        switch (profile) {
-        case SV_PROFILE_HARDENED:
+        switch (keys_of(profile)) {
+        case PROFILE_KEYS_HKDF:
                 memcpy(ikm, x2, m);
                 memcpy(ikm + m, t1, SV_T_LEN);
                 r = crypto_hkdf(th3, SV_HASH_LEN, ikm, m + SV_T_LEN, "sv1 k4", out, SV_KEY_LEN);
@@ -42,7 +50,7 @@ int keysched_k4(uint8_t profile, const uint8_t th3[SV_HASH_LEN], const uint8_t *
                         return r;
                 *ret_len = SV_KEY_LEN;
                 return 0;
-        case SV_PROFILE_PAPER:
+        case PROFILE_KEYS_RAW:
                 for (unsigned i = 0; i < m; i++)
                         out[i] = x2[i] ^ t1[i];
                 *ret_len = m;
@@ -60,16 +68,16 @@ int keysched_finish(uint8_t profile, const uint8_t th4[SV_HASH_LEN],
                     const uint8_t t1[SV_T_LEN], const uint8_t t2[SV_T_LEN], struct keysched_final *ret) {
         struct keysched_final f = { 0 };
         uint8_t t[SV_T_LEN], s[32];
-        int r;
+        int keys = keys_of(profile), r;
 
-        if (profile != SV_PROFILE_HARDENED && profile != SV_PROFILE_PAPER)
-                return -EINVAL;
+        if (keys < 0)
+                return keys;
         for (unsigned i = 0; i < SV_T_LEN; i++)
                 t[i] = t1[i] ^ t2[i];
         r = crypto_hkdf_extract(th4, SV_HASH_LEN, t, sizeof t, s);
         if (r >= 0)
                 r = crypto_hkdf_expand(s, "sv1 k5", f.k5, sizeof f.k5);
-        if (r >= 0 && profile == SV_PROFILE_HARDENED) {
+        if (r >= 0 && keys == PROFILE_KEYS_HKDF) {
                 r = crypto_hkdf_expand(s, "sv1 session", f.session_key, sizeof f.session_key);
                 if (r >= 0)
                         r = crypto_hkdf_expand(s, "sv1 update", f.u, sizeof f.u);

@@ -21,6 +21,8 @@ common_libsvcommon_a_SOURCES = \
 	common/keysched.h \
 	common/netprefix.c \
 	common/netprefix.h \
+	common/profile.c \
+	common/profile.h \
 	common/proto.h \
 	common/ratelimit.c \
 	common/ratelimit.h \

@@ -26,13 +26,18 @@
 #define SV_BODY_MAX             1024
 #define SV_FRAME_MAX            (SV_HEADER_LEN + SV_BODY_MAX)
 
+/* Protocol-wide bounds, for fixed buffers and the store's schema. What each profile and
+ * key-exchange mode allows within them, and every exact message length, is the table of
+ * common/profile.c. */
 #define SV_ID_MIN               1
 #define SV_ID_MAX               64
 #define SV_N_MIN                8
 #define SV_N_MAX                4096
+#define SV_M_MIN                16      /* m is SV_M_MIN or SV_M_MAX, nothing between */
+#define SV_M_MAX                32
 #define SV_P_MIN                1
 #define SV_P_MAX                64
-#define SV_KEY_MAX              32      /* m is 16 or 32 */
+#define SV_KEY_MAX              SV_M_MAX
 #define SV_VAULT_MAX            (SV_N_MAX * SV_KEY_MAX)
 
 #define SV_DEFAULT_N            256
@@ -46,22 +51,24 @@
 #define SV_KEY_LEN              32      /* K3..K5 (hardened), session key, U */
 #define SV_TAG_LEN              16
 #define SV_GCM_IV_LEN           12
+#define SV_INDEX_LEN            2       /* one u16 index of a challenge */
 
-/* Exact body sizes. */
-#define SV_CHALLENGE_LEN(p)     (1 + 2 * (size_t) (p))
-#define SV_HELLO_BODY_LEN(idl)  (1 + 1 + (size_t) (idl) + SV_SESSION_ID_LEN + 8)
-#define SV_CHALLENGE_BODY_LEN(p) (SV_NONCE_LEN + SV_CHALLENGE_LEN(p))
-#define SV_RESPONSE_PT_LEN(p)   (SV_NONCE_LEN + SV_T_LEN + SV_NONCE_LEN + SV_CHALLENGE_LEN(p))
-#define SV_RESPONSE_BODY_LEN(p) (SV_RESPONSE_PT_LEN(p) + SV_TAG_LEN)
+/* The shape of each message body (§3): the fixed part, to which wire_body_len() adds the
+ * device id (M1), p indices (M2, M3) and the key share (M1, M2). */
+#define SV_HELLO_FIXED          (1 + 1 + SV_SESSION_ID_LEN + 8)
+#define SV_CHALLENGE_FIXED      (SV_NONCE_LEN + 1)
+#define SV_RESPONSE_PT_FIXED    (SV_NONCE_LEN + SV_T_LEN + SV_NONCE_LEN + 1)
 #define SV_CONFIRM_PT_LEN       (SV_NONCE_LEN + SV_T_LEN)
 #define SV_CONFIRM_BODY_LEN     (SV_CONFIRM_PT_LEN + SV_TAG_LEN)
 #define SV_COMMIT_BODY_LEN      SV_TAG_LEN
 #define SV_ERROR_BODY_LEN       1
 
-/* Largest frames of each message, for fixed transcript storage. */
-#define SV_HELLO_FRAME_MAX      (SV_HEADER_LEN + SV_HELLO_BODY_LEN(SV_ID_MAX))
-#define SV_CHALLENGE_FRAME_MAX  (SV_HEADER_LEN + SV_CHALLENGE_BODY_LEN(SV_P_MAX))
-#define SV_RESPONSE_FRAME_MAX   (SV_HEADER_LEN + SV_RESPONSE_BODY_LEN(SV_P_MAX))
+/* Largest frames of each message, for fixed transcript storage (kex none: the 1.1 key
+ * share is not implemented). tests/unit/check_profile checks them against the table. */
+#define SV_HELLO_FRAME_MAX      (SV_HEADER_LEN + SV_HELLO_FIXED + SV_ID_MAX)
+#define SV_CHALLENGE_FRAME_MAX  (SV_HEADER_LEN + SV_CHALLENGE_FIXED + SV_INDEX_LEN * SV_P_MAX)
+#define SV_RESPONSE_PT_MAX      (SV_RESPONSE_PT_FIXED + SV_INDEX_LEN * SV_P_MAX)
+#define SV_RESPONSE_FRAME_MAX   (SV_HEADER_LEN + SV_RESPONSE_PT_MAX + SV_TAG_LEN)
 #define SV_CONFIRM_FRAME_LEN    (SV_HEADER_LEN + SV_CONFIRM_BODY_LEN)
 #define SV_COMMIT_FRAME_LEN     (SV_HEADER_LEN + SV_COMMIT_BODY_LEN)
 #define SV_ERROR_FRAME_LEN      (SV_HEADER_LEN + SV_ERROR_BODY_LEN)

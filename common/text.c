@@ -6,6 +6,15 @@
 
 #include "text.h"
 
+bool text_is_printable(const void *p, size_t n, enum text_space space) {
+        const uint8_t *b = p, lowest = space == TEXT_SPACE ? 0x20 : 0x21;
+
+        for (size_t i = 0; i < n; i++)
+                if (b[i] < lowest || b[i] > 0x7e)
+                        return false;
+        return true;
+}
+
 char *text_strip(char *s) {
         char *e;
 

@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Small text helpers shared by the programs' settings files and output. */
+
+/* Whether the space counts as printable for text_is_printable(). */
+enum text_space {
+        TEXT_NO_SPACE,          /* 0x21..0x7e only, like isgraph(): one token, e.g. a log field */
+        TEXT_SPACE,             /* 0x20..0x7e, like isprint(): a sentence */
+};
+/* Every one of the n bytes printable ASCII, whatever the locale (and no NUL); true for n = 0. */
+bool text_is_printable(const void *p, size_t n, enum text_space space);
 
 /* Trims spaces, tabs and line ends on both sides, in place. */
 char *text_strip(char *s);

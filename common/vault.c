@@ -25,15 +25,7 @@ int vault_params_validate(const struct vault_params *v) {
         if (v->id_len != strnlen(v->device_id, sizeof v->device_id) ||
             !vault_device_id_valid(v->device_id, v->id_len))
                 return -EINVAL;
-        if (v->profile != SV_PROFILE_HARDENED && v->profile != SV_PROFILE_PAPER)
-                return -EINVAL;
-        if (v->n < SV_N_MIN || v->n > SV_N_MAX)
-                return -EINVAL;
-        if (v->m != 16 && v->m != 32)
-                return -EINVAL;
-        if (v->p < SV_P_MIN || v->p > SV_P_MAX || 2 * (unsigned) v->p > v->n)
-                return -EINVAL;
-        return 0;
+        return profile_check(v->profile, vault_wire_params(v).kex, v->n, v->m, v->p);
 }
 
 int vault_params_set_id(struct vault_params *v, const char *id) {
@@ -48,19 +40,11 @@ int vault_params_set_id(struct vault_params *v, const char *id) {
 }
 
 const char *vault_profile_to_string(uint8_t profile) {
-        switch (profile) {
-        case SV_PROFILE_HARDENED: return "hardened";
-        case SV_PROFILE_PAPER: return "paper";
-        default: return "unknown";
-        }
+        return profile_name(profile) ?: "unknown";
 }
 
 int vault_profile_from_string(const char *s) {
-        if (strcmp(s, "hardened") == 0)
-                return SV_PROFILE_HARDENED;
-        if (strcmp(s, "paper") == 0)
-                return SV_PROFILE_PAPER;
-        return -EINVAL;
+        return profile_from_name(s);
 }
 
 int challenge_validate(const struct challenge *c, uint16_t n, uint8_t p) {

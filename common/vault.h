@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "profile.h"
 #include "proto.h"
 
 /*
@@ -30,6 +31,19 @@ struct challenge {
 
 static inline size_t vault_size(const struct vault_params *v) {
         return (size_t) v->n * v->m;
+}
+
+/* The parameters a message's length depends on, for wire_body_len(). Vaults carry no key
+ * share mode yet (revision 1.1 §10): this is the one place that says so. */
+static inline struct wire_params vault_wire_params(const struct vault_params *v) {
+        return (struct wire_params) { .profile = v->profile, .kex = SV_KEX_NONE, .id_len = v->id_len, .p = v->p };
+}
+
+/* wire_body_len() of a message exchanged with this vault; 0 if its parameters are invalid. */
+static inline size_t vault_body_len(uint8_t type, const struct vault_params *v) {
+        struct wire_params w = vault_wire_params(v);
+
+        return wire_body_len(type, &w);
 }
 
 bool vault_device_id_valid(const char *id, size_t len);

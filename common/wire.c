@@ -51,13 +51,22 @@ int wire_frame_check(const uint8_t *frame, size_t len, uint8_t type, size_t body
         return 0;
 }
 
-static int frame_begin(struct buf *b, uint8_t *out, size_t cap, uint8_t type, size_t body_len) {
+/* Encoders write the header with a zero length, then the body, and frame_end() fills the
+ * length in from what was written: the lengths themselves are the table's (profile.c). */
+static int frame_begin(struct buf *b, uint8_t *out, size_t cap, uint8_t type) {
+        buf_init(b, out, cap);
+        if (buf_put_u8(b, SV_PROTO_VERSION) < 0 || buf_put_u8(b, type) < 0 || buf_put_u16(b, 0) < 0)
+                return -ENOBUFS;
+        return 0;
+}
+
+static int frame_end(struct buf *b, size_t *ret_len) {
+        size_t body_len = b->len - SV_HEADER_LEN;
+
         if (body_len > SV_BODY_MAX)
                 return -EMSGSIZE;
-        buf_init(b, out, cap);
-        if (buf_put_u8(b, SV_PROTO_VERSION) < 0 || buf_put_u8(b, type) < 0 ||
-            buf_put_u16(b, (uint16_t) body_len) < 0)
-                return -ENOBUFS;
+        be16_put(b->data + 2, (uint16_t) body_len);
+        *ret_len = b->len;
         return 0;
 }
 
@@ -93,10 +102,11 @@ int wire_encode_hello(const struct msg_hello *m, uint8_t *out, size_t cap, size_
         struct buf b;
         int r;
 
-        if ((m->profile != SV_PROFILE_HARDENED && m->profile != SV_PROFILE_PAPER) ||
+        if (wire_body_len(SV_MSG_HELLO, &(struct wire_params) { .profile = m->profile, .kex = SV_KEX_NONE,
+                                                                .id_len = m->id_len }) == 0 ||
             !vault_device_id_valid(m->device_id, m->id_len))
                 return -EINVAL;
-        r = frame_begin(&b, out, cap, SV_MSG_HELLO, SV_HELLO_BODY_LEN(m->id_len));
+        r = frame_begin(&b, out, cap, SV_MSG_HELLO);
         if (r >= 0)
                 r = buf_put_u8(&b, m->profile);
         if (r >= 0)
@@ -109,13 +119,13 @@ int wire_encode_hello(const struct msg_hello *m, uint8_t *out, size_t cap, size_
                 r = buf_put_u64(&b, m->epoch);
         if (r < 0)
                 return r;
-        *ret_len = b.len;
-        return 0;
+        return frame_end(&b, ret_len);
 }
 
 int wire_decode_hello(const uint8_t *frame, size_t len, struct msg_hello *ret) {
         struct msg_hello m = { 0 };
         struct buf b;
+        size_t want;
         int r;
 
         r = wire_frame_check(frame, len, SV_MSG_HELLO, 0);
@@ -124,10 +134,12 @@ int wire_decode_hello(const uint8_t *frame, size_t len, struct msg_hello *ret) {
         frame_body(&b, frame, len);
         if (buf_get_u8(&b, &m.profile) < 0 || buf_get_u8(&b, &m.id_len) < 0)
                 return -EBADMSG;
-        if (m.profile != SV_PROFILE_HARDENED && m.profile != SV_PROFILE_PAPER)
+        /* Profile and id_len name an entry of the table and the body's exact length. */
+        want = wire_body_len(SV_MSG_HELLO, &(struct wire_params) { .profile = m.profile, .kex = SV_KEX_NONE,
+                                                                   .id_len = m.id_len });
+        if (want == 0 || want != len - SV_HEADER_LEN)
                 return -EBADMSG;
-        if (m.id_len < SV_ID_MIN || m.id_len > SV_ID_MAX ||
-            buf_get_bytes(&b, m.device_id, m.id_len) < 0 ||
+        if (buf_get_bytes(&b, m.device_id, m.id_len) < 0 ||
             !vault_device_id_valid(m.device_id, m.id_len))
                 return -EBADMSG;
         if (buf_get_bytes(&b, m.session_id, sizeof m.session_id) < 0 ||
@@ -144,28 +156,31 @@ int wire_encode_challenge(const struct msg_challenge *m, uint8_t *out, size_t ca
 
         if (m->c1.p < SV_P_MIN || m->c1.p > SV_P_MAX)
                 return -EINVAL;
-        r = frame_begin(&b, out, cap, SV_MSG_CHALLENGE, SV_CHALLENGE_BODY_LEN(m->c1.p));
+        r = frame_begin(&b, out, cap, SV_MSG_CHALLENGE);
         if (r >= 0)
                 r = buf_put_bytes(&b, m->r1, sizeof m->r1);
         if (r >= 0)
                 r = wire_put_challenge(&b, &m->c1);
         if (r < 0)
                 return r;
-        *ret_len = b.len;
-        return 0;
+        return frame_end(&b, ret_len);
 }
 
-int wire_decode_challenge(const uint8_t *frame, size_t len, uint16_t n, uint8_t p, struct msg_challenge *ret) {
+int wire_decode_challenge(const uint8_t *frame, size_t len, const struct vault_params *v, struct msg_challenge *ret) {
+        size_t body_len = vault_body_len(SV_MSG_CHALLENGE, v);
         struct msg_challenge m;
         struct buf b;
         int r;
 
-        r = wire_frame_check(frame, len, SV_MSG_CHALLENGE, SV_CHALLENGE_BODY_LEN(p));
+        /* Parameters outside the table fit no challenge: the header is still checked first. */
+        r = wire_frame_check(frame, len, SV_MSG_CHALLENGE, body_len);
         if (r < 0)
                 return r;
+        if (body_len == 0)
+                return -EBADMSG;
         frame_body(&b, frame, len);
         if (buf_get_bytes(&b, m.r1, sizeof m.r1) < 0 ||
-            wire_get_challenge(&b, n, p, &m.c1) < 0 ||
+            wire_get_challenge(&b, v->n, v->p, &m.c1) < 0 ||
             buf_expect_end(&b) < 0)
                 return -EBADMSG;
         *ret = m;
@@ -176,13 +191,14 @@ int wire_encode_sealed(uint8_t type, const uint8_t *body, size_t body_len, uint8
         struct buf b;
         int r;
 
-        r = frame_begin(&b, out, cap, type, body_len);
+        if (body_len > SV_BODY_MAX)
+                return -EMSGSIZE;
+        r = frame_begin(&b, out, cap, type);
         if (r >= 0)
                 r = buf_put_bytes(&b, body, body_len);
         if (r < 0)
                 return r;
-        *ret_len = b.len;
-        return 0;
+        return frame_end(&b, ret_len);
 }
 
 int wire_decode_sealed(const uint8_t *frame, size_t len, uint8_t type, size_t body_len, const uint8_t **ret_body) {
@@ -269,13 +285,12 @@ int wire_encode_error(uint8_t code, uint8_t *out, size_t cap, size_t *ret_len) {
 
         if (code < SV_ERR_PROTOCOL || code > SV_ERR_VERSION)
                 return -EINVAL;
-        r = frame_begin(&b, out, cap, SV_MSG_ERROR, SV_ERROR_BODY_LEN);
+        r = frame_begin(&b, out, cap, SV_MSG_ERROR);
         if (r >= 0)
                 r = buf_put_u8(&b, code);
         if (r < 0)
                 return r;
-        *ret_len = b.len;
-        return 0;
+        return frame_end(&b, ret_len);
 }
 
 int wire_decode_error(const uint8_t *frame, size_t len, uint8_t *ret_code) {

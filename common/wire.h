@@ -6,6 +6,7 @@
 
 #include "proto.h"
 #include "buf.h"
+#include "profile.h"
 #include "vault.h"
 
 /*
@@ -61,8 +62,8 @@ int wire_encode_hello(const struct msg_hello *m, uint8_t *out, size_t cap, size_
 int wire_decode_hello(const uint8_t *frame, size_t len, struct msg_hello *ret);
 
 int wire_encode_challenge(const struct msg_challenge *m, uint8_t *out, size_t cap, size_t *ret_len);
-/* `n` and `p` are the receiver's vault parameters: a challenge must fit them exactly. */
-int wire_decode_challenge(const uint8_t *frame, size_t len, uint16_t n, uint8_t p, struct msg_challenge *ret);
+/* `v` is the receiver's vault: a challenge must fit its n, p (and length, profile.h) exactly. */
+int wire_decode_challenge(const uint8_t *frame, size_t len, const struct vault_params *v, struct msg_challenge *ret);
 
 /* M3, M4, M5 carry one AEAD blob each; these frame it and check its exact size. */
 int wire_encode_sealed(uint8_t type, const uint8_t *body, size_t body_len, uint8_t *out, size_t cap, size_t *ret_len);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "devicectl.h"
+#include "text.h"
 #include "wire.h"
 
 /* vaultd answers every request promptly except those that reach the TPM; a minute bounds them. */
@@ -107,11 +108,8 @@ int vaultd_call(struct vaultd_conn *c, uint8_t op, uint16_t flags, const void *b
 int vaultd_reply_error(const char *what, const struct ipc_reply *rep) {
         int len = (int) (rep->body_len > IPC_MESSAGE_MAX ? IPC_MESSAGE_MAX : rep->body_len);
         const char *text = ipc_status_to_string(rep->status);
-        bool printable = true;
+        bool printable = text_is_printable(rep->body, (size_t) len, TEXT_SPACE);
 
-        for (int i = 0; i < len; i++)
-                if (rep->body[i] < 0x20 || rep->body[i] > 0x7e)
-                        printable = false;
         if (printable && strlen(text) == (size_t) len && strncasecmp(text, (const char *) rep->body, (size_t) len) == 0)
                 len = 0;
         if (rep->status == IPC_SERVER_ERROR)

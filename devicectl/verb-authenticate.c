@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "devicectl.h"
+#include "text.h"
 #include "wire.h"
 
 /* M5 comes from vaultd's confirm record, of fixed size, and is sent from s->frame. */
@@ -189,7 +190,6 @@ static int server_exchange(struct auth_session *s, uint8_t reply_type, size_t re
  */
 static int explain_no_vault(struct auth_session *s) {
         struct ipc_reply rep;
-        bool printable = true;
         int r;
 
         r = vaultd_call(&s->vaultd, IPC_OP_HELLO, 0, NULL, 0, -1, s->packet, sizeof s->packet, &rep);
@@ -202,10 +202,8 @@ static int explain_no_vault(struct auth_session *s) {
                 fprintf(stderr, "devicectl: no vault provisioned: run 'devicectl provision BUNDLE' first\n");
                 return EXIT_NOT_PROVISIONED;
         case IPC_INTERNAL:
-                for (size_t i = 0; i < rep.body_len; i++)
-                        if (rep.body[i] < 0x20 || rep.body[i] > 0x7e)
-                                printable = false;
-                if (printable && rep.body_len > 0 && rep.body_len <= IPC_MESSAGE_MAX)
+                if (text_is_printable(rep.body, rep.body_len, TEXT_SPACE) && rep.body_len > 0 &&
+                    rep.body_len <= IPC_MESSAGE_MAX)
                         fprintf(stderr, "devicectl: no usable vault: vaultd says: %.*s (see 'journalctl -u vaultd')\n",
                                 (int) rep.body_len, (const char *) rep.body);
                 else
@@ -334,14 +332,15 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
                 ret = EXIT_SERVER_UNREACHABLE;
                 goto out;
         }
-        ret = server_exchange(&s, SV_MSG_CHALLENGE, SV_CHALLENGE_BODY_LEN(info.params.p));
+        /* info.params passed ipc_decode_status()'s vault_params_validate(): every length is known. */
+        ret = server_exchange(&s, SV_MSG_CHALLENGE, vault_body_len(SV_MSG_CHALLENGE, &info.params));
         if (ret == EXIT_OK)
                 ret = vaultd_step(&s, IPC_OP_RESPOND, "response", &rep);
         if (ret == EXIT_OK)
-                ret = take_vaultd_frame(&s, &rep, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(info.params.p), "M3");
+                ret = take_vaultd_frame(&s, &rep, SV_MSG_RESPONSE, vault_body_len(SV_MSG_RESPONSE, &info.params), "M3");
         if (ret != EXIT_OK)
                 goto out;
-        ret = server_exchange(&s, SV_MSG_CONFIRM, SV_CONFIRM_BODY_LEN);
+        ret = server_exchange(&s, SV_MSG_CONFIRM, vault_body_len(SV_MSG_CONFIRM, &info.params));
         if (ret == EXIT_OK)
                 ret = vaultd_step(&s, IPC_OP_CONFIRM, "confirmation", &rep);
         if (ret != EXIT_OK)

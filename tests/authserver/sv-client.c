@@ -70,7 +70,7 @@ static int handshake(struct client *cl, uint8_t *ret_code) {
         if (r < 0)
                 goto out;
         r = net_recv_frame(fd, frame, sizeof frame, &len, deadline, SV_MSG_CHALLENGE,
-                           SV_CHALLENGE_BODY_LEN(params.p));
+                           vault_body_len(SV_MSG_CHALLENGE, &params));
         if (r < 0)
                 goto out;
         r = hs_device_respond(&hs, frame, len, frame, sizeof frame, &len);

@@ -132,7 +132,8 @@ static int probe_shape(const char *id, uint8_t profile, unsigned *ret_p, unsigne
                 r = -ECONNREFUSED;
         if (r >= 0) {
                 p = frame[SV_HEADER_LEN + SV_NONCE_LEN];
-                if (len != SV_HEADER_LEN + SV_CHALLENGE_BODY_LEN(p))
+                if (len != SV_HEADER_LEN + wire_body_len(SV_MSG_CHALLENGE, &(struct wire_params) {
+                                                           v.profile, SV_KEX_NONE, 0, p }))
                         r = -EBADMSG;
                 for (unsigned i = 0; r >= 0 && i < p; i++) {
                         const uint8_t *x = frame + SV_HEADER_LEN + SV_NONCE_LEN + 1 + 2 * i;
@@ -168,7 +169,7 @@ static int authenticate(struct bundle *b) {
                 r = net_send_frame(fd, frame, len, now_ms() + IO_TIMEOUT_MS);
         if (r >= 0)
                 r = net_recv_frame(fd, frame, sizeof frame, &len, now_ms() + IO_TIMEOUT_MS, SV_MSG_CHALLENGE,
-                                   SV_CHALLENGE_BODY_LEN(b->params.p));
+                                   vault_body_len(SV_MSG_CHALLENGE, &b->params));
         if (r >= 0)
                 r = hs_device_respond(&hs, frame, len, frame, sizeof frame, &len);
         if (r >= 0)
@@ -206,7 +207,7 @@ static int probe_timing(const struct vault_params *params, int64_t *ret_m2, int6
                 r = net_send_frame(fd, frame, len, now_ms() + IO_TIMEOUT_MS);
         if (r >= 0)
                 r = net_recv_frame(fd, frame, sizeof frame, &len, now_ms() + IO_TIMEOUT_MS, SV_MSG_CHALLENGE,
-                                   SV_CHALLENGE_BODY_LEN(v.p));
+                                   vault_body_len(SV_MSG_CHALLENGE, &v));
         t1 = now_ns();
         if (r >= 0)
                 r = hs_device_respond(&hs, frame, len, frame, sizeof frame, &len);

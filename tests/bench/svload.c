@@ -249,7 +249,7 @@ static int handshake(const struct options *o, struct device *d, uint8_t *next, u
                 goto out;
         *tx += len;
         r = net_recv_frame(fd, frame, sizeof frame, &len, deadline, SV_MSG_CHALLENGE,
-                           SV_CHALLENGE_BODY_LEN(d->params.p));
+                           vault_body_len(SV_MSG_CHALLENGE, &d->params));
         if (r < 0)
                 goto out;
         *rx += len;

@@ -11,6 +11,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         struct msg_challenge m;
+        struct vault_params v;
         uint8_t out[SV_FRAME_MAX];
         size_t out_len = 0;
         unsigned n, p;
@@ -27,10 +28,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size -= 3;
 
         memset(&m, 0xa5, sizeof m);
-        if (wire_decode_challenge(data, size, (uint16_t) n, (uint8_t) p, &m) < 0)
+        v = (struct vault_params) { .profile = SV_PROFILE_HARDENED, .n = (uint16_t) n, .p = (uint8_t) p };
+        if (wire_decode_challenge(data, size, &v, &m) < 0)
                 return 0;
 
-        FUZZ_CHECK(size == SV_HEADER_LEN + SV_CHALLENGE_BODY_LEN(p));
+        FUZZ_CHECK(size == SV_HEADER_LEN + vault_body_len(SV_MSG_CHALLENGE, &v));
         FUZZ_CHECK(challenge_validate(&m.c1, (uint16_t) n, (uint8_t) p) == 0);
 
         FUZZ_CHECK(wire_encode_challenge(&m, out, sizeof out, &out_len) == 0);

@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(m.id_len >= SV_ID_MIN && m.id_len <= SV_ID_MAX);
         FUZZ_CHECK(strnlen(m.device_id, sizeof m.device_id) == m.id_len);
         FUZZ_CHECK(vault_device_id_valid(m.device_id, m.id_len));
-        FUZZ_CHECK(size == SV_HEADER_LEN + SV_HELLO_BODY_LEN(m.id_len));
+        FUZZ_CHECK(size == SV_HEADER_LEN + wire_body_len(SV_MSG_HELLO, &(struct wire_params) {
+                                                              m.profile, SV_KEX_NONE, m.id_len, 0 }));
         FUZZ_CHECK(size <= SV_HELLO_FRAME_MAX);
 
         FUZZ_CHECK(wire_encode_hello(&m, out, sizeof out, &out_len) == 0);

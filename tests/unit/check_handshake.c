@@ -214,7 +214,7 @@ START_TEST(test_recomputed) {
                 memcpy(k3, x1, m);
                 k3_len = m;
         }
-        ck_assert_uint_eq(h.m3_len, 4 + SV_RESPONSE_BODY_LEN(4));
+        ck_assert_uint_eq(h.m3_len, 4 + 81 + 2 * 4);
         ck_assert_uint_eq(h.m3[1], SV_MSG_RESPONSE);
         ck_assert_int_eq(crypto_aead_open(k3, k3_len, th2, th2, 32, h.m3 + 4, h.m3_len - 4, pt), 0);
         ck_assert(memcmp(pt, r1, 16) == 0 && memcmp(pt + 16, t1, 32) == 0 && memcmp(pt + 48, r2, 16) == 0);
@@ -619,13 +619,13 @@ static size_t craft_m3(const struct unit_hs *h, const uint8_t *keys, enum craft 
         const struct vault_params *v = &h->params;
         struct msg_challenge chal;
         struct msg_response resp;
-        uint8_t th2[32], x1[SV_KEY_MAX], k3[32], pt[SV_RESPONSE_PT_LEN(SV_P_MAX) + 1];
-        uint8_t body[SV_RESPONSE_BODY_LEN(SV_P_MAX) + 1];
+        uint8_t th2[32], x1[SV_KEY_MAX], k3[32], pt[SV_RESPONSE_PT_MAX + 1];
+        uint8_t body[SV_RESPONSE_PT_MAX + SV_TAG_LEN + 1];
         const void *pieces[] = { h->m1, h->m2 };
         const size_t lens[] = { h->m1_len, h->m2_len };
         size_t pt_len, k3_len, len;
 
-        ck_assert_int_eq(wire_decode_challenge(h->m2, h->m2_len, v->n, v->p, &chal), 0);
+        ck_assert_int_eq(wire_decode_challenge(h->m2, h->m2_len, v, &chal), 0);
         ck_assert_int_eq(crypto_sha256_v(pieces, lens, 2, th2), 0);
         vault_combine(keys, v, &chal.c1, x1);
         if (how == CRAFT_WRONG_KEY)
@@ -676,7 +676,7 @@ static size_t craft_m3(const struct unit_hs *h, const uint8_t *keys, enum craft 
         default: break;
         }
         ck_assert_int_eq(wire_encode_response_pt(&resp, pt, sizeof pt, &pt_len), 0);
-        ck_assert_uint_eq(pt_len, SV_RESPONSE_PT_LEN(v->p));
+        ck_assert_uint_eq(pt_len, vault_body_len(SV_MSG_RESPONSE, v) - SV_TAG_LEN);
         if (how == CRAFT_COUNT_BYTE)
                 pt[64] = (uint8_t) (v->p - 1);
         if (how == CRAFT_TRAILING_PT)
@@ -789,7 +789,7 @@ START_TEST(test_decoy) {
                 ck_assert_int_eq(r, 0);
                 ck_assert(h.srv.decoy);
                 ck_assert_uint_eq(h.m2_len, real_m2_len);
-                ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, SV_DEFAULT_N, SV_DEFAULT_P, &chal), 0);
+                ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, &v, &chal), 0);
                 /* The device cannot tell and answers. */
                 ck_assert_int_eq(unit_hs_step(&h, UNIT_DEVICE_RESPOND), 0);
                 memcpy(&before, &h.srv, sizeof before);
@@ -831,8 +831,11 @@ START_TEST(test_decoy_shape) {
                 unit_hs_run_to(&h, UNIT_SERVER_HELLO);
                 r = hs_server_challenge(&h.srv, NULL, NULL, h.m2, sizeof h.m2, &h.m2_len);
                 ck_assert_msg(r == cases[i].want, "decoy n=%u p=%u: %d", cases[i].n, cases[i].p, r);
-                if (r == 0)
-                        ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, cases[i].n, cases[i].p, &chal), 0);
+                if (r == 0) {
+                        struct vault_params w = unit_params("shape", v.profile, cases[i].n, 16, cases[i].p, 0);
+
+                        ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, &w, &chal), 0);
+                }
                 else
                         ck_assert_uint_eq(h.srv.state, HS_SERVER_HELLO_RECEIVED);
                 unit_hs_free(&h);
@@ -871,7 +874,7 @@ START_TEST(test_decoy_with_vault) {
         w.epoch = 99;
         ck_assert_int_eq(hs_server_challenge_decoy(&h.srv, &w, keys, h.m2, sizeof h.m2, &h.m2_len), 0);
         ck_assert(h.srv.decoy);
-        ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, 64, 4, &chal), 0);
+        ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, &v, &chal), 0);
         ck_assert_int_eq(unit_hs_step(&h, UNIT_DEVICE_RESPOND), 0);
         memcpy(&before, &h.srv, sizeof before);
         ck_assert_int_eq(unit_hs_step(&h, UNIT_SERVER_RESPOND), -EACCES);

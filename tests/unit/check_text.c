@@ -11,6 +11,39 @@
 #include "text.h"
 #include "unit.h"
 
+/* Every byte value alone and in company, both modes; the length is obeyed, not a NUL. */
+START_TEST(test_is_printable) {
+        const char sentence[] = "vault file /var/lib/vault: rolled back (epoch 3 < 4)";
+        uint8_t buf[4];
+
+        for (unsigned c = 0; c <= UINT8_MAX; c++) {
+                bool graph = c >= 0x21 && c <= 0x7e, print = c >= 0x20 && c <= 0x7e;
+
+                buf[0] = 'a';
+                buf[1] = (uint8_t) c;
+                buf[2] = 'z';
+                ck_assert_msg(text_is_printable(buf + 1, 1, TEXT_NO_SPACE) == graph, "0x%02x", c);
+                ck_assert_msg(text_is_printable(buf + 1, 1, TEXT_SPACE) == print, "0x%02x", c);
+                ck_assert_msg(text_is_printable(buf, 3, TEXT_NO_SPACE) == graph, "a 0x%02x z", c);
+                ck_assert_msg(text_is_printable(buf, 3, TEXT_SPACE) == print, "a 0x%02x z", c);
+                /* Bytes past n are not looked at. */
+                ck_assert(text_is_printable(buf, 1, TEXT_NO_SPACE));
+        }
+        ck_assert(text_is_printable("", 0, TEXT_NO_SPACE));
+        ck_assert(text_is_printable(NULL, 0, TEXT_SPACE));
+        ck_assert(text_is_printable(sentence, strlen(sentence), TEXT_SPACE));
+        ck_assert(!text_is_printable(sentence, strlen(sentence), TEXT_NO_SPACE));
+        ck_assert(text_is_printable("[::1]:7410", 10, TEXT_NO_SPACE));
+        /* The NUL counts as a byte like any other: not printable. */
+        ck_assert(!text_is_printable(sentence, sizeof sentence, TEXT_SPACE));
+        ck_assert(!text_is_printable("ok\n", 3, TEXT_SPACE));
+        ck_assert(!text_is_printable("caf\xc3\xa9", 5, TEXT_SPACE));
+        ck_assert(!text_is_printable("del\x7f", 4, TEXT_SPACE));
+        ck_assert(!text_is_printable("~\x80", 2, TEXT_SPACE));
+        ck_assert(!text_is_printable("\xff", 1, TEXT_NO_SPACE));
+}
+END_TEST
+
 START_TEST(test_split_setting) {
         char a[] = "  tcti = swtpm:path=/x \r\n", b[] = "   # comment\n", c[] = "\n", d[] = "no equals sign\n";
         char *key = NULL, *value = NULL;
@@ -184,6 +217,7 @@ static Suite *text_suite(void) {
         Suite *s = suite_create("text");
         TCase *tc = tcase_create("text");
 
+        tcase_add_test(tc, test_is_printable);
         tcase_add_test(tc, test_split_setting);
         tcase_add_test(tc, test_parse_unsigned);
         tcase_add_test(tc, test_parse_duration);

@@ -60,7 +60,8 @@ START_TEST(test_hello_round_trip) {
 
                 ck_assert_int_eq(wire_encode_hello(&m, out, sizeof out, &len), 0);
                 ck_assert_uint_eq(len, 4 + body);
-                ck_assert_uint_eq(len, SV_HEADER_LEN + SV_HELLO_BODY_LEN(idl));
+                ck_assert_uint_eq(len, SV_HEADER_LEN + wire_body_len(SV_MSG_HELLO, &(struct wire_params) {
+                        m.profile, SV_KEX_NONE, (uint8_t) idl, 0 }));
                 ck_assert_msg(memcmp(out, want, len) == 0, "case %zu: %s", i, unit_hex(out, len));
 
                 memset(&d, 0xee, sizeof d);
@@ -121,6 +122,7 @@ START_TEST(test_challenge_round_trip) {
 
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct msg_challenge m = { .c1 = { .p = cases[i].p } }, d;
+                struct vault_params v;
                 uint8_t out[SV_CHALLENGE_FRAME_MAX], want[SV_CHALLENGE_FRAME_MAX];
                 size_t len = 0, body = 16 + 1 + 2u * cases[i].p;
 
@@ -140,16 +142,22 @@ START_TEST(test_challenge_round_trip) {
                 ck_assert_int_eq(wire_encode_challenge(&m, out, sizeof out, &len), 0);
                 ck_assert_uint_eq(len, 4 + body);
                 ck_assert_msg(memcmp(out, want, len) == 0, "case %zu: %s", i, unit_hex(out, len));
-                ck_assert_int_eq(wire_decode_challenge(out, len, cases[i].n, cases[i].p, &d), 0);
+                v = unit_params("c", SV_PROFILE_HARDENED, cases[i].n, 16, cases[i].p, 0);
+                ck_assert_int_eq(wire_decode_challenge(out, len, &v, &d), 0);
                 ck_assert(memcmp(d.r1, m.r1, 16) == 0);
                 ck_assert_uint_eq(d.c1.p, cases[i].p);
                 for (unsigned k = 0; k < cases[i].p; k++)
                         ck_assert_uint_eq(d.c1.idx[k], m.c1.idx[k]);
                 /* The receiver's own p and n decide: another p or a smaller n is refused. */
-                if (cases[i].p > 1)
-                        ck_assert_int_eq(wire_decode_challenge(out, len, cases[i].n, cases[i].p - 1, &d), -EBADMSG);
-                ck_assert_int_eq(wire_decode_challenge(out, len, cases[i].n, cases[i].p + 1, &d), -EBADMSG);
-                ck_assert_int_eq(wire_decode_challenge(out, len, m.c1.idx[cases[i].p - 1], cases[i].p, &d), -EBADMSG);
+                if (cases[i].p > 1) {
+                        v.p = (uint8_t) (cases[i].p - 1);
+                        ck_assert_int_eq(wire_decode_challenge(out, len, &v, &d), -EBADMSG);
+                }
+                v.p = (uint8_t) (cases[i].p + 1);
+                ck_assert_int_eq(wire_decode_challenge(out, len, &v, &d), -EBADMSG);
+                v.p = cases[i].p;
+                v.n = m.c1.idx[cases[i].p - 1];
+                ck_assert_int_eq(wire_decode_challenge(out, len, &v, &d), -EBADMSG);
                 for (size_t cap = 0; cap < len; cap++)
                         ck_assert_int_eq(wire_encode_challenge(&m, out, cap, &len), -ENOBUFS);
         }
@@ -172,8 +180,8 @@ START_TEST(test_sealed_round_trip) {
                 uint8_t type;
                 size_t body;
         } cases[] = {
-                { SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(1) },
-                { SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(64) },
+                { SV_MSG_RESPONSE, 81 + 2 * 1 },
+                { SV_MSG_RESPONSE, 81 + 2 * 64 },
                 { SV_MSG_CONFIRM, SV_CONFIRM_BODY_LEN },
                 { SV_MSG_COMMIT, SV_COMMIT_BODY_LEN },
                 { SV_MSG_RESPONSE, SV_BODY_MAX },
@@ -217,7 +225,7 @@ START_TEST(test_response_pt_round_trip) {
 
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct msg_response m = { .c2 = { .p = cases[i].p } }, d;
-                uint8_t out[SV_RESPONSE_PT_LEN(SV_P_MAX)];
+                uint8_t out[SV_RESPONSE_PT_MAX];
                 size_t len = 0;
 
                 for (int k = 0; k < 16; k++) {
@@ -229,7 +237,7 @@ START_TEST(test_response_pt_round_trip) {
                 for (unsigned k = 0; k < cases[i].p; k++)
                         m.c2.idx[k] = (uint16_t) (cases[i].n - cases[i].p + k);
                 ck_assert_int_eq(wire_encode_response_pt(&m, out, sizeof out, &len), 0);
-                ck_assert_uint_eq(len, SV_RESPONSE_PT_LEN(cases[i].p));
+                ck_assert_uint_eq(len, 65 + 2u * cases[i].p);
                 /* r1 || t1 || r2 || u8 p || u16 indices */
                 ck_assert(memcmp(out, m.r1, 16) == 0);
                 ck_assert(memcmp(out + 16, m.t1, 32) == 0);
@@ -273,7 +281,7 @@ END_TEST
  */
 START_TEST(test_response_pt_writes_only_on_success) {
         struct msg_response m = { .c2 = { .p = 2, .idx = { 3, 1 } } }, d;       /* unsorted */
-        uint8_t out[SV_RESPONSE_PT_LEN(2)], before[sizeof d];
+        uint8_t out[SV_RESPONSE_PT_FIXED + 2 * SV_INDEX_LEN], before[sizeof d];
         size_t len;
 
         memset(m.t1, 0x77, sizeof m.t1);
@@ -471,8 +479,8 @@ static int feed_decoder(const struct fixture *fx, enum msg msg, const uint8_t *f
 
         switch (msg) {
         case MSG_M1: r = wire_decode_hello(copy, len, &hello); break;
-        case MSG_M2: r = wire_decode_challenge(copy, len, v->n, v->p, &chal); break;
-        case MSG_M3: r = wire_decode_sealed(copy, len, SV_MSG_RESPONSE, SV_RESPONSE_BODY_LEN(v->p), &body); break;
+        case MSG_M2: r = wire_decode_challenge(copy, len, v, &chal); break;
+        case MSG_M3: r = wire_decode_sealed(copy, len, SV_MSG_RESPONSE, vault_body_len(SV_MSG_RESPONSE, v), &body); break;
         case MSG_M4: r = wire_decode_sealed(copy, len, SV_MSG_CONFIRM, SV_CONFIRM_BODY_LEN, &body); break;
         case MSG_M5: r = wire_decode_sealed(copy, len, SV_MSG_COMMIT, SV_COMMIT_BODY_LEN, &body); break;
         case MSG_ERROR: r = wire_decode_error(copy, len, &code); break;

@@ -10,6 +10,7 @@ UNIT_LDADD = tests/unit/libunit.a $(SVCOMMON_LIBS) $(CHECK_LIBS)
 UNIT_TESTS = \
 	tests/unit/check_buf \
 	tests/unit/check_wire \
+	tests/unit/check_profile \
 	tests/unit/check_vault \
 	tests/unit/check_keysched \
 	tests/unit/check_handshake \
@@ -30,6 +31,10 @@ tests_unit_check_buf_LDADD = $(UNIT_LDADD)
 tests_unit_check_wire_SOURCES = tests/unit/check_wire.c
 tests_unit_check_wire_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_wire_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_profile_SOURCES = tests/unit/check_profile.c
+tests_unit_check_profile_CPPFLAGS = $(UNIT_CPPFLAGS) -DVECTORS_PUBLIC='"$(abs_top_srcdir)/tests/vectors/public.txt"'
+tests_unit_check_profile_LDADD = $(UNIT_LDADD)
 
 tests_unit_check_vault_SOURCES = tests/unit/check_vault.c
 tests_unit_check_vault_CPPFLAGS = $(UNIT_CPPFLAGS)

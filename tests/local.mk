@@ -1,4 +1,6 @@
 EXTRA_DIST += tests/vectors/public.txt
+# Revision 1.1 (§10, §11), copied from the normative PROTOCOL.md set; read by check_kex and check_record.
+EXTRA_DIST += tests/vectors/extensions.txt tests/vectors/extensions.json
 
 check_PROGRAMS += tests/vectors-check
 tests_vectors_check_SOURCES = tests/vectors-check.c

@@ -17,6 +17,8 @@ common_libsvcommon_a_SOURCES = \
 	common/hs-server.c \
 	common/ipc.c \
 	common/ipc.h \
+	common/kex.c \
+	common/kex.h \
 	common/keysched.c \
 	common/keysched.h \
 	common/netprefix.c \

@@ -10,6 +10,8 @@
 #define SV_MSG_RESPONSE         3
 #define SV_MSG_CONFIRM          4
 #define SV_MSG_COMMIT           5
+#define SV_MSG_DATA             6       /* revision 1.1, §11: after M5, both ways */
+#define SV_MSG_CLOSE            7
 #define SV_MSG_ERROR            15
 
 #define SV_ERR_PROTOCOL         1
@@ -46,6 +48,7 @@
 #define SV_KEY_LEN              32      /* K3..K5 (hardened), session key, U */
 #define SV_TAG_LEN              16
 #define SV_GCM_IV_LEN           12
+#define SV_X25519_LEN           32      /* revision 1.1, §10: scalars, shares, Z */
 
 /* Exact body sizes. */
 #define SV_CHALLENGE_LEN(p)     (1 + 2 * (size_t) (p))

@@ -26,6 +26,8 @@ common_libsvcommon_a_SOURCES = \
 	common/proto.h \
 	common/ratelimit.c \
 	common/ratelimit.h \
+	common/record.c \
+	common/record.h \
 	common/text.c \
 	common/text.h \
 	common/vault.c \

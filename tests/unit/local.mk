@@ -19,7 +19,8 @@ UNIT_TESTS = \
 	tests/unit/check_ratelimit \
 	tests/unit/check_decoy \
 	tests/unit/check_sysio \
-	tests/unit/check_kex
+	tests/unit/check_kex \
+	tests/unit/check_record
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -74,3 +75,7 @@ tests_unit_check_sysio_LDADD = tests/unit/libunit.a common/libsvio.a $(SVCOMMON_
 tests_unit_check_kex_SOURCES = tests/unit/check_kex.c
 tests_unit_check_kex_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/tests/lib
 tests_unit_check_kex_LDADD = $(TESTKAT_LIBS) $(UNIT_LDADD)
+
+tests_unit_check_record_SOURCES = tests/unit/check_record.c
+tests_unit_check_record_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/tests/lib
+tests_unit_check_record_LDADD = $(TESTKAT_LIBS) $(UNIT_LDADD)

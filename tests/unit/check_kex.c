@@ -8,27 +8,9 @@
 
 #include <openssl/bn.h>
 
-#include "kat.h"
 #include "kex.h"
 #include "unit.h"
-
-static bool is_zero(const void *p, size_t len) {
-        const uint8_t *b = p;
-
-        for (size_t i = 0; i < len; i++)
-                if (b[i])
-                        return false;
-        return true;
-}
-
-static struct kat_bytes hex_field(const struct kat_case *c, const char *key) {
-        const char *v = kat_get(c, key);
-        struct kat_bytes b = { 0 };
-
-        unit_assert(v, "case at line %u lacks '%s'", c->line, key);
-        unit_assert(kat_hex(v, &b) == 0, "'%s' of the case at line %u is not hex", key, c->line);
-        return b;
-}
+#include "unit-kat.h"
 
 /* Both sides of every x25519 case of extensions.txt: shares from the scalars as drawn, Z both ways. */
 START_TEST(test_vectors) {
@@ -52,13 +34,13 @@ START_TEST(test_vectors) {
                         continue;
                 }
                 x25519++;
-                e_dev = hex_field(c, "e_dev");
-                e_srv = hex_field(c, "e_srv");
-                share_dev = hex_field(c, "share_dev");
-                share_srv = hex_field(c, "share_srv");
-                z = hex_field(c, "z");
-                m1 = hex_field(c, "m1");
-                m2 = hex_field(c, "m2");
+                e_dev = unit_kat_bytes(c, "e_dev");
+                e_srv = unit_kat_bytes(c, "e_srv");
+                share_dev = unit_kat_bytes(c, "share_dev");
+                share_srv = unit_kat_bytes(c, "share_srv");
+                z = unit_kat_bytes(c, "z");
+                m1 = unit_kat_bytes(c, "m1");
+                m2 = unit_kat_bytes(c, "m2");
                 ck_assert_uint_eq(e_dev.len, 32);
                 ck_assert_uint_eq(e_srv.len, 32);
                 ck_assert_uint_eq(share_dev.len, 32);
@@ -70,12 +52,12 @@ START_TEST(test_vectors) {
 
                 memcpy(e, e_dev.data, sizeof e);
                 ck_assert_int_eq(kex_start(&dev, e), 0);
-                ck_assert(is_zero(e, sizeof e));
+                ck_assert(unit_is_zero(e, sizeof e));
                 unit_assert(memcmp(dev.share, share_dev.data, 32) == 0, "%s: share_dev %s", name,
                             unit_hex(dev.share, 32));
                 memcpy(e, e_srv.data, sizeof e);
                 ck_assert_int_eq(kex_start(&srv, e), 0);
-                ck_assert(is_zero(e, sizeof e));
+                ck_assert(unit_is_zero(e, sizeof e));
                 unit_assert(memcmp(srv.share, share_srv.data, 32) == 0, "%s: share_srv %s", name,
                             unit_hex(srv.share, 32));
 
@@ -83,8 +65,8 @@ START_TEST(test_vectors) {
                 ck_assert_int_eq(kex_finish(&srv, share_dev.data, zs), 0);
                 unit_assert(memcmp(zd, z.data, 32) == 0, "%s: device z %s", name, unit_hex(zd, 32));
                 unit_assert(memcmp(zs, z.data, 32) == 0, "%s: server z %s", name, unit_hex(zs, 32));
-                ck_assert(is_zero(&dev, sizeof dev));
-                ck_assert(is_zero(&srv, sizeof srv));
+                ck_assert(unit_is_zero(&dev, sizeof dev));
+                ck_assert(unit_is_zero(&srv, sizeof srv));
 
                 free(e_dev.data);
                 free(e_srv.data);
@@ -164,7 +146,7 @@ START_TEST(test_small_order_refused) {
                         /* Nothing written, the scalar gone. */
                         for (size_t j = 0; j < sizeof z; j++)
                                 ck_assert_uint_eq(z[j], 0xa5);
-                        ck_assert(is_zero(&k, sizeof k));
+                        ck_assert(unit_is_zero(&k, sizeof k));
                         ck_assert_int_eq(kex_finish(&k, pts[i], z), -EINVAL);
                 }
                 ck_assert(kex_share_is_small_order(pts[i]));
@@ -193,7 +175,7 @@ START_TEST(test_ordinary_shares_accepted) {
                 unit_rng_bytes(&g, e, sizeof e);
                 ck_assert_int_eq(kex_start(&k, e), 0);
                 unit_assert(kex_finish(&k, pts[i], z) == 0, "share %s refused", unit_hex(pts[i], 32));
-                ck_assert(!is_zero(z, sizeof z));
+                ck_assert(!unit_is_zero(z, sizeof z));
                 ck_assert(!kex_share_is_small_order(pts[i]));
         }
 }
@@ -222,14 +204,14 @@ START_TEST(test_agree_and_clamp) {
                 ck_assert(memcmp(a.share, a2.share, 32) == 0);
                 ck_assert(memcmp(a.share, b.share, 32) != 0);
                 kex_wipe(&a2);
-                ck_assert(is_zero(&a2, sizeof a2));
+                ck_assert(unit_is_zero(&a2, sizeof a2));
                 /* kex_finish() wipes all of the kex, the share with it */
                 memcpy(sa, a.share, sizeof sa);
                 ck_assert_int_eq(kex_finish(&a, b.share, za), 0);
-                ck_assert(is_zero(a.share, sizeof a.share));
+                ck_assert(unit_is_zero(a.share, sizeof a.share));
                 ck_assert_int_eq(kex_finish(&b, sa, zb), 0);
                 ck_assert(memcmp(za, zb, 32) == 0);
-                ck_assert(!is_zero(za, sizeof za));
+                ck_assert(!unit_is_zero(za, sizeof za));
         }
 }
 END_TEST
@@ -251,18 +233,18 @@ START_TEST(test_wipes) {
 
         unit_rng_bytes(&g, e, sizeof e);
         ck_assert_int_eq(kex_start(&k, e), 0);
-        ck_assert(is_zero(e, sizeof e));
+        ck_assert(unit_is_zero(e, sizeof e));
         ck_assert(k.armed);
-        ck_assert(!is_zero(k.e, sizeof k.e));
+        ck_assert(!unit_is_zero(k.e, sizeof k.e));
         ck_assert_int_eq(kex_finish(&k, peer, z), 0);
-        ck_assert(is_zero(&k, sizeof k));
+        ck_assert(unit_is_zero(&k, sizeof k));
         ck_assert_int_eq(kex_finish(&k, peer, z), -EINVAL);
 
         /* a handshake that ends before finish */
         unit_rng_bytes(&g, e, sizeof e);
         ck_assert_int_eq(kex_start(&k, e), 0);
         kex_wipe(&k);
-        ck_assert(is_zero(&k, sizeof k));
+        ck_assert(unit_is_zero(&k, sizeof k));
         ck_assert_int_eq(kex_finish(&k, peer, z), -EINVAL);
 }
 END_TEST

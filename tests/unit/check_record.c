@@ -12,18 +12,9 @@
 #include <string.h>
 
 #include "crypto.h"
-#include "kat.h"
 #include "record.h"
 #include "unit.h"
-
-static bool is_zero(const void *p, size_t len) {
-        const uint8_t *b = p;
-
-        for (size_t i = 0; i < len; i++)
-                if (b[i])
-                        return false;
-        return true;
-}
+#include "unit-kat.h"
 
 /* Field by field: struct copies need not copy padding. */
 static bool chain_eq(const struct record_chain *x, const struct record_chain *y) {
@@ -31,22 +22,6 @@ static bool chain_eq(const struct record_chain *x, const struct record_chain *y)
 }
 
 /* ---- known answers ---------------------------------------------------------------- */
-
-static struct kat_bytes hex_field(const struct kat_case *c, const char *key) {
-        const char *v = kat_get(c, key);
-        struct kat_bytes b = { 0 };
-
-        unit_assert(v, "case at line %u lacks '%s'", c->line, key);
-        unit_assert(kat_hex(v, &b) == 0, "'%s' of the case at line %u is not hex", key, c->line);
-        return b;
-}
-
-static void hex_list_field(const struct kat_case *c, const char *key, struct kat_bytes **ret, size_t *ret_n) {
-        const char *v = kat_get(c, key);
-
-        unit_assert(v, "case at line %u lacks '%s'", c->line, key);
-        unit_assert(kat_hex_list(v, ret, ret_n) == 0, "'%s' of the case at line %u is not hex", key, c->line);
-}
 
 static void expect_bytes(const char *name, const char *what, const struct kat_bytes *want,
                          const uint8_t *got, size_t got_len) {
@@ -61,8 +36,8 @@ static void expect_bytes(const char *name, const char *what, const struct kat_by
  * hide behind a wrong secret.
  */
 static void case_s(const struct kat_case *c, uint8_t s[32]) {
-        struct kat_bytes th4 = hex_field(c, "th4"), t1 = hex_field(c, "t1"), t2 = hex_field(c, "t2");
-        struct kat_bytes k5 = hex_field(c, "k5"), sk = hex_field(c, "session_key"), z = { 0 };
+        struct kat_bytes th4 = unit_kat_bytes(c, "th4"), t1 = unit_kat_bytes(c, "t1"), t2 = unit_kat_bytes(c, "t2");
+        struct kat_bytes k5 = unit_kat_bytes(c, "k5"), sk = unit_kat_bytes(c, "session_key"), z = { 0 };
         const char *name = kat_get(c, "name"), *kex = kat_get(c, "kex"), *profile = kat_get(c, "profile");
         uint8_t ikm[64], out[32];
         size_t ikm_len = 32;
@@ -75,7 +50,7 @@ static void case_s(const struct kat_case *c, uint8_t s[32]) {
         for (int i = 0; i < 32; i++)
                 ikm[i] = t1.data[i] ^ t2.data[i];
         if (strcmp(kex, "x25519") == 0) {
-                z = hex_field(c, "z");
+                z = unit_kat_bytes(c, "z");
                 ck_assert_uint_eq(z.len, 32);
                 memcpy(ikm + 32, z.data, 32);
                 ikm_len = 64;
@@ -111,17 +86,17 @@ static unsigned check_direction(const struct kat_case *c, const uint8_t s[32], e
         snprintf(key_data, sizeof key_data, "data_%s", tag);
         snprintf(key_rec, sizeof key_rec, "rec_%s", tag);
         snprintf(key_close, sizeof key_close, "close_%s", tag);
-        secret = hex_field(c, key_secret);
-        close = hex_field(c, key_close);
-        hex_list_field(c, key_data, &data, &n_data);
-        hex_list_field(c, key_rec, &recs, &n_recs);
+        secret = unit_kat_bytes(c, key_secret);
+        close = unit_kat_bytes(c, key_close);
+        unit_kat_list(c, key_data, &data, &n_data);
+        unit_kat_list(c, key_rec, &recs, &n_recs);
         ck_assert_uint_eq(n_data, n_recs);
 
         ck_assert_int_eq(record_secret(s, dir, a0), 0);
         expect_bytes(name, key_secret, &secret, a0, 32);
         memcpy(a0_copy, a0, sizeof a0);
         record_init(&tx, a0);
-        ck_assert(is_zero(a0, sizeof a0));              /* taken over */
+        ck_assert(unit_is_zero(a0, sizeof a0));              /* taken over */
         record_init(&rx, a0_copy);
 
         for (size_t i = 0; i < n_data; i++) {
@@ -141,7 +116,7 @@ static unsigned check_direction(const struct kat_case *c, const uint8_t s[32], e
         ck_assert_uint_eq(len, 0);
         ck_assert_int_eq(tx.state, RECORD_CLOSED);
         ck_assert_int_eq(rx.state, RECORD_CLOSED);
-        ck_assert(is_zero(tx.a, sizeof tx.a) && is_zero(rx.a, sizeof rx.a));
+        ck_assert(unit_is_zero(tx.a, sizeof tx.a) && unit_is_zero(rx.a, sizeof rx.a));
 
         free(secret.data);
         free(close.data);
@@ -261,7 +236,7 @@ START_TEST(test_seal_bounds) {
         /* CLOSE ends the sending side: nothing more is sealed */
         ck_assert_int_eq(record_seal(&tx, SV_MSG_CLOSE, NULL, 0, frame, sizeof frame, &len), 0);
         ck_assert_int_eq(tx.state, RECORD_CLOSED);
-        ck_assert(is_zero(tx.a, sizeof tx.a));
+        ck_assert(unit_is_zero(tx.a, sizeof tx.a));
         ck_assert_int_eq(record_seal(&tx, SV_MSG_DATA, payload, 1, frame, sizeof frame, &len), -ESHUTDOWN);
         ck_assert_int_eq(record_seal(&tx, SV_MSG_CLOSE, NULL, 0, frame, sizeof frame, &len), -ESHUTDOWN);
 
@@ -316,35 +291,35 @@ struct session {
         uint8_t payload[SESSION_RECORDS][64];
 };
 
-static void session_record(struct session *ss) {
-        uint8_t s[32], a[32];
+/* One direction of the session: its fresh receiver, and the records its sender seals. */
+static void session_direction(struct session *ss, const uint8_t s[32], enum record_dir dir, struct record_chain *rx,
+                              uint8_t frames[][RECORD_FRAME_MAX], size_t *lens) {
         struct record_chain tx;
+        uint8_t a[32];
+
+        ck_assert_int_eq(record_secret(s, dir, a), 0);
+        if (dir == RECORD_C2S)
+                memcpy(ss->a0_c2s, a, 32);
+        record_init(rx, (uint8_t[32]) { 0 });
+        memcpy(rx->a, a, 32);
+        record_init(&tx, a);
+        for (int i = 0; i <= SESSION_RECORDS; i++)
+                ck_assert_int_eq(record_seal(&tx, i < SESSION_RECORDS ? SV_MSG_DATA : SV_MSG_CLOSE,
+                                             ss->payload[i % SESSION_RECORDS], i < SESSION_RECORDS ? 64 : 0,
+                                             frames[i], RECORD_FRAME_MAX, &lens[i]), 0);
+}
+
+/* The server sends the same payloads back: only the secrets tell the directions apart. */
+static void session_record(struct session *ss) {
+        uint8_t s[32];
         struct unit_rng g;
 
         unit_rng_init(&g, "session");
         unit_rng_bytes(&g, s, sizeof s);
         for (int i = 0; i < SESSION_RECORDS; i++)
                 unit_rng_bytes(&g, ss->payload[i], sizeof ss->payload[i]);
-
-        ck_assert_int_eq(record_secret(s, RECORD_C2S, a), 0);
-        memcpy(ss->a0_c2s, a, 32);
-        record_init(&ss->c2s_rx, (uint8_t[32]) { 0 });
-        memcpy(ss->c2s_rx.a, a, 32);
-        record_init(&tx, a);
-        for (int i = 0; i <= SESSION_RECORDS; i++)
-                ck_assert_int_eq(record_seal(&tx, i < SESSION_RECORDS ? SV_MSG_DATA : SV_MSG_CLOSE,
-                                             ss->payload[i % SESSION_RECORDS], i < SESSION_RECORDS ? 64 : 0,
-                                             ss->c2s[i], RECORD_FRAME_MAX, &ss->c2s_len[i]), 0);
-
-        /* The server sends the same payloads back: only the secrets tell the directions apart. */
-        ck_assert_int_eq(record_secret(s, RECORD_S2C, a), 0);
-        record_init(&ss->s2c_rx, (uint8_t[32]) { 0 });
-        memcpy(ss->s2c_rx.a, a, 32);
-        record_init(&tx, a);
-        for (int i = 0; i <= SESSION_RECORDS; i++)
-                ck_assert_int_eq(record_seal(&tx, i < SESSION_RECORDS ? SV_MSG_DATA : SV_MSG_CLOSE,
-                                             ss->payload[i % SESSION_RECORDS], i < SESSION_RECORDS ? 64 : 0,
-                                             ss->s2c[i], RECORD_FRAME_MAX, &ss->s2c_len[i]), 0);
+        session_direction(ss, s, RECORD_C2S, &ss->c2s_rx, ss->c2s, ss->c2s_len);
+        session_direction(ss, s, RECORD_S2C, &ss->s2c_rx, ss->s2c, ss->s2c_len);
 }
 
 /* Opens a frame that must be refused; checks the chain failed for good and nothing leaked. */
@@ -357,9 +332,9 @@ static void expect_refused(struct record_chain *rx, const uint8_t *frame, size_t
         r = record_open(rx, frame, len, out, sizeof out, &got);
         unit_assert(r < 0 && (want == 0 || r == want), "%s: open gave %d", what, r);
         ck_assert_uint_eq(got, 4242);
-        ck_assert(is_zero(out, sizeof out));
+        ck_assert(unit_is_zero(out, sizeof out));
         ck_assert_int_eq(rx->state, RECORD_FAILED);
-        ck_assert(is_zero(rx->a, sizeof rx->a));
+        ck_assert(unit_is_zero(rx->a, sizeof rx->a));
         /* Poisoned: not even the next genuine record opens. */
         ck_assert_int_eq(record_open(rx, frame, len, out, sizeof out, &got), -EPIPE);
 }
@@ -596,7 +571,7 @@ START_TEST(test_failed_open_poisons) {
         rx = ss.c2s_rx;
         ck_assert_int_eq(record_open(&rx, ss.c2s[0], ss.c2s_len[0], out, sizeof out, &got), -ENOBUFS);
         ck_assert_int_eq(rx.state, RECORD_FAILED);
-        ck_assert(is_zero(rx.a, sizeof rx.a));
+        ck_assert(unit_is_zero(rx.a, sizeof rx.a));
         ck_assert_uint_eq(got, 1);
         ck_assert_int_eq(record_open(&rx, ss.c2s[0], ss.c2s_len[0], frame, sizeof frame, &got), -EPIPE);
 

@@ -1,8 +1,8 @@
 # tests/unit: Check suites for the modules of common/, one program per module,
 # TAP on stdout through build-aux/tap-driver.sh (extension-less TESTS).
 noinst_LIBRARIES += tests/unit/libunit.a
-tests_unit_libunit_a_SOURCES = tests/unit/unit.c tests/unit/unit.h
-tests_unit_libunit_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_libunit_a_SOURCES = tests/unit/unit.c tests/unit/unit.h tests/unit/unit-kat.c tests/unit/unit-kat.h
+tests_unit_libunit_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/tests/lib
 
 UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
 UNIT_LDADD = tests/unit/libunit.a $(SVCOMMON_LIBS) $(CHECK_LIBS)
@@ -74,8 +74,8 @@ tests_unit_check_sysio_LDADD = tests/unit/libunit.a common/libsvio.a $(SVCOMMON_
 # The known answers of revision 1.1 (tests/vectors/extensions.txt) through tests/lib/kat.c.
 tests_unit_check_kex_SOURCES = tests/unit/check_kex.c
 tests_unit_check_kex_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/tests/lib
-tests_unit_check_kex_LDADD = $(TESTKAT_LIBS) $(UNIT_LDADD)
+tests_unit_check_kex_LDADD = tests/unit/libunit.a $(TESTKAT_LIBS) $(SVCOMMON_LIBS) $(CHECK_LIBS)
 
 tests_unit_check_record_SOURCES = tests/unit/check_record.c
 tests_unit_check_record_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/tests/lib
-tests_unit_check_record_LDADD = $(TESTKAT_LIBS) $(UNIT_LDADD)
+tests_unit_check_record_LDADD = tests/unit/libunit.a $(TESTKAT_LIBS) $(SVCOMMON_LIBS) $(CHECK_LIBS)

@@ -4,6 +4,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
@@ -131,11 +132,17 @@ int kex_finish(struct kex *k, const uint8_t peer_share[SV_X25519_LEN], uint8_t r
         ctx = EVP_PKEY_CTX_new(key, NULL);
         if (!ctx || EVP_PKEY_derive_init(ctx) != 1 || EVP_PKEY_derive_set_peer(ctx, peer) != 1)
                 goto out;
+        ERR_set_mark();
         if (EVP_PKEY_derive(ctx, z, &len) != 1) {
-                if (kex_share_is_small_order(peer_share))
+                if (kex_share_is_small_order(peer_share)) {
+                        /* An outcome, not an OpenSSL failure: leave no error in the thread's queue. */
+                        ERR_pop_to_mark();
                         r = -EKEYREJECTED;
+                } else
+                        ERR_clear_last_mark();
                 goto out;
         }
+        ERR_clear_last_mark();
         if (len != sizeof z)
                 goto out;
         if (all_zero(z, sizeof z)) {

@@ -31,8 +31,8 @@ struct kex {
 };
 
 /*
- * Takes the scalar `e` over and computes the share. `e` is wiped on every path; on failure
- * the kex is wiped too. -EIO if OpenSSL fails.
+ * Takes the scalar `e` over and computes the share. `e` (which must not point into k) is
+ * wiped on every path; on failure the kex is wiped too. -EIO if OpenSSL fails.
  */
 int kex_start(struct kex *k, uint8_t e[SV_X25519_LEN]);
 

@@ -17,6 +17,8 @@ common_libsvcommon_a_SOURCES = \
 	common/hs-server.c \
 	common/ipc.c \
 	common/ipc.h \
+	common/kex.c \
+	common/kex.h \
 	common/keysched.c \
 	common/keysched.h \
 	common/netprefix.c \
@@ -26,6 +28,8 @@ common_libsvcommon_a_SOURCES = \
 	common/proto.h \
 	common/ratelimit.c \
 	common/ratelimit.h \
+	common/record.c \
+	common/record.h \
 	common/text.c \
 	common/text.h \
 	common/vault.c \

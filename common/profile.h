@@ -21,7 +21,7 @@
 
 #define SV_KEX_NONE             0
 #define SV_KEX_X25519           1
-#define SV_KEX_SHARE_MAX        32
+#define SV_KEX_SHARE_MAX        SV_X25519_LEN
 
 /* How the keys follow from the vault and the transcript (protocol §4). */
 enum profile_keys {

@@ -10,6 +10,8 @@
 #define SV_MSG_RESPONSE         3
 #define SV_MSG_CONFIRM          4
 #define SV_MSG_COMMIT           5
+#define SV_MSG_DATA             6       /* revision 1.1, §11: after M5, both ways */
+#define SV_MSG_CLOSE            7
 #define SV_MSG_ERROR            15
 
 #define SV_ERR_PROTOCOL         1
@@ -52,6 +54,7 @@
 #define SV_TAG_LEN              16
 #define SV_GCM_IV_LEN           12
 #define SV_INDEX_LEN            2       /* one u16 index of a challenge */
+#define SV_X25519_LEN           32      /* revision 1.1, §10: scalars, shares, Z */
 
 /* The shape of each message body (§3): the fixed part, to which wire_body_len() adds the
  * device id (M1), p indices (M2, M3) and the key share (M1, M2). */

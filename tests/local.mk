@@ -1,8 +1,11 @@
 EXTRA_DIST += tests/vectors/public.txt
+# Revision 1.1 (§10, §11), copied from the normative PROTOCOL.md set; read by check_kex and check_record.
+EXTRA_DIST += tests/vectors/extensions.txt tests/vectors/extensions.json
 
 check_PROGRAMS += tests/vectors-check
 tests_vectors_check_SOURCES = tests/vectors-check.c
-tests_vectors_check_LDADD = $(SVCOMMON_LIBS)
+tests_vectors_check_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/lib
+tests_vectors_check_LDADD = $(TESTKAT_LIBS) $(SVCOMMON_LIBS)
 
 include tests/lib/local.mk
 include tests/unit/local.mk

@@ -1,4 +1,4 @@
-# tests/fuzz: one libFuzzer target per decoder of protocol §3, §4 and §8, of the
+# tests/fuzz: one libFuzzer target per decoder of protocol §3, §4, §8 and §11, of the
 # devicectl–vaultd packets (docs/ipc.md) and of vaultd's vault file (docs/vault-file.md).
 #
 # With --enable-fuzzing (CC=clang) the targets link libFuzzer's main and are built by
@@ -19,7 +19,8 @@ FUZZ_TARGETS = \
 	tests/fuzz/fuzz-error \
 	tests/fuzz/fuzz-bundle \
 	tests/fuzz/fuzz-ipc \
-	tests/fuzz/fuzz-vaultfile
+	tests/fuzz/fuzz-vaultfile \
+	tests/fuzz/fuzz-record
 
 if ENABLE_FUZZING
 noinst_PROGRAMS += $(FUZZ_TARGETS)
@@ -74,6 +75,10 @@ tests_fuzz_fuzz_ipc_LDADD = $(SVCOMMON_LIBS)
 tests_fuzz_fuzz_vaultfile_SOURCES = tests/fuzz/fuzz-vaultfile.c $(FUZZ_COMMON)
 tests_fuzz_fuzz_vaultfile_LDFLAGS = $(FUZZ_LINK_FLAGS)
 tests_fuzz_fuzz_vaultfile_LDADD = $(SVCOMMON_LIBS)
+
+tests_fuzz_fuzz_record_SOURCES = tests/fuzz/fuzz-record.c $(FUZZ_COMMON)
+tests_fuzz_fuzz_record_LDFLAGS = $(FUZZ_LINK_FLAGS)
+tests_fuzz_fuzz_record_LDADD = $(SVCOMMON_LIBS)
 
 # `make fuzz`: the campaign (docs/fuzzing.md). FUZZ_NICE is the campaign's niceness.
 FUZZ_NICE = 15

@@ -1,8 +1,8 @@
 # tests/unit: Check suites for the modules of common/, one program per module,
 # TAP on stdout through build-aux/tap-driver.sh (extension-less TESTS).
 noinst_LIBRARIES += tests/unit/libunit.a
-tests_unit_libunit_a_SOURCES = tests/unit/unit.c tests/unit/unit.h
-tests_unit_libunit_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
+tests_unit_libunit_a_SOURCES = tests/unit/unit.c tests/unit/unit.h tests/unit/unit-kat.c tests/unit/unit-kat.h
+tests_unit_libunit_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/tests/lib
 
 UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
 UNIT_LDADD = tests/unit/libunit.a $(SVCOMMON_LIBS) $(CHECK_LIBS)
@@ -19,7 +19,9 @@ UNIT_TESTS = \
 	tests/unit/check_netprefix \
 	tests/unit/check_ratelimit \
 	tests/unit/check_decoy \
-	tests/unit/check_sysio
+	tests/unit/check_sysio \
+	tests/unit/check_kex \
+	tests/unit/check_record
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -73,3 +75,12 @@ tests_unit_check_decoy_LDADD = $(UNIT_LDADD)
 tests_unit_check_sysio_SOURCES = tests/unit/check_sysio.c
 tests_unit_check_sysio_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_sysio_LDADD = tests/unit/libunit.a common/libsvio.a $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(CHECK_LIBS)
+
+# The known answers of revision 1.1 (tests/vectors/extensions.txt) through tests/lib/kat.c.
+tests_unit_check_kex_SOURCES = tests/unit/check_kex.c
+tests_unit_check_kex_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/tests/lib
+tests_unit_check_kex_LDADD = tests/unit/libunit.a $(TESTKAT_LIBS) $(SVCOMMON_LIBS) $(CHECK_LIBS)
+
+tests_unit_check_record_SOURCES = tests/unit/check_record.c
+tests_unit_check_record_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/tests/lib
+tests_unit_check_record_LDADD = tests/unit/libunit.a $(TESTKAT_LIBS) $(SVCOMMON_LIBS) $(CHECK_LIBS)

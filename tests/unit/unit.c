@@ -297,3 +297,12 @@ const char *unit_hex(const void *p, size_t len) {
                 strcpy(s + 2 * i, "...");
         return s;
 }
+
+bool unit_is_zero(const void *p, size_t len) {
+        const uint8_t *b = p;
+
+        for (size_t i = 0; i < len; i++)
+                if (b[i])
+                        return false;
+        return true;
+}

@@ -117,3 +117,6 @@ uint8_t *unit_dup(const void *p, size_t len);
 
 /* Hex rendering for failure messages (static buffer, one call per message). */
 const char *unit_hex(const void *p, size_t len);
+
+/* Whether all len bytes are zero: a wiped secret, an untouched output. */
+bool unit_is_zero(const void *p, size_t len);

@@ -18,7 +18,8 @@
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static void conn_on_frame(struct conn *c);
 static void conn_lookup(struct conn *c);
-static void conn_commit_done(struct conn *c, int r);
+static void on_pending_durable(struct write_record *w, int r);
+static void on_commit_done(struct write_record *w, int r);
 
 uint64_t server_now_usec(void) {
         struct timespec ts;
@@ -228,6 +229,7 @@ void conn_free(struct conn *c) {
         inflight_remove(c);
         hello_queue_remove(c);
         conn_addr_release(c);
+        server_queue_cancel(srv, &c->write);
 
         if (c->prev)
                 c->prev->next = c->next;
@@ -794,6 +796,19 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         conn_lookup(c);
 }
 
+/* The write the group commit does for c: it names the device row as the lookup read it. */
+static void write_record_init(struct conn *c, enum write_action action,
+                              void (*done)(struct write_record *w, int r)) {
+        c->write = (struct write_record) {
+                .action = action,
+                .enrollment = c->dev.enrollment,
+                .epoch = c->hello.epoch,
+                .done = done,
+                .userdata = c,
+        };
+        snprintf(c->write.device_id, sizeof c->write.device_id, "%s", c->hello.device_id);
+}
+
 static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         struct server *srv = c->srv;
         uint8_t frame[SV_FRAME_MAX];
@@ -820,15 +835,17 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         c->out_pos = 0;
         c->phase = CONN_STORING;
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
-        server_queue_store(srv, c);
+        write_record_init(c, WRITE_PENDING, on_pending_durable);
+        c->write.promote = c->gen == GENERATION_PENDING;
+        c->write.vault = c->next_vault;
+        c->write.vault_len = c->vault_len;
+        server_queue_store(srv, &c->write);
 }
 
-/* Called by the group commit with the result of this connection's write. */
-void conn_store_done(struct conn *c, int r) {
-        if (c->phase == CONN_COMMITTING) {
-                conn_commit_done(c, r);
-                return;
-        }
+/* The group commit made the next vault durable (r >= 0), or failed to: M4, or ERROR. */
+static void on_pending_durable(struct write_record *w, int r) {
+        struct conn *c = w->userdata;
+
         if (c->expired) {
                 conn_failure(c, "timeout", "handshake did not complete in time");
                 conn_free(c);
@@ -865,11 +882,15 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
         upkeep_device_success(c->srv, c->hello.device_id);
         c->phase = CONN_COMMITTING;
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
-        server_queue_store(c->srv, c);
+        write_record_init(c, WRITE_COMMIT, on_commit_done);
+        c->write.superseded = c->superseded;
+        snprintf(c->write.peer, sizeof c->write.peer, "%s", c->peer);
+        server_queue_store(c->srv, &c->write);
 }
 
-/* Called by the group commit once this session's commit (and its audit row) are written. */
-static void conn_commit_done(struct conn *c, int r) {
+/* The group commit wrote this session's commit (and its audit row), or failed to. */
+static void on_commit_done(struct write_record *w, int r) {
+        struct conn *c = w->userdata;
         struct server *srv = c->srv;
 
         if (r < 0) {

@@ -27,42 +27,41 @@ static bool server_fault(const struct server *srv, const char *name) {
 }
 
 /* One queued write: the pending vault of a verified M3, or the commit of a verified M5. */
-static int flush_one(struct server *srv, struct conn *c, bool *stored_pending) {
+static int write_one(struct server *srv, const struct write_record *w, bool *stored_pending) {
         int r;
 
-        if (c->phase == CONN_COMMITTING) {
+        if (w->action == WRITE_COMMIT) {
                 server_crash_point(srv, "before-commit");
                 /* M1 named the generation the session used; after M3 it is the committed one (§6). */
-                r = store_commit(srv->store, c->hello.device_id, c->dev.enrollment, c->hello.epoch,
-                                 (int64_t) time(NULL));
-                if (r == -ESTALE && c->superseded)
+                r = store_commit(srv->store, w->device_id, w->enrollment, w->epoch, (int64_t) time(NULL));
+                if (r == -ESTALE && w->superseded)
                         r = 0;  /* the device's next session already promoted this vault */
-                if (r >= 0)
-                        (void) conn_audit(c, true, "ok");
+                if (r >= 0 && store_audit(srv->store, (int64_t) time(NULL), w->device_id, w->peer, "ok",
+                                          w->epoch + 1) < 0)
+                        log_warning("Failed to write audit row: %s", store_last_error(srv->store));
                 return r;
         }
         *stored_pending = true;
-        if (c->gen == GENERATION_PENDING) {
+        if (w->promote) {
                 /* The device moved to the pending vault: it becomes committed first. A late M5 of
                  * the session that stored it may have committed it already. */
-                r = store_promote_and_set_pending(srv->store, c->hello.device_id, c->dev.enrollment,
-                                                  c->hello.epoch - 1, c->next_vault, c->vault_len);
+                r = store_promote_and_set_pending(srv->store, w->device_id, w->enrollment, w->epoch - 1,
+                                                  w->vault, w->vault_len);
                 if (r == -ESTALE)
-                        r = store_set_pending(srv->store, c->hello.device_id, c->dev.enrollment,
-                                              c->hello.epoch, c->next_vault, c->vault_len);
+                        r = store_set_pending(srv->store, w->device_id, w->enrollment, w->epoch, w->vault,
+                                              w->vault_len);
         } else
-                r = store_set_pending(srv->store, c->hello.device_id, c->dev.enrollment,
-                                      c->hello.epoch, c->next_vault, c->vault_len);
+                r = store_set_pending(srv->store, w->device_id, w->enrollment, w->epoch, w->vault, w->vault_len);
         return r;
 }
 
 /*
- * The group commit: every connection whose M3 or M5 verified since the last run has its
- * write done in one transaction. If any stored a pending vault, the transaction is made
- * durable with one fsync before any M4 leaves (protocol §6: the pending vault is on disk
- * before M4); commits alone need no fsync. Running at idle priority lets all ready
- * connections join the batch first; a timer started by the first queued write makes sure a
- * flood of other events cannot starve it until the sessions time out.
+ * The group commit: every write queued since the last run (the pending vault of a verified
+ * M3, the commit of a verified M5) is done in one transaction. If any stored a pending vault,
+ * the transaction is made durable with one fsync before any M4 leaves (protocol §6: the
+ * pending vault is on disk before M4); commits alone need no fsync. Running at idle priority
+ * lets all ready connections join the batch first; a timer started by the first queued write
+ * makes sure a flood of other events cannot starve it until the sessions time out.
  *
  * A failed sync is fatal. Linux marks the pages of a failed fsync clean, so a later sync
  * that succeeds may not have written them: a WAL frame could be missing on disk while this
@@ -71,7 +70,7 @@ static int flush_one(struct server *srv, struct conn *c, bool *stored_pending) {
  * is really on disk, is trustworthy again; systemd restarts the service.
  */
 void server_flush(struct server *srv) {
-        struct conn *batch = srv->queue_head, *next;
+        struct write_record *batch = srv->queue_head, *next;
         bool stored_pending = false;
         const char *why = NULL;
         int rb;
@@ -90,17 +89,17 @@ void server_flush(struct server *srv) {
         if (rb >= 0 && srv->upkeep_due)
                 upkeep_write(srv, (int64_t) time(NULL));
         srv->upkeep_due = false;
-        for (struct conn *c = batch; c; c = c->queue_next) {
-                c->store_result = rb < 0 ? rb : flush_one(srv, c, &stored_pending);
-                if (c->store_result < 0 && c->store_result != -ESTALE && rb >= 0)
-                        log_warning("Failed to store for '%s': %s", c->hello.device_id, store_last_error(srv->store));
+        for (struct write_record *w = batch; w; w = w->queue_next) {
+                w->result = rb < 0 ? rb : write_one(srv, w, &stored_pending);
+                if (w->result < 0 && w->result != -ESTALE && rb >= 0)
+                        log_warning("Failed to store for '%s': %s", w->device_id, store_last_error(srv->store));
         }
         if (rb >= 0) {
                 rb = store_batch_commit(srv->store, stored_pending);
                 if (rb >= 0 && stored_pending) {
                         srv->n_syncs++;
-                        for (struct conn *c = batch; c; c = c->queue_next)
-                                srv->n_vault_writes += c->phase == CONN_STORING && c->store_result >= 0;
+                        for (struct write_record *w = batch; w; w = w->queue_next)
+                                srv->n_vault_writes += w->action == WRITE_PENDING && w->result >= 0;
                 }
                 if (rb >= 0 && stored_pending && server_fault(srv, "fail-sync")) {
                         srv->n_syncs--;
@@ -118,10 +117,11 @@ void server_flush(struct server *srv) {
         } else
                 log_error("Failed to begin a batch: %s", store_last_error(srv->store));
 
-        for (struct conn *c = batch; c; c = next) {
-                next = c->queue_next;
-                c->queue_next = NULL;
-                conn_store_done(c, rb < 0 ? rb : c->store_result);
+        for (struct write_record *w = batch; w; w = next) {
+                next = w->queue_next;
+                w->queue_next = NULL;
+                w->queued = false;
+                w->done(w, rb < 0 ? rb : w->result);
         }
         if (srv->fatal) {
                 /* No new connections; the others are closed when the loop has ended. */
@@ -135,10 +135,11 @@ static int flush_handler(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-void server_queue_store(struct server *srv, struct conn *c) {
-        c->queue_next = NULL;
-        *srv->queue_tail = c;
-        srv->queue_tail = &c->queue_next;
+void server_queue_store(struct server *srv, struct write_record *w) {
+        w->queue_next = NULL;
+        w->queued = true;
+        *srv->queue_tail = w;
+        srv->queue_tail = &w->queue_next;
         srv->queue_len++;
         if (srv->queue_len >= FLUSH_BATCH_MAX) {
                 server_flush(srv);
@@ -147,6 +148,21 @@ void server_queue_store(struct server *srv, struct conn *c) {
         (void) sd_event_source_set_enabled(srv->flush_src, SD_EVENT_ONESHOT);
         if (srv->queue_len == 1 && sd_event_source_set_time_relative(srv->flush_timer, FLUSH_DELAY_US) >= 0)
                 (void) sd_event_source_set_enabled(srv->flush_timer, SD_EVENT_ONESHOT);
+}
+
+void server_queue_cancel(struct server *srv, struct write_record *w) {
+        if (!w->queued)
+                return;
+        for (struct write_record **p = &srv->queue_head; *p; p = &(*p)->queue_next)
+                if (*p == w) {
+                        *p = w->queue_next;
+                        if (srv->queue_tail == &w->queue_next)
+                                srv->queue_tail = p;
+                        srv->queue_len--;
+                        break;
+                }
+        w->queue_next = NULL;
+        w->queued = false;
 }
 
 static int flush_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -43,10 +43,37 @@ struct conn_addr {
         unsigned count;
 };
 
+/*
+ * One write of the group commit (serve.c), built by the connection that needs it: the queue
+ * does the write from these fields alone, never reading a connection, and reports the result
+ * through done(), one callback per purpose.
+ */
+enum write_action {
+        WRITE_PENDING,                  /* M3 verified: the next vault becomes pending, durable before M4 */
+        WRITE_COMMIT,                   /* M5 verified: the epoch M1 named is committed, and audited */
+};
+
+struct write_record {
+        struct write_record *queue_next;
+        bool queued;
+        enum write_action action;
+        char device_id[SV_ID_MAX + 1];
+        uint64_t enrollment;            /* the token the lookup read: compare-and-set (store.h) */
+        uint64_t epoch;                 /* the epoch M1 named */
+        bool promote;                   /* PENDING: the device moved to its pending vault, promote it first */
+        bool superseded;                /* COMMIT: the device's next session may have committed it already */
+        const uint8_t *vault;           /* PENDING: the next vault, n·m bytes, the caller's until done() */
+        size_t vault_len;
+        char peer[64];                  /* COMMIT: for the audit row */
+        int result;                     /* the queue's, until done() */
+        void (*done)(struct write_record *w, int r);
+        void *userdata;
+};
+
 struct conn {
         struct server *srv;
         struct conn *prev, *next;       /* all connections */
-        struct conn *queue_next;        /* waiting for the group commit */
+        struct write_record write;      /* its write in the group commit, while queued */
         struct conn *inflight_prev, *inflight_next;
         struct conn *hello_prev, *hello_next;   /* no M1 yet: oldest first, evicted first */
         bool awaiting_hello;
@@ -83,7 +110,6 @@ struct conn {
         uint8_t *next_vault;
         size_t vault_len;
         const char *reason;             /* why a decoy was sent, for the log */
-        int store_result;
 };
 
 struct server {
@@ -105,7 +131,7 @@ struct server {
         struct ratelimit accept_log;    /* "Failed to accept" lines */
         struct conn *inflight;          /* sessions past M3, at most one per device */
         struct conn *hello_head, *hello_tail;   /* connections without M1, oldest first */
-        struct conn *queue_head, **queue_tail;
+        struct write_record *queue_head, **queue_tail;
         unsigned queue_len;
         sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows */
         sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
@@ -143,12 +169,13 @@ int conn_accept(struct server *srv, int fd);
 int conn_addr_table_init(struct server *srv);
 void conn_addr_table_free(struct server *srv);
 void conn_free(struct conn *c);
-void conn_store_done(struct conn *c, int r);
 int conn_audit(struct conn *c, bool ok, const char *result);
 void server_maybe_exit(struct server *srv);
 void server_crash_point(struct server *srv, const char *point);
-/* serve.c */
-void server_queue_store(struct server *srv, struct conn *c);
+/* serve.c: w->done(w, result) runs once its batch is durable (or failed). */
+void server_queue_store(struct server *srv, struct write_record *w);
+/* Takes w off the queue: its connection ends before the batch ran. */
+void server_queue_cancel(struct server *srv, struct write_record *w);
 /* Runs the group commit now (with the upkeep writes if upkeep_due). */
 void server_flush(struct server *srv);
 

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "crypto.h"
+#include "fault.h"
 #include "server.h"
 
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
@@ -30,12 +31,6 @@ uint64_t server_now_usec(void) {
 
 static int64_t mono_ms(void) {
         return (int64_t) (server_now_usec() / 1000);
-}
-
-void server_crash_point(struct server *srv, const char *point) {
-        /* Test-only: die as abruptly as a power cut at a named commit point. */
-        if (srv->crash_at && strcmp(srv->crash_at, point) == 0)
-                _exit(99);
 }
 
 static void vault_buffers_free(struct conn *c) {
@@ -857,7 +852,7 @@ static void on_pending_durable(struct write_record *w, int r) {
                             r == -ESTALE ? "another session moved the epoch" : "storing the next vault failed");
                 return;
         }
-        server_crash_point(c->srv, "after-pending");
+        fault_crash("after-pending");
         c->phase = CONN_READ_M5;
         c->expect_type = SV_MSG_COMMIT;
         c->expect_len = SV_COMMIT_BODY_LEN;
@@ -901,7 +896,7 @@ static void on_commit_done(struct write_record *w, int r) {
                 conn_free(c);
                 return;
         }
-        server_crash_point(srv, "after-commit");
+        fault_crash("after-commit");
         backoff_success(srv->backoff, c->peer_key);
         backoff_success(srv->backoff, c->id_peer_key);
         backoff_success(srv->backoff, c->id_key);

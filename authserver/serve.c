@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common-options.h"
+#include "fault.h"
 #include "server.h"
 
 /* Above this many queued writes the group commit runs at once instead of waiting for a quiet loop. */
@@ -21,17 +22,23 @@
  * write was queued. Short next to one fsync, so batches are hardly smaller for it. */
 #define FLUSH_DELAY_US  2000
 
-/* Test-only fault injection, like the crash points: AUTHSERVER_CRASH_AT names the fault. */
-static bool server_fault(const struct server *srv, const char *name) {
-        return srv->crash_at && strcmp(srv->crash_at, name) == 0;
-}
+/* The test-only faults (SV_FAULT, common/fault.h; docs/testing.md): the crash points of the
+ * group commit and of the connections, and one failure. */
+static const char *const fault_points[] = {
+        "before-pending",       /* a batch is about to begin */
+        "after-pending",        /* a pending vault is durable, its M4 not yet sent */
+        "before-commit",        /* an M5 verified, its commit not yet written */
+        "after-commit",         /* a commit is written, the session's outcome not yet logged */
+        "fail-sync",            /* the batch's sync fails (fatal: the server exits 1) */
+        NULL
+};
 
 /* One queued write: the pending vault of a verified M3, or the commit of a verified M5. */
 static int write_one(struct server *srv, const struct write_record *w, bool *stored_pending) {
         int r;
 
         if (w->action == WRITE_COMMIT) {
-                server_crash_point(srv, "before-commit");
+                fault_crash("before-commit");
                 /* M1 named the generation the session used; after M3 it is the committed one (§6). */
                 r = store_commit(srv->store, w->device_id, w->enrollment, w->epoch, (int64_t) time(NULL));
                 if (r == -ESTALE && w->superseded)
@@ -83,7 +90,7 @@ void server_flush(struct server *srv) {
         if (!batch && !srv->upkeep_due)
                 return;
 
-        server_crash_point(srv, "before-pending");
+        fault_crash("before-pending");
         rb = store_batch_begin(srv->store);
         /* The counts first: a commit in this batch resets a device's failures after them. */
         if (rb >= 0 && srv->upkeep_due)
@@ -101,7 +108,7 @@ void server_flush(struct server *srv) {
                         for (struct write_record *w = batch; w; w = w->queue_next)
                                 srv->n_vault_writes += w->action == WRITE_PENDING && w->result >= 0;
                 }
-                if (rb >= 0 && stored_pending && server_fault(srv, "fail-sync")) {
+                if (rb >= 0 && stored_pending && fault_fail("fail-sync")) {
                         srv->n_syncs--;
                         rb = -EIO;
                         why = "injected fault";
@@ -303,13 +310,25 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
 int verb_serve(struct config *cfg, int argc, char *argv[]) {
         struct server srv = { .cfg = cfg };
         sigset_t mask;
+        const char *bad = NULL;
         int r, ret = AS_EXIT_FAILURE;
 
         r = parse_serve(cfg, argc, argv);
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
         srv.queue_tail = &srv.queue_head;
-        srv.crash_at = getenv("AUTHSERVER_CRASH_AT");
+        r = fault_setup(fault_points, &bad);
+        if (r == -EOPNOTSUPP) {
+                log_error("SV_FAULT is set, but this authserver was built with --disable-fault-injection");
+                return AS_EXIT_USAGE;
+        }
+        if (r < 0) {
+                log_error("Invalid SV_FAULT '%s': expected one or more of before-pending, after-pending, "
+                          "before-commit, after-commit, fail-sync", bad);
+                return AS_EXIT_USAGE;
+        }
+        if (fault_armed())
+                log_warning("SV_FAULT is set: test-only fault injection is active");
         raise_fd_limit(cfg->max_connections);
         srv.backoff = malloc(sizeof *srv.backoff);
         srv.scratch = malloc(2 * (size_t) SV_VAULT_MAX);

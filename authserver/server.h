@@ -138,7 +138,6 @@ struct server {
         sd_event_source *status_timer;
         bool draining;
         bool fatal;                     /* the database may have lost a write: exit, do not touch it */
-        const char *crash_at;           /* test-only fault injection (AUTHSERVER_CRASH_AT) */
         uint64_t n_ok, n_failed, n_rejected;
         uint64_t n_evicted;             /* idle (no M1) connections closed to make room */
         uint64_t n_vault_writes, n_syncs;      /* group commit effect */
@@ -171,7 +170,6 @@ void conn_addr_table_free(struct server *srv);
 void conn_free(struct conn *c);
 int conn_audit(struct conn *c, bool ok, const char *result);
 void server_maybe_exit(struct server *srv);
-void server_crash_point(struct server *srv, const char *point);
 /* serve.c: w->done(w, result) runs once its batch is durable (or failed). */
 void server_queue_store(struct server *srv, struct write_record *w);
 /* Takes w off the queue: its connection ends before the batch ran. */

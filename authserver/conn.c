@@ -22,13 +22,6 @@ static void conn_lookup(struct conn *c);
 static void on_pending_durable(struct write_record *w, int r);
 static void on_commit_done(struct write_record *w, int r);
 
-uint64_t server_now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static int64_t mono_ms(void) {
         return (int64_t) (server_now_usec() / 1000);
 }
@@ -224,7 +217,7 @@ void conn_free(struct conn *c) {
         inflight_remove(c);
         hello_queue_remove(c);
         conn_addr_release(c);
-        server_queue_cancel(srv, &c->write);
+        queue_cancel(&srv->queue, &c->write);
 
         if (c->prev)
                 c->prev->next = c->next;
@@ -242,9 +235,7 @@ void conn_free(struct conn *c) {
         hs_server_wipe(&c->hs);
         OPENSSL_cleanse(c, sizeof *c);
         free(c);
-        /* A descriptor is free again: accept() may work now if it ran out of them. */
-        listen_resume(srv);
-        server_maybe_exit(srv);
+        srv->on_conn_closed(srv);
 }
 
 static const char *device_label(const struct conn *c) {
@@ -276,12 +267,12 @@ static void conn_log_outcome(struct conn *c, bool ok, const char *result, const 
                            device_label(c), c->peer, result, detail ? detail : "-", epoch);
 }
 
-int conn_audit(struct conn *c, bool ok, const char *result) {
+static int conn_audit(struct conn *c, bool ok, const char *result) {
         uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
         int r;
 
-        /* After a failed sync the server only ends its handshakes and exits (serve.c). */
-        if (c->srv->fatal)
+        /* After a failed sync the server only ends its handshakes and exits (queue.c). */
+        if (c->srv->queue.fatal)
                 return -EIO;
         r = store_audit(c->srv->store, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL,
                         c->peer, result, ok ? epoch + 1 : epoch);
@@ -834,7 +825,7 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         c->write.promote = c->gen == GENERATION_PENDING;
         c->write.vault = c->next_vault;
         c->write.vault_len = c->vault_len;
-        server_queue_store(srv, &c->write);
+        queue_add(&srv->queue, &c->write);
 }
 
 /* The group commit made the next vault durable (r >= 0), or failed to: M4, or ERROR. */
@@ -880,7 +871,7 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
         write_record_init(c, WRITE_COMMIT, on_commit_done);
         c->write.superseded = c->superseded;
         snprintf(c->write.peer, sizeof c->write.peer, "%s", c->peer);
-        server_queue_store(c->srv, &c->write);
+        queue_add(&c->srv->queue, &c->write);
 }
 
 /* The group commit wrote this session's commit (and its audit row), or failed to. */

@@ -31,7 +31,7 @@ void listen_resume(struct server *srv) {
         srv->accept_paused = false;
         if (srv->accept_timer)
                 (void) sd_event_source_set_enabled(srv->accept_timer, SD_EVENT_OFF);
-        if (!srv->draining && !srv->fatal)
+        if (!srv->draining && !srv->queue.fatal)
                 listen_set_enabled(srv, SD_EVENT_ON);
 }
 
@@ -102,7 +102,7 @@ static int accept_handler(sd_event_source *s, int fd, uint32_t revents, void *us
                         return 0;
                 }
                 (void) conn_accept(srv, cfd);
-                if (srv->accept_paused || srv->draining || srv->fatal)
+                if (srv->accept_paused || srv->draining || srv->queue.fatal)
                         return 0;
         }
 }

@@ -12,6 +12,7 @@ authserver_authserver_SOURCES = \
 	authserver/listen.c \
 	authserver/log.c \
 	authserver/main.c \
+	authserver/queue.c \
 	authserver/serve.c \
 	authserver/upkeep.c \
 	authserver/server.h

@@ -16,12 +16,6 @@
 #include "fault.h"
 #include "server.h"
 
-/* Above this many queued writes the group commit runs at once instead of waiting for a quiet loop. */
-#define FLUSH_BATCH_MAX 256
-/* A busy loop may never be quiet: the group commit runs at the latest this long after its first
- * write was queued. Short next to one fsync, so batches are hardly smaller for it. */
-#define FLUSH_DELAY_US  2000
-
 /* The test-only faults (SV_FAULT, common/fault.h; docs/testing.md): the crash points of the
  * group commit and of the connections, and one failure. */
 static const char *const fault_points[] = {
@@ -32,150 +26,6 @@ static const char *const fault_points[] = {
         "fail-sync",            /* the batch's sync fails (fatal: the server exits 1) */
         NULL
 };
-
-/* One queued write: the pending vault of a verified M3, or the commit of a verified M5. */
-static int write_one(struct server *srv, const struct write_record *w, bool *stored_pending) {
-        int r;
-
-        if (w->action == WRITE_COMMIT) {
-                fault_crash("before-commit");
-                /* M1 named the generation the session used; after M3 it is the committed one (§6). */
-                r = store_commit(srv->store, w->device_id, w->enrollment, w->epoch, (int64_t) time(NULL));
-                if (r == -ESTALE && w->superseded)
-                        r = 0;  /* the device's next session already promoted this vault */
-                if (r >= 0 && store_audit(srv->store, (int64_t) time(NULL), w->device_id, w->peer, "ok",
-                                          w->epoch + 1) < 0)
-                        log_warning("Failed to write audit row: %s", store_last_error(srv->store));
-                return r;
-        }
-        *stored_pending = true;
-        if (w->promote) {
-                /* The device moved to the pending vault: it becomes committed first. A late M5 of
-                 * the session that stored it may have committed it already. */
-                r = store_promote_and_set_pending(srv->store, w->device_id, w->enrollment, w->epoch - 1,
-                                                  w->vault, w->vault_len);
-                if (r == -ESTALE)
-                        r = store_set_pending(srv->store, w->device_id, w->enrollment, w->epoch, w->vault,
-                                              w->vault_len);
-        } else
-                r = store_set_pending(srv->store, w->device_id, w->enrollment, w->epoch, w->vault, w->vault_len);
-        return r;
-}
-
-/*
- * The group commit: every write queued since the last run (the pending vault of a verified
- * M3, the commit of a verified M5) is done in one transaction. If any stored a pending vault,
- * the transaction is made durable with one fsync before any M4 leaves (protocol §6: the
- * pending vault is on disk before M4); commits alone need no fsync. Running at idle priority
- * lets all ready connections join the batch first; a timer started by the first queued write
- * makes sure a flood of other events cannot starve it until the sessions time out.
- *
- * A failed sync is fatal. Linux marks the pages of a failed fsync clean, so a later sync
- * that succeeds may not have written them: a WAL frame could be missing on disk while this
- * process still reads it from the page cache, and an M4 sent after that would promise a
- * vault that a crash can lose. Only a fresh start, where SQLite recovers the WAL from what
- * is really on disk, is trustworthy again; systemd restarts the service.
- */
-void server_flush(struct server *srv) {
-        struct write_record *batch = srv->queue_head, *next;
-        bool stored_pending = false;
-        const char *why = NULL;
-        int rb;
-
-        (void) sd_event_source_set_enabled(srv->flush_src, SD_EVENT_OFF);
-        (void) sd_event_source_set_enabled(srv->flush_timer, SD_EVENT_OFF);
-        srv->queue_head = NULL;
-        srv->queue_tail = &srv->queue_head;
-        srv->queue_len = 0;
-        if (!batch && !srv->upkeep_due)
-                return;
-
-        fault_crash("before-pending");
-        rb = store_batch_begin(srv->store);
-        /* The counts first: a commit in this batch resets a device's failures after them. */
-        if (rb >= 0 && srv->upkeep_due)
-                upkeep_write(srv, (int64_t) time(NULL));
-        srv->upkeep_due = false;
-        for (struct write_record *w = batch; w; w = w->queue_next) {
-                w->result = rb < 0 ? rb : write_one(srv, w, &stored_pending);
-                if (w->result < 0 && w->result != -ESTALE && rb >= 0)
-                        log_warning("Failed to store for '%s': %s", w->device_id, store_last_error(srv->store));
-        }
-        if (rb >= 0) {
-                rb = store_batch_commit(srv->store, stored_pending);
-                if (rb >= 0 && stored_pending) {
-                        srv->n_syncs++;
-                        for (struct write_record *w = batch; w; w = w->queue_next)
-                                srv->n_vault_writes += w->action == WRITE_PENDING && w->result >= 0;
-                }
-                if (rb >= 0 && stored_pending && fault_fail("fail-sync")) {
-                        srv->n_syncs--;
-                        rb = -EIO;
-                        why = "injected fault";
-                }
-                if (rb == -EIO) {
-                        /* Before the handshakes end, so that they write nothing more. */
-                        srv->fatal = true;
-                        log_error("Failed to make the batch durable: %s; exiting, the database is "
-                                  "recovered from its write-ahead log at the next start",
-                                  why ? why : store_last_error(srv->store));
-                } else if (rb < 0)
-                        log_error("Failed to commit the batch: %s", store_last_error(srv->store));
-        } else
-                log_error("Failed to begin a batch: %s", store_last_error(srv->store));
-
-        for (struct write_record *w = batch; w; w = next) {
-                next = w->queue_next;
-                w->queue_next = NULL;
-                w->queued = false;
-                w->done(w, rb < 0 ? rb : w->result);
-        }
-        if (srv->fatal) {
-                /* No new connections; the others are closed when the loop has ended. */
-                listen_close(srv);
-                (void) sd_event_exit(srv->event, -EIO);
-        }
-}
-
-static int flush_handler(sd_event_source *s, void *userdata) {
-        server_flush(userdata);
-        return 0;
-}
-
-void server_queue_store(struct server *srv, struct write_record *w) {
-        w->queue_next = NULL;
-        w->queued = true;
-        *srv->queue_tail = w;
-        srv->queue_tail = &w->queue_next;
-        srv->queue_len++;
-        if (srv->queue_len >= FLUSH_BATCH_MAX) {
-                server_flush(srv);
-                return;
-        }
-        (void) sd_event_source_set_enabled(srv->flush_src, SD_EVENT_ONESHOT);
-        if (srv->queue_len == 1 && sd_event_source_set_time_relative(srv->flush_timer, FLUSH_DELAY_US) >= 0)
-                (void) sd_event_source_set_enabled(srv->flush_timer, SD_EVENT_ONESHOT);
-}
-
-void server_queue_cancel(struct server *srv, struct write_record *w) {
-        if (!w->queued)
-                return;
-        for (struct write_record **p = &srv->queue_head; *p; p = &(*p)->queue_next)
-                if (*p == w) {
-                        *p = w->queue_next;
-                        if (srv->queue_tail == &w->queue_next)
-                                srv->queue_tail = p;
-                        srv->queue_len--;
-                        break;
-                }
-        w->queue_next = NULL;
-        w->queued = false;
-}
-
-static int flush_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
-        server_flush(userdata);
-        return 0;
-}
 
 static void notify_status(struct server *srv) {
         (void) sd_notifyf(false, "STATUS=%u connections, %" PRIu64 " authenticated, %" PRIu64 " failed, %" PRIu64 " turned away%s",
@@ -188,9 +38,21 @@ static int status_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-void server_maybe_exit(struct server *srv) {
+/* conn.c reports each closed connection here. */
+static void on_conn_closed(struct server *srv) {
+        /* A descriptor is free again: accept() may work now if it ran out of them. */
+        listen_resume(srv);
         if (srv->draining && srv->n_conns == 0)
                 (void) sd_event_exit(srv->event, 0);
+}
+
+/* The group commit failed to sync (queue.c): the database may have lost a write. */
+static void on_fatal(void *userdata) {
+        struct server *srv = userdata;
+
+        /* No new connections; the others are closed when the loop has ended. */
+        listen_close(srv);
+        (void) sd_event_exit(srv->event, -EIO);
 }
 
 static int drain_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -308,7 +170,7 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
 }
 
 int verb_serve(struct config *cfg, int argc, char *argv[]) {
-        struct server srv = { .cfg = cfg };
+        struct server srv = { .cfg = cfg, .on_conn_closed = on_conn_closed };
         sigset_t mask;
         const char *bad = NULL;
         int r, ret = AS_EXIT_FAILURE;
@@ -316,7 +178,6 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         r = parse_serve(cfg, argc, argv);
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        srv.queue_tail = &srv.queue_head;
         r = fault_setup(fault_points, &bad);
         if (r == -EOPNOTSUPP) {
                 log_error("SV_FAULT is set, but this authserver was built with --disable-fault-injection");
@@ -355,19 +216,9 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         if (r >= 0)
                 r = sd_event_add_signal(srv.event, NULL, SIGINT, signal_handler, &srv);
         if (r >= 0)
-                r = sd_event_add_defer(srv.event, &srv.flush_src, flush_handler, &srv);
-        if (r >= 0)
-                r = sd_event_source_set_priority(srv.flush_src, SD_EVENT_PRIORITY_IDLE);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(srv.flush_src, SD_EVENT_OFF);
-        /* 0 accuracy: sd-event's default of 250 ms would make the deadline meaningless. */
-        if (r >= 0)
-                r = sd_event_add_time_relative(srv.event, &srv.flush_timer, CLOCK_MONOTONIC, FLUSH_DELAY_US, 0,
-                                               flush_timer_handler, &srv);
-        if (r >= 0)
-                r = sd_event_source_set_priority(srv.flush_timer, SD_EVENT_PRIORITY_IMPORTANT);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(srv.flush_timer, SD_EVENT_OFF);
+                r = queue_init(&srv.queue, srv.event, srv.store);
+        srv.queue.on_fatal = on_fatal;
+        srv.queue.userdata = &srv;
         if (r >= 0)
                 r = sd_event_add_time_relative(srv.event, &srv.status_timer, CLOCK_MONOTONIC, 1000000, 0,
                                                status_handler, &srv);
@@ -385,25 +236,23 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         log_info("authserver " PACKAGE_VERSION " ready: timeout %us, at most %u connections, %u per address",
                  cfg->timeout_ms / 1000, cfg->max_connections, cfg->max_per_address);
         r = sd_event_loop(srv.event);
-        if (srv.fatal)
+        if (srv.queue.fatal)
                 goto out;       /* logged where it happened */
         if (r < 0) {
                 log_error("Event loop failed: %s", strerror(-r));
                 goto out;
         }
         /* The counts of the last interval. */
-        srv.upkeep_due = true;
-        server_flush(&srv);
+        upkeep_flush(&srv);
         log_info("stopped: %" PRIu64 " authenticated, %" PRIu64 " failed; %" PRIu64 " connections turned away; "
                  "%" PRIu64 " idle connections evicted; %" PRIu64 " vault writes in %" PRIu64 " syncs",
-                 srv.n_ok, srv.n_failed, srv.n_rejected, srv.n_evicted, srv.n_vault_writes, srv.n_syncs);
+                 srv.n_ok, srv.n_failed, srv.n_rejected, srv.n_evicted, srv.queue.n_vault_writes, srv.queue.n_syncs);
         ret = AS_EXIT_OK;
 out:
         while (srv.conns)
                 conn_free(srv.conns);
         listen_close(&srv);
-        sd_event_source_disable_unref(srv.flush_src);
-        sd_event_source_disable_unref(srv.flush_timer);
+        queue_free(&srv.queue);
         sd_event_source_disable_unref(srv.status_timer);
         upkeep_free(&srv);
         sd_event_unref(srv.event);

@@ -1,11 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <time.h>
+
 #include <systemd/sd-event.h>
 
 #include "authserver.h"
 #include "netprefix.h"
 #include "ratelimit.h"
+
+/*
+ * authserver serve, in layers. Calls go down, never up:
+ *
+ *   serve.c    the top: options, signals, systemd, the event loop; it wires the layers
+ *              below together and decides what their reports lead to
+ *   listen.c   the listening sockets: accept(), the pause when out of descriptors
+ *   conn.c     one handshake per connection (common/handshake.h), back-off, address caps
+ *   upkeep.c   what failed handshakes teach: counts, decoy shapes, audit retention
+ *   queue.c    the group commit: write records, one transaction and one fsync per batch
+ *   libstore   store.h (the device rows, sealed vaults); backoff.c, decoy.c and
+ *              generation.c are pure helpers of any layer
+ *
+ * A lower layer reports upward only through a callback the layer above set: a write
+ * record's done() (queue -> conn: on_pending_durable, on_commit_done), queue.on_fatal
+ * (queue -> serve: stop), server.on_conn_closed (conn -> serve: resume listening, end the
+ * drain).
+ */
 
 /* One TCP connection carries one handshake (protocol §3). */
 enum conn_phase {
@@ -44,7 +64,7 @@ struct conn_addr {
 };
 
 /*
- * One write of the group commit (serve.c), built by the connection that needs it: the queue
+ * One write of the group commit (queue.c), built by the connection that needs it: the queue
  * does the write from these fields alone, never reading a connection, and reports the result
  * through done(), one callback per purpose.
  */
@@ -112,6 +132,20 @@ struct conn {
         const char *reason;             /* why a decoy was sent, for the log */
 };
 
+/* queue.c: the group commit. */
+struct write_queue {
+        struct store *store;
+        struct write_record *head, **tail;
+        unsigned len;
+        sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows */
+        sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
+        bool fatal;                     /* the database may have lost a write: exit, do not touch it */
+        uint64_t n_vault_writes, n_syncs;      /* group commit effect */
+        /* Set by the top layer: a sync failed (fatal is set), the server must stop. */
+        void (*on_fatal)(void *userdata);
+        void *userdata;
+};
+
 struct server {
         struct config *cfg;
         sd_event *event;
@@ -131,16 +165,13 @@ struct server {
         struct ratelimit accept_log;    /* "Failed to accept" lines */
         struct conn *inflight;          /* sessions past M3, at most one per device */
         struct conn *hello_head, *hello_tail;   /* connections without M1, oldest first */
-        struct write_record *queue_head, **queue_tail;
-        unsigned queue_len;
-        sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows */
-        sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
+        struct write_queue queue;
         sd_event_source *status_timer;
         bool draining;
-        bool fatal;                     /* the database may have lost a write: exit, do not touch it */
         uint64_t n_ok, n_failed, n_rejected;
         uint64_t n_evicted;             /* idle (no M1) connections closed to make room */
-        uint64_t n_vault_writes, n_syncs;      /* group commit effect */
+        /* Set by the top layer (serve.c): a connection was closed and freed. */
+        void (*on_conn_closed)(struct server *srv);
         /* upkeep.c */
         struct decoy_table decoys;      /* shapes of the active devices, a sealed decoy vault each */
         struct decoy_shape decoy_fallback;      /* while no device of M1's profile is enrolled */
@@ -151,11 +182,15 @@ struct server {
         uint64_t n_devices_dropped;
         sd_event_source *upkeep_timer;
         int64_t next_summary_ms;
-        bool upkeep_due;                /* the next group commit writes the summary and prunes */
 };
 
-/* conn.c: CLOCK_MONOTONIC in microseconds, the clock of time-outs, back-off and log limits. */
-uint64_t server_now_usec(void);
+/* CLOCK_MONOTONIC in microseconds, the clock of time-outs, back-off and log limits. */
+static inline uint64_t server_now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
 
 /* listen.c */
 int listen_open(struct server *srv);
@@ -168,14 +203,16 @@ int conn_accept(struct server *srv, int fd);
 int conn_addr_table_init(struct server *srv);
 void conn_addr_table_free(struct server *srv);
 void conn_free(struct conn *c);
-int conn_audit(struct conn *c, bool ok, const char *result);
-void server_maybe_exit(struct server *srv);
-/* serve.c: w->done(w, result) runs once its batch is durable (or failed). */
-void server_queue_store(struct server *srv, struct write_record *w);
+
+/* queue.c */
+int queue_init(struct write_queue *q, sd_event *event, struct store *store);
+void queue_free(struct write_queue *q);
+/* w->done(w, result) runs once its batch is durable (or failed). */
+void queue_add(struct write_queue *q, struct write_record *w);
 /* Takes w off the queue: its connection ends before the batch ran. */
-void server_queue_cancel(struct server *srv, struct write_record *w);
-/* Runs the group commit now (with the upkeep writes if upkeep_due). */
-void server_flush(struct server *srv);
+void queue_cancel(struct write_queue *q, struct write_record *w);
+/* Runs the group commit now; extra(userdata, now), if given, writes first in its transaction. */
+void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t now), void *userdata);
 
 /* upkeep.c: what the server learns from failed handshakes, kept in memory and written once
  * per interval; the decoy shapes; the audit retention. */
@@ -187,8 +224,8 @@ void upkeep_failure(struct server *srv, const char *outcome);
 bool upkeep_log_pass(struct server *srv, const char *outcome, unsigned *ret_suppressed);
 void upkeep_device_failure(struct server *srv, const char *id, int64_t now);
 void upkeep_device_success(struct server *srv, const char *id);
-/* Inside the group commit's transaction: the summary rows, the devices' failure counts, and
- * one batch of audit pruning. */
-void upkeep_write(struct server *srv, int64_t now);
+/* Runs the group commit now with, inside its transaction, the summary rows, the devices'
+ * failure counts, and one batch of audit pruning. */
+void upkeep_flush(struct server *srv);
 /* Reloads the decoy shapes if an admin command changed the store. */
 void upkeep_refresh_shapes(struct server *srv, bool force);

@@ -40,15 +40,8 @@ static void vault_buffers_free(struct conn *c) {
 }
 
 static void inflight_remove(struct conn *c) {
-        if (!c->inflight)
-                return;
-        if (c->inflight_prev)
-                c->inflight_prev->inflight_next = c->inflight_next;
-        else
-                c->srv->inflight = c->inflight_next;
-        if (c->inflight_next)
-                c->inflight_next->inflight_prev = c->inflight_prev;
-        c->inflight = false;
+        if (LIST_LINKED(inflight, &c->srv->inflight, c))
+                LIST_REMOVE(inflight, &c->srv->inflight, c);
 }
 
 /*
@@ -58,7 +51,9 @@ static void inflight_remove(struct conn *c) {
  * nothing. (The store's compare-and-set on the epoch guards the commit itself.)
  */
 static bool inflight_claim(struct conn *c) {
-        for (struct conn *o = c->srv->inflight; o; o = o->inflight_next) {
+        struct conn *o;
+
+        LIST_FOREACH(inflight, o, &c->srv->inflight) {
                 if (strcmp(o->hello.device_id, c->hello.device_id) != 0)
                         continue;
                 /* The device already moved to the vault that session stored and proved it with
@@ -71,12 +66,7 @@ static bool inflight_claim(struct conn *c) {
                 }
                 return false;
         }
-        c->inflight = true;
-        c->inflight_prev = NULL;
-        c->inflight_next = c->srv->inflight;
-        if (c->srv->inflight)
-                c->srv->inflight->inflight_prev = c;
-        c->srv->inflight = c;
+        LIST_PREPEND(inflight, &c->srv->inflight, c);
         return true;
 }
 
@@ -180,35 +170,9 @@ static void conn_addr_release(struct conn *c) {
         free(a);
 }
 
-/* Connections that have not sent M1 yet, oldest first: the first to go when the table is full. */
-static void hello_queue_add(struct conn *c) {
-        struct server *srv = c->srv;
-
-        c->hello_next = NULL;
-        c->hello_prev = srv->hello_tail;
-        if (srv->hello_tail)
-                srv->hello_tail->hello_next = c;
-        else
-                srv->hello_head = c;
-        srv->hello_tail = c;
-        c->awaiting_hello = true;
-}
-
 static void hello_queue_remove(struct conn *c) {
-        struct server *srv = c->srv;
-
-        if (!c->awaiting_hello)
-                return;
-        if (c->hello_prev)
-                c->hello_prev->hello_next = c->hello_next;
-        else
-                srv->hello_head = c->hello_next;
-        if (c->hello_next)
-                c->hello_next->hello_prev = c->hello_prev;
-        else
-                srv->hello_tail = c->hello_prev;
-        c->hello_prev = c->hello_next = NULL;
-        c->awaiting_hello = false;
+        if (LIST_LINKED(hello, &c->srv->hellos, c))
+                LIST_REMOVE(hello, &c->srv->hellos, c);
 }
 
 void conn_free(struct conn *c) {
@@ -219,13 +183,7 @@ void conn_free(struct conn *c) {
         conn_addr_release(c);
         queue_cancel(&srv->queue, &c->write);
 
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                srv->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        srv->n_conns--;
+        LIST_REMOVE(all, &srv->conns, c);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->delay);
@@ -464,9 +422,9 @@ int conn_accept(struct server *srv, int fd) {
         c->start_ms = mono_ms();
         /* The network's cap first: a connection that will be turned away evicts nobody. */
         r = conn_addr_take(c, &prefix);
-        if (r >= 0 && srv->n_conns >= srv->cfg->max_connections) {
-                if (srv->hello_head)
-                        conn_evict(srv->hello_head);
+        if (r >= 0 && srv->conns.n >= srv->cfg->max_connections) {
+                if (srv->hellos.first)
+                        conn_evict(srv->hellos.first);
                 else {
                         conn_addr_release(c);
                         r = -EBUSY;
@@ -483,12 +441,9 @@ int conn_accept(struct server *srv, int fd) {
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hs_server_init(&c->hs, &hs_random_os, srv->cfg->decoy_n, srv->cfg->decoy_p);
 
-        c->next = srv->conns;
-        if (srv->conns)
-                srv->conns->prev = c;
-        srv->conns = c;
-        srv->n_conns++;
-        hello_queue_add(c);
+        LIST_PREPEND(all, &srv->conns, c);
+        /* Connections that have not sent M1 yet, oldest first: the first to go when the table is full. */
+        LIST_APPEND(hello, &srv->hellos, c);
 
         /* Edge-triggered: sd-event dispatches one source per iteration, and level-triggered
          * sockets that stay readable would make every iteration re-report all of them

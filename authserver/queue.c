@@ -55,17 +55,22 @@ static int write_one(struct write_queue *q, const struct write_record *w, bool *
  * is really on disk, is trustworthy again; systemd restarts the service.
  */
 void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t now), void *userdata) {
-        struct write_record *batch = q->head, *next;
+        struct write_record *w;
         bool stored_pending = false;
         const char *why = NULL;
         int rb;
 
         (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_OFF);
         (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_OFF);
-        q->head = NULL;
-        q->tail = &q->head;
-        q->len = 0;
-        if (!batch && !extra)
+        /* The batch leaves the queue: what is queued from here on joins the next one. */
+        q->flushing.first = q->records.first;
+        q->flushing.last = q->records.last;
+        q->flushing.n = q->records.n;
+        q->records.first = q->records.last = NULL;
+        q->records.n = 0;
+        LIST_FOREACH(queue, w, &q->flushing)
+                w->state = WRITE_FLUSHING;
+        if (!q->flushing.first && !extra)
                 return;
 
         fault_crash("before-pending");
@@ -74,7 +79,7 @@ void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t no
          * failures after them). */
         if (rb >= 0 && extra)
                 extra(userdata, (int64_t) time(NULL));
-        for (struct write_record *w = batch; w; w = w->queue_next) {
+        LIST_FOREACH(queue, w, &q->flushing) {
                 w->result = rb < 0 ? rb : write_one(q, w, &stored_pending);
                 if (w->result < 0 && w->result != -ESTALE && rb >= 0)
                         log_warning("Failed to store for '%s': %s", w->device_id, store_last_error(q->store));
@@ -83,7 +88,7 @@ void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t no
                 rb = store_batch_commit(q->store, stored_pending);
                 if (rb >= 0 && stored_pending) {
                         q->n_syncs++;
-                        for (struct write_record *w = batch; w; w = w->queue_next)
+                        LIST_FOREACH(queue, w, &q->flushing)
                                 q->n_vault_writes += w->action == WRITE_PENDING && w->result >= 0;
                 }
                 if (rb >= 0 && stored_pending && fault_fail("fail-sync")) {
@@ -102,10 +107,11 @@ void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t no
         } else
                 log_error("Failed to begin a batch: %s", store_last_error(q->store));
 
-        for (struct write_record *w = batch; w; w = next) {
-                next = w->queue_next;
-                w->queue_next = NULL;
-                w->queued = false;
+        /* One at a time from the front: a callback may end another connection of the batch,
+         * which takes its record off (queue_cancel()). */
+        while ((w = q->flushing.first)) {
+                LIST_REMOVE(queue, &q->flushing, w);
+                w->state = WRITE_IDLE;
                 w->done(w, rb < 0 ? rb : w->result);
         }
         if (q->fatal && q->on_fatal)
@@ -118,33 +124,23 @@ static int flush_handler(sd_event_source *s, void *userdata) {
 }
 
 void queue_add(struct write_queue *q, struct write_record *w) {
-        w->queue_next = NULL;
-        w->queued = true;
-        *q->tail = w;
-        q->tail = &w->queue_next;
-        q->len++;
-        if (q->len >= FLUSH_BATCH_MAX) {
+        LIST_APPEND(queue, &q->records, w);
+        w->state = WRITE_QUEUED;
+        if (q->records.n >= FLUSH_BATCH_MAX) {
                 queue_flush(q, NULL, NULL);
                 return;
         }
         (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_ONESHOT);
-        if (q->len == 1 && sd_event_source_set_time_relative(q->flush_timer, FLUSH_DELAY_US) >= 0)
+        if (q->records.n == 1 && sd_event_source_set_time_relative(q->flush_timer, FLUSH_DELAY_US) >= 0)
                 (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_ONESHOT);
 }
 
 void queue_cancel(struct write_queue *q, struct write_record *w) {
-        if (!w->queued)
-                return;
-        for (struct write_record **p = &q->head; *p; p = &(*p)->queue_next)
-                if (*p == w) {
-                        *p = w->queue_next;
-                        if (q->tail == &w->queue_next)
-                                q->tail = p;
-                        q->len--;
-                        break;
-                }
-        w->queue_next = NULL;
-        w->queued = false;
+        if (w->state == WRITE_QUEUED)
+                LIST_REMOVE(queue, &q->records, w);
+        else if (w->state == WRITE_FLUSHING)
+                LIST_REMOVE(queue, &q->flushing, w);
+        w->state = WRITE_IDLE;
 }
 
 static int flush_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -156,7 +152,6 @@ int queue_init(struct write_queue *q, sd_event *event, struct store *store) {
         int r;
 
         *q = (struct write_queue) { .store = store };
-        q->tail = &q->head;
         r = sd_event_add_defer(event, &q->flush_src, flush_handler, q);
         if (r >= 0)
                 r = sd_event_source_set_priority(q->flush_src, SD_EVENT_PRIORITY_IDLE);

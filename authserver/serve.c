@@ -28,8 +28,8 @@ static const char *const fault_points[] = {
 };
 
 static void notify_status(struct server *srv) {
-        (void) sd_notifyf(false, "STATUS=%u connections, %" PRIu64 " authenticated, %" PRIu64 " failed, %" PRIu64 " turned away%s",
-                          srv->n_conns, srv->n_ok, srv->n_failed, srv->n_rejected, srv->draining ? ", draining" : "");
+        (void) sd_notifyf(false, "STATUS=%zu connections, %" PRIu64 " authenticated, %" PRIu64 " failed, %" PRIu64 " turned away%s",
+                          srv->conns.n, srv->n_ok, srv->n_failed, srv->n_rejected, srv->draining ? ", draining" : "");
 }
 
 static int status_handler(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -42,7 +42,7 @@ static int status_handler(sd_event_source *s, uint64_t usec, void *userdata) {
 static void on_conn_closed(struct server *srv) {
         /* A descriptor is free again: accept() may work now if it ran out of them. */
         listen_resume(srv);
-        if (srv->draining && srv->n_conns == 0)
+        if (srv->draining && srv->conns.n == 0)
                 (void) sd_event_exit(srv->event, 0);
 }
 
@@ -58,9 +58,9 @@ static void on_fatal(void *userdata) {
 static int drain_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct server *srv = userdata;
 
-        log_notice("drain timeout: closing %u open handshake(s)", srv->n_conns);
-        while (srv->conns)
-                conn_free(srv->conns);
+        log_notice("drain timeout: closing %zu open handshake(s)", srv->conns.n);
+        while (srv->conns.first)
+                conn_free(srv->conns.first);
         return sd_event_exit(srv->event, 0);
 }
 
@@ -69,13 +69,13 @@ static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si,
 
         if (srv->draining)
                 return 0;
-        log_notice("received %s: no new connections, draining %u open handshake(s)",
-                   strsignal((int) si->ssi_signo), srv->n_conns);
+        log_notice("received %s: no new connections, draining %zu open handshake(s)",
+                   strsignal((int) si->ssi_signo), srv->conns.n);
         (void) sd_notify(false, "STOPPING=1");
         srv->draining = true;
         listen_close(srv);
         notify_status(srv);
-        if (srv->n_conns == 0)
+        if (srv->conns.n == 0)
                 return sd_event_exit(srv->event, 0);
         return sd_event_add_time_relative(srv->event, NULL, CLOCK_MONOTONIC, AUTHSERVER_DRAIN_MS * 1000ULL, 0,
                                           drain_timeout, srv);
@@ -249,8 +249,8 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                  srv.n_ok, srv.n_failed, srv.n_rejected, srv.n_evicted, srv.queue.n_vault_writes, srv.queue.n_syncs);
         ret = AS_EXIT_OK;
 out:
-        while (srv.conns)
-                conn_free(srv.conns);
+        while (srv.conns.first)
+                conn_free(srv.conns.first);
         listen_close(&srv);
         queue_free(&srv.queue);
         sd_event_source_disable_unref(srv.status_timer);

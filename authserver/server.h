@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "authserver.h"
+#include "list.h"
 #include "netprefix.h"
 #include "ratelimit.h"
 
@@ -74,8 +75,8 @@ enum write_action {
 };
 
 struct write_record {
-        struct write_record *queue_next;
-        bool queued;
+        LIST_FIELDS(struct write_record, queue);
+        enum { WRITE_IDLE, WRITE_QUEUED, WRITE_FLUSHING } state;
         enum write_action action;
         char device_id[SV_ID_MAX + 1];
         uint64_t enrollment;            /* the token the lookup read: compare-and-set (store.h) */
@@ -92,12 +93,10 @@ struct write_record {
 
 struct conn {
         struct server *srv;
-        struct conn *prev, *next;       /* all connections */
+        LIST_FIELDS(struct conn, all);          /* server.conns */
+        LIST_FIELDS(struct conn, inflight);     /* server.inflight, once M3 verified */
+        LIST_FIELDS(struct conn, hello);        /* server.hellos, until M1 is in */
         struct write_record write;      /* its write in the group commit, while queued */
-        struct conn *inflight_prev, *inflight_next;
-        struct conn *hello_prev, *hello_next;   /* no M1 yet: oldest first, evicted first */
-        bool awaiting_hello;
-        bool inflight;                  /* M3 verified: this session owns its device until it ends */
         bool verified;                  /* M3 verified: a proven device, audited row by row */
         bool superseded;                /* the device's next session took over (its M5 was late) */
         int fd;
@@ -135,8 +134,8 @@ struct conn {
 /* queue.c: the group commit. */
 struct write_queue {
         struct store *store;
-        struct write_record *head, **tail;
-        unsigned len;
+        LIST_HEAD(struct write_record) records;         /* the next batch */
+        LIST_HEAD(struct write_record) flushing;        /* the batch being written */
         sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows */
         sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
         bool fatal;                     /* the database may have lost a write: exit, do not touch it */
@@ -155,16 +154,16 @@ struct server {
         int listen_fds[AUTHSERVER_LISTEN_MAX];
         sd_event_source *listen_src[AUTHSERVER_LISTEN_MAX];
         unsigned n_listen;
-        struct conn *conns;
-        unsigned n_conns;
+        LIST_HEAD(struct conn) conns;   /* every connection */
         struct conn_addr **addr_buckets;        /* per-address counts; NULL without a limit */
         unsigned n_addr_buckets;                /* a power of two */
         uint8_t addr_salt[16];
         bool accept_paused;             /* out of descriptors: listeners off until accept_timer */
         sd_event_source *accept_timer;
         struct ratelimit accept_log;    /* "Failed to accept" lines */
-        struct conn *inflight;          /* sessions past M3, at most one per device */
-        struct conn *hello_head, *hello_tail;   /* connections without M1, oldest first */
+        LIST_HEAD(struct conn) inflight;        /* sessions past M3, at most one per device: each
+                                                 * owns its device until it ends */
+        LIST_HEAD(struct conn) hellos;  /* no M1 yet: oldest first, evicted first */
         struct write_queue queue;
         sd_event_source *status_timer;
         bool draining;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "handshake.h"
+#include "log.h"
 #include "store.h"
 
 #define AUTHSERVER_CONFIG_PATH          "/etc/secure-vault/authserver.conf"
@@ -67,14 +68,6 @@ int config_check(const struct config *c, const char *origin);
 int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN]);
 int config_open_store(const struct config *c, int flags, struct store **ret);
 int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret);
-
-/* log.c: stderr lines with the journal's <N> priority prefix. */
-void log_line(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define log_error(...)   log_line(3, __VA_ARGS__)
-#define log_warning(...) log_line(4, __VA_ARGS__)
-#define log_notice(...)  log_line(5, __VA_ARGS__)
-#define log_info(...)    log_line(6, __VA_ARGS__)
-#define log_debug(...)   log_line(7, __VA_ARGS__)
 
 /* admin.c */
 int verb_init(struct config *c, int argc, char *argv[]);

@@ -207,22 +207,30 @@ static void conn_log_outcome(struct conn *c, bool ok, const char *result, const 
         struct server *srv = c->srv;
         uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
         unsigned suppressed = 0;
+        /* The same facts as journal fields, for `journalctl DEVICE_ID=...` and the like. */
+        const struct log_field fields[] = {
+                { "DEVICE_ID", c->hello_valid ? c->hello.device_id : NULL },
+                { "PEER", c->peer },
+                { "OUTCOME", result },
+        };
+        size_t n = sizeof fields / sizeof fields[0];
 
         if (ok) {
                 srv->n_ok++;
-                log_info("handshake device='%s' peer=%s result=%s epoch=%" PRIu64, device_label(c), c->peer, result, epoch + 1);
+                log_struct_errno(LOG_INFO, 0, fields, n, "handshake device='%s' peer=%s result=%s epoch=%" PRIu64,
+                                 device_label(c), c->peer, result, epoch + 1);
                 return;
         }
         srv->n_failed++;
         if (!c->verified && !upkeep_log_pass(srv, result, &suppressed))
                 return;
         if (suppressed)
-                log_notice("handshake device='%s' peer=%s result=%s reason='%s' epoch=%" PRIu64
-                           " (%u more '%s' lines left out)", device_label(c), c->peer, result,
-                           detail ? detail : "-", epoch, suppressed, result);
+                log_struct_errno(LOG_NOTICE, 0, fields, n, "handshake device='%s' peer=%s result=%s reason='%s' epoch=%"
+                                 PRIu64 " (%u more '%s' lines left out)", device_label(c), c->peer, result,
+                                 detail ? detail : "-", epoch, suppressed, result);
         else
-                log_notice("handshake device='%s' peer=%s result=%s reason='%s' epoch=%" PRIu64,
-                           device_label(c), c->peer, result, detail ? detail : "-", epoch);
+                log_struct_errno(LOG_NOTICE, 0, fields, n, "handshake device='%s' peer=%s result=%s reason='%s' epoch=%"
+                                 PRIu64, device_label(c), c->peer, result, detail ? detail : "-", epoch);
 }
 
 static int conn_audit(struct conn *c, bool ok, const char *result) {
@@ -458,7 +466,7 @@ int conn_accept(struct server *srv, int fd) {
                 r = sd_event_add_time_relative(srv->event, &c->timer, CLOCK_MONOTONIC, first_deadline_ms * 1000, 0,
                                                handshake_timeout, c);
         if (r < 0) {
-                log_warning("Failed to watch connection from %s: %s", c->peer, strerror(-r));
+                log_warning_errno(r, "Failed to watch connection from %s: %m", c->peer);
                 conn_free(c);
                 return r;
         }
@@ -646,7 +654,7 @@ static void conn_lookup(struct conn *c) {
         }
         OPENSSL_cleanse(blob, blob_len);
         if (r < 0) {
-                log_error("Failed to build a challenge for '%s': %s", c->hello.device_id, strerror(-r));
+                log_error_errno(r, "Failed to build a challenge for '%s': %m", c->hello.device_id);
                 conn_reject(c, -EBUSY, false, "server-error", "challenge failed");
                 return;
         }
@@ -689,7 +697,7 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
 
         r = conn_extend_deadline(c);
         if (r < 0) {
-                log_warning("Failed to extend the deadline of %s: %s", c->peer, strerror(-r));
+                log_warning_errno(r, "Failed to extend the deadline of %s: %m", c->peer);
                 conn_free(c);
                 return;
         }

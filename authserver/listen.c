@@ -49,11 +49,10 @@ static void accept_log(struct server *srv, int err, bool pausing) {
         if (!ratelimit_pass(&srv->accept_log, now_us, (uint64_t) ACCEPT_LOG_INTERVAL_MS * 1000, &suppressed))
                 return;
         if (suppressed > 0)
-                log_warning("Failed to accept a connection: %s%s (%u more since the last message)", strerror(err),
-                            pausing ? "; pausing new connections" : "", suppressed);
+                log_warning_errno(err, "Failed to accept a connection: %m%s (%u more since the last message)",
+                                  pausing ? "; pausing new connections" : "", suppressed);
         else
-                log_warning("Failed to accept a connection: %s%s", strerror(err),
-                            pausing ? "; pausing new connections" : "");
+                log_warning_errno(err, "Failed to accept a connection: %m%s", pausing ? "; pausing new connections" : "");
 }
 
 /*
@@ -76,7 +75,7 @@ static void accept_pause(struct server *srv, int err) {
                 r = sd_event_source_set_enabled(srv->accept_timer, SD_EVENT_ONESHOT);
         if (r < 0) {
                 /* Without a timer only a closing connection would resume: do not risk that. */
-                log_error("Failed to pause accepting connections: %s", strerror(-r));
+                log_error_errno(r, "Failed to pause accepting connections: %m");
                 listen_resume(srv);
         }
 }
@@ -185,10 +184,8 @@ int listen_open(struct server *srv) {
                                 return -EINVAL;
                         }
                         /* A passed socket may be blocking; accept() must never block the loop. */
-                        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-                                log_error("Failed to make socket %d non-blocking: %s", fd, strerror(errno));
-                                return -errno;
-                        }
+                        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                                return log_error_errno(errno, "Failed to make socket %d non-blocking: %m", fd);
                         srv->listen_fds[srv->n_listen++] = fd;
                 }
         } else {
@@ -198,10 +195,8 @@ int listen_open(struct server *srv) {
 
                 for (unsigned i = 0; i < count; i++) {
                         r = listen_one(specs[i], &srv->listen_fds[srv->n_listen]);
-                        if (r < 0) {
-                                log_error("Failed to listen on '%s': %s", specs[i], strerror(-r));
-                                return r;
-                        }
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to listen on '%s': %m", specs[i]);
                         srv->n_listen++;
                 }
         }

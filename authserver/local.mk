@@ -10,7 +10,6 @@ authserver_authserver_SOURCES = \
 	authserver/generation.c \
 	authserver/json.c \
 	authserver/listen.c \
-	authserver/log.c \
 	authserver/main.c \
 	authserver/queue.c \
 	authserver/serve.c \

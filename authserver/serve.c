@@ -225,7 +225,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(srv.status_timer, SD_EVENT_ON);
         if (r < 0) {
-                log_error("Failed to set up the event loop: %s", strerror(-r));
+                log_error_errno(r, "Failed to set up the event loop: %m");
                 goto out;
         }
         if (upkeep_init(&srv) < 0 || listen_open(&srv) < 0)
@@ -239,7 +239,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         if (srv.queue.fatal)
                 goto out;       /* logged where it happened */
         if (r < 0) {
-                log_error("Event loop failed: %s", strerror(-r));
+                log_error_errno(r, "Event loop failed: %m");
                 goto out;
         }
         /* The counts of the last interval. */

@@ -229,8 +229,8 @@ int upkeep_init(struct server *srv) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(srv->upkeep_timer, SD_EVENT_ON);
         if (r < 0)
-                log_error("Failed to set up the upkeep timer: %s", strerror(-r));
-        return r;
+                return log_error_errno(r, "Failed to set up the upkeep timer: %m");
+        return 0;
 }
 
 void upkeep_free(struct server *srv) {

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <systemd/sd-daemon.h>
 
+#include "cleanup.h"
 #include "server.h"
 #include "text.h"
 
@@ -131,13 +132,15 @@ static void describe(int fd, char *buf, size_t cap) {
         snprintf(buf, cap, "[%s]:%u", host, port);
 }
 
+DEFINE_POINTER_CLEANUP(struct addrinfo *, freeaddrinfo)
+
 /* "host:port", "[v6]:port" or "*:port" into a bound, listening socket. */
 static int listen_one(const char *spec, int *ret_fd) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-        struct addrinfo *res = NULL;
+        _cleanup_(freeaddrinfop) struct addrinfo *res = NULL;
         char host[256];
         const char *port;
-        int fd = -1, one = 1, r;
+        int one = 1, r;
 
         if (text_split_host_port(spec, host, sizeof host, &port) < 0)
                 return -EINVAL;
@@ -146,23 +149,20 @@ static int listen_one(const char *spec, int *ret_fd) {
 
         r = -EADDRNOTAVAIL;
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-                fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                _cleanup_close_ int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
                 if (fd < 0) {
                         r = -errno;
                         continue;
                 }
                 (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-                if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
-                        break;
+                if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
+                        *ret_fd = TAKE_FD(fd);
+                        return 0;
+                }
                 r = -errno;
-                close(fd);
-                fd = -1;
         }
-        freeaddrinfo(res);
-        if (fd < 0)
-                return r;
-        *ret_fd = fd;
-        return 0;
+        return r;
 }
 
 int listen_open(struct server *srv) {

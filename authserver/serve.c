@@ -193,11 +193,8 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         raise_fd_limit(cfg->max_connections);
         srv.backoff = malloc(sizeof *srv.backoff);
         srv.scratch = malloc(2 * (size_t) SV_VAULT_MAX);
-        if (!srv.backoff || !srv.scratch || conn_addr_table_init(&srv) < 0) {
-                free(srv.backoff);
-                free(srv.scratch);
-                return AS_EXIT_FAILURE;
-        }
+        if (!srv.backoff || !srv.scratch || conn_addr_table_init(&srv) < 0)
+                goto out;
         backoff_init(srv.backoff);
 
         if (config_open_store(cfg, 0, &srv.store) < 0) {
@@ -259,7 +256,8 @@ out:
         store_close(srv.store);
         free(srv.backoff);
         conn_addr_table_free(&srv);
-        OPENSSL_cleanse(srv.scratch, 2 * (size_t) SV_VAULT_MAX);
+        if (srv.scratch)
+                OPENSSL_cleanse(srv.scratch, 2 * (size_t) SV_VAULT_MAX);
         free(srv.scratch);
         return ret;
 }

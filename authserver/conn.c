@@ -12,9 +12,9 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 
+#include "authserver.h"
 #include "crypto.h"
 #include "fault.h"
-#include "server.h"
 
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static void conn_on_frame(struct conn *c);

@@ -11,8 +11,8 @@
 #include <netinet/in.h>
 #include <systemd/sd-daemon.h>
 
+#include "authserver.h"
 #include "cleanup.h"
-#include "server.h"
 #include "text.h"
 
 /* Out of descriptors or memory: how long the listeners rest before accept() is tried again,

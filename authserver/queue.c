@@ -2,8 +2,8 @@
 #include <errno.h>
 #include <time.h>
 
+#include "authserver.h"
 #include "fault.h"
-#include "server.h"
 
 /* Above this many queued writes the group commit runs at once instead of waiting for a quiet loop. */
 #define FLUSH_BATCH_MAX 256

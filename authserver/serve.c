@@ -12,9 +12,8 @@
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 
-#include "common-options.h"
+#include "authserver.h"
 #include "fault.h"
-#include "server.h"
 
 /* The test-only faults (SV_FAULT, common/fault.h; docs/testing.md): the crash points of the
  * group commit and of the connections, and one failure. */

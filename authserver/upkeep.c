@@ -7,7 +7,7 @@
 
 #include <openssl/crypto.h>
 
-#include "server.h"
+#include "authserver.h"
 
 /*
  * Nothing a peer sends before it proves a device (a verified M3) may write to the database,

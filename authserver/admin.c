@@ -14,7 +14,6 @@
 #include "authserver.h"
 #include "bundle.h"
 #include "cleanup.h"
-#include "common-options.h"
 #include "crypto.h"
 
 int verb_init(struct config *c, int argc, char *argv[]) {

@@ -12,29 +12,18 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 
+#include "authserver.h"
 #include "crypto.h"
-#include "server.h"
+#include "fault.h"
 
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static void conn_on_frame(struct conn *c);
 static void conn_lookup(struct conn *c);
-static void conn_commit_done(struct conn *c, int r);
-
-uint64_t server_now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
+static void on_pending_durable(struct write_record *w, int r);
+static void on_commit_done(struct write_record *w, int r);
 
 static int64_t mono_ms(void) {
         return (int64_t) (server_now_usec() / 1000);
-}
-
-void server_crash_point(struct server *srv, const char *point) {
-        /* Test-only: die as abruptly as a power cut at a named commit point. */
-        if (srv->crash_at && strcmp(srv->crash_at, point) == 0)
-                _exit(99);
 }
 
 static void vault_buffers_free(struct conn *c) {
@@ -51,15 +40,8 @@ static void vault_buffers_free(struct conn *c) {
 }
 
 static void inflight_remove(struct conn *c) {
-        if (!c->inflight)
-                return;
-        if (c->inflight_prev)
-                c->inflight_prev->inflight_next = c->inflight_next;
-        else
-                c->srv->inflight = c->inflight_next;
-        if (c->inflight_next)
-                c->inflight_next->inflight_prev = c->inflight_prev;
-        c->inflight = false;
+        if (LIST_LINKED(inflight, &c->srv->inflight, c))
+                LIST_REMOVE(inflight, &c->srv->inflight, c);
 }
 
 /*
@@ -69,7 +51,9 @@ static void inflight_remove(struct conn *c) {
  * nothing. (The store's compare-and-set on the epoch guards the commit itself.)
  */
 static bool inflight_claim(struct conn *c) {
-        for (struct conn *o = c->srv->inflight; o; o = o->inflight_next) {
+        struct conn *o;
+
+        LIST_FOREACH(inflight, o, &c->srv->inflight) {
                 if (strcmp(o->hello.device_id, c->hello.device_id) != 0)
                         continue;
                 /* The device already moved to the vault that session stored and proved it with
@@ -82,12 +66,7 @@ static bool inflight_claim(struct conn *c) {
                 }
                 return false;
         }
-        c->inflight = true;
-        c->inflight_prev = NULL;
-        c->inflight_next = c->srv->inflight;
-        if (c->srv->inflight)
-                c->srv->inflight->inflight_prev = c;
-        c->srv->inflight = c;
+        LIST_PREPEND(inflight, &c->srv->inflight, c);
         return true;
 }
 
@@ -191,35 +170,9 @@ static void conn_addr_release(struct conn *c) {
         free(a);
 }
 
-/* Connections that have not sent M1 yet, oldest first: the first to go when the table is full. */
-static void hello_queue_add(struct conn *c) {
-        struct server *srv = c->srv;
-
-        c->hello_next = NULL;
-        c->hello_prev = srv->hello_tail;
-        if (srv->hello_tail)
-                srv->hello_tail->hello_next = c;
-        else
-                srv->hello_head = c;
-        srv->hello_tail = c;
-        c->awaiting_hello = true;
-}
-
 static void hello_queue_remove(struct conn *c) {
-        struct server *srv = c->srv;
-
-        if (!c->awaiting_hello)
-                return;
-        if (c->hello_prev)
-                c->hello_prev->hello_next = c->hello_next;
-        else
-                srv->hello_head = c->hello_next;
-        if (c->hello_next)
-                c->hello_next->hello_prev = c->hello_prev;
-        else
-                srv->hello_tail = c->hello_prev;
-        c->hello_prev = c->hello_next = NULL;
-        c->awaiting_hello = false;
+        if (LIST_LINKED(hello, &c->srv->hellos, c))
+                LIST_REMOVE(hello, &c->srv->hellos, c);
 }
 
 void conn_free(struct conn *c) {
@@ -228,14 +181,9 @@ void conn_free(struct conn *c) {
         inflight_remove(c);
         hello_queue_remove(c);
         conn_addr_release(c);
+        queue_cancel(&srv->queue, &c->write);
 
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                srv->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        srv->n_conns--;
+        LIST_REMOVE(all, &srv->conns, c);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->delay);
@@ -245,9 +193,7 @@ void conn_free(struct conn *c) {
         hs_server_wipe(&c->hs);
         OPENSSL_cleanse(c, sizeof *c);
         free(c);
-        /* A descriptor is free again: accept() may work now if it ran out of them. */
-        listen_resume(srv);
-        server_maybe_exit(srv);
+        srv->on_conn_closed(srv);
 }
 
 static const char *device_label(const struct conn *c) {
@@ -261,30 +207,38 @@ static void conn_log_outcome(struct conn *c, bool ok, const char *result, const 
         struct server *srv = c->srv;
         uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
         unsigned suppressed = 0;
+        /* The same facts as journal fields, for `journalctl DEVICE_ID=...` and the like. */
+        const struct log_field fields[] = {
+                { "DEVICE_ID", c->hello_valid ? c->hello.device_id : NULL },
+                { "PEER", c->peer },
+                { "OUTCOME", result },
+        };
+        size_t n = sizeof fields / sizeof fields[0];
 
         if (ok) {
                 srv->n_ok++;
-                log_info("handshake device='%s' peer=%s result=%s epoch=%" PRIu64, device_label(c), c->peer, result, epoch + 1);
+                log_struct_errno(LOG_INFO, 0, fields, n, "handshake device='%s' peer=%s result=%s epoch=%" PRIu64,
+                                 device_label(c), c->peer, result, epoch + 1);
                 return;
         }
         srv->n_failed++;
         if (!c->verified && !upkeep_log_pass(srv, result, &suppressed))
                 return;
         if (suppressed)
-                log_notice("handshake device='%s' peer=%s result=%s reason='%s' epoch=%" PRIu64
-                           " (%u more '%s' lines left out)", device_label(c), c->peer, result,
-                           detail ? detail : "-", epoch, suppressed, result);
+                log_struct_errno(LOG_NOTICE, 0, fields, n, "handshake device='%s' peer=%s result=%s reason='%s' epoch=%"
+                                 PRIu64 " (%u more '%s' lines left out)", device_label(c), c->peer, result,
+                                 detail ? detail : "-", epoch, suppressed, result);
         else
-                log_notice("handshake device='%s' peer=%s result=%s reason='%s' epoch=%" PRIu64,
-                           device_label(c), c->peer, result, detail ? detail : "-", epoch);
+                log_struct_errno(LOG_NOTICE, 0, fields, n, "handshake device='%s' peer=%s result=%s reason='%s' epoch=%"
+                                 PRIu64, device_label(c), c->peer, result, detail ? detail : "-", epoch);
 }
 
-int conn_audit(struct conn *c, bool ok, const char *result) {
+static int conn_audit(struct conn *c, bool ok, const char *result) {
         uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
         int r;
 
-        /* After a failed sync the server only ends its handshakes and exits (serve.c). */
-        if (c->srv->fatal)
+        /* After a failed sync the server only ends its handshakes and exits (queue.c). */
+        if (c->srv->queue.fatal)
                 return -EIO;
         r = store_audit(c->srv->store, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL,
                         c->peer, result, ok ? epoch + 1 : epoch);
@@ -476,9 +430,9 @@ int conn_accept(struct server *srv, int fd) {
         c->start_ms = mono_ms();
         /* The network's cap first: a connection that will be turned away evicts nobody. */
         r = conn_addr_take(c, &prefix);
-        if (r >= 0 && srv->n_conns >= srv->cfg->max_connections) {
-                if (srv->hello_head)
-                        conn_evict(srv->hello_head);
+        if (r >= 0 && srv->conns.n >= srv->cfg->max_connections) {
+                if (srv->hellos.first)
+                        conn_evict(srv->hellos.first);
                 else {
                         conn_addr_release(c);
                         r = -EBUSY;
@@ -495,12 +449,9 @@ int conn_accept(struct server *srv, int fd) {
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hs_server_init(&c->hs, &hs_random_os, srv->cfg->decoy_n, srv->cfg->decoy_p);
 
-        c->next = srv->conns;
-        if (srv->conns)
-                srv->conns->prev = c;
-        srv->conns = c;
-        srv->n_conns++;
-        hello_queue_add(c);
+        LIST_PREPEND(all, &srv->conns, c);
+        /* Connections that have not sent M1 yet, oldest first: the first to go when the table is full. */
+        LIST_APPEND(hello, &srv->hellos, c);
 
         /* Edge-triggered: sd-event dispatches one source per iteration, and level-triggered
          * sockets that stay readable would make every iteration re-report all of them
@@ -515,7 +466,7 @@ int conn_accept(struct server *srv, int fd) {
                 r = sd_event_add_time_relative(srv->event, &c->timer, CLOCK_MONOTONIC, first_deadline_ms * 1000, 0,
                                                handshake_timeout, c);
         if (r < 0) {
-                log_warning("Failed to watch connection from %s: %s", c->peer, strerror(-r));
+                log_warning_errno(r, "Failed to watch connection from %s: %m", c->peer);
                 conn_free(c);
                 return r;
         }
@@ -706,7 +657,7 @@ static void conn_lookup(struct conn *c) {
         }
         OPENSSL_cleanse(blob, blob_len);
         if (r < 0) {
-                log_error("Failed to build a challenge for '%s': %s", c->hello.device_id, strerror(-r));
+                log_error_errno(r, "Failed to build a challenge for '%s': %m", c->hello.device_id);
                 conn_reject(c, -EBUSY, false, "server-error", "challenge failed");
                 return;
         }
@@ -749,7 +700,7 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
 
         r = conn_extend_deadline(c);
         if (r < 0) {
-                log_warning("Failed to extend the deadline of %s: %s", c->peer, strerror(-r));
+                log_warning_errno(r, "Failed to extend the deadline of %s: %m", c->peer);
                 conn_free(c);
                 return;
         }
@@ -797,6 +748,19 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         conn_lookup(c);
 }
 
+/* The write the group commit does for c: it names the device row as the lookup read it. */
+static void write_record_init(struct conn *c, enum write_action action,
+                              void (*done)(struct write_record *w, int r)) {
+        c->write = (struct write_record) {
+                .action = action,
+                .enrollment = c->dev.enrollment,
+                .epoch = c->hello.epoch,
+                .done = done,
+                .userdata = c,
+        };
+        snprintf(c->write.device_id, sizeof c->write.device_id, "%s", c->hello.device_id);
+}
+
 static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         struct server *srv = c->srv;
         uint8_t frame[SV_FRAME_MAX];
@@ -823,15 +787,17 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         c->out_pos = 0;
         c->phase = CONN_STORING;
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
-        server_queue_store(srv, c);
+        write_record_init(c, WRITE_PENDING, on_pending_durable);
+        c->write.promote = c->gen == GENERATION_PENDING;
+        c->write.vault = c->next_vault;
+        c->write.vault_len = c->vault_len;
+        queue_add(&srv->queue, &c->write);
 }
 
-/* Called by the group commit with the result of this connection's write. */
-void conn_store_done(struct conn *c, int r) {
-        if (c->phase == CONN_COMMITTING) {
-                conn_commit_done(c, r);
-                return;
-        }
+/* The group commit made the next vault durable (r >= 0), or failed to: M4, or ERROR. */
+static void on_pending_durable(struct write_record *w, int r) {
+        struct conn *c = w->userdata;
+
         if (c->expired) {
                 conn_failure(c, "timeout", "handshake did not complete in time");
                 conn_free(c);
@@ -843,7 +809,7 @@ void conn_store_done(struct conn *c, int r) {
                             r == -ESTALE ? "another session moved the epoch" : "storing the next vault failed");
                 return;
         }
-        server_crash_point(c->srv, "after-pending");
+        fault_crash("after-pending");
         c->phase = CONN_READ_M5;
         c->expect_type = SV_MSG_COMMIT;
         c->expect_len = vault_body_len(SV_MSG_COMMIT, &c->hs.params);
@@ -868,11 +834,15 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
         upkeep_device_success(c->srv, c->hello.device_id);
         c->phase = CONN_COMMITTING;
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
-        server_queue_store(c->srv, c);
+        write_record_init(c, WRITE_COMMIT, on_commit_done);
+        c->write.superseded = c->superseded;
+        snprintf(c->write.peer, sizeof c->write.peer, "%s", c->peer);
+        queue_add(&c->srv->queue, &c->write);
 }
 
-/* Called by the group commit once this session's commit (and its audit row) are written. */
-static void conn_commit_done(struct conn *c, int r) {
+/* The group commit wrote this session's commit (and its audit row), or failed to. */
+static void on_commit_done(struct write_record *w, int r) {
+        struct conn *c = w->userdata;
         struct server *srv = c->srv;
 
         if (r < 0) {
@@ -883,7 +853,7 @@ static void conn_commit_done(struct conn *c, int r) {
                 conn_free(c);
                 return;
         }
-        server_crash_point(srv, "after-commit");
+        fault_crash("after-commit");
         backoff_success(srv->backoff, c->peer_key);
         backoff_success(srv->backoff, c->id_peer_key);
         backoff_success(srv->backoff, c->id_key);

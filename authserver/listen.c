@@ -11,7 +11,8 @@
 #include <netinet/in.h>
 #include <systemd/sd-daemon.h>
 
-#include "server.h"
+#include "authserver.h"
+#include "cleanup.h"
 #include "text.h"
 
 /* Out of descriptors or memory: how long the listeners rest before accept() is tried again,
@@ -31,7 +32,7 @@ void listen_resume(struct server *srv) {
         srv->accept_paused = false;
         if (srv->accept_timer)
                 (void) sd_event_source_set_enabled(srv->accept_timer, SD_EVENT_OFF);
-        if (!srv->draining && !srv->fatal)
+        if (!srv->draining && !srv->queue.fatal)
                 listen_set_enabled(srv, SD_EVENT_ON);
 }
 
@@ -49,11 +50,10 @@ static void accept_log(struct server *srv, int err, bool pausing) {
         if (!ratelimit_pass(&srv->accept_log, now_us, (uint64_t) ACCEPT_LOG_INTERVAL_MS * 1000, &suppressed))
                 return;
         if (suppressed > 0)
-                log_warning("Failed to accept a connection: %s%s (%u more since the last message)", strerror(err),
-                            pausing ? "; pausing new connections" : "", suppressed);
+                log_warning_errno(err, "Failed to accept a connection: %m%s (%u more since the last message)",
+                                  pausing ? "; pausing new connections" : "", suppressed);
         else
-                log_warning("Failed to accept a connection: %s%s", strerror(err),
-                            pausing ? "; pausing new connections" : "");
+                log_warning_errno(err, "Failed to accept a connection: %m%s", pausing ? "; pausing new connections" : "");
 }
 
 /*
@@ -76,7 +76,7 @@ static void accept_pause(struct server *srv, int err) {
                 r = sd_event_source_set_enabled(srv->accept_timer, SD_EVENT_ONESHOT);
         if (r < 0) {
                 /* Without a timer only a closing connection would resume: do not risk that. */
-                log_error("Failed to pause accepting connections: %s", strerror(-r));
+                log_error_errno(r, "Failed to pause accepting connections: %m");
                 listen_resume(srv);
         }
 }
@@ -102,7 +102,7 @@ static int accept_handler(sd_event_source *s, int fd, uint32_t revents, void *us
                         return 0;
                 }
                 (void) conn_accept(srv, cfd);
-                if (srv->accept_paused || srv->draining || srv->fatal)
+                if (srv->accept_paused || srv->draining || srv->queue.fatal)
                         return 0;
         }
 }
@@ -132,13 +132,15 @@ static void describe(int fd, char *buf, size_t cap) {
         snprintf(buf, cap, "[%s]:%u", host, port);
 }
 
+DEFINE_POINTER_CLEANUP(struct addrinfo *, freeaddrinfo)
+
 /* "host:port", "[v6]:port" or "*:port" into a bound, listening socket. */
 static int listen_one(const char *spec, int *ret_fd) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-        struct addrinfo *res = NULL;
+        _cleanup_(freeaddrinfop) struct addrinfo *res = NULL;
         char host[256];
         const char *port;
-        int fd = -1, one = 1, r;
+        int one = 1, r;
 
         if (text_split_host_port(spec, host, sizeof host, &port) < 0)
                 return -EINVAL;
@@ -147,23 +149,20 @@ static int listen_one(const char *spec, int *ret_fd) {
 
         r = -EADDRNOTAVAIL;
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-                fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                _cleanup_close_ int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
                 if (fd < 0) {
                         r = -errno;
                         continue;
                 }
                 (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-                if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
-                        break;
+                if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
+                        *ret_fd = TAKE_FD(fd);
+                        return 0;
+                }
                 r = -errno;
-                close(fd);
-                fd = -1;
         }
-        freeaddrinfo(res);
-        if (fd < 0)
-                return r;
-        *ret_fd = fd;
-        return 0;
+        return r;
 }
 
 int listen_open(struct server *srv) {
@@ -185,10 +184,8 @@ int listen_open(struct server *srv) {
                                 return -EINVAL;
                         }
                         /* A passed socket may be blocking; accept() must never block the loop. */
-                        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-                                log_error("Failed to make socket %d non-blocking: %s", fd, strerror(errno));
-                                return -errno;
-                        }
+                        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                                return log_error_errno(errno, "Failed to make socket %d non-blocking: %m", fd);
                         srv->listen_fds[srv->n_listen++] = fd;
                 }
         } else {
@@ -198,10 +195,8 @@ int listen_open(struct server *srv) {
 
                 for (unsigned i = 0; i < count; i++) {
                         r = listen_one(specs[i], &srv->listen_fds[srv->n_listen]);
-                        if (r < 0) {
-                                log_error("Failed to listen on '%s': %s", specs[i], strerror(-r));
-                                return r;
-                        }
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to listen on '%s': %m", specs[i]);
                         srv->n_listen++;
                 }
         }

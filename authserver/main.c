@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "authserver.h"
-#include "common-options.h"
 #include "harden.h"
 
 struct verb {

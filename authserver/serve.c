@@ -12,151 +12,23 @@
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 
-#include "common-options.h"
-#include "server.h"
+#include "authserver.h"
+#include "fault.h"
 
-/* Above this many queued writes the group commit runs at once instead of waiting for a quiet loop. */
-#define FLUSH_BATCH_MAX 256
-/* A busy loop may never be quiet: the group commit runs at the latest this long after its first
- * write was queued. Short next to one fsync, so batches are hardly smaller for it. */
-#define FLUSH_DELAY_US  2000
-
-/* Test-only fault injection, like the crash points: AUTHSERVER_CRASH_AT names the fault. */
-static bool server_fault(const struct server *srv, const char *name) {
-        return srv->crash_at && strcmp(srv->crash_at, name) == 0;
-}
-
-/* One queued write: the pending vault of a verified M3, or the commit of a verified M5. */
-static int flush_one(struct server *srv, struct conn *c, bool *stored_pending) {
-        int r;
-
-        if (c->phase == CONN_COMMITTING) {
-                server_crash_point(srv, "before-commit");
-                /* M1 named the generation the session used; after M3 it is the committed one (§6). */
-                r = store_commit(srv->store, c->hello.device_id, c->dev.enrollment, c->hello.epoch,
-                                 (int64_t) time(NULL));
-                if (r == -ESTALE && c->superseded)
-                        r = 0;  /* the device's next session already promoted this vault */
-                if (r >= 0)
-                        (void) conn_audit(c, true, "ok");
-                return r;
-        }
-        *stored_pending = true;
-        if (c->gen == GENERATION_PENDING) {
-                /* The device moved to the pending vault: it becomes committed first. A late M5 of
-                 * the session that stored it may have committed it already. */
-                r = store_promote_and_set_pending(srv->store, c->hello.device_id, c->dev.enrollment,
-                                                  c->hello.epoch - 1, c->next_vault, c->vault_len);
-                if (r == -ESTALE)
-                        r = store_set_pending(srv->store, c->hello.device_id, c->dev.enrollment,
-                                              c->hello.epoch, c->next_vault, c->vault_len);
-        } else
-                r = store_set_pending(srv->store, c->hello.device_id, c->dev.enrollment,
-                                      c->hello.epoch, c->next_vault, c->vault_len);
-        return r;
-}
-
-/*
- * The group commit: every connection whose M3 or M5 verified since the last run has its
- * write done in one transaction. If any stored a pending vault, the transaction is made
- * durable with one fsync before any M4 leaves (protocol §6: the pending vault is on disk
- * before M4); commits alone need no fsync. Running at idle priority lets all ready
- * connections join the batch first; a timer started by the first queued write makes sure a
- * flood of other events cannot starve it until the sessions time out.
- *
- * A failed sync is fatal. Linux marks the pages of a failed fsync clean, so a later sync
- * that succeeds may not have written them: a WAL frame could be missing on disk while this
- * process still reads it from the page cache, and an M4 sent after that would promise a
- * vault that a crash can lose. Only a fresh start, where SQLite recovers the WAL from what
- * is really on disk, is trustworthy again; systemd restarts the service.
- */
-void server_flush(struct server *srv) {
-        struct conn *batch = srv->queue_head, *next;
-        bool stored_pending = false;
-        const char *why = NULL;
-        int rb;
-
-        (void) sd_event_source_set_enabled(srv->flush_src, SD_EVENT_OFF);
-        (void) sd_event_source_set_enabled(srv->flush_timer, SD_EVENT_OFF);
-        srv->queue_head = NULL;
-        srv->queue_tail = &srv->queue_head;
-        srv->queue_len = 0;
-        if (!batch && !srv->upkeep_due)
-                return;
-
-        server_crash_point(srv, "before-pending");
-        rb = store_batch_begin(srv->store);
-        /* The counts first: a commit in this batch resets a device's failures after them. */
-        if (rb >= 0 && srv->upkeep_due)
-                upkeep_write(srv, (int64_t) time(NULL));
-        srv->upkeep_due = false;
-        for (struct conn *c = batch; c; c = c->queue_next) {
-                c->store_result = rb < 0 ? rb : flush_one(srv, c, &stored_pending);
-                if (c->store_result < 0 && c->store_result != -ESTALE && rb >= 0)
-                        log_warning("Failed to store for '%s': %s", c->hello.device_id, store_last_error(srv->store));
-        }
-        if (rb >= 0) {
-                rb = store_batch_commit(srv->store, stored_pending);
-                if (rb >= 0 && stored_pending) {
-                        srv->n_syncs++;
-                        for (struct conn *c = batch; c; c = c->queue_next)
-                                srv->n_vault_writes += c->phase == CONN_STORING && c->store_result >= 0;
-                }
-                if (rb >= 0 && stored_pending && server_fault(srv, "fail-sync")) {
-                        srv->n_syncs--;
-                        rb = -EIO;
-                        why = "injected fault";
-                }
-                if (rb == -EIO) {
-                        /* Before the handshakes end, so that they write nothing more. */
-                        srv->fatal = true;
-                        log_error("Failed to make the batch durable: %s; exiting, the database is "
-                                  "recovered from its write-ahead log at the next start",
-                                  why ? why : store_last_error(srv->store));
-                } else if (rb < 0)
-                        log_error("Failed to commit the batch: %s", store_last_error(srv->store));
-        } else
-                log_error("Failed to begin a batch: %s", store_last_error(srv->store));
-
-        for (struct conn *c = batch; c; c = next) {
-                next = c->queue_next;
-                c->queue_next = NULL;
-                conn_store_done(c, rb < 0 ? rb : c->store_result);
-        }
-        if (srv->fatal) {
-                /* No new connections; the others are closed when the loop has ended. */
-                listen_close(srv);
-                (void) sd_event_exit(srv->event, -EIO);
-        }
-}
-
-static int flush_handler(sd_event_source *s, void *userdata) {
-        server_flush(userdata);
-        return 0;
-}
-
-void server_queue_store(struct server *srv, struct conn *c) {
-        c->queue_next = NULL;
-        *srv->queue_tail = c;
-        srv->queue_tail = &c->queue_next;
-        srv->queue_len++;
-        if (srv->queue_len >= FLUSH_BATCH_MAX) {
-                server_flush(srv);
-                return;
-        }
-        (void) sd_event_source_set_enabled(srv->flush_src, SD_EVENT_ONESHOT);
-        if (srv->queue_len == 1 && sd_event_source_set_time_relative(srv->flush_timer, FLUSH_DELAY_US) >= 0)
-                (void) sd_event_source_set_enabled(srv->flush_timer, SD_EVENT_ONESHOT);
-}
-
-static int flush_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
-        server_flush(userdata);
-        return 0;
-}
+/* The test-only faults (SV_FAULT, common/fault.h; docs/testing.md): the crash points of the
+ * group commit and of the connections, and one failure. */
+static const char *const fault_points[] = {
+        "before-pending",       /* a batch is about to begin */
+        "after-pending",        /* a pending vault is durable, its M4 not yet sent */
+        "before-commit",        /* an M5 verified, its commit not yet written */
+        "after-commit",         /* a commit is written, the session's outcome not yet logged */
+        "fail-sync",            /* the batch's sync fails (fatal: the server exits 1) */
+        NULL
+};
 
 static void notify_status(struct server *srv) {
-        (void) sd_notifyf(false, "STATUS=%u connections, %" PRIu64 " authenticated, %" PRIu64 " failed, %" PRIu64 " turned away%s",
-                          srv->n_conns, srv->n_ok, srv->n_failed, srv->n_rejected, srv->draining ? ", draining" : "");
+        (void) sd_notifyf(false, "STATUS=%zu connections, %" PRIu64 " authenticated, %" PRIu64 " failed, %" PRIu64 " turned away%s",
+                          srv->conns.n, srv->n_ok, srv->n_failed, srv->n_rejected, srv->draining ? ", draining" : "");
 }
 
 static int status_handler(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -165,17 +37,29 @@ static int status_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-void server_maybe_exit(struct server *srv) {
-        if (srv->draining && srv->n_conns == 0)
+/* conn.c reports each closed connection here. */
+static void on_conn_closed(struct server *srv) {
+        /* A descriptor is free again: accept() may work now if it ran out of them. */
+        listen_resume(srv);
+        if (srv->draining && srv->conns.n == 0)
                 (void) sd_event_exit(srv->event, 0);
+}
+
+/* The group commit failed to sync (queue.c): the database may have lost a write. */
+static void on_fatal(void *userdata) {
+        struct server *srv = userdata;
+
+        /* No new connections; the others are closed when the loop has ended. */
+        listen_close(srv);
+        (void) sd_event_exit(srv->event, -EIO);
 }
 
 static int drain_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct server *srv = userdata;
 
-        log_notice("drain timeout: closing %u open handshake(s)", srv->n_conns);
-        while (srv->conns)
-                conn_free(srv->conns);
+        log_notice("drain timeout: closing %zu open handshake(s)", srv->conns.n);
+        while (srv->conns.first)
+                conn_free(srv->conns.first);
         return sd_event_exit(srv->event, 0);
 }
 
@@ -184,13 +68,13 @@ static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si,
 
         if (srv->draining)
                 return 0;
-        log_notice("received %s: no new connections, draining %u open handshake(s)",
-                   strsignal((int) si->ssi_signo), srv->n_conns);
+        log_notice("received %s: no new connections, draining %zu open handshake(s)",
+                   strsignal((int) si->ssi_signo), srv->conns.n);
         (void) sd_notify(false, "STOPPING=1");
         srv->draining = true;
         listen_close(srv);
         notify_status(srv);
-        if (srv->n_conns == 0)
+        if (srv->conns.n == 0)
                 return sd_event_exit(srv->event, 0);
         return sd_event_add_time_relative(srv->event, NULL, CLOCK_MONOTONIC, AUTHSERVER_DRAIN_MS * 1000ULL, 0,
                                           drain_timeout, srv);
@@ -285,23 +169,31 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
 }
 
 int verb_serve(struct config *cfg, int argc, char *argv[]) {
-        struct server srv = { .cfg = cfg };
+        struct server srv = { .cfg = cfg, .on_conn_closed = on_conn_closed };
         sigset_t mask;
+        const char *bad = NULL;
         int r, ret = AS_EXIT_FAILURE;
 
         r = parse_serve(cfg, argc, argv);
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        srv.queue_tail = &srv.queue_head;
-        srv.crash_at = getenv("AUTHSERVER_CRASH_AT");
+        r = fault_setup(fault_points, &bad);
+        if (r == -EOPNOTSUPP) {
+                log_error("SV_FAULT is set, but this authserver was built with --disable-fault-injection");
+                return AS_EXIT_USAGE;
+        }
+        if (r < 0) {
+                log_error("Invalid SV_FAULT '%s': expected one or more of before-pending, after-pending, "
+                          "before-commit, after-commit, fail-sync", bad);
+                return AS_EXIT_USAGE;
+        }
+        if (fault_armed())
+                log_warning("SV_FAULT is set: test-only fault injection is active");
         raise_fd_limit(cfg->max_connections);
         srv.backoff = malloc(sizeof *srv.backoff);
         srv.scratch = malloc(2 * (size_t) SV_VAULT_MAX);
-        if (!srv.backoff || !srv.scratch || conn_addr_table_init(&srv) < 0) {
-                free(srv.backoff);
-                free(srv.scratch);
-                return AS_EXIT_FAILURE;
-        }
+        if (!srv.backoff || !srv.scratch || conn_addr_table_init(&srv) < 0)
+                goto out;
         backoff_init(srv.backoff);
 
         if (config_open_store(cfg, 0, &srv.store) < 0) {
@@ -320,26 +212,16 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         if (r >= 0)
                 r = sd_event_add_signal(srv.event, NULL, SIGINT, signal_handler, &srv);
         if (r >= 0)
-                r = sd_event_add_defer(srv.event, &srv.flush_src, flush_handler, &srv);
-        if (r >= 0)
-                r = sd_event_source_set_priority(srv.flush_src, SD_EVENT_PRIORITY_IDLE);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(srv.flush_src, SD_EVENT_OFF);
-        /* 0 accuracy: sd-event's default of 250 ms would make the deadline meaningless. */
-        if (r >= 0)
-                r = sd_event_add_time_relative(srv.event, &srv.flush_timer, CLOCK_MONOTONIC, FLUSH_DELAY_US, 0,
-                                               flush_timer_handler, &srv);
-        if (r >= 0)
-                r = sd_event_source_set_priority(srv.flush_timer, SD_EVENT_PRIORITY_IMPORTANT);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(srv.flush_timer, SD_EVENT_OFF);
+                r = queue_init(&srv.queue, srv.event, srv.store);
+        srv.queue.on_fatal = on_fatal;
+        srv.queue.userdata = &srv;
         if (r >= 0)
                 r = sd_event_add_time_relative(srv.event, &srv.status_timer, CLOCK_MONOTONIC, 1000000, 0,
                                                status_handler, &srv);
         if (r >= 0)
                 r = sd_event_source_set_enabled(srv.status_timer, SD_EVENT_ON);
         if (r < 0) {
-                log_error("Failed to set up the event loop: %s", strerror(-r));
+                log_error_errno(r, "Failed to set up the event loop: %m");
                 goto out;
         }
         if (upkeep_init(&srv) < 0 || listen_open(&srv) < 0)
@@ -350,32 +232,31 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         log_info("authserver " PACKAGE_VERSION " ready: timeout %us, at most %u connections, %u per address",
                  cfg->timeout_ms / 1000, cfg->max_connections, cfg->max_per_address);
         r = sd_event_loop(srv.event);
-        if (srv.fatal)
+        if (srv.queue.fatal)
                 goto out;       /* logged where it happened */
         if (r < 0) {
-                log_error("Event loop failed: %s", strerror(-r));
+                log_error_errno(r, "Event loop failed: %m");
                 goto out;
         }
         /* The counts of the last interval. */
-        srv.upkeep_due = true;
-        server_flush(&srv);
+        upkeep_flush(&srv);
         log_info("stopped: %" PRIu64 " authenticated, %" PRIu64 " failed; %" PRIu64 " connections turned away; "
                  "%" PRIu64 " idle connections evicted; %" PRIu64 " vault writes in %" PRIu64 " syncs",
-                 srv.n_ok, srv.n_failed, srv.n_rejected, srv.n_evicted, srv.n_vault_writes, srv.n_syncs);
+                 srv.n_ok, srv.n_failed, srv.n_rejected, srv.n_evicted, srv.queue.n_vault_writes, srv.queue.n_syncs);
         ret = AS_EXIT_OK;
 out:
-        while (srv.conns)
-                conn_free(srv.conns);
+        while (srv.conns.first)
+                conn_free(srv.conns.first);
         listen_close(&srv);
-        sd_event_source_disable_unref(srv.flush_src);
-        sd_event_source_disable_unref(srv.flush_timer);
+        queue_free(&srv.queue);
         sd_event_source_disable_unref(srv.status_timer);
         upkeep_free(&srv);
         sd_event_unref(srv.event);
         store_close(srv.store);
         free(srv.backoff);
         conn_addr_table_free(&srv);
-        OPENSSL_cleanse(srv.scratch, 2 * (size_t) SV_VAULT_MAX);
+        if (srv.scratch)
+                OPENSSL_cleanse(srv.scratch, 2 * (size_t) SV_VAULT_MAX);
         free(srv.scratch);
         return ret;
 }

@@ -7,7 +7,7 @@
 
 #include <openssl/crypto.h>
 
-#include "server.h"
+#include "authserver.h"
 
 /*
  * Nothing a peer sends before it proves a device (a verified M3) may write to the database,
@@ -110,7 +110,8 @@ static void devices_clear(struct server *srv) {
         srv->n_devices = 0;
 }
 
-void upkeep_write(struct server *srv, int64_t now) {
+static void upkeep_write(void *userdata, int64_t now) {
+        struct server *srv = userdata;
         struct store *st = srv->store;
         uint64_t total = 0;
         int r;
@@ -189,14 +190,17 @@ void upkeep_refresh_shapes(struct server *srv, bool force) {
         srv->data_version = v;
 }
 
+void upkeep_flush(struct server *srv) {
+        queue_flush(&srv->queue, upkeep_write, srv);
+}
+
 static int upkeep_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct server *srv = userdata;
 
         upkeep_refresh_shapes(srv, false);
-        if ((int64_t) (server_now_usec() / 1000) >= srv->next_summary_ms && !srv->fatal) {
+        if ((int64_t) (server_now_usec() / 1000) >= srv->next_summary_ms && !srv->queue.fatal) {
                 srv->next_summary_ms = (int64_t) (server_now_usec() / 1000) + UPKEEP_SUMMARY_MS;
-                srv->upkeep_due = true;
-                server_flush(srv);
+                upkeep_flush(srv);
         }
         (void) sd_event_source_set_time_relative(s, UPKEEP_TICK_US);
         return 0;
@@ -225,8 +229,8 @@ int upkeep_init(struct server *srv) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(srv->upkeep_timer, SD_EVENT_ON);
         if (r < 0)
-                log_error("Failed to set up the upkeep timer: %s", strerror(-r));
-        return r;
+                return log_error_errno(r, "Failed to set up the upkeep timer: %m");
+        return 0;
 }
 
 void upkeep_free(struct server *srv) {

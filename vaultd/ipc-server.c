@@ -40,11 +40,11 @@ static bool log_allowed(sd_event *e, struct ratelimit *rl, unsigned *ret_suppres
 static void conn_close(struct conn *c) {
         struct vaultd *d = c->d;
 
-        if (d->hs_owner == c) {
+        if (session_held_by(d, c)) {
                 /* A handshake whose client went away is aborted: the vault is unchanged. */
                 log_info("handshake device=%s result=aborted epoch=%" PRIu64 " (client uid=%u pid=%d closed the connection)",
                          d->hdr.params.device_id, d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid);
-                ipc_handshake_end(d);
+                session_end(d);
         }
         sd_event_source_disable_unref(c->src);
         sd_event_source_disable_unref(c->idle_timer);
@@ -57,33 +57,6 @@ static void conn_close(struct conn *c) {
                 c->next->prev = c->prev;
         d->n_conns--;
         free(c);
-}
-
-static int hs_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct vaultd *d = userdata;
-
-        log_notice("handshake device=%s result=timeout epoch=%" PRIu64, d->hdr.params.device_id, d->hdr.params.epoch);
-        ipc_handshake_end(d);
-        return 0;
-}
-
-int ipc_handshake_begin(struct vaultd *d, struct conn *c) {
-        int r;
-
-        r = sd_event_add_time_relative(d->event, &d->hs_timer, CLOCK_MONOTONIC,
-                                       (uint64_t) VAULTD_HANDSHAKE_TIMEOUT_S * 1000000, 0, hs_timeout, d);
-        if (r < 0)
-                return r;
-        d->hs_owner = c;
-        return 0;
-}
-
-void ipc_handshake_end(struct vaultd *d) {
-        hs_device_wipe(&d->sec->hs);
-        if (d->next)
-                OPENSSL_cleanse(d->next, SV_VAULT_MAX);
-        d->hs_owner = NULL;
-        d->hs_timer = sd_event_source_disable_unref(d->hs_timer);
 }
 
 static void close_fds(int *fds, size_t n) {
@@ -221,7 +194,7 @@ static int conn_arm_idle(struct conn *c, uint64_t usec) {
 static int conn_idle(sd_event_source *s, uint64_t usec, void *userdata) {
         struct conn *c = userdata;
 
-        if (c->d->hs_owner == c && conn_arm_idle(c, (uint64_t) VAULTD_IDLE_TIMEOUT_S * USEC_PER_SEC) >= 0)
+        if (session_held_by(c->d, c) && conn_arm_idle(c, (uint64_t) VAULTD_IDLE_TIMEOUT_S * USEC_PER_SEC) >= 0)
                 return 0;
         log_info("closing %s connection from uid=%u pid=%d: no request for %d s",
                  c->denied ? "refused" : "idle", (unsigned) c->uid, (int) c->pid,

@@ -13,7 +13,9 @@
 #include "tpm.h"
 #include "vaultd.h"
 
-void vaultd_notify_status(const struct vaultd *d) {
+/* STATUS= for the current vault state. */
+static void notify_status(struct vaultd *d) {
+        d->status_notified = d->status_gen;
         switch (d->state) {
         case VAULT_READY:
                 (void) sd_notifyf(0, "STATUS=vault %s epoch %" PRIu64 " ready",
@@ -26,6 +28,16 @@ void vaultd_notify_status(const struct vaultd *d) {
                 (void) sd_notifyf(0, "STATUS=%s", d->refusal);
                 break;
         }
+}
+
+/* After every turn of the loop in which anything happened: tell systemd when the vault state
+ * changed (a commit, a provisioning, a refusal: vstate bumps d->status_gen). */
+static int on_post(sd_event_source *s, void *userdata) {
+        struct vaultd *d = userdata;
+
+        if (d->status_gen != d->status_notified)
+                notify_status(d);
+        return 0;
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -92,10 +104,10 @@ static int run(struct vaultd *d) {
         }
 
         r = vstate_load(d);
-        if (r < 0 && d->key_failed) {
+        if (r < 0 && d->failure.cause == VSTATE_CAUSE_KEY_FILE) {
                 if (d->cfg->key_file)
                         log_err("Failed to read the key file '%s' the vault key is bound to: %s",
-                                d->cfg->key_file, keyfile_strerror(r));
+                                d->cfg->key_file, d->failure.reason);
                 else
                         log_err("The vault key is bound to a key file, but key-file = none");
                 (void) sd_notify(0, "STATUS=cannot read the key file the vault key is bound to");
@@ -103,7 +115,7 @@ static int run(struct vaultd *d) {
         }
         if (r < 0) {
                 log_err("Failed to verify the vault file: %s%s%s", strerror(-r),
-                        tpm_last_error(d->tpm)[0] ? ": " : "", tpm_last_error(d->tpm));
+                        d->failure.reason[0] ? ": " : "", d->failure.reason);
                 (void) sd_notify(0, "STATUS=cannot verify the vault file (TPM or disk failure)");
                 return r;
         }
@@ -136,7 +148,12 @@ static int run(struct vaultd *d) {
         if (r < 0)
                 return r;
 
-        vaultd_notify_status(d);
+        r = sd_event_add_post(d->event, NULL, on_post, d);
+        if (r < 0) {
+                log_err("Failed to set up status notification: %s", strerror(-r));
+                return r;
+        }
+        notify_status(d);
         (void) sd_notify(0, "READY=1");
         r = sd_event_loop(d->event);
         if (r < 0)
@@ -186,7 +203,7 @@ int main(int argc, char *argv[]) {
 out:
         if (d.event)
                 ipc_shutdown(&d);       /* closes every connection, ending any handshake */
-        d.hs_timer = sd_event_source_disable_unref(d.hs_timer);
+        session_end(&d);
         vstate_free(&d);
         tpm_close(d.tpm);
         if (d.state_fd >= 0)

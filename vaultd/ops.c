@@ -11,7 +11,6 @@
 
 #include <openssl/crypto.h>
 
-#include "tpm.h"
 #include "vaultd.h"
 
 /*
@@ -85,6 +84,7 @@ static void op_status(struct conn *c, const struct ipc_request *req, struct ipc_
                 return;
         }
         vstate_status(c->d, &s);
+        s.busy = session_busy(c->d);
         if (ipc_encode_status(&s, out, cap, &len) < 0) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot encode the status");
                 return;
@@ -131,11 +131,11 @@ static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_r
         }
         if (!need_vault(d, rep, out, cap))
                 return;
-        if (d->hs_owner == c) {
+        if (session_held_by(d, c)) {
                 reply_error(rep, IPC_STATE, 0, out, cap, "a handshake is already in progress on this connection");
                 return;
         }
-        if (d->hs_owner) {
+        if (session_busy(d)) {
                 reply_error(rep, IPC_BUSY, 0, out, cap, "another client is in a handshake");
                 return;
         }
@@ -149,7 +149,7 @@ static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_r
         hs_device_init(&d->sec->hs, &d->hdr.params, d->vault, &hs_random_os);
         r = hs_device_hello(&d->sec->hs, out, cap, &len);
         if (r >= 0)
-                r = ipc_handshake_begin(d, c);
+                r = session_begin(d, c);
         if (r < 0) {
                 hs_device_wipe(&d->sec->hs);
                 reply_error(rep, r == -EOVERFLOW ? IPC_EXHAUSTED : IPC_INTERNAL, 0, out, cap, "cannot start a handshake");
@@ -165,7 +165,7 @@ static bool need_handshake(struct conn *c, enum hs_device_state want, struct ipc
 
         if (!need_vault(d, rep, out, cap))
                 return false;
-        if (d->hs_owner != c) {
+        if (!session_held_by(d, c)) {
                 reply_error(rep, IPC_STATE, 0, out, cap, "no handshake in progress on this connection");
                 return false;
         }
@@ -194,7 +194,7 @@ static void handshake_failed(struct conn *c, int r, struct ipc_reply *rep, uint8
                 snprintf(result, sizeof result, "protocol-error");
         }
         log_outcome(d, result);
-        ipc_handshake_end(d);
+        session_end(d);
 }
 
 static void op_respond(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
@@ -228,17 +228,15 @@ static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc
         /* M5 and the session key leave only once the new vault is durable: file, then counter. */
         r = vstate_commit(d);
         if (r < 0) {
-                if (r == -ENOTRECOVERABLE && d->tpm_failed) {
+                if (r == -ENOTRECOVERABLE && d->failure.cause == VSTATE_CAUSE_TPM) {
                         reply_error(rep, IPC_TPM, 0, out, cap, "%s", d->refusal);
-                        log_err("Failed to advance the TPM counter: %s", tpm_last_error(d->tpm));
+                        log_err("Failed to advance the TPM counter: %s", d->failure.reason);
                         log_outcome(d, "counter-failed");
-                        vaultd_notify_status(d);
                 } else if (r == -ENOTRECOVERABLE) {
                         /* The file is renamed into place but its directory entry may not be durable. */
                         reply_error(rep, IPC_INTERNAL, 0, out, cap, "%s", d->refusal);
                         log_err("Cannot make the new vault file durable: %s", d->refusal);
                         log_outcome(d, "write-failed");
-                        vaultd_notify_status(d);
                 } else if (r == -EOVERFLOW) {
                         reply_error(rep, IPC_EXHAUSTED, 0, out, cap, "the epoch cannot advance: enroll the device again");
                         log_outcome(d, "exhausted");
@@ -247,16 +245,15 @@ static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc
                         log_err("Failed to write the new vault file: %s", strerror(-r));
                         log_outcome(d, "write-failed");
                 }
-                ipc_handshake_end(d);
+                session_end(d);
                 return;
         }
         memcpy(res.session_key, hs_device_session_key(&d->sec->hs), sizeof res.session_key);
         res.epoch = d->hdr.params.epoch;
         r = ipc_encode_confirm(&res, out, cap, &len);
         OPENSSL_cleanse(&res, sizeof res);
-        ipc_handshake_end(d);
+        session_end(d);
         log_outcome(d, "ok");
-        vaultd_notify_status(d);
         if (r < 0) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot encode the result");
                 return;
@@ -374,7 +371,7 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
                 reply_error(rep, IPC_BAD_REQUEST, 0, out, cap, "provision takes the bundle as a passed descriptor and no body");
                 return;
         }
-        if (d->hs_owner) {
+        if (session_busy(d)) {
                 reply_error(rep, IPC_BUSY, 0, out, cap, "a handshake is in progress");
                 return;
         }
@@ -415,24 +412,23 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         r = vstate_provision(d, &b, force);
         if (r == -EEXIST) {
                 reply_error(rep, IPC_EXISTS, 0, out, cap, "a vault is already provisioned");
-        } else if (r < 0 && d->key_failed) {
+        } else if (r < 0 && d->failure.cause == VSTATE_CAUSE_KEY_FILE) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "provisioning failed: key file '%s': %s",
-                            d->cfg->key_file, keyfile_strerror(r));
+                            d->cfg->key_file, d->failure.reason);
                 log_err("Failed to provision a vault for device %s: key file '%s': %s", b.params.device_id,
-                        d->cfg->key_file, keyfile_strerror(r));
+                        d->cfg->key_file, d->failure.reason);
         } else if (r < 0) {
-                const char *why = d->tpm_failed ? tpm_last_error(d->tpm) : "";
+                const char *why = d->failure.cause == VSTATE_CAUSE_TPM ? d->failure.reason : "";
 
                 reply_error(rep, why[0] ? IPC_TPM : IPC_INTERNAL, 0, out, cap, "provisioning failed: %s",
                             why[0] ? why : strerror(-r));
                 log_err("Failed to provision a vault for device %s: %s", b.params.device_id, why[0] ? why : strerror(-r));
         } else {
                 if (r == 1)
-                        log_warning("Could not remove the replaced vault's NV counter: %s", tpm_last_error(d->tpm));
+                        log_warning("Could not remove the replaced vault's NV counter: %s", d->failure.reason);
                 log_notice("provisioned vault device=%s epoch=%" PRIu64 " nv=0x%08" PRIx32 " counter=%" PRIu64 "%s",
                            d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter,
                            force ? " (forced)" : "");
-                vaultd_notify_status(d);
                 reply_ok(rep, NULL, 0);
         }
 out:
@@ -443,9 +439,9 @@ out:
 static void op_abort(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
         struct vaultd *d = c->d;
 
-        if (d->hs_owner == c) {
+        if (session_held_by(d, c)) {
                 log_outcome(d, "aborted");
-                ipc_handshake_end(d);
+                session_end(d);
         }
         reply_ok(rep, NULL, 0);
 }

@@ -4,21 +4,26 @@
 /*
  * vaultd's private header. vaultd is the only process that ever holds the vault: it unseals the
  * vault file's key-encryption key with the TPM at start, keeps the KEK and the vault in secret
- * memory, and serves devicectl over a SOCK_SEQPACKET socket (docs/ipc.md). Layers:
+ * memory, and serves devicectl over a SOCK_SEQPACKET socket (docs/ipc.md). Layers, top down;
+ * calls go down this list, never up:
  *
- *   main.c        start, systemd notification, signals, the event loop
+ *   main.c        start, signals, the event loop, systemd notification (it sends STATUS=
+ *                 whenever vstate reports a change, see d->status_gen)
  *   config.c      command line and /etc/secure-vault/vaultd.conf
- *   log.c         stderr in journal format (<N> priority prefixes)
- *   secmem.c      memfd_secret(2) / mlock memory for secrets; non-dumpable process
- *   storage.c     atomic file I/O in the state directory
- *   keyfile.c     the key file the sealed KEK's auth value is derived from
- *   vstate.c      the vault's life cycle: load + crash-window recovery, commit, provision
- *   peercred.c    who may talk to vaultd (SO_PEERCRED, SO_PEERGROUPS)
  *   ipc-server.c  listening socket, connections, packets, SCM_RIGHTS
  *   ops.c         one handler per IPC operation
+ *   session.c     the one handshake at a time: which connection holds it, and its time-out
+ *   vstate.c      the vault's life cycle: load + crash-window recovery, commit, provision; it
+ *                 reports why it failed (d->failure) and that the state changed (d->status_gen)
+ *   peercred.c    who may talk to vaultd (SO_PEERCRED, SO_PEERGROUPS)
+ *   keyfile.c     the key file the sealed KEK's auth value is derived from
+ *   storage.c     atomic file I/O in the state directory
+ *   secmem.c      memfd_secret(2) / mlock memory for secrets; non-dumpable process
+ *   log.c         stderr in journal format (<N> priority prefixes)
+ *   tpm.c         the TPM (vaultd/libvaulttpm.a), and common/ (libsvcommon.a)
  *
- * Functions return >= 0 or -errno and do not log, except in main.c, ipc-server.c and ops.c, which
- * are the top of the program and log each outcome once.
+ * Functions return >= 0 or -errno and do not log, except where an event starts: main.c,
+ * ipc-server.c and ops.c (a request), and session.c's time-out; they log each outcome once.
  */
 
 #include <stdbool.h>
@@ -162,7 +167,26 @@ enum crash_point {
         CRASH_PROVISION_AFTER_FILE,     /* provision over a vault on the counter: file, no bump */
 };
 
+/* Where the last vstate_load/commit/provision failure came from, so that the caller can say it
+ * without asking the layers below (never secret). */
+enum vstate_cause {
+        VSTATE_CAUSE_NONE,              /* no failure, or one that -errno says all about */
+        VSTATE_CAUSE_TPM,               /* the TPM failed; reason: what it said (may be "") */
+        VSTATE_CAUSE_KEY_FILE,          /* the key file could not be read; reason: why */
+};
+#define VSTATE_REASON_MAX 256
+struct vstate_failure {
+        enum vstate_cause cause;
+        char reason[VSTATE_REASON_MAX];
+};
+
 struct conn;
+
+/* session.c: the one handshake at a time. */
+struct session {
+        struct conn *owner;             /* the connection holding the handshake, or NULL */
+        sd_event_source *timer;         /* ends it after VAULTD_HANDSHAKE_TIMEOUT_S */
+};
 
 struct vaultd {
         struct vaultd_config *cfg;
@@ -177,11 +201,11 @@ struct vaultd {
         char refusal[IPC_MESSAGE_MAX + 1];      /* why, when VAULT_REFUSED (never secret) */
         struct vaultfile_header hdr;    /* the current file's header (public) */
         enum crash_point crash_at;
-        bool tpm_failed;                /* the last vstate_* failure came from the TPM */
-        bool key_failed;                /* the last vstate_* failure was reading the key file */
+        struct vstate_failure failure;  /* why the last vstate_* call failed */
+        unsigned status_gen;            /* vstate: bumped whenever state, refusal or hdr change */
+        unsigned status_notified;       /* main.c: the status_gen last sent as STATUS= */
 
-        struct conn *hs_owner;          /* the connection holding the handshake, or NULL */
-        sd_event_source *hs_timer;
+        struct session session;         /* the handshake in progress (session.c) */
 
         gid_t allowed_gids[VAULTD_GROUPS_MAX];
         size_t n_allowed_gids;
@@ -201,19 +225,22 @@ struct vaultd {
 };
 
 /* Verify the vault file against the TPM at start and apply the crash-window rules. Sets
- * d->state (and d->refusal); < 0 only if the TPM or the disk failed (not a verdict on the file).
- * 1 if the "file written, counter not yet advanced" window was closed by advancing the counter. */
+ * d->state (and d->refusal); < 0 only if the TPM, the key file or the disk failed (not a verdict
+ * on the file; d->failure says which). 1 if the "file written, counter not yet advanced" window
+ * was closed by advancing the counter. */
 int vstate_load(struct vaultd *d);
-/* The current generation's status (no secrets). */
+/* The current generation's status (no secrets; busy is session.c's to say). */
 void vstate_status(const struct vaultd *d, struct ipc_status_info *ret);
 /* Make d->next (the generation after d->hdr) durable: new file, then TPM counter, then swap it
  * in. -EIO/-ENOSPC...: file not written, nothing changed. -ENOTRECOVERABLE: the file replaced
  * the old one but its rename is not known to be durable, or the counter could not be advanced;
- * d->state is VAULT_REFUSED (d->refusal says which; d->tpm_failed is set for the counter) until a
- * restart recovers. */
+ * d->state is VAULT_REFUSED (d->refusal says which; d->failure.cause is VSTATE_CAUSE_TPM for the
+ * counter) until a restart recovers. */
 int vstate_commit(struct vaultd *d);
 /* Seal a new vault from a bundle. -EEXIST if one exists and !force. 1 if the replaced vault's
- * NV counter could not be removed (the new vault is in place regardless). -ENOTRECOVERABLE: the
+ * NV counter could not be removed (the new vault is in place regardless; d->failure.reason says
+ * what the TPM said). Other failures: d->failure says whether the TPM or the key file failed, if
+ * either did. -ENOTRECOVERABLE: the
  * new file replaced the old one but is not known to be durable; d->state is VAULT_REFUSED and
  * both NV counters are kept, so that a restart can use whichever file it finds. */
 int vstate_provision(struct vaultd *d, const struct bundle *b, bool force);
@@ -248,14 +275,14 @@ struct conn {
 /* The listening socket: systemd socket activation, else --socket. */
 int ipc_listen(struct vaultd *d);
 void ipc_shutdown(struct vaultd *d);
-/* c now owns the handshake (after HELLO); it ends after VAULTD_HANDSHAKE_TIMEOUT_S. */
-int ipc_handshake_begin(struct vaultd *d, struct conn *c);
-/* Ends the handshake in progress, if any (wipes its state and the next vault). */
-void ipc_handshake_end(struct vaultd *d);
 
-/* ---- main.c ---- */
-/* Sends STATUS= for the current vault state to systemd. */
-void vaultd_notify_status(const struct vaultd *d);
+/* ---- session.c ---- */
+/* c now holds the handshake (after HELLO); it ends after VAULTD_HANDSHAKE_TIMEOUT_S. */
+int session_begin(struct vaultd *d, struct conn *c);
+/* Ends the handshake in progress, if any (wipes its state and the next vault). */
+void session_end(struct vaultd *d);
+bool session_busy(const struct vaultd *d);
+bool session_held_by(const struct vaultd *d, const struct conn *c);
 
 /* ---- ops.c ---- */
 /* Handles one request. Fills rep (body in out, up to cap); a passed fd (provision) is in *passed_fd

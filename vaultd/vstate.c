@@ -48,6 +48,24 @@ static void wipe_secrets(struct vaultd *d) {
         OPENSSL_cleanse(d->sec->vault_b, sizeof d->sec->vault_b);
 }
 
+static void failure_clear(struct vaultd *d) {
+        d->failure = (struct vstate_failure) { .cause = VSTATE_CAUSE_NONE };
+}
+
+/* The failure r came from the TPM: keep what it said (tpm_last_error() lasts only until the next
+ * TPM call) for the caller to report. */
+static int failure_tpm(struct vaultd *d, int r) {
+        d->failure.cause = VSTATE_CAUSE_TPM;
+        snprintf(d->failure.reason, sizeof d->failure.reason, "%s", tpm_last_error(d->tpm));
+        return r;
+}
+
+static int failure_key_file(struct vaultd *d, int r) {
+        d->failure.cause = VSTATE_CAUSE_KEY_FILE;
+        snprintf(d->failure.reason, sizeof d->failure.reason, "%s", keyfile_strerror(r));
+        return r;
+}
+
 /* A refused vault is never used: its secrets are dropped from memory, and only an explicit
  * provision --force may replace its file. */
 void vstate_refuse(struct vaultd *d, const char *fmt, ...) {
@@ -58,6 +76,7 @@ void vstate_refuse(struct vaultd *d, const char *fmt, ...) {
         va_end(ap);
         wipe_secrets(d);
         d->state = VAULT_REFUSED;
+        d->status_gen++;
 }
 
 /* "7,16" for a PCR mask. */
@@ -138,6 +157,7 @@ int vstate_load(struct vaultd *d) {
         uint64_t tpm_value;
         int r, ret = 0;
 
+        failure_clear(d);
         r = storage_read(d->state_fd, &data, &len);
         if (r == -ENOENT) {
                 d->state = VAULT_NONE;
@@ -170,11 +190,10 @@ int vstate_load(struct vaultd *d) {
 
         /* A KEK bound to the key file needs it: without it there is no verdict on the file (a
          * missing credential, a wrong setting), so vaultd exits and systemd retries. */
-        d->key_failed = false;
         if (h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE) {
                 r = d->cfg->key_file ? keyfile_auth(d->cfg->key_file, false, d->sec->kek_auth) : -ENOKEY;
                 if (r < 0) {
-                        d->key_failed = true;
+                        failure_key_file(d, r);
                         goto out_r;
                 }
         }
@@ -269,6 +288,9 @@ int vstate_load(struct vaultd *d) {
         return ret;
 
 out_r:
+        /* Every other failure past storage_read() is the TPM's. */
+        if (d->failure.cause == VSTATE_CAUSE_NONE)
+                failure_tpm(d, r);
         wipe_secrets(d);
         free(data);
         return r;
@@ -287,7 +309,6 @@ void vstate_status(const struct vaultd *d, struct ipc_status_info *ret) {
                 s.nv_index = d->hdr.nv_index;
                 s.counter = d->hdr.counter;
         }
-        s.busy = d->hs_owner != NULL;
         s.tpm_commands = d->tpm ? tpm_command_count(d->tpm) : 0;
         *ret = s;
 }
@@ -317,7 +338,7 @@ static int write_file(struct vaultd *d, const struct vaultfile_header *h, const 
 static int counter_advance(struct vaultd *d) {
         if (tpm_counter_bump(d->tpm) >= 0)
                 return 0;
-        d->tpm_failed = true;
+        failure_tpm(d, -EIO);
         vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
                       "advanced; restart vaultd");
         return -ENOTRECOVERABLE;
@@ -339,7 +360,7 @@ int vstate_commit(struct vaultd *d) {
                 return -EINVAL;
         if (h.params.epoch == UINT64_MAX || h.counter == UINT64_MAX)
                 return -EOVERFLOW;
-        d->tpm_failed = false;
+        failure_clear(d);
         h.params.epoch++;
         h.counter++;
         r = crypto_random(h.iv, sizeof h.iv);
@@ -376,6 +397,7 @@ int vstate_commit(struct vaultd *d) {
                 OPENSSL_cleanse(old, SV_VAULT_MAX);
         }
         d->hdr = h;
+        d->status_gen++;
         return 0;
 }
 
@@ -429,8 +451,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         advance = d->state == VAULT_READY && d->hdr.nv_index == index;
         if (d->state == VAULT_READY && !advance)
                 old_index = d->hdr.nv_index;
-        d->tpm_failed = false;
-        d->key_failed = false;
+        failure_clear(d);
         if (advance && d->hdr.counter == UINT64_MAX)
                 return -EOVERFLOW;
 
@@ -446,7 +467,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         if (d->cfg->key_file) {
                 r = keyfile_auth(d->cfg->key_file, true, d->sec->kek_auth);
                 if (r < 0) {
-                        d->key_failed = true;
+                        failure_key_file(d, r);
                         goto out;
                 }
         }
@@ -458,7 +479,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         else if (r >= 0)
                 r = counter_take(d, index, d->sec->new_auth, &value);
         if (r < 0) {
-                d->tpm_failed = true;
+                failure_tpm(d, r);
                 goto out;
         }
 
@@ -481,7 +502,6 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
                  * either file may be found, so no counter may go or advance. Refuse until then. */
                 vstate_refuse(d, "refusing: the new vault file replaced the old one but the state directory "
                               "could not be synced; restart vaultd");
-                vaultd_notify_status(d);
                 goto out;
         }
         if (r < 0) {
@@ -496,10 +516,8 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
                 vstate_crash_point(d, CRASH_PROVISION_AFTER_FILE);
                 /* One TPM command: from now on every older file is behind the counter. */
                 r = counter_advance(d);
-                if (r < 0) {
-                        vaultd_notify_status(d);
+                if (r < 0)
                         goto out;
-                }
         }
 
         /* Durable: switch over. Both buffers are wiped whole first: the old vault may be larger
@@ -514,19 +532,19 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         d->hdr = h;
         d->state = VAULT_READY;
         d->refusal[0] = '\0';
+        d->status_gen++;
         if (!advance) {
                 r = tpm_counter_bind(d->tpm, index, d->sec->counter_auth);
                 if (r < 0) {
                         /* The vault is durable and verified at the next start; until then refuse to use it. */
                         vstate_refuse(d, "refusing: cannot bind the new TPM counter; restart vaultd");
-                        vaultd_notify_status(d);
                         goto out;
                 }
         }
         /* The replaced vault's own counter (a vault of before the one counter) is of no use any
          * more: its file is refused now that vaultd's counter exists. */
         if (old_index != 0 && old_index != index && counter_undefine(d, old_index) < 0)
-                r = 1;
+                r = failure_tpm(d, 1);
 out:
         OPENSSL_cleanse(d->sec->new_kek, sizeof d->sec->new_kek);
         OPENSSL_cleanse(d->sec->new_auth, sizeof d->sec->new_auth);

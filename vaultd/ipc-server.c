@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <grp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,7 +43,8 @@ static void conn_close(struct conn *c) {
 
         if (session_held_by(d, c)) {
                 /* A handshake whose client went away is aborted: the vault is unchanged. */
-                log_info("handshake device=%s result=aborted epoch=%" PRIu64 " (client uid=%u pid=%d closed the connection)",
+                log_peer(LOG_INFO, c, NULL, d->hdr.params.device_id,
+                         "handshake device=%s result=aborted epoch=%" PRIu64 " (client uid=%u pid=%d closed the connection)",
                          d->hdr.params.device_id, d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid);
                 session_end(d);
         }
@@ -142,7 +144,8 @@ static int conn_handle(struct conn *c) {
         /* Anything we cannot even answer (truncated, another version, unknown op) closes the peer. */
         if ((size_t) n > sizeof pkt || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
             ipc_decode_request(pkt, (size_t) n, &req) < 0) {
-                log_notice("closing connection from uid=%u pid=%d: malformed request", (unsigned) c->uid, (int) c->pid);
+                log_peer(LOG_NOTICE, c, NULL, NULL, "closing connection from uid=%u pid=%d: malformed request",
+                         (unsigned) c->uid, (int) c->pid);
                 close_fds(fds, nfds);
                 return -EBADMSG;
         }
@@ -196,7 +199,7 @@ static int conn_idle(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (session_held_by(c->d, c) && conn_arm_idle(c, (uint64_t) VAULTD_IDLE_TIMEOUT_S * USEC_PER_SEC) >= 0)
                 return 0;
-        log_info("closing %s connection from uid=%u pid=%d: no request for %d s",
+        log_peer(LOG_INFO, c, NULL, NULL, "closing %s connection from uid=%u pid=%d: no request for %d s",
                  c->denied ? "refused" : "idle", (unsigned) c->uid, (int) c->pid,
                  c->denied ? VAULTD_DENIED_TIMEOUT_S : VAULTD_IDLE_TIMEOUT_S);
         conn_close(c);
@@ -224,7 +227,7 @@ static int accept_resume(sd_event_source *s, uint64_t usec, void *userdata) {
         r = sd_event_source_set_enabled(d->listen_src, SD_EVENT_ON);
         if (r < 0) {
                 /* Without the listening socket vaultd is useless: exit, and let systemd restart it. */
-                log_err("Failed to watch the listening socket again: %s", strerror(-r));
+                log_error_errno(r, "Failed to watch the listening socket again: %m");
                 return sd_event_exit(d->event, r);
         }
         return 0;
@@ -270,9 +273,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (accept_error_is_shortage(err))
                         accept_pause(d);
                 if (log_allowed(d->event, &accept_failed_rl, &suppressed))
-                        log_warning("Failed to accept a connection: %s%s (%u similar messages suppressed)",
-                                    strerror(err), accept_error_is_shortage(err) ? "; pausing for 100 ms" : "",
-                                    suppressed);
+                        log_warning_errno(err, "Failed to accept a connection: %m%s (%u similar messages suppressed)",
+                                          accept_error_is_shortage(err) ? "; pausing for 100 ms" : "", suppressed);
                 return 0;
         }
         if (d->n_conns >= VAULTD_CONN_MAX) {
@@ -291,13 +293,16 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         *c = (struct conn) { .d = d, .fd = cfd };
         r = peercred_check(d, cfd, &c->uid, &c->pid);
         if (r < 0) {
-                log_warning("Failed to read peer credentials: %s", strerror(-r));
+                log_warning_errno(r, "Failed to read peer credentials: %m");
                 free(c);
                 close(cfd);
                 return 0;
         }
+        snprintf(c->uid_text, sizeof c->uid_text, "%u", (unsigned) c->uid);
+        snprintf(c->pid_text, sizeof c->pid_text, "%d", (int) c->pid);
         if (r == PEER_DENIED) {
-                log_notice("refused connection from uid=%u pid=%d", (unsigned) c->uid, (int) c->pid);
+                log_peer(LOG_NOTICE, c, NULL, NULL, "refused connection from uid=%u pid=%d", (unsigned) c->uid,
+                         (int) c->pid);
                 c->denied = true;
         }
         c->admin = r == PEER_ADMIN;
@@ -307,7 +312,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (r >= 0)
                 r = sd_event_add_io(d->event, &c->src, cfd, EPOLLIN, conn_io, c);
         if (r < 0) {
-                log_warning("Failed to watch a connection: %s", strerror(-r));
+                log_warning_errno(r, "Failed to watch a connection: %m");
                 sd_event_source_disable_unref(c->idle_timer);
                 free(c);
                 close(cfd);
@@ -338,8 +343,7 @@ static int bind_socket(struct vaultd *d) {
 
         /* A stale socket from an earlier run is replaced; anything else at the path is an error. */
         if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-                log_err("Failed to bind '%s': exists and is not a socket", path);
-                return -EEXIST;
+                return log_error_errno(EEXIST, "Failed to bind '%s': exists and is not a socket", path);
         }
         if ((size_t) snprintf(tmp, sizeof tmp, "%s.new", path) < sizeof tmp) {
                 bound = tmp;
@@ -352,43 +356,41 @@ static int bind_socket(struct vaultd *d) {
         memcpy(sa.sun_path, bound, strlen(bound) + 1);
 
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0) {
-                r = -errno;
-                log_err("Failed to create the socket: %s", strerror(-r));
-                return r;
-        }
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create the socket: %m");
         /* No window in which the socket is more open than 0660. */
         old_umask = umask(0117);
         r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
         umask(old_umask);
         if (r < 0) {
-                log_err("Failed to bind '%s': %s", bound, strerror(-r));
+                log_error_errno(r, "Failed to bind '%s': %m", bound);
                 close(fd);
                 return r;
         }
         if (chmod(bound, 0660) < 0) {
-                r = -errno;
-                log_err("Failed to set the mode of '%s': %s", bound, strerror(-r));
+                r = log_error_errno(errno, "Failed to set the mode of '%s': %m", bound);
                 goto fail;
         }
         if (d->cfg->socket_group) {
                 struct group *gr = getgrnam(d->cfg->socket_group);
 
-                if (!gr || chown(bound, (uid_t) -1, gr->gr_gid) < 0) {
-                        r = gr ? -errno : -ENOENT;
-                        log_err("Failed to give socket '%s' to group '%s': %s", path, d->cfg->socket_group,
-                                gr ? strerror(-r) : "no such group");
+                if (!gr) {
+                        r = log_error_errno(ENOENT, "Failed to give socket '%s' to group '%s': no such group", path,
+                                            d->cfg->socket_group);
+                        goto fail;
+                }
+                if (chown(bound, (uid_t) -1, gr->gr_gid) < 0) {
+                        r = log_error_errno(errno, "Failed to give socket '%s' to group '%s': %m", path,
+                                            d->cfg->socket_group);
                         goto fail;
                 }
         }
         if (listen(fd, LISTEN_BACKLOG) < 0) {
-                r = -errno;
-                log_err("Failed to listen on '%s': %s", path, strerror(-r));
+                r = log_error_errno(errno, "Failed to listen on '%s': %m", path);
                 goto fail;
         }
         if (bound != path && rename(bound, path) < 0) {
-                r = -errno;
-                log_err("Failed to move socket '%s' to '%s': %s", bound, path, strerror(-r));
+                r = log_error_errno(errno, "Failed to move socket '%s' to '%s': %m", bound, path);
                 goto fail;
         }
         return fd;
@@ -402,29 +404,24 @@ int ipc_listen(struct vaultd *d) {
         int n, fd, r;
 
         n = sd_listen_fds(1);
-        if (n < 0) {
-                log_err("Failed to read the sockets passed by systemd: %s", strerror(-n));
-                return n;
-        }
-        if (n > 1) {
-                log_err("Expected one socket from systemd, got %d", n);
-                return -EINVAL;
-        }
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+        if (n > 1)
+                return log_error_errno(EINVAL, "Expected one socket from systemd, got %d", n);
         if (n == 1) {
                 fd = SD_LISTEN_FDS_START;
                 r = sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0);
                 if (r <= 0) {
-                        log_err("The socket passed by systemd is not a listening SOCK_SEQPACKET unix socket");
+                        log_error("The socket passed by systemd is not a listening SOCK_SEQPACKET unix socket");
                         return r < 0 ? r : -EINVAL;
                 }
                 if (d->cfg->socket_path)
                         log_notice("Socket activated: ignoring --socket '%s'", d->cfg->socket_path);
                 r = sd_event_add_io(d->event, &d->listen_src, fd, EPOLLIN, on_accept, d);
         } else {
-                if (!d->cfg->socket_path) {
-                        log_err("No socket: start vaultd by socket activation or pass --socket PATH");
-                        return -EDESTADDRREQ;
-                }
+                if (!d->cfg->socket_path)
+                        return log_error_errno(EDESTADDRREQ,
+                                               "No socket: start vaultd by socket activation or pass --socket PATH");
                 fd = bind_socket(d);
                 if (fd < 0)
                         return fd;
@@ -432,7 +429,7 @@ int ipc_listen(struct vaultd *d) {
                 d->socket_bound = true;
         }
         if (r < 0) {
-                log_err("Failed to watch the listening socket: %s", strerror(-r));
+                log_error_errno(r, "Failed to watch the listening socket: %m");
                 close(fd);
                 return r;
         }
@@ -451,8 +448,7 @@ int ipc_listen(struct vaultd *d) {
         d->listen_fd = fd;
         if (r < 0) {
                 /* ipc_shutdown() (main.c, on the way out) releases the socket and the timer. */
-                log_err("Failed to set up the accept timer: %s", strerror(-r));
-                return r;
+                return log_error_errno(r, "Failed to set up the accept timer: %m");
         }
         return 0;
 }

@@ -71,34 +71,28 @@ static int run(struct vaultd *d) {
         int r;
 
         r = sd_event_default(&d->event);
-        if (r < 0) {
-                log_err("Failed to create the event loop: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
             sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, NULL) < 0 ||
             sd_event_add_signal(d->event, NULL, SIGINT, on_signal, NULL) < 0) {
-                log_err("Failed to set up signal handling");
+                log_error("Failed to set up signal handling");
                 return -EIO;
         }
         r = sd_event_set_watchdog(d->event, true);
-        if (r < 0) {
-                log_err("Failed to enable the watchdog: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to enable the watchdog: %m");
 
         r = storage_open_dir(d->cfg->state_dir, &d->state_fd);
-        if (r < 0) {
-                log_err("Failed to open state directory '%s': %s", d->cfg->state_dir, strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to open state directory '%s': %m", d->cfg->state_dir);
 
         r = tpm_open(d->cfg->tcti, &d->tpm);
         if (r < 0) {
-                log_err("Failed to open the TPM with TCTI '%s': %s", d->cfg->tcti, tpm_last_error(NULL));
+                log_error_errno(r, "Failed to open the TPM with TCTI '%s': %s", d->cfg->tcti, tpm_last_error(NULL));
                 (void) sd_notifyf(0, "STATUS=cannot open the TPM ('%s')", d->cfg->tcti);
                 return r;
         }
@@ -106,16 +100,16 @@ static int run(struct vaultd *d) {
         r = vstate_load(d);
         if (r < 0 && d->failure.cause == VSTATE_CAUSE_KEY_FILE) {
                 if (d->cfg->key_file)
-                        log_err("Failed to read the key file '%s' the vault key is bound to: %s",
-                                d->cfg->key_file, d->failure.reason);
+                        log_error_errno(r, "Failed to read the key file '%s' the vault key is bound to: %s",
+                                        d->cfg->key_file, d->failure.reason);
                 else
-                        log_err("The vault key is bound to a key file, but key-file = none");
+                        log_error("The vault key is bound to a key file, but key-file = none");
                 (void) sd_notify(0, "STATUS=cannot read the key file the vault key is bound to");
                 return r;
         }
         if (r < 0) {
-                log_err("Failed to verify the vault file: %s%s%s", strerror(-r),
-                        d->failure.reason[0] ? ": " : "", d->failure.reason);
+                log_error_errno(r, "Failed to verify the vault file: %m%s%s",
+                                d->failure.reason[0] ? ": " : "", d->failure.reason);
                 (void) sd_notify(0, "STATUS=cannot verify the vault file (TPM or disk failure)");
                 return r;
         }
@@ -135,29 +129,25 @@ static int run(struct vaultd *d) {
                 log_info("no vault provisioned");
                 break;
         case VAULT_REFUSED:
-                log_err("%s", d->refusal);
+                log_error("%s", d->refusal);
                 break;
         }
 
         r = peercred_resolve_groups(d, group_missing);
-        if (r < 0) {
-                log_err("Failed to look up the allowed groups: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to look up the allowed groups: %m");
         r = ipc_listen(d);
         if (r < 0)
                 return r;
 
         r = sd_event_add_post(d->event, NULL, on_post, d);
-        if (r < 0) {
-                log_err("Failed to set up status notification: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up status notification: %m");
         notify_status(d);
         (void) sd_notify(0, "READY=1");
         r = sd_event_loop(d->event);
         if (r < 0)
-                log_err("Event loop failed: %s", strerror(-r));
+                log_error_errno(r, "Event loop failed: %m");
         return r;
 }
 
@@ -170,11 +160,13 @@ int main(int argc, char *argv[]) {
         if (setenv("TSS2_LOG", "all+none", 0) < 0)
                 return EXIT_FAILURE;
 
+        log_open("vaultd", LOG_TARGET_AUTO, LOG_TARGET_KMSG);
         r = config_load(argc, argv, &cfg);
         if (r > 0)
                 return EXIT_SUCCESS;
         if (r < 0)
                 return r == -ENOMEM ? EXIT_FAILURE : VAULTD_EXIT_USAGE;
+        log_set_max_level(cfg.log_level);
         if (parse_crash_point(getenv("VAULTD_CRASH_AT"), &d.crash_at) < 0) {
                 fprintf(stderr, "vaultd: invalid VAULTD_CRASH_AT '%s': expected before-file, after-file, "
                         "after-counter or provision-after-file\n",
@@ -185,13 +177,13 @@ int main(int argc, char *argv[]) {
 
         r = secmem_init();
         if (r < 0) {
-                log_err("Failed to make the process non-dumpable: %s", strerror(-r));
+                log_error_errno(r, "Failed to make the process non-dumpable: %m");
                 goto out;
         }
         r = secmem_alloc(sizeof *d.sec, (void **) &d.sec);
         if (r < 0) {
-                log_err("Failed to allocate %zu bytes of secret memory (%s): %s", sizeof *d.sec,
-                        secmem_mechanism(), strerror(-r));
+                log_error_errno(r, "Failed to allocate %zu bytes of secret memory (%s): %m", sizeof *d.sec,
+                                secmem_mechanism());
                 goto out;
         }
         log_info("Secrets are kept in %s memory", secmem_mechanism());

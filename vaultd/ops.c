@@ -59,9 +59,19 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static void log_outcome(const struct vaultd *d, const char *result) {
-        log_info("handshake device=%s result=%s epoch=%" PRIu64, d->hdr.params.device_id, result,
-                 d->hdr.params.epoch);
+/* Operation names, for the OP= journal field. */
+#define OP_HELLO        "hello"
+#define OP_CONFIRM      "confirm"
+#define OP_RESPOND      "respond"
+#define OP_PROVISION    "provision"
+#define OP_ABORT        "abort"
+
+/* One line per handshake outcome: device, result, epoch. */
+static void log_outcome(const struct conn *c, const char *op, const char *result) {
+        const struct vaultd *d = c->d;
+
+        log_peer(LOG_INFO, c, op, d->hdr.params.device_id, "handshake device=%s result=%s epoch=%" PRIu64,
+                 d->hdr.params.device_id, result, d->hdr.params.epoch);
 }
 
 /* Operations that need a usable vault: refuse early, with the reason. */
@@ -114,9 +124,10 @@ static bool auth_token(struct conn *c, struct ipc_reply *rep, uint8_t *out, size
                     "vaultd allows %u at once, then %s: retry in %" PRIu64 " s",
                     d->cfg->auth_burst, d->cfg->auth_rate, secs);
         if (ratelimit_pass(&d->auth_refused_log, now_usec(), REFUSAL_LOG_INTERVAL_USEC, &suppressed))
-                log_notice("handshake device=%s result=rate-limited epoch=%" PRIu64 " (uid=%u pid=%d; "
-                           "next in %" PRIu64 " s; %u similar messages suppressed)", d->hdr.params.device_id,
-                           d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid, secs, suppressed);
+                log_peer(LOG_NOTICE, c, OP_HELLO, d->hdr.params.device_id,
+                         "handshake device=%s result=rate-limited epoch=%" PRIu64 " (uid=%u pid=%d; "
+                         "next in %" PRIu64 " s; %u similar messages suppressed)", d->hdr.params.device_id,
+                         d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid, secs, suppressed);
         return false;
 }
 
@@ -141,7 +152,7 @@ static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_r
         }
         if (d->hdr.params.epoch == UINT64_MAX) {
                 reply_error(rep, IPC_EXHAUSTED, 0, out, cap, "epoch 2^64-1 cannot advance: enroll the device again");
-                log_outcome(d, "exhausted");
+                log_outcome(c, OP_HELLO, "exhausted");
                 return;
         }
         if (!auth_token(c, rep, out, cap))
@@ -153,7 +164,7 @@ static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_r
         if (r < 0) {
                 hs_device_wipe(&d->sec->hs);
                 reply_error(rep, r == -EOVERFLOW ? IPC_EXHAUSTED : IPC_INTERNAL, 0, out, cap, "cannot start a handshake");
-                log_err("Failed to start a handshake: %s", strerror(-r));
+                log_peer_errno(LOG_ERR, r, c, OP_HELLO, d->hdr.params.device_id, "Failed to start a handshake: %m");
                 return;
         }
         reply_ok(rep, out, len);
@@ -177,7 +188,7 @@ static bool need_handshake(struct conn *c, enum hs_device_state want, struct ipc
 }
 
 /* A failed step ends the handshake: reply, log one line, wipe. */
-static void handshake_failed(struct conn *c, int r, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+static void handshake_failed(struct conn *c, const char *op, int r, struct ipc_reply *rep, uint8_t *out, size_t cap) {
         struct vaultd *d = c->d;
         char result[32];
 
@@ -193,7 +204,7 @@ static void handshake_failed(struct conn *c, int r, struct ipc_reply *rep, uint8
                 reply_error(rep, IPC_PROTOCOL, 0, out, cap, "malformed message from the server");
                 snprintf(result, sizeof result, "protocol-error");
         }
-        log_outcome(d, result);
+        log_outcome(c, op, result);
         session_end(d);
 }
 
@@ -205,7 +216,7 @@ static void op_respond(struct conn *c, const struct ipc_request *req, struct ipc
                 return;
         r = hs_device_respond(&c->d->sec->hs, req->body, req->body_len, out, cap, &len);
         if (r < 0) {
-                handshake_failed(c, r, rep, out, cap);
+                handshake_failed(c, OP_RESPOND, r, rep, out, cap);
                 return;
         }
         reply_ok(rep, out, len);
@@ -221,7 +232,7 @@ static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc
                 return;
         r = hs_device_confirm(&d->sec->hs, req->body, req->body_len, d->next, res.m5, sizeof res.m5, &res.m5_len);
         if (r < 0) {
-                handshake_failed(c, r, rep, out, cap);
+                handshake_failed(c, OP_CONFIRM, r, rep, out, cap);
                 return;
         }
 
@@ -230,20 +241,23 @@ static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc
         if (r < 0) {
                 if (r == -ENOTRECOVERABLE && d->failure.cause == VSTATE_CAUSE_TPM) {
                         reply_error(rep, IPC_TPM, 0, out, cap, "%s", d->refusal);
-                        log_err("Failed to advance the TPM counter: %s", d->failure.reason);
-                        log_outcome(d, "counter-failed");
+                        log_peer_errno(LOG_ERR, r, c, OP_CONFIRM, d->hdr.params.device_id,
+                                       "Failed to advance the TPM counter: %s", d->failure.reason);
+                        log_outcome(c, OP_CONFIRM, "counter-failed");
                 } else if (r == -ENOTRECOVERABLE) {
                         /* The file is renamed into place but its directory entry may not be durable. */
                         reply_error(rep, IPC_INTERNAL, 0, out, cap, "%s", d->refusal);
-                        log_err("Cannot make the new vault file durable: %s", d->refusal);
-                        log_outcome(d, "write-failed");
+                        log_peer_errno(LOG_ERR, r, c, OP_CONFIRM, d->hdr.params.device_id,
+                                       "Cannot make the new vault file durable: %s", d->refusal);
+                        log_outcome(c, OP_CONFIRM, "write-failed");
                 } else if (r == -EOVERFLOW) {
                         reply_error(rep, IPC_EXHAUSTED, 0, out, cap, "the epoch cannot advance: enroll the device again");
-                        log_outcome(d, "exhausted");
+                        log_outcome(c, OP_CONFIRM, "exhausted");
                 } else {
                         reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot write the new vault file");
-                        log_err("Failed to write the new vault file: %s", strerror(-r));
-                        log_outcome(d, "write-failed");
+                        log_peer_errno(LOG_ERR, r, c, OP_CONFIRM, d->hdr.params.device_id,
+                                       "Failed to write the new vault file: %m");
+                        log_outcome(c, OP_CONFIRM, "write-failed");
                 }
                 session_end(d);
                 return;
@@ -253,7 +267,7 @@ static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc
         r = ipc_encode_confirm(&res, out, cap, &len);
         OPENSSL_cleanse(&res, sizeof res);
         session_end(d);
-        log_outcome(d, "ok");
+        log_outcome(c, OP_CONFIRM, "ok");
         if (r < 0) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot encode the result");
                 return;
@@ -349,7 +363,8 @@ static bool need_admin(struct conn *c, struct ipc_reply *rep, uint8_t *out, size
                     "only root, vaultd's user and members of %s %s may provision",
                     d->cfg->n_admin_groups > 1 ? "groups" : "group", groups);
         if (ratelimit_pass(&d->provision_refused_log, now_usec(), REFUSAL_LOG_INTERVAL_USEC, &suppressed))
-                log_notice("refused provision from uid=%u pid=%d: not root, vaultd's user or in an admin group "
+                log_peer(LOG_NOTICE, c, OP_PROVISION, NULL,
+                         "refused provision from uid=%u pid=%d: not root, vaultd's user or in an admin group "
                            "(%u similar messages suppressed)", (unsigned) c->uid, (int) c->pid, suppressed);
         return false;
 }
@@ -388,7 +403,7 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         r = secmem_alloc(text_cap, (void **) &text);
         if (r < 0) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "out of secret memory");
-                log_err("Failed to allocate secret memory for a bundle: %s", strerror(-r));
+                log_peer_errno(LOG_ERR, r, c, OP_PROVISION, NULL, "Failed to allocate secret memory for a bundle: %m");
                 return;
         }
         r = read_bundle(fd, text, text_cap, &len);
@@ -415,20 +430,28 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         } else if (r < 0 && d->failure.cause == VSTATE_CAUSE_KEY_FILE) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "provisioning failed: key file '%s': %s",
                             d->cfg->key_file, d->failure.reason);
-                log_err("Failed to provision a vault for device %s: key file '%s': %s", b.params.device_id,
-                        d->cfg->key_file, d->failure.reason);
+                log_peer_errno(LOG_ERR, r, c, OP_PROVISION, b.params.device_id,
+                               "Failed to provision a vault for device %s: key file '%s': %s", b.params.device_id,
+                               d->cfg->key_file, d->failure.reason);
         } else if (r < 0) {
                 const char *why = d->failure.cause == VSTATE_CAUSE_TPM ? d->failure.reason : "";
 
                 reply_error(rep, why[0] ? IPC_TPM : IPC_INTERNAL, 0, out, cap, "provisioning failed: %s",
                             why[0] ? why : strerror(-r));
-                log_err("Failed to provision a vault for device %s: %s", b.params.device_id, why[0] ? why : strerror(-r));
+                if (why[0])
+                        log_peer_errno(LOG_ERR, r, c, OP_PROVISION, b.params.device_id,
+                                       "Failed to provision a vault for device %s: %s", b.params.device_id, why);
+                else
+                        log_peer_errno(LOG_ERR, r, c, OP_PROVISION, b.params.device_id,
+                                       "Failed to provision a vault for device %s: %m", b.params.device_id);
         } else {
                 if (r == 1)
-                        log_warning("Could not remove the replaced vault's NV counter: %s", d->failure.reason);
-                log_notice("provisioned vault device=%s epoch=%" PRIu64 " nv=0x%08" PRIx32 " counter=%" PRIu64 "%s",
-                           d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter,
-                           force ? " (forced)" : "");
+                        log_peer(LOG_WARNING, c, OP_PROVISION, d->hdr.params.device_id,
+                                 "Could not remove the replaced vault's NV counter: %s", d->failure.reason);
+                log_peer(LOG_NOTICE, c, OP_PROVISION, d->hdr.params.device_id,
+                         "provisioned vault device=%s epoch=%" PRIu64 " nv=0x%08" PRIx32 " counter=%" PRIu64 "%s",
+                         d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter,
+                         force ? " (forced)" : "");
                 reply_ok(rep, NULL, 0);
         }
 out:
@@ -440,7 +463,7 @@ static void op_abort(struct conn *c, const struct ipc_request *req, struct ipc_r
         struct vaultd *d = c->d;
 
         if (session_held_by(d, c)) {
-                log_outcome(d, "aborted");
+                log_outcome(c, OP_ABORT, "aborted");
                 session_end(d);
         }
         reply_ok(rep, NULL, 0);

@@ -15,7 +15,8 @@ static int session_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct vaultd *d = userdata;
 
         /* The event starts here: nobody above to report to, so the outcome is logged here. */
-        log_notice("handshake device=%s result=timeout epoch=%" PRIu64, d->hdr.params.device_id, d->hdr.params.epoch);
+        log_peer(LOG_NOTICE, d->session.owner, NULL, d->hdr.params.device_id,
+                 "handshake device=%s result=timeout epoch=%" PRIu64, d->hdr.params.device_id, d->hdr.params.epoch);
         session_end(d);
         return 0;
 }

@@ -19,8 +19,8 @@
  *   keyfile.c     the key file the sealed KEK's auth value is derived from
  *   storage.c     atomic file I/O in the state directory
  *   secmem.c      memfd_secret(2) / mlock memory for secrets; non-dumpable process
- *   log.c         stderr in journal format (<N> priority prefixes)
- *   tpm.c         the TPM (vaultd/libvaulttpm.a), and common/ (libsvcommon.a)
+ *   tpm.c         the TPM (vaultd/libvaulttpm.a); common/ (libsvcommon.a), and the logger and
+ *                 the fault hook of libsvio.a (common/log.h, common/fault.h)
  *
  * Functions return >= 0 or -errno and do not log, except where an event starts: main.c,
  * ipc-server.c and ops.c (a request), and session.c's time-out; they log each outcome once.
@@ -35,6 +35,7 @@
 
 #include "handshake.h"
 #include "ipc.h"
+#include "log.h"
 #include "ratelimit.h"
 #include "vaultfile.h"
 
@@ -94,6 +95,7 @@ struct vaultd_config {
         unsigned auth_burst;
         uint32_t nv_index;              /* the long-lived anti-rollback counter */
         char *key_file;                 /* NULL: key-file = none (empty KEK auth value) */
+        int log_level;                  /* LOG_ERR..LOG_DEBUG: the most verbose level logged */
 };
 /* 0: run; 1: --help/--version done; -EINVAL: usage error (already reported on stderr: the one
  * place outside main.c that prints, because only it knows the offending value). */
@@ -101,14 +103,6 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret);
 void config_free(struct vaultd_config *c);
 int config_parse_pcrs(const char *s, uint32_t *ret);
 int config_parse_nv_index(const char *s, uint32_t *ret);
-
-/* ---- log.c ---- */
-void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define log_err(...)     log_msg(3, __VA_ARGS__)
-#define log_warning(...) log_msg(4, __VA_ARGS__)
-#define log_notice(...)  log_msg(5, __VA_ARGS__)
-#define log_info(...)    log_msg(6, __VA_ARGS__)
-#define log_debug(...)   log_msg(7, __VA_ARGS__)
 
 /* ---- secmem.c ---- */
 /* Makes the process non-dumpable, disables core files and picks the mechanism. */
@@ -270,8 +264,24 @@ struct conn {
         pid_t pid;
         bool denied;                    /* answer the first request with IPC_DENIED, then close */
         bool admin;                     /* PEER_ADMIN: may provision */
+        char uid_text[12], pid_text[12];        /* uid and pid for the journal fields below */
         struct conn *prev, *next;
 };
+
+/*
+ * A log line about connection c's peer carries its uid and pid as journal fields, and the
+ * operation (OP=, one of ops.c's names) and device (DEVICE_ID=) it concerns; a NULL op or device
+ * is left out. (Fields go to the journal only; the text says the same for other targets.)
+ */
+#define VAULTD_PEER_FIELDS(c, op, device)                                               \
+        ((const struct log_field[]) {                                                   \
+                { "PEER_UID", (c)->uid_text }, { "PEER_PID", (c)->pid_text },           \
+                { "OP", (op) }, { "DEVICE_ID", (device) },                              \
+        })
+#define VAULTD_PEER_NFIELDS 4
+#define log_peer_errno(level, error, c, op, device, ...) \
+        log_struct_errno((level), (error), VAULTD_PEER_FIELDS(c, op, device), VAULTD_PEER_NFIELDS, __VA_ARGS__)
+#define log_peer(level, c, op, device, ...) log_peer_errno((level), 0, c, op, device, __VA_ARGS__)
 /* The listening socket: systemd socket activation, else --socket. */
 int ipc_listen(struct vaultd *d);
 void ipc_shutdown(struct vaultd *d);

@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "fault.h"
 #include "tpm.h"
 #include "vaultd.h"
 
@@ -48,22 +49,6 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 static void group_missing(const char *kind, const char *name) {
         log_warning("%s group '%s' does not exist; ignoring it", kind, name);
-}
-
-static int parse_crash_point(const char *s, enum crash_point *ret) {
-        if (!s || !*s)
-                *ret = CRASH_NONE;
-        else if (strcmp(s, "before-file") == 0)
-                *ret = CRASH_BEFORE_FILE;
-        else if (strcmp(s, "after-file") == 0)
-                *ret = CRASH_AFTER_FILE;
-        else if (strcmp(s, "after-counter") == 0)
-                *ret = CRASH_AFTER_COUNTER;
-        else if (strcmp(s, "provision-after-file") == 0)
-                *ret = CRASH_PROVISION_AFTER_FILE;
-        else
-                return -EINVAL;
-        return 0;
 }
 
 static int run(struct vaultd *d) {
@@ -152,6 +137,11 @@ static int run(struct vaultd *d) {
 }
 
 int main(int argc, char *argv[]) {
+        static const char *const fault_points[] = {
+                VAULTD_FAULT_BEFORE_FILE, VAULTD_FAULT_AFTER_FILE, VAULTD_FAULT_AFTER_COUNTER,
+                VAULTD_FAULT_PROVISION_AFTER_FILE, VAULTD_FAULT_DIR_FSYNC, VAULTD_FAULT_NV_UNDEFINE, NULL,
+        };
+        const char *bad = NULL;
         struct vaultd_config cfg;
         struct vaultd d = { .cfg = &cfg, .state_fd = -1, .listen_fd = -1 };
         int r;
@@ -161,19 +151,26 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
 
         log_open("vaultd", LOG_TARGET_AUTO, LOG_TARGET_KMSG);
+        /* First, so that a test asking for a fault learns at once (even from --version) whether
+         * this vaultd can inject it. */
+        r = fault_setup(fault_points, &bad);
+        if (r == -EOPNOTSUPP) {
+                fprintf(stderr, "vaultd: SV_FAULT is set ('%s'), but this vaultd was built with "
+                        "--disable-fault-injection\n", bad);
+                return VAULTD_EXIT_USAGE;
+        }
+        if (r < 0) {
+                fprintf(stderr, "vaultd: invalid SV_FAULT '%s': vaultd's fault points are " VAULTD_FAULT_BEFORE_FILE ", "
+                        VAULTD_FAULT_AFTER_FILE ", " VAULTD_FAULT_AFTER_COUNTER ", " VAULTD_FAULT_PROVISION_AFTER_FILE ", "
+                        VAULTD_FAULT_DIR_FSYNC " and " VAULTD_FAULT_NV_UNDEFINE "\n", bad);
+                return VAULTD_EXIT_USAGE;
+        }
         r = config_load(argc, argv, &cfg);
         if (r > 0)
                 return EXIT_SUCCESS;
         if (r < 0)
                 return r == -ENOMEM ? EXIT_FAILURE : VAULTD_EXIT_USAGE;
         log_set_max_level(cfg.log_level);
-        if (parse_crash_point(getenv("VAULTD_CRASH_AT"), &d.crash_at) < 0) {
-                fprintf(stderr, "vaultd: invalid VAULTD_CRASH_AT '%s': expected before-file, after-file, "
-                        "after-counter or provision-after-file\n",
-                        getenv("VAULTD_CRASH_AT"));
-                config_free(&cfg);
-                return VAULTD_EXIT_USAGE;
-        }
 
         r = secmem_init();
         if (r < 0) {
@@ -187,8 +184,8 @@ int main(int argc, char *argv[]) {
                 goto out;
         }
         log_info("Secrets are kept in %s memory", secmem_mechanism());
-        if (d.crash_at != CRASH_NONE)
-                log_warning("VAULTD_CRASH_AT is set: test-only fault injection is active");
+        if (fault_armed())
+                log_warning("SV_FAULT is set: test-only fault injection is active");
 
         r = run(&d);
 

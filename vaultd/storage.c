@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "vaultd.h"
 
 #define TEMP_PREFIX "vault.tmp."
@@ -112,14 +113,6 @@ static int write_all(int fd, const uint8_t *data, size_t len) {
         return 0;
 }
 
-/* Test-only fault injection (docs/vault-file.md §7): VAULTD_FAIL_AT=dir-fsync makes every sync
- * of the state directory fail, to test the "replaced, not known to be durable" path. */
-static bool fault_dir_fsync(void) {
-        const char *s = getenv("VAULTD_FAIL_AT");
-
-        return s && strcmp(s, "dir-fsync") == 0;
-}
-
 /*
  * Syncs the directory after the rename. A failure is retried once only if it was an interrupted
  * call: after EIO (or ENOSPC...) Linux reports a write-back error to a descriptor once and then
@@ -130,7 +123,8 @@ static int sync_dir(int dirfd) {
         for (unsigned attempt = 0;; attempt++) {
                 int r;
 
-                if (fault_dir_fsync())
+                /* Test-only (docs/vault-file.md §7): the "replaced, not known to be durable" path. */
+                if (fault_fail(VAULTD_FAULT_DIR_FSYNC))
                         return -EIO;
                 if (fsync(dirfd) >= 0)
                         return 0;

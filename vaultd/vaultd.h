@@ -75,9 +75,19 @@ struct tpm_ctx;
 #define VAULTD_DENIED_TIMEOUT_S         5
 /* Allowed (or admin) groups given on the command line and in the config file together. */
 #define VAULTD_GROUPS_MAX               32
-/* Exit codes: 0 ok, 1 failure, 2 usage; 99 is the test-only VAULTD_CRASH_AT exit. */
+/* Exit codes: 0 ok, 1 failure, 2 usage (also: SV_FAULT names an unknown point, or is set in a
+ * build without fault injection); 99 (FAULT_CRASH_EXIT) is a test-only crash point's. */
 #define VAULTD_EXIT_USAGE               2
-#define VAULTD_EXIT_CRASH               99
+
+/* The test-only fault points (common/fault.h: SV_FAULT=POINT[,POINT]; docs/vault-file.md §7).
+ * Crash points exit 99 at once: */
+#define VAULTD_FAULT_BEFORE_FILE        "before-file"   /* commit: M4 verified, file not written */
+#define VAULTD_FAULT_AFTER_FILE         "after-file"    /* commit: file durable, counter not advanced */
+#define VAULTD_FAULT_AFTER_COUNTER      "after-counter" /* commit: counter advanced, vault not swapped */
+#define VAULTD_FAULT_PROVISION_AFTER_FILE "provision-after-file" /* provision on the counter: file, no bump */
+/* Failure points make an operation fail as the system might: */
+#define VAULTD_FAULT_DIR_FSYNC          "dir-fsync"     /* every fsync() of the state directory: EIO */
+#define VAULTD_FAULT_NV_UNDEFINE        "nv-undefine"   /* every removal of an NV counter: EIO */
 
 /* ---- config.c ---- */
 struct vaultd_config {
@@ -121,7 +131,7 @@ int storage_read(int dirfd, uint8_t **ret, size_t *ret_len);
  * directory, write, fsync, rename, fsync of the directory. 0: the new file is durable. Other
  * -errno: nothing changed (the old file is in place). -ENOTRECOVERABLE: the new file HAS replaced
  * the old one, but the directory could not be synced, so the rename may not survive a power
- * loss: after a restart either file may be found. (Test-only: VAULTD_FAIL_AT=dir-fsync makes
+ * loss: after a restart either file may be found. (Test-only: SV_FAULT=dir-fsync makes
  * every directory sync fail, docs/vault-file.md §7.) */
 int storage_write(int dirfd, const uint8_t *data, size_t len);
 
@@ -150,15 +160,6 @@ enum vault_state {
         VAULT_NONE,                     /* no vault file */
         VAULT_READY,                    /* verified; serving */
         VAULT_REFUSED,                  /* a vault file exists but must not be used */
-};
-
-/* Test-only fault injection (VAULTD_CRASH_AT, docs/vault-file.md). */
-enum crash_point {
-        CRASH_NONE,
-        CRASH_BEFORE_FILE,
-        CRASH_AFTER_FILE,
-        CRASH_AFTER_COUNTER,
-        CRASH_PROVISION_AFTER_FILE,     /* provision over a vault on the counter: file, no bump */
 };
 
 /* Where the last vstate_load/commit/provision failure came from, so that the caller can say it
@@ -194,7 +195,6 @@ struct vaultd {
         enum vault_state state;
         char refusal[IPC_MESSAGE_MAX + 1];      /* why, when VAULT_REFUSED (never secret) */
         struct vaultfile_header hdr;    /* the current file's header (public) */
-        enum crash_point crash_at;
         struct vstate_failure failure;  /* why the last vstate_* call failed */
         unsigned status_gen;            /* vstate: bumped whenever state, refusal or hdr change */
         unsigned status_notified;       /* main.c: the status_gen last sent as STATUS= */
@@ -239,7 +239,6 @@ int vstate_commit(struct vaultd *d);
  * both NV counters are kept, so that a restart can use whichever file it finds. */
 int vstate_provision(struct vaultd *d, const struct bundle *b, bool force);
 void vstate_refuse(struct vaultd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void vstate_crash_point(const struct vaultd *d, enum crash_point p);
 void vstate_free(struct vaultd *d);
 
 /* ---- peercred.c ---- */

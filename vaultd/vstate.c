@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "crypto.h"
+#include "fault.h"
 #include "tpm.h"
 #include "vaultd.h"
 
@@ -19,21 +20,9 @@ _Static_assert(VAULTFILE_KEK_LEN == TPM_KEK_SIZE, "KEK size");
 _Static_assert(VAULTFILE_AUTH_LEN == TPM_COUNTER_AUTH_SIZE, "counter auth size");
 _Static_assert(VAULTD_KEK_AUTH_LEN == TPM_KEK_AUTH_SIZE, "KEK auth size");
 
-void vstate_crash_point(const struct vaultd *d, enum crash_point p) {
-        if (d->crash_at == p)
-                _exit(VAULTD_EXIT_CRASH);
-}
-
-/* Test-only fault injection (docs/vault-file.md §7): VAULTD_FAIL_AT=nv-undefine makes every
- * removal of an NV counter by vaultd fail, as a TPM may refuse it. */
-static bool fault_nv_undefine(void) {
-        const char *s = getenv("VAULTD_FAIL_AT");
-
-        return s && strcmp(s, "nv-undefine") == 0;
-}
-
 static int counter_undefine(struct vaultd *d, uint32_t index) {
-        if (fault_nv_undefine())
+        /* Test-only (docs/vault-file.md §7): fail as a TPM may refuse it. */
+        if (fault_fail(VAULTD_FAULT_NV_UNDEFINE))
                 return -EIO;
         return tpm_counter_undefine(d->tpm, index);
 }
@@ -367,7 +356,7 @@ int vstate_commit(struct vaultd *d) {
         if (r < 0)
                 return r;
 
-        vstate_crash_point(d, CRASH_BEFORE_FILE);
+        fault_crash(VAULTD_FAULT_BEFORE_FILE);
         r = write_file(d, &h, d->sec->kek, d->sec->counter_auth, d->next);
         if (r == -ENOTRECOVERABLE) {
                 /* The new file replaced the old one, but the rename is not known to be durable: a
@@ -381,13 +370,13 @@ int vstate_commit(struct vaultd *d) {
         }
         if (r < 0)
                 return r;
-        vstate_crash_point(d, CRASH_AFTER_FILE);
+        fault_crash(VAULTD_FAULT_AFTER_FILE);
 
         /* One TPM command; the value it reaches (counter + 1) is checked at the next start. */
         r = counter_advance(d);
         if (r < 0)
                 return r;
-        vstate_crash_point(d, CRASH_AFTER_COUNTER);
+        fault_crash(VAULTD_FAULT_AFTER_COUNTER);
 
         {
                 uint8_t *old = d->vault;
@@ -513,7 +502,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         }
 
         if (advance) {
-                vstate_crash_point(d, CRASH_PROVISION_AFTER_FILE);
+                fault_crash(VAULTD_FAULT_PROVISION_AFTER_FILE);
                 /* One TPM command: from now on every older file is behind the counter. */
                 r = counter_advance(d);
                 if (r < 0)

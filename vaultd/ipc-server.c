@@ -51,13 +51,7 @@ static void conn_close(struct conn *c) {
         sd_event_source_disable_unref(c->src);
         sd_event_source_disable_unref(c->idle_timer);
         close(c->fd);
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                d->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        d->n_conns--;
+        LIST_REMOVE(conns, &d->conns, c);
         free(c);
 }
 
@@ -277,7 +271,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                                           accept_error_is_shortage(err) ? "; pausing for 100 ms" : "", suppressed);
                 return 0;
         }
-        if (d->n_conns >= VAULTD_CONN_MAX) {
+        if (d->conns.n >= VAULTD_CONN_MAX) {
                 if (log_allowed(d->event, &conns_full_rl, &suppressed))
                         log_warning("Too many connections (%d), closing a new one (%u similar messages suppressed)",
                                     VAULTD_CONN_MAX, suppressed);
@@ -318,11 +312,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 close(cfd);
                 return 0;
         }
-        c->next = d->conns;
-        if (d->conns)
-                d->conns->prev = c;
-        d->conns = c;
-        d->n_conns++;
+        LIST_PREPEND(conns, &d->conns, c);
         return 0;
 }
 
@@ -454,8 +444,8 @@ int ipc_listen(struct vaultd *d) {
 }
 
 void ipc_shutdown(struct vaultd *d) {
-        while (d->conns)
-                conn_close(d->conns);
+        while (d->conns.first)
+                conn_close(d->conns.first);
         d->listen_timer = sd_event_source_disable_unref(d->listen_timer);
         d->listen_src = sd_event_source_disable_unref(d->listen_src);
         d->listen_fd = -1;

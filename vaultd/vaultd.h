@@ -35,6 +35,7 @@
 
 #include "handshake.h"
 #include "ipc.h"
+#include "list.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "vaultfile.h"
@@ -214,8 +215,7 @@ struct vaultd {
         sd_event_source *listen_src;
         sd_event_source *listen_timer;  /* re-enables listen_src after a shortage (EMFILE...) */
         bool socket_bound;              /* we created cfg->socket_path (not socket activation) */
-        struct conn *conns;
-        unsigned n_conns;
+        LIST_HEAD(struct conn) conns;   /* every connection (ipc-server.c) */
 };
 
 /* Verify the vault file against the TPM at start and apply the crash-window rules. Sets
@@ -264,7 +264,7 @@ struct conn {
         bool denied;                    /* answer the first request with IPC_DENIED, then close */
         bool admin;                     /* PEER_ADMIN: may provision */
         char uid_text[12], pid_text[12];        /* uid and pid for the journal fields below */
-        struct conn *prev, *next;
+        LIST_FIELDS(struct conn, conns);        /* on d->conns */
 };
 
 /*

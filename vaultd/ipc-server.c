@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 
+#include "cleanup.h"
 #include "ratelimit.h"
 #include "vaultd.h"
 
@@ -254,9 +255,10 @@ static bool accept_error_is_shortage(int err) {
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct vaultd *d = userdata;
-        struct conn *c;
+        _cleanup_close_ int cfd = -EBADF;
+        _cleanup_free_ struct conn *c = NULL;
         unsigned suppressed = 0;
-        int cfd, r;
+        int r;
 
         cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0) {
@@ -275,12 +277,10 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (log_allowed(d->event, &conns_full_rl, &suppressed))
                         log_warning("Too many connections (%d), closing a new one (%u similar messages suppressed)",
                                     VAULTD_CONN_MAX, suppressed);
-                close(cfd);
                 return 0;
         }
         c = calloc(1, sizeof *c);
         if (!c) {
-                close(cfd);
                 accept_pause(d);
                 return 0;
         }
@@ -288,8 +288,6 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         r = peercred_check(d, cfd, &c->uid, &c->pid);
         if (r < 0) {
                 log_warning_errno(r, "Failed to read peer credentials: %m");
-                free(c);
-                close(cfd);
                 return 0;
         }
         snprintf(c->uid_text, sizeof c->uid_text, "%u", (unsigned) c->uid);
@@ -308,11 +306,12 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (r < 0) {
                 log_warning_errno(r, "Failed to watch a connection: %m");
                 sd_event_source_disable_unref(c->idle_timer);
-                free(c);
-                close(cfd);
                 return 0;
         }
+        /* The connection owns both now; conn_close() releases them. */
+        (void) TAKE_FD(cfd);
         LIST_PREPEND(conns, &d->conns, c);
+        (void) TAKE_PTR(c);
         return 0;
 }
 
@@ -328,13 +327,13 @@ static int bind_socket(struct vaultd *d) {
         const char *bound;
         char tmp[sizeof sa.sun_path];
         struct stat st;
+        _cleanup_close_ int fd = -EBADF;
         mode_t old_umask;
-        int fd, r;
+        int r;
 
         /* A stale socket from an earlier run is replaced; anything else at the path is an error. */
-        if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
                 return log_error_errno(EEXIST, "Failed to bind '%s': exists and is not a socket", path);
-        }
         if ((size_t) snprintf(tmp, sizeof tmp, "%s.new", path) < sizeof tmp) {
                 bound = tmp;
         } else {
@@ -352,11 +351,8 @@ static int bind_socket(struct vaultd *d) {
         old_umask = umask(0117);
         r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
         umask(old_umask);
-        if (r < 0) {
-                log_error_errno(r, "Failed to bind '%s': %m", bound);
-                close(fd);
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to bind '%s': %m", bound);
         if (chmod(bound, 0660) < 0) {
                 r = log_error_errno(errno, "Failed to set the mode of '%s': %m", bound);
                 goto fail;
@@ -383,9 +379,8 @@ static int bind_socket(struct vaultd *d) {
                 r = log_error_errno(errno, "Failed to move socket '%s' to '%s': %m", bound, path);
                 goto fail;
         }
-        return fd;
+        return TAKE_FD(fd);
 fail:
-        close(fd);
         (void) unlink(bound);
         return r;
 }

@@ -1049,33 +1049,29 @@ int tpm_counter_define_at(struct tpm_ctx *t, uint32_t index, const uint8_t auth[
         }
 
         r = counter_set_auth(t, nv, auth);
-        if (r < 0)
-                goto undefine;
         /* Increment and NV_Read have no secret parameter: plain HMAC use of the same session. */
-        r = set_session_attrs(t, session, 0);
-        if (r < 0)
-                goto undefine;
-        t->ncmd++;
-        rc = Esys_NV_Increment(t->esys, nv, nv, session, ESYS_TR_NONE, ESYS_TR_NONE);
-        if (rc != TSS2_RC_SUCCESS) {
-                r = tpm_fail_rc(t, "Failed to initialize the NV counter", rc);
-                goto undefine;
+        if (r >= 0)
+                r = set_session_attrs(t, session, 0);
+        if (r >= 0) {
+                t->ncmd++;
+                rc = Esys_NV_Increment(t->esys, nv, nv, session, ESYS_TR_NONE, ESYS_TR_NONE);
+                if (rc != TSS2_RC_SUCCESS)
+                        r = tpm_fail_rc(t, "Failed to initialize the NV counter", rc);
         }
-        r = counter_read_value(t, nv, session, &value);
-        if (r < 0)
-                goto undefine;
+        if (r >= 0)
+                r = counter_read_value(t, nv, session, &value);
+        if (r < 0) {
+                /* Undefine it again, owner-authorized: the index's own auth is not needed any more. */
+                (void) Esys_TR_SetAuth(t->esys, nv, &(const TPM2B_AUTH) { 0 });
+                t->ncmd++;
+                if (Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD,
+                                          ESYS_TR_NONE, ESYS_TR_NONE) == TSS2_RC_SUCCESS)
+                        nv = ESYS_TR_NONE;      /* ESYS released the handle */
+                goto finish;
+        }
 
         *ret_value = value;
         r = 0;
-        goto finish;
-
-undefine:
-        /* Owner-authorized: the index's own auth is not needed any more. */
-        (void) Esys_TR_SetAuth(t->esys, nv, &(const TPM2B_AUTH) { 0 });
-        t->ncmd++;
-        if (Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD,
-                                  ESYS_TR_NONE, ESYS_TR_NONE) == TSS2_RC_SUCCESS)
-                nv = ESYS_TR_NONE;      /* ESYS released the handle */
 finish:
         explicit_bzero(&a, sizeof(a));
         tr_close(t, &nv);

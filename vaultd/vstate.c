@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cleanup.h"
 #include "crypto.h"
 #include "fault.h"
 #include "tpm.h"
@@ -116,6 +117,15 @@ static bool tpm_counter_error_is_verdict(int r) {
         return r == -ENOENT || r == -EACCES || r == -EMEDIUMTYPE || r == -EINVAL;
 }
 
+/* A vstate_load() failure that is no verdict on the file: forget whatever was unsealed. Every
+ * such failure past storage_read() is the TPM's, unless the key file's was recorded. */
+static int load_failed(struct vaultd *d, int r) {
+        if (d->failure.cause == VSTATE_CAUSE_NONE)
+                failure_tpm(d, r);
+        wipe_secrets(d);
+        return r;
+}
+
 /*
  * Start-up verification, in this order, each failure a distinct verdict:
  *   1. the file decodes (magic, version, bounds, exact size)      else: corrupt
@@ -141,7 +151,7 @@ int vstate_load(struct vaultd *d) {
         struct vaultfile_header h;
         struct tpm_name name;
         struct tpm_sealed sealed;
-        uint8_t *data = NULL;
+        _cleanup_free_ uint8_t *data = NULL;
         size_t len = 0;
         uint64_t tpm_value;
         int r, ret = 0;
@@ -162,19 +172,19 @@ int vstate_load(struct vaultd *d) {
         r = vaultfile_decode(data, len, &h);
         if (r == -EPROTONOSUPPORT) {
                 vstate_refuse(d, "refusing: vault file has an unsupported format version");
-                goto out;
+                return 0;
         }
         if (r < 0) {
                 vstate_refuse(d, "refusing: vault file is malformed (corrupt or tampered)");
-                goto out;
+                return 0;
         }
 
         r = tpm_parent_name(d->tpm, &name);
         if (r < 0)
-                goto out_r;
+                return load_failed(d, r);
         if (name.len != h.parent_name_len || memcmp(name.buf, h.parent_name, name.len) != 0) {
                 vstate_refuse(d, "refusing: vault file was sealed by another TPM (foreign vault file)");
-                goto out;
+                return 0;
         }
 
         /* A KEK bound to the key file needs it: without it there is no verdict on the file (a
@@ -183,7 +193,7 @@ int vstate_load(struct vaultd *d) {
                 r = d->cfg->key_file ? keyfile_auth(d->cfg->key_file, false, d->sec->kek_auth) : -ENOKEY;
                 if (r < 0) {
                         failure_key_file(d, r);
-                        goto out_r;
+                        return load_failed(d, r);
                 }
         }
         sealed_from_header(&h, &sealed);
@@ -196,29 +206,29 @@ int vstate_load(struct vaultd *d) {
                 vstate_refuse(d, "refusing: PCR values do not satisfy the vault key's policy (PCRs %s changed "
                               "since it was sealed: boot chain or firmware changed?)",
                               pcr_list(h.pcr_mask, pcrs, sizeof pcrs));
-                goto out;
+                return 0;
         }
         if (r == -EACCES && h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE) {
                 vstate_refuse(d, "refusing: the vault key is bound to a key file, and '%s' is not that one "
                               "(wrong or replaced key file?)", d->cfg->key_file);
-                goto out;
+                return 0;
         }
         if (r == -EACCES) {
                 /* An empty auth value refused: the object has another one (a tampered kek_auth). */
                 vstate_refuse(d, "refusing: this TPM cannot unseal the vault key (foreign or tampered vault file)");
-                goto out;
+                return 0;
         }
         if (tpm_unseal_error_is_verdict(r)) {
                 vstate_refuse(d, "refusing: this TPM cannot unseal the vault key (foreign or tampered vault file)");
-                goto out;
+                return 0;
         }
         if (r < 0)
-                goto out_r;
+                return load_failed(d, r);
 
         r = vaultfile_open(data, len, &h, d->sec->kek, d->sec->counter_auth, d->sec->vault_a);
         if (r < 0) {
                 vstate_refuse(d, "refusing: vault file fails authentication (tampered)");
-                goto out;
+                return 0;
         }
 
         if (h.nv_index != d->cfg->nv_index) {
@@ -227,20 +237,20 @@ int vstate_load(struct vaultd *d) {
                         vstate_refuse(d, "refusing: vault file predates the last provisioning: it names NV counter "
                                       "0x%08" PRIx32 ", vaultd's counter is 0x%08" PRIx32 " (replaced vault?)",
                                       h.nv_index, d->cfg->nv_index);
-                        goto out;
+                        return 0;
                 }
                 if (r < 0 && r != -EMEDIUMTYPE)
-                        goto out_r;
+                        return load_failed(d, r);
         }
 
         r = tpm_counter_read(d->tpm, h.nv_index, d->sec->counter_auth, &tpm_value);
         if (tpm_counter_error_is_verdict(r)) {
                 vstate_refuse(d, "refusing: anti-rollback counter 0x%08" PRIx32 " is missing or not ours "
                               "(foreign or replaced vault file, or the TPM was cleared)", h.nv_index);
-                goto out;
+                return 0;
         }
         if (r < 0)
-                goto out_r;
+                return load_failed(d, r);
 
         if (h.counter == tpm_value) {
                 /* the normal case */
@@ -249,43 +259,31 @@ int vstate_load(struct vaultd *d) {
 
                 r = tpm_counter_increment(d->tpm, h.nv_index, d->sec->counter_auth, &v);
                 if (r < 0 && !tpm_counter_error_is_verdict(r))
-                        goto out_r;
+                        return load_failed(d, r);
                 if (r < 0 || v != h.counter) {
                         vstate_refuse(d, "refusing: could not advance the TPM counter to the vault file's generation");
-                        goto out;
+                        return 0;
                 }
                 ret = 1;
         } else if (h.counter < tpm_value) {
                 vstate_refuse(d, "refusing: vault file older than TPM counter (rollback?): file %" PRIu64
                               ", TPM %" PRIu64, h.counter, tpm_value);
-                goto out;
+                return 0;
         } else {
                 vstate_refuse(d, "refusing: vault file ahead of TPM counter by more than one: file %" PRIu64
                               ", TPM %" PRIu64, h.counter, tpm_value);
-                goto out;
+                return 0;
         }
 
         /* Every later generation then costs one TPM command (tpm_counter_bump). */
         r = tpm_counter_bind(d->tpm, h.nv_index, d->sec->counter_auth);
         if (r < 0)
-                goto out_r;
+                return load_failed(d, r);
         d->hdr = h;
         d->vault = d->sec->vault_a;
         d->next = d->sec->vault_b;
         d->state = VAULT_READY;
-        free(data);
         return ret;
-
-out_r:
-        /* Every other failure past storage_read() is the TPM's. */
-        if (d->failure.cause == VSTATE_CAUSE_NONE)
-                failure_tpm(d, r);
-        wipe_secrets(d);
-        free(data);
-        return r;
-out:
-        free(data);
-        return 0;
 }
 
 void vstate_status(const struct vaultd *d, struct ipc_status_info *ret) {
@@ -306,7 +304,7 @@ void vstate_status(const struct vaultd *d, struct ipc_status_info *ret) {
 static int write_file(struct vaultd *d, const struct vaultfile_header *h, const uint8_t *kek,
                       const uint8_t *auth, const uint8_t *vault) {
         size_t size = vaultfile_size(h), len;
-        uint8_t *buf;
+        _cleanup_free_ uint8_t *buf = NULL;
         int r;
 
         if (size == 0)
@@ -315,10 +313,9 @@ static int write_file(struct vaultd *d, const struct vaultfile_header *h, const 
         if (!buf)
                 return -ENOMEM;
         r = vaultfile_seal(h, kek, auth, vault, buf, size, &len);
-        if (r >= 0)
-                r = storage_write(d->state_fd, buf, len);
-        free(buf);
-        return r;
+        if (r < 0)
+                return r;
+        return storage_write(d->state_fd, buf, len);
 }
 
 /* Advance the bound counter past the file just made durable (one TPM command). On failure the

@@ -26,6 +26,7 @@ struct settings {
         const char *auth_rate, *auth_burst;
         const char *nv_index;
         const char *key_file;
+        const char *log_level;
 };
 
 static void help(void) {
@@ -57,6 +58,8 @@ static void help(void) {
                "                           if missing; 'none' for no auth value (default\n"
                "                           $CREDENTIALS_DIRECTORY/" VAULTD_KEY_CREDENTIAL " if present, else\n"
                "                           " VAULTD_DEFAULT_KEY_FILE ")\n"
+               "     --log-level LEVEL     Log messages up to LEVEL: err, warning, notice, info or\n"
+               "                           debug, or 0..7 (default info)\n"
                "\n"
                "Exit status: 0 clean stop, 1 failure, 2 invalid setting.\n", VAULTD_DEFAULT_AUTH_BURST,
                VAULTD_DEFAULT_NV_INDEX, TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
@@ -170,6 +173,8 @@ static int set_from_file(const char *key, const char *value, const char *where, 
                 s->nv_index = copy;
         else if (strcmp(key, "key-file") == 0)
                 s->key_file = copy;
+        else if (strcmp(key, "log-level") == 0)
+                s->log_level = copy;
         else {
                 fprintf(stderr, "vaultd: %s: unknown key '%s'\n", where, key);
                 return -EINVAL;
@@ -233,7 +238,7 @@ static bool key_file_valid(const char *key_file, const char *state_dir) {
 int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         enum { ARG_VERSION = 0x100, ARG_TCTI, ARG_STATE_DIR, ARG_SOCKET, ARG_SOCKET_GROUP,
                ARG_ALLOW_GROUP, ARG_PCRS, ARG_CONFIG, ARG_ADMIN_GROUP, ARG_MAX_AUTH_RATE, ARG_AUTH_BURST,
-               ARG_NV_INDEX, ARG_KEY_FILE };
+               ARG_NV_INDEX, ARG_KEY_FILE, ARG_LOG_LEVEL };
         static const struct option options[] = {
                 { "help",         no_argument,       NULL, 'h' },
                 { "version",      no_argument,       NULL, ARG_VERSION },
@@ -249,6 +254,7 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                 { "auth-burst",   required_argument, NULL, ARG_AUTH_BURST },
                 { "nv-index",     required_argument, NULL, ARG_NV_INDEX },
                 { "key-file",     required_argument, NULL, ARG_KEY_FILE },
+                { "log-level",    required_argument, NULL, ARG_LOG_LEVEL },
                 { 0 }
         };
         struct settings cli = { 0 }, file = { 0 }, *g;
@@ -303,6 +309,9 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
                         break;
                 case ARG_KEY_FILE:
                         cli.key_file = optarg;
+                        break;
+                case ARG_LOG_LEVEL:
+                        cli.log_level = optarg;
                         break;
                 default:
                         return -EINVAL;
@@ -360,6 +369,7 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         }
 
         c.nv_index = VAULTD_DEFAULT_NV_INDEX;
+        c.log_level = LOG_INFO;
         if (c.tcti[0] == '\0') {
                 fprintf(stderr, "vaultd: invalid TCTI '': must not be empty\n");
                 r = -EINVAL;
@@ -387,6 +397,16 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         }
         if (r >= 0)
                 r = parse_auth_limit(cli.auth_burst ?: file.auth_burst, &c);
+        if (r >= 0 && (cli.log_level ?: file.log_level)) {
+                int level = log_level_from_string(cli.log_level ?: file.log_level);
+
+                if (level < 0) {
+                        fprintf(stderr, "vaultd: invalid log level '%s': expected emerg, alert, crit, err, warning, "
+                                "notice, info, debug or 0..7\n", cli.log_level ?: file.log_level);
+                        r = -EINVAL;
+                } else
+                        c.log_level = level;
+        }
 out:
         for (size_t i = 0; i < fv.n; i++)
                 free(fv.lines[i]);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <grp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 
+#include "cleanup.h"
 #include "ratelimit.h"
 #include "vaultd.h"
 
@@ -40,50 +42,18 @@ static bool log_allowed(sd_event *e, struct ratelimit *rl, unsigned *ret_suppres
 static void conn_close(struct conn *c) {
         struct vaultd *d = c->d;
 
-        if (d->hs_owner == c) {
+        if (session_held_by(d, c)) {
                 /* A handshake whose client went away is aborted: the vault is unchanged. */
-                log_info("handshake device=%s result=aborted epoch=%" PRIu64 " (client uid=%u pid=%d closed the connection)",
+                log_peer(LOG_INFO, c, NULL, d->hdr.params.device_id,
+                         "handshake device=%s result=aborted epoch=%" PRIu64 " (client uid=%u pid=%d closed the connection)",
                          d->hdr.params.device_id, d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid);
-                ipc_handshake_end(d);
+                session_end(d);
         }
         sd_event_source_disable_unref(c->src);
         sd_event_source_disable_unref(c->idle_timer);
         close(c->fd);
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                d->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        d->n_conns--;
+        LIST_REMOVE(conns, &d->conns, c);
         free(c);
-}
-
-static int hs_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct vaultd *d = userdata;
-
-        log_notice("handshake device=%s result=timeout epoch=%" PRIu64, d->hdr.params.device_id, d->hdr.params.epoch);
-        ipc_handshake_end(d);
-        return 0;
-}
-
-int ipc_handshake_begin(struct vaultd *d, struct conn *c) {
-        int r;
-
-        r = sd_event_add_time_relative(d->event, &d->hs_timer, CLOCK_MONOTONIC,
-                                       (uint64_t) VAULTD_HANDSHAKE_TIMEOUT_S * 1000000, 0, hs_timeout, d);
-        if (r < 0)
-                return r;
-        d->hs_owner = c;
-        return 0;
-}
-
-void ipc_handshake_end(struct vaultd *d) {
-        hs_device_wipe(&d->sec->hs);
-        if (d->next)
-                OPENSSL_cleanse(d->next, SV_VAULT_MAX);
-        d->hs_owner = NULL;
-        d->hs_timer = sd_event_source_disable_unref(d->hs_timer);
 }
 
 static void close_fds(int *fds, size_t n) {
@@ -169,7 +139,8 @@ static int conn_handle(struct conn *c) {
         /* Anything we cannot even answer (truncated, another version, unknown op) closes the peer. */
         if ((size_t) n > sizeof pkt || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
             ipc_decode_request(pkt, (size_t) n, &req) < 0) {
-                log_notice("closing connection from uid=%u pid=%d: malformed request", (unsigned) c->uid, (int) c->pid);
+                log_peer(LOG_NOTICE, c, NULL, NULL, "closing connection from uid=%u pid=%d: malformed request",
+                         (unsigned) c->uid, (int) c->pid);
                 close_fds(fds, nfds);
                 return -EBADMSG;
         }
@@ -221,9 +192,9 @@ static int conn_arm_idle(struct conn *c, uint64_t usec) {
 static int conn_idle(sd_event_source *s, uint64_t usec, void *userdata) {
         struct conn *c = userdata;
 
-        if (c->d->hs_owner == c && conn_arm_idle(c, (uint64_t) VAULTD_IDLE_TIMEOUT_S * USEC_PER_SEC) >= 0)
+        if (session_held_by(c->d, c) && conn_arm_idle(c, (uint64_t) VAULTD_IDLE_TIMEOUT_S * USEC_PER_SEC) >= 0)
                 return 0;
-        log_info("closing %s connection from uid=%u pid=%d: no request for %d s",
+        log_peer(LOG_INFO, c, NULL, NULL, "closing %s connection from uid=%u pid=%d: no request for %d s",
                  c->denied ? "refused" : "idle", (unsigned) c->uid, (int) c->pid,
                  c->denied ? VAULTD_DENIED_TIMEOUT_S : VAULTD_IDLE_TIMEOUT_S);
         conn_close(c);
@@ -251,7 +222,7 @@ static int accept_resume(sd_event_source *s, uint64_t usec, void *userdata) {
         r = sd_event_source_set_enabled(d->listen_src, SD_EVENT_ON);
         if (r < 0) {
                 /* Without the listening socket vaultd is useless: exit, and let systemd restart it. */
-                log_err("Failed to watch the listening socket again: %s", strerror(-r));
+                log_error_errno(r, "Failed to watch the listening socket again: %m");
                 return sd_event_exit(d->event, r);
         }
         return 0;
@@ -284,9 +255,10 @@ static bool accept_error_is_shortage(int err) {
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct vaultd *d = userdata;
-        struct conn *c;
+        _cleanup_close_ int cfd = -EBADF;
+        _cleanup_free_ struct conn *c = NULL;
         unsigned suppressed = 0;
-        int cfd, r;
+        int r;
 
         cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0) {
@@ -297,34 +269,32 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (accept_error_is_shortage(err))
                         accept_pause(d);
                 if (log_allowed(d->event, &accept_failed_rl, &suppressed))
-                        log_warning("Failed to accept a connection: %s%s (%u similar messages suppressed)",
-                                    strerror(err), accept_error_is_shortage(err) ? "; pausing for 100 ms" : "",
-                                    suppressed);
+                        log_warning_errno(err, "Failed to accept a connection: %m%s (%u similar messages suppressed)",
+                                          accept_error_is_shortage(err) ? "; pausing for 100 ms" : "", suppressed);
                 return 0;
         }
-        if (d->n_conns >= VAULTD_CONN_MAX) {
+        if (d->conns.n >= VAULTD_CONN_MAX) {
                 if (log_allowed(d->event, &conns_full_rl, &suppressed))
                         log_warning("Too many connections (%d), closing a new one (%u similar messages suppressed)",
                                     VAULTD_CONN_MAX, suppressed);
-                close(cfd);
                 return 0;
         }
         c = calloc(1, sizeof *c);
         if (!c) {
-                close(cfd);
                 accept_pause(d);
                 return 0;
         }
         *c = (struct conn) { .d = d, .fd = cfd };
         r = peercred_check(d, cfd, &c->uid, &c->pid);
         if (r < 0) {
-                log_warning("Failed to read peer credentials: %s", strerror(-r));
-                free(c);
-                close(cfd);
+                log_warning_errno(r, "Failed to read peer credentials: %m");
                 return 0;
         }
+        snprintf(c->uid_text, sizeof c->uid_text, "%u", (unsigned) c->uid);
+        snprintf(c->pid_text, sizeof c->pid_text, "%d", (int) c->pid);
         if (r == PEER_DENIED) {
-                log_notice("refused connection from uid=%u pid=%d", (unsigned) c->uid, (int) c->pid);
+                log_peer(LOG_NOTICE, c, NULL, NULL, "refused connection from uid=%u pid=%d", (unsigned) c->uid,
+                         (int) c->pid);
                 c->denied = true;
         }
         c->admin = r == PEER_ADMIN;
@@ -334,17 +304,14 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (r >= 0)
                 r = sd_event_add_io(d->event, &c->src, cfd, EPOLLIN, conn_io, c);
         if (r < 0) {
-                log_warning("Failed to watch a connection: %s", strerror(-r));
+                log_warning_errno(r, "Failed to watch a connection: %m");
                 sd_event_source_disable_unref(c->idle_timer);
-                free(c);
-                close(cfd);
                 return 0;
         }
-        c->next = d->conns;
-        if (d->conns)
-                d->conns->prev = c;
-        d->conns = c;
-        d->n_conns++;
+        /* The connection owns both now; conn_close() releases them. */
+        (void) TAKE_FD(cfd);
+        LIST_PREPEND(conns, &d->conns, c);
+        (void) TAKE_PTR(c);
         return 0;
 }
 
@@ -360,14 +327,13 @@ static int bind_socket(struct vaultd *d) {
         const char *bound;
         char tmp[sizeof sa.sun_path];
         struct stat st;
+        _cleanup_close_ int fd = -EBADF;
         mode_t old_umask;
-        int fd, r;
+        int r;
 
         /* A stale socket from an earlier run is replaced; anything else at the path is an error. */
-        if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-                log_err("Failed to bind '%s': exists and is not a socket", path);
-                return -EEXIST;
-        }
+        if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+                return log_error_errno(EEXIST, "Failed to bind '%s': exists and is not a socket", path);
         if ((size_t) snprintf(tmp, sizeof tmp, "%s.new", path) < sizeof tmp) {
                 bound = tmp;
         } else {
@@ -379,48 +345,42 @@ static int bind_socket(struct vaultd *d) {
         memcpy(sa.sun_path, bound, strlen(bound) + 1);
 
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0) {
-                r = -errno;
-                log_err("Failed to create the socket: %s", strerror(-r));
-                return r;
-        }
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create the socket: %m");
         /* No window in which the socket is more open than 0660. */
         old_umask = umask(0117);
         r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
         umask(old_umask);
-        if (r < 0) {
-                log_err("Failed to bind '%s': %s", bound, strerror(-r));
-                close(fd);
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to bind '%s': %m", bound);
         if (chmod(bound, 0660) < 0) {
-                r = -errno;
-                log_err("Failed to set the mode of '%s': %s", bound, strerror(-r));
+                r = log_error_errno(errno, "Failed to set the mode of '%s': %m", bound);
                 goto fail;
         }
         if (d->cfg->socket_group) {
                 struct group *gr = getgrnam(d->cfg->socket_group);
 
-                if (!gr || chown(bound, (uid_t) -1, gr->gr_gid) < 0) {
-                        r = gr ? -errno : -ENOENT;
-                        log_err("Failed to give socket '%s' to group '%s': %s", path, d->cfg->socket_group,
-                                gr ? strerror(-r) : "no such group");
+                if (!gr) {
+                        r = log_error_errno(ENOENT, "Failed to give socket '%s' to group '%s': no such group", path,
+                                            d->cfg->socket_group);
+                        goto fail;
+                }
+                if (chown(bound, (uid_t) -1, gr->gr_gid) < 0) {
+                        r = log_error_errno(errno, "Failed to give socket '%s' to group '%s': %m", path,
+                                            d->cfg->socket_group);
                         goto fail;
                 }
         }
         if (listen(fd, LISTEN_BACKLOG) < 0) {
-                r = -errno;
-                log_err("Failed to listen on '%s': %s", path, strerror(-r));
+                r = log_error_errno(errno, "Failed to listen on '%s': %m", path);
                 goto fail;
         }
         if (bound != path && rename(bound, path) < 0) {
-                r = -errno;
-                log_err("Failed to move socket '%s' to '%s': %s", bound, path, strerror(-r));
+                r = log_error_errno(errno, "Failed to move socket '%s' to '%s': %m", bound, path);
                 goto fail;
         }
-        return fd;
+        return TAKE_FD(fd);
 fail:
-        close(fd);
         (void) unlink(bound);
         return r;
 }
@@ -429,29 +389,24 @@ int ipc_listen(struct vaultd *d) {
         int n, fd, r;
 
         n = sd_listen_fds(1);
-        if (n < 0) {
-                log_err("Failed to read the sockets passed by systemd: %s", strerror(-n));
-                return n;
-        }
-        if (n > 1) {
-                log_err("Expected one socket from systemd, got %d", n);
-                return -EINVAL;
-        }
+        if (n < 0)
+                return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+        if (n > 1)
+                return log_error_errno(EINVAL, "Expected one socket from systemd, got %d", n);
         if (n == 1) {
                 fd = SD_LISTEN_FDS_START;
                 r = sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0);
                 if (r <= 0) {
-                        log_err("The socket passed by systemd is not a listening SOCK_SEQPACKET unix socket");
+                        log_error("The socket passed by systemd is not a listening SOCK_SEQPACKET unix socket");
                         return r < 0 ? r : -EINVAL;
                 }
                 if (d->cfg->socket_path)
                         log_notice("Socket activated: ignoring --socket '%s'", d->cfg->socket_path);
                 r = sd_event_add_io(d->event, &d->listen_src, fd, EPOLLIN, on_accept, d);
         } else {
-                if (!d->cfg->socket_path) {
-                        log_err("No socket: start vaultd by socket activation or pass --socket PATH");
-                        return -EDESTADDRREQ;
-                }
+                if (!d->cfg->socket_path)
+                        return log_error_errno(EDESTADDRREQ,
+                                               "No socket: start vaultd by socket activation or pass --socket PATH");
                 fd = bind_socket(d);
                 if (fd < 0)
                         return fd;
@@ -459,7 +414,7 @@ int ipc_listen(struct vaultd *d) {
                 d->socket_bound = true;
         }
         if (r < 0) {
-                log_err("Failed to watch the listening socket: %s", strerror(-r));
+                log_error_errno(r, "Failed to watch the listening socket: %m");
                 close(fd);
                 return r;
         }
@@ -478,15 +433,14 @@ int ipc_listen(struct vaultd *d) {
         d->listen_fd = fd;
         if (r < 0) {
                 /* ipc_shutdown() (main.c, on the way out) releases the socket and the timer. */
-                log_err("Failed to set up the accept timer: %s", strerror(-r));
-                return r;
+                return log_error_errno(r, "Failed to set up the accept timer: %m");
         }
         return 0;
 }
 
 void ipc_shutdown(struct vaultd *d) {
-        while (d->conns)
-                conn_close(d->conns);
+        while (d->conns.first)
+                conn_close(d->conns.first);
         d->listen_timer = sd_event_source_disable_unref(d->listen_timer);
         d->listen_src = sd_event_source_disable_unref(d->listen_src);
         d->listen_fd = -1;

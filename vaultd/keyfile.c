@@ -21,6 +21,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cleanup.h"
 #include "crypto.h"
 #include "vaultd.h"
 
@@ -30,9 +31,10 @@
 
 /* Read the whole file into buf (at least KEYFILE_MAX bytes of secret memory). */
 static int read_key(const char *path, uint8_t *buf, size_t *ret_len) {
+        _cleanup_close_ int fd = -EBADF;
         struct stat st;
         size_t done = 0;
-        int fd, r = 0;
+        int r = 0;
 
         /* O_NONBLOCK: a FIFO at the path must not hang vaultd before the S_ISREG check. */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -54,7 +56,6 @@ static int read_key(const char *path, uint8_t *buf, size_t *ret_len) {
                 else
                         done += (size_t) n;
         }
-        close(fd);
         if (r < 0)
                 return r;
         *ret_len = done;
@@ -65,9 +66,10 @@ static int read_key(const char *path, uint8_t *buf, size_t *ret_len) {
  * existing file is left alone (-EEXIST, and the caller reads it). Durable before it returns: a
  * vault is about to be sealed under it. */
 static int create_key(const char *path, uint8_t *buf) {
+        _cleanup_close_ int dfd = -EBADF;
         char dir[PATH_MAX];
         char *slash;
-        int fd, dfd, r;
+        int fd, r;
 
         if (snprintf(dir, sizeof dir, "%s", path) >= (int) sizeof dir)
                 return -ENAMETOOLONG;
@@ -107,8 +109,7 @@ static int create_key(const char *path, uint8_t *buf) {
         if (dfd < 0)
                 return -errno;
         if (fsync(dfd) < 0)
-                r = -errno;
-        close(dfd);
+                return -errno;
         return r;
 }
 

@@ -10,10 +10,13 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "fault.h"
 #include "tpm.h"
 #include "vaultd.h"
 
-void vaultd_notify_status(const struct vaultd *d) {
+/* STATUS= for the current vault state. */
+static void notify_status(struct vaultd *d) {
+        d->status_notified = d->status_gen;
         switch (d->state) {
         case VAULT_READY:
                 (void) sd_notifyf(0, "STATUS=vault %s epoch %" PRIu64 " ready",
@@ -28,6 +31,16 @@ void vaultd_notify_status(const struct vaultd *d) {
         }
 }
 
+/* After every turn of the loop in which anything happened: tell systemd when the vault state
+ * changed (a commit, a provisioning, a refusal: vstate bumps d->status_gen). */
+static int on_post(sd_event_source *s, void *userdata) {
+        struct vaultd *d = userdata;
+
+        if (d->status_gen != d->status_notified)
+                notify_status(d);
+        return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         (void) sd_notify(0, "STOPPING=1");
         log_info("Stopping on signal %u", si->ssi_signo);
@@ -38,72 +51,50 @@ static void group_missing(const char *kind, const char *name) {
         log_warning("%s group '%s' does not exist; ignoring it", kind, name);
 }
 
-static int parse_crash_point(const char *s, enum crash_point *ret) {
-        if (!s || !*s)
-                *ret = CRASH_NONE;
-        else if (strcmp(s, "before-file") == 0)
-                *ret = CRASH_BEFORE_FILE;
-        else if (strcmp(s, "after-file") == 0)
-                *ret = CRASH_AFTER_FILE;
-        else if (strcmp(s, "after-counter") == 0)
-                *ret = CRASH_AFTER_COUNTER;
-        else if (strcmp(s, "provision-after-file") == 0)
-                *ret = CRASH_PROVISION_AFTER_FILE;
-        else
-                return -EINVAL;
-        return 0;
-}
-
 static int run(struct vaultd *d) {
         sigset_t mask;
         int r;
 
         r = sd_event_default(&d->event);
-        if (r < 0) {
-                log_err("Failed to create the event loop: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
             sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, NULL) < 0 ||
             sd_event_add_signal(d->event, NULL, SIGINT, on_signal, NULL) < 0) {
-                log_err("Failed to set up signal handling");
+                log_error("Failed to set up signal handling");
                 return -EIO;
         }
         r = sd_event_set_watchdog(d->event, true);
-        if (r < 0) {
-                log_err("Failed to enable the watchdog: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to enable the watchdog: %m");
 
         r = storage_open_dir(d->cfg->state_dir, &d->state_fd);
-        if (r < 0) {
-                log_err("Failed to open state directory '%s': %s", d->cfg->state_dir, strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to open state directory '%s': %m", d->cfg->state_dir);
 
         r = tpm_open(d->cfg->tcti, &d->tpm);
         if (r < 0) {
-                log_err("Failed to open the TPM with TCTI '%s': %s", d->cfg->tcti, tpm_last_error(NULL));
+                log_error_errno(r, "Failed to open the TPM with TCTI '%s': %s", d->cfg->tcti, tpm_last_error(NULL));
                 (void) sd_notifyf(0, "STATUS=cannot open the TPM ('%s')", d->cfg->tcti);
                 return r;
         }
 
         r = vstate_load(d);
-        if (r < 0 && d->key_failed) {
+        if (r < 0 && d->failure.cause == VSTATE_CAUSE_KEY_FILE) {
                 if (d->cfg->key_file)
-                        log_err("Failed to read the key file '%s' the vault key is bound to: %s",
-                                d->cfg->key_file, keyfile_strerror(r));
+                        log_error_errno(r, "Failed to read the key file '%s' the vault key is bound to: %s",
+                                        d->cfg->key_file, d->failure.reason);
                 else
-                        log_err("The vault key is bound to a key file, but key-file = none");
+                        log_error("The vault key is bound to a key file, but key-file = none");
                 (void) sd_notify(0, "STATUS=cannot read the key file the vault key is bound to");
                 return r;
         }
         if (r < 0) {
-                log_err("Failed to verify the vault file: %s%s%s", strerror(-r),
-                        tpm_last_error(d->tpm)[0] ? ": " : "", tpm_last_error(d->tpm));
+                log_error_errno(r, "Failed to verify the vault file: %m%s%s",
+                                d->failure.reason[0] ? ": " : "", d->failure.reason);
                 (void) sd_notify(0, "STATUS=cannot verify the vault file (TPM or disk failure)");
                 return r;
         }
@@ -123,28 +114,34 @@ static int run(struct vaultd *d) {
                 log_info("no vault provisioned");
                 break;
         case VAULT_REFUSED:
-                log_err("%s", d->refusal);
+                log_error("%s", d->refusal);
                 break;
         }
 
         r = peercred_resolve_groups(d, group_missing);
-        if (r < 0) {
-                log_err("Failed to look up the allowed groups: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to look up the allowed groups: %m");
         r = ipc_listen(d);
         if (r < 0)
                 return r;
 
-        vaultd_notify_status(d);
+        r = sd_event_add_post(d->event, NULL, on_post, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up status notification: %m");
+        notify_status(d);
         (void) sd_notify(0, "READY=1");
         r = sd_event_loop(d->event);
         if (r < 0)
-                log_err("Event loop failed: %s", strerror(-r));
+                log_error_errno(r, "Event loop failed: %m");
         return r;
 }
 
 int main(int argc, char *argv[]) {
+        static const char *const fault_points[] = {
+                VAULTD_FAULT_BEFORE_FILE, VAULTD_FAULT_AFTER_FILE, VAULTD_FAULT_AFTER_COUNTER,
+                VAULTD_FAULT_PROVISION_AFTER_FILE, VAULTD_FAULT_DIR_FSYNC, VAULTD_FAULT_NV_UNDEFINE, NULL,
+        };
+        const char *bad = NULL;
         struct vaultd_config cfg;
         struct vaultd d = { .cfg = &cfg, .state_fd = -1, .listen_fd = -1 };
         int r;
@@ -153,40 +150,49 @@ int main(int argc, char *argv[]) {
         if (setenv("TSS2_LOG", "all+none", 0) < 0)
                 return EXIT_FAILURE;
 
+        log_open("vaultd", LOG_TARGET_AUTO, LOG_TARGET_KMSG);
+        /* First, so that a test asking for a fault learns at once (even from --version) whether
+         * this vaultd can inject it. */
+        r = fault_setup(fault_points, &bad);
+        if (r == -EOPNOTSUPP) {
+                fprintf(stderr, "vaultd: SV_FAULT is set ('%s'), but this vaultd was built with "
+                        "--disable-fault-injection\n", bad);
+                return VAULTD_EXIT_USAGE;
+        }
+        if (r < 0) {
+                fprintf(stderr, "vaultd: invalid SV_FAULT '%s': vaultd's fault points are " VAULTD_FAULT_BEFORE_FILE ", "
+                        VAULTD_FAULT_AFTER_FILE ", " VAULTD_FAULT_AFTER_COUNTER ", " VAULTD_FAULT_PROVISION_AFTER_FILE ", "
+                        VAULTD_FAULT_DIR_FSYNC " and " VAULTD_FAULT_NV_UNDEFINE "\n", bad);
+                return VAULTD_EXIT_USAGE;
+        }
         r = config_load(argc, argv, &cfg);
         if (r > 0)
                 return EXIT_SUCCESS;
         if (r < 0)
                 return r == -ENOMEM ? EXIT_FAILURE : VAULTD_EXIT_USAGE;
-        if (parse_crash_point(getenv("VAULTD_CRASH_AT"), &d.crash_at) < 0) {
-                fprintf(stderr, "vaultd: invalid VAULTD_CRASH_AT '%s': expected before-file, after-file, "
-                        "after-counter or provision-after-file\n",
-                        getenv("VAULTD_CRASH_AT"));
-                config_free(&cfg);
-                return VAULTD_EXIT_USAGE;
-        }
+        log_set_max_level(cfg.log_level);
 
         r = secmem_init();
         if (r < 0) {
-                log_err("Failed to make the process non-dumpable: %s", strerror(-r));
+                log_error_errno(r, "Failed to make the process non-dumpable: %m");
                 goto out;
         }
         r = secmem_alloc(sizeof *d.sec, (void **) &d.sec);
         if (r < 0) {
-                log_err("Failed to allocate %zu bytes of secret memory (%s): %s", sizeof *d.sec,
-                        secmem_mechanism(), strerror(-r));
+                log_error_errno(r, "Failed to allocate %zu bytes of secret memory (%s): %m", sizeof *d.sec,
+                                secmem_mechanism());
                 goto out;
         }
         log_info("Secrets are kept in %s memory", secmem_mechanism());
-        if (d.crash_at != CRASH_NONE)
-                log_warning("VAULTD_CRASH_AT is set: test-only fault injection is active");
+        if (fault_armed())
+                log_warning("SV_FAULT is set: test-only fault injection is active");
 
         r = run(&d);
 
 out:
         if (d.event)
                 ipc_shutdown(&d);       /* closes every connection, ending any handshake */
-        d.hs_timer = sd_event_source_disable_unref(d.hs_timer);
+        session_end(&d);
         vstate_free(&d);
         tpm_close(d.tpm);
         if (d.state_fd >= 0)

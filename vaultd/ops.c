@@ -11,7 +11,6 @@
 
 #include <openssl/crypto.h>
 
-#include "tpm.h"
 #include "vaultd.h"
 
 /*
@@ -60,9 +59,19 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static void log_outcome(const struct vaultd *d, const char *result) {
-        log_info("handshake device=%s result=%s epoch=%" PRIu64, d->hdr.params.device_id, result,
-                 d->hdr.params.epoch);
+/* Operation names, for the OP= journal field. */
+#define OP_HELLO        "hello"
+#define OP_CONFIRM      "confirm"
+#define OP_RESPOND      "respond"
+#define OP_PROVISION    "provision"
+#define OP_ABORT        "abort"
+
+/* One line per handshake outcome: device, result, epoch. */
+static void log_outcome(const struct conn *c, const char *op, const char *result) {
+        const struct vaultd *d = c->d;
+
+        log_peer(LOG_INFO, c, op, d->hdr.params.device_id, "handshake device=%s result=%s epoch=%" PRIu64,
+                 d->hdr.params.device_id, result, d->hdr.params.epoch);
 }
 
 /* Operations that need a usable vault: refuse early, with the reason. */
@@ -85,6 +94,7 @@ static void op_status(struct conn *c, const struct ipc_request *req, struct ipc_
                 return;
         }
         vstate_status(c->d, &s);
+        s.busy = session_busy(c->d);
         if (ipc_encode_status(&s, out, cap, &len) < 0) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot encode the status");
                 return;
@@ -114,9 +124,10 @@ static bool auth_token(struct conn *c, struct ipc_reply *rep, uint8_t *out, size
                     "vaultd allows %u at once, then %s: retry in %" PRIu64 " s",
                     d->cfg->auth_burst, d->cfg->auth_rate, secs);
         if (ratelimit_pass(&d->auth_refused_log, now_usec(), REFUSAL_LOG_INTERVAL_USEC, &suppressed))
-                log_notice("handshake device=%s result=rate-limited epoch=%" PRIu64 " (uid=%u pid=%d; "
-                           "next in %" PRIu64 " s; %u similar messages suppressed)", d->hdr.params.device_id,
-                           d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid, secs, suppressed);
+                log_peer(LOG_NOTICE, c, OP_HELLO, d->hdr.params.device_id,
+                         "handshake device=%s result=rate-limited epoch=%" PRIu64 " (uid=%u pid=%d; "
+                         "next in %" PRIu64 " s; %u similar messages suppressed)", d->hdr.params.device_id,
+                         d->hdr.params.epoch, (unsigned) c->uid, (int) c->pid, secs, suppressed);
         return false;
 }
 
@@ -131,17 +142,17 @@ static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_r
         }
         if (!need_vault(d, rep, out, cap))
                 return;
-        if (d->hs_owner == c) {
+        if (session_held_by(d, c)) {
                 reply_error(rep, IPC_STATE, 0, out, cap, "a handshake is already in progress on this connection");
                 return;
         }
-        if (d->hs_owner) {
+        if (session_busy(d)) {
                 reply_error(rep, IPC_BUSY, 0, out, cap, "another client is in a handshake");
                 return;
         }
         if (d->hdr.params.epoch == UINT64_MAX) {
                 reply_error(rep, IPC_EXHAUSTED, 0, out, cap, "epoch 2^64-1 cannot advance: enroll the device again");
-                log_outcome(d, "exhausted");
+                log_outcome(c, OP_HELLO, "exhausted");
                 return;
         }
         if (!auth_token(c, rep, out, cap))
@@ -149,11 +160,11 @@ static void op_hello(struct conn *c, const struct ipc_request *req, struct ipc_r
         hs_device_init(&d->sec->hs, &d->hdr.params, d->vault, &hs_random_os);
         r = hs_device_hello(&d->sec->hs, out, cap, &len);
         if (r >= 0)
-                r = ipc_handshake_begin(d, c);
+                r = session_begin(d, c);
         if (r < 0) {
                 hs_device_wipe(&d->sec->hs);
                 reply_error(rep, r == -EOVERFLOW ? IPC_EXHAUSTED : IPC_INTERNAL, 0, out, cap, "cannot start a handshake");
-                log_err("Failed to start a handshake: %s", strerror(-r));
+                log_peer_errno(LOG_ERR, r, c, OP_HELLO, d->hdr.params.device_id, "Failed to start a handshake: %m");
                 return;
         }
         reply_ok(rep, out, len);
@@ -165,7 +176,7 @@ static bool need_handshake(struct conn *c, enum hs_device_state want, struct ipc
 
         if (!need_vault(d, rep, out, cap))
                 return false;
-        if (d->hs_owner != c) {
+        if (!session_held_by(d, c)) {
                 reply_error(rep, IPC_STATE, 0, out, cap, "no handshake in progress on this connection");
                 return false;
         }
@@ -177,7 +188,7 @@ static bool need_handshake(struct conn *c, enum hs_device_state want, struct ipc
 }
 
 /* A failed step ends the handshake: reply, log one line, wipe. */
-static void handshake_failed(struct conn *c, int r, struct ipc_reply *rep, uint8_t *out, size_t cap) {
+static void handshake_failed(struct conn *c, const char *op, int r, struct ipc_reply *rep, uint8_t *out, size_t cap) {
         struct vaultd *d = c->d;
         char result[32];
 
@@ -193,8 +204,8 @@ static void handshake_failed(struct conn *c, int r, struct ipc_reply *rep, uint8
                 reply_error(rep, IPC_PROTOCOL, 0, out, cap, "malformed message from the server");
                 snprintf(result, sizeof result, "protocol-error");
         }
-        log_outcome(d, result);
-        ipc_handshake_end(d);
+        log_outcome(c, op, result);
+        session_end(d);
 }
 
 static void op_respond(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
@@ -205,7 +216,7 @@ static void op_respond(struct conn *c, const struct ipc_request *req, struct ipc
                 return;
         r = hs_device_respond(&c->d->sec->hs, req->body, req->body_len, out, cap, &len);
         if (r < 0) {
-                handshake_failed(c, r, rep, out, cap);
+                handshake_failed(c, OP_RESPOND, r, rep, out, cap);
                 return;
         }
         reply_ok(rep, out, len);
@@ -221,42 +232,42 @@ static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc
                 return;
         r = hs_device_confirm(&d->sec->hs, req->body, req->body_len, d->next, res.m5, sizeof res.m5, &res.m5_len);
         if (r < 0) {
-                handshake_failed(c, r, rep, out, cap);
+                handshake_failed(c, OP_CONFIRM, r, rep, out, cap);
                 return;
         }
 
         /* M5 and the session key leave only once the new vault is durable: file, then counter. */
         r = vstate_commit(d);
         if (r < 0) {
-                if (r == -ENOTRECOVERABLE && d->tpm_failed) {
+                if (r == -ENOTRECOVERABLE && d->failure.cause == VSTATE_CAUSE_TPM) {
                         reply_error(rep, IPC_TPM, 0, out, cap, "%s", d->refusal);
-                        log_err("Failed to advance the TPM counter: %s", tpm_last_error(d->tpm));
-                        log_outcome(d, "counter-failed");
-                        vaultd_notify_status(d);
+                        log_peer_errno(LOG_ERR, r, c, OP_CONFIRM, d->hdr.params.device_id,
+                                       "Failed to advance the TPM counter: %s", d->failure.reason);
+                        log_outcome(c, OP_CONFIRM, "counter-failed");
                 } else if (r == -ENOTRECOVERABLE) {
                         /* The file is renamed into place but its directory entry may not be durable. */
                         reply_error(rep, IPC_INTERNAL, 0, out, cap, "%s", d->refusal);
-                        log_err("Cannot make the new vault file durable: %s", d->refusal);
-                        log_outcome(d, "write-failed");
-                        vaultd_notify_status(d);
+                        log_peer_errno(LOG_ERR, r, c, OP_CONFIRM, d->hdr.params.device_id,
+                                       "Cannot make the new vault file durable: %s", d->refusal);
+                        log_outcome(c, OP_CONFIRM, "write-failed");
                 } else if (r == -EOVERFLOW) {
                         reply_error(rep, IPC_EXHAUSTED, 0, out, cap, "the epoch cannot advance: enroll the device again");
-                        log_outcome(d, "exhausted");
+                        log_outcome(c, OP_CONFIRM, "exhausted");
                 } else {
                         reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot write the new vault file");
-                        log_err("Failed to write the new vault file: %s", strerror(-r));
-                        log_outcome(d, "write-failed");
+                        log_peer_errno(LOG_ERR, r, c, OP_CONFIRM, d->hdr.params.device_id,
+                                       "Failed to write the new vault file: %m");
+                        log_outcome(c, OP_CONFIRM, "write-failed");
                 }
-                ipc_handshake_end(d);
+                session_end(d);
                 return;
         }
         memcpy(res.session_key, hs_device_session_key(&d->sec->hs), sizeof res.session_key);
         res.epoch = d->hdr.params.epoch;
         r = ipc_encode_confirm(&res, out, cap, &len);
         OPENSSL_cleanse(&res, sizeof res);
-        ipc_handshake_end(d);
-        log_outcome(d, "ok");
-        vaultd_notify_status(d);
+        session_end(d);
+        log_outcome(c, OP_CONFIRM, "ok");
         if (r < 0) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "cannot encode the result");
                 return;
@@ -352,7 +363,8 @@ static bool need_admin(struct conn *c, struct ipc_reply *rep, uint8_t *out, size
                     "only root, vaultd's user and members of %s %s may provision",
                     d->cfg->n_admin_groups > 1 ? "groups" : "group", groups);
         if (ratelimit_pass(&d->provision_refused_log, now_usec(), REFUSAL_LOG_INTERVAL_USEC, &suppressed))
-                log_notice("refused provision from uid=%u pid=%d: not root, vaultd's user or in an admin group "
+                log_peer(LOG_NOTICE, c, OP_PROVISION, NULL,
+                         "refused provision from uid=%u pid=%d: not root, vaultd's user or in an admin group "
                            "(%u similar messages suppressed)", (unsigned) c->uid, (int) c->pid, suppressed);
         return false;
 }
@@ -374,7 +386,7 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
                 reply_error(rep, IPC_BAD_REQUEST, 0, out, cap, "provision takes the bundle as a passed descriptor and no body");
                 return;
         }
-        if (d->hs_owner) {
+        if (session_busy(d)) {
                 reply_error(rep, IPC_BUSY, 0, out, cap, "a handshake is in progress");
                 return;
         }
@@ -391,7 +403,7 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         r = secmem_alloc(text_cap, (void **) &text);
         if (r < 0) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "out of secret memory");
-                log_err("Failed to allocate secret memory for a bundle: %s", strerror(-r));
+                log_peer_errno(LOG_ERR, r, c, OP_PROVISION, NULL, "Failed to allocate secret memory for a bundle: %m");
                 return;
         }
         r = read_bundle(fd, text, text_cap, &len);
@@ -415,24 +427,31 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         r = vstate_provision(d, &b, force);
         if (r == -EEXIST) {
                 reply_error(rep, IPC_EXISTS, 0, out, cap, "a vault is already provisioned");
-        } else if (r < 0 && d->key_failed) {
+        } else if (r < 0 && d->failure.cause == VSTATE_CAUSE_KEY_FILE) {
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "provisioning failed: key file '%s': %s",
-                            d->cfg->key_file, keyfile_strerror(r));
-                log_err("Failed to provision a vault for device %s: key file '%s': %s", b.params.device_id,
-                        d->cfg->key_file, keyfile_strerror(r));
+                            d->cfg->key_file, d->failure.reason);
+                log_peer_errno(LOG_ERR, r, c, OP_PROVISION, b.params.device_id,
+                               "Failed to provision a vault for device %s: key file '%s': %s", b.params.device_id,
+                               d->cfg->key_file, d->failure.reason);
         } else if (r < 0) {
-                const char *why = d->tpm_failed ? tpm_last_error(d->tpm) : "";
+                const char *why = d->failure.cause == VSTATE_CAUSE_TPM ? d->failure.reason : "";
 
                 reply_error(rep, why[0] ? IPC_TPM : IPC_INTERNAL, 0, out, cap, "provisioning failed: %s",
                             why[0] ? why : strerror(-r));
-                log_err("Failed to provision a vault for device %s: %s", b.params.device_id, why[0] ? why : strerror(-r));
+                if (why[0])
+                        log_peer_errno(LOG_ERR, r, c, OP_PROVISION, b.params.device_id,
+                                       "Failed to provision a vault for device %s: %s", b.params.device_id, why);
+                else
+                        log_peer_errno(LOG_ERR, r, c, OP_PROVISION, b.params.device_id,
+                                       "Failed to provision a vault for device %s: %m", b.params.device_id);
         } else {
                 if (r == 1)
-                        log_warning("Could not remove the replaced vault's NV counter: %s", tpm_last_error(d->tpm));
-                log_notice("provisioned vault device=%s epoch=%" PRIu64 " nv=0x%08" PRIx32 " counter=%" PRIu64 "%s",
-                           d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter,
-                           force ? " (forced)" : "");
-                vaultd_notify_status(d);
+                        log_peer(LOG_WARNING, c, OP_PROVISION, d->hdr.params.device_id,
+                                 "Could not remove the replaced vault's NV counter: %s", d->failure.reason);
+                log_peer(LOG_NOTICE, c, OP_PROVISION, d->hdr.params.device_id,
+                         "provisioned vault device=%s epoch=%" PRIu64 " nv=0x%08" PRIx32 " counter=%" PRIu64 "%s",
+                         d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter,
+                         force ? " (forced)" : "");
                 reply_ok(rep, NULL, 0);
         }
 out:
@@ -443,9 +462,9 @@ out:
 static void op_abort(struct conn *c, const struct ipc_request *req, struct ipc_reply *rep, uint8_t *out, size_t cap) {
         struct vaultd *d = c->d;
 
-        if (d->hs_owner == c) {
-                log_outcome(d, "aborted");
-                ipc_handshake_end(d);
+        if (session_held_by(d, c)) {
+                log_outcome(c, OP_ABORT, "aborted");
+                session_end(d);
         }
         reply_ok(rep, NULL, 0);
 }

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "vaultd.h"
 
 /* First guess for SO_PEERGROUPS; on ERANGE the kernel says how much it needs (at most
@@ -79,9 +80,8 @@ static enum peer_class gid_class(const struct vaultd *d, gid_t g) {
 int peercred_check(const struct vaultd *d, int fd, uid_t *ret_uid, pid_t *ret_pid) {
         struct ucred cred;
         socklen_t len = sizeof cred;
+        _cleanup_free_ gid_t *groups = NULL;
         enum peer_class best;
-        gid_t *groups;
-        int r;
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
@@ -102,20 +102,14 @@ int peercred_check(const struct vaultd *d, int fd, uid_t *ret_uid, pid_t *ret_pi
         if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
                 gid_t *bigger;
 
-                if (errno != ERANGE || len > PEERGROUPS_LIMIT * sizeof *groups) {
-                        r = errno == ERANGE ? -E2BIG : -errno;
-                        goto out;
-                }
+                if (errno != ERANGE || len > PEERGROUPS_LIMIT * sizeof *groups)
+                        return errno == ERANGE ? -E2BIG : -errno;
                 bigger = realloc(groups, len);
-                if (!bigger) {
-                        r = -ENOMEM;
-                        goto out;
-                }
+                if (!bigger)
+                        return -ENOMEM;
                 groups = bigger;
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
-                        r = -errno;
-                        goto out;
-                }
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                        return -errno;
         }
         for (size_t i = 0; i < len / sizeof *groups && best != PEER_ADMIN; i++) {
                 enum peer_class c = gid_class(d, groups[i]);
@@ -123,8 +117,5 @@ int peercred_check(const struct vaultd *d, int fd, uid_t *ret_uid, pid_t *ret_pi
                 if (c > best)
                         best = c;
         }
-        r = best;
-out:
-        free(groups);
-        return r;
+        return best;
 }

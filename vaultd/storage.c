@@ -10,92 +10,77 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleanup.h"
+#include "fault.h"
 #include "vaultd.h"
 
 #define TEMP_PREFIX "vault.tmp."
 
+DEFINE_POINTER_CLEANUP(DIR *, closedir)
+
 /* Temp files left by a crash between create and rename hold nothing the vault file does not
  * (and are encrypted the same way): remove them at start. */
 static void remove_stale_temps(int dirfd) {
+        _cleanup_(closedirp) DIR *dir = NULL;
+        _cleanup_close_ int fd = -EBADF;
         struct dirent *de;
-        DIR *dir;
-        int fd;
 
         fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return;
         dir = fdopendir(fd);
-        if (!dir) {
-                close(fd);
+        if (!dir)
                 return;
-        }
+        (void) TAKE_FD(fd);     /* dir owns it now */
         while ((de = readdir(dir)))
                 if (strncmp(de->d_name, TEMP_PREFIX, strlen(TEMP_PREFIX)) == 0)
                         (void) unlinkat(dirfd, de->d_name, 0);
-        closedir(dir);
 }
 
 int storage_open_dir(const char *path, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        int fd;
 
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
                 return -errno;
         fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
+        if (fstat(fd, &st) < 0)
+                return -errno;
         remove_stale_temps(fd);
-        *ret_fd = fd;
+        *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
 int storage_read(int dirfd, uint8_t **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ uint8_t *data = NULL;
         struct stat st;
-        uint8_t *data;
         size_t done = 0;
-        int fd, r;
 
         fd = openat(dirfd, VAULTD_VAULT_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0) {
-                r = -errno;
-                goto fail_fd;
-        }
-        if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uintmax_t) st.st_size > VAULTFILE_MAX) {
-                r = -EBADMSG;
-                goto fail_fd;
-        }
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uintmax_t) st.st_size > VAULTFILE_MAX)
+                return -EBADMSG;
         data = malloc((size_t) st.st_size);
-        if (!data) {
-                r = -ENOMEM;
-                goto fail_fd;
-        }
+        if (!data)
+                return -ENOMEM;
         while (done < (size_t) st.st_size) {
                 ssize_t n = read(fd, data + done, (size_t) st.st_size - done);
 
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n <= 0) {
-                        r = n < 0 ? -errno : -EBADMSG;  /* shrank under us */
-                        free(data);
-                        goto fail_fd;
-                }
+                if (n <= 0)
+                        return n < 0 ? -errno : -EBADMSG;       /* shrank under us */
                 done += (size_t) n;
         }
-        close(fd);
-        *ret = data;
+        *ret = TAKE_PTR(data);
         *ret_len = done;
         return 0;
-
-fail_fd:
-        close(fd);
-        return r;
 }
 
 static int write_all(int fd, const uint8_t *data, size_t len) {
@@ -112,14 +97,6 @@ static int write_all(int fd, const uint8_t *data, size_t len) {
         return 0;
 }
 
-/* Test-only fault injection (docs/vault-file.md §7): VAULTD_FAIL_AT=dir-fsync makes every sync
- * of the state directory fail, to test the "replaced, not known to be durable" path. */
-static bool fault_dir_fsync(void) {
-        const char *s = getenv("VAULTD_FAIL_AT");
-
-        return s && strcmp(s, "dir-fsync") == 0;
-}
-
 /*
  * Syncs the directory after the rename. A failure is retried once only if it was an interrupted
  * call: after EIO (or ENOSPC...) Linux reports a write-back error to a descriptor once and then
@@ -130,7 +107,8 @@ static int sync_dir(int dirfd) {
         for (unsigned attempt = 0;; attempt++) {
                 int r;
 
-                if (fault_dir_fsync())
+                /* Test-only (docs/vault-file.md §7): the "replaced, not known to be durable" path. */
+                if (fault_fail(VAULTD_FAULT_DIR_FSYNC))
                         return -EIO;
                 if (fsync(dirfd) >= 0)
                         return 0;

@@ -28,6 +28,7 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include "tpm-internal.h"
 #include "tpm.h"
 
 /* Length of the error message kept per context. */
@@ -37,8 +38,6 @@
 #define TPM_TRACK_MAX 8
 /* Random NV indices tried by tpm_counter_define() before giving up. */
 #define TPM_COUNTER_TRIES 64
-/* PCRs that may be bound: the 24 PCRs every PC-client TPM has. */
-#define TPM_PCR_COUNT 24
 #define TPM_PCR_MASK_VALID ((uint32_t) ((1u << TPM_PCR_COUNT) - 1))
 #define TPM_COUNTER_SIZE 8
 
@@ -188,8 +187,7 @@ static int rc_errno(TSS2_RC rc) {
         }
 }
 
-static int fail(struct tpm_ctx *t, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct tpm_ctx *t, int r, const char *fmt, ...) {
+int tpm_fail(struct tpm_ctx *t, int r, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
@@ -199,7 +197,7 @@ static int fail(struct tpm_ctx *t, int r, const char *fmt, ...) {
 }
 
 /* Map a tss2 failure to -errno and record "<what>: <reason> (<tss2 decoding>)". */
-static int fail_rc(struct tpm_ctx *t, const char *what, TSS2_RC rc) {
+int tpm_fail_rc(struct tpm_ctx *t, const char *what, TSS2_RC rc) {
         int r = rc_errno(rc);
         const char *why;
 
@@ -219,7 +217,7 @@ static int fail_rc(struct tpm_ctx *t, const char *what, TSS2_RC rc) {
         default:
                 why = "";
         }
-        return fail(t, r, "%s: %s%s", what, why, Tss2_RC_Decode(rc));
+        return tpm_fail(t, r, "%s: %s%s", what, why, Tss2_RC_Decode(rc));
 }
 
 static void track(struct tpm_ctx *t, ESYS_TR tr) {
@@ -332,13 +330,13 @@ static int start_session(struct tpm_ctx *t, ESYS_TR salt_key, TPM2_SE type, TPMA
                                            NULL, type, &session_sym, TPM2_ALG_SHA256, &s);
         }
         if (rc != TSS2_RC_SUCCESS)
-                return fail_rc(t, "Failed to start TPM session", rc);
+                return tpm_fail_rc(t, "Failed to start TPM session", rc);
         track(t, s);
 
         rc = Esys_TRSess_SetAttributes(t->esys, s, attrs | TPMA_SESSION_CONTINUESESSION, 0xff);
         if (rc != TSS2_RC_SUCCESS) {
                 flush(t, &s);
-                return fail_rc(t, "Failed to set TPM session attributes", rc);
+                return tpm_fail_rc(t, "Failed to set TPM session attributes", rc);
         }
         *ret = s;
         return 0;
@@ -347,13 +345,13 @@ static int start_session(struct tpm_ctx *t, ESYS_TR salt_key, TPM2_SE type, TPMA
 static int set_session_attrs(struct tpm_ctx *t, ESYS_TR s, TPMA_SESSION attrs) {
         TSS2_RC rc = Esys_TRSess_SetAttributes(t->esys, s, attrs | TPMA_SESSION_CONTINUESESSION, 0xff);
         if (rc != TSS2_RC_SUCCESS)
-                return fail_rc(t, "Failed to set TPM session attributes", rc);
+                return tpm_fail_rc(t, "Failed to set TPM session attributes", rc);
         return 0;
 }
 
 static int name_from_tpm(struct tpm_ctx *t, const TPM2B_NAME *n, struct tpm_name *ret) {
         if (n->size == 0 || n->size > TPM_NAME_MAX || n->size > sizeof(n->name))
-                return fail(t, -EIO, "TPM returned a name of %u bytes", (unsigned) n->size);
+                return tpm_fail(t, -EIO, "TPM returned a name of %u bytes", (unsigned) n->size);
         memcpy(ret->buf, n->name, n->size);
         ret->len = n->size;
         return 0;
@@ -394,7 +392,7 @@ static int parent_acquire(struct tpm_ctx *t, struct tpm_parent *ret) {
                 rc = Esys_ReadPublic(t->esys, p.tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                      &pub, &name, NULL);
                 if (rc != TSS2_RC_SUCCESS) {
-                        r = fail_rc(t, "Failed to read the public area of persistent SRK 0x81000001", rc);
+                        r = tpm_fail_rc(t, "Failed to read the public area of persistent SRK 0x81000001", rc);
                         goto finish;
                 }
                 if (srk_matches(&pub->publicArea)) {
@@ -412,7 +410,7 @@ static int parent_acquire(struct tpm_ctx *t, struct tpm_parent *ret) {
                 name = NULL;
                 tr_close(t, &p.tr);
         } else if (rc_errno(rc) != -ENOENT) {
-                return fail_rc(t, "Failed to look up persistent SRK 0x81000001", rc);
+                return tpm_fail_rc(t, "Failed to look up persistent SRK 0x81000001", rc);
         }
 
         t->ncmd++;
@@ -420,13 +418,13 @@ static int parent_acquire(struct tpm_ctx *t, struct tpm_parent *ret) {
                                 &no_sensitive, &srk_template, &no_outside, &no_pcrs,
                                 &p.tr, NULL, NULL, NULL, NULL);
         if (rc != TSS2_RC_SUCCESS)
-                return fail_rc(t, "Failed to create the storage primary key", rc);
+                return tpm_fail_rc(t, "Failed to create the storage primary key", rc);
         track(t, p.tr);
         p.transient = true;
 
         rc = Esys_TR_GetName(t->esys, p.tr, &name);
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to get the storage primary key's name", rc);
+                r = tpm_fail_rc(t, "Failed to get the storage primary key's name", rc);
                 goto finish;
         }
         r = name_from_tpm(t, name, &p.name);
@@ -487,25 +485,25 @@ static int policy_pcr_digest(struct tpm_ctx *t, uint32_t mask, bool with_auth, T
         t->ncmd++;
         rc = Esys_PolicyPCR(t->esys, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current, &sel);
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to compute the PCR policy", rc);
+                r = tpm_fail_rc(t, "Failed to compute the PCR policy", rc);
                 goto finish;
         }
         if (with_auth) {
                 t->ncmd++;
                 rc = Esys_PolicyAuthValue(t->esys, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
                 if (rc != TSS2_RC_SUCCESS) {
-                        r = fail_rc(t, "Failed to compute the PCR and auth value policy", rc);
+                        r = tpm_fail_rc(t, "Failed to compute the PCR and auth value policy", rc);
                         goto finish;
                 }
         }
         t->ncmd++;
         rc = Esys_PolicyGetDigest(t->esys, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &digest);
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to read the PCR policy digest", rc);
+                r = tpm_fail_rc(t, "Failed to read the PCR policy digest", rc);
                 goto finish;
         }
         if (digest->size != 32) {
-                r = fail(t, -EIO, "TPM returned a policy digest of %u bytes", (unsigned) digest->size);
+                r = tpm_fail(t, -EIO, "TPM returned a policy digest of %u bytes", (unsigned) digest->size);
                 goto finish;
         }
         *ret = *digest;
@@ -652,7 +650,7 @@ int tpm_seal_auth(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t p
         if (!t || !kek || !ret)
                 return -EINVAL;
         if (pcr_mask & ~TPM_PCR_MASK_VALID)
-                return fail(t, -EINVAL, "PCR mask 0x%08x selects PCRs above 23", pcr_mask);
+                return tpm_fail(t, -EINVAL, "PCR mask 0x%08x selects PCRs above 23", pcr_mask);
 
         r = parent_acquire(t, &parent);
         if (r < 0)
@@ -682,21 +680,21 @@ int tpm_seal_auth(struct tpm_ctx *t, const uint8_t kek[TPM_KEK_SIZE], uint32_t p
                          &out_priv, &out_pub, NULL, NULL, NULL);
         explicit_bzero(&sens, sizeof(sens));
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to seal the key", rc);
+                r = tpm_fail_rc(t, "Failed to seal the key", rc);
                 goto finish;
         }
 
         off = 0;
         rc = Tss2_MU_TPM2B_PUBLIC_Marshal(out_pub, sealed.pub, sizeof(sealed.pub), &off);
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to encode the sealed public area", rc);
+                r = tpm_fail_rc(t, "Failed to encode the sealed public area", rc);
                 goto finish;
         }
         sealed.pub_len = off;
         off = 0;
         rc = Tss2_MU_TPM2B_PRIVATE_Marshal(out_priv, sealed.priv, sizeof(sealed.priv), &off);
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to encode the sealed private area", rc);
+                r = tpm_fail_rc(t, "Failed to encode the sealed private area", rc);
                 goto finish;
         }
         sealed.priv_len = off;
@@ -723,23 +721,23 @@ static int sealed_decode(struct tpm_ctx *t, const struct tpm_sealed *s, TPM2B_PU
         size_t off;
 
         if (s->pcr_mask & ~TPM_PCR_MASK_VALID)
-                return fail(t, -EBADMSG, "Sealed key binds PCRs above 23 (mask 0x%08x)", s->pcr_mask);
+                return tpm_fail(t, -EBADMSG, "Sealed key binds PCRs above 23 (mask 0x%08x)", s->pcr_mask);
         if (s->pub_len > sizeof(s->pub) || s->priv_len > sizeof(s->priv) ||
             s->parent.len == 0 || s->parent.len > TPM_NAME_MAX)
-                return fail(t, -EBADMSG, "Sealed key has impossible lengths");
+                return tpm_fail(t, -EBADMSG, "Sealed key has impossible lengths");
 
         off = 0;
         if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(s->pub, s->pub_len, &off, pub) != TSS2_RC_SUCCESS || off != s->pub_len)
-                return fail(t, -EBADMSG, "Sealed key's public area does not decode");
+                return tpm_fail(t, -EBADMSG, "Sealed key's public area does not decode");
         off = 0;
         if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(s->priv, s->priv_len, &off, priv) != TSS2_RC_SUCCESS || off != s->priv_len)
-                return fail(t, -EBADMSG, "Sealed key's private area does not decode");
+                return tpm_fail(t, -EBADMSG, "Sealed key's private area does not decode");
 
         if (pub->publicArea.type != TPM2_ALG_KEYEDHASH ||
             pub->publicArea.nameAlg != TPM2_ALG_SHA256 ||
             (pub->publicArea.objectAttributes & need) != need ||
             (pub->publicArea.objectAttributes & (TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_DECRYPT)))
-                return fail(t, -EBADMSG, "Sealed key is not a fixedTPM sealed data object");
+                return tpm_fail(t, -EBADMSG, "Sealed key is not a fixedTPM sealed data object");
         return 0;
 }
 
@@ -780,7 +778,7 @@ int tpm_unseal_auth(struct tpm_ctx *t, const struct tpm_sealed *s, const uint8_t
         if (r < 0)
                 return r;
         if (!name_equal(&parent.name, &s->parent)) {
-                r = fail(t, -EXDEV, "Wrong TPM: the storage key's name differs from the one the key was sealed under");
+                r = tpm_fail(t, -EXDEV, "Wrong TPM: the storage key's name differs from the one the key was sealed under");
                 goto finish;
         }
 
@@ -791,7 +789,7 @@ int tpm_unseal_auth(struct tpm_ctx *t, const struct tpm_sealed *s, const uint8_t
         t->ncmd++;
         rc = Esys_Load(t->esys, parent.tr, session, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &obj);
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to load the sealed key", rc);
+                r = tpm_fail_rc(t, "Failed to load the sealed key", rc);
                 goto finish;
         }
         track(t, obj);
@@ -801,7 +799,7 @@ int tpm_unseal_auth(struct tpm_ctx *t, const struct tpm_sealed *s, const uint8_t
                 rc = Esys_TR_SetAuth(t->esys, obj, &obj_auth);
                 explicit_bzero(&obj_auth, sizeof(obj_auth));
                 if (rc != TSS2_RC_SUCCESS) {
-                        r = fail_rc(t, "Failed to set the sealed key's auth value", rc);
+                        r = tpm_fail_rc(t, "Failed to set the sealed key's auth value", rc);
                         goto finish;
                 }
         }
@@ -818,14 +816,14 @@ int tpm_unseal_auth(struct tpm_ctx *t, const struct tpm_sealed *s, const uint8_t
                 t->ncmd++;
                 rc = Esys_PolicyPCR(t->esys, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current, &sel);
                 if (rc != TSS2_RC_SUCCESS) {
-                        r = fail_rc(t, "Failed to apply the PCR policy", rc);
+                        r = tpm_fail_rc(t, "Failed to apply the PCR policy", rc);
                         goto finish;
                 }
                 if (auth) {
                         t->ncmd++;
                         rc = Esys_PolicyAuthValue(t->esys, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
                         if (rc != TSS2_RC_SUCCESS) {
-                                r = fail_rc(t, "Failed to apply the auth value policy", rc);
+                                r = tpm_fail_rc(t, "Failed to apply the auth value policy", rc);
                                 goto finish;
                         }
                 }
@@ -836,11 +834,11 @@ int tpm_unseal_auth(struct tpm_ctx *t, const struct tpm_sealed *s, const uint8_t
                 rc = Esys_Unseal(t->esys, obj, session, ESYS_TR_NONE, ESYS_TR_NONE, &out);
         }
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to unseal the key", rc);
+                r = tpm_fail_rc(t, "Failed to unseal the key", rc);
                 goto finish;
         }
         if (out->size != TPM_KEK_SIZE) {
-                r = fail(t, -EBADMSG, "Unsealed %u bytes, expected %u", (unsigned) out->size, TPM_KEK_SIZE);
+                r = tpm_fail(t, -EBADMSG, "Unsealed %u bytes, expected %u", (unsigned) out->size, TPM_KEK_SIZE);
                 goto finish;
         }
         memcpy(kek, out->buffer, TPM_KEK_SIZE);
@@ -889,25 +887,25 @@ static int counter_lookup(struct tpm_ctx *t, uint32_t index, ESYS_TR *ret) {
         int r;
 
         if (!counter_index_valid(index))
-                return fail(t, -EINVAL, "NV index 0x%08x is outside the counter range", index);
+                return tpm_fail(t, -EINVAL, "NV index 0x%08x is outside the counter range", index);
 
         t->ncmd++;
         rc = Esys_TR_FromTPMPublic(t->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
         if (rc != TSS2_RC_SUCCESS) {
                 r = rc_errno(rc);
-                return r == -ENOENT ? fail(t, r, "NV index 0x%08x is not defined", index) :
-                                      fail_rc(t, "Failed to look up the NV counter", rc);
+                return r == -ENOENT ? tpm_fail(t, r, "NV index 0x%08x is not defined", index) :
+                                      tpm_fail_rc(t, "Failed to look up the NV counter", rc);
         }
         t->ncmd++;
         rc = Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to read the NV counter's public area", rc);
+                r = tpm_fail_rc(t, "Failed to read the NV counter's public area", rc);
                 goto finish;
         }
         if ((pub->nvPublic.attributes & ~TPMA_NV_WRITTEN) != NV_COUNTER_ATTRS ||
             pub->nvPublic.dataSize != TPM_COUNTER_SIZE ||
             pub->nvPublic.nameAlg != TPM2_ALG_SHA256) {
-                r = fail(t, -EMEDIUMTYPE, "NV index 0x%08x is not a vaultd counter (attributes 0x%08x)",
+                r = tpm_fail(t, -EMEDIUMTYPE, "NV index 0x%08x is not a vaultd counter (attributes 0x%08x)",
                          index, (unsigned) pub->nvPublic.attributes);
                 goto finish;
         }
@@ -934,7 +932,7 @@ static int counter_set_auth(struct tpm_ctx *t, ESYS_TR nv, const uint8_t auth[TP
         rc = Esys_TR_SetAuth(t->esys, nv, &a);
         explicit_bzero(&a, sizeof(a));
         if (rc != TSS2_RC_SUCCESS)
-                return fail_rc(t, "Failed to set the NV counter's auth value", rc);
+                return tpm_fail_rc(t, "Failed to set the NV counter's auth value", rc);
         return 0;
 }
 
@@ -958,7 +956,7 @@ static int counter_session(struct tpm_ctx *t, TPMA_SESSION attrs, ESYS_TR *ret) 
         if (r < 0)
                 return r;
         if (t->pinned.len > 0 && !name_equal(&parent.name, &t->pinned))
-                r = fail(t, -EXDEV, "Wrong TPM: the storage key's name differs from the one the "
+                r = tpm_fail(t, -EXDEV, "Wrong TPM: the storage key's name differs from the one the "
                          "vault key is sealed under");
         else
                 r = start_session(t, parent.tr, TPM2_SE_HMAC, attrs, ret);
@@ -979,11 +977,11 @@ static int counter_read_value(struct tpm_ctx *t, ESYS_TR nv, ESYS_TR s, uint64_t
         t->ncmd++;
         rc = Esys_NV_Read(t->esys, nv, nv, s, ESYS_TR_NONE, ESYS_TR_NONE, TPM_COUNTER_SIZE, 0, &data);
         if (rc != TSS2_RC_SUCCESS)
-                return fail_rc(t, "Failed to read the NV counter", rc);
+                return tpm_fail_rc(t, "Failed to read the NV counter", rc);
         if (data->size != TPM_COUNTER_SIZE) {
                 unsigned n = data->size;
                 Esys_Free(data);
-                return fail(t, -EIO, "NV counter read returned %u bytes", n);
+                return tpm_fail(t, -EIO, "NV counter read returned %u bytes", n);
         }
         for (size_t i = 0; i < TPM_COUNTER_SIZE; i++)
                 v = (v << 8) | data->buffer[i];
@@ -1002,7 +1000,7 @@ static int nv_defined(struct tpm_ctx *t, uint32_t index, bool *ret) {
         rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                 TPM2_CAP_HANDLES, index, 1, &more, &cap);
         if (rc != TSS2_RC_SUCCESS)
-                return fail_rc(t, "Failed to list NV indices", rc);
+                return tpm_fail_rc(t, "Failed to list NV indices", rc);
         *ret = cap->capability == TPM2_CAP_HANDLES && cap->data.handles.count >= 1 &&
                cap->data.handles.handle[0] == index;
         Esys_Free(cap);
@@ -1028,7 +1026,7 @@ int tpm_counter_define_at(struct tpm_ctx *t, uint32_t index, const uint8_t auth[
         if (!t || !auth || !ret_value)
                 return -EINVAL;
         if (!counter_index_valid(index))
-                return fail(t, -EINVAL, "NV index 0x%08x is outside the counter range", index);
+                return tpm_fail(t, -EINVAL, "NV index 0x%08x is outside the counter range", index);
 
         r = counter_session(t, TPMA_SESSION_DECRYPT, &session);
         if (r < 0)
@@ -1046,38 +1044,34 @@ int tpm_counter_define_at(struct tpm_ctx *t, uint32_t index, const uint8_t auth[
                                  &a, &nvpub, &nv);
         explicit_bzero(&a, sizeof(a));
         if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to define the NV counter", rc);
+                r = tpm_fail_rc(t, "Failed to define the NV counter", rc);
                 goto finish;
         }
 
         r = counter_set_auth(t, nv, auth);
-        if (r < 0)
-                goto undefine;
         /* Increment and NV_Read have no secret parameter: plain HMAC use of the same session. */
-        r = set_session_attrs(t, session, 0);
-        if (r < 0)
-                goto undefine;
-        t->ncmd++;
-        rc = Esys_NV_Increment(t->esys, nv, nv, session, ESYS_TR_NONE, ESYS_TR_NONE);
-        if (rc != TSS2_RC_SUCCESS) {
-                r = fail_rc(t, "Failed to initialize the NV counter", rc);
-                goto undefine;
+        if (r >= 0)
+                r = set_session_attrs(t, session, 0);
+        if (r >= 0) {
+                t->ncmd++;
+                rc = Esys_NV_Increment(t->esys, nv, nv, session, ESYS_TR_NONE, ESYS_TR_NONE);
+                if (rc != TSS2_RC_SUCCESS)
+                        r = tpm_fail_rc(t, "Failed to initialize the NV counter", rc);
         }
-        r = counter_read_value(t, nv, session, &value);
-        if (r < 0)
-                goto undefine;
+        if (r >= 0)
+                r = counter_read_value(t, nv, session, &value);
+        if (r < 0) {
+                /* Undefine it again, owner-authorized: the index's own auth is not needed any more. */
+                (void) Esys_TR_SetAuth(t->esys, nv, &(const TPM2B_AUTH) { 0 });
+                t->ncmd++;
+                if (Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD,
+                                          ESYS_TR_NONE, ESYS_TR_NONE) == TSS2_RC_SUCCESS)
+                        nv = ESYS_TR_NONE;      /* ESYS released the handle */
+                goto finish;
+        }
 
         *ret_value = value;
         r = 0;
-        goto finish;
-
-undefine:
-        /* Owner-authorized: the index's own auth is not needed any more. */
-        (void) Esys_TR_SetAuth(t->esys, nv, &(const TPM2B_AUTH) { 0 });
-        t->ncmd++;
-        if (Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD,
-                                  ESYS_TR_NONE, ESYS_TR_NONE) == TSS2_RC_SUCCESS)
-                nv = ESYS_TR_NONE;      /* ESYS released the handle */
 finish:
         explicit_bzero(&a, sizeof(a));
         tr_close(t, &nv);
@@ -1100,14 +1094,14 @@ int tpm_counter_define(struct tpm_ctx *t, const uint8_t auth[TPM_COUNTER_AUTH_SI
                 uint16_t rnd;
 
                 if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
-                        return fail(t, -EIO, "getrandom() failed");
+                        return tpm_fail(t, -EIO, "getrandom() failed");
                 index = TPM_COUNTER_FIRST + rnd;
                 r = nv_defined(t, index, &defined);
                 if (r < 0)
                         return r;
         }
         if (defined)
-                return fail(t, -ENOSPC, "No free NV index found in 0x%08x..0x%08x",
+                return tpm_fail(t, -ENOSPC, "No free NV index found in 0x%08x..0x%08x",
                             TPM_COUNTER_FIRST, TPM_COUNTER_LAST);
         r = tpm_counter_define_at(t, index, auth, &value);
         if (r < 0)
@@ -1162,7 +1156,7 @@ static int counter_op(struct tpm_ctx *t, uint32_t index, const uint8_t auth[TPM_
                 t->ncmd++;
                 rc = Esys_NV_Increment(t->esys, nv, nv, session, ESYS_TR_NONE, ESYS_TR_NONE);
                 if (rc != TSS2_RC_SUCCESS) {
-                        r = fail_rc(t, "Failed to increment the NV counter", rc);
+                        r = tpm_fail_rc(t, "Failed to increment the NV counter", rc);
                         goto finish;
                 }
         }
@@ -1275,7 +1269,7 @@ static int bound_session_renew(struct tpm_ctx *t, TSS2_RC why) {
                 t->ncmd++;
                 rc = Esys_Startup(t->esys, TPM2_SU_CLEAR);
                 if (rc != TSS2_RC_SUCCESS && !(rc_from_tpm(rc) && rc_base(rc) == TPM2_RC_INITIALIZE))
-                        return fail_rc(t, "Failed to start up the TPM after a reset", rc);
+                        return tpm_fail_rc(t, "Failed to start up the TPM after a reset", rc);
         }
         bound_session_drop(t, reset || rc_base(why) == TPM2_RC_REFERENCE_S0);
         return counter_session(t, 0, &t->bound_session);
@@ -1309,7 +1303,7 @@ int tpm_counter_bump(struct tpm_ctx *t) {
                  * has already moved the session's nonces out of step with the TPM. */
                 if (!rc_from_tpm(rc))
                         bound_session_drop(t, false);
-                return fail_rc(t, "Failed to increment the NV counter", rc);
+                return tpm_fail_rc(t, "Failed to increment the NV counter", rc);
         }
         return 0;
 }
@@ -1329,7 +1323,7 @@ int tpm_counter_undefine(struct tpm_ctx *t, uint32_t index) {
                                    ESYS_TR_NONE, ESYS_TR_NONE);
         if (rc != TSS2_RC_SUCCESS) {
                 counter_release(t, &nv);
-                return fail_rc(t, "Failed to undefine the NV counter", rc);
+                return tpm_fail_rc(t, "Failed to undefine the NV counter", rc);
         }
         if (is_bound(t, nv)) {
                 /* ESYS released the handle; the binding has nothing left to bump. */
@@ -1340,77 +1334,12 @@ int tpm_counter_undefine(struct tpm_ctx *t, uint32_t index) {
         return 0;
 }
 
-/* ---- test-only helpers ---- */
+/* ---- for tpm-internal.h ---- */
 
-static int count_handles(struct tpm_ctx *t, TPM2_HT type, unsigned *ret) {
-        TPMS_CAPABILITY_DATA *cap = NULL;
-        TPMI_YES_NO more;
-        TSS2_RC rc;
-
-        t->ncmd++;
-        rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
-                                (UINT32) type << TPM2_HR_SHIFT, TPM2_MAX_CAP_HANDLES, &more, &cap);
-        if (rc != TSS2_RC_SUCCESS)
-                return fail_rc(t, "Failed to list handles", rc);
-        *ret = cap->data.handles.count;
-        Esys_Free(cap);
-        return 0;
+ESYS_CONTEXT *tpm_esys(struct tpm_ctx *t) {
+        return t->esys;
 }
 
-int tpm_test_count_loaded(struct tpm_ctx *t, unsigned *ret_objects, unsigned *ret_sessions) {
-        unsigned objects, loaded, saved;
-        int r;
-
-        if (!t || !ret_objects || !ret_sessions)
-                return -EINVAL;
-        r = count_handles(t, TPM2_HT_TRANSIENT, &objects);
-        if (r < 0)
-                return r;
-        r = count_handles(t, TPM2_HT_LOADED_SESSION, &loaded);
-        if (r < 0)
-                return r;
-        r = count_handles(t, TPM2_HT_SAVED_SESSION, &saved);
-        if (r < 0)
-                return r;
-        *ret_objects = objects;
-        *ret_sessions = loaded + saved;
-        return 0;
-}
-
-int tpm_test_pcr_extend(struct tpm_ctx *t, unsigned pcr) {
-        TPML_DIGEST_VALUES digests = {
-                .count = 1,
-                .digests[0] = { .hashAlg = TPM2_ALG_SHA256, .digest.sha256 = { 0x5a, 0xa5, 0x01 } },
-        };
-        TSS2_RC rc;
-
-        if (!t || pcr >= TPM_PCR_COUNT)
-                return -EINVAL;
+void tpm_count_command(struct tpm_ctx *t) {
         t->ncmd++;
-        rc = Esys_PCR_Extend(t->esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digests);
-        if (rc != TSS2_RC_SUCCESS)
-                return fail_rc(t, "Failed to extend PCR", rc);
-        return 0;
-}
-
-int tpm_test_lockout_counter(struct tpm_ctx *t, uint32_t *ret) {
-        TPMS_CAPABILITY_DATA *cap = NULL;
-        TPMI_YES_NO more;
-        TSS2_RC rc;
-        int r = 0;
-
-        if (!t || !ret)
-                return -EINVAL;
-        t->ncmd++;
-        rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES,
-                                TPM2_PT_LOCKOUT_COUNTER, 1, &more, &cap);
-        if (rc != TSS2_RC_SUCCESS)
-                return fail_rc(t, "Failed to read TPM properties", rc);
-        if (cap->data.tpmProperties.count < 1 ||
-            cap->data.tpmProperties.tpmProperty[0].property != TPM2_PT_LOCKOUT_COUNTER)
-                r = fail(t, -EIO, "TPM did not report TPM2_PT_LOCKOUT_COUNTER");
-        else
-                *ret = cap->data.tpmProperties.tpmProperty[0].value;
-        Esys_Free(cap);
-        return r;
 }

@@ -106,8 +106,3 @@ int tpm_counter_bump(struct tpm_ctx *t);
 /* Number of TPM commands sent on t since tpm_open() (Esys_* calls that reach the TPM; the
  * Startup in tpm_open() included). For benchmarks. */
 uint64_t tpm_command_count(const struct tpm_ctx *t);
-
-/* Test-only helpers, used by tests/tpm/check_tpm.c. Not for vaultd proper. */
-int tpm_test_count_loaded(struct tpm_ctx *t, unsigned *ret_objects, unsigned *ret_sessions);
-int tpm_test_pcr_extend(struct tpm_ctx *t, unsigned pcr);
-int tpm_test_lockout_counter(struct tpm_ctx *t, uint32_t *ret);

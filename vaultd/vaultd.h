@@ -4,21 +4,26 @@
 /*
  * vaultd's private header. vaultd is the only process that ever holds the vault: it unseals the
  * vault file's key-encryption key with the TPM at start, keeps the KEK and the vault in secret
- * memory, and serves devicectl over a SOCK_SEQPACKET socket (docs/ipc.md). Layers:
+ * memory, and serves devicectl over a SOCK_SEQPACKET socket (docs/ipc.md). Layers, top down;
+ * calls go down this list, never up:
  *
- *   main.c        start, systemd notification, signals, the event loop
+ *   main.c        start, signals, the event loop, systemd notification (it sends STATUS=
+ *                 whenever vstate reports a change, see d->status_gen)
  *   config.c      command line and /etc/secure-vault/vaultd.conf
- *   log.c         stderr in journal format (<N> priority prefixes)
- *   secmem.c      memfd_secret(2) / mlock memory for secrets; non-dumpable process
- *   storage.c     atomic file I/O in the state directory
- *   keyfile.c     the key file the sealed KEK's auth value is derived from
- *   vstate.c      the vault's life cycle: load + crash-window recovery, commit, provision
- *   peercred.c    who may talk to vaultd (SO_PEERCRED, SO_PEERGROUPS)
  *   ipc-server.c  listening socket, connections, packets, SCM_RIGHTS
  *   ops.c         one handler per IPC operation
+ *   session.c     the one handshake at a time: which connection holds it, and its time-out
+ *   vstate.c      the vault's life cycle: load + crash-window recovery, commit, provision; it
+ *                 reports why it failed (d->failure) and that the state changed (d->status_gen)
+ *   peercred.c    who may talk to vaultd (SO_PEERCRED, SO_PEERGROUPS)
+ *   keyfile.c     the key file the sealed KEK's auth value is derived from
+ *   storage.c     atomic file I/O in the state directory
+ *   secmem.c      memfd_secret(2) / mlock memory for secrets; non-dumpable process
+ *   tpm.c         the TPM (vaultd/libvaulttpm.a); common/ (libsvcommon.a), and the logger and
+ *                 the fault hook of libsvio.a (common/log.h, common/fault.h)
  *
- * Functions return >= 0 or -errno and do not log, except in main.c, ipc-server.c and ops.c, which
- * are the top of the program and log each outcome once.
+ * Functions return >= 0 or -errno and do not log, except where an event starts: main.c,
+ * ipc-server.c and ops.c (a request), and session.c's time-out; they log each outcome once.
  */
 
 #include <stdbool.h>
@@ -30,6 +35,8 @@
 
 #include "handshake.h"
 #include "ipc.h"
+#include "list.h"
+#include "log.h"
 #include "ratelimit.h"
 #include "vaultfile.h"
 
@@ -69,9 +76,19 @@ struct tpm_ctx;
 #define VAULTD_DENIED_TIMEOUT_S         5
 /* Allowed (or admin) groups given on the command line and in the config file together. */
 #define VAULTD_GROUPS_MAX               32
-/* Exit codes: 0 ok, 1 failure, 2 usage; 99 is the test-only VAULTD_CRASH_AT exit. */
+/* Exit codes: 0 ok, 1 failure, 2 usage (also: SV_FAULT names an unknown point, or is set in a
+ * build without fault injection); 99 (FAULT_CRASH_EXIT) is a test-only crash point's. */
 #define VAULTD_EXIT_USAGE               2
-#define VAULTD_EXIT_CRASH               99
+
+/* The test-only fault points (common/fault.h: SV_FAULT=POINT[,POINT]; docs/vault-file.md §7).
+ * Crash points exit 99 at once: */
+#define VAULTD_FAULT_BEFORE_FILE        "before-file"   /* commit: M4 verified, file not written */
+#define VAULTD_FAULT_AFTER_FILE         "after-file"    /* commit: file durable, counter not advanced */
+#define VAULTD_FAULT_AFTER_COUNTER      "after-counter" /* commit: counter advanced, vault not swapped */
+#define VAULTD_FAULT_PROVISION_AFTER_FILE "provision-after-file" /* provision on the counter: file, no bump */
+/* Failure points make an operation fail as the system might: */
+#define VAULTD_FAULT_DIR_FSYNC          "dir-fsync"     /* every fsync() of the state directory: EIO */
+#define VAULTD_FAULT_NV_UNDEFINE        "nv-undefine"   /* every removal of an NV counter: EIO */
 
 /* ---- config.c ---- */
 struct vaultd_config {
@@ -89,6 +106,7 @@ struct vaultd_config {
         unsigned auth_burst;
         uint32_t nv_index;              /* the long-lived anti-rollback counter */
         char *key_file;                 /* NULL: key-file = none (empty KEK auth value) */
+        int log_level;                  /* LOG_ERR..LOG_DEBUG: the most verbose level logged */
 };
 /* 0: run; 1: --help/--version done; -EINVAL: usage error (already reported on stderr: the one
  * place outside main.c that prints, because only it knows the offending value). */
@@ -96,14 +114,6 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret);
 void config_free(struct vaultd_config *c);
 int config_parse_pcrs(const char *s, uint32_t *ret);
 int config_parse_nv_index(const char *s, uint32_t *ret);
-
-/* ---- log.c ---- */
-void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define log_err(...)     log_msg(3, __VA_ARGS__)
-#define log_warning(...) log_msg(4, __VA_ARGS__)
-#define log_notice(...)  log_msg(5, __VA_ARGS__)
-#define log_info(...)    log_msg(6, __VA_ARGS__)
-#define log_debug(...)   log_msg(7, __VA_ARGS__)
 
 /* ---- secmem.c ---- */
 /* Makes the process non-dumpable, disables core files and picks the mechanism. */
@@ -122,7 +132,7 @@ int storage_read(int dirfd, uint8_t **ret, size_t *ret_len);
  * directory, write, fsync, rename, fsync of the directory. 0: the new file is durable. Other
  * -errno: nothing changed (the old file is in place). -ENOTRECOVERABLE: the new file HAS replaced
  * the old one, but the directory could not be synced, so the rename may not survive a power
- * loss: after a restart either file may be found. (Test-only: VAULTD_FAIL_AT=dir-fsync makes
+ * loss: after a restart either file may be found. (Test-only: SV_FAULT=dir-fsync makes
  * every directory sync fail, docs/vault-file.md §7.) */
 int storage_write(int dirfd, const uint8_t *data, size_t len);
 
@@ -153,16 +163,26 @@ enum vault_state {
         VAULT_REFUSED,                  /* a vault file exists but must not be used */
 };
 
-/* Test-only fault injection (VAULTD_CRASH_AT, docs/vault-file.md). */
-enum crash_point {
-        CRASH_NONE,
-        CRASH_BEFORE_FILE,
-        CRASH_AFTER_FILE,
-        CRASH_AFTER_COUNTER,
-        CRASH_PROVISION_AFTER_FILE,     /* provision over a vault on the counter: file, no bump */
+/* Where the last vstate_load/commit/provision failure came from, so that the caller can say it
+ * without asking the layers below (never secret). */
+enum vstate_cause {
+        VSTATE_CAUSE_NONE,              /* no failure, or one that -errno says all about */
+        VSTATE_CAUSE_TPM,               /* the TPM failed; reason: what it said (may be "") */
+        VSTATE_CAUSE_KEY_FILE,          /* the key file could not be read; reason: why */
+};
+#define VSTATE_REASON_MAX 256
+struct vstate_failure {
+        enum vstate_cause cause;
+        char reason[VSTATE_REASON_MAX];
 };
 
 struct conn;
+
+/* session.c: the one handshake at a time. */
+struct session {
+        struct conn *owner;             /* the connection holding the handshake, or NULL */
+        sd_event_source *timer;         /* ends it after VAULTD_HANDSHAKE_TIMEOUT_S */
+};
 
 struct vaultd {
         struct vaultd_config *cfg;
@@ -176,12 +196,11 @@ struct vaultd {
         enum vault_state state;
         char refusal[IPC_MESSAGE_MAX + 1];      /* why, when VAULT_REFUSED (never secret) */
         struct vaultfile_header hdr;    /* the current file's header (public) */
-        enum crash_point crash_at;
-        bool tpm_failed;                /* the last vstate_* failure came from the TPM */
-        bool key_failed;                /* the last vstate_* failure was reading the key file */
+        struct vstate_failure failure;  /* why the last vstate_* call failed */
+        unsigned status_gen;            /* vstate: bumped whenever state, refusal or hdr change */
+        unsigned status_notified;       /* main.c: the status_gen last sent as STATUS= */
 
-        struct conn *hs_owner;          /* the connection holding the handshake, or NULL */
-        sd_event_source *hs_timer;
+        struct session session;         /* the handshake in progress (session.c) */
 
         gid_t allowed_gids[VAULTD_GROUPS_MAX];
         size_t n_allowed_gids;
@@ -196,29 +215,30 @@ struct vaultd {
         sd_event_source *listen_src;
         sd_event_source *listen_timer;  /* re-enables listen_src after a shortage (EMFILE...) */
         bool socket_bound;              /* we created cfg->socket_path (not socket activation) */
-        struct conn *conns;
-        unsigned n_conns;
+        LIST_HEAD(struct conn) conns;   /* every connection (ipc-server.c) */
 };
 
 /* Verify the vault file against the TPM at start and apply the crash-window rules. Sets
- * d->state (and d->refusal); < 0 only if the TPM or the disk failed (not a verdict on the file).
- * 1 if the "file written, counter not yet advanced" window was closed by advancing the counter. */
+ * d->state (and d->refusal); < 0 only if the TPM, the key file or the disk failed (not a verdict
+ * on the file; d->failure says which). 1 if the "file written, counter not yet advanced" window
+ * was closed by advancing the counter. */
 int vstate_load(struct vaultd *d);
-/* The current generation's status (no secrets). */
+/* The current generation's status (no secrets; busy is session.c's to say). */
 void vstate_status(const struct vaultd *d, struct ipc_status_info *ret);
 /* Make d->next (the generation after d->hdr) durable: new file, then TPM counter, then swap it
  * in. -EIO/-ENOSPC...: file not written, nothing changed. -ENOTRECOVERABLE: the file replaced
  * the old one but its rename is not known to be durable, or the counter could not be advanced;
- * d->state is VAULT_REFUSED (d->refusal says which; d->tpm_failed is set for the counter) until a
- * restart recovers. */
+ * d->state is VAULT_REFUSED (d->refusal says which; d->failure.cause is VSTATE_CAUSE_TPM for the
+ * counter) until a restart recovers. */
 int vstate_commit(struct vaultd *d);
 /* Seal a new vault from a bundle. -EEXIST if one exists and !force. 1 if the replaced vault's
- * NV counter could not be removed (the new vault is in place regardless). -ENOTRECOVERABLE: the
+ * NV counter could not be removed (the new vault is in place regardless; d->failure.reason says
+ * what the TPM said). Other failures: d->failure says whether the TPM or the key file failed, if
+ * either did. -ENOTRECOVERABLE: the
  * new file replaced the old one but is not known to be durable; d->state is VAULT_REFUSED and
  * both NV counters are kept, so that a restart can use whichever file it finds. */
 int vstate_provision(struct vaultd *d, const struct bundle *b, bool force);
 void vstate_refuse(struct vaultd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void vstate_crash_point(const struct vaultd *d, enum crash_point p);
 void vstate_free(struct vaultd *d);
 
 /* ---- peercred.c ---- */
@@ -243,19 +263,35 @@ struct conn {
         pid_t pid;
         bool denied;                    /* answer the first request with IPC_DENIED, then close */
         bool admin;                     /* PEER_ADMIN: may provision */
-        struct conn *prev, *next;
+        char uid_text[12], pid_text[12];        /* uid and pid for the journal fields below */
+        LIST_FIELDS(struct conn, conns);        /* on d->conns */
 };
+
+/*
+ * A log line about connection c's peer carries its uid and pid as journal fields, and the
+ * operation (OP=, one of ops.c's names) and device (DEVICE_ID=) it concerns; a NULL op or device
+ * is left out. (Fields go to the journal only; the text says the same for other targets.)
+ */
+#define VAULTD_PEER_FIELDS(c, op, device)                                               \
+        ((const struct log_field[]) {                                                   \
+                { "PEER_UID", (c)->uid_text }, { "PEER_PID", (c)->pid_text },           \
+                { "OP", (op) }, { "DEVICE_ID", (device) },                              \
+        })
+#define VAULTD_PEER_NFIELDS 4
+#define log_peer_errno(level, error, c, op, device, ...) \
+        log_struct_errno((level), (error), VAULTD_PEER_FIELDS(c, op, device), VAULTD_PEER_NFIELDS, __VA_ARGS__)
+#define log_peer(level, c, op, device, ...) log_peer_errno((level), 0, c, op, device, __VA_ARGS__)
 /* The listening socket: systemd socket activation, else --socket. */
 int ipc_listen(struct vaultd *d);
 void ipc_shutdown(struct vaultd *d);
-/* c now owns the handshake (after HELLO); it ends after VAULTD_HANDSHAKE_TIMEOUT_S. */
-int ipc_handshake_begin(struct vaultd *d, struct conn *c);
-/* Ends the handshake in progress, if any (wipes its state and the next vault). */
-void ipc_handshake_end(struct vaultd *d);
 
-/* ---- main.c ---- */
-/* Sends STATUS= for the current vault state to systemd. */
-void vaultd_notify_status(const struct vaultd *d);
+/* ---- session.c ---- */
+/* c now holds the handshake (after HELLO); it ends after VAULTD_HANDSHAKE_TIMEOUT_S. */
+int session_begin(struct vaultd *d, struct conn *c);
+/* Ends the handshake in progress, if any (wipes its state and the next vault). */
+void session_end(struct vaultd *d);
+bool session_busy(const struct vaultd *d);
+bool session_held_by(const struct vaultd *d, const struct conn *c);
 
 /* ---- ops.c ---- */
 /* Handles one request. Fills rep (body in out, up to cap); a passed fd (provision) is in *passed_fd

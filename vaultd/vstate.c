@@ -9,7 +9,9 @@
 
 #include <openssl/crypto.h>
 
+#include "cleanup.h"
 #include "crypto.h"
+#include "fault.h"
 #include "tpm.h"
 #include "vaultd.h"
 
@@ -19,21 +21,9 @@ _Static_assert(VAULTFILE_KEK_LEN == TPM_KEK_SIZE, "KEK size");
 _Static_assert(VAULTFILE_AUTH_LEN == TPM_COUNTER_AUTH_SIZE, "counter auth size");
 _Static_assert(VAULTD_KEK_AUTH_LEN == TPM_KEK_AUTH_SIZE, "KEK auth size");
 
-void vstate_crash_point(const struct vaultd *d, enum crash_point p) {
-        if (d->crash_at == p)
-                _exit(VAULTD_EXIT_CRASH);
-}
-
-/* Test-only fault injection (docs/vault-file.md §7): VAULTD_FAIL_AT=nv-undefine makes every
- * removal of an NV counter by vaultd fail, as a TPM may refuse it. */
-static bool fault_nv_undefine(void) {
-        const char *s = getenv("VAULTD_FAIL_AT");
-
-        return s && strcmp(s, "nv-undefine") == 0;
-}
-
 static int counter_undefine(struct vaultd *d, uint32_t index) {
-        if (fault_nv_undefine())
+        /* Test-only (docs/vault-file.md §7): fail as a TPM may refuse it. */
+        if (fault_fail(VAULTD_FAULT_NV_UNDEFINE))
                 return -EIO;
         return tpm_counter_undefine(d->tpm, index);
 }
@@ -48,6 +38,24 @@ static void wipe_secrets(struct vaultd *d) {
         OPENSSL_cleanse(d->sec->vault_b, sizeof d->sec->vault_b);
 }
 
+static void failure_clear(struct vaultd *d) {
+        d->failure = (struct vstate_failure) { .cause = VSTATE_CAUSE_NONE };
+}
+
+/* The failure r came from the TPM: keep what it said (tpm_last_error() lasts only until the next
+ * TPM call) for the caller to report. */
+static int failure_tpm(struct vaultd *d, int r) {
+        d->failure.cause = VSTATE_CAUSE_TPM;
+        snprintf(d->failure.reason, sizeof d->failure.reason, "%s", tpm_last_error(d->tpm));
+        return r;
+}
+
+static int failure_key_file(struct vaultd *d, int r) {
+        d->failure.cause = VSTATE_CAUSE_KEY_FILE;
+        snprintf(d->failure.reason, sizeof d->failure.reason, "%s", keyfile_strerror(r));
+        return r;
+}
+
 /* A refused vault is never used: its secrets are dropped from memory, and only an explicit
  * provision --force may replace its file. */
 void vstate_refuse(struct vaultd *d, const char *fmt, ...) {
@@ -58,6 +66,7 @@ void vstate_refuse(struct vaultd *d, const char *fmt, ...) {
         va_end(ap);
         wipe_secrets(d);
         d->state = VAULT_REFUSED;
+        d->status_gen++;
 }
 
 /* "7,16" for a PCR mask. */
@@ -108,6 +117,15 @@ static bool tpm_counter_error_is_verdict(int r) {
         return r == -ENOENT || r == -EACCES || r == -EMEDIUMTYPE || r == -EINVAL;
 }
 
+/* A vstate_load() failure that is no verdict on the file: forget whatever was unsealed. Every
+ * such failure past storage_read() is the TPM's, unless the key file's was recorded. */
+static int load_failed(struct vaultd *d, int r) {
+        if (d->failure.cause == VSTATE_CAUSE_NONE)
+                failure_tpm(d, r);
+        wipe_secrets(d);
+        return r;
+}
+
 /*
  * Start-up verification, in this order, each failure a distinct verdict:
  *   1. the file decodes (magic, version, bounds, exact size)      else: corrupt
@@ -133,11 +151,12 @@ int vstate_load(struct vaultd *d) {
         struct vaultfile_header h;
         struct tpm_name name;
         struct tpm_sealed sealed;
-        uint8_t *data = NULL;
+        _cleanup_free_ uint8_t *data = NULL;
         size_t len = 0;
         uint64_t tpm_value;
         int r, ret = 0;
 
+        failure_clear(d);
         r = storage_read(d->state_fd, &data, &len);
         if (r == -ENOENT) {
                 d->state = VAULT_NONE;
@@ -153,29 +172,28 @@ int vstate_load(struct vaultd *d) {
         r = vaultfile_decode(data, len, &h);
         if (r == -EPROTONOSUPPORT) {
                 vstate_refuse(d, "refusing: vault file has an unsupported format version");
-                goto out;
+                return 0;
         }
         if (r < 0) {
                 vstate_refuse(d, "refusing: vault file is malformed (corrupt or tampered)");
-                goto out;
+                return 0;
         }
 
         r = tpm_parent_name(d->tpm, &name);
         if (r < 0)
-                goto out_r;
+                return load_failed(d, r);
         if (name.len != h.parent_name_len || memcmp(name.buf, h.parent_name, name.len) != 0) {
                 vstate_refuse(d, "refusing: vault file was sealed by another TPM (foreign vault file)");
-                goto out;
+                return 0;
         }
 
         /* A KEK bound to the key file needs it: without it there is no verdict on the file (a
          * missing credential, a wrong setting), so vaultd exits and systemd retries. */
-        d->key_failed = false;
         if (h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE) {
                 r = d->cfg->key_file ? keyfile_auth(d->cfg->key_file, false, d->sec->kek_auth) : -ENOKEY;
                 if (r < 0) {
-                        d->key_failed = true;
-                        goto out_r;
+                        failure_key_file(d, r);
+                        return load_failed(d, r);
                 }
         }
         sealed_from_header(&h, &sealed);
@@ -188,29 +206,29 @@ int vstate_load(struct vaultd *d) {
                 vstate_refuse(d, "refusing: PCR values do not satisfy the vault key's policy (PCRs %s changed "
                               "since it was sealed: boot chain or firmware changed?)",
                               pcr_list(h.pcr_mask, pcrs, sizeof pcrs));
-                goto out;
+                return 0;
         }
         if (r == -EACCES && h.kek_auth == VAULTFILE_KEK_AUTH_KEY_FILE) {
                 vstate_refuse(d, "refusing: the vault key is bound to a key file, and '%s' is not that one "
                               "(wrong or replaced key file?)", d->cfg->key_file);
-                goto out;
+                return 0;
         }
         if (r == -EACCES) {
                 /* An empty auth value refused: the object has another one (a tampered kek_auth). */
                 vstate_refuse(d, "refusing: this TPM cannot unseal the vault key (foreign or tampered vault file)");
-                goto out;
+                return 0;
         }
         if (tpm_unseal_error_is_verdict(r)) {
                 vstate_refuse(d, "refusing: this TPM cannot unseal the vault key (foreign or tampered vault file)");
-                goto out;
+                return 0;
         }
         if (r < 0)
-                goto out_r;
+                return load_failed(d, r);
 
         r = vaultfile_open(data, len, &h, d->sec->kek, d->sec->counter_auth, d->sec->vault_a);
         if (r < 0) {
                 vstate_refuse(d, "refusing: vault file fails authentication (tampered)");
-                goto out;
+                return 0;
         }
 
         if (h.nv_index != d->cfg->nv_index) {
@@ -219,20 +237,20 @@ int vstate_load(struct vaultd *d) {
                         vstate_refuse(d, "refusing: vault file predates the last provisioning: it names NV counter "
                                       "0x%08" PRIx32 ", vaultd's counter is 0x%08" PRIx32 " (replaced vault?)",
                                       h.nv_index, d->cfg->nv_index);
-                        goto out;
+                        return 0;
                 }
                 if (r < 0 && r != -EMEDIUMTYPE)
-                        goto out_r;
+                        return load_failed(d, r);
         }
 
         r = tpm_counter_read(d->tpm, h.nv_index, d->sec->counter_auth, &tpm_value);
         if (tpm_counter_error_is_verdict(r)) {
                 vstate_refuse(d, "refusing: anti-rollback counter 0x%08" PRIx32 " is missing or not ours "
                               "(foreign or replaced vault file, or the TPM was cleared)", h.nv_index);
-                goto out;
+                return 0;
         }
         if (r < 0)
-                goto out_r;
+                return load_failed(d, r);
 
         if (h.counter == tpm_value) {
                 /* the normal case */
@@ -241,40 +259,31 @@ int vstate_load(struct vaultd *d) {
 
                 r = tpm_counter_increment(d->tpm, h.nv_index, d->sec->counter_auth, &v);
                 if (r < 0 && !tpm_counter_error_is_verdict(r))
-                        goto out_r;
+                        return load_failed(d, r);
                 if (r < 0 || v != h.counter) {
                         vstate_refuse(d, "refusing: could not advance the TPM counter to the vault file's generation");
-                        goto out;
+                        return 0;
                 }
                 ret = 1;
         } else if (h.counter < tpm_value) {
                 vstate_refuse(d, "refusing: vault file older than TPM counter (rollback?): file %" PRIu64
                               ", TPM %" PRIu64, h.counter, tpm_value);
-                goto out;
+                return 0;
         } else {
                 vstate_refuse(d, "refusing: vault file ahead of TPM counter by more than one: file %" PRIu64
                               ", TPM %" PRIu64, h.counter, tpm_value);
-                goto out;
+                return 0;
         }
 
         /* Every later generation then costs one TPM command (tpm_counter_bump). */
         r = tpm_counter_bind(d->tpm, h.nv_index, d->sec->counter_auth);
         if (r < 0)
-                goto out_r;
+                return load_failed(d, r);
         d->hdr = h;
         d->vault = d->sec->vault_a;
         d->next = d->sec->vault_b;
         d->state = VAULT_READY;
-        free(data);
         return ret;
-
-out_r:
-        wipe_secrets(d);
-        free(data);
-        return r;
-out:
-        free(data);
-        return 0;
 }
 
 void vstate_status(const struct vaultd *d, struct ipc_status_info *ret) {
@@ -287,7 +296,6 @@ void vstate_status(const struct vaultd *d, struct ipc_status_info *ret) {
                 s.nv_index = d->hdr.nv_index;
                 s.counter = d->hdr.counter;
         }
-        s.busy = d->hs_owner != NULL;
         s.tpm_commands = d->tpm ? tpm_command_count(d->tpm) : 0;
         *ret = s;
 }
@@ -296,7 +304,7 @@ void vstate_status(const struct vaultd *d, struct ipc_status_info *ret) {
 static int write_file(struct vaultd *d, const struct vaultfile_header *h, const uint8_t *kek,
                       const uint8_t *auth, const uint8_t *vault) {
         size_t size = vaultfile_size(h), len;
-        uint8_t *buf;
+        _cleanup_free_ uint8_t *buf = NULL;
         int r;
 
         if (size == 0)
@@ -305,10 +313,9 @@ static int write_file(struct vaultd *d, const struct vaultfile_header *h, const 
         if (!buf)
                 return -ENOMEM;
         r = vaultfile_seal(h, kek, auth, vault, buf, size, &len);
-        if (r >= 0)
-                r = storage_write(d->state_fd, buf, len);
-        free(buf);
-        return r;
+        if (r < 0)
+                return r;
+        return storage_write(d->state_fd, buf, len);
 }
 
 /* Advance the bound counter past the file just made durable (one TPM command). On failure the
@@ -317,7 +324,7 @@ static int write_file(struct vaultd *d, const struct vaultfile_header *h, const 
 static int counter_advance(struct vaultd *d) {
         if (tpm_counter_bump(d->tpm) >= 0)
                 return 0;
-        d->tpm_failed = true;
+        failure_tpm(d, -EIO);
         vstate_refuse(d, "refusing: the new vault file is written but the TPM counter could not be "
                       "advanced; restart vaultd");
         return -ENOTRECOVERABLE;
@@ -339,14 +346,14 @@ int vstate_commit(struct vaultd *d) {
                 return -EINVAL;
         if (h.params.epoch == UINT64_MAX || h.counter == UINT64_MAX)
                 return -EOVERFLOW;
-        d->tpm_failed = false;
+        failure_clear(d);
         h.params.epoch++;
         h.counter++;
         r = crypto_random(h.iv, sizeof h.iv);
         if (r < 0)
                 return r;
 
-        vstate_crash_point(d, CRASH_BEFORE_FILE);
+        fault_crash(VAULTD_FAULT_BEFORE_FILE);
         r = write_file(d, &h, d->sec->kek, d->sec->counter_auth, d->next);
         if (r == -ENOTRECOVERABLE) {
                 /* The new file replaced the old one, but the rename is not known to be durable: a
@@ -360,13 +367,13 @@ int vstate_commit(struct vaultd *d) {
         }
         if (r < 0)
                 return r;
-        vstate_crash_point(d, CRASH_AFTER_FILE);
+        fault_crash(VAULTD_FAULT_AFTER_FILE);
 
         /* One TPM command; the value it reaches (counter + 1) is checked at the next start. */
         r = counter_advance(d);
         if (r < 0)
                 return r;
-        vstate_crash_point(d, CRASH_AFTER_COUNTER);
+        fault_crash(VAULTD_FAULT_AFTER_COUNTER);
 
         {
                 uint8_t *old = d->vault;
@@ -376,6 +383,7 @@ int vstate_commit(struct vaultd *d) {
                 OPENSSL_cleanse(old, SV_VAULT_MAX);
         }
         d->hdr = h;
+        d->status_gen++;
         return 0;
 }
 
@@ -429,8 +437,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         advance = d->state == VAULT_READY && d->hdr.nv_index == index;
         if (d->state == VAULT_READY && !advance)
                 old_index = d->hdr.nv_index;
-        d->tpm_failed = false;
-        d->key_failed = false;
+        failure_clear(d);
         if (advance && d->hdr.counter == UINT64_MAX)
                 return -EOVERFLOW;
 
@@ -446,7 +453,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         if (d->cfg->key_file) {
                 r = keyfile_auth(d->cfg->key_file, true, d->sec->kek_auth);
                 if (r < 0) {
-                        d->key_failed = true;
+                        failure_key_file(d, r);
                         goto out;
                 }
         }
@@ -458,7 +465,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         else if (r >= 0)
                 r = counter_take(d, index, d->sec->new_auth, &value);
         if (r < 0) {
-                d->tpm_failed = true;
+                failure_tpm(d, r);
                 goto out;
         }
 
@@ -481,7 +488,6 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
                  * either file may be found, so no counter may go or advance. Refuse until then. */
                 vstate_refuse(d, "refusing: the new vault file replaced the old one but the state directory "
                               "could not be synced; restart vaultd");
-                vaultd_notify_status(d);
                 goto out;
         }
         if (r < 0) {
@@ -493,13 +499,11 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         }
 
         if (advance) {
-                vstate_crash_point(d, CRASH_PROVISION_AFTER_FILE);
+                fault_crash(VAULTD_FAULT_PROVISION_AFTER_FILE);
                 /* One TPM command: from now on every older file is behind the counter. */
                 r = counter_advance(d);
-                if (r < 0) {
-                        vaultd_notify_status(d);
+                if (r < 0)
                         goto out;
-                }
         }
 
         /* Durable: switch over. Both buffers are wiped whole first: the old vault may be larger
@@ -514,19 +518,19 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         d->hdr = h;
         d->state = VAULT_READY;
         d->refusal[0] = '\0';
+        d->status_gen++;
         if (!advance) {
                 r = tpm_counter_bind(d->tpm, index, d->sec->counter_auth);
                 if (r < 0) {
                         /* The vault is durable and verified at the next start; until then refuse to use it. */
                         vstate_refuse(d, "refusing: cannot bind the new TPM counter; restart vaultd");
-                        vaultd_notify_status(d);
                         goto out;
                 }
         }
         /* The replaced vault's own counter (a vault of before the one counter) is of no use any
          * more: its file is refused now that vaultd's counter exists. */
         if (old_index != 0 && old_index != index && counter_undefine(d, old_index) < 0)
-                r = 1;
+                r = failure_tpm(d, 1);
 out:
         OPENSSL_cleanse(d->sec->new_kek, sizeof d->sec->new_kek);
         OPENSSL_cleanse(d->sec->new_auth, sizeof d->sec->new_auth);

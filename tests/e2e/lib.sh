@@ -8,6 +8,8 @@
 #   start_proxy RULES...           sv-proxy in front of authserver; its address in $PROXY
 #   server_epoch / device_epoch    the two sides' epochs
 #   restart_vaultd / restart_authserver [ENV=VALUE...]
+#                                  e.g. restart_vaultd SV_FAULT=after-file (docs/vault-file.md §7)
+#   need_vaultd_faults             skips the test (77) if vaultd was built without SV_FAULT
 #   $VAULTD_ARGS                   more options for vaultd (start_vaultd); authentications
 #                                  are not rate-limited here (--max-auth-rate 0): tests
 #                                  authenticate far faster than the default allows
@@ -111,6 +113,14 @@ start_vaultd() {
 # A process that is to die at a crash point: wait for it, whatever its status.
 reap() { local rc=0; eval "pid=\$$1"; [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || rc=$?; vg_reaped "$1" "$rc"; }; eval "$1="; }
 restart_vaultd() { reap VAULTD_PID; start_vaultd "$@"; }
+# vaultd built with ./configure --disable-fault-injection refuses SV_FAULT (exit 2, naming it).
+need_vaultd_faults() {
+        local out rc=0
+        out=$(SV_FAULT=after-file "$VAULTD" --version 2>&1) || rc=$?
+        [ "$rc" = 0 ] && return 0
+        case $out in *"--disable-fault-injection"*) echo "SKIP: vaultd was built with --disable-fault-injection"; exit 77 ;; esac
+        fail "vaultd --version with SV_FAULT set: exit $rc: $out"
+}
 restart_authserver() { reap SERVER_PID; start_authserver "$@"; }
 
 ctl() { $VG "$DEVICECTL" --socket "$T/vaultd.sock" "$@"; }

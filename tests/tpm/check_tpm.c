@@ -19,6 +19,7 @@
 
 #include "swtpm-helper.h"
 #include "tpm.h"
+#include "tpm-test.h"
 
 #define TEST_TIMEOUT 60
 #define TEST_PCR 16             /* the debug PCR: extendable at any locality, unused by firmware */

@@ -6,10 +6,12 @@
 #   start_vaultd NAME TPM [ARGS...]  vaultd with state $T/NAME/state, socket $T/NAME/sock,
 #                                    key file $T/NAME/key/vaultd.key (made at the first
 #                                    provisioning; ARGS may name another),
-#                                    log $T/NAME/log; waits until it listens ($CRASH_AT and
-#                                    $FAIL_AT, if set, become VAULTD_CRASH_AT, VAULTD_FAIL_AT;
-#                                    authentications are not rate-limited unless $AUTH_RATE
+#                                    log $T/NAME/log; waits until it listens ($SV_FAULT, set
+#                                    for this call only as in `SV_FAULT=after-file start_vaultd
+#                                    v a`, arms vaultd's test-only fault points, docs/vault-file.md
+#                                    §7; authentications are not rate-limited unless $AUTH_RATE
 #                                    says so: a --max-auth-rate value, or "default")
+#   need_fault_injection             skips the test (77) if vaultd was built without SV_FAULT
 #   stop_vaultd NAME                 SIGTERM; fails unless it exits 0
 #   expect_vaultd_exit NAME CODE     waits for vaultd to die by itself with CODE
 #   ctl NAME ARGS...                 devicectl against NAME's socket
@@ -37,6 +39,9 @@ fi
 for b in "$VAULTD" "$DEVICECTL" "$MKBUNDLE" "$FAKE" "$SOCKPOKE"; do
         [ -x "$b" ] || { echo "FAIL: $b not built" >&2; exit 99; }
 done
+
+# Faults are armed per vaultd, never inherited: not by devicectl, nor by every vaultd of a test.
+unset SV_FAULT
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/vaultd-test.XXXXXX")
 TEST_NAME=$(basename "$0" .test)
@@ -120,7 +125,7 @@ start_vaultd() {
         # Tests authenticate far faster than vaultd's default rate limit allows.
         rate="--max-auth-rate=${AUTH_RATE:-0}"
         [ "${AUTH_RATE:-}" = default ] && rate=
-        env "VAULTD_CRASH_AT=${CRASH_AT:-}" "VAULTD_FAIL_AT=${FAIL_AT:-}" \
+        env "SV_FAULT=${SV_FAULT:-}" \
                 $VG "$VAULTD" --tcti "$(tcti "$tpm")" --state-dir "$d/state" --socket "$d/sock" \
                 --config /dev/null --key-file "$d/key/vaultd.key" $rate "$@" 2>>"$d/log" &
         pid=$!
@@ -132,6 +137,20 @@ start_vaultd() {
                 sleep 0.01
         done
         fail "vaultd $name did not start listening"
+}
+
+# A vaultd built with ./configure --disable-fault-injection refuses to start with SV_FAULT set
+# (exit 2, naming the switch); a test that needs a fault then skips rather than fails.
+need_fault_injection() {
+        local out rc=0
+        out=$(SV_FAULT=before-file "$VAULTD" --version 2>&1) || rc=$?
+        [ "$rc" = 0 ] && return 0
+        case $out in
+        *"--disable-fault-injection"*)
+                echo "SKIP: vaultd was built with --disable-fault-injection"
+                exit 77 ;;
+        esac
+        fail "vaultd --version with SV_FAULT set: exit $rc: $out"
 }
 
 stop_vaultd() {

@@ -28,6 +28,7 @@ VAULTD_TESTS = \
 	tests/vaultd/dirsync.test \
 	tests/vaultd/ratelimit.test \
 	tests/vaultd/replaced.test \
-	tests/vaultd/keybind.test
+	tests/vaultd/keybind.test \
+	tests/vaultd/loglevel.test
 TESTS += $(VAULTD_TESTS)
 EXTRA_DIST += $(VAULTD_TESTS) tests/vaultd/lib.sh

@@ -19,7 +19,7 @@
 /*
  * The one private header of authserver: the settings and admin verbs (config.c, admin.c,
  * main.c), the pure helpers (generation.c, decoy.c, backoff.c), and the server (serve.c and
- * the layers under it, below). libstore's store.h, store-crypto.h and harden.h stay apart:
+ * the layers under it, below). libstore's store.h and store-crypto.h stay apart:
  * a library does not include its program's header.
  *
  * authserver serve, in layers. Calls go down, never up:

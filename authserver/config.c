@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "authserver.h"
-#include "harden.h"
+#include "secmem.h"
 #include "settings.h"
 #include "text.h"
 
@@ -191,22 +191,22 @@ int config_master_key(const struct config *c, uint8_t key[STORE_MASTER_KEY_LEN])
         return 0;
 }
 
-/* The key passes from its file to the store in a locked page only (harden.h). */
+/* The key passes from its file to the store in a locked page only (common/secmem.h). */
 int config_open_store(const struct config *c, int flags, struct store **ret) {
         uint8_t *key = NULL;
         const char *path = c->db_path ? c->db_path : AUTHSERVER_DEFAULT_DB;
         int r;
 
-        r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
+        r = secmem_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
         if (r < 0)
                 return log_error_errno(r, "cannot lock memory for the master key: %m (RLIMIT_MEMLOCK?)");
         r = config_master_key(c, key);
         if (r < 0) {
-                harden_secret_free(key, STORE_MASTER_KEY_LEN);
+                secmem_free(key, STORE_MASTER_KEY_LEN);
                 return r;
         }
         r = store_open(path, key, flags, ret);
-        harden_secret_free(key, STORE_MASTER_KEY_LEN);
+        secmem_free(key, STORE_MASTER_KEY_LEN);
         if (r < 0)
                 return log_error_errno(r, "cannot open database '%s': %s", path, store_last_error(NULL));
         return 0;

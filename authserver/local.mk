@@ -1,9 +1,7 @@
 # The device store (SQLite, vaults sealed at rest by store-crypto.c, the master key kept in
-# locked pages by harden.c): a library below the server, which its tests link alone.
+# locked pages by common/secmem.c): a library below the server, which its tests link alone.
 noinst_LIBRARIES += authserver/libstore.a
 authserver_libstore_a_SOURCES = \
-	authserver/harden.c \
-	authserver/harden.h \
 	authserver/store.c \
 	authserver/store.h \
 	authserver/store-crypto.c \

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "authserver.h"
-#include "harden.h"
+#include "secmem.h"
 
 struct verb {
         const char *name;
@@ -98,8 +98,8 @@ int main(int argc, char *argv[]) {
                         continue;
                 log_open("authserver", LOG_TARGET_AUTO, verbs[i].log_fallback);
                 /* Every verb may load the master key: no core file and no same-user peeking,
-                 * from before any key is read (harden.h). */
-                r = harden_process();
+                 * from before any key is read (common/secmem.h). */
+                r = secmem_harden_process();
                 if (r < 0) {
                         log_error_errno(r, "cannot make the process non-dumpable: %m");
                         return AS_EXIT_FAILURE;

@@ -34,7 +34,7 @@
 #include <openssl/rand.h>
 
 #include "cleanup.h"
-#include "harden.h"
+#include "secmem.h"
 #include "store-crypto.h"
 
 #define AD_LABEL        "sv1 store vault"
@@ -58,7 +58,7 @@ int store_aead_new(const uint8_t master_key[STORE_MASTER_KEY_LEN], struct store_
         a = OPENSSL_zalloc(sizeof(*a));
         if (!a)
                 return -ENOMEM;
-        r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &a->master);
+        r = secmem_alloc(STORE_MASTER_KEY_LEN, (void **) &a->master);
         if (r < 0)
                 return r;
         memcpy(a->master, master_key, STORE_MASTER_KEY_LEN);
@@ -75,7 +75,7 @@ void store_aead_free(struct store_aead *a) {
         if (!a)
                 return;
         /* The cipher context cleanses the key schedule it holds. */
-        harden_secret_free(a->master, STORE_MASTER_KEY_LEN);
+        secmem_free(a->master, STORE_MASTER_KEY_LEN);
         EVP_MAC_free(a->hmac);
         EVP_CIPHER_CTX_free(a->ctx);
         EVP_CIPHER_free(a->aes);
@@ -225,7 +225,7 @@ int store_key_file_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN],
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return key_failed(ret_failure, STORE_KEY_OPEN, -errno);
-        r = harden_secret_alloc(sizeof(*ks), (void **) &ks);
+        r = secmem_alloc(sizeof(*ks), (void **) &ks);
         if (r < 0)
                 return key_failed(ret_failure, STORE_KEY_LOCK, r);
         buf = ks->buf;
@@ -279,7 +279,7 @@ int store_key_file_load(const char *path, uint8_t ret_key[STORE_MASTER_KEY_LEN],
         } else
                 r = key_failed(ret_failure, STORE_KEY_LENGTH, -EBADMSG);
 out:
-        harden_secret_free(ks, sizeof(*ks));   /* wipes the bytes read and the decoded key */
+        secmem_free(ks, sizeof(*ks));   /* wipes the bytes read and the decoded key */
         return r;
 }
 
@@ -323,7 +323,7 @@ int store_key_file_create(const char *path, struct store_key_failure *ret_failur
         uint8_t *key = NULL;
         int r;
 
-        r = harden_secret_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
+        r = secmem_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
         if (r < 0)
                 return key_failed(ret_failure, STORE_KEY_LOCK_NEW, r);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
@@ -331,7 +331,7 @@ int store_key_file_create(const char *path, struct store_key_failure *ret_failur
                 r = key_failed(ret_failure, STORE_KEY_CREATE, -errno);
         else
                 r = write_new_key(fd, key, ret_failure);
-        harden_secret_free(key, STORE_MASTER_KEY_LEN);         /* wiped on every path */
+        secmem_free(key, STORE_MASTER_KEY_LEN);         /* wiped on every path */
         if (r < 0) {
                 if (fd >= 0)
                         (void) unlink(path);

@@ -50,6 +50,8 @@ common_libsvio_a_SOURCES = \
 	common/list.h \
 	common/log.c \
 	common/log.h \
+	common/secmem.c \
+	common/secmem.h \
 	common/settings.c \
 	common/settings.h
 

@@ -9,7 +9,6 @@ vaultd_vaultd_SOURCES = \
 	vaultd/vaultd.h \
 	vaultd/main.c \
 	vaultd/config.c \
-	vaultd/secmem.c \
 	vaultd/storage.c \
 	vaultd/keyfile.c \
 	vaultd/vstate.c \

@@ -172,11 +172,12 @@ int main(int argc, char *argv[]) {
                 return r == -ENOMEM ? EXIT_FAILURE : VAULTD_EXIT_USAGE;
         log_set_max_level(cfg.log_level);
 
-        r = secmem_init();
+        r = secmem_harden_process();
         if (r < 0) {
                 log_error_errno(r, "Failed to make the process non-dumpable: %m");
                 goto out;
         }
+        secmem_init(true);
         r = secmem_alloc(sizeof *d.sec, (void **) &d.sec);
         if (r < 0) {
                 log_error_errno(r, "Failed to allocate %zu bytes of secret memory (%s): %m", sizeof *d.sec,

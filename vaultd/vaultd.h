@@ -18,9 +18,9 @@
  *   peercred.c    who may talk to vaultd (SO_PEERCRED, SO_PEERGROUPS)
  *   keyfile.c     the key file the sealed KEK's auth value is derived from
  *   storage.c     atomic file I/O in the state directory
- *   secmem.c      memfd_secret(2) / mlock memory for secrets; non-dumpable process
- *   tpm.c         the TPM (vaultd/libvaulttpm.a); common/ (libsvcommon.a), and the logger and
- *                 the fault hook of libsvio.a (common/log.h, common/fault.h)
+ *   tpm.c         the TPM (vaultd/libvaulttpm.a); common/ (libsvcommon.a), and the logger,
+ *                 the fault hook and the secret memory of libsvio.a (common/log.h,
+ *                 common/fault.h, common/secmem.h: memfd_secret(2) or mlock, non-dumpable)
  *
  * Functions return >= 0 or -errno and do not log, except where an event starts: main.c,
  * ipc-server.c and ops.c (a request), and session.c's time-out; they log each outcome once.
@@ -38,6 +38,7 @@
 #include "list.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "secmem.h"
 #include "vaultfile.h"
 
 struct tpm_ctx;
@@ -114,14 +115,6 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret);
 void config_free(struct vaultd_config *c);
 int config_parse_pcrs(const char *s, uint32_t *ret);
 int config_parse_nv_index(const char *s, uint32_t *ret);
-
-/* ---- secmem.c ---- */
-/* Makes the process non-dumpable, disables core files and picks the mechanism. */
-int secmem_init(void);
-const char *secmem_mechanism(void);
-int secmem_alloc(size_t size, void **ret);
-/* Wipes, then unmaps. NULL is fine. */
-void secmem_free(void *p, size_t size);
 
 /* ---- storage.c ---- */
 /* Opens (creating if needed, mode 0700) the state directory. */

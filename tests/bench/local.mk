@@ -12,7 +12,7 @@ tests_bench_svload_LDADD = devicectl/libdevnet.a $(TESTBUNDLE_LIBS) $(SVCOMMON_L
 
 tests_bench_svgen_SOURCES = tests/bench/svgen.c
 tests_bench_svgen_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
-tests_bench_svgen_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
+tests_bench_svgen_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
 
 # The peer sources are kept byte-for-byte as shipped. They build warning-free under the
 # project's flags, but not with config.h forced in (they define _GNU_SOURCE themselves):

@@ -4,4 +4,4 @@ TESTS += tests/store/check_store
 tests_store_check_store_SOURCES = tests/store/check_store.c
 tests_store_check_store_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver \
 	$(SQLITE_CFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
-tests_store_check_store_LDADD = authserver/libstore.a $(SVCOMMON_LIBS) $(SQLITE_LIBS) $(CHECK_LIBS)
+tests_store_check_store_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS) $(CHECK_LIBS)

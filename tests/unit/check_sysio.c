@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* libsvio.a: the logger, the fault-injection hook and the list macros. */
+/* libsvio.a: the logger, the fault-injection hook, secret memory and the list macros. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -7,12 +7,15 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "fault.h"
 #include "list.h"
 #include "log.h"
+#include "secmem.h"
 #include "unit.h"
 
 /* Runs fn with stderr redirected into a pipe and returns what it wrote. */
@@ -243,6 +246,53 @@ START_TEST(test_list_queue_and_set) {
 }
 END_TEST
 
+START_TEST(test_secmem_harden) {
+        struct rlimit rl;
+
+        /* Check runs each test in its own child: the settings do not outlive it. */
+        ck_assert_int_eq(secmem_harden_process(), 0);
+        ck_assert_int_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+        ck_assert_int_eq(getrlimit(RLIMIT_CORE, &rl), 0);
+        ck_assert_uint_eq(rl.rlim_cur, 0);
+        ck_assert_uint_eq(rl.rlim_max, 0);
+        /* Again, with the hard limit 0 already: still fine. */
+        ck_assert_int_eq(secmem_harden_process(), 0);
+}
+END_TEST
+
+static void check_secret_pages(void) {
+        size_t page = (size_t) sysconf(_SC_PAGESIZE);
+        unsigned char *p = NULL;
+
+        ck_assert_int_eq(secmem_alloc(0, (void **) &p), -EINVAL);
+        ck_assert_ptr_null(p);
+        ck_assert_int_eq(secmem_alloc(page + 1, (void **) &p), 0);
+        ck_assert_ptr_nonnull(p);
+        /* Zeroed, and two whole pages usable. */
+        for (size_t i = 0; i < 2 * page; i++)
+                ck_assert_uint_eq(p[i], 0);
+        memset(p, 0xa5, 2 * page);
+        secmem_free(p, page + 1);
+        secmem_free(NULL, 1);
+}
+
+START_TEST(test_secmem_mlock) {
+        ck_assert_str_eq(secmem_mechanism(), "mlock+MADV_DONTDUMP");
+        check_secret_pages();
+        secmem_init(false);
+        ck_assert_str_eq(secmem_mechanism(), "mlock+MADV_DONTDUMP");
+        check_secret_pages();
+}
+END_TEST
+
+START_TEST(test_secmem_best) {
+        secmem_init(true);
+        ck_assert(strcmp(secmem_mechanism(), "memfd_secret") == 0 ||
+                  strcmp(secmem_mechanism(), "mlock+MADV_DONTDUMP") == 0);
+        check_secret_pages();
+}
+END_TEST
+
 static Suite *sysio_suite(void) {
         Suite *s = suite_create("sysio");
         TCase *tc = tcase_create("sysio");
@@ -257,6 +307,9 @@ static Suite *sysio_suite(void) {
         tcase_add_test(tc, test_fault_points);
         tcase_add_test(tc, test_fault_crash_exits);
         tcase_add_test(tc, test_list_queue_and_set);
+        tcase_add_test(tc, test_secmem_harden);
+        tcase_add_test(tc, test_secmem_mlock);
+        tcase_add_test(tc, test_secmem_best);
         suite_add_tcase(s, tc);
         return s;
 }

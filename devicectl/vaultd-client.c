@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "devicectl.h"
+#include "log.h"
 #include "wire.h"
 
 /* vaultd answers every request promptly except those that reach the TPM; a minute bounds them. */
@@ -115,11 +116,11 @@ int vaultd_reply_error(const char *what, const struct ipc_reply *rep) {
         if (printable && strlen(text) == (size_t) len && strncasecmp(text, (const char *) rep->body, (size_t) len) == 0)
                 len = 0;
         if (rep->status == IPC_SERVER_ERROR)
-                fprintf(stderr, "devicectl: %s: %s (%s)\n", what, text, wire_error_name(rep->detail));
+                log_error("%s: %s (%s)", what, text, wire_error_name(rep->detail));
         else if (len > 0 && printable)
-                fprintf(stderr, "devicectl: %s: %s: %.*s\n", what, text, len, (const char *) rep->body);
+                log_error("%s: %s: %.*s", what, text, len, (const char *) rep->body);
         else
-                fprintf(stderr, "devicectl: %s: %s\n", what, text);
+                log_error("%s: %s", what, text);
 
         switch (rep->status) {
         case IPC_BUSY: return EXIT_VAULT_BUSY;

@@ -222,6 +222,27 @@ static int explain_no_vault(struct auth_session *s) {
         }
 }
 
+/*
+ * The one place the session key is written out (--print-key), in lower-case hex. The digits
+ * are computed without a table or a branch on the key's bits, and the text is wiped after
+ * use; what stdio keeps in its own buffer is beyond reach, one more reason --print-key is
+ * for testing.
+ */
+static void print_key_hex(const uint8_t key[SV_KEY_LEN]) {
+        char hex[2 * SV_KEY_LEN + 1];
+
+        for (size_t i = 0; i < SV_KEY_LEN; i++)
+                for (size_t j = 0; j < 2; j++) {
+                        int n = (key[i] >> (4 - 4 * j)) & 0xf;
+
+                        /* (9 - n) >> 8 is all ones for n > 9: skip from '9' + 1 to 'a'. */
+                        hex[2 * i + j] = (char) ('0' + n + (((9 - n) >> 8) & ('a' - '0' - 10)));
+                }
+        hex[2 * SV_KEY_LEN] = '\0';
+        fputs(hex, stdout);
+        OPENSSL_cleanse(hex, sizeof hex);
+}
+
 static void report(const struct devicectl *ctl, const struct auth_options *o, const struct ipc_status_info *info,
                    const char *server, const struct ipc_confirm_result *res, int32_t serial) {
         time_t expires = time(NULL) + o->lifetime_s;
@@ -240,8 +261,7 @@ static void report(const struct devicectl *ctl, const struct auth_options *o, co
                         printf(",\"keyring\":\"%s\",\"key_serial\":%" PRId32 ",\"expires\":\"%s\"", o->keyring, serial, when);
                 if (o->print_key) {
                         printf(",\"session_key\":\"");
-                        for (size_t i = 0; i < sizeof res->session_key; i++)
-                                printf("%02x", res->session_key[i]);
+                        print_key_hex(res->session_key);
                         printf("\"");
                 }
                 printf("}\n");
@@ -252,8 +272,7 @@ static void report(const struct devicectl *ctl, const struct auth_options *o, co
                                info->params.device_id, when);
                 printf("\n");
                 if (o->print_key) {
-                        for (size_t i = 0; i < sizeof res->session_key; i++)
-                                printf("%02x", res->session_key[i]);
+                        print_key_hex(res->session_key);
                         printf("\n");
                 }
         }

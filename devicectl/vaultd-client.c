@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "devicectl.h"
 #include "log.h"
 #include "wire.h"
@@ -26,7 +27,7 @@ int vaultd_connect(struct vaultd_conn *c, const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct timeval rcv = { .tv_sec = VAULTD_REPLY_TIMEOUT_S };
         struct timeval snd = { .tv_sec = VAULTD_SEND_TIMEOUT_S };
-        int fd;
+        _cleanup_close_ int fd = -EBADF;
 
         if (strlen(path) >= sizeof sa.sun_path)
                 return -ENAMETOOLONG;
@@ -36,13 +37,9 @@ int vaultd_connect(struct vaultd_conn *c, const char *path) {
                 return -errno;
         if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) < 0 ||
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd) < 0 ||
-            connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                int r = errno == EAGAIN ? -ETIMEDOUT : -errno;
-
-                close(fd);
-                return r;
-        }
-        *c = (struct vaultd_conn) { .fd = fd, .path = path };
+            connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        *c = (struct vaultd_conn) { .fd = TAKE_FD(fd), .path = path };
         return 0;
 }
 

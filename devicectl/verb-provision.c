@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "devicectl.h"
 #include "log.h"
 
@@ -124,8 +125,9 @@ static int check_deletable(const char *path, const struct stat *file) {
  * regular file, then it is cleared again for vaultd's reads through the passed descriptor.
  */
 static int open_bundle(const char *path, bool keep, int *ret_fd, struct stat *ret_st) {
+        _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        int fd, fl;
+        int fl;
 
         fd = open(path, (keep ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
@@ -136,18 +138,13 @@ static int open_bundle(const char *path, bool keep, int *ret_fd, struct stat *re
         }
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                 log_error("bundle '%s' is not a regular file", path);
-                close(fd);
                 return -EINVAL;
         }
         fl = fcntl(fd, F_GETFL);
         if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-                int r = -errno;
-
-                log_error_errno(r, "cannot set up bundle '%s': %m", path);
-                close(fd);
-                return r;
+                return log_error_errno(errno, "cannot set up bundle '%s': %m", path);
         }
-        *ret_fd = fd;
+        *ret_fd = TAKE_FD(fd);
         *ret_st = st;
         return 0;
 }
@@ -166,7 +163,8 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
         bool force = false, keep = false;
         const char *path;
         struct stat st = { 0 };         /* set by open_bundle(); gcc cannot tell that errno != 0 */
-        int c, r, fd = -1;
+        _cleanup_close_ int fd = -EBADF;
+        int c, r;
 
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":hf", options, NULL)) >= 0)
@@ -199,15 +197,12 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
         if (st.st_mode & 077)
                 log_warning("warning: bundle '%s' is readable by others (mode %04o)",
                         path, (unsigned) (st.st_mode & 07777));
-        if (!keep && check_deletable(path, &st) < 0) {
-                close(fd);
+        if (!keep && check_deletable(path, &st) < 0)
                 return EXIT_FAILURE_OTHER;
-        }
 
         r = vaultd_connect(&conn, ctl->socket_path);
         if (r < 0) {
                 log_error_errno(r, "cannot reach vaultd at '%s': %m", ctl->socket_path);
-                close(fd);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         /* vaultd reads the bundle through the descriptor: the secret never crosses the socket. */
@@ -215,18 +210,14 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
         vaultd_disconnect(&conn);
         if (r < 0) {
                 log_error_errno(r, "vaultd at '%s' did not answer: %m", ctl->socket_path);
-                close(fd);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
-        if (rep.status != IPC_OK) {
-                close(fd);
+        if (rep.status != IPC_OK)
                 return vaultd_reply_error("provision", &rep);
-        }
         if (!keep) {
                 r = overwrite_file(fd);
                 if (r < 0) {
                         log_error_errno(r, "vault provisioned, but overwriting bundle '%s' failed: %m", path);
-                        close(fd);
                         return EXIT_FAILURE_OTHER;
                 }
                 r = unlink_same_file(path, fd);
@@ -236,12 +227,9 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
                 else if (r < 0)
                         log_error_errno(r, "vault provisioned and the bundle overwritten, but deleting '%s' "
                                 "failed: %m", path);
-                if (r < 0) {
-                        close(fd);
+                if (r < 0)
                         return EXIT_FAILURE_OTHER;
-                }
         }
-        close(fd);
         printf("provisioned; bundle %s\n", keep ? "kept" : "destroyed");
         return EXIT_OK;
 }

@@ -1,17 +1,10 @@
-EXTRA_DIST += tests/vectors/public.txt
-
-check_PROGRAMS += tests/vectors-check
-tests_vectors_check_SOURCES = tests/vectors-check.c
-tests_vectors_check_LDADD = $(SVCOMMON_LIBS)
-
 include tests/lib/local.mk
 include tests/unit/local.mk
 include tests/fuzz/local.mk
 include tests/tpm/local.mk
 include tests/store/local.mk
+include tests/vectors/local.mk
 
-TESTS += tests/vectors.test tests/vectors-mutate.test
-EXTRA_DIST += tests/vectors.test tests/vectors-mutate.test
 EXTRA_DIST += tests/demo.sh
 include tests/authserver/local.mk
 include tests/e2e/local.mk

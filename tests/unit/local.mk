@@ -18,7 +18,8 @@ UNIT_TESTS = \
 	tests/unit/check_netprefix \
 	tests/unit/check_ratelimit \
 	tests/unit/check_decoy \
-	tests/unit/check_sysio
+	tests/unit/check_sysio \
+	tests/unit/check_vaultfile
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -68,3 +69,7 @@ tests_unit_check_decoy_LDADD = $(UNIT_LDADD)
 tests_unit_check_sysio_SOURCES = tests/unit/check_sysio.c
 tests_unit_check_sysio_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_sysio_LDADD = tests/unit/libunit.a common/libsvio.a $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(CHECK_LIBS)
+
+tests_unit_check_vaultfile_SOURCES = tests/unit/check_vaultfile.c
+tests_unit_check_vaultfile_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_vaultfile_LDADD = $(UNIT_LDADD)

@@ -1,0 +1,10 @@
+# tests/vectors: the known-answer vectors of protocol §9 (public.txt) and their checker,
+# which runs every case through both handshake state machines of common/ (docs/protocol.md §9).
+EXTRA_DIST += tests/vectors/public.txt
+
+check_PROGRAMS += tests/vectors/vectors-check
+tests_vectors_vectors_check_SOURCES = tests/vectors/vectors-check.c
+tests_vectors_vectors_check_LDADD = $(SVCOMMON_LIBS)
+
+TESTS += tests/vectors/vectors.test tests/vectors/vectors-mutate.test
+EXTRA_DIST += tests/vectors/vectors.test tests/vectors/vectors-mutate.test

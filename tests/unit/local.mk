@@ -19,7 +19,8 @@ UNIT_TESTS = \
 	tests/unit/check_ratelimit \
 	tests/unit/check_decoy \
 	tests/unit/check_sysio \
-	tests/unit/check_vaultfile
+	tests/unit/check_vaultfile \
+	tests/unit/check_ipc
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -73,3 +74,7 @@ tests_unit_check_sysio_LDADD = tests/unit/libunit.a common/libsvio.a $(SVCOMMON_
 tests_unit_check_vaultfile_SOURCES = tests/unit/check_vaultfile.c
 tests_unit_check_vaultfile_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_vaultfile_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_ipc_SOURCES = tests/unit/check_ipc.c
+tests_unit_check_ipc_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_ipc_LDADD = $(UNIT_LDADD)

@@ -5,7 +5,9 @@ include tests/tpm/local.mk
 include tests/store/local.mk
 include tests/vectors/local.mk
 
-EXTRA_DIST += tests/demo.sh
+# The layer rule of docs/architecture.md: libsvcommon.a's symbols and the include graph.
+TESTS += tests/layers.test
+EXTRA_DIST += tests/demo.sh tests/layers.test
 include tests/authserver/local.mk
 include tests/e2e/local.mk
 include tests/systemd/local.mk

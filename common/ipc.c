@@ -36,6 +36,10 @@ int ipc_decode_request(const uint8_t *pkt, size_t len, struct ipc_request *ret) 
         uint8_t version;
         struct buf b;
 
+        /* docs/ipc.md: a packet larger than IPC_PACKET_MAX is never valid. The callers' receive
+         * buffers have that size already; the decoder holds the bound itself all the same. */
+        if (len > IPC_PACKET_MAX)
+                return -EBADMSG;
         buf_reader(&b, pkt, len);
         if (buf_get_u8(&b, &version) < 0 || buf_get_u8(&b, &req.op) < 0 || buf_get_u16(&b, &req.flags) < 0)
                 return -EBADMSG;
@@ -76,6 +80,8 @@ int ipc_decode_reply(const uint8_t *pkt, size_t len, struct ipc_reply *ret) {
         uint8_t version;
         struct buf b;
 
+        if (len > IPC_PACKET_MAX)
+                return -EBADMSG;
         buf_reader(&b, pkt, len);
         if (buf_get_u8(&b, &version) < 0 || buf_get_u8(&b, &rep.op) < 0 ||
             buf_get_u8(&b, &rep.status) < 0 || buf_get_u8(&b, &rep.detail) < 0)

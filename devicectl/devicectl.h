@@ -54,7 +54,7 @@ void vaultd_disconnect(struct vaultd_conn *c);
  * A reply with a non-zero status is still returned (>= 0); transport failures are -errno. */
 int vaultd_call(struct vaultd_conn *c, uint8_t op, uint16_t flags, const void *body, size_t body_len,
                 int fd_to_pass, uint8_t *buf, size_t cap, struct ipc_reply *ret);
-/* Prints "devicectl: <what>: <status text>[: <vaultd's message>]" for a failed reply and
+/* Logs "<what>: <status text>[: <vaultd's message>]" for a failed reply and
  * returns the exit code that goes with its status. */
 int vaultd_reply_error(const char *what, const struct ipc_reply *rep);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "devicectl.h"
+#include "log.h"
 #include "text.h"
 
 static const struct verb verbs[] = {
@@ -27,6 +28,8 @@ static void help(void) {
                "Options:\n"
                "  -s --socket PATH   vaultd's socket (default " DEVICECTL_DEFAULT_SOCKET ")\n"
                "     --json         machine-readable output\n"
+               "     --log-level LEVEL\n"
+               "                    show messages up to LEVEL: emerg..debug or 0..7 (default info)\n"
                "  -h --help         show this help ('devicectl VERB --help' for a verb)\n"
                "     --version      show the version\n"
                "\n"
@@ -82,10 +85,8 @@ void option_error(const char *verb, int c, char *argv[], const struct option *op
 int parse_seconds(const char *s, const char *option, unsigned *ret) {
         unsigned long v;
 
-        if (text_parse_unsigned(s, 1, 365UL * 24 * 3600, &v) < 0) {
-                fprintf(stderr, "devicectl: invalid value '%s' for %s: expected seconds, 1..31536000\n", s, option);
-                return -EINVAL;
-        }
+        if (text_parse_unsigned(s, 1, 365UL * 24 * 3600, &v) < 0)
+                return log_error_errno(EINVAL, "invalid value '%s' for %s: expected seconds, 1..31536000", s, option);
         *ret = (unsigned) v;
         return 0;
 }
@@ -97,16 +98,20 @@ void json_print_string(const char *s) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_JSON };
+        enum { ARG_VERSION = 0x100, ARG_JSON, ARG_LOG_LEVEL };
         static const struct option options[] = {
-                { "help",    no_argument,       NULL, 'h' },
-                { "version", no_argument,       NULL, ARG_VERSION },
-                { "socket",  required_argument, NULL, 's' },
-                { "json",    no_argument,       NULL, ARG_JSON },
+                { "help",      no_argument,       NULL, 'h' },
+                { "version",   no_argument,       NULL, ARG_VERSION },
+                { "socket",    required_argument, NULL, 's' },
+                { "json",      no_argument,       NULL, ARG_JSON },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { 0 }
         };
         struct devicectl ctl = { .socket_path = DEVICECTL_DEFAULT_SOCKET };
-        int c;
+        int c, level;
+
+        /* Messages read "devicectl: ..." on stderr, as a command's should. */
+        log_open("devicectl", LOG_TARGET_CONSOLE, LOG_TARGET_CONSOLE);
 
         /* '+': stop at the verb, whose own options follow it. ':' and opterr = 0: we print
          * getopt's complaints ourselves (option_error()). */
@@ -125,13 +130,22 @@ int main(int argc, char *argv[]) {
                 case ARG_JSON:
                         ctl.json = true;
                         break;
+                case ARG_LOG_LEVEL:
+                        level = log_level_from_string(optarg);
+                        if (level < 0) {
+                                log_error("invalid log level '%s': expected emerg, alert, crit, err, warning, "
+                                          "notice, info, debug or 0..7", optarg);
+                                return EXIT_USAGE;
+                        }
+                        log_set_max_level(level);
+                        break;
                 default:
                         option_error(NULL, c, argv, options);
                         return EXIT_USAGE;
                 }
 
         if (optind >= argc) {
-                fprintf(stderr, "devicectl: missing verb (try 'devicectl --help')\n");
+                log_error("missing verb (try 'devicectl --help')");
                 return EXIT_USAGE;
         }
         for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
@@ -141,6 +155,6 @@ int main(int argc, char *argv[]) {
                         optind = 0;
                         return verbs[i].run(&ctl, argc, argv);
                 }
-        fprintf(stderr, "devicectl: unknown verb '%s' (try 'devicectl --help')\n", argv[optind]);
+        log_error("unknown verb '%s' (try 'devicectl --help')", argv[optind]);
         return EXIT_USAGE;
 }

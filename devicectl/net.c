@@ -12,9 +12,12 @@
 #include <netinet/tcp.h>
 
 #include "bundle.h"
+#include "cleanup.h"
 #include "devicectl.h"
 #include "text.h"
 #include "wire.h"
+
+DEFINE_POINTER_CLEANUP(struct addrinfo *, freeaddrinfo)
 
 int64_t now_ms(void) {
         struct timespec ts;
@@ -71,9 +74,10 @@ int net_resolve(const char *host_port, struct addrinfo **ret, const char **ret_l
 }
 
 int net_connect_resolved(const struct addrinfo *res, int64_t deadline_ms, int *ret_fd) {
-        int r = -ECONNREFUSED, fd = -1;
+        int r = -ECONNREFUSED;
 
         for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                _cleanup_close_ int fd = -EBADF;
                 int one = 1, err = 0;
                 socklen_t err_len = sizeof err;
 
@@ -85,8 +89,6 @@ int net_connect_resolved(const struct addrinfo *res, int64_t deadline_ms, int *r
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                 if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
                         r = -errno;
-                        close(fd);
-                        fd = -1;
                         continue;
                 }
                 r = wait_fd(fd, POLLOUT, deadline_ms);
@@ -94,29 +96,24 @@ int net_connect_resolved(const struct addrinfo *res, int64_t deadline_ms, int *r
                         r = -errno;
                 else if (r >= 0 && err != 0)
                         r = -err;
-                if (r >= 0)
-                        break;
-                close(fd);
-                fd = -1;
+                if (r >= 0) {
+                        *ret_fd = TAKE_FD(fd);
+                        return 0;
+                }
         }
-        if (fd < 0)
-                return r;
-        *ret_fd = fd;
-        return 0;
+        return r;
 }
 
 /* The timeout is carried in 64 bits: --timeout allows a year, past an int of milliseconds. */
 int net_connect(const char *host_port, int64_t timeout_ms, int *ret_fd) {
-        struct addrinfo *res = NULL;
+        _cleanup_(freeaddrinfop) struct addrinfo *res = NULL;
         int64_t deadline = now_ms() + timeout_ms;
         int r;
 
         r = net_resolve(host_port, &res, NULL);
         if (r < 0)
                 return r;
-        r = net_connect_resolved(res, deadline, ret_fd);
-        freeaddrinfo(res);
-        return r;
+        return net_connect_resolved(res, deadline, ret_fd);
 }
 
 int net_send_frame(int fd, const uint8_t *frame, size_t len, int64_t deadline_ms) {

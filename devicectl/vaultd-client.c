@@ -8,7 +8,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "devicectl.h"
+#include "log.h"
 #include "text.h"
 #include "wire.h"
 
@@ -26,7 +28,7 @@ int vaultd_connect(struct vaultd_conn *c, const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct timeval rcv = { .tv_sec = VAULTD_REPLY_TIMEOUT_S };
         struct timeval snd = { .tv_sec = VAULTD_SEND_TIMEOUT_S };
-        int fd;
+        _cleanup_close_ int fd = -EBADF;
 
         if (strlen(path) >= sizeof sa.sun_path)
                 return -ENAMETOOLONG;
@@ -36,13 +38,9 @@ int vaultd_connect(struct vaultd_conn *c, const char *path) {
                 return -errno;
         if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) < 0 ||
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd) < 0 ||
-            connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                int r = errno == EAGAIN ? -ETIMEDOUT : -errno;
-
-                close(fd);
-                return r;
-        }
-        *c = (struct vaultd_conn) { .fd = fd, .path = path };
+            connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        *c = (struct vaultd_conn) { .fd = TAKE_FD(fd), .path = path };
         return 0;
 }
 
@@ -113,11 +111,11 @@ int vaultd_reply_error(const char *what, const struct ipc_reply *rep) {
         if (printable && strlen(text) == (size_t) len && strncasecmp(text, (const char *) rep->body, (size_t) len) == 0)
                 len = 0;
         if (rep->status == IPC_SERVER_ERROR)
-                fprintf(stderr, "devicectl: %s: %s (%s)\n", what, text, wire_error_name(rep->detail));
+                log_error("%s: %s (%s)", what, text, wire_error_name(rep->detail));
         else if (len > 0 && printable)
-                fprintf(stderr, "devicectl: %s: %s: %.*s\n", what, text, len, (const char *) rep->body);
+                log_error("%s: %s: %.*s", what, text, len, (const char *) rep->body);
         else
-                fprintf(stderr, "devicectl: %s: %s\n", what, text);
+                log_error("%s: %s", what, text);
 
         switch (rep->status) {
         case IPC_BUSY: return EXIT_VAULT_BUSY;

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "devicectl.h"
+#include "log.h"
 #include "text.h"
 #include "wire.h"
 
@@ -74,14 +75,14 @@ static int parse_options(struct devicectl *ctl, int argc, char *argv[], struct a
                         return 1;
                 case ARG_SERVER:
                         if (!bundle_server_valid(optarg)) {
-                                fprintf(stderr, "devicectl: invalid server '%s': expected HOST:PORT or [V6]:PORT\n", optarg);
+                                log_error("invalid server '%s': expected HOST:PORT or [V6]:PORT", optarg);
                                 return -EINVAL;
                         }
                         o->server = optarg;
                         break;
                 case ARG_KEYRING:
                         if (strcmp(optarg, "@u") && strcmp(optarg, "@s") && strcmp(optarg, "@p") && strcmp(optarg, "none")) {
-                                fprintf(stderr, "devicectl: invalid keyring '%s': expected @u, @s, @p or none\n", optarg);
+                                log_error("invalid keyring '%s': expected @u, @s, @p or none", optarg);
                                 return -EINVAL;
                         }
                         o->keyring = optarg;
@@ -105,7 +106,7 @@ static int parse_options(struct devicectl *ctl, int argc, char *argv[], struct a
                         return -EINVAL;
                 }
         if (optind != argc) {
-                fprintf(stderr, "devicectl: authenticate takes no arguments, got '%s'\n", argv[optind]);
+                log_error("authenticate takes no arguments, got '%s'", argv[optind]);
                 return -EINVAL;
         }
         return 0;
@@ -117,7 +118,7 @@ static int vaultd_step(struct auth_session *s, uint8_t op, const char *what, str
 
         r = vaultd_call(&s->vaultd, op, 0, s->frame, s->frame_len, -1, s->packet, sizeof s->packet, rep);
         if (r < 0) {
-                fprintf(stderr, "devicectl: vaultd failed during %s: %s\n", what, strerror(-r));
+                log_error_errno(r, "vaultd failed during %s: %m", what);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         if (rep->status != IPC_OK)
@@ -134,7 +135,7 @@ static int vaultd_step(struct auth_session *s, uint8_t op, const char *what, str
 static int take_vaultd_frame(struct auth_session *s, const struct ipc_reply *rep, uint8_t type, size_t body_len,
                              const char *what) {
         if (rep->body_len > sizeof s->frame || wire_frame_check(rep->body, rep->body_len, type, body_len) < 0) {
-                fprintf(stderr, "devicectl: vaultd sent a malformed %s (%zu bytes)\n", what, rep->body_len);
+                log_error("vaultd sent a malformed %s (%zu bytes)", what, rep->body_len);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         memcpy(s->frame, rep->body, rep->body_len);
@@ -158,27 +159,27 @@ static int server_exchange(struct auth_session *s, uint8_t reply_type, size_t re
         case 0:
                 return EXIT_OK;
         case -EPROTONOSUPPORT:
-                fprintf(stderr, "devicectl: server '%s' speaks another protocol version\n", s->server);
+                log_error("server '%s' speaks another protocol version", s->server);
                 return EXIT_PROTOCOL;
         case -EMSGSIZE:
-                fprintf(stderr, "devicectl: server '%s' sent a frame larger than the protocol allows\n", s->server);
+                log_error("server '%s' sent a frame larger than the protocol allows", s->server);
                 return EXIT_PROTOCOL;
         case -EPROTO:
-                fprintf(stderr, "devicectl: server '%s' sent an unexpected message\n", s->server);
+                log_error("server '%s' sent an unexpected message", s->server);
                 return EXIT_PROTOCOL;
         case -EBADMSG:
-                fprintf(stderr, "devicectl: server '%s' sent a message of the wrong length\n", s->server);
+                log_error("server '%s' sent a message of the wrong length", s->server);
                 return EXIT_PROTOCOL;
         case -ETIMEDOUT:
-                fprintf(stderr, "devicectl: server '%s' did not answer within %u seconds (--timeout)\n",
+                log_error("server '%s' did not answer within %u seconds (--timeout)",
                         s->server, s->timeout_s);
                 return EXIT_SERVER_UNREACHABLE;
         case -ECONNRESET:
         case -EPIPE:
-                fprintf(stderr, "devicectl: server '%s' closed the connection\n", s->server);
+                log_error("server '%s' closed the connection", s->server);
                 return EXIT_SERVER_UNREACHABLE;
         default:
-                fprintf(stderr, "devicectl: exchange with server '%s' failed: %s\n", s->server, strerror(-r));
+                log_error_errno(r, "exchange with server '%s' failed: %m", s->server);
                 return EXIT_SERVER_UNREACHABLE;
         }
 }
@@ -194,29 +195,50 @@ static int explain_no_vault(struct auth_session *s) {
 
         r = vaultd_call(&s->vaultd, IPC_OP_HELLO, 0, NULL, 0, -1, s->packet, sizeof s->packet, &rep);
         if (r < 0) {
-                fprintf(stderr, "devicectl: vaultd failed during hello: %s\n", strerror(-r));
+                log_error_errno(r, "vaultd failed during hello: %m");
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         switch (rep.status) {
         case IPC_NOT_PROVISIONED:
-                fprintf(stderr, "devicectl: no vault provisioned: run 'devicectl provision BUNDLE' first\n");
+                log_error("no vault provisioned: run 'devicectl provision BUNDLE' first");
                 return EXIT_NOT_PROVISIONED;
         case IPC_INTERNAL:
                 if (text_is_printable(rep.body, rep.body_len, TEXT_SPACE) && rep.body_len > 0 &&
                     rep.body_len <= IPC_MESSAGE_MAX)
-                        fprintf(stderr, "devicectl: no usable vault: vaultd says: %.*s (see 'journalctl -u vaultd')\n",
+                        log_error("no usable vault: vaultd says: %.*s (see 'journalctl -u vaultd')",
                                 (int) rep.body_len, (const char *) rep.body);
                 else
-                        fprintf(stderr, "devicectl: no usable vault: vaultd refused it (see 'journalctl -u vaultd')\n");
+                        log_error("no usable vault: vaultd refused it (see 'journalctl -u vaultd')");
                 return EXIT_NOT_PROVISIONED;
         case IPC_OK:
                 /* Provisioned since our STATUS. Closing the connection aborts the handshake
                  * this HELLO began; starting over is simpler than patching up the status. */
-                fprintf(stderr, "devicectl: a vault was provisioned meanwhile: run 'devicectl authenticate' again\n");
+                log_error("a vault was provisioned meanwhile: run 'devicectl authenticate' again");
                 return EXIT_FAILURE_OTHER;
         default:
                 return vaultd_reply_error("hello", &rep);
         }
+}
+
+/*
+ * The one place the session key is written out (--print-key), in lower-case hex. The digits
+ * are computed without a table or a branch on the key's bits, and the text is wiped after
+ * use; what stdio keeps in its own buffer is beyond reach, one more reason --print-key is
+ * for testing.
+ */
+static void print_key_hex(const uint8_t key[SV_KEY_LEN]) {
+        char hex[2 * SV_KEY_LEN + 1];
+
+        for (size_t i = 0; i < SV_KEY_LEN; i++)
+                for (size_t j = 0; j < 2; j++) {
+                        int n = (key[i] >> (4 - 4 * j)) & 0xf;
+
+                        /* (9 - n) >> 8 is all ones for n > 9: skip from '9' + 1 to 'a'. */
+                        hex[2 * i + j] = (char) ('0' + n + (((9 - n) >> 8) & ('a' - '0' - 10)));
+                }
+        hex[2 * SV_KEY_LEN] = '\0';
+        fputs(hex, stdout);
+        OPENSSL_cleanse(hex, sizeof hex);
 }
 
 static void report(const struct devicectl *ctl, const struct auth_options *o, const struct ipc_status_info *info,
@@ -237,8 +259,7 @@ static void report(const struct devicectl *ctl, const struct auth_options *o, co
                         printf(",\"keyring\":\"%s\",\"key_serial\":%" PRId32 ",\"expires\":\"%s\"", o->keyring, serial, when);
                 if (o->print_key) {
                         printf(",\"session_key\":\"");
-                        for (size_t i = 0; i < sizeof res->session_key; i++)
-                                printf("%02x", res->session_key[i]);
+                        print_key_hex(res->session_key);
                         printf("\"");
                 }
                 printf("}\n");
@@ -249,8 +270,7 @@ static void report(const struct devicectl *ctl, const struct auth_options *o, co
                                info->params.device_id, when);
                 printf("\n");
                 if (o->print_key) {
-                        for (size_t i = 0; i < sizeof res->session_key; i++)
-                                printf("%02x", res->session_key[i]);
+                        print_key_hex(res->session_key);
                         printf("\n");
                 }
         }
@@ -278,7 +298,7 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
 
         r = vaultd_connect(&s.vaultd, ctl->socket_path);
         if (r < 0) {
-                fprintf(stderr, "devicectl: cannot reach vaultd at '%s': %s\n", ctl->socket_path, strerror(-r));
+                log_error_errno(r, "cannot reach vaultd at '%s': %m", ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         s.frame_len = 0;
@@ -286,7 +306,7 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         if (ret != EXIT_OK)
                 goto out;
         if (ipc_decode_status(rep.body, rep.body_len, &info) < 0) {
-                fprintf(stderr, "devicectl: vaultd at '%s' sent a malformed status\n", ctl->socket_path);
+                log_error("vaultd at '%s' sent a malformed status", ctl->socket_path);
                 ret = EXIT_VAULTD_UNAVAILABLE;
                 goto out;
         }
@@ -297,7 +317,7 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         s.server = o.server ? o.server : info.server;
         s.timeout_s = o.timeout_s;
         if (!s.server[0]) {
-                fprintf(stderr, "devicectl: the bundle names no server: pass --server HOST:PORT\n");
+                log_error("the bundle names no server: pass --server HOST:PORT");
                 ret = EXIT_USAGE;
                 goto out;
         }
@@ -314,9 +334,9 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         r = net_resolve(s.server, &addrs, &lookup_error);
         if (r < 0) {
                 if (lookup_error)
-                        fprintf(stderr, "devicectl: cannot resolve server '%s': %s\n", s.server, lookup_error);
+                        log_error("cannot resolve server '%s': %s", s.server, lookup_error);
                 else
-                        fprintf(stderr, "devicectl: invalid server '%s': %s\n", s.server, strerror(-r));
+                        log_error_errno(r, "invalid server '%s': %m", s.server);
                 ret = r == -EHOSTUNREACH ? EXIT_SERVER_UNREACHABLE : EXIT_USAGE;
                 goto out;
         }
@@ -325,10 +345,10 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         freeaddrinfo(addrs);
         if (r < 0) {
                 if (r == -ETIMEDOUT)
-                        fprintf(stderr, "devicectl: cannot connect to server '%s': no answer within %u seconds (--timeout)\n",
+                        log_error("cannot connect to server '%s': no answer within %u seconds (--timeout)",
                                 s.server, o.timeout_s);
                 else
-                        fprintf(stderr, "devicectl: cannot connect to server '%s': %s\n", s.server, strerror(-r));
+                        log_error_errno(r, "cannot connect to server '%s': %m", s.server);
                 ret = EXIT_SERVER_UNREACHABLE;
                 goto out;
         }
@@ -346,7 +366,7 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         if (ret != EXIT_OK)
                 goto out;
         if (ipc_decode_confirm(rep.body, rep.body_len, &res) < 0) {
-                fprintf(stderr, "devicectl: vaultd at '%s' sent a malformed confirmation\n", ctl->socket_path);
+                log_error("vaultd at '%s' sent a malformed confirmation", ctl->socket_path);
                 ret = EXIT_VAULTD_UNAVAILABLE;
                 goto out;
         }
@@ -357,13 +377,12 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         memcpy(s.frame, res.m5, res.m5_len);
         s.frame_len = res.m5_len;
         if (server_exchange(&s, 0, 0) != EXIT_OK)
-                fprintf(stderr, "devicectl: warning: M5 may not have reached the server; it recovers at the next handshake\n");
+                log_warning("warning: M5 may not have reached the server; it recovers at the next handshake");
 
         if (strcmp(o.keyring, "none") != 0) {
                 r = keyring_add_session_key(o.keyring, info.params.device_id, res.session_key, o.lifetime_s, &serial);
                 if (r < 0) {
-                        fprintf(stderr, "devicectl: authenticated, but adding the key to keyring %s failed: %s\n",
-                                o.keyring, strerror(-r));
+                        log_error_errno(r, "authenticated, but adding the key to keyring %s failed: %m", o.keyring);
                         ret = EXIT_FAILURE_OTHER;
                         goto out;
                 }

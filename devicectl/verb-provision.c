@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "devicectl.h"
+#include "log.h"
 
 /*
  * The bundle is as secret as the vault: it is destroyed once vaultd holds the vault.
@@ -61,15 +63,15 @@ static void open_error(const char *path, int err, bool keep) {
         struct stat st;
 
         if (err == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-                fprintf(stderr, "devicectl: bundle '%s' is a symbolic link: refused (name the file itself)\n", path);
+                log_error("bundle '%s' is a symbolic link: refused (name the file itself)", path);
         else if (err == EROFS)
-                fprintf(stderr, "devicectl: cannot overwrite bundle '%s' (read-only file system): "
-                        "use --keep-bundle to keep it\n", path);
+                log_error("cannot overwrite bundle '%s' (read-only file system): "
+                        "use --keep-bundle to keep it", path);
         else if (err == EACCES && !keep && access(path, R_OK) == 0)
-                fprintf(stderr, "devicectl: cannot overwrite bundle '%s' (no write permission): "
-                        "use --keep-bundle to keep it\n", path);
+                log_error("cannot overwrite bundle '%s' (no write permission): "
+                        "use --keep-bundle to keep it", path);
         else
-                fprintf(stderr, "devicectl: cannot open bundle '%s': %s\n", path, strerror(err));
+                log_error_errno(err, "cannot open bundle '%s': %m", path);
 }
 
 /*
@@ -96,23 +98,22 @@ static int check_deletable(const char *path, const struct stat *file) {
                 int r = -errno;
 
                 if (r == -EROFS || r == -EACCES)
-                        fprintf(stderr, "devicectl: cannot delete bundle '%s' afterwards: directory '%s' is %s: "
-                                "use --keep-bundle to keep it\n", path, dir,
+                        log_error("cannot delete bundle '%s' afterwards: directory '%s' is %s: "
+                                "use --keep-bundle to keep it", path, dir,
                                 r == -EROFS ? "on a read-only file system" : "not writable");
                 else
-                        fprintf(stderr, "devicectl: cannot check directory '%s' of bundle '%s': %s\n",
-                                dir, path, strerror(-r));
+                        log_error_errno(r, "cannot check directory '%s' of bundle '%s': %m", dir, path);
                 return r;
         }
         if (stat(dir, &st) < 0) {
                 int r = -errno;
 
-                fprintf(stderr, "devicectl: cannot check directory '%s' of bundle '%s': %s\n", dir, path, strerror(-r));
+                log_error_errno(r, "cannot check directory '%s' of bundle '%s': %m", dir, path);
                 return r;
         }
         if ((st.st_mode & S_ISVTX) && geteuid() != 0 && geteuid() != file->st_uid && geteuid() != st.st_uid) {
-                fprintf(stderr, "devicectl: cannot delete bundle '%s' afterwards: it belongs to another user in "
-                        "sticky directory '%s': use --keep-bundle to keep it\n", path, dir);
+                log_error("cannot delete bundle '%s' afterwards: it belongs to another user in "
+                        "sticky directory '%s': use --keep-bundle to keep it", path, dir);
                 return -EPERM;
         }
         return 0;
@@ -124,8 +125,9 @@ static int check_deletable(const char *path, const struct stat *file) {
  * regular file, then it is cleared again for vaultd's reads through the passed descriptor.
  */
 static int open_bundle(const char *path, bool keep, int *ret_fd, struct stat *ret_st) {
+        _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        int fd, fl;
+        int fl;
 
         fd = open(path, (keep ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
@@ -135,19 +137,14 @@ static int open_bundle(const char *path, bool keep, int *ret_fd, struct stat *re
                 return r;
         }
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                fprintf(stderr, "devicectl: bundle '%s' is not a regular file\n", path);
-                close(fd);
+                log_error("bundle '%s' is not a regular file", path);
                 return -EINVAL;
         }
         fl = fcntl(fd, F_GETFL);
         if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-                int r = -errno;
-
-                fprintf(stderr, "devicectl: cannot set up bundle '%s': %s\n", path, strerror(-r));
-                close(fd);
-                return r;
+                return log_error_errno(errno, "cannot set up bundle '%s': %m", path);
         }
-        *ret_fd = fd;
+        *ret_fd = TAKE_FD(fd);
         *ret_st = st;
         return 0;
 }
@@ -166,7 +163,8 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
         bool force = false, keep = false;
         const char *path;
         struct stat st = { 0 };         /* set by open_bundle(); gcc cannot tell that errno != 0 */
-        int c, r, fd = -1;
+        _cleanup_close_ int fd = -EBADF;
+        int c, r;
 
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":hf", options, NULL)) >= 0)
@@ -189,7 +187,7 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
                         return EXIT_USAGE;
                 }
         if (optind + 1 != argc) {
-                fprintf(stderr, "devicectl: provision takes exactly one bundle file\n");
+                log_error("provision takes exactly one bundle file");
                 return EXIT_USAGE;
         }
         path = argv[optind];
@@ -197,52 +195,41 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
         if (open_bundle(path, keep, &fd, &st) < 0)
                 return EXIT_FAILURE_OTHER;
         if (st.st_mode & 077)
-                fprintf(stderr, "devicectl: warning: bundle '%s' is readable by others (mode %04o)\n",
+                log_warning("warning: bundle '%s' is readable by others (mode %04o)",
                         path, (unsigned) (st.st_mode & 07777));
-        if (!keep && check_deletable(path, &st) < 0) {
-                close(fd);
+        if (!keep && check_deletable(path, &st) < 0)
                 return EXIT_FAILURE_OTHER;
-        }
 
         r = vaultd_connect(&conn, ctl->socket_path);
         if (r < 0) {
-                fprintf(stderr, "devicectl: cannot reach vaultd at '%s': %s\n", ctl->socket_path, strerror(-r));
-                close(fd);
+                log_error_errno(r, "cannot reach vaultd at '%s': %m", ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         /* vaultd reads the bundle through the descriptor: the secret never crosses the socket. */
         r = vaultd_call(&conn, IPC_OP_PROVISION, force ? IPC_FLAG_FORCE : 0, NULL, 0, fd, buf, sizeof buf, &rep);
         vaultd_disconnect(&conn);
         if (r < 0) {
-                fprintf(stderr, "devicectl: vaultd at '%s' did not answer: %s\n", ctl->socket_path, strerror(-r));
-                close(fd);
+                log_error_errno(r, "vaultd at '%s' did not answer: %m", ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
-        if (rep.status != IPC_OK) {
-                close(fd);
+        if (rep.status != IPC_OK)
                 return vaultd_reply_error("provision", &rep);
-        }
         if (!keep) {
                 r = overwrite_file(fd);
                 if (r < 0) {
-                        fprintf(stderr, "devicectl: vault provisioned, but overwriting bundle '%s' failed: %s\n",
-                                path, strerror(-r));
-                        close(fd);
+                        log_error_errno(r, "vault provisioned, but overwriting bundle '%s' failed: %m", path);
                         return EXIT_FAILURE_OTHER;
                 }
                 r = unlink_same_file(path, fd);
                 if (r == -ESTALE)
-                        fprintf(stderr, "devicectl: vault provisioned and the bundle overwritten, but '%s' is now "
-                                "another file (replaced meanwhile): not deleted\n", path);
+                        log_error("vault provisioned and the bundle overwritten, but '%s' is now "
+                                "another file (replaced meanwhile): not deleted", path);
                 else if (r < 0)
-                        fprintf(stderr, "devicectl: vault provisioned and the bundle overwritten, but deleting '%s' "
-                                "failed: %s\n", path, strerror(-r));
-                if (r < 0) {
-                        close(fd);
+                        log_error_errno(r, "vault provisioned and the bundle overwritten, but deleting '%s' "
+                                "failed: %m", path);
+                if (r < 0)
                         return EXIT_FAILURE_OTHER;
-                }
         }
-        close(fd);
         printf("provisioned; bundle %s\n", keep ? "kept" : "destroyed");
         return EXIT_OK;
 }

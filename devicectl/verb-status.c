@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "devicectl.h"
+#include "log.h"
 
 static void print_json(const struct ipc_status_info *s) {
         printf("{\"provisioned\":%s,\"busy\":%s", s->provisioned ? "true" : "false", s->busy ? "true" : "false");
@@ -70,25 +71,25 @@ int verb_status(struct devicectl *ctl, int argc, char *argv[]) {
                         return EXIT_USAGE;
                 }
         if (optind != argc) {
-                fprintf(stderr, "devicectl: status takes no arguments, got '%s'\n", argv[optind]);
+                log_error("status takes no arguments, got '%s'", argv[optind]);
                 return EXIT_USAGE;
         }
 
         r = vaultd_connect(&conn, ctl->socket_path);
         if (r < 0) {
-                fprintf(stderr, "devicectl: cannot reach vaultd at '%s': %s\n", ctl->socket_path, strerror(-r));
+                log_error_errno(r, "cannot reach vaultd at '%s': %m", ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         r = vaultd_call(&conn, IPC_OP_STATUS, 0, NULL, 0, -1, buf, sizeof buf, &rep);
         vaultd_disconnect(&conn);
         if (r < 0) {
-                fprintf(stderr, "devicectl: vaultd at '%s' did not answer: %s\n", ctl->socket_path, strerror(-r));
+                log_error_errno(r, "vaultd at '%s' did not answer: %m", ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         if (rep.status != IPC_OK)
                 return vaultd_reply_error("status", &rep);
         if (ipc_decode_status(rep.body, rep.body_len, &info) < 0) {
-                fprintf(stderr, "devicectl: vaultd at '%s' sent a malformed status\n", ctl->socket_path);
+                log_error("vaultd at '%s' sent a malformed status", ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         if (ctl->json)

@@ -21,7 +21,9 @@ UNIT_TESTS = \
 	tests/unit/check_decoy \
 	tests/unit/check_sysio \
 	tests/unit/check_kex \
-	tests/unit/check_record
+	tests/unit/check_record \
+	tests/unit/check_vaultfile \
+	tests/unit/check_ipc
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -84,3 +86,11 @@ tests_unit_check_kex_LDADD = tests/unit/libunit.a $(TESTKAT_LIBS) $(SVCOMMON_LIB
 tests_unit_check_record_SOURCES = tests/unit/check_record.c
 tests_unit_check_record_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/tests/lib
 tests_unit_check_record_LDADD = tests/unit/libunit.a $(TESTKAT_LIBS) $(SVCOMMON_LIBS) $(CHECK_LIBS)
+
+tests_unit_check_vaultfile_SOURCES = tests/unit/check_vaultfile.c
+tests_unit_check_vaultfile_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_vaultfile_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_ipc_SOURCES = tests/unit/check_ipc.c
+tests_unit_check_ipc_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_ipc_LDADD = $(UNIT_LDADD)

@@ -10,12 +10,6 @@ tests_vaultd_fake_server_LDADD = $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
 tests_vaultd_sockpoke_SOURCES = tests/vaultd/sockpoke.c
 tests_vaultd_sockpoke_LDADD = $(SVCOMMON_LIBS)
 
-check_PROGRAMS += tests/vaultd/check_vaultfile
-TESTS += tests/vaultd/check_vaultfile
-tests_vaultd_check_vaultfile_SOURCES = tests/vaultd/check_vaultfile.c
-tests_vaultd_check_vaultfile_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
-tests_vaultd_check_vaultfile_LDADD = $(SVCOMMON_LIBS) $(CHECK_LIBS)
-
 VAULTD_TESTS = \
 	tests/vaultd/provision.test \
 	tests/vaultd/handshake.test \

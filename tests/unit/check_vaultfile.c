@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "unit.h"
 #include "vaultfile.h"
 
 static struct vaultfile_header hdr;
@@ -195,12 +196,5 @@ static Suite *vaultfile_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(vaultfile_suite());
-        int failed;
-
-        srunner_set_tap(sr, "-");
-        srunner_run_all(sr, CK_SILENT);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(vaultfile_suite());
 }

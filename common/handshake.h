@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "record.h"
 #include "vault.h"
 #include "wire.h"
 
@@ -75,6 +76,7 @@ struct hs_device {
         uint8_t k4[SV_KEY_LEN];
         size_t k4_len;
         uint8_t session_key[SV_KEY_LEN];
+        uint8_t c2s[RECORD_SECRET_LEN], s2c[RECORD_SECRET_LEN];    /* A_0 of each direction (§11) */
         uint8_t peer_error;             /* ERROR code the server sent, 0 if none */
 };
 
@@ -92,6 +94,10 @@ int hs_device_confirm(struct hs_device *hs, const uint8_t *m4, size_t len, uint8
                       uint8_t *out, size_t cap, size_t *ret_len);
 /* NULL until hs_device_confirm() succeeded. */
 const uint8_t *hs_device_session_key(const struct hs_device *hs);
+/* Copies A_0 of both directions of the data channel (§11): the device seals with c2s and
+ * opens with s2c. -EBUSY until hs_device_confirm() succeeded; nothing written then. */
+int hs_device_channel_secrets(const struct hs_device *hs, uint8_t ret_c2s[RECORD_SECRET_LEN],
+                              uint8_t ret_s2c[RECORD_SECRET_LEN]);
 
 enum hs_server_state {
         HS_SERVER_INIT,
@@ -116,6 +122,7 @@ struct hs_server {
         uint8_t r1[SV_NONCE_LEN];
         uint8_t k5[SV_KEY_LEN];
         uint8_t session_key[SV_KEY_LEN];
+        uint8_t c2s[RECORD_SECRET_LEN], s2c[RECORD_SECRET_LEN];    /* A_0 of each direction (§11) */
 };
 
 /* decoy_n and decoy_p shape the decoy challenge sent when no vault is given. */
@@ -138,6 +145,10 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
 /* M5: the device proved it holds the next vault; the caller commits it. */
 int hs_server_commit(struct hs_server *hs, const uint8_t *m5, size_t len);
 const uint8_t *hs_server_session_key(const struct hs_server *hs);
+/* Copies A_0 of both directions (§11): the server opens with c2s and seals with s2c. -EBUSY
+ * until hs_server_commit() verified M5, so nothing is acted on before M5; nothing written then. */
+int hs_server_channel_secrets(const struct hs_server *hs, uint8_t ret_c2s[RECORD_SECRET_LEN],
+                              uint8_t ret_s2c[RECORD_SECRET_LEN]);
 
 /* Shared by both sides (handshake.c). */
 int hs_transcript_hash(const struct hs_transcript *ts, unsigned upto, uint8_t out[SV_HASH_LEN]);

@@ -205,6 +205,11 @@ int hs_device_confirm(struct hs_device *hs, const uint8_t *m4, size_t len, uint8
         if (r < 0)
                 goto out;
 
+        r = record_secret(fin.s, RECORD_C2S, next.c2s);
+        if (r >= 0)
+                r = record_secret(fin.s, RECORD_S2C, next.s2c);
+        if (r < 0)
+                goto out;
         memcpy(next.session_key, fin.session_key, sizeof next.session_key);
         if (next.trace) {
                 memcpy(next.trace->th4, th4, sizeof th4);
@@ -224,4 +229,13 @@ out:
 
 const uint8_t *hs_device_session_key(const struct hs_device *hs) {
         return hs->state == HS_DEVICE_DONE ? hs->session_key : NULL;
+}
+
+int hs_device_channel_secrets(const struct hs_device *hs, uint8_t ret_c2s[RECORD_SECRET_LEN],
+                              uint8_t ret_s2c[RECORD_SECRET_LEN]) {
+        if (hs->state != HS_DEVICE_DONE)
+                return -EBUSY;
+        memcpy(ret_c2s, hs->c2s, RECORD_SECRET_LEN);
+        memcpy(ret_s2c, hs->s2c, RECORD_SECRET_LEN);
+        return 0;
 }

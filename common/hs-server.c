@@ -234,6 +234,11 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
         memcpy(out, next.ts.m4, next.ts.m4_len);
         *ret_len = next.ts.m4_len;
         memcpy(next.k5, fin.k5, sizeof next.k5);
+        r = record_secret(fin.s, RECORD_C2S, next.c2s);
+        if (r >= 0)
+                r = record_secret(fin.s, RECORD_S2C, next.s2c);
+        if (r < 0)
+                goto out;
         memcpy(next.session_key, fin.session_key, sizeof next.session_key);
         if (next.trace) {
                 memcpy(next.trace->th2, th2, sizeof th2);
@@ -286,4 +291,13 @@ int hs_server_commit(struct hs_server *hs, const uint8_t *m5, size_t len) {
 
 const uint8_t *hs_server_session_key(const struct hs_server *hs) {
         return hs->state == HS_SERVER_DONE ? hs->session_key : NULL;
+}
+
+int hs_server_channel_secrets(const struct hs_server *hs, uint8_t ret_c2s[RECORD_SECRET_LEN],
+                              uint8_t ret_s2c[RECORD_SECRET_LEN]) {
+        if (hs->state != HS_SERVER_DONE)
+                return -EBUSY;
+        memcpy(ret_c2s, hs->c2s, RECORD_SECRET_LEN);
+        memcpy(ret_s2c, hs->s2c, RECORD_SECRET_LEN);
+        return 0;
 }

@@ -83,8 +83,10 @@ int keysched_finish(uint8_t profile, const uint8_t th4[SV_HASH_LEN],
                         r = crypto_hkdf_expand(s, "sv1 update", f.u, sizeof f.u);
         } else if (r >= 0)
                 memcpy(f.session_key, t, sizeof t);
-        if (r >= 0)
+        if (r >= 0) {
+                memcpy(f.s, s, sizeof f.s);
                 *ret = f;
+        }
         keysched_final_wipe(&f);
         OPENSSL_cleanse(t, sizeof t);
         OPENSSL_cleanse(s, sizeof s);

@@ -21,6 +21,7 @@ struct keysched_final {
         uint8_t k5[SV_KEY_LEN];
         uint8_t session_key[SV_KEY_LEN];
         uint8_t u[SV_KEY_LEN];
+        uint8_t s[SV_KEY_LEN];          /* S itself: the data channel's secrets follow from it (§11) */
 };
 int keysched_finish(uint8_t profile, const uint8_t th4[SV_HASH_LEN],
                     const uint8_t t1[SV_T_LEN], const uint8_t t2[SV_T_LEN], struct keysched_final *ret);

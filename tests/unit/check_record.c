@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "handshake.h"
 #include "record.h"
 #include "unit.h"
 #include "unit-kat.h"
@@ -145,6 +146,149 @@ START_TEST(test_vectors) {
         ck_assert_uint_ge(records, 16);
         kat_free(&f);
         free(path);
+}
+END_TEST
+
+/* ---- the secrets from the handshake ------------------------------------------------ */
+
+static unsigned kat_unsigned(const struct kat_case *c, const char *key) {
+        const char *v = kat_get(c, key);
+        char *end;
+        unsigned long long x;
+
+        ck_assert_ptr_nonnull(v);
+        x = strtoull(v, &end, 10);
+        ck_assert(*v && !*end);
+        return (unsigned) x;
+}
+
+static struct challenge kat_challenge(const struct kat_case *c, const char *key) {
+        const char *v = kat_get(c, key);
+        uint16_t idx[SV_P_MAX];
+        unsigned p = 0;
+
+        ck_assert_ptr_nonnull(v);
+        while (*v) {
+                char *end;
+
+                ck_assert_uint_lt(p, SV_P_MAX);
+                idx[p++] = (uint16_t) strtoul(v, &end, 10);
+                ck_assert(end != v);
+                v = *end == ',' ? end + 1 : end;
+        }
+        return unit_challenge(p, idx);
+}
+
+static void replay_field(const struct kat_case *c, struct unit_replay *r, enum hs_value what, const char *key) {
+        struct kat_bytes b = unit_kat_bytes(c, key);
+
+        unit_replay_bytes(r, what, b.data, b.len);
+        free(b.data);
+}
+
+/*
+ * Every kex-none case of extensions.txt driven through the two state machines with the
+ * case's random values: both sides agree on both A_0, which are the file's c2s_secret and
+ * s2c_secret, and neither side hands them out before M5 has verified.
+ */
+START_TEST(test_handshake_secrets) {
+        struct kat_file f;
+        char *path = kat_path("extensions.txt");
+        unsigned cases = 0;
+
+        ck_assert_ptr_nonnull(path);
+        ck_assert_int_eq(kat_load(path, &f), 0);
+        for (size_t i = 0; i < f.n_cases; i++) {
+                const struct kat_case *c = &f.cases[i];
+                const char *name = kat_get(c, "name"), *kex = kat_get(c, "kex"), *profile = kat_get(c, "profile");
+                struct kat_bytes vault, m5, c2s, s2c;
+                uint8_t dc2s[32], ds2c[32], sc2s[32], ss2c[32];
+                struct unit_replay dev_rng, srv_rng;
+                struct challenge c1, c2;
+                struct vault_params v;
+                struct unit_hs h;
+
+                ck_assert_ptr_nonnull(kex);
+                ck_assert_ptr_nonnull(profile);
+                if (strcmp(kex, "none") != 0)
+                        continue;
+                cases++;
+                v = unit_params(kat_get(c, "device_id"),
+                                strcmp(profile, "paper") == 0 ? SV_PROFILE_PAPER : SV_PROFILE_HARDENED,
+                                (uint16_t) kat_unsigned(c, "n"), (uint8_t) kat_unsigned(c, "m"),
+                                (uint8_t) kat_unsigned(c, "p"), kat_unsigned(c, "epoch"));
+                vault = unit_kat_bytes(c, "vault");
+                ck_assert_uint_eq(vault.len, vault_size(&v));
+                c1 = kat_challenge(c, "c1");
+                c2 = kat_challenge(c, "c2");
+                unit_replay_init(&dev_rng, NULL);
+                unit_replay_init(&srv_rng, NULL);
+                replay_field(c, &dev_rng, HS_SESSION_ID, "session_id");
+                replay_field(c, &dev_rng, HS_T1, "t1");
+                replay_field(c, &dev_rng, HS_R2, "r2");
+                unit_replay_challenge(&dev_rng, HS_C2, &c2);
+                replay_field(c, &srv_rng, HS_R1, "r1");
+                unit_replay_challenge(&srv_rng, HS_C1, &c1);
+                replay_field(c, &srv_rng, HS_T2, "t2");
+
+                unit_hs_init(&h, &v, vault.data, NULL, &dev_rng.rng, &srv_rng.rng);
+                unit_hs_run_to(&h, UNIT_SERVER_RESPOND);
+                ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), -EBUSY);
+                ck_assert_int_eq(hs_device_channel_secrets(&h.dev, dc2s, ds2c), -EBUSY);
+                ck_assert_int_eq(unit_hs_step(&h, UNIT_DEVICE_CONFIRM), 0);
+                ck_assert_int_eq(hs_device_channel_secrets(&h.dev, dc2s, ds2c), 0);
+                /* M5 sent but not yet verified: the server still has no channel. */
+                ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), -EBUSY);
+                ck_assert_int_eq(unit_hs_step(&h, UNIT_SERVER_COMMIT), 0);
+                ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), 0);
+
+                m5 = unit_kat_bytes(c, "m5");
+                expect_bytes(name, "m5", &m5, h.m5, h.m5_len);
+                c2s = unit_kat_bytes(c, "c2s_secret");
+                s2c = unit_kat_bytes(c, "s2c_secret");
+                expect_bytes(name, "device c2s", &c2s, dc2s, sizeof dc2s);
+                expect_bytes(name, "device s2c", &s2c, ds2c, sizeof ds2c);
+                expect_bytes(name, "server c2s", &c2s, sc2s, sizeof sc2s);
+                expect_bytes(name, "server s2c", &s2c, ss2c, sizeof ss2c);
+
+                /* Wiped with the state. */
+                hs_device_wipe(&h.dev);
+                hs_server_wipe(&h.srv);
+                ck_assert(unit_is_zero(h.dev.c2s, sizeof h.dev.c2s) && unit_is_zero(h.dev.s2c, sizeof h.dev.s2c));
+                ck_assert(unit_is_zero(h.srv.c2s, sizeof h.srv.c2s) && unit_is_zero(h.srv.s2c, sizeof h.srv.s2c));
+                ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), -EBUSY);
+                unit_hs_free(&h);
+                free(vault.data);
+                free(m5.data);
+                free(c2s.data);
+                free(s2c.data);
+        }
+        /* Two kex-none cases in the file: a truncated file must not pass. */
+        ck_assert_uint_ge(cases, 2);
+        kat_free(&f);
+        free(path);
+}
+END_TEST
+
+/* Random handshakes of both profiles: the two sides' secrets agree and differ by direction. */
+START_TEST(test_handshake_secrets_agree) {
+        uint8_t profile = _i % 2 ? SV_PROFILE_PAPER : SV_PROFILE_HARDENED;
+        struct vault_params v = unit_params("agree-7", profile, 32, 16, 4, 5);
+        uint8_t *keys = malloc(vault_size(&v)), dc2s[32], ds2c[32], sc2s[32], ss2c[32];
+        struct unit_hs h;
+
+        ck_assert_ptr_nonnull(keys);
+        ck_assert_int_eq(crypto_random(keys, vault_size(&v)), 0);
+        unit_hs_init(&h, &v, keys, NULL, NULL, NULL);
+        unit_hs_run_to(&h, UNIT_STEPS);
+        ck_assert_int_eq(hs_device_channel_secrets(&h.dev, dc2s, ds2c), 0);
+        ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), 0);
+        ck_assert_mem_eq(dc2s, sc2s, 32);
+        ck_assert_mem_eq(ds2c, ss2c, 32);
+        ck_assert(memcmp(dc2s, ds2c, 32) != 0);
+        ck_assert(memcmp(dc2s, hs_device_session_key(&h.dev), 32) != 0);
+        unit_hs_free(&h);
+        free(keys);
 }
 END_TEST
 
@@ -596,6 +740,8 @@ static Suite *record_suite(void) {
         TCase *attacks = tcase_create("attacks");
 
         tcase_add_test(tc, test_vectors);
+        tcase_add_test(tc, test_handshake_secrets);
+        tcase_add_loop_test(tc, test_handshake_secrets_agree, 0, 2);
         tcase_add_test(tc, test_header_check);
         tcase_add_test(tc, test_seal_bounds);
         tcase_add_test(tc, test_round_trip);

@@ -2,6 +2,8 @@
 # locked pages by common/secmem.c): a library below the server, which its tests link alone.
 noinst_LIBRARIES += authserver/libstore.a
 authserver_libstore_a_SOURCES = \
+	authserver/aggregate.c \
+	authserver/aggregate.h \
 	authserver/store.c \
 	authserver/store.h \
 	authserver/store-crypto.c \

@@ -19,6 +19,7 @@ UNIT_TESTS = \
 	tests/unit/check_netprefix \
 	tests/unit/check_ratelimit \
 	tests/unit/check_decoy \
+	tests/unit/check_aggregate \
 	tests/unit/check_sysio \
 	tests/unit/check_kex \
 	tests/unit/check_record \
@@ -73,6 +74,11 @@ tests_unit_check_ratelimit_LDADD = $(UNIT_LDADD)
 tests_unit_check_decoy_SOURCES = tests/unit/check_decoy.c authserver/decoy.c
 tests_unit_check_decoy_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/authserver
 tests_unit_check_decoy_LDADD = $(UNIT_LDADD)
+
+# authserver's built-in data handler (aggregate.c), pure like decoy.c.
+tests_unit_check_aggregate_SOURCES = tests/unit/check_aggregate.c authserver/aggregate.c
+tests_unit_check_aggregate_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/authserver
+tests_unit_check_aggregate_LDADD = $(UNIT_LDADD)
 
 tests_unit_check_sysio_SOURCES = tests/unit/check_sysio.c
 tests_unit_check_sysio_CPPFLAGS = $(UNIT_CPPFLAGS)

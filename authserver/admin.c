@@ -379,3 +379,47 @@ int verb_show(struct config *c, int argc, char *argv[]) {
                created, success, failure, d.failures);
         return AS_EXIT_OK;
 }
+
+struct stats_state {
+        bool json;
+        unsigned count;
+};
+
+static int stats_one(const struct aggregate *a, void *userdata) {
+        struct stats_state *st = userdata;
+
+        /* Names are [A-Za-z0-9_.-] (aggregate.h): nothing to escape. %.17g: the exact double. */
+        if (st->json)
+                printf("%s{\"name\":\"%s\",\"count\":%" PRIu64 ",\"sum\":%.17g,\"mean\":%.17g,"
+                       "\"min\":%.17g,\"max\":%.17g}", st->count ? "," : "", a->name, a->count, a->sum,
+                       aggregate_mean(a), a->min, a->max);
+        else
+                printf("%-32s %20" PRIu64 " %15.15g %15.15g %15.15g %15.15g\n", a->name, a->count, a->sum,
+                       aggregate_mean(a), a->min, a->max);
+        st->count++;
+        return 0;
+}
+
+int verb_stats(struct config *c, int argc, char *argv[]) {
+        _cleanup_(store_closep) struct store *s = NULL;
+        struct stats_state st = { 0 };
+        int r;
+
+        r = parse_id_verb(c, argc, argv, false, &st.json, NULL, "Usage: authserver stats [--json]");
+        if (r != 0)
+                return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
+        if (config_open_store(c, 0, &s) < 0)
+                return AS_EXIT_DATABASE;
+        if (st.json)
+                printf("[");
+        else
+                printf("%-32s %20s %15s %15s %15s %15s\n", "NAME", "COUNT", "SUM", "MEAN", "MIN", "MAX");
+        r = store_aggregate_list(s, stats_one, &st);
+        if (st.json)
+                printf("]\n");
+        if (r < 0) {
+                log_error_errno(r, "cannot list the aggregates: %s", store_last_error(s));
+                return AS_EXIT_DATABASE;
+        }
+        return AS_EXIT_OK;
+}

@@ -121,6 +121,7 @@ int verb_enroll(struct config *c, int argc, char *argv[]);
 int verb_revoke(struct config *c, int argc, char *argv[]);
 int verb_list(struct config *c, int argc, char *argv[]);
 int verb_show(struct config *c, int argc, char *argv[]);
+int verb_stats(struct config *c, int argc, char *argv[]);
 
 /* serve.c */
 int verb_serve(struct config *c, int argc, char *argv[]);

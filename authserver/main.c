@@ -24,6 +24,7 @@ static const struct verb verbs[] = {
         { "revoke", "revoke a device and erase its vaults",        verb_revoke, LOG_TARGET_CONSOLE },
         { "list",   "list the enrolled devices",                   verb_list,   LOG_TARGET_CONSOLE },
         { "show",   "show one device (never key material)",        verb_show,   LOG_TARGET_CONSOLE },
+        { "stats",  "print the aggregates of the devices' data",   verb_stats,  LOG_TARGET_CONSOLE },
 };
 
 static void help(void) {

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include "cleanup.h"
 #include "crypto.h"
 #include "profile.h"
+#include "aggregate.h"
 #include "store.h"
 #include "store-crypto.h"
 #include "text.h"
@@ -68,6 +70,19 @@
         "CREATE INDEX IF NOT EXISTS audit_time ON audit (time);" \
         "CREATE INDEX IF NOT EXISTS audit_summary_time ON audit_summary (time);" \
         "CREATE INDEX IF NOT EXISTS device_shape ON device (status, profile, n, m, p);"
+
+/*
+ * Schema 4, idempotent like schema 3: the running aggregates of the built-in data handler
+ * (aggregate.h), one row per NAME over all devices. count is a u64 bit pattern like epoch.
+ */
+#define SCHEMA_4_SQL \
+        "CREATE TABLE IF NOT EXISTS aggregate (" \
+        " name TEXT PRIMARY KEY NOT NULL," \
+        " count INTEGER NOT NULL," \
+        " sum REAL NOT NULL," \
+        " min REAL NOT NULL," \
+        " max REAL NOT NULL" \
+        ");"
 
 /* The device table's CHECKs are the protocol's bounds (proto.h), spelled as the text they always
  * were; params_valid() applies the profile table itself to every row read. */
@@ -106,7 +121,8 @@ static const char schema_sql[] =
         " id INTEGER PRIMARY KEY CHECK (id = 1),"
         " blob BLOB NOT NULL"
         ");"
-        SCHEMA_3_SQL;
+        SCHEMA_3_SQL
+        SCHEMA_4_SQL;
 
 #define KEYCHECK_ID     "keycheck"
 #define KEYCHECK_EPOCH  UINT64_MAX
@@ -143,6 +159,9 @@ enum {
         STMT_PRUNE_AUDIT,
         STMT_PRUNE_SUMMARY,
         STMT_DATA_VERSION,
+        STMT_AGGREGATE_GET,
+        STMT_AGGREGATE_PUT,
+        STMT_AGGREGATE_LIST,
         _STMT_MAX,
 };
 
@@ -196,6 +215,11 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 "DELETE FROM audit_summary WHERE id IN"
                 " (SELECT id FROM audit_summary WHERE time < ?1 ORDER BY time LIMIT ?2)",
         [STMT_DATA_VERSION] = "PRAGMA data_version",
+        [STMT_AGGREGATE_GET] = "SELECT count, sum, min, max FROM aggregate WHERE name = ?1",
+        [STMT_AGGREGATE_PUT] =
+                "INSERT INTO aggregate (name, count, sum, min, max) VALUES (?1, ?2, ?3, ?4, ?5)"
+                " ON CONFLICT (name) DO UPDATE SET count = ?2, sum = ?3, min = ?4, max = ?5",
+        [STMT_AGGREGATE_LIST] = "SELECT name, count, sum, min, max FROM aggregate ORDER BY name",
 };
 
 struct store {
@@ -204,7 +228,7 @@ struct store {
         struct store_aead *aead;
         uint8_t *seal;                  /* STORE_BLOB_MAX bytes: one sealed vault */
         bool in_batch;
-        bool batch_sync;                /* the open batch stored a pending vault */
+        bool batch_sync;                /* the open batch stored a pending vault or an aggregate */
         char error[STORE_ERROR_MAX];
 };
 
@@ -435,7 +459,8 @@ static int create_schema(struct store *s) {
 }
 
 /* Schema 1 had no enrollment token: existing rows keep 0, the next enrollment draws one.
- * Schema 2 had no audit_summary table and no indexes for pruning and decoy shapes. */
+ * Schema 2 had no audit_summary table and no indexes for pruning and decoy shapes.
+ * Schema 3 had no aggregate table. */
 static int migrate_schema(struct store *s, int64_t version) {
         int r;
 
@@ -450,6 +475,8 @@ static int migrate_schema(struct store *s, int64_t version) {
                          "PRAGMA user_version = 2", "upgrade the schema to version 2");
         if (r >= 0 && version <= 2)
                 r = exec(s, SCHEMA_3_SQL "PRAGMA user_version = 3", "upgrade the schema to version 3");
+        if (r >= 0 && version <= 3)
+                r = exec(s, SCHEMA_4_SQL "PRAGMA user_version = 4", "upgrade the schema to version 4");
         if (r >= 0)
                 r = exec(s, "COMMIT", "upgrade the schema");
         if (r < 0)
@@ -1002,6 +1029,81 @@ static int query_u64(struct store *s, int which, const char *what, uint64_t *ret
 
 int store_count(struct store *s, uint64_t *ret_devices) {
         return query_u64(s, STMT_COUNT, "count the devices", ret_devices);
+}
+
+/* Reads the aggregate columns count, sum, min, max from col.. of st; -EBADMSG for a row no
+ * fold can have written. */
+static int row_to_aggregate(struct store *s, sqlite3_stmt *st, int col, struct aggregate *a) {
+        a->count = u64_from_db(sqlite3_column_int64(st, col));
+        a->sum = sqlite3_column_double(st, col + 1);
+        a->min = sqlite3_column_double(st, col + 2);
+        a->max = sqlite3_column_double(st, col + 3);
+        if (a->count == 0 || !isfinite(a->sum) || !isfinite(a->min) || !isfinite(a->max) || a->min > a->max)
+                return fail(s, -EBADMSG, "Aggregate '%s' in the database is corrupt", a->name);
+        return 0;
+}
+
+int store_aggregate_add(struct store *s, const char *name, double value, struct aggregate *ret) {
+        sqlite3_stmt *st = s->stmt[STMT_AGGREGATE_GET];
+        struct aggregate a = { 0 };
+        int rc, r = 0;
+
+        if (!aggregate_name_valid(name))
+                return fail(s, -EINVAL, "Invalid aggregate name");
+        strcpy(a.name, name);
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                r = row_to_aggregate(s, st, 0, &a);
+        else if (rc != SQLITE_DONE)
+                r = fail_db(s, rc, "read the aggregate");
+        stmt_done(st);
+        if (r < 0)
+                return r;
+        r = aggregate_fold(&a, value);
+        if (r < 0)
+                return fail(s, r, "Aggregate '%s' would leave the finite numbers", name);
+
+        st = s->stmt[STMT_AGGREGATE_PUT];
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, u64_to_db(a.count));
+        sqlite3_bind_double(st, 3, a.sum);
+        sqlite3_bind_double(st, 4, a.min);
+        sqlite3_bind_double(st, 5, a.max);
+        r = run(s, st, "write the aggregate");
+        if (r < 0)
+                return r;
+        /* Answered only once durable: the batch it is in ends with an fsync. */
+        if (s->in_batch)
+                s->batch_sync = true;
+        *ret = a;
+        return 0;
+}
+
+int store_aggregate_list(struct store *s, store_aggregate_cb cb, void *userdata) {
+        sqlite3_stmt *st = s->stmt[STMT_AGGREGATE_LIST];
+        struct aggregate a;
+        int rc, r = 0;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *name = (const char *) sqlite3_column_text(st, 0);
+
+                a = (struct aggregate) { 0 };
+                if (!name || !aggregate_name_valid(name)) {
+                        r = fail(s, -EBADMSG, "An aggregate name in the database is invalid");
+                        break;
+                }
+                strcpy(a.name, name);
+                r = row_to_aggregate(s, st, 1, &a);
+                if (r >= 0)
+                        r = cb(&a, userdata);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = fail_db(s, rc, "list the aggregates");
+        stmt_done(st);
+        return r < 0 ? r : 0;
 }
 
 int store_batch_begin(struct store *s) {

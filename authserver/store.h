@@ -21,11 +21,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregate.h"
 #include "cleanup.h"
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION    3       /* PRAGMA user_version of the databases we write;
-                                         * versions 1 and 2 are upgraded when opened */
+#define STORE_SCHEMA_VERSION    4       /* PRAGMA user_version of the databases we write;
+                                         * versions 1 to 3 are upgraded when opened */
 #define STORE_MASTER_KEY_LEN    32      /* AES-256 */
 
 /* Parameter ranges of PROTOCOL.md §2 (common/proto.h), checked on every write. */
@@ -125,6 +126,17 @@ int store_audit(struct store *s, int64_t now, const char *id, const char *peer,
  * from cb stops the walk and is returned. cb must not call store_list() itself. */
 typedef int (*store_list_cb)(const struct store_device *dev, void *userdata);
 int store_list(struct store *s, store_list_cb cb, void *userdata);
+
+/*
+ * The aggregates of the built-in data handler (aggregate.h). store_aggregate_add() reads the
+ * aggregate of name, folds value into it and writes it back; inside a batch it makes the
+ * batch's commit durable (an fsync), so that an answer sent after the commit is never lost.
+ * -EINVAL invalid name, -ERANGE the sum would leave the finite doubles (nothing written),
+ * -EBADMSG a corrupt row. The walk is in name order; cb's negative return stops it.
+ */
+int store_aggregate_add(struct store *s, const char *name, double value, struct aggregate *ret);
+typedef int (*store_aggregate_cb)(const struct aggregate *a, void *userdata);
+int store_aggregate_list(struct store *s, store_aggregate_cb cb, void *userdata);
 int store_count(struct store *s, uint64_t *ret_devices);
 
 /*

@@ -714,6 +714,75 @@ START_TEST(test_schema_upgrade_v2) {
 }
 END_TEST
 
+/* A schema 3 database (no aggregate table) is upgraded in place. */
+START_TEST(test_schema_upgrade_v3) {
+        struct store *s = open_new("v3.db");
+        struct aggregate a;
+
+        enroll(s, "dev", 0, 1);
+        store_close(s);
+        raw_exec("v3.db", "DROP TABLE aggregate; PRAGMA user_version = 3");
+        s = reopen("v3.db", key1);
+        ck_assert_int_eq(raw_int("v3.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        ck_assert_int_eq(store_aggregate_add(s, "temp", 1.5, &a), 0);
+        ck_assert_uint_eq(a.count, 1);
+        assert_vault(s, "dev", 1, -1);
+        store_close(s);
+}
+END_TEST
+
+static int collect_aggregate(const struct aggregate *a, void *userdata) {
+        struct aggregate *seen = userdata;
+        size_t i = 0;
+
+        while (seen[i].count)
+                i++;
+        ck_assert_uint_lt(i, 3);
+        seen[i] = *a;
+        return 0;
+}
+
+/* The aggregates: folded across calls, kept across a reopen, listed in name order; an add
+ * that would overflow writes nothing; a corrupt row is refused, not folded into. */
+START_TEST(test_aggregates) {
+        struct store *s = open_new("agg.db");
+        struct aggregate a, seen[4];
+
+        ck_assert_int_eq(store_aggregate_add(s, "temp", 21.5, &a), 0);
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(store_aggregate_add(s, "temp", 22.5, &a), 0);
+        ck_assert_int_eq(store_aggregate_add(s, "hum", 40, &a), 0);
+        ck_assert_int_eq(store_batch_commit(s, false), 0);
+        ck_assert_int_eq(store_aggregate_add(s, "big", 1e308, &a), 0);
+        ck_assert_int_eq(store_aggregate_add(s, "big", 1e308, &a), -ERANGE);
+        ck_assert_int_eq(store_aggregate_add(s, "bad name", 1, &a), -EINVAL);
+        store_close(s);
+
+        s = reopen("agg.db", key1);
+        memset(seen, 0, sizeof seen);
+        ck_assert_int_eq(store_aggregate_list(s, collect_aggregate, seen), 0);
+        ck_assert_str_eq(seen[0].name, "big");
+        ck_assert_uint_eq(seen[0].count, 1);
+        ck_assert(seen[0].sum == 1e308);
+        ck_assert_str_eq(seen[1].name, "hum");
+        ck_assert_str_eq(seen[2].name, "temp");
+        ck_assert_uint_eq(seen[2].count, 2);
+        ck_assert(seen[2].sum == 44 && seen[2].min == 21.5 && seen[2].max == 22.5);
+        ck_assert_int_eq(store_aggregate_add(s, "temp", -3, &a), 0);
+        ck_assert_uint_eq(a.count, 3);
+        ck_assert(a.sum == 41 && a.min == -3 && a.max == 22.5);
+        store_close(s);
+
+        raw_exec("agg.db", "UPDATE aggregate SET min = 100 WHERE name = 'hum'");
+        s = reopen("agg.db", key1);
+        ck_assert_int_eq(store_aggregate_add(s, "hum", 1, &a), -EBADMSG);
+        memset(seen, 0, sizeof seen);
+        ck_assert_int_eq(store_aggregate_list(s, collect_aggregate, seen), -EBADMSG);
+        store_close(s);
+        ck_assert_int_eq(raw_int("agg.db", "SELECT count FROM aggregate WHERE name = 'hum'"), 1);
+}
+END_TEST
+
 struct shape_seen {
         int n;
         unsigned p[4];
@@ -1191,6 +1260,8 @@ static Suite *store_suite(void) {
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_create_reopen);
+        tcase_add_test(tc, test_schema_upgrade_v3);
+        tcase_add_test(tc, test_aggregates);
         tcase_add_test(tc, test_schema_newer);
         tcase_add_test(tc, test_garbage);
         tcase_add_test(tc, test_missing);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "netprefix.h"
 #include "ratelimit.h"
+#include "record.h"
 #include "store.h"
 
 /*
@@ -51,6 +52,10 @@
 /* Connections one network (IPv4 /24, IPv6 /48) may hold before it has proven a device: enough
  * for a site of devices behind one NAT address, far from all of --max-connections. 0 = no limit. */
 #define AUTHSERVER_DEFAULT_MAX_PER_ADDR 64
+/* The data channel after M5 (protocol §11): records one connection may send, and how long it
+ * may stay silent between them; on either bound the server sends CLOSE. */
+#define AUTHSERVER_DEFAULT_MAX_RECORDS  1000
+#define AUTHSERVER_DEFAULT_CHANNEL_IDLE_MS 30000
 #define AUTHSERVER_LISTEN_MAX           8
 /* SIGTERM lets open handshakes finish for at most this long. */
 #define AUTHSERVER_DRAIN_MS             5000
@@ -82,6 +87,8 @@ struct config {
         uint16_t decoy_n;               /* the decoy shape while no device of M1's profile is enrolled */
         uint8_t decoy_p;
         uint64_t audit_retention_s;     /* 0: keep the audit trail forever */
+        unsigned max_records;           /* DATA records per connection after M5 */
+        unsigned channel_idle_ms;       /* silence allowed between records */
 };
 
 /* Options every verb takes: --db, --master-key, --config, --log-level. */
@@ -201,6 +208,8 @@ enum conn_phase {
         CONN_STORING,           /* M3 verified; next vault queued for the group commit */
         CONN_READ_M5,
         CONN_COMMITTING,        /* M5 verified; the commit is queued for the group commit */
+        CONN_CHANNEL,           /* committed: reading records of the data channel (§11) */
+        CONN_AGGREGATING,       /* a DATA record's aggregate is queued for the group commit */
         CONN_CLOSING,           /* flushing a last frame, then close */
 };
 
@@ -237,6 +246,7 @@ struct conn_addr {
 enum write_action {
         WRITE_PENDING,                  /* M3 verified: the next vault becomes pending, durable before M4 */
         WRITE_COMMIT,                   /* M5 verified: the epoch M1 named is committed, and audited */
+        WRITE_AGGREGATE,                /* a DATA record after M5: folded into its aggregate, durable */
 };
 
 struct write_record {
@@ -251,6 +261,9 @@ struct write_record {
         const uint8_t *vault;           /* PENDING: the next vault, n·m bytes, the caller's until done() */
         size_t vault_len;
         char peer[64];                  /* COMMIT: for the audit row */
+        char name[AGGREGATE_NAME_MAX + 1];      /* AGGREGATE: the NAME and NUMBER of the payload */
+        double value;
+        struct aggregate agg;           /* AGGREGATE: the aggregate after the fold, once done */
         int result;                     /* the queue's, until done() */
         void (*done)(struct write_record *w, int r);
         void *userdata;
@@ -294,6 +307,8 @@ struct conn {
         uint8_t *next_vault;
         size_t vault_len;
         const char *reason;             /* why a decoy was sent, for the log */
+        struct record_chain rx, tx;     /* the data channel: opens c2s, seals s2c (§11) */
+        unsigned n_records;             /* DATA records received */
 };
 
 /* queue.c: the group commit. */
@@ -364,6 +379,8 @@ void listen_resume(struct server *srv);
 
 /* conn.c */
 int conn_accept(struct server *srv, int fd);
+/* Draining: every connection waiting for a record gets CLOSE and ends. */
+void conn_drain(struct server *srv);
 int conn_addr_table_init(struct server *srv);
 void conn_addr_table_free(struct server *srv);
 void conn_free(struct conn *c);

@@ -16,6 +16,8 @@ void config_init(struct config *c) {
                 .hello_timeout_ms = AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS,
                 .max_connections = AUTHSERVER_DEFAULT_MAX_CONN,
                 .max_per_address = AUTHSERVER_DEFAULT_MAX_PER_ADDR,
+                .max_records = AUTHSERVER_DEFAULT_MAX_RECORDS,
+                .channel_idle_ms = AUTHSERVER_DEFAULT_CHANNEL_IDLE_MS,
                 .decoy_n = SV_DEFAULT_N,
                 .decoy_p = SV_DEFAULT_P,
                 .audit_retention_s = AUTHSERVER_DEFAULT_AUDIT_RETENTION * 86400ULL,
@@ -110,6 +112,18 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 if (parse_unsigned(value, 0, 1000000, &v) < 0)
                         goto bad;
                 c->max_per_address = v;
+                return 0;
+        }
+        if (strcmp(key, "max-records") == 0) {
+                if (parse_unsigned(value, 1, 1000000, &v) < 0)
+                        goto bad;
+                c->max_records = v;
+                return 0;
+        }
+        if (strcmp(key, "channel-idle-timeout") == 0) {
+                if (parse_unsigned(value, 1, 3600, &v) < 0)
+                        goto bad;
+                c->channel_idle_ms = v * 1000;
                 return 0;
         }
         if (strcmp(key, "decoy-n") == 0) {

@@ -14,6 +14,7 @@
 
 #include "authserver.h"
 #include "crypto.h"
+#include "aggregate.h"
 #include "fault.h"
 
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
@@ -21,6 +22,9 @@ static void conn_on_frame(struct conn *c);
 static void conn_lookup(struct conn *c);
 static void on_pending_durable(struct write_record *w, int r);
 static void on_commit_done(struct write_record *w, int r);
+static void channel_start(struct conn *c);
+static void channel_pump(struct conn *c);
+static void channel_close(struct conn *c, const char *why);
 
 static int64_t mono_ms(void) {
         return (int64_t) (server_now_usec() / 1000);
@@ -331,7 +335,12 @@ static void conn_reject(struct conn *c, int err, bool failure, const char *resul
 static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct conn *c = userdata;
 
-        if (c->phase == CONN_STORING || c->phase == CONN_COMMITTING) {
+        /* After M5 the same timer bounds the silence between records (§11): CLOSE. */
+        if (c->phase == CONN_CHANNEL) {
+                channel_close(c, "idle");
+                return 0;
+        }
+        if (c->phase == CONN_STORING || c->phase == CONN_COMMITTING || c->phase == CONN_AGGREGATING) {
                 /* The group commit owns it until the write is done; it ends it then. */
                 c->expired = true;
                 return 0;
@@ -515,8 +524,16 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
 
         /* A closing connection waits only for its last frame to leave, or for the peer to go. */
         if (revents & EPOLLOUT || (c->phase == CONN_CLOSING && revents & (EPOLLERR | EPOLLHUP))) {
-                if (conn_flush(c) < 0)
+                if (conn_flush(c) < 0) {
                         conn_free(c);
+                        return 0;
+                }
+                /* An answer of the data channel is out: the next record may be read. */
+                if (c->phase != CONN_CHANNEL)
+                        return 0;
+        }
+        if (c->phase == CONN_CHANNEL) {
+                channel_pump(c);
                 return 0;
         }
         if (c->phase != CONN_READ_M1 && c->phase != CONN_READ_M3 && c->phase != CONN_READ_M5) {
@@ -858,7 +875,263 @@ static void on_commit_done(struct write_record *w, int r) {
         backoff_success(srv->backoff, c->id_peer_key);
         backoff_success(srv->backoff, c->id_key);
         conn_log_outcome(c, true, "ok", NULL);
+        /* The handshake is over; the connection stays open for records (§11) unless it ran
+         * out of time or the server is stopping. */
+        if (c->expired || srv->draining || srv->queue.fatal) {
+                conn_free(c);
+                return;
+        }
+        channel_start(c);
+}
+
+/*
+ * The data channel (protocol §11), from the moment the commit of a verified M5 is written:
+ * nothing a peer sends is read as a record before. Records are handled one at a time: a
+ * DATA record's aggregate is written by the group commit, durably, and answered when it is;
+ * only then is the next record read, so answers leave in order and a device cannot queue
+ * more than one write. A record that fails in any way ends the connection at once, with no
+ * ERROR and no reply; CLOSE is answered with CLOSE. The connection keeps its slot in
+ * max-connections; it no longer counts against its network (it proved a device at M3).
+ */
+static void channel_log(struct conn *c, int level, const char *result, int err) {
+        const struct log_field fields[] = {
+                { "DEVICE_ID", c->hello.device_id },
+                { "PEER", c->peer },
+                { "OUTCOME", result },
+        };
+
+        size_t n = sizeof fields / sizeof fields[0];
+
+        if (err)
+                log_struct_errno(level, err, fields, n, "channel device='%s' peer=%s result=%s records=%u: %m",
+                                 c->hello.device_id, c->peer, result, c->n_records);
+        else
+                log_struct_errno(level, 0, fields, n, "channel device='%s' peer=%s result=%s records=%u",
+                                 c->hello.device_id, c->peer, result, c->n_records);
+}
+
+/* The silence allowed until the next record starts now. */
+static int channel_arm_idle(struct conn *c) {
+        int r = sd_event_source_set_time_relative(c->timer, (uint64_t) c->srv->cfg->channel_idle_ms * 1000);
+
+        return r < 0 ? r : sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+}
+
+/* Seals one record after what the output already holds. */
+static int channel_seal(struct conn *c, uint8_t type, const void *payload, size_t len) {
+        size_t n;
+        int r;
+
+        if (c->out_pos != 0)
+                return -EBUSY;  /* never while a frame is half sent: answers wait for it */
+        r = record_seal(&c->tx, type, payload, len, c->out + c->out_len, sizeof c->out - c->out_len, &n);
+        if (r >= 0)
+                c->out_len += n;
+        return r;
+}
+
+/* CLOSE to the device, then the connection ends once it is out (or the peer is gone). */
+static void channel_close(struct conn *c, const char *why) {
+        int r;
+
+        channel_log(c, LOG_INFO, why, 0);
+        c->phase = CONN_CLOSING;
+        r = channel_seal(c, SV_MSG_CLOSE, NULL, 0);
+        if (r < 0 || conn_flush(c) < 0)
+                conn_free(c);
+}
+
+/* A bad record, a cut channel: the connection ends now, with nothing sent (§11). */
+static void channel_end(struct conn *c, const char *result, int err) {
+        channel_log(c, LOG_NOTICE, result, err);
         conn_free(c);
+}
+
+static void channel_start(struct conn *c) {
+        uint8_t c2s[RECORD_SECRET_LEN], s2c[RECORD_SECRET_LEN];
+        int r;
+
+        r = hs_server_channel_secrets(&c->hs, c2s, s2c);
+        if (r >= 0) {
+                record_init(&c->rx, c2s);
+                record_init(&c->tx, s2c);
+        }
+        OPENSSL_cleanse(c2s, sizeof c2s);
+        OPENSSL_cleanse(s2c, sizeof s2c);
+        /* The handshake's secrets and both vault generations are no longer needed. */
+        hs_server_wipe(&c->hs);
+        vault_buffers_free(c);
+        c->phase = CONN_CHANNEL;
+        c->in_len = 0;
+        if (r >= 0)
+                r = channel_arm_idle(c);
+        if (r >= 0)
+                r = sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to open the data channel of %s: %m", c->peer);
+                conn_free(c);
+                return;
+        }
+        /* Records may have arrived with M5 or since: read them now, the edge is past. */
+        channel_pump(c);
+}
+
+/* An answer (one DATA record), and CLOSE too when a bound is reached. true: c waits for its
+ * next record with nothing left to send, the caller reads it; false: c is closing, waits for
+ * its output to drain (io_handler reads on), or was freed. */
+static bool channel_answer(struct conn *c, const char *line, size_t len) {
+        struct server *srv = c->srv;
+        const char *why = NULL;
+        int r;
+
+        r = channel_seal(c, SV_MSG_DATA, line, len);
+        if (r < 0) {
+                channel_end(c, "server-error", r);
+                return false;
+        }
+        if (c->n_records >= srv->cfg->max_records)
+                why = "record-limit";
+        else if (c->expired)
+                why = "idle";
+        else if (srv->draining)
+                why = "stopping";
+        if (why) {
+                channel_close(c, why);
+                return false;
+        }
+        c->phase = CONN_CHANNEL;
+        r = channel_arm_idle(c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+        if (r >= 0)
+                r = conn_flush(c);
+        if (r < 0) {
+                conn_free(c);
+                return false;
+        }
+        return c->out_len == 0;
+}
+
+static void on_aggregate_done(struct write_record *w, int r) {
+        struct conn *c = w->userdata;
+        char line[AGGREGATE_LINE_MAX];
+        int n;
+
+        if (c->srv->queue.fatal) {
+                conn_free(c);
+                return;
+        }
+        n = r >= 0 ? aggregate_format(&w->agg, line, sizeof line) : aggregate_format_error(r, line, sizeof line);
+        if (n < 0)
+                n = aggregate_format_error(n, line, sizeof line);
+        if (n < 0) {
+                channel_end(c, "server-error", n);
+                return;
+        }
+        if (channel_answer(c, line, (size_t) n))
+                channel_pump(c);
+}
+
+/* One whole record is in c->in. true: the next one may be read now (see channel_answer()). */
+static bool channel_on_record(struct conn *c) {
+        struct server *srv = c->srv;
+        uint8_t payload[RECORD_PAYLOAD_MAX];
+        char line[AGGREGATE_LINE_MAX];
+        size_t len = 0;
+        int r, n;
+
+        r = record_open(&c->rx, c->in, c->in_len, payload, sizeof payload, &len);
+        OPENSSL_cleanse(c->in, c->in_len);
+        c->in_len = 0;
+        if (r < 0) {
+                channel_end(c, "bad-record", r);
+                return false;
+        }
+        if (r == SV_MSG_CLOSE) {
+                channel_close(c, "closed");
+                return false;
+        }
+        c->n_records++;
+        c->write = (struct write_record) { .action = WRITE_AGGREGATE, .done = on_aggregate_done, .userdata = c };
+        snprintf(c->write.device_id, sizeof c->write.device_id, "%s", c->hello.device_id);
+        r = aggregate_parse(payload, len, c->write.name, &c->write.value);
+        OPENSSL_cleanse(payload, len);
+        if (r < 0) {
+                /* Not NAME=NUMBER: an error line, the channel stays open. */
+                n = aggregate_format_error(r, line, sizeof line);
+                if (n < 0) {
+                        channel_end(c, "server-error", n);
+                        return false;
+                }
+                return channel_answer(c, line, (size_t) n);
+        }
+        /* queue_add() may run the batch at once, and its done() the next records: return after. */
+        c->phase = CONN_AGGREGATING;
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        queue_add(&srv->queue, &c->write);
+        return false;
+}
+
+/* Reads up to the end of one record: its header first, checked before the body is read. */
+static int channel_read(struct conn *c) {
+        for (;;) {
+                size_t want = SV_HEADER_LEN;
+                ssize_t n;
+
+                if (c->in_len >= SV_HEADER_LEN) {
+                        int r = record_header_check(c->in, c->in_len, &want);
+
+                        if (r < 0)
+                                return r;
+                        if (c->in_len == want)
+                                return 1;
+                }
+                n = recv(c->fd, c->in + c->in_len, want - c->in_len, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n <= 0)
+                        return -ECONNRESET;
+                c->in_len += (size_t) n;
+        }
+}
+
+/* Reads and handles records while the channel waits for one and nothing is left to send. */
+static void channel_pump(struct conn *c) {
+        for (;;) {
+                int r = channel_read(c);
+
+                if (r == 0)
+                        return;
+                if (r == -ECONNRESET) {
+                        /* The device may end the connection after M5 as it always could: a
+                         * channel it never used. One it used and did not CLOSE was cut (§11). */
+                        if (c->n_records == 0 && c->in_len == 0) {
+                                conn_free(c);
+                                return;
+                        }
+                        channel_end(c, "cut", 0);
+                        return;
+                }
+                if (r < 0) {
+                        channel_end(c, "bad-record", r);
+                        return;
+                }
+                /* false: c may be freed, touch it no more. */
+                if (!channel_on_record(c))
+                        return;
+        }
+}
+
+void conn_drain(struct server *srv) {
+        struct conn *c, *next;
+
+        LIST_FOREACH_SAFE(all, c, next, &srv->conns)
+                if (c->phase == CONN_CHANNEL)
+                        channel_close(c, "stopping");
 }
 
 static void conn_on_frame(struct conn *c) {

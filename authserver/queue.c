@@ -11,10 +11,16 @@
  * write was queued. Short next to one fsync, so batches are hardly smaller for it. */
 #define FLUSH_DELAY_US  2000
 
-/* One queued write: the pending vault of a verified M3, or the commit of a verified M5. */
-static int write_one(struct write_queue *q, const struct write_record *w, bool *stored_pending) {
+/* One queued write: the pending vault of a verified M3, the commit of a verified M5, or the
+ * aggregate of a DATA record. */
+static int write_one(struct write_queue *q, struct write_record *w, bool *stored_pending) {
         int r;
 
+        if (w->action == WRITE_AGGREGATE) {
+                /* Durable before the answer leaves: the batch ends with an fsync. */
+                *stored_pending = true;
+                return store_aggregate_add(q->store, w->name, w->value, &w->agg);
+        }
         if (w->action == WRITE_COMMIT) {
                 fault_crash("before-commit");
                 /* M1 named the generation the session used; after M3 it is the committed one (§6). */
@@ -81,7 +87,8 @@ void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t no
                 extra(userdata, (int64_t) time(NULL));
         LIST_FOREACH(queue, w, &q->flushing) {
                 w->result = rb < 0 ? rb : write_one(q, w, &stored_pending);
-                if (w->result < 0 && w->result != -ESTALE && rb >= 0)
+                /* -ERANGE: an aggregate would leave the finite numbers, the device is told so. */
+                if (w->result < 0 && w->result != -ESTALE && w->result != -ERANGE && rb >= 0)
                         log_warning("Failed to store for '%s': %s", w->device_id, store_last_error(q->store));
         }
         if (rb >= 0) {

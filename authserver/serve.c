@@ -74,6 +74,8 @@ static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si,
         srv->draining = true;
         listen_close(srv);
         notify_status(srv);
+        /* Data channels wait for nothing but their device: they are closed now (CLOSE, §11). */
+        conn_drain(srv);
         if (srv->conns.n == 0)
                 return sd_event_exit(srv->event, 0);
         return sd_event_add_time_relative(srv->event, NULL, CLOCK_MONOTONIC, AUTHSERVER_DRAIN_MS * 1000ULL, 0,
@@ -95,7 +97,7 @@ static void raise_fd_limit(unsigned max_connections) {
 
 static int parse_serve(struct config *c, int argc, char *argv[]) {
         enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN, ARG_MAX_PER_ADDR, ARG_HELLO_TIMEOUT,
-               ARG_AUDIT_RETENTION };
+               ARG_AUDIT_RETENTION, ARG_MAX_RECORDS, ARG_CHANNEL_IDLE };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "listen",          required_argument, NULL, ARG_LISTEN },
@@ -104,6 +106,8 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                 { "max-connections", required_argument, NULL, ARG_MAX_CONN },
                 { "max-connections-per-address", required_argument, NULL, ARG_MAX_PER_ADDR },
                 { "audit-retention", required_argument, NULL, ARG_AUDIT_RETENTION },
+                { "max-records",     required_argument, NULL, ARG_MAX_RECORDS },
+                { "channel-idle-timeout", required_argument, NULL, ARG_CHANNEL_IDLE },
                 { 0 }
         };
         bool listen_from_cli = false;
@@ -115,16 +119,18 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                         printf("Usage: authserver serve [--listen ADDR:PORT]... [--db PATH] [--master-key FILE]\n"
                                "         [--timeout SECONDS] [--hello-timeout SECONDS] [--max-connections N]\n"
                                "         [--max-connections-per-address N] [--audit-retention AGE]\n"
-                               "         [--config FILE]\n\n"
+                               "         [--max-records N] [--channel-idle-timeout SECONDS] [--config FILE]\n\n"
                                "Serve the secure-vault protocol. ADDR is an IPv4 address, [IPv6], a host name\n"
                                "or '*'; default " AUTHSERVER_DEFAULT_LISTEN ". Sockets passed by systemd take\n"
                                "precedence. Defaults: --timeout %d, --hello-timeout %d, --max-connections %d,\n"
                                "--max-connections-per-address %d (per IPv4 /24 or IPv6 /48; 0: no limit),\n"
                                "--audit-retention %d (days, or with a unit s, min, h, d; 0: keep the audit trail\n"
-                               "forever).\n",
+                               "forever), --max-records %d (DATA records per connection after M5),\n"
+                               "--channel-idle-timeout %d (seconds between records).\n",
                                AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS / 1000,
                                AUTHSERVER_DEFAULT_MAX_CONN, AUTHSERVER_DEFAULT_MAX_PER_ADDR,
-                               AUTHSERVER_DEFAULT_AUDIT_RETENTION);
+                               AUTHSERVER_DEFAULT_AUDIT_RETENTION, AUTHSERVER_DEFAULT_MAX_RECORDS,
+                               AUTHSERVER_DEFAULT_CHANNEL_IDLE_MS / 1000);
                         return 1;
                 case ARG_LISTEN:
                         if (!listen_from_cli) {
@@ -151,6 +157,14 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                         break;
                 case ARG_MAX_PER_ADDR:
                         if (config_set(c, "max-connections-per-address", optarg, "--max-connections-per-address") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_MAX_RECORDS:
+                        if (config_set(c, "max-records", optarg, "--max-records") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_CHANNEL_IDLE:
+                        if (config_set(c, "channel-idle-timeout", optarg, "--channel-idle-timeout") < 0)
                                 return -EINVAL;
                         break;
                 case ARG_AUDIT_RETENTION:

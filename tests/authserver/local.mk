@@ -24,6 +24,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/crash.test \
 	tests/authserver/load.test \
 	tests/authserver/serve.test \
+	tests/authserver/data.test \
 	tests/authserver/recovery.test \
 	tests/authserver/attacks.test \
 	tests/authserver/limits.test \

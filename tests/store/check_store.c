@@ -1240,6 +1240,13 @@ START_TEST(test_durability) {
         ck_assert_int_eq(store_record_failure(s, "b", 4), 0);
         ck_assert_int_eq(store_batch_commit(s, true), 0);
         ck_assert_int_eq(wal_syncs, 1);
+        /* A batch holding an aggregate is synced too: its answer leaves after the commit. */
+        wal_syncs = 0;
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(store_aggregate_add(s, "temp", 21.5, &(struct aggregate) { 0 }), 0);
+        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(store_batch_commit(s, false), 0);
+        ck_assert_int_eq(wal_syncs, 1);
         /* No checkpoint ran meanwhile: the database file itself was never synced. */
         ck_assert_int_eq(db_syncs, 0);
         store_close(s);

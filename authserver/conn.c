@@ -482,17 +482,33 @@ int conn_accept(struct server *srv, int fd) {
         return 0;
 }
 
+/* One recv() into c->in, up to `want` bytes in all: 1 if bytes arrived, 0 if none are there
+ * yet, -ECONNRESET if the peer closed or the connection failed. */
+static int conn_recv(struct conn *c, size_t want) {
+        ssize_t n;
+
+        do
+                n = recv(c->fd, c->in + c->in_len, want - c->in_len, 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EAGAIN)
+                return 0;
+        if (n <= 0)
+                return -ECONNRESET;
+        c->in_len += (size_t) n;
+        return 1;
+}
+
 /* Reads at most up to the end of the current frame: the header first, checked before the body. */
 static int conn_read(struct conn *c) {
         for (;;) {
                 size_t want = SV_HEADER_LEN;
-                ssize_t n;
+                int r;
 
                 if (c->in_len >= SV_HEADER_LEN) {
                         size_t lo = c->expect_len, hi = c->expect_len;
                         struct wire_header h;
-                        int r = wire_header_decode(c->in, c->in_len, &h);
 
+                        r = wire_header_decode(c->in, c->in_len, &h);
                         if (r < 0)
                                 return r;
                         /* Type and exact size are known before the body: check them first (§3).
@@ -507,14 +523,9 @@ static int conn_read(struct conn *c) {
                         if (c->in_len == want)
                                 return 1;
                 }
-                n = recv(c->fd, c->in + c->in_len, want - c->in_len, 0);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        return 0;
-                if (n <= 0)
-                        return -ECONNRESET;
-                c->in_len += (size_t) n;
+                r = conn_recv(c, want);
+                if (r <= 0)
+                        return r;
         }
 }
 
@@ -1078,24 +1089,18 @@ static bool channel_on_record(struct conn *c) {
 static int channel_read(struct conn *c) {
         for (;;) {
                 size_t want = SV_HEADER_LEN;
-                ssize_t n;
+                int r;
 
                 if (c->in_len >= SV_HEADER_LEN) {
-                        int r = record_header_check(c->in, c->in_len, &want);
-
+                        r = record_header_check(c->in, c->in_len, &want);
                         if (r < 0)
                                 return r;
                         if (c->in_len == want)
                                 return 1;
                 }
-                n = recv(c->fd, c->in + c->in_len, want - c->in_len, 0);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        return 0;
-                if (n <= 0)
-                        return -ECONNRESET;
-                c->in_len += (size_t) n;
+                r = conn_recv(c, want);
+                if (r <= 0)
+                        return r;
         }
 }
 

@@ -21,10 +21,10 @@ static const struct profile_info profiles[] = {
                 .profile = SV_PROFILE_PAPER, .kex = SV_KEX_NONE, .name = "paper",
                 .implemented = true, .keys = PROFILE_KEYS_RAW, SHAPES_V1, .share_len = 0,
         },
-        /* Revision 1.1 §10: not implemented yet, so refused everywhere. */
+        /* Revision 1.1 §10: the ephemeral X25519 share, hardened only. */
         {
                 .profile = SV_PROFILE_HARDENED, .kex = SV_KEX_X25519, .name = "hardened",
-                .implemented = false, .keys = PROFILE_KEYS_HKDF, SHAPES_V1, .share_len = SV_KEX_SHARE_MAX,
+                .implemented = true, .keys = PROFILE_KEYS_HKDF, SHAPES_V1, .share_len = SV_KEX_SHARE_MAX,
         },
 };
 

@@ -15,8 +15,8 @@
  * that the table stays within them.
  *
  * kex is a parameter of every entry: SV_KEX_X25519 (a 32-byte share appended to M1 and M2,
- * hardened profile only) is described but not implemented, so profile_find() and
- * wire_body_len() refuse it like an unknown profile.
+ * hardened profile only); profile_find() and wire_body_len() refuse it with the paper
+ * profile like an unknown profile.
  */
 
 #define SV_KEX_NONE             0

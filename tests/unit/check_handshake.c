@@ -630,7 +630,7 @@ static size_t craft_m3(const struct unit_hs *h, const uint8_t *keys, enum craft 
         vault_combine(keys, v, &chal.c1, x1);
         if (how == CRAFT_WRONG_KEY)
                 x1[0] ^= 1;
-        ck_assert_int_eq(keysched_k3(v->profile, th2, x1, v->m, k3, &k3_len), 0);
+        ck_assert_int_eq(keysched_k3(v->profile, th2, x1, v->m, NULL, 0, k3, &k3_len), 0);
 
         memcpy(resp.r1, chal.r1, sizeof resp.r1);
         if (how == CRAFT_WRONG_R1)

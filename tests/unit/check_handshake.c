@@ -103,6 +103,8 @@ static void handshake_once(const struct vault_params *v, uint8_t *keys, uint8_t 
                     round, gen, vault_profile_to_string(v->profile), v->n, v->m, v->p);
         unit_assert(all_keys_differ(h.dev_next, keys, v), "round %d gen %d: a key survived the update", round, gen);
         unit_assert(h.hello.epoch == v->epoch, "round %d: M1 epoch", round);
+        unit_assert(h.hello.kex == v->kex, "round %d: M1 kex", round);
+        unit_assert(h.m1_len == SV_HEADER_LEN + vault_body_len(SV_MSG_HELLO, v), "round %d: M1 length", round);
         memcpy(session, ks_dev, SV_KEY_LEN);
         memcpy(keys, h.dev_next, vault_size(v));
         hs_device_wipe(&h.dev);
@@ -110,17 +112,21 @@ static void handshake_once(const struct vault_params *v, uint8_t *keys, uint8_t 
         unit_hs_free(&h);
 }
 
+/* _i 0 and 1: both profiles without a key share; 2: hardened with the X25519 share (§10). */
 START_TEST(test_random_handshakes) {
-        uint8_t profile = profiles[_i];
+        uint8_t profile = profiles[_i % 2];
         uint8_t prev_session[SV_KEY_LEN] = { 0 };
         struct unit_rng g;
 
-        unit_rng_init(&g, profile == SV_PROFILE_HARDENED ? "handshakes-hardened" : "handshakes-paper");
+        unit_rng_init(&g, _i == 2 ? "handshakes-x25519" :
+                          profile == SV_PROFILE_HARDENED ? "handshakes-hardened" : "handshakes-paper");
         for (int round = 0; round < 1000; round++) {
                 struct vault_params v = random_params(&g, profile, round);
                 uint8_t *keys = vault_random(&g, &v), session[SV_KEY_LEN];
                 int generations = round % 40 == 0 && v.epoch < UINT64_MAX - 8 ? 4 : 1;
 
+                v.kex = _i == 2 ? SV_KEX_X25519 : SV_KEX_NONE;
+                ck_assert_int_eq(vault_params_validate(&v), 0);
                 for (int gen = 0; gen < generations; gen++) {
                         handshake_once(&v, keys, session, round, gen);
                         unit_assert(memcmp(session, prev_session, sizeof session) != 0,
@@ -1328,7 +1334,7 @@ static Suite *handshake_suite(void) {
         TCase *tc = tcase_create("random");
 
         tcase_set_timeout(tc, 120);
-        tcase_add_loop_test(tc, test_random_handshakes, 0, 2);
+        tcase_add_loop_test(tc, test_random_handshakes, 0, 3);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("recomputed");

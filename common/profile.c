@@ -138,3 +138,26 @@ int wire_body_len_range(uint8_t type, size_t *ret_min, size_t *ret_max) {
         *ret_max = hi;
         return 0;
 }
+
+const struct profile_info *profile_entry(uint64_t profile, uint64_t kex) {
+        for (size_t i = 0; i < ELEMENTSOF(profiles); i++)
+                if (profiles[i].profile == profile && profiles[i].kex == kex)
+                        return &profiles[i];
+        return NULL;
+}
+
+static const char *const kex_names[] = {
+        [SV_KEX_NONE] = "none",
+        [SV_KEX_X25519] = "x25519",
+};
+
+const char *profile_kex_name(uint64_t kex) {
+        return kex < ELEMENTSOF(kex_names) ? kex_names[kex] : NULL;
+}
+
+int profile_kex_from_name(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(kex_names); i++)
+                if (kex_names[i] && strcmp(kex_names[i], name) == 0)
+                        return (int) i;
+        return -EINVAL;
+}

@@ -286,6 +286,30 @@ static size_t hex_len(const char *value) {
 }
 
 /* The known-answer vectors: every frame's length is the table's for the case's parameters. */
+/* What may be enrolled: every row of the table, implemented or not; kex names both ways. */
+START_TEST(test_entry_and_kex_names) {
+        size_t count;
+        const struct profile_info *t = profile_table(&count);
+
+        for (size_t i = 0; i < count; i++)
+                ck_assert_ptr_eq(profile_entry(t[i].profile, t[i].kex), &t[i]);
+        ck_assert_ptr_nonnull(profile_entry(SV_PROFILE_HARDENED, SV_KEX_X25519));
+        ck_assert_ptr_null(profile_entry(SV_PROFILE_PAPER, SV_KEX_X25519));
+        ck_assert_ptr_null(profile_entry(SV_PROFILE_HARDENED, 2));
+        ck_assert_ptr_null(profile_entry(0, SV_KEX_NONE));
+        ck_assert_ptr_null(profile_entry(SV_PROFILE_HARDENED, UINT64_MAX));
+        ck_assert_str_eq(profile_kex_name(SV_KEX_NONE), "none");
+        ck_assert_str_eq(profile_kex_name(SV_KEX_X25519), "x25519");
+        ck_assert_ptr_null(profile_kex_name(2));
+        ck_assert_ptr_null(profile_kex_name(UINT64_MAX));
+        ck_assert_int_eq(profile_kex_from_name("none"), SV_KEX_NONE);
+        ck_assert_int_eq(profile_kex_from_name("x25519"), SV_KEX_X25519);
+        ck_assert_int_eq(profile_kex_from_name("X25519"), -EINVAL);
+        ck_assert_int_eq(profile_kex_from_name(""), -EINVAL);
+        ck_assert_int_eq(profile_kex_from_name("none "), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_vectors) {
         FILE *f = fopen(VECTORS_PUBLIC, "re");
         char *line = NULL, id[SV_ID_MAX + 1] = "";
@@ -338,6 +362,7 @@ static Suite *profile_suite(void) {
         tcase_add_test(tc, test_length_ranges);
         tcase_add_test(tc, test_out_of_range_refused);
         tcase_add_test(tc, test_shapes_as_before);
+        tcase_add_test(tc, test_entry_and_kex_names);
         tcase_add_test(tc, test_vectors);
         tcase_set_timeout(tc, 120);
         suite_add_tcase(s, tc);

@@ -51,6 +51,7 @@ int verb_init(struct config *c, int argc, char *argv[]) {
 
 struct enroll_args {
         struct vault_params params;
+        int kex;                        /* SV_KEX_*, or AUTHSERVER_ENROLL_KEX_UNSET */
         const char *server;
         const char *out;
 };
@@ -69,8 +70,27 @@ static int write_all(int fd, const char *text, size_t len) {
         return 0;
 }
 
+/*
+ * The device's key share mode (protocol 1.1 §10): --kex, else for a hardened device the
+ * enroll-kex setting, else AUTHSERVER_ENROLL_KEX_HARDENED_DEFAULT; a paper device has none only.
+ */
+static int enroll_kex(const struct config *c, struct enroll_args *a) {
+        if (a->kex == AUTHSERVER_ENROLL_KEX_UNSET) {
+                if (a->params.profile != SV_PROFILE_HARDENED)
+                        a->kex = SV_KEX_NONE;
+                else if (c->enroll_kex != AUTHSERVER_ENROLL_KEX_UNSET)
+                        a->kex = c->enroll_kex;
+                else
+                        a->kex = AUTHSERVER_ENROLL_KEX_HARDENED_DEFAULT;
+        }
+        if (!profile_entry(a->params.profile, (uint64_t) a->kex))
+                return log_error_errno(EINVAL, "--kex %s needs the hardened profile, not %s",
+                                       profile_kex_name((uint64_t) a->kex), vault_profile_to_string(a->params.profile));
+        return 0;
+}
+
 static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_args *a) {
-        enum { ARG_DEVICE = 0x200, ARG_PROFILE, ARG_KEYS, ARG_KEY_BYTES, ARG_CHALLENGE, ARG_SERVER, ARG_OUT };
+        enum { ARG_DEVICE = 0x200, ARG_PROFILE, ARG_KEYS, ARG_KEY_BYTES, ARG_CHALLENGE, ARG_SERVER, ARG_OUT, ARG_KEX };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "device",    required_argument, NULL, ARG_DEVICE },
@@ -80,20 +100,25 @@ static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_
                 { "challenge", required_argument, NULL, ARG_CHALLENGE },
                 { "server",    required_argument, NULL, ARG_SERVER },
                 { "out",       required_argument, NULL, ARG_OUT },
+                { "kex",       required_argument, NULL, ARG_KEX },
                 { 0 }
         };
         unsigned v;
         int opt, profile;
 
         a->params = (struct vault_params) { .profile = SV_PROFILE_HARDENED, .n = SV_DEFAULT_N, .m = SV_DEFAULT_M, .p = SV_DEFAULT_P };
+        a->kex = AUTHSERVER_ENROLL_KEX_UNSET;
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (opt) {
                 case 'h':
                         printf("Usage: authserver enroll --device ID [--profile hardened|paper] [--keys N]\n"
-                               "         [--key-bytes 16|32] [--challenge P] [--server HOST:PORT] --out BUNDLE\n\n"
+                               "         [--key-bytes 16|32] [--challenge P] [--kex none|x25519]\n"
+                               "         [--server HOST:PORT] --out BUNDLE\n\n"
                                "Create a device with a fresh random vault (epoch 0) and write its enrollment\n"
-                               "bundle (mode 0600). Defaults: hardened, %d keys of %d bytes, %d per challenge.\n",
-                               SV_DEFAULT_N, SV_DEFAULT_M, SV_DEFAULT_P);
+                               "bundle (mode 0600). Defaults: hardened, %d keys of %d bytes, %d per challenge,\n"
+                               "kex %s (x25519: hardened only; setting enroll-kex).\n",
+                               SV_DEFAULT_N, SV_DEFAULT_M, SV_DEFAULT_P,
+                               profile_kex_name(AUTHSERVER_ENROLL_KEX_HARDENED_DEFAULT));
                         return 1;
                 case ARG_DEVICE:
                         if (vault_params_set_id(&a->params, optarg) < 0) {
@@ -138,6 +163,11 @@ static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_
                 case ARG_OUT:
                         a->out = optarg;
                         break;
+                case ARG_KEX:
+                        a->kex = profile_kex_from_name(optarg);
+                        if (a->kex < 0)
+                                return log_error_errno(EINVAL, "invalid --kex '%s': none or x25519", optarg);
+                        break;
                 default:
                         if (common_option(c, opt, optarg) <= 0)
                                 return -EINVAL;
@@ -147,7 +177,7 @@ static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_
         if (2u * a->params.p > a->params.n)
                 return log_error_errno(EINVAL, "--challenge %u is too large for %u keys: 2p must not exceed n",
                                        a->params.p, a->params.n);
-        return 0;
+        return enroll_kex(c, a);
 }
 
 /* Creates the bundle file, enrolls the device, then writes the bundle: a bundle that could
@@ -169,6 +199,7 @@ static int enroll_write(struct store *s, const struct enroll_args *a, const stru
         dev.n = b->params.n;
         dev.m = b->params.m;
         dev.p = b->params.p;
+        dev.kex = b->kex;
         r = store_enroll(s, &dev, b->vault, vault_size(&b->params), (int64_t) time(NULL));
         if (r < 0) {
                 log_error_errno(r, "cannot enroll device '%s': %s", dev.id, store_last_error(s));
@@ -185,8 +216,8 @@ static int enroll_write(struct store *s, const struct enroll_args *a, const stru
                 return AS_EXIT_FAILURE;
         }
         (void) store_audit(s, (int64_t) time(NULL), dev.id, "admin", "enrolled", 0);
-        printf("enrolled device '%s' (%s, n=%u, m=%u, p=%u); bundle written to %s\n", dev.id,
-               vault_profile_to_string(dev.profile), dev.n, dev.m, dev.p, a->out);
+        printf("enrolled device '%s' (%s, n=%u, m=%u, p=%u, kex %s); bundle written to %s\n", dev.id,
+               vault_profile_to_string(dev.profile), dev.n, dev.m, dev.p, profile_kex_name(dev.kex), a->out);
         return AS_EXIT_OK;
 }
 
@@ -206,6 +237,7 @@ int verb_enroll(struct config *c, int argc, char *argv[]) {
                 return AS_EXIT_DATABASE;
 
         b.params = a.params;
+        b.kex = (uint8_t) a.kex;
         if (a.server)
                 snprintf(b.server, sizeof b.server, "%s", a.server);
         b.vault = malloc(vault_size(&b.params));
@@ -285,10 +317,10 @@ static void print_device_json(const struct store_device *d) {
         format_time(d->last_failure, failure, sizeof failure);
         printf("{\"id\":");
         json_string(d->id);
-        printf(",\"status\":\"%s\",\"profile\":\"%s\",\"n\":%u,\"m\":%u,\"p\":%u,\"epoch\":%" PRIu64
+        printf(",\"status\":\"%s\",\"profile\":\"%s\",\"kex\":\"%s\",\"n\":%u,\"m\":%u,\"p\":%u,\"epoch\":%" PRIu64
                ",\"pending\":%s,\"created\":\"%s\",\"last_success\":\"%s\",\"last_failure\":\"%s\",\"failures\":%" PRIu32 "}",
                d->status == STORE_ACTIVE ? "active" : "revoked", vault_profile_to_string(d->profile),
-               d->n, d->m, d->p, d->epoch, d->has_pending ? "true" : "false", created, success, failure, d->failures);
+               profile_kex_name(d->kex), d->n, d->m, d->p, d->epoch, d->has_pending ? "true" : "false", created, success, failure, d->failures);
 }
 
 struct list_state {
@@ -368,6 +400,7 @@ int verb_show(struct config *c, int argc, char *argv[]) {
         printf("device:        %s\n"
                "status:        %s\n"
                "profile:       %s (n=%u, m=%u, p=%u)\n"
+               "kex:           %s\n"
                "epoch:         %" PRIu64 "\n"
                "pending:       %s\n"
                "created:       %s\n"
@@ -375,7 +408,7 @@ int verb_show(struct config *c, int argc, char *argv[]) {
                "last failure:  %s\n"
                "failures:      %" PRIu32 "\n",
                d.id, d.status == STORE_ACTIVE ? "active" : "revoked", vault_profile_to_string(d.profile),
-               d.n, d.m, d.p, d.epoch, d.has_pending ? "yes (next generation stored)" : "no",
+               d.n, d.m, d.p, profile_kex_name(d.kex), d.epoch, d.has_pending ? "yes (next generation stored)" : "no",
                created, success, failure, d.failures);
         return AS_EXIT_OK;
 }

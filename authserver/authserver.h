@@ -63,6 +63,14 @@
 /* Days; a unit suffix (s, min, h, d) may say otherwise. At most 100 years. */
 #define AUTHSERVER_DEFAULT_AUDIT_RETENTION 90
 #define AUTHSERVER_AUDIT_RETENTION_MAX_S (36500ULL * 86400)
+/*
+ * The key share mode `enroll` gives a hardened device without --kex or enroll-kex (paper
+ * devices have only none). Issue #12 wants x25519 for the hardened profile; it stays none
+ * until the handshake carries the share end to end (devices and server of protocol 1.1 §10):
+ * then this becomes SV_KEX_X25519.
+ */
+#define AUTHSERVER_ENROLL_KEX_HARDENED_DEFAULT SV_KEX_NONE
+#define AUTHSERVER_ENROLL_KEX_UNSET     (-1)
 
 /* Exit codes of the admin verbs and of serve. */
 enum {
@@ -86,6 +94,7 @@ struct config {
         unsigned max_per_address;       /* 0: no limit */
         uint16_t decoy_n;               /* the decoy shape while no device of M1's profile is enrolled */
         uint8_t decoy_p;
+        int enroll_kex;                 /* SV_KEX_* for hardened enrollments, or _UNSET: the default */
         uint64_t audit_retention_s;     /* 0: keep the audit trail forever */
         unsigned max_records;           /* DATA records per connection after M5 */
         unsigned channel_idle_ms;       /* silence allowed between records */

@@ -20,6 +20,7 @@ void config_init(struct config *c) {
                 .channel_idle_ms = AUTHSERVER_DEFAULT_CHANNEL_IDLE_MS,
                 .decoy_n = SV_DEFAULT_N,
                 .decoy_p = SV_DEFAULT_P,
+                .enroll_kex = AUTHSERVER_ENROLL_KEX_UNSET,
                 .audit_retention_s = AUTHSERVER_DEFAULT_AUDIT_RETENTION * 86400ULL,
         };
 }
@@ -136,6 +137,14 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 if (parse_unsigned(value, SV_P_MIN, SV_P_MAX, &v) < 0)
                         goto bad;
                 c->decoy_p = (uint8_t) v;
+                return 0;
+        }
+        if (strcmp(key, "enroll-kex") == 0) {
+                int kex = profile_kex_from_name(value);
+
+                if (kex < 0)
+                        goto bad;
+                c->enroll_kex = kex;
                 return 0;
         }
         /* Takes effect at once, so that it also governs the messages of the settings after it. */

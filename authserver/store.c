@@ -72,10 +72,20 @@
         "CREATE INDEX IF NOT EXISTS device_shape ON device (status, profile, n, m, p);"
 
 /*
- * Schema 4, idempotent like schema 3: the running aggregates of the built-in data handler
+ * Schema 4: each device's key share mode (protocol 1.1 §10), SV_KEX_NONE or SV_KEX_X25519, the
+ * latter with the hardened profile only. Added before the blobs in a new database, by ALTER TABLE
+ * (at the end of the row) in an older one.
+ */
+#define SCHEMA_KEX_COLUMN \
+        " kex INTEGER NOT NULL DEFAULT " STRINGIFY(SV_KEX_NONE) \
+        " CHECK (kex IN (" STRINGIFY(SV_KEX_NONE) ", " STRINGIFY(SV_KEX_X25519) ")" \
+        " AND (kex = " STRINGIFY(SV_KEX_NONE) " OR profile = " STRINGIFY(SV_PROFILE_HARDENED) "))"
+
+/*
+ * Schema 5, idempotent like schema 3: the running aggregates of the built-in data handler
  * (aggregate.h), one row per NAME over all devices. count is a u64 bit pattern like epoch.
  */
-#define SCHEMA_4_SQL \
+#define SCHEMA_5_SQL \
         "CREATE TABLE IF NOT EXISTS aggregate (" \
         " name TEXT PRIMARY KEY NOT NULL," \
         " count INTEGER NOT NULL," \
@@ -101,6 +111,7 @@ static const char schema_sql[] =
         " last_failure INTEGER NOT NULL DEFAULT 0,"
         " failures INTEGER NOT NULL DEFAULT 0,"
         " enrollment INTEGER NOT NULL DEFAULT 0,"      /* random per enrollment (schema 2) */
+        SCHEMA_KEX_COLUMN ","                           /* schema 4 */
         /* Blobs last: reading the other columns does not touch their overflow pages. */
         " vault BLOB NOT NULL,"                         /* iv || ct || tag, generation epoch */
         " pending BLOB"                                 /* same, generation epoch + 1 */
@@ -122,7 +133,7 @@ static const char schema_sql[] =
         " blob BLOB NOT NULL"
         ");"
         SCHEMA_3_SQL
-        SCHEMA_4_SQL;
+        SCHEMA_5_SQL;
 
 #define KEYCHECK_ID     "keycheck"
 #define KEYCHECK_EPOCH  UINT64_MAX
@@ -135,8 +146,8 @@ static const char schema_sql[] =
 /* Columns shared by STMT_GET and STMT_LIST, in this order after the id. */
 #define ROW_COLUMNS \
         "status, profile, n, m, p, epoch, pending IS NOT NULL, created, last_success, " \
-        "last_failure, failures, enrollment"
-#define ROW_NCOLUMNS 12
+        "last_failure, failures, enrollment, kex"
+#define ROW_NCOLUMNS 13
 
 enum {
         STMT_BEGIN,
@@ -172,11 +183,11 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_GET] = "SELECT id, " ROW_COLUMNS ", vault, pending FROM device WHERE id = ?1",
         [STMT_PROBE] = "SELECT status, epoch, pending IS NOT NULL, n * m, enrollment FROM device WHERE id = ?1",
         [STMT_ENROLL] =
-                "INSERT INTO device (id, status, profile, n, m, p, epoch, created, vault, enrollment)"
-                " VALUES (?1, 'active', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO device (id, status, profile, n, m, p, epoch, created, vault, enrollment, kex)"
+                " VALUES (?1, 'active', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                 " ON CONFLICT (id) DO UPDATE SET status = 'active', profile = ?2, n = ?3, m = ?4,"
                 " p = ?5, epoch = ?6, created = ?7, vault = ?8, pending = NULL, last_success = 0,"
-                " last_failure = 0, failures = 0, enrollment = ?9 WHERE status = 'revoked'",
+                " last_failure = 0, failures = 0, enrollment = ?9, kex = ?10 WHERE status = 'revoked'",
         [STMT_SET_PENDING] =
                 "UPDATE device SET pending = ?3"
                 " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?4 AND enrollment = ?5",
@@ -458,9 +469,23 @@ static int create_schema(struct store *s) {
         return r;
 }
 
+/* Schema 3 had no kex: every device enrolled before it has none. The column is added only if
+ * missing, so that the step can run whatever number the schemas around it end up with. */
+static int upgrade_kex(struct store *s) {
+        int64_t has = 0;
+        int r;
+
+        r = pragma_int(s, "SELECT count(*) FROM pragma_table_info('device') WHERE name = 'kex'", &has);
+        if (r >= 0 && has == 0)
+                r = exec(s, "ALTER TABLE device ADD COLUMN" SCHEMA_KEX_COLUMN, "add the kex column");
+        if (r >= 0)
+                r = exec(s, "PRAGMA user_version = 4", "upgrade the schema to version 4");
+        return r;
+}
+
 /* Schema 1 had no enrollment token: existing rows keep 0, the next enrollment draws one.
  * Schema 2 had no audit_summary table and no indexes for pruning and decoy shapes.
- * Schema 3 had no aggregate table. */
+ * Schema 4 had no aggregate table. */
 static int migrate_schema(struct store *s, int64_t version) {
         int r;
 
@@ -476,7 +501,9 @@ static int migrate_schema(struct store *s, int64_t version) {
         if (r >= 0 && version <= 2)
                 r = exec(s, SCHEMA_3_SQL "PRAGMA user_version = 3", "upgrade the schema to version 3");
         if (r >= 0 && version <= 3)
-                r = exec(s, SCHEMA_4_SQL "PRAGMA user_version = 4", "upgrade the schema to version 4");
+                r = upgrade_kex(s);
+        if (r >= 0 && version <= 4)
+                r = exec(s, SCHEMA_5_SQL "PRAGMA user_version = 5", "upgrade the schema to version 5");
         if (r >= 0)
                 r = exec(s, "COMMIT", "upgrade the schema");
         if (r < 0)
@@ -678,6 +705,16 @@ static uint64_t u64_from_db(int64_t v) {
         return (uint64_t) v;
 }
 
+/* The kex column: a mode the profile table allows with the row's profile (implemented or not). */
+static int row_kex(struct store *s, sqlite3_stmt *st, int col, struct store_device *d) {
+        int64_t kex = sqlite3_column_int64(st, col);
+
+        if (kex < 0 || !profile_entry(d->profile, (uint64_t) kex))
+                return fail(s, -EBADMSG, "Device '%s' has an invalid key exchange mode", d->id);
+        d->kex = (uint8_t) kex;
+        return 0;
+}
+
 /* Fills everything but the id and has_pending checks from columns first.. of st. */
 static int row_to_device(struct store *s, sqlite3_stmt *st, const char *id, int first,
                          struct store_device *d) {
@@ -685,6 +722,7 @@ static int row_to_device(struct store *s, sqlite3_stmt *st, const char *id, int 
         int64_t profile = sqlite3_column_int64(st, first + 1), n = sqlite3_column_int64(st, first + 2),
                 m = sqlite3_column_int64(st, first + 3), p = sqlite3_column_int64(st, first + 4),
                 failures = sqlite3_column_int64(st, first + 10);
+        int r;
 
         memset(d, 0, sizeof(*d));
         /* Range checks on the int64 values before any narrowing cast. */
@@ -710,6 +748,9 @@ static int row_to_device(struct store *s, sqlite3_stmt *st, const char *id, int 
         d->last_failure = sqlite3_column_int64(st, first + 9);
         d->failures = (uint32_t) failures;
         d->enrollment = (uint64_t) sqlite3_column_int64(st, first + 11);
+        r = row_kex(s, st, first + 12, d);
+        if (r < 0)
+                return r;
         if (d->has_pending && d->epoch == UINT64_MAX)
                 return fail(s, -EBADMSG, "Device '%s' has a pending vault beyond the last epoch", id);
         return 0;
@@ -763,6 +804,9 @@ int store_enroll(struct store *s, const struct store_device *dev, const uint8_t 
         if (!params_valid(dev->profile, dev->n, dev->m, dev->p))
                 return fail(s, -EINVAL, "Invalid parameters for device '%s': profile %u, n %u, m %u, p %u",
                             dev->id, dev->profile, dev->n, dev->m, dev->p);
+        if (!profile_entry(dev->profile, dev->kex))
+                return fail(s, -EINVAL, "Invalid key exchange mode %u for device '%s' (profile %u)",
+                            dev->kex, dev->id, dev->profile);
         if (!vault || len != (size_t) dev->n * dev->m)
                 return fail(s, -EINVAL, "Vault of device '%s' must be n*m = %zu bytes, not %zu",
                             dev->id, (size_t) dev->n * dev->m, len);
@@ -782,6 +826,7 @@ int store_enroll(struct store *s, const struct store_device *dev, const uint8_t 
         sqlite3_bind_int64(st, 7, now);
         sqlite3_bind_blob(st, 8, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
         sqlite3_bind_int64(st, 9, (int64_t) enrollment);
+        sqlite3_bind_int(st, 10, dev->kex);
         r = run(s, st, "enroll the device");
         if (r == 0)
                 return fail(s, -EEXIST, "Device '%s' is already enrolled", dev->id);

@@ -25,8 +25,8 @@
 #include "cleanup.h"
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION    4       /* PRAGMA user_version of the databases we write;
-                                         * versions 1 to 3 are upgraded when opened */
+#define STORE_SCHEMA_VERSION    5       /* PRAGMA user_version of the databases we write;
+                                         * versions 1 to 4 are upgraded when opened */
 #define STORE_MASTER_KEY_LEN    32      /* AES-256 */
 
 /* Parameter ranges of PROTOCOL.md §2 (common/proto.h), checked on every write. */
@@ -59,6 +59,7 @@ struct store_device {
         int64_t last_failure;
         uint32_t failures;              /* since the last success, saturating */
         uint64_t enrollment;            /* random, drawn at each enrollment */
+        uint8_t kex;                    /* SV_KEX_*: the key share mode enrolled (schema 4) */
 };
 
 /* -ENOENT missing file without STORE_CREATE, -EBADMSG not a store or corrupt,

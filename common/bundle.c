@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "bundle.h"
+#include "crypto.h"
 
 enum bundle_field {
         FIELD_FORMAT,
@@ -19,6 +20,8 @@ enum bundle_field {
         FIELD_EPOCH,
         FIELD_SERVER,
         FIELD_VAULT,
+        FIELD_KEX,
+        FIELD_CHECK,
         FIELD_COUNT,
 };
 
@@ -32,7 +35,15 @@ static const char *const field_names[FIELD_COUNT] = {
         [FIELD_EPOCH] = "epoch",
         [FIELD_SERVER] = "server",
         [FIELD_VAULT] = "vault",
+        [FIELD_KEX] = "kex",
+        [FIELD_CHECK] = "check",
 };
+
+#define BUNDLE_CHECK_LABEL      "sv1 bundle"
+
+static bool field_optional(int f) {
+        return f == FIELD_SERVER || f == FIELD_KEX || f == FIELD_CHECK;
+}
 
 void bundle_free(struct bundle *b) {
         if (!b)
@@ -167,17 +178,120 @@ static int bundle_split(const char *text, size_t len, struct field_value values[
         return 0;
 }
 
-int bundle_parse(const char *text, size_t len, struct bundle *ret, unsigned *ret_line) {
+int bundle_check(const struct vault_params *v, uint8_t kex, const uint8_t *vault, uint8_t ret[BUNDLE_CHECK_LEN]) {
+        uint8_t fixed[14], digest[32];
+        const void *pieces[5];
+        size_t lens[5];
+        int r;
+
+        if (vault_params_validate(v) < 0 || !vault || !profile_entry(v->profile, kex))
+                return -EINVAL;
+        /* u8 profile || u16 n || u8 m || u8 p || u64 epoch || u8 kex, after u8 id_len || id */
+        fixed[0] = v->profile;
+        fixed[1] = (uint8_t) (v->n >> 8);
+        fixed[2] = (uint8_t) v->n;
+        fixed[3] = v->m;
+        fixed[4] = v->p;
+        for (int i = 0; i < 8; i++)
+                fixed[5 + i] = (uint8_t) (v->epoch >> (56 - 8 * i));
+        fixed[13] = kex;
+        pieces[0] = BUNDLE_CHECK_LABEL;
+        lens[0] = strlen(BUNDLE_CHECK_LABEL);
+        pieces[1] = &v->id_len;
+        lens[1] = 1;
+        pieces[2] = v->device_id;
+        lens[2] = v->id_len;
+        pieces[3] = fixed;
+        lens[3] = sizeof fixed;
+        pieces[4] = vault;
+        lens[4] = vault_size(v);
+        r = crypto_sha256_v(pieces, lens, 5, digest);
+        if (r < 0)
+                return r;
+        memcpy(ret, digest, BUNDLE_CHECK_LEN);
+        OPENSSL_cleanse(digest, sizeof digest);
+        return 0;
+}
+
+/* Exactly 2·BUNDLE_CHECK_LEN lowercase hex digits. */
+static int parse_check(const char *s, size_t len, uint8_t out[BUNDLE_CHECK_LEN]) {
+        static const char digits[] = "0123456789abcdef";
+
+        if (len != 2 * BUNDLE_CHECK_LEN)
+                return -EINVAL;
+        for (size_t i = 0; i < len; i += 2) {
+                const char *hi = s[i] ? memchr(digits, s[i], 16) : NULL, *lo = s[i + 1] ? memchr(digits, s[i + 1], 16) : NULL;
+
+                if (!hi || !lo)
+                        return -EINVAL;
+                out[i / 2] = (uint8_t) ((hi - digits) << 4 | (lo - digits));
+        }
+        return 0;
+}
+
+/* "check:", blanks, then 32 lowercase hex digits, anywhere: also a check line that a damaged
+ * line break has glued to the line before it. */
+static bool has_check_value(const char *text, size_t len) {
+        for (size_t start = 0; start + 6 <= len; start++) {
+                size_t pos = start + 6, digits = 0;
+
+                if (memcmp(text + start, "check:", 6) != 0)
+                        continue;
+
+                while (pos < len && (text[pos] == ' ' || text[pos] == '\t'))
+                        pos++;
+                while (pos < len && digits < 2 * BUNDLE_CHECK_LEN &&
+                       ((text[pos] >= '0' && text[pos] <= '9') || (text[pos] >= 'a' && text[pos] <= 'f')))
+                        pos++, digits++;
+                if (digits == 2 * BUNDLE_CHECK_LEN)
+                        return true;
+        }
+        return false;
+}
+
+/*
+ * Whether the bundle has a `check`, however broken the rest: a line with that key, or a check
+ * value anywhere. Such a bundle came from a writer of revision 1.1, which writes only valid
+ * bundles, so whatever is wrong with it is damage, not a mistake of its author.
+ */
+static bool has_check_line(const char *text, size_t len) {
+        if (has_check_value(text, len))
+                return true;
+        for (size_t pos = 0; pos < len;) {
+                const char *start = text + pos, *nl = memchr(start, '\n', len - pos), *hash, *colon;
+                size_t line_len = nl ? (size_t) (nl - start) : len - pos, key_len;
+
+                pos += line_len + (nl ? 1 : 0);
+                hash = memchr(start, '#', line_len);
+                if (hash)
+                        line_len = (size_t) (hash - start);
+                colon = memchr(start, ':', line_len);
+                if (!colon)
+                        continue;
+                key_len = (size_t) (colon - start);
+                trim(&start, &key_len);
+                if (key_len == 5 && memcmp(start, "check", 5) == 0)
+                        return true;
+        }
+        return false;
+}
+
+int bundle_parse(const char *text, size_t len, unsigned flags, struct bundle *ret, unsigned *ret_line) {
         struct field_value values[FIELD_COUNT] = { 0 };
         struct bundle b = { 0 };
         char scratch[SV_ID_MAX + 1];
         const struct profile_info *pi;
         uint64_t format, n, m, p;
+        uint8_t want[BUNDLE_CHECK_LEN], got_check[BUNDLE_CHECK_LEN];
         unsigned line = 0;
         size_t got = 0;
         int r, profile;
 
-        if (len > BUNDLE_TEXT_MAX || memchr(text, '\0', len)) {
+        if (len > BUNDLE_TEXT_MAX) {
+                r = -EINVAL;
+                goto fail;
+        }
+        if (memchr(text, '\0', len)) {
                 r = -EINVAL;
                 goto fail;
         }
@@ -185,7 +299,7 @@ int bundle_parse(const char *text, size_t len, struct bundle *ret, unsigned *ret
         if (r < 0)
                 goto fail;
         for (int f = 0; f < FIELD_COUNT; f++)
-                if (!values[f].s && f != FIELD_SERVER) {
+                if (!values[f].s && !field_optional(f)) {
                         r = -EINVAL;
                         goto fail;
                 }
@@ -208,8 +322,21 @@ int bundle_parse(const char *text, size_t len, struct bundle *ret, unsigned *ret
         if (profile < 0)
                 FIELD_FAIL(FIELD_PROFILE);
         b.params.profile = (uint8_t) profile;
-        /* Bundles carry no key share mode yet (revision 1.1 §10 adds `kex:`). */
-        pi = profile_find(b.params.profile, vault_wire_params(&b.params).kex);
+        /* Revision 1.1 §10: `kex` is optional, absent means none, x25519 needs hardened. */
+        b.kex = SV_KEX_NONE;
+        if (values[FIELD_KEX].s) {
+                int kex;
+
+                if (values[FIELD_KEX].len >= sizeof scratch)
+                        FIELD_FAIL(FIELD_KEX);
+                memcpy(scratch, values[FIELD_KEX].s, values[FIELD_KEX].len);
+                scratch[values[FIELD_KEX].len] = '\0';
+                kex = profile_kex_from_name(scratch);
+                if (kex < 0 || !profile_entry(b.params.profile, (uint64_t) kex))
+                        FIELD_FAIL(FIELD_KEX);
+                b.kex = (uint8_t) kex;
+        }
+        pi = profile_entry(b.params.profile, b.kex);
         if (!pi)
                 FIELD_FAIL(FIELD_PROFILE);
 
@@ -242,28 +369,48 @@ int bundle_parse(const char *text, size_t len, struct bundle *ret, unsigned *ret
         if (base64_decode(values[FIELD_VAULT].s, values[FIELD_VAULT].len, b.vault, vault_size(&b.params), &got) < 0 ||
             got != vault_size(&b.params))
                 FIELD_FAIL(FIELD_VAULT);
+        if (values[FIELD_CHECK].s && parse_check(values[FIELD_CHECK].s, values[FIELD_CHECK].len, got_check) < 0)
+                FIELD_FAIL(FIELD_CHECK);
 #undef FIELD_FAIL
 
         if (vault_params_validate(&b.params) < 0) {
                 r = -EINVAL;
                 goto fail;
         }
+        /* §8: refused before anything is stored or destroyed. */
+        if (values[FIELD_CHECK].s) {
+                r = bundle_check(&b.params, b.kex, b.vault, want);
+                if (r < 0)
+                        goto fail;
+                if (CRYPTO_memcmp(want, got_check, BUNDLE_CHECK_LEN) != 0) {
+                        r = -EBADMSG;
+                        goto fail;
+                }
+                b.checked = true;
+        } else if (!(flags & BUNDLE_ACCEPT_UNCHECKED)) {
+                r = -ENOMSG;
+                goto fail;
+        }
         *ret = b;
         return 0;
 fail:
         bundle_free(&b);
+        if (r == -EINVAL && len <= BUNDLE_TEXT_MAX && has_check_line(text, len))
+                r = -EBADMSG;
         if (ret_line)
                 *ret_line = line;
         return r;
 }
 
 int bundle_format(const struct bundle *b, char **ret_text, size_t *ret_len) {
+        uint8_t check[BUNDLE_CHECK_LEN];
         size_t b64_len, cap, len;
         char *text;
         int n;
 
         if (vault_params_validate(&b->params) < 0 || !b->vault ||
-            (b->server[0] && !bundle_server_valid(b->server)))
+            (b->server[0] && !bundle_server_valid(b->server)) ||
+            bundle_check(&b->params, b->kex, b->vault, check) < 0)
                 return -EINVAL;
         b64_len = base64_encoded_len(vault_size(&b->params));
         cap = 1024 + BUNDLE_SERVER_MAX + b64_len;
@@ -279,18 +426,23 @@ int bundle_format(const struct bundle *b, char **ret_text, size_t *ret_len) {
                      "m: %u\n"
                      "p: %u\n"
                      "epoch: %" PRIu64 "\n"
+                     "%s"
                      "%s%s%s"
                      "vault: ",
                      BUNDLE_FORMAT, b->params.device_id, vault_profile_to_string(b->params.profile),
                      b->params.n, b->params.m, b->params.p, b->params.epoch,
+                     b->kex == SV_KEX_X25519 ? "kex: x25519\n" : "",
                      b->server[0] ? "server: " : "", b->server, b->server[0] ? "\n" : "");
-        if (n < 0 || (size_t) n + b64_len + 2 > cap) {
+        if (n < 0 || (size_t) n + b64_len + 1 + sizeof "check: " + 2 * BUNDLE_CHECK_LEN + 1 > cap) {
                 bundle_text_free(text, cap);
                 return -EINVAL;
         }
         len = (size_t) n;
         base64_encode(b->vault, vault_size(&b->params), text + len);
         len += b64_len;
+        len += (size_t) snprintf(text + len, cap - len, "\ncheck: ");
+        for (size_t i = 0; i < BUNDLE_CHECK_LEN; i++)
+                len += (size_t) snprintf(text + len, cap - len, "%02x", check[i]);
         text[len++] = '\n';
         text[len] = '\0';
         *ret_text = text;

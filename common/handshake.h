@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kex.h"
 #include "proto.h"
 #include "record.h"
 #include "vault.h"
@@ -26,6 +27,8 @@ enum hs_value {
         HS_R2,
         HS_C2,
         HS_T2,
+        HS_E_DEV,       /* revision 1.1 §10: the ephemeral X25519 scalars, as drawn */
+        HS_E_SRV,
 };
 
 struct hs_random {
@@ -54,6 +57,7 @@ struct hs_trace {
         uint8_t x1[SV_KEY_MAX], x2[SV_KEY_MAX];
         uint8_t k3[SV_KEY_LEN], k4[SV_KEY_LEN], k5[SV_KEY_LEN];
         size_t k3_len, k4_len;
+        uint8_t share_dev[SV_X25519_LEN], share_srv[SV_X25519_LEN], z[SV_X25519_LEN];   /* kex x25519 */
 };
 
 enum hs_device_state {
@@ -71,6 +75,8 @@ struct hs_device {
         struct hs_trace *trace;
         struct hs_transcript ts;
         struct challenge c1;
+        struct kex kex;                 /* e_dev from M1 until Z is computed at M2 (kex x25519) */
+        uint8_t z[SV_X25519_LEN];       /* from M2 until S is derived at M4 */
         uint8_t t1[SV_T_LEN];
         uint8_t r2[SV_NONCE_LEN];
         uint8_t k4[SV_KEY_LEN];
@@ -85,7 +91,8 @@ void hs_device_init(struct hs_device *hs, const struct vault_params *params, con
 void hs_device_wipe(struct hs_device *hs);
 /* M1. -EOVERFLOW if the vault's epoch cannot advance. */
 int hs_device_hello(struct hs_device *hs, uint8_t *out, size_t cap, size_t *ret_len);
-/* M2 -> M3. -ECONNREFUSED if the server sent ERROR (see peer_error). */
+/* M2 -> M3. -ECONNREFUSED if the server sent ERROR (see peer_error); -EKEYREJECTED if the
+ * server's share is a small-order point (§10: Z would be all zeros), which aborts the handshake. */
 int hs_device_respond(struct hs_device *hs, const uint8_t *m2, size_t len,
                       uint8_t *out, size_t cap, size_t *ret_len);
 /* M4 -> M5 and the next vault (n·m bytes into next_vault). -EACCES if the server failed to prove itself.
@@ -119,6 +126,7 @@ struct hs_server {
         struct hs_trace *trace;
         struct hs_transcript ts;
         struct challenge c1;
+        uint8_t z[SV_X25519_LEN];       /* kex x25519: from M2 until S is derived at M3 (e_srv never kept) */
         uint8_t r1[SV_NONCE_LEN];
         uint8_t k5[SV_KEY_LEN];
         uint8_t session_key[SV_KEY_LEN];
@@ -131,7 +139,9 @@ void hs_server_wipe(struct hs_server *hs);
 /* Parses M1; the caller looks the device up before calling hs_server_challenge(). */
 int hs_server_hello(struct hs_server *hs, const uint8_t *m1, size_t len, struct msg_hello *ret);
 /* M2 from the vault generation the caller chose (its params must match M1: id, profile,
- * epoch), or a decoy when params is NULL. */
+ * epoch), or a decoy when params is NULL. Revision 1.1 §10: M2 carries a share exactly when
+ * M1 does; if that is not the vault's kex, or M1's share is a small-order point, the M2 is a
+ * decoy (well-formed, of M1's shape) and M3 is refused. */
 int hs_server_challenge(struct hs_server *hs, const struct vault_params *params, const uint8_t *keys,
                         uint8_t *out, size_t cap, size_t *ret_len);
 /* A decoy M2 of shape's profile (M1's), n, m and p, checked at M3 against keys, n·m bytes that

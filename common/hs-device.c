@@ -65,6 +65,20 @@ int hs_device_hello(struct hs_device *hs, uint8_t *out, size_t cap, size_t *ret_
         memcpy(m.device_id, next.params.device_id, next.params.id_len);
         m.epoch = next.params.epoch;
         r = hs_draw_bytes(next.rng, HS_SESSION_ID, m.session_id, sizeof m.session_id);
+        if (r >= 0 && next.params.kex == SV_KEX_X25519) {
+                uint8_t e[SV_X25519_LEN];
+
+                /* kex_start() takes e over and wipes it; a failed draw wiped it already. */
+                r = hs_draw_bytes(next.rng, HS_E_DEV, e, sizeof e);
+                if (r >= 0)
+                        r = kex_start(&next.kex, e);
+                if (r >= 0) {
+                        m.kex = SV_KEX_X25519;
+                        memcpy(m.share, next.kex.share, sizeof m.share);
+                        if (next.trace)
+                                memcpy(next.trace->share_dev, m.share, sizeof m.share);
+                }
+        }
         if (r >= 0)
                 r = wire_encode_hello(&m, next.ts.m1, sizeof next.ts.m1, &next.ts.m1_len);
         if (r >= 0)
@@ -86,7 +100,7 @@ int hs_device_respond(struct hs_device *hs, const uint8_t *m2, size_t len,
         struct msg_response resp = { 0 };
         uint8_t th2[SV_HASH_LEN], th3[SV_HASH_LEN], x1[SV_KEY_MAX], x2[SV_KEY_MAX], k3[SV_KEY_LEN];
         uint8_t pt[SV_RESPONSE_PT_MAX], body[SV_RESPONSE_PT_MAX + SV_TAG_LEN];
-        size_t k3_len = 0, pt_len = 0;
+        size_t k3_len = 0, pt_len = 0, z_len = v->kex == SV_KEX_X25519 ? SV_X25519_LEN : 0;
         int r;
 
         if (hs->state != HS_DEVICE_HELLO_SENT)
@@ -103,6 +117,11 @@ int hs_device_respond(struct hs_device *hs, const uint8_t *m2, size_t len,
         next.ts.m2_len = len;
         next.c1 = chal.c1;
         memcpy(resp.r1, chal.r1, sizeof resp.r1);
+        /* §10: Z, then e_dev is gone (kex_finish() wipes it on every path); an all-zero Z
+         * (a small-order share) ends the handshake here. */
+        r = z_len ? kex_finish(&next.kex, chal.share, next.z) : 0;
+        if (r < 0)
+                goto out;
         r = hs_draw_bytes(next.rng, HS_T1, resp.t1, sizeof resp.t1);
         if (r >= 0)
                 r = hs_draw_bytes(next.rng, HS_R2, resp.r2, sizeof resp.r2);
@@ -114,7 +133,7 @@ int hs_device_respond(struct hs_device *hs, const uint8_t *m2, size_t len,
         vault_combine(next.keys, v, &chal.c1, x1);
         r = hs_transcript_hash(&next.ts, 2, th2);
         if (r >= 0)
-                r = keysched_k3(v->profile, th2, x1, v->m, k3, &k3_len);
+                r = keysched_k3(v->profile, th2, x1, v->m, next.z, z_len, k3, &k3_len);
         if (r >= 0)
                 r = wire_encode_response_pt(&resp, pt, sizeof pt, &pt_len);
         if (r >= 0)
@@ -129,7 +148,7 @@ int hs_device_respond(struct hs_device *hs, const uint8_t *m2, size_t len,
         vault_combine(next.keys, v, &resp.c2, x2);
         r = hs_transcript_hash(&next.ts, 3, th3);
         if (r >= 0)
-                r = keysched_k4(v->profile, th3, x2, v->m, resp.t1, next.k4, &next.k4_len);
+                r = keysched_k4(v->profile, th3, x2, v->m, resp.t1, next.z, z_len, next.k4, &next.k4_len);
         if (r >= 0)
                 r = copy_out(next.ts.m3, next.ts.m3_len, out, cap, ret_len);
         if (r < 0)
@@ -146,6 +165,10 @@ int hs_device_respond(struct hs_device *hs, const uint8_t *m2, size_t len,
                 next.trace->k3_len = k3_len;
                 memcpy(next.trace->k4, next.k4, next.k4_len);
                 next.trace->k4_len = next.k4_len;
+                if (z_len) {
+                        memcpy(next.trace->share_srv, chal.share, sizeof chal.share);
+                        memcpy(next.trace->z, next.z, z_len);
+                }
         }
         next.state = HS_DEVICE_RESPONSE_SENT;
         device_publish(hs, &next);
@@ -194,7 +217,9 @@ int hs_device_confirm(struct hs_device *hs, const uint8_t *m4, size_t len, uint8
         next.ts.m4_len = len;
         r = hs_transcript_hash(&next.ts, 4, th4);
         if (r >= 0)
-                r = keysched_finish(next.params.profile, th4, next.t1, conf.t2, &fin);
+                r = keysched_finish(next.params.profile, th4, next.t1, conf.t2, next.z,
+                                    next.params.kex == SV_KEX_X25519 ? SV_X25519_LEN : 0, &fin);
+        OPENSSL_cleanse(next.z, sizeof next.z);         /* §10: Z is wiped once S is derived */
         if (r >= 0)
                 r = keysched_seal(fin.k5, sizeof fin.k5, th4, NULL, 0, m5body);
         if (r >= 0)

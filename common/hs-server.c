@@ -53,6 +53,32 @@ static bool params_match_hello(const struct vault_params *v, const struct msg_he
                 v->epoch != UINT64_MAX;
 }
 
+/*
+ * §10 on the server: the share of M2 (drawn whenever M1 has one, decoy or not), then Z at
+ * once, so that e_srv never outlives this function. A small-order share_dev gives no Z: the
+ * M2 stays well-formed and the handshake fails at M3 like any decoy's.
+ */
+static int server_share(struct hs_server *next, struct msg_challenge *m) {
+        struct kex k = { 0 };
+        uint8_t e[SV_X25519_LEN];
+        int r;
+
+        r = hs_draw_bytes(next->rng, HS_E_SRV, e, sizeof e);
+        if (r < 0)
+                return r;
+        r = kex_start(&k, e);
+        if (r < 0)
+                return r;
+        m->kex = SV_KEX_X25519;
+        memcpy(m->share, k.share, sizeof m->share);
+        r = kex_finish(&k, next->hello.share, next->z);
+        if (r == -EKEYREJECTED) {
+                next->decoy = true;
+                r = 0;
+        }
+        return r;
+}
+
 static int challenge(struct hs_server *hs, const struct vault_params *params, const uint8_t *keys, bool decoy,
                      uint8_t *out, size_t cap, size_t *ret_len) {
         struct hs_server next;
@@ -65,11 +91,17 @@ static int challenge(struct hs_server *hs, const struct vault_params *params, co
                 next.params = *params;
                 next.keys = keys;
         }
+        /* M2 has M1's shape; a vault of another kex gets a decoy (§10: no downgrade). */
+        if (next.params.kex != next.hello.kex)
+                next.decoy = true;
+        next.params.kex = next.hello.kex;
         r = hs_draw_bytes(next.rng, HS_R1, m.r1, sizeof m.r1);
         if (r >= 0)
                 r = hs_draw_challenge(next.rng, HS_C1,
                                       params ? params->n : next.decoy_n,
                                       params ? params->p : next.decoy_p, NULL, &m.c1);
+        if (r >= 0 && next.hello.kex == SV_KEX_X25519)
+                r = server_share(&next, &m);
         if (r >= 0)
                 r = wire_encode_challenge(&m, next.ts.m2, sizeof next.ts.m2, &next.ts.m2_len);
         if (r >= 0 && next.ts.m2_len > cap)
@@ -100,7 +132,7 @@ int hs_server_challenge(struct hs_server *hs, const struct vault_params *params,
                 return -EINVAL;
         if (!params) {
                 /* The decoy's shape, as the profile M1 claims allows it. */
-                const struct profile_info *pi = profile_find(hs->hello.profile, SV_KEX_NONE);
+                const struct profile_info *pi = profile_find(hs->hello.profile, hs->hello.kex);
 
                 if (!profile_n_valid(pi, hs->decoy_n) || !profile_p_valid(pi, hs->decoy_n, hs->decoy_p))
                         return -EINVAL;
@@ -125,6 +157,7 @@ int hs_server_challenge_decoy(struct hs_server *hs, const struct vault_params *s
         v.device_id[hs->hello.id_len] = '\0';
         v.id_len = hs->hello.id_len;
         v.epoch = hs->hello.epoch;
+        v.kex = hs->hello.kex;          /* §10: a share exactly when M1 has one */
         if (vault_params_validate(&v) < 0)
                 return -EINVAL;
         return challenge(hs, &v, keys, true, out, cap, ret_len);
@@ -145,10 +178,10 @@ static size_t decoy_m3_len(const struct hs_server *hs) {
 
 static int decoy_respond(const struct hs_server *hs, const uint8_t *body) {
         uint8_t th2[SV_HASH_LEN], x1[SV_KEY_MAX], k3[SV_KEY_LEN], pt[SV_RESPONSE_PT_MAX];
-        size_t k3_len = 0;
+        size_t k3_len = 0, z_len = hs->params.kex == SV_KEX_X25519 ? SV_X25519_LEN : 0;
 
         if (crypto_random(x1, DECOY_M) >= 0 && hs_transcript_hash(&hs->ts, 2, th2) >= 0 &&
-            keysched_k3(SV_PROFILE_HARDENED, th2, x1, DECOY_M, k3, &k3_len) >= 0)
+            keysched_k3(SV_PROFILE_HARDENED, th2, x1, DECOY_M, hs->z, z_len, k3, &k3_len) >= 0)
                 (void) keysched_open(k3, k3_len, th2, body, decoy_m3_len(hs), pt);
         OPENSSL_cleanse(x1, sizeof x1);
         OPENSSL_cleanse(k3, sizeof k3);
@@ -168,6 +201,7 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
         uint8_t k3[SV_KEY_LEN], k4[SV_KEY_LEN], pt[SV_RESPONSE_PT_MAX];
         uint8_t cpt[SV_CONFIRM_PT_LEN], cbody[SV_CONFIRM_BODY_LEN];
         size_t k3_len = 0, k4_len = 0, cpt_len = 0, m3_body_len;
+        size_t z_len = v->kex == SV_KEX_X25519 ? SV_X25519_LEN : 0;
         bool vault_written = false;
         int r;
 
@@ -186,7 +220,7 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
         vault_combine(next.keys, v, &next.c1, x1);
         r = hs_transcript_hash(&next.ts, 2, th2);
         if (r >= 0)
-                r = keysched_k3(v->profile, th2, x1, v->m, k3, &k3_len);
+                r = keysched_k3(v->profile, th2, x1, v->m, next.z, z_len, k3, &k3_len);
         if (r < 0)
                 goto out;
         /* Every failure inside M3 is the same ERROR 2: nothing tells which check failed. */
@@ -211,7 +245,7 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
         if (r >= 0)
                 r = hs_transcript_hash(&next.ts, 3, th3);
         if (r >= 0)
-                r = keysched_k4(v->profile, th3, x2, v->m, resp.t1, k4, &k4_len);
+                r = keysched_k4(v->profile, th3, x2, v->m, resp.t1, next.z, z_len, k4, &k4_len);
         if (r >= 0)
                 r = wire_encode_confirm_pt(&conf, cpt, sizeof cpt, &cpt_len);
         if (r >= 0)
@@ -222,7 +256,7 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
         if (r >= 0)
                 r = hs_transcript_hash(&next.ts, 4, th4);
         if (r >= 0)
-                r = keysched_finish(v->profile, th4, resp.t1, conf.t2, &fin);
+                r = keysched_finish(v->profile, th4, resp.t1, conf.t2, next.z, z_len, &fin);
         if (r >= 0)
                 r = hs_next_vault(v, next.keys, &next.ts, fin.u, next_vault);
         vault_written = r >= 0;
@@ -251,7 +285,13 @@ int hs_server_respond(struct hs_server *hs, const uint8_t *m3, size_t len, uint8
                 memcpy(next.trace->k4, k4, k4_len);
                 next.trace->k4_len = k4_len;
                 memcpy(next.trace->k5, fin.k5, sizeof fin.k5);
+                if (z_len) {
+                        memcpy(next.trace->share_dev, next.hello.share, sizeof next.hello.share);
+                        memcpy(next.trace->share_srv, next.ts.m2 + next.ts.m2_len - SV_X25519_LEN, SV_X25519_LEN);
+                        memcpy(next.trace->z, next.z, z_len);
+                }
         }
+        OPENSSL_cleanse(next.z, sizeof next.z);         /* §10: Z is wiped once S is derived */
         next.state = HS_SERVER_CONFIRM_SENT;
         server_publish(hs, &next);
 out:

@@ -45,7 +45,7 @@ int ipc_decode_request(const uint8_t *pkt, size_t len, struct ipc_request *ret) 
                 return -EBADMSG;
         if (version != IPC_VERSION)
                 return -EPROTONOSUPPORT;
-        if (!op_valid(req.op) || (req.flags & ~IPC_FLAG_FORCE))
+        if (!op_valid(req.op) || (req.flags & ~IPC_FLAGS_KNOWN))
                 return -EBADMSG;
         req.body = buf_peek(&b);
         req.body_len = buf_remaining(&b);

@@ -34,6 +34,16 @@ enum ipc_op {
 };
 
 #define IPC_FLAG_FORCE          0x0001u /* provision over an existing vault */
+#define IPC_FLAG_ACCEPT_UNCHECKED 0x0002u /* provision from a bundle without `check` (before 1.1) */
+#define IPC_FLAGS_KNOWN         (IPC_FLAG_FORCE | IPC_FLAG_ACCEPT_UNCHECKED)
+
+/* `detail` of an IPC_BAD_BUNDLE reply: why the bundle was refused. */
+enum ipc_bundle_detail {
+        IPC_BUNDLE_INVALID = 0,         /* unreadable or malformed */
+        IPC_BUNDLE_DAMAGED = 1,         /* its check does not match, or a line of a checked bundle is invalid */
+        IPC_BUNDLE_UNCHECKED = 2,       /* no check, and IPC_FLAG_ACCEPT_UNCHECKED not given */
+        IPC_BUNDLE_UNSUPPORTED = 3,     /* valid, but asks for what vaultd cannot do yet (kex x25519) */
+};
 
 enum ipc_status {
         IPC_OK = 0,

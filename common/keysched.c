@@ -8,20 +8,29 @@
 #include "keysched.h"
 #include "profile.h"
 
-/* How a profile derives its keys (the table's `keys`), or -EINVAL for an unknown profile. */
-static int keys_of(uint8_t profile) {
-        const struct profile_info *pi = profile_find(profile, SV_KEX_NONE);
+/* How a profile derives its keys (the table's `keys`), or -EINVAL for an unknown profile or
+ * a Z the profile has no key share for (§10: z_len is 0 or SV_X25519_LEN). */
+static int keys_of(uint8_t profile, const uint8_t *z, size_t z_len) {
+        const struct profile_info *pi;
 
+        if (z_len != 0 && (z_len != SV_X25519_LEN || !z))
+                return -EINVAL;
+        pi = profile_find(profile, z_len ? SV_KEX_X25519 : SV_KEX_NONE);
         return pi ? (int) pi->keys : -EINVAL;
 }
 
 int keysched_k3(uint8_t profile, const uint8_t th2[SV_HASH_LEN], const uint8_t *x1, uint8_t m,
-                uint8_t out[SV_KEY_LEN], size_t *ret_len) {
+                const uint8_t *z, size_t z_len, uint8_t out[SV_KEY_LEN], size_t *ret_len) {
+        uint8_t ikm[SV_KEY_MAX + SV_X25519_LEN];
         int r;
 
-        switch (keys_of(profile)) {
+        switch (keys_of(profile, z, z_len)) {
         case PROFILE_KEYS_HKDF:
-                r = crypto_hkdf(th2, SV_HASH_LEN, x1, m, "sv1 k3", out, SV_KEY_LEN);
+                memcpy(ikm, x1, m);
+                if (z_len)
+                        memcpy(ikm + m, z, z_len);
+                r = crypto_hkdf(th2, SV_HASH_LEN, ikm, m + z_len, "sv1 k3", out, SV_KEY_LEN);
+                OPENSSL_cleanse(ikm, sizeof ikm);
                 if (r < 0)
                         return r;
                 *ret_len = SV_KEY_LEN;
@@ -36,15 +45,18 @@ int keysched_k3(uint8_t profile, const uint8_t th2[SV_HASH_LEN], const uint8_t *
 }
 
 int keysched_k4(uint8_t profile, const uint8_t th3[SV_HASH_LEN], const uint8_t *x2, uint8_t m,
-                const uint8_t t1[SV_T_LEN], uint8_t out[SV_KEY_LEN], size_t *ret_len) {
-        uint8_t ikm[SV_KEY_MAX + SV_T_LEN];
+                const uint8_t t1[SV_T_LEN], const uint8_t *z, size_t z_len,
+                uint8_t out[SV_KEY_LEN], size_t *ret_len) {
+        uint8_t ikm[SV_KEY_MAX + SV_T_LEN + SV_X25519_LEN];
         int r;
 
-        switch (keys_of(profile)) {
+        switch (keys_of(profile, z, z_len)) {
         case PROFILE_KEYS_HKDF:
                 memcpy(ikm, x2, m);
                 memcpy(ikm + m, t1, SV_T_LEN);
-                r = crypto_hkdf(th3, SV_HASH_LEN, ikm, m + SV_T_LEN, "sv1 k4", out, SV_KEY_LEN);
+                if (z_len)
+                        memcpy(ikm + m + SV_T_LEN, z, z_len);
+                r = crypto_hkdf(th3, SV_HASH_LEN, ikm, m + SV_T_LEN + z_len, "sv1 k4", out, SV_KEY_LEN);
                 OPENSSL_cleanse(ikm, sizeof ikm);
                 if (r < 0)
                         return r;
@@ -65,16 +77,19 @@ void keysched_final_wipe(struct keysched_final *f) {
 }
 
 int keysched_finish(uint8_t profile, const uint8_t th4[SV_HASH_LEN],
-                    const uint8_t t1[SV_T_LEN], const uint8_t t2[SV_T_LEN], struct keysched_final *ret) {
+                    const uint8_t t1[SV_T_LEN], const uint8_t t2[SV_T_LEN], const uint8_t *z, size_t z_len,
+                    struct keysched_final *ret) {
         struct keysched_final f = { 0 };
-        uint8_t t[SV_T_LEN], s[32];
-        int keys = keys_of(profile), r;
+        uint8_t t[SV_T_LEN + SV_X25519_LEN], s[32];
+        int keys = keys_of(profile, z, z_len), r;
 
         if (keys < 0)
                 return keys;
         for (unsigned i = 0; i < SV_T_LEN; i++)
                 t[i] = t1[i] ^ t2[i];
-        r = crypto_hkdf_extract(th4, SV_HASH_LEN, t, sizeof t, s);
+        if (z_len)
+                memcpy(t + SV_T_LEN, z, z_len);
+        r = crypto_hkdf_extract(th4, SV_HASH_LEN, t, SV_T_LEN + z_len, s);
         if (r >= 0)
                 r = crypto_hkdf_expand(s, "sv1 k5", f.k5, sizeof f.k5);
         if (r >= 0 && keys == PROFILE_KEYS_HKDF) {
@@ -82,7 +97,7 @@ int keysched_finish(uint8_t profile, const uint8_t th4[SV_HASH_LEN],
                 if (r >= 0)
                         r = crypto_hkdf_expand(s, "sv1 update", f.u, sizeof f.u);
         } else if (r >= 0)
-                memcpy(f.session_key, t, sizeof t);
+                memcpy(f.session_key, t, SV_T_LEN);
         if (r >= 0) {
                 memcpy(f.s, s, sizeof f.s);
                 *ret = f;

@@ -21,10 +21,10 @@ static const struct profile_info profiles[] = {
                 .profile = SV_PROFILE_PAPER, .kex = SV_KEX_NONE, .name = "paper",
                 .implemented = true, .keys = PROFILE_KEYS_RAW, SHAPES_V1, .share_len = 0,
         },
-        /* Revision 1.1 §10: not implemented yet, so refused everywhere. */
+        /* Revision 1.1 §10: the ephemeral X25519 share, hardened only. */
         {
                 .profile = SV_PROFILE_HARDENED, .kex = SV_KEX_X25519, .name = "hardened",
-                .implemented = false, .keys = PROFILE_KEYS_HKDF, SHAPES_V1, .share_len = SV_KEX_SHARE_MAX,
+                .implemented = true, .keys = PROFILE_KEYS_HKDF, SHAPES_V1, .share_len = SV_KEX_SHARE_MAX,
         },
 };
 
@@ -137,4 +137,27 @@ int wire_body_len_range(uint8_t type, size_t *ret_min, size_t *ret_max) {
         *ret_min = lo;
         *ret_max = hi;
         return 0;
+}
+
+const struct profile_info *profile_entry(uint64_t profile, uint64_t kex) {
+        for (size_t i = 0; i < ELEMENTSOF(profiles); i++)
+                if (profiles[i].profile == profile && profiles[i].kex == kex)
+                        return &profiles[i];
+        return NULL;
+}
+
+static const char *const kex_names[] = {
+        [SV_KEX_NONE] = "none",
+        [SV_KEX_X25519] = "x25519",
+};
+
+const char *profile_kex_name(uint64_t kex) {
+        return kex < ELEMENTSOF(kex_names) ? kex_names[kex] : NULL;
+}
+
+int profile_kex_from_name(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(kex_names); i++)
+                if (kex_names[i] && strcmp(kex_names[i], name) == 0)
+                        return (int) i;
+        return -EINVAL;
 }

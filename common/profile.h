@@ -15,8 +15,8 @@
  * that the table stays within them.
  *
  * kex is a parameter of every entry: SV_KEX_X25519 (a 32-byte share appended to M1 and M2,
- * hardened profile only) is described but not implemented, so profile_find() and
- * wire_body_len() refuse it like an unknown profile.
+ * hardened profile only); profile_find() and wire_body_len() refuse it with the paper
+ * profile like an unknown profile.
  */
 
 #define SV_KEX_NONE             0
@@ -75,3 +75,14 @@ size_t wire_body_len(uint8_t type, const struct wire_params *w);
 /* The shortest and longest body of `type` over every implemented entry and every allowed
  * id_len and p: what a receiver that does not yet know the parameters accepts (M1). */
 int wire_body_len_range(uint8_t type, size_t *ret_min, size_t *ret_max);
+
+/*
+ * What may be enrolled (bundles, the store) is wider than what a handshake implements: the
+ * entry for profile and kex whether implemented or not, NULL if the table has none. A vault
+ * enrolled with kex x25519 is described by a bundle and kept by the store before the
+ * handshake can carry the share (revision 1.1 §8, §10).
+ */
+const struct profile_info *profile_entry(uint64_t profile, uint64_t kex);
+/* "none" or "x25519" (bundles, settings, listings), NULL for another value; and back, -EINVAL. */
+const char *profile_kex_name(uint64_t kex);
+int profile_kex_from_name(const char *name);

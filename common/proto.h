@@ -66,10 +66,10 @@
 #define SV_COMMIT_BODY_LEN      SV_TAG_LEN
 #define SV_ERROR_BODY_LEN       1
 
-/* Largest frames of each message, for fixed transcript storage (kex none: the 1.1 key
- * share is not implemented). tests/unit/check_profile checks them against the table. */
-#define SV_HELLO_FRAME_MAX      (SV_HEADER_LEN + SV_HELLO_FIXED + SV_ID_MAX)
-#define SV_CHALLENGE_FRAME_MAX  (SV_HEADER_LEN + SV_CHALLENGE_FIXED + SV_INDEX_LEN * SV_P_MAX)
+/* Largest frames of each message, for fixed transcript storage (M1 and M2 with the 1.1 key
+ * share). tests/unit/check_profile checks them against the table. */
+#define SV_HELLO_FRAME_MAX      (SV_HEADER_LEN + SV_HELLO_FIXED + SV_ID_MAX + SV_X25519_LEN)
+#define SV_CHALLENGE_FRAME_MAX  (SV_HEADER_LEN + SV_CHALLENGE_FIXED + SV_INDEX_LEN * SV_P_MAX + SV_X25519_LEN)
 #define SV_RESPONSE_PT_MAX      (SV_RESPONSE_PT_FIXED + SV_INDEX_LEN * SV_P_MAX)
 #define SV_RESPONSE_FRAME_MAX   (SV_HEADER_LEN + SV_RESPONSE_PT_MAX + SV_TAG_LEN)
 #define SV_CONFIRM_FRAME_LEN    (SV_HEADER_LEN + SV_CONFIRM_BODY_LEN)

@@ -25,7 +25,7 @@ int vault_params_validate(const struct vault_params *v) {
         if (v->id_len != strnlen(v->device_id, sizeof v->device_id) ||
             !vault_device_id_valid(v->device_id, v->id_len))
                 return -EINVAL;
-        return profile_check(v->profile, vault_wire_params(v).kex, v->n, v->m, v->p);
+        return profile_check(v->profile, v->kex, v->n, v->m, v->p);
 }
 
 int vault_params_set_id(struct vault_params *v, const char *id) {

@@ -21,6 +21,7 @@ struct vault_params {
         uint8_t m;
         uint8_t p;
         uint64_t epoch;
+        uint8_t kex;                    /* SV_KEX_*: SV_KEX_NONE (0) unless enrolled with a key share */
 };
 
 /* p strictly increasing indices below n. */
@@ -33,10 +34,9 @@ static inline size_t vault_size(const struct vault_params *v) {
         return (size_t) v->n * v->m;
 }
 
-/* The parameters a message's length depends on, for wire_body_len(). Vaults carry no key
- * share mode yet (revision 1.1 §10): this is the one place that says so. */
+/* The parameters a message's length depends on, for wire_body_len(). */
 static inline struct wire_params vault_wire_params(const struct vault_params *v) {
-        return (struct wire_params) { .profile = v->profile, .kex = SV_KEX_NONE, .id_len = v->id_len, .p = v->p };
+        return (struct wire_params) { .profile = v->profile, .kex = v->kex, .id_len = v->id_len, .p = v->p };
 }
 
 /* wire_body_len() of a message exchanged with this vault; 0 if its parameters are invalid. */

@@ -102,7 +102,7 @@ int wire_encode_hello(const struct msg_hello *m, uint8_t *out, size_t cap, size_
         struct buf b;
         int r;
 
-        if (wire_body_len(SV_MSG_HELLO, &(struct wire_params) { .profile = m->profile, .kex = SV_KEX_NONE,
+        if (wire_body_len(SV_MSG_HELLO, &(struct wire_params) { .profile = m->profile, .kex = m->kex,
                                                                 .id_len = m->id_len }) == 0 ||
             !vault_device_id_valid(m->device_id, m->id_len))
                 return -EINVAL;
@@ -117,15 +117,18 @@ int wire_encode_hello(const struct msg_hello *m, uint8_t *out, size_t cap, size_
                 r = buf_put_bytes(&b, m->session_id, sizeof m->session_id);
         if (r >= 0)
                 r = buf_put_u64(&b, m->epoch);
+        if (r >= 0 && m->kex == SV_KEX_X25519)
+                r = buf_put_bytes(&b, m->share, sizeof m->share);
         if (r < 0)
                 return r;
         return frame_end(&b, ret_len);
 }
 
 int wire_decode_hello(const uint8_t *frame, size_t len, struct msg_hello *ret) {
+        static const uint8_t kexes[] = { SV_KEX_NONE, SV_KEX_X25519 };
         struct msg_hello m = { 0 };
         struct buf b;
-        size_t want;
+        bool known = false;
         int r;
 
         r = wire_frame_check(frame, len, SV_MSG_HELLO, 0);
@@ -134,16 +137,26 @@ int wire_decode_hello(const uint8_t *frame, size_t len, struct msg_hello *ret) {
         frame_body(&b, frame, len);
         if (buf_get_u8(&b, &m.profile) < 0 || buf_get_u8(&b, &m.id_len) < 0)
                 return -EBADMSG;
-        /* Profile and id_len name an entry of the table and the body's exact length. */
-        want = wire_body_len(SV_MSG_HELLO, &(struct wire_params) { .profile = m.profile, .kex = SV_KEX_NONE,
-                                                                   .id_len = m.id_len });
-        if (want == 0 || want != len - SV_HEADER_LEN)
+        /* Profile and id_len name an entry of the table, and the body's exact length says
+         * which kex: the share is there or not, nothing else tells (§10). */
+        for (size_t i = 0; i < sizeof kexes && !known; i++) {
+                size_t want = wire_body_len(SV_MSG_HELLO, &(struct wire_params) { .profile = m.profile,
+                                                                                  .kex = kexes[i],
+                                                                                  .id_len = m.id_len });
+
+                if (want != 0 && want == len - SV_HEADER_LEN) {
+                        m.kex = kexes[i];
+                        known = true;
+                }
+        }
+        if (!known)
                 return -EBADMSG;
         if (buf_get_bytes(&b, m.device_id, m.id_len) < 0 ||
             !vault_device_id_valid(m.device_id, m.id_len))
                 return -EBADMSG;
         if (buf_get_bytes(&b, m.session_id, sizeof m.session_id) < 0 ||
             buf_get_u64(&b, &m.epoch) < 0 ||
+            (m.kex == SV_KEX_X25519 && buf_get_bytes(&b, m.share, sizeof m.share) < 0) ||
             buf_expect_end(&b) < 0)
                 return -EBADMSG;
         *ret = m;
@@ -154,13 +167,15 @@ int wire_encode_challenge(const struct msg_challenge *m, uint8_t *out, size_t ca
         struct buf b;
         int r;
 
-        if (m->c1.p < SV_P_MIN || m->c1.p > SV_P_MAX)
+        if (m->c1.p < SV_P_MIN || m->c1.p > SV_P_MAX || (m->kex != SV_KEX_NONE && m->kex != SV_KEX_X25519))
                 return -EINVAL;
         r = frame_begin(&b, out, cap, SV_MSG_CHALLENGE);
         if (r >= 0)
                 r = buf_put_bytes(&b, m->r1, sizeof m->r1);
         if (r >= 0)
                 r = wire_put_challenge(&b, &m->c1);
+        if (r >= 0 && m->kex == SV_KEX_X25519)
+                r = buf_put_bytes(&b, m->share, sizeof m->share);
         if (r < 0)
                 return r;
         return frame_end(&b, ret_len);
@@ -168,7 +183,7 @@ int wire_encode_challenge(const struct msg_challenge *m, uint8_t *out, size_t ca
 
 int wire_decode_challenge(const uint8_t *frame, size_t len, const struct vault_params *v, struct msg_challenge *ret) {
         size_t body_len = vault_body_len(SV_MSG_CHALLENGE, v);
-        struct msg_challenge m;
+        struct msg_challenge m = { .kex = v->kex };
         struct buf b;
         int r;
 
@@ -181,6 +196,7 @@ int wire_decode_challenge(const uint8_t *frame, size_t len, const struct vault_p
         frame_body(&b, frame, len);
         if (buf_get_bytes(&b, m.r1, sizeof m.r1) < 0 ||
             wire_get_challenge(&b, v->n, v->p, &m.c1) < 0 ||
+            (m.kex == SV_KEX_X25519 && buf_get_bytes(&b, m.share, sizeof m.share) < 0) ||
             buf_expect_end(&b) < 0)
                 return -EBADMSG;
         *ret = m;

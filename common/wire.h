@@ -30,11 +30,15 @@ struct msg_hello {
         char device_id[SV_ID_MAX + 1];
         uint8_t session_id[SV_SESSION_ID_LEN];
         uint64_t epoch;
+        uint8_t kex;                            /* SV_KEX_*: whether share is on the wire (§10) */
+        uint8_t share[SV_X25519_LEN];           /* share_dev, with SV_KEX_X25519 */
 };
 
 struct msg_challenge {
         uint8_t r1[SV_NONCE_LEN];
         struct challenge c1;
+        uint8_t kex;                            /* SV_KEX_*: whether share is on the wire (§10) */
+        uint8_t share[SV_X25519_LEN];           /* share_srv, with SV_KEX_X25519 */
 };
 
 /* The plaintext of M3. */
@@ -58,11 +62,13 @@ int wire_frame_type(const uint8_t *frame, size_t len);
 /* Checks a whole frame's header against what is expected; `body_len` 0 means any length. */
 int wire_frame_check(const uint8_t *frame, size_t len, uint8_t type, size_t body_len);
 
+/* M1 with or without the share, as m->kex says; the decoder sets kex from the body's length,
+ * the one thing that tells the two apart (§10). */
 int wire_encode_hello(const struct msg_hello *m, uint8_t *out, size_t cap, size_t *ret_len);
 int wire_decode_hello(const uint8_t *frame, size_t len, struct msg_hello *ret);
 
 int wire_encode_challenge(const struct msg_challenge *m, uint8_t *out, size_t cap, size_t *ret_len);
-/* `v` is the receiver's vault: a challenge must fit its n, p (and length, profile.h) exactly. */
+/* `v` is the receiver's vault: a challenge must fit its n, p and kex (and length, profile.h) exactly. */
 int wire_decode_challenge(const uint8_t *frame, size_t len, const struct vault_params *v, struct msg_challenge *ret);
 
 /* M3, M4, M5 carry one AEAD blob each; these frame it and check its exact size. */

@@ -26,6 +26,8 @@ enum {
         EXIT_NOT_PROVISIONED = 9,       /* no usable vault: none, or refused by vaultd */
         EXIT_NOT_PERMITTED = 10,        /* allowed to use vaultd, not to provision */
         EXIT_RATE_LIMITED = 11,         /* vaultd's authentication rate limit: retry later */
+        EXIT_BUNDLE_DAMAGED = 12,       /* provision: the bundle's check fails; nothing stored, bundle kept */
+        EXIT_BUNDLE_UNCHECKED = 13,     /* provision: a bundle without check, and no --accept-unchecked */
 };
 
 struct devicectl {

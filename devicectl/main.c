@@ -45,7 +45,9 @@ static void help(void) {
                "  8 protocol error: a malformed or unexpected message from the server\n"
                "  9 no usable vault: none provisioned, or refused by vaultd (see 'journalctl -u vaultd')\n"
                " 10 not permitted: provisioning needs root, vaultd's user or a member of vault-admin\n"
-               " 11 too many authentications: vaultd's rate limit; the message says when to retry\n");
+               " 11 too many authentications: vaultd's rate limit; the message says when to retry\n"
+               " 12 damaged bundle: its check does not match; nothing stored, the bundle kept\n"
+               " 13 bundle without check (before protocol 1.1): refused without --accept-unchecked\n");
 }
 
 /*

@@ -149,18 +149,39 @@ static int open_bundle(const char *path, bool keep, int *ret_fd, struct stat *re
         return 0;
 }
 
+/* vaultd refused: a damaged or unchecked bundle has its own exit code; the bundle stays. */
+static int provision_refused(const char *path, const struct ipc_reply *rep) {
+        int ret = vaultd_reply_error("provision", rep);
+
+        if (rep->status != IPC_BAD_BUNDLE)
+                return ret;
+        switch (rep->detail) {
+        case IPC_BUNDLE_DAMAGED:
+                log_error("bundle '%s' is damaged: nothing was stored and the bundle was kept; "
+                          "ask the server's operator for a new one", path);
+                return EXIT_BUNDLE_DAMAGED;
+        case IPC_BUNDLE_UNCHECKED:
+                log_error("bundle '%s' has no check: if you trust its copy, run again with --accept-unchecked", path);
+                return EXIT_BUNDLE_UNCHECKED;
+        default:
+                return ret;
+        }
+}
+
 int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
-        enum { ARG_KEEP = 0x100 };
+        enum { ARG_KEEP = 0x100, ARG_ACCEPT_UNCHECKED };
         static const struct option options[] = {
                 { "help",        no_argument, NULL, 'h' },
                 { "force",       no_argument, NULL, 'f' },
                 { "keep-bundle", no_argument, NULL, ARG_KEEP },
+                { "accept-unchecked", no_argument, NULL, ARG_ACCEPT_UNCHECKED },
                 { 0 }
         };
         struct vaultd_conn conn;
         struct ipc_reply rep;
         uint8_t buf[IPC_PACKET_MAX];
-        bool force = false, keep = false;
+        bool keep = false;
+        uint16_t flags = 0;
         const char *path;
         struct stat st = { 0 };         /* set by open_bundle(); gcc cannot tell that errno != 0 */
         _cleanup_close_ int fd = -EBADF;
@@ -170,17 +191,22 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
         while ((c = getopt_long(argc, argv, ":hf", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
-                        printf("Usage: devicectl provision BUNDLE [--force] [--keep-bundle]\n\n"
-                               "Hand an enrollment bundle to vaultd, which seals the vault with the TPM;\n"
-                               "then overwrite and delete the bundle file.\n\n"
-                               "  -f --force        replace an existing (or refused) vault\n"
-                               "     --keep-bundle  leave the bundle file in place\n");
+                        printf("Usage: devicectl provision BUNDLE [--force] [--keep-bundle] [--accept-unchecked]\n\n"
+                               "Hand an enrollment bundle to vaultd, which checks it and seals the vault with\n"
+                               "the TPM; then overwrite and delete the bundle file.\n\n"
+                               "  -f --force             replace an existing (or refused) vault\n"
+                               "     --keep-bundle       leave the bundle file in place\n"
+                               "     --accept-unchecked  take a bundle without a check line (written before\n"
+                               "                         protocol 1.1): damage to it goes unnoticed\n");
                         return EXIT_OK;
                 case 'f':
-                        force = true;
+                        flags |= IPC_FLAG_FORCE;
                         break;
                 case ARG_KEEP:
                         keep = true;
+                        break;
+                case ARG_ACCEPT_UNCHECKED:
+                        flags |= IPC_FLAG_ACCEPT_UNCHECKED;
                         break;
                 default:
                         option_error("provision", c, argv, options);
@@ -206,14 +232,14 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         /* vaultd reads the bundle through the descriptor: the secret never crosses the socket. */
-        r = vaultd_call(&conn, IPC_OP_PROVISION, force ? IPC_FLAG_FORCE : 0, NULL, 0, fd, buf, sizeof buf, &rep);
+        r = vaultd_call(&conn, IPC_OP_PROVISION, flags, NULL, 0, fd, buf, sizeof buf, &rep);
         vaultd_disconnect(&conn);
         if (r < 0) {
                 log_error_errno(r, "vaultd at '%s' did not answer: %m", ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         if (rep.status != IPC_OK)
-                return vaultd_reply_error("provision", &rep);
+                return provision_refused(path, &rep);
         if (!keep) {
                 r = overwrite_file(fd);
                 if (r < 0) {

@@ -369,12 +369,37 @@ static bool need_admin(struct conn *c, struct ipc_reply *rep, uint8_t *out, size
         return false;
 }
 
+/* bundle_parse()'s refusal as a reply; nothing has been stored and the bundle is still there. */
+static void bundle_refused(struct conn *c, struct ipc_reply *rep, uint8_t *out, size_t cap, int r, unsigned line) {
+        if (r == -EBADMSG) {
+                if (line > 0)
+                        reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_DAMAGED, out, cap,
+                                    "bundle is damaged: line %u is invalid in a bundle with a check: "
+                                    "ask for a new bundle", line);
+                else
+                        reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_DAMAGED, out, cap,
+                                    "bundle is damaged: its check does not match its contents: ask for a new bundle");
+                log_peer(LOG_WARNING, c, OP_PROVISION, NULL, "refused a damaged bundle (%s)",
+                         line > 0 ? "an invalid line" : "check mismatch");
+        } else if (r == -ENOMSG)
+                reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_UNCHECKED, out, cap,
+                            "bundle has no check line (written before protocol 1.1): "
+                            "it cannot be told from a damaged one; accept it explicitly to use it");
+        else if (r == -ENOMEM)
+                reply_error(rep, IPC_INTERNAL, 0, out, cap, "out of memory");
+        else if (line > 0)
+                reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_INVALID, out, cap, "invalid bundle: line %u", line);
+        else
+                reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_INVALID, out, cap, "invalid bundle: a required field is missing");
+}
+
 static void op_provision(struct conn *c, const struct ipc_request *req, int fd, struct ipc_reply *rep,
                          uint8_t *out, size_t cap) {
         struct vaultd *d = c->d;
         const size_t text_cap = BUNDLE_TEXT_MAX + 1;   /* one more: to notice a larger file */
         struct bundle b = { 0 };
         bool force = req->flags & IPC_FLAG_FORCE;
+        unsigned parse_flags = (req->flags & IPC_FLAG_ACCEPT_UNCHECKED) ? BUNDLE_ACCEPT_UNCHECKED : 0;
         char *text = NULL;
         size_t len = 0;
         unsigned line = 0;
@@ -415,12 +440,17 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
                             "cannot read the bundle");
                 goto out;
         }
-        r = bundle_parse(text, len, &b, &line);
+        r = bundle_parse(text, len, parse_flags, &b, &line);
         if (r < 0) {
-                if (line > 0)
-                        reply_error(rep, IPC_BAD_BUNDLE, 0, out, cap, "invalid bundle: line %u", line);
-                else
-                        reply_error(rep, IPC_BAD_BUNDLE, 0, out, cap, "invalid bundle: a required field is missing");
+                bundle_refused(c, rep, out, cap, r, line);
+                goto out;
+        }
+        /* Revision 1.1 §10: the device's half of the key share is not wired into the
+         * handshake yet; provisioning it as kex none would desynchronise it at once. */
+        if (b.kex != SV_KEX_NONE) {
+                reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_UNSUPPORTED, out, cap,
+                            "bundle asks for key exchange '%s', which this vaultd does not support yet: "
+                            "enroll the device with --kex none", profile_kex_name(b.kex));
                 goto out;
         }
 
@@ -449,9 +479,9 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
                         log_peer(LOG_WARNING, c, OP_PROVISION, d->hdr.params.device_id,
                                  "Could not remove the replaced vault's NV counter: %s", d->failure.reason);
                 log_peer(LOG_NOTICE, c, OP_PROVISION, d->hdr.params.device_id,
-                         "provisioned vault device=%s epoch=%" PRIu64 " nv=0x%08" PRIx32 " counter=%" PRIu64 "%s",
+                         "provisioned vault device=%s epoch=%" PRIu64 " nv=0x%08" PRIx32 " counter=%" PRIu64 "%s%s",
                          d->hdr.params.device_id, d->hdr.params.epoch, d->hdr.nv_index, d->hdr.counter,
-                         force ? " (forced)" : "");
+                         force ? " (forced)" : "", b.checked ? "" : " (bundle without check, accepted)");
                 reply_ok(rep, NULL, 0);
         }
 out:

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz-hello: M1 as the server reads it; whatever decodes must re-encode to the same bytes. */
+/* fuzz-hello: M1 as the server reads it, with or without the key share of revision 1.1 §10
+ * (the length tells); whatever decodes must re-encode to the same bytes. */
 #include <string.h>
 
 #include "fuzz.h"
@@ -17,8 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(m.id_len >= SV_ID_MIN && m.id_len <= SV_ID_MAX);
         FUZZ_CHECK(strnlen(m.device_id, sizeof m.device_id) == m.id_len);
         FUZZ_CHECK(vault_device_id_valid(m.device_id, m.id_len));
+        FUZZ_CHECK(m.kex == SV_KEX_NONE || m.kex == SV_KEX_X25519);
         FUZZ_CHECK(size == SV_HEADER_LEN + wire_body_len(SV_MSG_HELLO, &(struct wire_params) {
-                                                              m.profile, SV_KEX_NONE, m.id_len, 0 }));
+                                                              m.profile, m.kex, m.id_len, 0 }));
+        /* The share is the last 32 bytes, as received. */
+        FUZZ_CHECK(m.kex == SV_KEX_NONE || memcmp(m.share, data + size - SV_X25519_LEN, SV_X25519_LEN) == 0);
         FUZZ_CHECK(size <= SV_HELLO_FRAME_MAX);
 
         FUZZ_CHECK(wire_encode_hello(&m, out, sizeof out, &out_len) == 0);

@@ -39,7 +39,7 @@ static void fuzz_request(const uint8_t *data, size_t size) {
         }
         FUZZ_CHECK(size >= IPC_HEADER_LEN && data[0] == IPC_VERSION);
         FUZZ_CHECK(req.op >= IPC_OP_STATUS && req.op <= IPC_OP_ABORT);
-        FUZZ_CHECK((req.flags & ~IPC_FLAG_FORCE) == 0);
+        FUZZ_CHECK((req.flags & ~IPC_FLAGS_KNOWN) == 0);
         FUZZ_CHECK(req.body == data + IPC_HEADER_LEN && req.body_len == size - IPC_HEADER_LEN);
         FUZZ_CHECK(size <= IPC_PACKET_MAX);
         FUZZ_CHECK(ipc_encode_request(&req, out, sizeof out, &len) == 0);

@@ -3,10 +3,28 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bundle-file.h"
+
+/*
+ * The test devices and servers play attackers too: their bundles are edited by the scripts
+ * (another epoch, another id, another device's vault line), which no longer matches the
+ * `check` line. So the check line is blanked out and the bundle parsed as unchecked: these
+ * tools store nothing a device keeps, and vaultd's own reading is tested with the check.
+ */
+static void drop_check_line(char *text, size_t len) {
+        for (size_t pos = 0; pos < len;) {
+                char *start = text + pos, *nl = memchr(start, '\n', len - pos);
+                size_t line_len = nl ? (size_t) (nl - start) : len - pos;
+
+                if (line_len >= 6 && memcmp(start, "check:", 6) == 0)
+                        memset(start, ' ', line_len);
+                pos += line_len + (nl ? 1 : 0);
+        }
+}
 
 int bundle_file_load(const char *path, struct bundle *ret, unsigned *ret_line) {
         struct stat st;
@@ -27,8 +45,10 @@ int bundle_file_load(const char *path, struct bundle *ret, unsigned *ret_line) {
         text = malloc(len);
         r = text && read(fd, text, len) == (ssize_t) len ? 0 : -EIO;
         close(fd);
-        if (r >= 0)
-                r = bundle_parse(text, len, ret, ret_line);
+        if (r >= 0) {
+                drop_check_line(text, len);
+                r = bundle_parse(text, len, BUNDLE_ACCEPT_UNCHECKED, ret, ret_line);
+        }
         if (text)
                 bundle_text_free(text, len);
         return r;

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 #include <sqlite3.h>
 
+#include "profile.h"
 #include "store.h"
 
 #define VAULT_LEN(n, m) ((size_t) (n) * (m))
@@ -714,16 +715,115 @@ START_TEST(test_schema_upgrade_v2) {
 }
 END_TEST
 
-/* A schema 3 database (no aggregate table) is upgraded in place. */
+/* A schema 3 database (no kex column) is upgraded in place: its devices have kex none, and a
+ * device enrolled afterwards keeps x25519. The column then sits after the blobs. */
 START_TEST(test_schema_upgrade_v3) {
         struct store *s = open_new("v3.db");
+        struct store_device d = mkdev("new", 64, 16, 8, 0), got;
+        uint8_t v[64 * 16];
+
+        enroll(s, "dev", 7, 1);
+        store_close(s);
+        raw_exec("v3.db", "ALTER TABLE device DROP COLUMN kex; PRAGMA user_version = 3");
+        ck_assert_int_eq(raw_int("v3.db", "SELECT count(*) FROM pragma_table_info('device') WHERE name = 'kex'"), 0);
+
+        s = reopen("v3.db", key1);
+        ck_assert_int_eq(raw_int("v3.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        ck_assert_int_eq(raw_int("v3.db", "SELECT count(*) FROM pragma_table_info('device') WHERE name = 'kex'"), 1);
+        ck_assert_int_eq(store_get(s, "dev", &got, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(got.kex, SV_KEX_NONE);
+        ck_assert_uint_eq(got.epoch, 7);
+        assert_vault(s, "dev", 1, -1);
+        d.kex = SV_KEX_X25519;
+        fill(v, sizeof(v), 2);
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 1), 0);
+        ck_assert_int_eq(store_get(s, "new", &got, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(got.kex, SV_KEX_X25519);
+        assert_vault(s, "new", 2, -1);
+        store_close(s);
+        /* Opened again: nothing left to upgrade, the values stay. */
+        s = reopen("v3.db", key1);
+        ck_assert_int_eq(store_get(s, "new", &got, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(got.kex, SV_KEX_X25519);
+        store_close(s);
+}
+END_TEST
+
+/* Each device's kex: kept, reported by get, list and the handshake's lookup, reset by a new
+ * enrollment; x25519 only with the hardened profile, nothing else. */
+static int kex_list_cb(const struct store_device *dev, void *userdata) {
+        unsigned *seen = userdata;
+
+        if (strcmp(dev->id, "a") == 0 && dev->kex == SV_KEX_X25519)
+                seen[0]++;
+        if (strcmp(dev->id, "b") == 0 && dev->kex == SV_KEX_NONE)
+                seen[1]++;
+        return 0;
+}
+
+START_TEST(test_kex) {
+        struct store *s = open_new("kex.db");
+        struct store_device d = mkdev("a", 64, 16, 8, 0), got;
+        uint8_t v[64 * 16], blob[STORE_SEALED_LEN(64 * 16)];
+        unsigned seen[2] = { 0, 0 };
+        size_t blob_len = 0;
+
+        fill(v, sizeof(v), 1);
+        d.kex = SV_KEX_X25519;
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 1), 0);
+        enroll(s, "b", 0, 2);
+        ck_assert_int_eq(store_get(s, "a", &got, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(got.kex, SV_KEX_X25519);
+        ck_assert_int_eq(store_get_sealed(s, "a", 0, 0, &got, blob, sizeof(blob), &blob_len), 0);
+        ck_assert_uint_eq(got.kex, SV_KEX_X25519);
+        ck_assert_int_eq(store_list(s, kex_list_cb, seen), 0);
+        ck_assert_uint_eq(seen[0], 1);
+        ck_assert_uint_eq(seen[1], 1);
+
+        /* Refused: x25519 with the paper profile, an unknown mode. */
+        d = mkdev("c", 64, 16, 8, 0);
+        d.profile = SV_PROFILE_PAPER;
+        d.kex = SV_KEX_X25519;
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 1), -EINVAL);
+        d.profile = SV_PROFILE_HARDENED;
+        d.kex = 2;
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 1), -EINVAL);
+        ck_assert_int_eq(store_get(s, "c", &got, NULL, NULL, 0), -ENOENT);
+
+        /* Revoked and enrolled again with kex none: the new value. */
+        ck_assert_int_eq(store_revoke(s, "a"), 1);
+        d = mkdev("a", 64, 16, 8, 0);
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 2), 0);
+        ck_assert_int_eq(store_get(s, "a", &got, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(got.kex, SV_KEX_NONE);
+        store_close(s);
+
+        /* The schema refuses x25519 with paper even when written around the store. */
+        raw_exec("kex.db", "UPDATE device SET kex = 1 WHERE id = 'b'");
+        ck_assert_int_eq(raw_int("kex.db", "SELECT kex FROM device WHERE id = 'b'"), 1);
+        {
+                sqlite3 *db;
+
+                ck_assert_int_eq(sqlite3_open(path_of("kex.db"), &db), SQLITE_OK);
+                ck_assert_int_ne(sqlite3_exec(db, "UPDATE device SET profile = 2 WHERE id = 'b'", NULL, NULL, NULL),
+                                 SQLITE_OK);
+                ck_assert_int_ne(sqlite3_exec(db, "UPDATE device SET kex = 5 WHERE id = 'b'", NULL, NULL, NULL),
+                                 SQLITE_OK);
+                sqlite3_close(db);
+        }
+}
+END_TEST
+
+/* A schema 4 database (no aggregate table) is upgraded in place. */
+START_TEST(test_schema_upgrade_v4) {
+        struct store *s = open_new("v4.db");
         struct aggregate a;
 
         enroll(s, "dev", 0, 1);
         store_close(s);
-        raw_exec("v3.db", "DROP TABLE aggregate; PRAGMA user_version = 3");
-        s = reopen("v3.db", key1);
-        ck_assert_int_eq(raw_int("v3.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        raw_exec("v4.db", "DROP TABLE aggregate; PRAGMA user_version = 4");
+        s = reopen("v4.db", key1);
+        ck_assert_int_eq(raw_int("v4.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
         ck_assert_int_eq(store_aggregate_add(s, "temp", 1.5, &a), 0);
         ck_assert_uint_eq(a.count, 1);
         assert_vault(s, "dev", 1, -1);
@@ -1267,7 +1367,7 @@ static Suite *store_suite(void) {
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_create_reopen);
-        tcase_add_test(tc, test_schema_upgrade_v3);
+        tcase_add_test(tc, test_schema_upgrade_v4);
         tcase_add_test(tc, test_aggregates);
         tcase_add_test(tc, test_schema_newer);
         tcase_add_test(tc, test_garbage);
@@ -1287,6 +1387,8 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_reenroll_stale_session);
         tcase_add_test(tc, test_schema_upgrade);
         tcase_add_test(tc, test_schema_upgrade_v2);
+        tcase_add_test(tc, test_schema_upgrade_v3);
+        tcase_add_test(tc, test_kex);
         tcase_add_test(tc, test_decoys);
         tcase_add_test(tc, test_get_sealed);
         tcase_add_test(tc, test_audit_prune);

@@ -9,6 +9,7 @@
 
 #include "bundle.h"
 #include "unit.h"
+#include "unit-kat.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -227,7 +228,7 @@ START_TEST(test_round_trip) {
                 ck_assert_msg(text[len - 1] == '\n', "case %zu: no final newline", i);
                 ck_assert_msg(strstr(text, "\nformat: 1\n") != NULL, "case %zu: %s", i, text);
                 ck_assert_msg((strstr(text, "\nserver: ") != NULL) == (cases[i].server[0] != '\0'), "case %zu: server line", i);
-                ck_assert_int_eq(bundle_parse(text, len, &back, &line), 0);
+                ck_assert_int_eq(bundle_parse(text, len, 0, &back, &line), 0);
                 ck_assert_str_eq(back.params.device_id, cases[i].id);
                 ck_assert_uint_eq(back.params.id_len, strlen(cases[i].id));
                 ck_assert_uint_eq(back.params.profile, cases[i].profile);
@@ -457,7 +458,7 @@ START_TEST(test_bad_bundles) {
                         want = cases[i].want_line == LINE_OF_KEY ? key_line :
                                cases[i].want_line == LINE_EXTRA ? extra_line : cases[i].want_line;
                         memset(&b, 0x5a, sizeof b);
-                        r = bundle_parse(text, len, &b, &line);
+                        r = bundle_parse(text, len, BUNDLE_ACCEPT_UNCHECKED, &b, &line);
                         ck_assert_msg(r == -EINVAL, "%s: %d", cases[i].name, r);
                         ck_assert_msg(line == want, "%s: line %u, want %u", cases[i].name, line, want);
                         ck_assert_msg(((uint8_t *) &b)[0] == 0x5a, "%s: output written", cases[i].name);
@@ -525,7 +526,7 @@ START_TEST(test_accepted_variants) {
                         len = (size_t) snprintf(text, sizeof text, "%s%s%s", variants[v].head, vault_b64, variants[v].tail);
                         break;
                 }
-                r = bundle_parse(text, len, &b, &line);
+                r = bundle_parse(text, len, BUNDLE_ACCEPT_UNCHECKED, &b, &line);
                 ck_assert_msg(r == 0, "variant %zu: %d at line %u", v, r, line);
                 ck_assert_str_eq(b.params.device_id, "sensor-0042");
                 ck_assert_uint_eq(b.params.id_len, 11);
@@ -560,7 +561,7 @@ START_TEST(test_nul_byte) {
 
                 memcpy(text, ref, ref_len);
                 text[at] = '\0';
-                ck_assert_msg(bundle_parse(text, ref_len, &b, &line) == -EINVAL, "NUL at %zu accepted", at);
+                ck_assert_msg(bundle_parse(text, ref_len, BUNDLE_ACCEPT_UNCHECKED, &b, &line) == -EINVAL, "NUL at %zu accepted", at);
                 ck_assert_uint_eq(line, 0);
         }
 }
@@ -574,13 +575,267 @@ START_TEST(test_too_long) {
 
         ck_assert_ptr_nonnull(text);
         memset(text, '#', len);
-        ck_assert_int_eq(bundle_parse(text, len, &b, &line), -EINVAL);
+        ck_assert_int_eq(bundle_parse(text, len, BUNDLE_ACCEPT_UNCHECKED, &b, &line), -EINVAL);
         ck_assert_uint_eq(line, 0);
         /* All comment, within the limit: every field is missing. */
-        ck_assert_int_eq(bundle_parse(text, len - 1, &b, &line), -EINVAL);
+        ck_assert_int_eq(bundle_parse(text, len - 1, BUNDLE_ACCEPT_UNCHECKED, &b, &line), -EINVAL);
         ck_assert_uint_eq(line, 0);
-        ck_assert_int_eq(bundle_parse("", 0, &b, NULL), -EINVAL);
+        ck_assert_int_eq(bundle_parse("", 0, BUNDLE_ACCEPT_UNCHECKED, &b, NULL), -EINVAL);
         free(text);
+}
+END_TEST
+
+/* ---- revision 1.1: check and kex ------------------------------------------------------ */
+
+static void hex_of(const uint8_t *b, size_t len, char *out) {
+        for (size_t i = 0; i < len; i++)
+                sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* Every bundle_check of extensions.txt, from bundle_check() and in the text bundle_format() writes. */
+START_TEST(test_check_vectors) {
+        struct kat_file f;
+        char *path = kat_path("extensions.txt");
+        unsigned done = 0;
+
+        ck_assert_ptr_nonnull(path);
+        ck_assert_int_eq(kat_load(path, &f), 0);
+        for (size_t i = 0; i < f.n_cases; i++) {
+                const struct kat_case *c = &f.cases[i];
+                const char *want = kat_get(c, "bundle_check"), *kex_name = kat_get(c, "kex");
+                struct kat_bytes vault;
+                struct bundle b = { 0 }, back;
+                uint8_t check[BUNDLE_CHECK_LEN];
+                char hex[2 * BUNDLE_CHECK_LEN + 1], line[64], *text = NULL;
+                unsigned long n, m, p;
+                unsigned long long epoch;
+                int profile, kex;
+                size_t len = 0;
+
+                ck_assert_msg(want && kex_name, "case at line %u: no bundle_check or kex", c->line);
+                profile = vault_profile_from_string(kat_get(c, "profile"));
+                kex = profile_kex_from_name(kex_name);
+                ck_assert_int_ge(profile, 0);
+                ck_assert_int_ge(kex, 0);
+                n = strtoul(kat_get(c, "n"), NULL, 10);
+                m = strtoul(kat_get(c, "m"), NULL, 10);
+                p = strtoul(kat_get(c, "p"), NULL, 10);
+                epoch = strtoull(kat_get(c, "epoch"), NULL, 10);
+                b.params = unit_params(kat_get(c, "device_id"), (uint8_t) profile, (uint16_t) n, (uint8_t) m,
+                                       (uint8_t) p, epoch);
+                b.kex = (uint8_t) kex;
+                vault = unit_kat_bytes(c, "vault");
+                ck_assert_uint_eq(vault.len, vault_size(&b.params));
+                b.vault = vault.data;
+
+                ck_assert_int_eq(bundle_check(&b.params, b.kex, b.vault, check), 0);
+                hex_of(check, sizeof check, hex);
+                ck_assert_msg(strcmp(hex, want) == 0, "case at line %u: check %s, want %s", c->line, hex, want);
+
+                ck_assert_int_eq(bundle_format(&b, &text, &len), 0);
+                snprintf(line, sizeof line, "\ncheck: %s\n", want);
+                ck_assert_msg(strstr(text, line) != NULL, "case at line %u: no check line in\n%s", c->line, text);
+                ck_assert_msg((strstr(text, "\nkex: x25519\n") != NULL) == (kex == SV_KEX_X25519),
+                              "case at line %u: kex line", c->line);
+                ck_assert_msg(strstr(text, "\nkex: none") == NULL, "kex none is written as no line");
+                ck_assert_int_eq(bundle_parse(text, len, 0, &back, NULL), 0);
+                ck_assert(back.checked);
+                ck_assert_uint_eq(back.kex, kex);
+                ck_assert(memcmp(back.vault, vault.data, vault.len) == 0);
+                bundle_free(&back);
+                bundle_text_free(text, len);
+                free(vault.data);
+                done++;
+        }
+        ck_assert_uint_ge(done, 4);
+        kat_free(&f);
+        free(path);
+}
+END_TEST
+
+/* A checked bundle: hardened, kex x25519, a server line; its text in *ret_text. */
+static size_t checked_reference(char **ret_text) {
+        struct bundle b = { 0 };
+        uint8_t keys[8 * 16];
+        size_t len = 0;
+
+        for (size_t i = 0; i < sizeof keys; i++)
+                keys[i] = (uint8_t) (i * 37 + 11);
+        b.params = unit_params("sensor-0042", SV_PROFILE_HARDENED, 8, 16, 2, 41);
+        b.kex = SV_KEX_X25519;
+        b.vault = keys;
+        snprintf(b.server, sizeof b.server, "auth.example.net:7410");
+        ck_assert_int_eq(bundle_format(&b, ret_text, &len), 0);
+        return len;
+}
+
+/*
+ * Damage, as a bad copy or a bad medium makes it: every bit of every character flipped in turn.
+ * Outside the comment, the server's value (not covered by the check, §8) and the key of the
+ * check line itself, every flip is refused as damaged (-EBADMSG), with or without
+ * BUNDLE_ACCEPT_UNCHECKED; the vault line is all of that.
+ */
+START_TEST(test_check_damage) {
+        char *ref = NULL;
+        size_t len = checked_reference(&ref);
+        char *copy = malloc(len);
+        const char *vault_line = strstr(ref, "\nvault: "), *check_line = strstr(ref, "\ncheck: ");
+        const char *server_line = strstr(ref, "\nserver: "), *first_nl = strchr(ref, '\n');
+        unsigned vault_refused = 0, vault_flips = 0;
+        struct bundle b;
+
+        ck_assert_ptr_nonnull(copy);
+        ck_assert(ref[0] == '#' && vault_line && check_line && server_line && strstr(ref, "\nkex: x25519\n"));
+        ck_assert_int_eq(bundle_parse(ref, len, 0, &b, NULL), 0);
+        ck_assert(b.checked);
+        bundle_free(&b);
+        for (size_t at = 0; at < len; at++) {
+                const char *pos = ref + at;
+                bool comment = pos < first_nl, check_key = pos > check_line && pos < check_line + 7;
+                bool server = pos > server_line && pos < strchr(server_line + 1, '\n') && pos >= server_line + 8;
+                bool in_vault = pos > vault_line && pos <= strchr(vault_line + 1, '\n');
+
+                for (int bit = 0; bit < 8; bit++) {
+                        unsigned line = 999;
+                        int r, r2;
+
+                        memcpy(copy, ref, len);
+                        copy[at] = (char) (copy[at] ^ (1 << bit));
+                        memset(&b, 0x5a, sizeof b);
+                        r = bundle_parse(copy, len, 0, &b, &line);
+                        if (r == 0)
+                                bundle_free(&b);
+                        if (in_vault)
+                                vault_flips++;
+                        if (comment)
+                                ck_assert_msg(r == 0 || r == -EBADMSG, "comment flip at %zu bit %d: %d", at, bit, r);
+                        else if (check_key)
+                                ck_assert_msg(r == -EINVAL || r == -EBADMSG || r == -ENOMSG,
+                                              "check key flip at %zu bit %d: %d", at, bit, r);
+                        else if (server)
+                                ck_assert_msg(r == 0 || r == -EBADMSG, "server flip at %zu bit %d: %d", at, bit, r);
+                        else {
+                                ck_assert_msg(r == -EBADMSG, "flip at %zu ('%c') bit %d accepted or not damaged: %d",
+                                              at, ref[at], bit, r);
+                                ck_assert_msg(((uint8_t *) &b)[0] == 0x5a, "flip at %zu: output written", at);
+                                r2 = bundle_parse(copy, len, BUNDLE_ACCEPT_UNCHECKED, &b, NULL);
+                                ck_assert_msg(r2 == -EBADMSG, "flip at %zu bit %d with ACCEPT_UNCHECKED: %d", at, bit, r2);
+                                if (in_vault)
+                                        vault_refused++;
+                        }
+                }
+        }
+        ck_assert_uint_gt(vault_flips, 8 * 170);
+        ck_assert_uint_eq(vault_refused, vault_flips);
+        free(copy);
+        bundle_text_free(ref, len);
+}
+END_TEST
+
+/* The check line alone: a check of another bundle, a wrong length, uppercase hex. */
+START_TEST(test_check_line) {
+        char *ref = NULL;
+        size_t len = checked_reference(&ref);
+        char *check = strstr(ref, "\ncheck: ") + 8;
+        struct bundle b;
+        unsigned line = 99;
+
+        /* Uppercase hex is not the lowercase the writer emits. */
+        for (size_t i = 0; i < 2 * BUNDLE_CHECK_LEN; i++)
+                if (check[i] >= 'a' && check[i] <= 'f') {
+                        check[i] = (char) (check[i] - 'a' + 'A');
+                        ck_assert_int_eq(bundle_parse(ref, len, 0, &b, &line), -EBADMSG);
+                        ck_assert_uint_gt(line, 0);
+                        check[i] = (char) (check[i] - 'A' + 'a');
+                        break;
+                }
+        /* The whole check of an all-zero bundle: a mismatch, reported for the bundle as a whole. */
+        memset(check, '0', 2 * BUNDLE_CHECK_LEN);
+        ck_assert_int_eq(bundle_parse(ref, len, 0, &b, &line), -EBADMSG);
+        ck_assert_uint_eq(line, 0);
+        ck_assert_int_eq(bundle_parse(ref, len, BUNDLE_ACCEPT_UNCHECKED, &b, &line), -EBADMSG);
+        bundle_text_free(ref, len);
+}
+END_TEST
+
+/* A bundle without check (before revision 1.1): refused unless the caller accepts it. */
+START_TEST(test_unchecked) {
+        char *ref = NULL;
+        size_t len = checked_reference(&ref), cut;
+        char *check = strstr(ref, "\ncheck: ");
+        struct bundle b;
+        unsigned line = 99;
+
+        cut = (size_t) (check - ref) + 1;       /* keep the vault line's newline */
+        memset(&b, 0x5a, sizeof b);
+        ck_assert_int_eq(bundle_parse(ref, cut, 0, &b, &line), -ENOMSG);
+        ck_assert_uint_eq(line, 0);
+        ck_assert(((uint8_t *) &b)[0] == 0x5a);
+        ck_assert_int_eq(bundle_parse(ref, cut, BUNDLE_ACCEPT_UNCHECKED, &b, &line), 0);
+        ck_assert(!b.checked);
+        ck_assert_uint_eq(b.kex, SV_KEX_X25519);
+        ck_assert_uint_eq(b.params.epoch, 41);
+        bundle_free(&b);
+        /* Without check, a broken line is only invalid: nothing says it was ever a bundle. */
+        ref[cut - 2] = '!';
+        ck_assert_int_eq(bundle_parse(ref, cut, BUNDLE_ACCEPT_UNCHECKED, &b, &line), -EINVAL);
+        ck_assert_int_eq(bundle_parse(ref, cut, 0, &b, &line), -EINVAL);
+        bundle_text_free(ref, len);
+}
+END_TEST
+
+/* kex: none or x25519, x25519 only with the hardened profile, absent means none. */
+START_TEST(test_kex_line) {
+        static const struct {
+                const char *profile, *kex;
+                int want, want_kex;
+        } cases[] = {
+                { "hardened", NULL, 0, SV_KEX_NONE },
+                { "hardened", "none", 0, SV_KEX_NONE },
+                { "hardened", "x25519", 0, SV_KEX_X25519 },
+                { "paper", "none", 0, SV_KEX_NONE },
+                { "paper", "x25519", -EINVAL, 0 },
+                { "hardened", "X25519", -EINVAL, 0 },
+                { "hardened", "x448", -EINVAL, 0 },
+                { "hardened", "1", -EINVAL, 0 },
+        };
+        uint8_t keys[128];
+        char b64[200];
+
+        for (size_t i = 0; i < sizeof keys; i++)
+                keys[i] = (uint8_t) i;
+        base64_encode(keys, sizeof keys, b64);
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                char text[1024];
+                struct bundle b;
+                unsigned line = 99;
+                size_t len;
+                int r;
+
+                len = (size_t) snprintf(text, sizeof text,
+                                        "format: 1\ndevice_id: d\nprofile: %s\nn: 8\nm: 16\np: 2\nepoch: 0\n%s%s%svault: %s\n",
+                                        cases[i].profile, cases[i].kex ? "kex: " : "", cases[i].kex ? cases[i].kex : "",
+                                        cases[i].kex ? "\n" : "", b64);
+                r = bundle_parse(text, len, BUNDLE_ACCEPT_UNCHECKED, &b, &line);
+                ck_assert_msg(r == cases[i].want, "%s/%s: %d", cases[i].profile, cases[i].kex, r);
+                if (r == 0) {
+                        ck_assert_uint_eq(b.kex, cases[i].want_kex);
+                        bundle_free(&b);
+                } else
+                        ck_assert_uint_eq(line, 8);
+        }
+        {
+                struct vault_params v = unit_params("d", SV_PROFILE_PAPER, 8, 16, 2, 0);
+                struct bundle b = { .params = v, .kex = SV_KEX_X25519, .vault = keys };
+                uint8_t check[BUNDLE_CHECK_LEN];
+                char *text = (char *) "untouched";
+                size_t len = 5;
+
+                ck_assert_int_eq(bundle_check(&v, SV_KEX_X25519, keys, check), -EINVAL);
+                ck_assert_int_eq(bundle_check(&v, 2, keys, check), -EINVAL);
+                ck_assert_int_eq(bundle_format(&b, &text, &len), -EINVAL);
+                ck_assert_str_eq(text, "untouched");
+        }
 }
 END_TEST
 
@@ -602,6 +857,14 @@ static Suite *bundle_suite(void) {
         tcase_add_test(tc, test_accepted_variants);
         tcase_add_test(tc, test_nul_byte);
         tcase_add_test(tc, test_too_long);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("check");
+        tcase_add_test(tc, test_check_vectors);
+        tcase_add_test(tc, test_check_damage);
+        tcase_add_test(tc, test_check_line);
+        tcase_add_test(tc, test_unchecked);
+        tcase_add_test(tc, test_kex_line);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -103,6 +103,8 @@ static void handshake_once(const struct vault_params *v, uint8_t *keys, uint8_t 
                     round, gen, vault_profile_to_string(v->profile), v->n, v->m, v->p);
         unit_assert(all_keys_differ(h.dev_next, keys, v), "round %d gen %d: a key survived the update", round, gen);
         unit_assert(h.hello.epoch == v->epoch, "round %d: M1 epoch", round);
+        unit_assert(h.hello.kex == v->kex, "round %d: M1 kex", round);
+        unit_assert(h.m1_len == SV_HEADER_LEN + vault_body_len(SV_MSG_HELLO, v), "round %d: M1 length", round);
         memcpy(session, ks_dev, SV_KEY_LEN);
         memcpy(keys, h.dev_next, vault_size(v));
         hs_device_wipe(&h.dev);
@@ -110,17 +112,21 @@ static void handshake_once(const struct vault_params *v, uint8_t *keys, uint8_t 
         unit_hs_free(&h);
 }
 
+/* _i 0 and 1: both profiles without a key share; 2: hardened with the X25519 share (§10). */
 START_TEST(test_random_handshakes) {
-        uint8_t profile = profiles[_i];
+        uint8_t profile = profiles[_i % 2];
         uint8_t prev_session[SV_KEY_LEN] = { 0 };
         struct unit_rng g;
 
-        unit_rng_init(&g, profile == SV_PROFILE_HARDENED ? "handshakes-hardened" : "handshakes-paper");
+        unit_rng_init(&g, _i == 2 ? "handshakes-x25519" :
+                          profile == SV_PROFILE_HARDENED ? "handshakes-hardened" : "handshakes-paper");
         for (int round = 0; round < 1000; round++) {
                 struct vault_params v = random_params(&g, profile, round);
                 uint8_t *keys = vault_random(&g, &v), session[SV_KEY_LEN];
                 int generations = round % 40 == 0 && v.epoch < UINT64_MAX - 8 ? 4 : 1;
 
+                v.kex = _i == 2 ? SV_KEX_X25519 : SV_KEX_NONE;
+                ck_assert_int_eq(vault_params_validate(&v), 0);
                 for (int gen = 0; gen < generations; gen++) {
                         handshake_once(&v, keys, session, round, gen);
                         unit_assert(memcmp(session, prev_session, sizeof session) != 0,
@@ -615,7 +621,9 @@ static const char *const craft_names[CRAFT_MAX] = {
         "sealed under a wrong TH2", "plaintext one byte longer",
 };
 
-static size_t craft_m3(const struct unit_hs *h, const uint8_t *keys, enum craft how, struct unit_rng *g, uint8_t *out) {
+/* An M3 sealed as a device holding `keys` would, with z (SV_X25519_LEN bytes, kex x25519) or NULL. */
+static size_t craft_m3(const struct unit_hs *h, const uint8_t *keys, const uint8_t *z, enum craft how,
+                       struct unit_rng *g, uint8_t *out) {
         const struct vault_params *v = &h->params;
         struct msg_challenge chal;
         struct msg_response resp;
@@ -630,7 +638,7 @@ static size_t craft_m3(const struct unit_hs *h, const uint8_t *keys, enum craft 
         vault_combine(keys, v, &chal.c1, x1);
         if (how == CRAFT_WRONG_KEY)
                 x1[0] ^= 1;
-        ck_assert_int_eq(keysched_k3(v->profile, th2, x1, v->m, k3, &k3_len), 0);
+        ck_assert_int_eq(keysched_k3(v->profile, th2, x1, v->m, z, z ? SV_X25519_LEN : 0, k3, &k3_len), 0);
 
         memcpy(resp.r1, chal.r1, sizeof resp.r1);
         if (how == CRAFT_WRONG_R1)
@@ -707,7 +715,7 @@ START_TEST(test_crafted_m3) {
                 for (int how = CRAFT_MAX - 1; how >= 0; how--) {
                         int want = how == CRAFT_VALID ? 0 : how == CRAFT_TRAILING_PT ? -EBADMSG : -EACCES, r;
 
-                        len = craft_m3(&h, keys, how, &g, frame);
+                        len = craft_m3(&h, keys, NULL, how, &g, frame);
                         r = hs_server_respond(&h.srv, frame, len, next, out, sizeof out, &out_len);
                         unit_assert(r == want, "round %d %s: %d, want %d", round, craft_names[how], r, want);
                         if (r < 0)
@@ -843,6 +851,17 @@ START_TEST(test_decoy_shape) {
 }
 END_TEST
 
+/* The device answers a decoy M2 (it cannot tell); the server refuses that M3 and changes nothing. */
+static void assert_decoy_refused(struct unit_hs *h) {
+        struct hs_server before;
+
+        ck_assert_int_eq(unit_hs_step(h, UNIT_DEVICE_RESPOND), 0);
+        memcpy(&before, &h->srv, sizeof before);
+        ck_assert_int_eq(unit_hs_step(h, UNIT_SERVER_RESPOND), -EACCES);
+        ck_assert(memcmp(&h->srv, &before, sizeof before) == 0);
+        ck_assert_ptr_null(hs_server_session_key(&h->srv));
+}
+
 /*
  * A decoy with a vault (authserver's): M2 of the shape given, and the M3 is checked against that
  * vault exactly as a device's, then refused even when it verifies (here the device holds the
@@ -875,11 +894,7 @@ START_TEST(test_decoy_with_vault) {
         ck_assert_int_eq(hs_server_challenge_decoy(&h.srv, &w, keys, h.m2, sizeof h.m2, &h.m2_len), 0);
         ck_assert(h.srv.decoy);
         ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, &v, &chal), 0);
-        ck_assert_int_eq(unit_hs_step(&h, UNIT_DEVICE_RESPOND), 0);
-        memcpy(&before, &h.srv, sizeof before);
-        ck_assert_int_eq(unit_hs_step(&h, UNIT_SERVER_RESPOND), -EACCES);
-        ck_assert(memcmp(&h.srv, &before, sizeof before) == 0);
-        ck_assert_ptr_null(hs_server_session_key(&h.srv));
+        assert_decoy_refused(&h);
         unit_hs_free(&h);
         free(keys);
 }
@@ -1102,12 +1117,224 @@ START_TEST(test_wrong_device_vault) {
 }
 END_TEST
 
+/* ---- Revision 1.1 §10: the X25519 key share ---- */
+
+static struct vault_params kex_params(const char *id, uint16_t n, uint8_t p, uint64_t epoch) {
+        struct vault_params v = unit_params(id, SV_PROFILE_HARDENED, n, 16, p, epoch);
+
+        v.kex = SV_KEX_X25519;
+        ck_assert_int_eq(vault_params_validate(&v), 0);
+        return v;
+}
+
+/* A full x25519 handshake: both sides agree on the session key and the next vault, the
+ * shares are on the wire, e_dev is gone once Z is computed and Z once S is derived (the
+ * server never keeps e_srv). The same random values without the share give other keys. */
+START_TEST(test_kex_handshake) {
+        struct vault_params v = kex_params("fs-device", 64, 8, 3), w = v;
+        uint8_t *keys = vault_random(NULL, &v), session[SV_KEY_LEN], *next = NULL;
+        struct unit_rng gd, gs;
+        struct unit_replay dr, sr;
+        struct unit_hs h;
+
+        for (int round = 0; round < 20; round++) {
+                unit_rng_init(&gd, "kex-device");
+                unit_rng_init(&gs, "kex-server");
+                unit_replay_init(&dr, &gd);
+                unit_replay_init(&sr, &gs);
+                unit_hs_init(&h, &v, keys, NULL, round == 0 ? &dr.rng : NULL, round == 0 ? &sr.rng : NULL);
+                unit_hs_run_to(&h, UNIT_SERVER_HELLO);
+                ck_assert_uint_eq(h.m1_len, SV_HEADER_LEN + vault_body_len(SV_MSG_HELLO, &v));
+                ck_assert_uint_eq(h.hello.kex, SV_KEX_X25519);
+                ck_assert(h.dev.kex.armed);
+                ck_assert(!unit_is_zero(h.dev.kex.e, sizeof h.dev.kex.e));
+                ck_assert(memcmp(h.hello.share, h.dev.kex.share, SV_X25519_LEN) == 0);
+                unit_hs_run(&h, UNIT_SERVER_CHALLENGE, UNIT_SERVER_CHALLENGE);
+                ck_assert_uint_eq(h.m2_len, SV_HEADER_LEN + vault_body_len(SV_MSG_CHALLENGE, &v));
+                ck_assert(!h.srv.decoy);
+                ck_assert(!unit_is_zero(h.srv.z, sizeof h.srv.z));
+                unit_hs_run(&h, UNIT_DEVICE_RESPOND, UNIT_DEVICE_RESPOND);
+                /* e_dev wiped at Z; Z the same on both sides until S. */
+                ck_assert(!h.dev.kex.armed);
+                ck_assert(unit_is_zero(&h.dev.kex, sizeof h.dev.kex));
+                ck_assert(memcmp(h.dev.z, h.srv.z, SV_X25519_LEN) == 0);
+                unit_hs_run(&h, UNIT_SERVER_RESPOND, UNIT_SERVER_RESPOND);
+                ck_assert(unit_is_zero(h.srv.z, sizeof h.srv.z));
+                unit_hs_run(&h, UNIT_DEVICE_CONFIRM, UNIT_SERVER_COMMIT);
+                ck_assert(unit_is_zero(h.dev.z, sizeof h.dev.z));
+                ck_assert(memcmp(hs_device_session_key(&h.dev), hs_server_session_key(&h.srv), SV_KEY_LEN) == 0);
+                ck_assert(memcmp(h.dev_next, h.srv_next, vault_size(&v)) == 0);
+                ck_assert(all_keys_differ(h.dev_next, keys, &v));
+                if (round == 0) {
+                        ck_assert_uint_eq(dr.calls[HS_E_DEV], 1);
+                        ck_assert_uint_eq(sr.calls[HS_E_SRV], 1);
+                        memcpy(session, hs_device_session_key(&h.dev), sizeof session);
+                        next = unit_dup(h.dev_next, vault_size(&v));
+                }
+                unit_hs_free(&h);
+        }
+
+        /* Same draws without the share: Z is what changes the keys. */
+        w.kex = SV_KEX_NONE;
+        unit_rng_init(&gd, "kex-device");
+        unit_rng_init(&gs, "kex-server");
+        unit_replay_init(&dr, &gd);
+        unit_replay_init(&sr, &gs);
+        unit_hs_init(&h, &w, keys, NULL, &dr.rng, &sr.rng);
+        unit_hs_run_to(&h, UNIT_SERVER_COMMIT);
+        ck_assert(memcmp(hs_device_session_key(&h.dev), session, sizeof session) != 0);
+        ck_assert_ptr_nonnull(next);
+        ck_assert(memcmp(h.dev_next, next, vault_size(&v)) != 0);
+        unit_hs_free(&h);
+        free(next);
+        free(keys);
+}
+END_TEST
+
+/* The M1 of `h` with its share removed (strip) or a random one added, length fixed. */
+static void m1_reshape(struct unit_hs *h, bool strip) {
+        if (strip) {
+                ck_assert_uint_gt(h->m1_len, SV_HEADER_LEN + SV_X25519_LEN);
+                h->m1_len -= SV_X25519_LEN;
+        } else {
+                ck_assert_int_eq(crypto_random(h->m1 + h->m1_len, SV_X25519_LEN), 0);
+                h->m1_len += SV_X25519_LEN;
+        }
+        be16_put(h->m1 + 2, (uint16_t) (h->m1_len - SV_HEADER_LEN));
+}
+
+/*
+ * §10, no downgrade: an M1 whose share does not match the enrolled kex (added to a kex none
+ * device's M1, or stripped from a kex x25519 device's) gets a decoy M2 of M1's shape, and the
+ * M3 that answers it is refused, even the M3 of a party that holds the vault and computes
+ * every key right for the M1 it sent. For an unknown device the decoy M2 carries a share
+ * exactly when M1 has one.
+ */
+START_TEST(test_kex_mismatch_decoy) {
+        struct vault_params x = kex_params("switch-1", 32, 4, 9), none = x;
+        uint8_t *keys = vault_random(NULL, &x);
+        struct msg_challenge chal;
+        struct unit_hs h;
+
+        none.kex = SV_KEX_NONE;
+        for (int dir = 0; dir < 2; dir++) {
+                /* dir 0: the device has the share, the server enrolled none; dir 1: the reverse. */
+                const struct vault_params *dv = dir == 0 ? &x : &none, *sv = dir == 0 ? &none : &x;
+
+                for (int round = 0; round < 20; round++) {
+                        unit_hs_init(&h, dv, keys, NULL, NULL, NULL);
+                        h.srv_params = *sv;
+                        unit_hs_run_to(&h, UNIT_SERVER_CHALLENGE);
+                        ck_assert(h.srv.decoy);
+                        /* M2 has M1's shape: the device (which holds the vault) answers. */
+                        ck_assert_uint_eq(h.m2_len, SV_HEADER_LEN + vault_body_len(SV_MSG_CHALLENGE, dv));
+                        assert_decoy_refused(&h);
+                        unit_hs_free(&h);
+                }
+        }
+
+        /* A man in the middle strips the share from an x25519 device's M1 (dir 0) or adds one
+         * to a kex none device's M1 (dir 1), and answers the M2 as a kex none device holding
+         * the vault would: the server, which enrolled the device's true kex, refuses at M3. */
+        for (int dir = 0; dir < 2; dir++) {
+                const struct vault_params *dv = dir == 0 ? &x : &none;
+
+                unit_hs_init(&h, dv, keys, NULL, NULL, NULL);
+                unit_hs_run_to(&h, UNIT_DEVICE_HELLO);
+                m1_reshape(&h, dir == 0);
+                unit_hs_run(&h, UNIT_SERVER_HELLO, UNIT_SERVER_CHALLENGE);
+                ck_assert(h.srv.decoy);
+                ck_assert_uint_eq(h.hello.kex, dir == 0 ? SV_KEX_NONE : SV_KEX_X25519);
+                /* The true device cannot read the reshaped M2. */
+                ck_assert_int_eq(unit_hs_step(&h, UNIT_DEVICE_RESPOND), -EBADMSG);
+                if (dir == 0) {
+                        struct unit_rng g;
+
+                        unit_rng_init(&g, "kex-strip");
+                        h.params = none;        /* what the attacker answers as */
+                        h.m3_len = craft_m3(&h, keys, NULL, CRAFT_VALID, &g, h.m3);
+                        ck_assert_int_eq(unit_hs_step(&h, UNIT_SERVER_RESPOND), -EACCES);
+                }
+                unit_hs_free(&h);
+        }
+
+        /* Unknown device: a share in the decoy M2 exactly when M1 has one. */
+        for (int with = 0; with < 2; with++) {
+                const struct vault_params *dv = with ? &x : &none;
+
+                unit_hs_init(&h, dv, keys, NULL, NULL, NULL);
+                unit_hs_run_to(&h, UNIT_SERVER_HELLO);
+                hs_server_init(&h.srv, &hs_random_os, x.n, x.p);
+                ck_assert_int_eq(hs_server_hello(&h.srv, h.m1, h.m1_len, NULL), 0);
+                ck_assert_int_eq(hs_server_challenge(&h.srv, NULL, NULL, h.m2, sizeof h.m2, &h.m2_len), 0);
+                ck_assert_uint_eq(h.m2_len, SV_HEADER_LEN + vault_body_len(SV_MSG_CHALLENGE, dv));
+                ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, dv, &chal), 0);
+                if (with)
+                        ck_assert(!kex_share_is_small_order(chal.share));
+                assert_decoy_refused(&h);
+                unit_hs_free(&h);
+                /* The same with a decoy vault (authserver's decoy). */
+                unit_hs_init(&h, dv, keys, NULL, NULL, NULL);
+                unit_hs_run_to(&h, UNIT_SERVER_HELLO);
+                ck_assert_int_eq(hs_server_challenge_decoy(&h.srv, &none, keys, h.m2, sizeof h.m2, &h.m2_len), 0);
+                ck_assert_uint_eq(h.m2_len, SV_HEADER_LEN + vault_body_len(SV_MSG_CHALLENGE, dv));
+                assert_decoy_refused(&h);
+                unit_hs_free(&h);
+        }
+        free(keys);
+}
+END_TEST
+
+/*
+ * Every RFC 7748 small-order share. From the device: the server still sends a well-formed M2
+ * and refuses M3, even an M3 sealed by a party that holds the vault and uses the Z = 0 that
+ * such a share forces. From the server: the device aborts at M2 and changes nothing.
+ */
+START_TEST(test_kex_small_order) {
+        struct vault_params v = kex_params("low-order", 32, 4, 0);
+        uint8_t *keys = vault_random(NULL, &v), pts[UNIT_SMALL_ORDER_COUNT][32], zero[SV_X25519_LEN] = { 0 };
+        struct msg_challenge chal;
+        struct hs_device dbefore;
+        struct unit_rng g;
+        struct unit_hs h;
+
+        unit_small_order_points(pts);
+        unit_rng_init(&g, "kex-small-order");
+        for (int i = 0; i < UNIT_SMALL_ORDER_COUNT; i++) {
+                /* From the device. */
+                unit_hs_init(&h, &v, keys, NULL, NULL, NULL);
+                unit_hs_run_to(&h, UNIT_DEVICE_HELLO);
+                memcpy(h.m1 + h.m1_len - SV_X25519_LEN, pts[i], SV_X25519_LEN);
+                unit_hs_run(&h, UNIT_SERVER_HELLO, UNIT_SERVER_CHALLENGE);
+                ck_assert_int_eq(wire_decode_challenge(h.m2, h.m2_len, &v, &chal), 0);
+                ck_assert_msg(h.srv.decoy, "small-order share %d accepted", i);
+                h.m3_len = craft_m3(&h, keys, zero, CRAFT_VALID, &g, h.m3);
+                ck_assert_msg(unit_hs_step(&h, UNIT_SERVER_RESPOND) == -EACCES, "share %d: M3 with Z = 0 accepted", i);
+                ck_assert_ptr_null(hs_server_session_key(&h.srv));
+                unit_hs_free(&h);
+
+                /* From the server. */
+                unit_hs_init(&h, &v, keys, NULL, NULL, NULL);
+                unit_hs_run_to(&h, UNIT_SERVER_CHALLENGE);
+                memcpy(h.m2 + h.m2_len - SV_X25519_LEN, pts[i], SV_X25519_LEN);
+                memcpy(&dbefore, &h.dev, sizeof dbefore);
+                ck_assert_int_eq(unit_hs_step(&h, UNIT_DEVICE_RESPOND), -EKEYREJECTED);
+                ck_assert(memcmp(&h.dev, &dbefore, sizeof dbefore) == 0);
+                ck_assert_uint_eq(h.dev.state, HS_DEVICE_HELLO_SENT);
+                hs_device_wipe(&h.dev);
+                ck_assert(unit_is_zero(&h.dev, sizeof h.dev));
+                unit_hs_free(&h);
+        }
+        free(keys);
+}
+END_TEST
+
 static Suite *handshake_suite(void) {
         Suite *s = suite_create("handshake");
         TCase *tc = tcase_create("random");
 
         tcase_set_timeout(tc, 120);
-        tcase_add_loop_test(tc, test_random_handshakes, 0, 2);
+        tcase_add_loop_test(tc, test_random_handshakes, 0, 3);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("recomputed");
@@ -1134,6 +1361,13 @@ static Suite *handshake_suite(void) {
         tcase_add_loop_test(tc, test_decoy_with_vault, 0, 2);
         tcase_add_loop_test(tc, test_wrong_server_vault, 0, 2);
         tcase_add_loop_test(tc, test_wrong_device_vault, 0, 2);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("kex");
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_kex_handshake);
+        tcase_add_test(tc, test_kex_mismatch_decoy);
+        tcase_add_test(tc, test_kex_small_order);
         suite_add_tcase(s, tc);
         return s;
 }

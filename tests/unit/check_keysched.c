@@ -24,19 +24,19 @@ START_TEST(test_k3) {
         unit_rng_bytes(&g, x1, sizeof x1);
         for (uint8_t m = 16; m <= 32; m += 16) {
                 /* hardened: HKDF(TH2, X(C1), "sv1 k3", 32) */
-                ck_assert_int_eq(keysched_k3(SV_PROFILE_HARDENED, th2, x1, m, out, &len), 0);
+                ck_assert_int_eq(keysched_k3(SV_PROFILE_HARDENED, th2, x1, m, NULL, 0, out, &len), 0);
                 ck_assert_uint_eq(len, 32);
                 ck_assert_int_eq(crypto_hkdf(th2, 32, x1, m, "sv1 k3", want, 32), 0);
                 unit_assert(memcmp(out, want, 32) == 0, "hardened k3 m=%u", m);
                 /* paper: X(C1) itself, m bytes */
                 memset(out, 0, sizeof out);
-                ck_assert_int_eq(keysched_k3(SV_PROFILE_PAPER, th2, x1, m, out, &len), 0);
+                ck_assert_int_eq(keysched_k3(SV_PROFILE_PAPER, th2, x1, m, NULL, 0, out, &len), 0);
                 ck_assert_uint_eq(len, m);
                 ck_assert(memcmp(out, x1, m) == 0);
         }
         len = 99;
-        ck_assert_int_eq(keysched_k3(0, th2, x1, 16, out, &len), -EINVAL);
-        ck_assert_int_eq(keysched_k3(3, th2, x1, 16, out, &len), -EINVAL);
+        ck_assert_int_eq(keysched_k3(0, th2, x1, 16, NULL, 0, out, &len), -EINVAL);
+        ck_assert_int_eq(keysched_k3(3, th2, x1, 16, NULL, 0, out, &len), -EINVAL);
         ck_assert_uint_eq(len, 99);
 }
 END_TEST
@@ -52,19 +52,19 @@ START_TEST(test_k4) {
         unit_rng_bytes(&g, t1, sizeof t1);
         for (uint8_t m = 16; m <= 32; m += 16) {
                 /* hardened: HKDF(TH3, X(C2) || t1, "sv1 k4", 32) */
-                ck_assert_int_eq(keysched_k4(SV_PROFILE_HARDENED, th3, x2, m, t1, out, &len), 0);
+                ck_assert_int_eq(keysched_k4(SV_PROFILE_HARDENED, th3, x2, m, t1, NULL, 0, out, &len), 0);
                 ck_assert_uint_eq(len, 32);
                 memcpy(ikm, x2, m);
                 memcpy(ikm + m, t1, 32);
                 ck_assert_int_eq(crypto_hkdf(th3, 32, ikm, m + 32u, "sv1 k4", want, 32), 0);
                 unit_assert(memcmp(out, want, 32) == 0, "hardened k4 m=%u", m);
                 /* paper: X(C2) xor t1[0..m) */
-                ck_assert_int_eq(keysched_k4(SV_PROFILE_PAPER, th3, x2, m, t1, out, &len), 0);
+                ck_assert_int_eq(keysched_k4(SV_PROFILE_PAPER, th3, x2, m, t1, NULL, 0, out, &len), 0);
                 ck_assert_uint_eq(len, m);
                 for (unsigned i = 0; i < m; i++)
                         ck_assert_uint_eq(out[i], x2[i] ^ t1[i]);
         }
-        ck_assert_int_eq(keysched_k4(7, th3, x2, 16, t1, out, &len), -EINVAL);
+        ck_assert_int_eq(keysched_k4(7, th3, x2, 16, t1, NULL, 0, out, &len), -EINVAL);
 }
 END_TEST
 
@@ -81,7 +81,7 @@ START_TEST(test_finish) {
                 t[i] = t1[i] ^ t2[i];
         ck_assert_int_eq(crypto_hkdf_extract(th4, 32, t, 32, s), 0);
 
-        ck_assert_int_eq(keysched_finish(SV_PROFILE_HARDENED, th4, t1, t2, &f), 0);
+        ck_assert_int_eq(keysched_finish(SV_PROFILE_HARDENED, th4, t1, t2, NULL, 0, &f), 0);
         ck_assert_int_eq(crypto_hkdf_expand(s, "sv1 k5", want, 32), 0);
         unit_assert(memcmp(f.k5, want, 32) == 0, "hardened k5");
         ck_assert_int_eq(crypto_hkdf_expand(s, "sv1 session", want, 32), 0);
@@ -90,7 +90,7 @@ START_TEST(test_finish) {
         unit_assert(memcmp(f.u, want, 32) == 0, "hardened U");
         ck_assert(memcmp(f.session_key, t, 32) != 0);
 
-        ck_assert_int_eq(keysched_finish(SV_PROFILE_PAPER, th4, t1, t2, &f), 0);
+        ck_assert_int_eq(keysched_finish(SV_PROFILE_PAPER, th4, t1, t2, NULL, 0, &f), 0);
         ck_assert_int_eq(crypto_hkdf_expand(s, "sv1 k5", want, 32), 0);
         unit_assert(memcmp(f.k5, want, 32) == 0, "paper k5");
         unit_assert(memcmp(f.session_key, t, 32) == 0, "paper session key is t1 xor t2");
@@ -99,17 +99,17 @@ START_TEST(test_finish) {
         {
                 struct keysched_final f2;
 
-                ck_assert_int_eq(keysched_finish(SV_PROFILE_HARDENED, th4, t1, t2, &f), 0);
-                ck_assert_int_eq(keysched_finish(SV_PROFILE_HARDENED, th4, t2, t1, &f2), 0);
+                ck_assert_int_eq(keysched_finish(SV_PROFILE_HARDENED, th4, t1, t2, NULL, 0, &f), 0);
+                ck_assert_int_eq(keysched_finish(SV_PROFILE_HARDENED, th4, t2, t1, NULL, 0, &f2), 0);
                 ck_assert(memcmp(&f, &f2, sizeof f) == 0);
                 th4[0] ^= 1;
-                ck_assert_int_eq(keysched_finish(SV_PROFILE_HARDENED, th4, t1, t2, &f2), 0);
+                ck_assert_int_eq(keysched_finish(SV_PROFILE_HARDENED, th4, t1, t2, NULL, 0, &f2), 0);
                 ck_assert(memcmp(f.k5, f2.k5, 32) != 0);
                 ck_assert(memcmp(f.session_key, f2.session_key, 32) != 0);
                 ck_assert(memcmp(f.u, f2.u, 32) != 0);
         }
         memset(&f, 0x5c, sizeof f);
-        ck_assert_int_eq(keysched_finish(0, th4, t1, t2, &f), -EINVAL);
+        ck_assert_int_eq(keysched_finish(0, th4, t1, t2, NULL, 0, &f), -EINVAL);
         for (size_t i = 0; i < sizeof f; i++)
                 ck_assert_uint_eq(((uint8_t *) &f)[i], 0x5c);
         keysched_final_wipe(&f);

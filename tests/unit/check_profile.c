@@ -78,12 +78,13 @@ START_TEST(test_table_rows) {
                 if (pi->implemented) {
                         implemented++;
                         ck_assert_ptr_eq(profile_find(pi->profile, pi->kex), pi);
-                        /* Today only kex none is implemented (revision 1.1 §10 is not). */
-                        ck_assert_uint_eq(pi->kex, SV_KEX_NONE);
+                        /* Revision 1.1 §10: the key share with the hardened profile only. */
+                        ck_assert(pi->kex == SV_KEX_NONE || pi->profile == SV_PROFILE_HARDENED);
                 } else
                         ck_assert_ptr_null(profile_find(pi->profile, pi->kex));
         }
-        ck_assert_uint_eq(implemented, 2);
+        ck_assert_uint_eq(implemented, 3);
+        ck_assert_uint_eq(profile_find(SV_PROFILE_HARDENED, SV_KEX_X25519)->keys, PROFILE_KEYS_HKDF);
         ck_assert_uint_eq(profile_find(SV_PROFILE_HARDENED, SV_KEX_NONE)->keys, PROFILE_KEYS_HKDF);
         ck_assert_uint_eq(profile_find(SV_PROFILE_PAPER, SV_KEX_NONE)->keys, PROFILE_KEYS_RAW);
         ck_assert_int_eq(profile_from_name("x25519"), -EINVAL);
@@ -112,12 +113,21 @@ START_TEST(test_lengths_as_before) {
                                                       profiles[pr], id_len, p, len);
                                         max[t] = len > max[t] ? len : max[t];
                                         checked++;
+                                        /* §10: the share adds 32 bytes to M1 and M2 of hardened, nothing else. */
+                                        w.kex = SV_KEX_X25519;
+                                        len = wire_body_len(types[t], &w);
+                                        if (profiles[pr] != SV_PROFILE_HARDENED)
+                                                ck_assert_uint_eq(len, 0);
+                                        else
+                                                ck_assert_uint_eq(len, old_len(types[t], (uint8_t) id_len, (uint8_t) p) +
+                                                                  (types[t] == SV_MSG_HELLO || types[t] == SV_MSG_CHALLENGE ?
+                                                                   SV_X25519_LEN : 0));
                                 }
         ck_assert_uint_eq(checked, 2 * 64 * 64 * ARRAY_SIZE(types));
 
-        /* The fixed buffers are exactly the largest frames. */
-        ck_assert_uint_eq(SV_HEADER_LEN + max[0], SV_HELLO_FRAME_MAX);
-        ck_assert_uint_eq(SV_HEADER_LEN + max[1], SV_CHALLENGE_FRAME_MAX);
+        /* The fixed buffers are exactly the largest frames (M1 and M2 with the share). */
+        ck_assert_uint_eq(SV_HEADER_LEN + max[0] + SV_X25519_LEN, SV_HELLO_FRAME_MAX);
+        ck_assert_uint_eq(SV_HEADER_LEN + max[1] + SV_X25519_LEN, SV_CHALLENGE_FRAME_MAX);
         ck_assert_uint_eq(SV_HEADER_LEN + max[2], SV_RESPONSE_FRAME_MAX);
         ck_assert_uint_eq(max[2] - SV_TAG_LEN, SV_RESPONSE_PT_MAX);
         ck_assert_uint_eq(SV_HEADER_LEN + max[3], SV_CONFIRM_FRAME_LEN);
@@ -152,16 +162,17 @@ START_TEST(test_lengths_as_before) {
 }
 END_TEST
 
-/* What a receiver accepts before it knows the parameters: M1 from 27 to 90 bytes (§2). */
+/* What a receiver accepts before it knows the parameters: M1 from 27 to 90 bytes (§2), and
+ * 32 more with the key share (§10). */
 START_TEST(test_length_ranges) {
         size_t lo = 0, hi = 0;
 
         ck_assert_int_eq(wire_body_len_range(SV_MSG_HELLO, &lo, &hi), 0);
         ck_assert_uint_eq(lo, OLD_HELLO_BODY_LEN(SV_ID_MIN));
-        ck_assert_uint_eq(hi, OLD_HELLO_BODY_LEN(SV_ID_MAX));
+        ck_assert_uint_eq(hi, OLD_HELLO_BODY_LEN(SV_ID_MAX) + SV_X25519_LEN);
         ck_assert_int_eq(wire_body_len_range(SV_MSG_CHALLENGE, &lo, &hi), 0);
         ck_assert_uint_eq(lo, OLD_CHALLENGE_BODY_LEN(1));
-        ck_assert_uint_eq(hi, OLD_CHALLENGE_BODY_LEN(64));
+        ck_assert_uint_eq(hi, OLD_CHALLENGE_BODY_LEN(64) + SV_X25519_LEN);
         ck_assert_int_eq(wire_body_len_range(SV_MSG_RESPONSE, &lo, &hi), 0);
         ck_assert_uint_eq(lo, OLD_RESPONSE_BODY_LEN(1));
         ck_assert_uint_eq(hi, OLD_RESPONSE_BODY_LEN(64));
@@ -181,7 +192,8 @@ END_TEST
 START_TEST(test_out_of_range_refused) {
         for (unsigned profile = 0; profile <= UINT8_MAX; profile++)
                 for (unsigned kex = 0; kex <= UINT8_MAX; kex++) {
-                        bool ok = (profile == SV_PROFILE_HARDENED || profile == SV_PROFILE_PAPER) && kex == SV_KEX_NONE;
+                        bool ok = ((profile == SV_PROFILE_HARDENED || profile == SV_PROFILE_PAPER) && kex == SV_KEX_NONE) ||
+                                  (profile == SV_PROFILE_HARDENED && kex == SV_KEX_X25519);
                         struct wire_params w = { (uint8_t) profile, (uint8_t) kex, 11, 4 };
 
                         ck_assert_msg((profile_find(profile, kex) != NULL) == ok, "profile %u kex %u", profile, kex);
@@ -193,8 +205,8 @@ START_TEST(test_out_of_range_refused) {
         ck_assert_ptr_null(profile_find(0x100 + SV_PROFILE_HARDENED, SV_KEX_NONE));
         ck_assert_ptr_null(profile_find(SV_PROFILE_HARDENED, 0x100));
         ck_assert_ptr_null(profile_find(UINT64_MAX, UINT64_MAX));
-        /* The key share of revision 1.1 is described, not allowed. */
-        ck_assert_ptr_null(profile_find(SV_PROFILE_HARDENED, SV_KEX_X25519));
+        /* The key share of revision 1.1 §10: hardened only. */
+        ck_assert_ptr_nonnull(profile_find(SV_PROFILE_HARDENED, SV_KEX_X25519));
         ck_assert_ptr_null(profile_find(SV_PROFILE_PAPER, SV_KEX_X25519));
 
         for (unsigned type = 0; type <= UINT8_MAX; type++) {
@@ -237,8 +249,9 @@ START_TEST(test_shapes_as_before) {
                                         if ((profile_check(profile, SV_KEX_NONE, n, ms[k], p) == 0) != old)
                                                 ck_abort_msg("profile %u n %" PRIu64 " m %" PRIu64 " p %" PRIu64,
                                                              profile, n, ms[k], p);
-                                        if (profile_check(profile, SV_KEX_X25519, n, ms[k], p) != -EINVAL)
-                                                ck_abort_msg("kex x25519 accepted");
+                                        if ((profile_check(profile, SV_KEX_X25519, n, ms[k], p) == 0) !=
+                                            (old && profile == SV_PROFILE_HARDENED))
+                                                ck_abort_msg("kex x25519: profile %u n %" PRIu64, profile, n);
                                         if (n <= UINT16_MAX && ms[k] <= UINT8_MAX) {
                                                 v.profile = (uint8_t) profile;
                                                 v.n = (uint16_t) n;
@@ -273,6 +286,30 @@ static size_t hex_len(const char *value) {
 }
 
 /* The known-answer vectors: every frame's length is the table's for the case's parameters. */
+/* What may be enrolled: every row of the table, implemented or not; kex names both ways. */
+START_TEST(test_entry_and_kex_names) {
+        size_t count;
+        const struct profile_info *t = profile_table(&count);
+
+        for (size_t i = 0; i < count; i++)
+                ck_assert_ptr_eq(profile_entry(t[i].profile, t[i].kex), &t[i]);
+        ck_assert_ptr_nonnull(profile_entry(SV_PROFILE_HARDENED, SV_KEX_X25519));
+        ck_assert_ptr_null(profile_entry(SV_PROFILE_PAPER, SV_KEX_X25519));
+        ck_assert_ptr_null(profile_entry(SV_PROFILE_HARDENED, 2));
+        ck_assert_ptr_null(profile_entry(0, SV_KEX_NONE));
+        ck_assert_ptr_null(profile_entry(SV_PROFILE_HARDENED, UINT64_MAX));
+        ck_assert_str_eq(profile_kex_name(SV_KEX_NONE), "none");
+        ck_assert_str_eq(profile_kex_name(SV_KEX_X25519), "x25519");
+        ck_assert_ptr_null(profile_kex_name(2));
+        ck_assert_ptr_null(profile_kex_name(UINT64_MAX));
+        ck_assert_int_eq(profile_kex_from_name("none"), SV_KEX_NONE);
+        ck_assert_int_eq(profile_kex_from_name("x25519"), SV_KEX_X25519);
+        ck_assert_int_eq(profile_kex_from_name("X25519"), -EINVAL);
+        ck_assert_int_eq(profile_kex_from_name(""), -EINVAL);
+        ck_assert_int_eq(profile_kex_from_name("none "), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_vectors) {
         FILE *f = fopen(VECTORS_PUBLIC, "re");
         char *line = NULL, id[SV_ID_MAX + 1] = "";
@@ -325,6 +362,7 @@ static Suite *profile_suite(void) {
         tcase_add_test(tc, test_length_ranges);
         tcase_add_test(tc, test_out_of_range_refused);
         tcase_add_test(tc, test_shapes_as_before);
+        tcase_add_test(tc, test_entry_and_kex_names);
         tcase_add_test(tc, test_vectors);
         tcase_set_timeout(tc, 120);
         suite_add_tcase(s, tc);

@@ -54,8 +54,8 @@ tests_unit_check_handshake_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_handshake_LDADD = $(UNIT_LDADD)
 
 tests_unit_check_bundle_SOURCES = tests/unit/check_bundle.c
-tests_unit_check_bundle_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_check_bundle_LDADD = $(UNIT_LDADD)
+tests_unit_check_bundle_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/tests/lib
+tests_unit_check_bundle_LDADD = tests/unit/libunit.a $(TESTKAT_LIBS) $(SVCOMMON_LIBS) $(CHECK_LIBS)
 
 tests_unit_check_text_SOURCES = tests/unit/check_text.c
 tests_unit_check_text_CPPFLAGS = $(UNIT_CPPFLAGS)

@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
+
 #include "buf.h"
 #include "crypto.h"
 #include "unit.h"
@@ -305,4 +307,46 @@ bool unit_is_zero(const void *p, size_t len) {
                 if (b[i])
                         return false;
         return true;
+}
+
+/* A little-endian u-coordinate from a decimal number, or from p = 2^255 - 19 plus delta. */
+static void u_from_bn(const BIGNUM *bn, uint8_t out[32]) {
+        ck_assert_int_eq(BN_bn2lebinpad(bn, out, 32), 32);
+}
+
+void unit_u_decimal(const char *dec, uint8_t out[32]) {
+        BIGNUM *bn = NULL;
+
+        ck_assert_int_gt(BN_dec2bn(&bn, dec), 0);
+        u_from_bn(bn, out);
+        BN_free(bn);
+}
+
+void unit_u_p_plus(long delta, uint8_t out[32]) {
+        BIGNUM *bn = BN_new();
+
+        ck_assert_ptr_nonnull(bn);
+        ck_assert_int_eq(BN_set_bit(bn, 255) && BN_sub_word(bn, 19), 1);
+        ck_assert_int_eq(delta < 0 ? BN_sub_word(bn, (BN_ULONG) -delta) : BN_add_word(bn, (BN_ULONG) delta), 1);
+        u_from_bn(bn, out);
+        BN_free(bn);
+}
+
+/*
+ * Every small-order u-coordinate of RFC 7748 curve25519 and its twist, computed here from
+ * the numbers (not copied from kex.c's table): 0, 1, the two of order 8, p-1, and the
+ * non-canonical p and p+1; each also with bit 255 set, which X25519 ignores. 14 shares.
+ */
+void unit_small_order_points(uint8_t pts[UNIT_SMALL_ORDER_COUNT][32]) {
+        unit_u_decimal("0", pts[0]);
+        unit_u_decimal("1", pts[1]);
+        unit_u_decimal("325606250916557431795983626356110631294008115727848805560023387167927233504", pts[2]);
+        unit_u_decimal("39382357235489614581723060781553021112529911719440698176882885853963445705823", pts[3]);
+        unit_u_p_plus(-1, pts[4]);
+        unit_u_p_plus(0, pts[5]);
+        unit_u_p_plus(1, pts[6]);
+        for (int i = 0; i < 7; i++) {
+                memcpy(pts[7 + i], pts[i], 32);
+                pts[7 + i][31] |= 0x80;
+        }
 }

@@ -51,7 +51,7 @@ int unit_rng_challenge(struct unit_rng *g, uint16_t n, uint8_t p, const struct c
  * from `gen` (or the OS CSPRNG when gen is NULL). Values are not checked here: the
  * state machines must check what they get. `fail[what]` < 0 makes that draw fail.
  */
-#define UNIT_HS_VALUES (HS_T2 + 1)
+#define UNIT_HS_VALUES (HS_E_SRV + 1)
 
 struct unit_replay {
         bool have_bytes[UNIT_HS_VALUES];
@@ -120,3 +120,14 @@ const char *unit_hex(const void *p, size_t len);
 
 /* Whether all len bytes are zero: a wiped secret, an untouched output. */
 bool unit_is_zero(const void *p, size_t len);
+
+/* X25519 u-coordinates (little-endian) from a decimal number, or from p = 2^255 - 19 plus delta. */
+void unit_u_decimal(const char *dec, uint8_t out[32]);
+void unit_u_p_plus(long delta, uint8_t out[32]);
+/*
+ * Every small-order u-coordinate of RFC 7748 curve25519 and its twist, computed from the
+ * numbers: 0, 1, the two of order 8, p-1, and the non-canonical p and p+1; each also with
+ * bit 255 set, which X25519 ignores.
+ */
+#define UNIT_SMALL_ORDER_COUNT 14
+void unit_small_order_points(uint8_t pts[UNIT_SMALL_ORDER_COUNT][32]);

@@ -5,7 +5,7 @@
  * vaultd and keep another as the fake server's state.
  *
  *   mkbundle [--id ID] [--profile hardened|paper] [--n N] [--m M] [--p P] [--epoch E]
- *            [--server HOST:PORT] FILE...
+ *            [--server HOST:PORT] [--kex none|x25519] FILE...
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +40,7 @@ int main(int argc, char *argv[]) {
                 { "p",       required_argument, NULL, 'p' },
                 { "epoch",   required_argument, NULL, 'e' },
                 { "server",  required_argument, NULL, 's' },
+                { "kex",     required_argument, NULL, 'k' },
                 { 0 }
         };
         struct bundle b = { .params = { .profile = SV_PROFILE_HARDENED, .n = SV_DEFAULT_N,
@@ -83,6 +84,12 @@ int main(int argc, char *argv[]) {
                         if (strlen(optarg) > BUNDLE_SERVER_MAX)
                                 goto bad;
                         strcpy(b.server, optarg);
+                        break;
+                case 'k':
+                        r = profile_kex_from_name(optarg);
+                        if (r < 0)
+                                goto bad;
+                        b.kex = (uint8_t) r;
                         break;
                 default:
                         return 2;

@@ -3,9 +3,15 @@
  * vectors-check FILE...: runs the known-answer cases of protocol §9 through both
  * handshake state machines, feeding each the case's random values, and compares every
  * field. Prints one line per case and "N passed, M failed"; exits 1 on any failure.
+ *
+ * Revision 1.1 (extensions.txt): `kex` (none without it) and, with kex x25519, the scalars
+ * e_dev and e_srv (drawn through hs_random like every other value), share_dev, share_srv
+ * and z, all required then and refused otherwise. The fields of the data channel and of the
+ * bundle (§8, §11) are checked by their own suites and skipped here by name.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +27,8 @@ enum field {
         F_SESSION_ID, F_R1, F_C1, F_T1, F_R2, F_C2, F_T2,
         F_M1, F_M2, F_M3, F_M4, F_M5, F_TH2, F_TH3, F_TH4, F_X1, F_X2,
         F_K3, F_K4, F_K5, F_SESSION_KEY, F_NEW_EPOCH, F_NEW_VAULT, F_NEW_VAULT_SHA256,
+        F_REQUIRED,                     /* the fields below are those of revision 1.1 §10 */
+        F_KEX = F_REQUIRED, F_E_DEV, F_E_SRV, F_SHARE_DEV, F_SHARE_SRV, F_Z,
         F_COUNT,
 };
 
@@ -29,6 +37,13 @@ static const char *const field_names[F_COUNT] = {
         "session_id", "r1", "c1", "t1", "r2", "c2", "t2",
         "m1", "m2", "m3", "m4", "m5", "th2", "th3", "th4", "x1", "x2",
         "k3", "k4", "k5", "session_key", "new_epoch", "new_vault", "new_vault_sha256",
+        "kex", "e_dev", "e_srv", "share_dev", "share_srv", "z",
+};
+
+/* Known fields of extensions.txt that other suites check (check_record, check_bundle, ...). */
+static const char *const fields_elsewhere[] = {
+        "bundle_check", "c2s_secret", "s2c_secret", "data_c2s", "rec_c2s", "close_c2s",
+        "data_s2c", "rec_s2c", "close_s2c",
 };
 
 struct vcase {
@@ -96,7 +111,7 @@ static int parse_challenge(const char *s, struct challenge *ret) {
 
 /* The random source of one case: hands out exactly the values the case lists. */
 struct vector_rng {
-        struct bytes session_id, r1, t1, r2, t2;
+        struct bytes session_id, r1, t1, r2, t2, e_dev, e_srv;
         struct challenge c1, c2;
 };
 
@@ -110,6 +125,8 @@ static int vector_bytes(void *userdata, enum hs_value what, uint8_t *out, size_t
         case HS_T1: b = &v->t1; break;
         case HS_R2: b = &v->r2; break;
         case HS_T2: b = &v->t2; break;
+        case HS_E_DEV: b = &v->e_dev; break;
+        case HS_E_SRV: b = &v->e_srv; break;
         default: return -EINVAL;
         }
         if (b->len != len)
@@ -127,6 +144,14 @@ static int vector_challenge(void *userdata, enum hs_value what, uint16_t n, uint
         case HS_C2: *ret = v->c2; return 0;
         default: return -EINVAL;
         }
+}
+
+static bool all_zero(const uint8_t *p, size_t len) {
+        uint8_t acc = 0;
+
+        for (size_t i = 0; i < len; i++)
+                acc |= p[i];
+        return acc == 0;
 }
 
 struct checker {
@@ -170,11 +195,23 @@ static void check_trace(struct checker *ck, const struct vcase *c, const char *s
         check_bytes(ck, c, F_K5, side, t->k5, sizeof t->k5);
 }
 
+static int parse_kex(const char *s) {
+        if (!s || strcmp(s, "none") == 0)
+                return SV_KEX_NONE;
+        if (strcmp(s, "x25519") == 0)
+                return SV_KEX_X25519;
+        return -EINVAL;
+}
+
 static int load_params(const struct vcase *c, struct vault_params *v, struct bytes *vault) {
         uint64_t n, m, p;
-        int profile;
+        int profile, kex;
 
         *v = (struct vault_params) { 0 };
+        kex = parse_kex(c->values[F_KEX]);
+        if (kex < 0)
+                return -EINVAL;
+        v->kex = (uint8_t) kex;
         profile = vault_profile_from_string(c->values[F_PROFILE]);
         if (profile < 0 || vault_params_set_id(v, c->values[F_DEVICE_ID]) < 0 ||
             parse_u64(c->values[F_N], &n) < 0 || n > UINT16_MAX ||
@@ -205,6 +242,10 @@ static int load_rng(const struct vcase *c, struct vector_rng *rng) {
             parse_challenge(c->values[F_C1], &rng->c1) < 0 ||
             parse_challenge(c->values[F_C2], &rng->c2) < 0)
                 return -EINVAL;
+        /* Absent without a key share: a draw of e_dev or e_srv is then refused (length 0). */
+        if ((c->values[F_E_DEV] && hex_decode(c->values[F_E_DEV], &rng->e_dev) < 0) ||
+            (c->values[F_E_SRV] && hex_decode(c->values[F_E_SRV], &rng->e_srv) < 0))
+                return -EINVAL;
         return 0;
 }
 
@@ -214,6 +255,8 @@ static void rng_free(struct vector_rng *rng) {
         free(rng->t1.data);
         free(rng->r2.data);
         free(rng->t2.data);
+        free(rng->e_dev.data);
+        free(rng->e_srv.data);
 }
 
 /* Runs one case through both state machines; returns the number of mismatches. */
@@ -269,6 +312,19 @@ static unsigned run_case(const struct vcase *c) {
 
         check_trace(&ck, c, "device", &dtrace, params.m);
         check_trace(&ck, c, "server", &strace, params.m);
+        if (params.kex == SV_KEX_X25519) {
+                check_bytes(&ck, c, F_SHARE_DEV, "device", dtrace.share_dev, sizeof dtrace.share_dev);
+                check_bytes(&ck, c, F_SHARE_DEV, "server", strace.share_dev, sizeof strace.share_dev);
+                check_bytes(&ck, c, F_SHARE_SRV, "device", dtrace.share_srv, sizeof dtrace.share_srv);
+                check_bytes(&ck, c, F_SHARE_SRV, "server", strace.share_srv, sizeof strace.share_srv);
+                check_bytes(&ck, c, F_Z, "device", dtrace.z, sizeof dtrace.z);
+                check_bytes(&ck, c, F_Z, "server", strace.z, sizeof strace.z);
+                /* §10: the scalars are gone once Z is computed, Z once S is derived. */
+                if (dev.kex.armed || !all_zero(dev.kex.e, sizeof dev.kex.e) || !all_zero(dev.z, sizeof dev.z))
+                        fail(&ck, "device", "kept e_dev or Z");
+                if (!all_zero(srv.z, sizeof srv.z))
+                        fail(&ck, "server", "kept Z");
+        }
         check_bytes(&ck, c, F_SESSION_KEY, "device", hs_device_session_key(&dev), SV_KEY_LEN);
         check_bytes(&ck, c, F_SESSION_KEY, "server", hs_server_session_key(&srv), SV_KEY_LEN);
         check_bytes(&ck, c, F_NEW_VAULT, "device", dev_next, vault.len);
@@ -305,11 +361,23 @@ static void finish_case(struct vcase *c, const char *path, unsigned *passed, uns
                 any = any || c->values[f];
         if (!any)
                 return;
-        for (int f = 0; f < F_COUNT; f++)
+        for (int f = 0; f < F_REQUIRED; f++)
                 if (!c->values[f]) {
                         complete = false;
                         fprintf(stderr, "%s:%u: case lacks '%s'\n", path, c->line, field_names[f]);
                 }
+        /* The §10 fields: all of them with kex x25519, none of them otherwise. */
+        if (parse_kex(c->values[F_KEX]) < 0) {
+                complete = false;
+                fprintf(stderr, "%s:%u: unknown kex '%s'\n", path, c->line, c->values[F_KEX]);
+        } else
+                for (int f = F_KEX + 1; f < F_COUNT; f++)
+                        if (!c->values[f] != (parse_kex(c->values[F_KEX]) != SV_KEX_X25519)) {
+                                complete = false;
+                                fprintf(stderr, "%s:%u: case %s '%s'\n", path, c->line,
+                                        c->values[f] ? "has a key share field without kex x25519:" : "lacks",
+                                        field_names[f]);
+                        }
         if (complete && run_case(c) == 0) {
                 printf("ok %s\n", c->values[F_NAME]);
                 (*passed)++;
@@ -366,6 +434,11 @@ static int run_file(const char *path, unsigned *passed, unsigned *failed) {
                 for (int i = 0; i < F_COUNT; i++)
                         if (strcmp(key, field_names[i]) == 0)
                                 field = i;
+                for (size_t i = 0; field < 0 && i < sizeof fields_elsewhere / sizeof fields_elsewhere[0]; i++)
+                        if (strcmp(key, fields_elsewhere[i]) == 0)
+                                field = F_COUNT;
+                if (field == F_COUNT)
+                        continue;
                 if (field < 0) {
                         fprintf(stderr, "%s:%u: ignoring unknown field '%s'\n", path, lineno, key);
                         continue;

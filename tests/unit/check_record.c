@@ -187,20 +187,21 @@ static void replay_field(const struct kat_case *c, struct unit_replay *r, enum h
 }
 
 /*
- * Every kex-none case of extensions.txt driven through the two state machines with the
- * case's random values: both sides agree on both A_0, which are the file's c2s_secret and
- * s2c_secret, and neither side hands them out before M5 has verified.
+ * Every case of extensions.txt (kex none and x25519) driven through the two state machines
+ * with the case's random values and scalars: both sides agree on both A_0, which are the
+ * file's c2s_secret and s2c_secret, and neither side hands them out before M5 has verified.
  */
 START_TEST(test_handshake_secrets) {
         struct kat_file f;
         char *path = kat_path("extensions.txt");
-        unsigned cases = 0;
+        unsigned cases = 0, x25519 = 0;
 
         ck_assert_ptr_nonnull(path);
         ck_assert_int_eq(kat_load(path, &f), 0);
         for (size_t i = 0; i < f.n_cases; i++) {
                 const struct kat_case *c = &f.cases[i];
                 const char *name = kat_get(c, "name"), *kex = kat_get(c, "kex"), *profile = kat_get(c, "profile");
+                bool share;
                 struct kat_bytes vault, m5, c2s, s2c;
                 uint8_t dc2s[32], ds2c[32], sc2s[32], ss2c[32];
                 struct unit_replay dev_rng, srv_rng;
@@ -210,13 +211,16 @@ START_TEST(test_handshake_secrets) {
 
                 ck_assert_ptr_nonnull(kex);
                 ck_assert_ptr_nonnull(profile);
-                if (strcmp(kex, "none") != 0)
-                        continue;
+                share = strcmp(kex, "x25519") == 0;
+                if (!share)
+                        ck_assert_str_eq(kex, "none");
                 cases++;
+                x25519 += share;
                 v = unit_params(kat_get(c, "device_id"),
                                 strcmp(profile, "paper") == 0 ? SV_PROFILE_PAPER : SV_PROFILE_HARDENED,
                                 (uint16_t) kat_unsigned(c, "n"), (uint8_t) kat_unsigned(c, "m"),
                                 (uint8_t) kat_unsigned(c, "p"), kat_unsigned(c, "epoch"));
+                v.kex = share ? SV_KEX_X25519 : SV_KEX_NONE;
                 vault = unit_kat_bytes(c, "vault");
                 ck_assert_uint_eq(vault.len, vault_size(&v));
                 c1 = kat_challenge(c, "c1");
@@ -230,6 +234,10 @@ START_TEST(test_handshake_secrets) {
                 replay_field(c, &srv_rng, HS_R1, "r1");
                 unit_replay_challenge(&srv_rng, HS_C1, &c1);
                 replay_field(c, &srv_rng, HS_T2, "t2");
+                if (share) {
+                        replay_field(c, &dev_rng, HS_E_DEV, "e_dev");
+                        replay_field(c, &srv_rng, HS_E_SRV, "e_srv");
+                }
 
                 unit_hs_init(&h, &v, vault.data, NULL, &dev_rng.rng, &srv_rng.rng);
                 unit_hs_run_to(&h, UNIT_SERVER_RESPOND);
@@ -263,8 +271,9 @@ START_TEST(test_handshake_secrets) {
                 free(c2s.data);
                 free(s2c.data);
         }
-        /* Two kex-none cases in the file: a truncated file must not pass. */
-        ck_assert_uint_ge(cases, 2);
+        /* Two cases of each in the file: a truncated file must not pass. */
+        ck_assert_uint_ge(cases, 4);
+        ck_assert_uint_ge(x25519, 2);
         kat_free(&f);
         free(path);
 }

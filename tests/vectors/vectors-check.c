@@ -6,8 +6,10 @@
  *
  * Revision 1.1 (extensions.txt): `kex` (none without it) and, with kex x25519, the scalars
  * e_dev and e_srv (drawn through hs_random like every other value), share_dev, share_srv
- * and z, all required then and refused otherwise. The fields of the data channel and of the
- * bundle (§8, §11) are checked by their own suites and skipped here by name.
+ * and z, all required then and refused otherwise. The fields of the bundle and the data
+ * channel (§8, §11: bundle_check, both secrets, every record, both CLOSEs) come all together
+ * or not at all: both sides' secrets must be the file's, each side seals the file's records
+ * byte for byte and the other side opens them to the file's payloads.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bundle.h"
 #include "crypto.h"
 #include "handshake.h"
 #include "kat.h"
+#include "record.h"
 
 #define LINE_MAX_LEN    (2 * SV_VAULT_MAX + 256)
 
@@ -29,6 +33,9 @@ enum field {
         F_K3, F_K4, F_K5, F_SESSION_KEY, F_NEW_EPOCH, F_NEW_VAULT, F_NEW_VAULT_SHA256,
         F_REQUIRED,                     /* the fields below are those of revision 1.1 §10 */
         F_KEX = F_REQUIRED, F_E_DEV, F_E_SRV, F_SHARE_DEV, F_SHARE_SRV, F_Z,
+        F_CHANNEL,                      /* §8 and §11: all of them or none */
+        F_BUNDLE_CHECK = F_CHANNEL, F_C2S_SECRET, F_S2C_SECRET, F_DATA_C2S, F_REC_C2S, F_CLOSE_C2S,
+        F_DATA_S2C, F_REC_S2C, F_CLOSE_S2C,
         F_COUNT,
 };
 
@@ -38,10 +45,6 @@ static const char *const field_names[F_COUNT] = {
         "m1", "m2", "m3", "m4", "m5", "th2", "th3", "th4", "x1", "x2",
         "k3", "k4", "k5", "session_key", "new_epoch", "new_vault", "new_vault_sha256",
         "kex", "e_dev", "e_srv", "share_dev", "share_srv", "z",
-};
-
-/* Known fields of extensions.txt that other suites check (check_record, check_bundle, ...). */
-static const char *const fields_elsewhere[] = {
         "bundle_check", "c2s_secret", "s2c_secret", "data_c2s", "rec_c2s", "close_c2s",
         "data_s2c", "rec_s2c", "close_s2c",
 };
@@ -259,6 +262,79 @@ static void rng_free(struct vector_rng *rng) {
         free(rng->e_srv.data);
 }
 
+/*
+ * One direction of the data channel: the sender seals the file's payloads and its CLOSE, which
+ * must be the file's records byte for byte; the receiver opens them to the same payloads.
+ * Both chains take over (and wipe) their copy of the secret.
+ */
+static void check_direction(struct checker *ck, const struct vcase *c, const char *name,
+                            uint8_t sender_secret[RECORD_SECRET_LEN], uint8_t receiver_secret[RECORD_SECRET_LEN],
+                            enum field f_data, enum field f_rec, enum field f_close) {
+        struct record_chain tx, rx;
+        struct kat_bytes *data = NULL, *rec = NULL;
+        size_t n_data = 0, n_rec = 0, len;
+        uint8_t frame[RECORD_FRAME_MAX], payload[RECORD_PAYLOAD_MAX];
+        char what[64];
+
+        record_init(&tx, sender_secret);
+        record_init(&rx, receiver_secret);
+        if (kat_hex_list(c->values[f_data], &data, &n_data) < 0 ||
+            kat_hex_list(c->values[f_rec], &rec, &n_rec) < 0 || n_data != n_rec) {
+                fail(ck, field_names[f_rec], "does not match its payload list in the file");
+                goto out;
+        }
+        for (size_t i = 0; i < n_data; i++) {
+                snprintf(what, sizeof what, "%s record %zu", name, i);
+                if (record_seal(&tx, SV_MSG_DATA, data[i].data, data[i].len, frame, sizeof frame, &len) < 0) {
+                        fail(ck, what, "could not be sealed");
+                        goto out;
+                }
+                if (len != rec[i].len || memcmp(frame, rec[i].data, len) != 0)
+                        fail(ck, what, "differs from the file");
+                if (record_open(&rx, rec[i].data, rec[i].len, payload, sizeof payload, &len) != SV_MSG_DATA ||
+                    len != data[i].len || (len > 0 && memcmp(payload, data[i].data, len) != 0)) {
+                        fail(ck, what, "does not open to its payload");
+                        goto out;
+                }
+        }
+        if (record_seal(&tx, SV_MSG_CLOSE, NULL, 0, frame, sizeof frame, &len) < 0)
+                fail(ck, field_names[f_close], "could not be sealed");
+        else {
+                check_bytes(ck, c, f_close, name, frame, len);
+                if (record_open(&rx, frame, len, NULL, 0, &len) != SV_MSG_CLOSE)
+                        fail(ck, field_names[f_close], "does not open as CLOSE");
+        }
+out:
+        record_wipe(&tx);
+        record_wipe(&rx);
+        kat_bytes_free_list(data, n_data);
+        kat_bytes_free_list(rec, n_rec);
+}
+
+/* §8 and §11: the bundle's check line and the data channel after the handshake. */
+static void check_channel(struct checker *ck, const struct vcase *c, const struct vault_params *params,
+                          const uint8_t *vault, const struct hs_device *dev, const struct hs_server *srv) {
+        uint8_t dev_c2s[RECORD_SECRET_LEN], dev_s2c[RECORD_SECRET_LEN];
+        uint8_t srv_c2s[RECORD_SECRET_LEN], srv_s2c[RECORD_SECRET_LEN];
+        uint8_t check[BUNDLE_CHECK_LEN];
+
+        if (bundle_check(params, params->kex, vault, check) < 0)
+                fail(ck, "bundle_check", "could not be computed");
+        else
+                check_bytes(ck, c, F_BUNDLE_CHECK, "bundle", check, sizeof check);
+        if (hs_device_channel_secrets(dev, dev_c2s, dev_s2c) < 0 ||
+            hs_server_channel_secrets(srv, srv_c2s, srv_s2c) < 0) {
+                fail(ck, "channel secrets", "are not available after M5");
+                return;
+        }
+        check_bytes(ck, c, F_C2S_SECRET, "device", dev_c2s, sizeof dev_c2s);
+        check_bytes(ck, c, F_C2S_SECRET, "server", srv_c2s, sizeof srv_c2s);
+        check_bytes(ck, c, F_S2C_SECRET, "device", dev_s2c, sizeof dev_s2c);
+        check_bytes(ck, c, F_S2C_SECRET, "server", srv_s2c, sizeof srv_s2c);
+        check_direction(ck, c, "c2s", dev_c2s, srv_c2s, F_DATA_C2S, F_REC_C2S, F_CLOSE_C2S);
+        check_direction(ck, c, "s2c", srv_s2c, dev_s2c, F_DATA_S2C, F_REC_S2C, F_CLOSE_S2C);
+}
+
 /* Runs one case through both state machines; returns the number of mismatches. */
 static unsigned run_case(const struct vcase *c) {
         struct checker ck = { .name = c->values[F_NAME] };
@@ -325,6 +401,8 @@ static unsigned run_case(const struct vcase *c) {
                 if (!all_zero(srv.z, sizeof srv.z))
                         fail(&ck, "server", "kept Z");
         }
+        if (c->values[F_CHANNEL])
+                check_channel(&ck, c, &params, vault.data, &dev, &srv);
         check_bytes(&ck, c, F_SESSION_KEY, "device", hs_device_session_key(&dev), SV_KEY_LEN);
         check_bytes(&ck, c, F_SESSION_KEY, "server", hs_server_session_key(&srv), SV_KEY_LEN);
         check_bytes(&ck, c, F_NEW_VAULT, "device", dev_next, vault.len);
@@ -371,13 +449,19 @@ static void finish_case(struct vcase *c, const char *path, unsigned *passed, uns
                 complete = false;
                 fprintf(stderr, "%s:%u: unknown kex '%s'\n", path, c->line, c->values[F_KEX]);
         } else
-                for (int f = F_KEX + 1; f < F_COUNT; f++)
+                for (int f = F_KEX + 1; f < F_CHANNEL; f++)
                         if (!c->values[f] != (parse_kex(c->values[F_KEX]) != SV_KEX_X25519)) {
                                 complete = false;
                                 fprintf(stderr, "%s:%u: case %s '%s'\n", path, c->line,
                                         c->values[f] ? "has a key share field without kex x25519:" : "lacks",
                                         field_names[f]);
                         }
+        for (int f = F_CHANNEL + 1; f < F_COUNT; f++)
+                if (!c->values[f] != !c->values[F_CHANNEL]) {
+                        complete = false;
+                        fprintf(stderr, "%s:%u: case has some of the bundle and channel fields, not '%s'\n",
+                                path, c->line, c->values[f] ? field_names[F_CHANNEL] : field_names[f]);
+                }
         if (complete && run_case(c) == 0) {
                 printf("ok %s\n", c->values[F_NAME]);
                 (*passed)++;
@@ -434,11 +518,6 @@ static int run_file(const char *path, unsigned *passed, unsigned *failed) {
                 for (int i = 0; i < F_COUNT; i++)
                         if (strcmp(key, field_names[i]) == 0)
                                 field = i;
-                for (size_t i = 0; field < 0 && i < sizeof fields_elsewhere / sizeof fields_elsewhere[0]; i++)
-                        if (strcmp(key, fields_elsewhere[i]) == 0)
-                                field = F_COUNT;
-                if (field == F_COUNT)
-                        continue;
                 if (field < 0) {
                         fprintf(stderr, "%s:%u: ignoring unknown field '%s'\n", path, lineno, key);
                         continue;

@@ -22,9 +22,17 @@
  * ct_len is redundant with n and m; it is there so that a reader sees the file's shape in the
  * header and so that truncation is caught before any decryption.
  *
- * Version 1 is the same without kek_auth (read as VAULTFILE_KEK_AUTH_NONE); only version 2 is
- * written, so a version 1 file becomes version 2 at its next generation.
+ * Version 1 is the same without kek_auth (read as VAULTFILE_KEK_AUTH_NONE). Version 3 adds
+ * u8 kex after kek_auth (protocol 1.1 §10: SV_KEX_X25519; never 0, which is version 2's).
+ * A vault of kex none is written as version 2, so a file an older vaultd could use stays one
+ * it can read; a vault with a key share is written as version 3, which an older vaultd
+ * refuses ("unsupported format version") rather than run the handshake without the share.
+ * A version 1 file becomes version 2 at its next generation.
  */
+
+static uint16_t header_version(const struct vaultfile_header *h) {
+        return h->params.kex == SV_KEX_NONE ? VAULTFILE_VERSION : VAULTFILE_VERSION_KEX;
+}
 
 static bool header_valid(const struct vaultfile_header *h) {
         size_t server_len = strnlen(h->server, sizeof h->server);
@@ -46,7 +54,8 @@ static bool header_valid(const struct vaultfile_header *h) {
 static size_t header_size(const struct vaultfile_header *h) {
         return VAULTFILE_MAGIC_LEN + 2 + 1 + h->params.id_len + 1 + 2 + 1 + 1 + 8 +
                1 + strlen(h->server) + 2 + h->parent_name_len + 2 + h->sealed_pub_len +
-               2 + h->sealed_priv_len + 4 + 1 + 4 + 8 + SV_GCM_IV_LEN + 4;
+               2 + h->sealed_priv_len + 4 + 1 + (header_version(h) == VAULTFILE_VERSION_KEX) +
+               4 + 8 + SV_GCM_IV_LEN + 4;
 }
 
 size_t vaultfile_size(const struct vaultfile_header *h) {
@@ -67,7 +76,7 @@ static int header_encode(const struct vaultfile_header *h, struct buf *b) {
 
         r = buf_put_bytes(b, VAULTFILE_MAGIC, VAULTFILE_MAGIC_LEN);
         if (r >= 0)
-                r = buf_put_u16(b, VAULTFILE_VERSION);
+                r = buf_put_u16(b, header_version(h));
         if (r >= 0)
                 r = buf_put_u8(b, h->params.id_len);
         if (r >= 0)
@@ -96,6 +105,8 @@ static int header_encode(const struct vaultfile_header *h, struct buf *b) {
                 r = buf_put_u32(b, h->pcr_mask);
         if (r >= 0)
                 r = buf_put_u8(b, h->kek_auth);
+        if (r >= 0 && header_version(h) == VAULTFILE_VERSION_KEX)
+                r = buf_put_u8(b, h->params.kex);
         if (r >= 0)
                 r = buf_put_u32(b, h->nv_index);
         if (r >= 0)
@@ -219,7 +230,7 @@ static int header_decode(const uint8_t *file, size_t len, struct vaultfile_heade
                 return -EBADMSG;
         if (buf_get_u16(&b, &version) < 0)
                 return -EBADMSG;
-        if (version != VAULTFILE_VERSION && version != VAULTFILE_VERSION_1)
+        if (version != VAULTFILE_VERSION && version != VAULTFILE_VERSION_1 && version != VAULTFILE_VERSION_KEX)
                 return -EPROTONOSUPPORT;
         if (buf_get_u8(&b, &h.params.id_len) < 0 || h.params.id_len < SV_ID_MIN || h.params.id_len > SV_ID_MAX ||
             buf_get_bytes(&b, h.params.device_id, h.params.id_len) < 0 ||
@@ -240,6 +251,7 @@ static int header_decode(const uint8_t *file, size_t len, struct vaultfile_heade
             get_blob16(&b, h.sealed_priv, sizeof h.sealed_priv, &h.sealed_priv_len) < 0 ||
             buf_get_u32(&b, &h.pcr_mask) < 0 ||
             (version != VAULTFILE_VERSION_1 && buf_get_u8(&b, &h.kek_auth) < 0) ||
+            (version == VAULTFILE_VERSION_KEX && (buf_get_u8(&b, &h.params.kex) < 0 || h.params.kex == SV_KEX_NONE)) ||
             buf_get_u32(&b, &h.nv_index) < 0 ||
             buf_get_u64(&b, &h.counter) < 0 ||
             buf_get_bytes(&b, h.iv, sizeof h.iv) < 0 ||

@@ -20,8 +20,9 @@
  */
 #define VAULTFILE_MAGIC         "SVVAULT\0"
 #define VAULTFILE_MAGIC_LEN     8
-#define VAULTFILE_VERSION       2       /* written; 1 (no kek_auth byte) is still read */
+#define VAULTFILE_VERSION       2       /* written for kex none; 1 (no kek_auth byte) is still read */
 #define VAULTFILE_VERSION_1     1
+#define VAULTFILE_VERSION_KEX   3       /* written for a vault with a key share: 2 + a kex byte */
 /* How the sealed KEK is authorized (kek_auth): by an empty auth value (version 1 files, and
  * key-file = none), or by an auth value derived from vaultd's key file. */
 #define VAULTFILE_KEK_AUTH_NONE         0
@@ -35,12 +36,12 @@
 /* Largest header: fixed fields + id + server + name + two blobs. */
 #define VAULTFILE_HEADER_MAX    (VAULTFILE_MAGIC_LEN + 2 + 1 + SV_ID_MAX + 1 + 2 + 1 + 1 + 8 + \
                                  1 + BUNDLE_SERVER_MAX + 2 + VAULTFILE_NAME_MAX + \
-                                 2 * (2 + VAULTFILE_BLOB_MAX) + 4 + 1 + 4 + 8 + SV_GCM_IV_LEN + 4)
+                                 2 * (2 + VAULTFILE_BLOB_MAX) + 4 + 1 + 1 + 4 + 8 + SV_GCM_IV_LEN + 4)
 #define VAULTFILE_CT_LEN(n_m)   (VAULTFILE_AUTH_LEN + (size_t) (n_m) + SV_TAG_LEN)
 #define VAULTFILE_MAX           (VAULTFILE_HEADER_MAX + VAULTFILE_CT_LEN(SV_VAULT_MAX))
 
 struct vaultfile_header {
-        struct vault_params params;
+        struct vault_params params;             /* params.kex: the kex byte of version 3, else none */
         char server[BUNDLE_SERVER_MAX + 1];     /* "" if none */
         uint8_t parent_name[VAULTFILE_NAME_MAX];
         size_t parent_name_len;

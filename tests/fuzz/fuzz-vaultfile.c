@@ -11,7 +11,8 @@
  * - Sealing the decoded header again gives a file with byte-identical header (the
  *   associated data) that decodes to the same header and opens to what was sealed. A
  *   version 1 file (no kek_auth byte) is sealed again as version 2: one byte longer, the
- *   same header otherwise, kek_auth "none".
+ *   same header otherwise, kek_auth "none". A version 3 file (kex byte) has a key share and
+ *   is sealed again as version 3; version 2 is kex none.
  */
 #include <errno.h>
 #include <string.h>
@@ -46,7 +47,7 @@ static void check_same(const struct vaultfile_header *a, const struct vaultfile_
         FUZZ_CHECK(a->sealed_priv_len == b->sealed_priv_len &&
                    memcmp(a->sealed_priv, b->sealed_priv, a->sealed_priv_len) == 0);
         FUZZ_CHECK(a->pcr_mask == b->pcr_mask && a->nv_index == b->nv_index && a->counter == b->counter);
-        FUZZ_CHECK(a->kek_auth == b->kek_auth);
+        FUZZ_CHECK(a->kek_auth == b->kek_auth && a->params.kex == b->params.kex);
         FUZZ_CHECK(memcmp(a->iv, b->iv, sizeof a->iv) == 0);
 }
 
@@ -68,6 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* The version, big-endian after the magic; decoding accepted 1 or 2. */
         version_1 = data[VAULTFILE_MAGIC_LEN] == 0 && data[VAULTFILE_MAGIC_LEN + 1] == VAULTFILE_VERSION_1;
         FUZZ_CHECK(!version_1 || h.kek_auth == VAULTFILE_KEK_AUTH_NONE);
+        FUZZ_CHECK((data[VAULTFILE_MAGIC_LEN + 1] == VAULTFILE_VERSION_KEX) == (h.params.kex != SV_KEX_NONE));
         total = vaultfile_size(&h);
         FUZZ_CHECK(total == size + version_1 && size <= VAULTFILE_MAX);
         FUZZ_CHECK(vault_params_validate(&h.params) == 0);

@@ -95,7 +95,7 @@ START_TEST(magic_version_bounds) {
         file[0] ^= 1;
         ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EBADMSG);
         file[0] ^= 1;
-        file[9] = 3;                    /* version 3 */
+        file[9] = 4;                    /* version 4 (3 is a vault with a key share) */
         ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EPROTONOSUPPORT);
         file[9] = 0;
         ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EPROTONOSUPPORT);
@@ -145,6 +145,54 @@ START_TEST(version_1_and_kek_auth) {
 }
 END_TEST
 
+/* Protocol 1.1 §10: a vault with a key share is written as version 3, whose kex byte follows
+ * kek_auth; kex none stays version 2 (what an older vaultd reads), and 2 is read as none. */
+START_TEST(version_3_kex) {
+        static uint8_t out_vault[SV_VAULT_MAX];
+        struct vaultfile_header h;
+        uint8_t out_auth[VAULTFILE_AUTH_LEN];
+        size_t v2_len, hlen, at;
+
+        make(64, 16, "h:1");
+        ck_assert_uint_eq(file[9], VAULTFILE_VERSION);
+        ck_assert_int_eq(vaultfile_decode(file, file_len, &h), 0);
+        ck_assert_uint_eq(h.params.kex, SV_KEX_NONE);
+        v2_len = file_len;
+
+        hdr.params.kex = SV_KEX_X25519;
+        ck_assert_int_eq(vaultfile_seal(&hdr, kek, auth, vault, file, sizeof file, &file_len), 0);
+        ck_assert_uint_eq(file_len, v2_len + 1);
+        ck_assert_uint_eq(file_len, vaultfile_size(&hdr));
+        ck_assert_uint_eq(file[8], 0);
+        ck_assert_uint_eq(file[9], VAULTFILE_VERSION_KEX);
+        hlen = file_len - VAULTFILE_CT_LEN(vault_size(&hdr.params));
+        at = hlen - (4 + 8 + SV_GCM_IV_LEN + 4) - 1;    /* kex: after kek_auth, before nv_index */
+        ck_assert_uint_eq(file[at], SV_KEX_X25519);
+        ck_assert_uint_eq(file[at - 1], VAULTFILE_KEK_AUTH_KEY_FILE);
+        memset(&h, 0, sizeof h);
+        ck_assert_int_eq(vaultfile_decode(file, file_len, &h), 0);
+        ck_assert_uint_eq(h.params.kex, SV_KEX_X25519);
+        ck_assert_uint_eq(h.kek_auth, VAULTFILE_KEK_AUTH_KEY_FILE);
+        ck_assert_uint_eq(h.nv_index, 0x01501234);
+        ck_assert_uint_eq(h.counter, 1000);
+        ck_assert_int_eq(vaultfile_open(file, file_len, &h, kek, out_auth, out_vault), 0);
+        ck_assert_mem_eq(out_vault, vault, vault_size(&h.params));
+
+        /* Version 3 never says none (that is version 2), nor a kex the table lacks. */
+        file[at] = SV_KEX_NONE;
+        ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EBADMSG);
+        file[at] = SV_KEX_X25519 + 1;
+        ck_assert_int_eq(vaultfile_decode(file, file_len, &h), -EBADMSG);
+        file[at] = SV_KEX_X25519;
+        ck_assert_int_eq(vaultfile_decode(file, file_len, &h), 0);
+
+        /* x25519 is hardened only: a paper vault with it is neither written nor read. */
+        hdr.params.profile = SV_PROFILE_PAPER;
+        ck_assert_uint_eq(vaultfile_size(&hdr), 0);
+        ck_assert_int_eq(vaultfile_seal(&hdr, kek, auth, vault, file, sizeof file, &file_len), -EINVAL);
+}
+END_TEST
+
 /* Every byte of the file is covered: a flip either breaks decoding or fails the tag. */
 START_TEST(every_byte_authenticated) {
         static uint8_t out_vault[SV_VAULT_MAX];
@@ -152,6 +200,10 @@ START_TEST(every_byte_authenticated) {
         uint8_t out_auth[VAULTFILE_AUTH_LEN], zero[VAULTFILE_AUTH_LEN] = { 0 };
 
         make(32, 16, "x:2");
+        if (_i == 1) {                  /* the same for a version 3 file (kex x25519) */
+                hdr.params.kex = SV_KEX_X25519;
+                ck_assert_int_eq(vaultfile_seal(&hdr, kek, auth, vault, file, sizeof file, &file_len), 0);
+        }
         for (size_t i = 0; i < file_len; i++) {
                 file[i] ^= 0x80;
                 if (vaultfile_decode(file, file_len, &h) == 0) {
@@ -189,7 +241,8 @@ static Suite *vaultfile_suite(void) {
         tcase_add_test(tc, truncation_and_trailing);
         tcase_add_test(tc, magic_version_bounds);
         tcase_add_test(tc, version_1_and_kek_auth);
-        tcase_add_test(tc, every_byte_authenticated);
+        tcase_add_test(tc, version_3_kex);
+        tcase_add_loop_test(tc, every_byte_authenticated, 0, 2);
         tcase_add_test(tc, wrong_key);
         suite_add_tcase(s, tc);
         return s;

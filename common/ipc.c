@@ -122,7 +122,7 @@ static int get_string8(struct buf *b, char *out, size_t cap) {
 /*
  * status body: u8 flags (1 provisioned, 2 busy) || string8 device_id || u8 profile ||
  * u16 n || u8 m || u8 p || u64 epoch || string8 server || u32 nv_index || u64 counter ||
- * u64 tpm_commands. An unprovisioned vaultd sends empty/zero fields.
+ * u64 tpm_commands || u8 kex. An unprovisioned vaultd sends empty/zero fields.
  */
 int ipc_encode_status(const struct ipc_status_info *s, uint8_t *out, size_t cap, size_t *ret_len) {
         struct buf b;
@@ -150,6 +150,8 @@ int ipc_encode_status(const struct ipc_status_info *s, uint8_t *out, size_t cap,
                 r = buf_put_u64(&b, s->counter);
         if (r >= 0)
                 r = buf_put_u64(&b, s->tpm_commands);
+        if (r >= 0)
+                r = buf_put_u8(&b, s->params.kex);
         if (r < 0)
                 return r;
         *ret_len = b.len;
@@ -173,18 +175,20 @@ int ipc_decode_status(const uint8_t *body, size_t len, struct ipc_status_info *r
             buf_get_u32(&b, &s.nv_index) < 0 ||
             buf_get_u64(&b, &s.counter) < 0 ||
             buf_get_u64(&b, &s.tpm_commands) < 0 ||
+            buf_get_u8(&b, &s.params.kex) < 0 ||
             buf_expect_end(&b) < 0)
                 return -EBADMSG;
         s.provisioned = flags & 1;
         s.busy = flags & 2;
         s.params.id_len = (uint8_t) strlen(s.params.device_id);
-        if (s.provisioned && vault_params_validate(&s.params) < 0)
+        /* vault_params_validate() checks kex against the profile table too. */
+        if (s.provisioned ? vault_params_validate(&s.params) < 0 : s.params.kex != SV_KEX_NONE)
                 return -EBADMSG;
         *ret = s;
         return 0;
 }
 
-/* confirm body: u16 m5_len || M5 || session_key[32] || u64 epoch */
+/* confirm body: u16 m5_len || M5 || session_key[32] || c2s[32] || s2c[32] || u64 epoch */
 int ipc_encode_confirm(const struct ipc_confirm_result *c, uint8_t *out, size_t cap, size_t *ret_len) {
         struct buf b;
         int r;
@@ -197,6 +201,10 @@ int ipc_encode_confirm(const struct ipc_confirm_result *c, uint8_t *out, size_t 
                 r = buf_put_bytes(&b, c->m5, c->m5_len);
         if (r >= 0)
                 r = buf_put_bytes(&b, c->session_key, sizeof c->session_key);
+        if (r >= 0)
+                r = buf_put_bytes(&b, c->c2s, sizeof c->c2s);
+        if (r >= 0)
+                r = buf_put_bytes(&b, c->s2c, sizeof c->s2c);
         if (r >= 0)
                 r = buf_put_u64(&b, c->epoch);
         if (r < 0)
@@ -216,6 +224,8 @@ int ipc_decode_confirm(const uint8_t *body, size_t len, struct ipc_confirm_resul
         if (buf_get_u16(&b, &m5_len) < 0 || m5_len != SV_COMMIT_FRAME_LEN ||
             buf_get_bytes(&b, c.m5, m5_len) < 0 ||
             buf_get_bytes(&b, c.session_key, sizeof c.session_key) < 0 ||
+            buf_get_bytes(&b, c.c2s, sizeof c.c2s) < 0 ||
+            buf_get_bytes(&b, c.s2c, sizeof c.s2c) < 0 ||
             buf_get_u64(&b, &c.epoch) < 0 ||
             buf_expect_end(&b) < 0)
                 goto out;
@@ -223,7 +233,7 @@ int ipc_decode_confirm(const uint8_t *body, size_t len, struct ipc_confirm_resul
         *ret = c;
         r = 0;
 out:
-        OPENSSL_cleanse(&c, sizeof c);   /* holds the session key */
+        OPENSSL_cleanse(&c, sizeof c);   /* holds the session key and channel secrets */
         return r;
 }
 

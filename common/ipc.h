@@ -7,19 +7,23 @@
 
 #include "bundle.h"
 #include "proto.h"
+#include "record.h"
 
 /*
  * The request/reply format between devicectl and vaultd (docs/ipc.md): one
  * SOCK_SEQPACKET packet per request and per reply.
  *
- *   request:  u8 version (1) || u8 op || u16 flags || body
- *   reply:    u8 version (1) || u8 op || u8 status || u8 detail || body
+ *   request:  u8 version (2) || u8 op || u16 flags || body
+ *   reply:    u8 version (2) || u8 op || u8 status || u8 detail || body
  *
  * On success (status 0) the body is the operation's result. On failure the body is a
  * short human-readable message (never secret) and `detail` carries the server's
  * ERROR code where status is IPC_SERVER_ERROR.
  */
-#define IPC_VERSION             1
+/* Version 2 (protocol 1.1): the status record ends in the vault's kex, the confirm record
+ * carries the two data-channel secrets. Only the one version is spoken: devicectl and vaultd
+ * are installed together, and a packet of version 1 is not answered. */
+#define IPC_VERSION             2
 #define IPC_HEADER_LEN          4
 #define IPC_MESSAGE_MAX         200     /* error text */
 #define IPC_PACKET_MAX          (IPC_HEADER_LEN + SV_FRAME_MAX + 64)
@@ -42,7 +46,7 @@ enum ipc_bundle_detail {
         IPC_BUNDLE_INVALID = 0,         /* unreadable or malformed */
         IPC_BUNDLE_DAMAGED = 1,         /* its check does not match, or a line of a checked bundle is invalid */
         IPC_BUNDLE_UNCHECKED = 2,       /* no check, and IPC_FLAG_ACCEPT_UNCHECKED not given */
-        IPC_BUNDLE_UNSUPPORTED = 3,     /* valid, but asks for what vaultd cannot do yet (kex x25519) */
+        IPC_BUNDLE_UNSUPPORTED = 3,     /* valid, but asks for what vaultd cannot do (none since kex x25519 works) */
 };
 
 enum ipc_status {
@@ -91,11 +95,13 @@ struct ipc_status_info {
         uint64_t tpm_commands;
 };
 
-/* CONFIRM's result. */
+/* CONFIRM's result: M5 to send, then the session's secrets (wipe them). */
 struct ipc_confirm_result {
         uint8_t m5[SV_COMMIT_FRAME_LEN];
         size_t m5_len;
         uint8_t session_key[SV_KEY_LEN];
+        uint8_t c2s[RECORD_SECRET_LEN];         /* A_0 device -> server (§11): the device seals with it */
+        uint8_t s2c[RECORD_SECRET_LEN];         /* A_0 server -> device: the device opens with it */
         uint64_t epoch;
 };
 

@@ -16,7 +16,8 @@ static void print_json(const struct ipc_status_info *s) {
                        vault_profile_to_string(s->params.profile), s->params.n, s->params.m, s->params.p,
                        s->params.epoch);
                 json_print_string(s->server);
-                printf(",\"nv_index\":\"0x%08" PRIx32 "\",\"counter\":%" PRIu64, s->nv_index, s->counter);
+                printf(",\"nv_index\":\"0x%08" PRIx32 "\",\"counter\":%" PRIu64 ",\"kex\":\"%s\"", s->nv_index,
+                       s->counter, profile_kex_name(s->params.kex));
         }
         printf(",\"tpm_commands\":%" PRIu64 "}\n", s->tpm_commands);
 }
@@ -32,13 +33,13 @@ static void print_human(const struct ipc_status_info *s) {
                 return;
         }
         printf("device:   %s\n"
-               "profile:  %s\n"
+               "profile:  %s (kex %s)\n"
                "vault:    n=%u keys of m=%u bytes, p=%u indices per challenge\n"
                "epoch:    %" PRIu64 "\n"
                "server:   %s\n"
                "counter:  NV 0x%08" PRIx32 " = %" PRIu64 "\n"
                "state:    %s\n",
-               s->params.device_id, vault_profile_to_string(s->params.profile),
+               s->params.device_id, vault_profile_to_string(s->params.profile), profile_kex_name(s->params.kex),
                s->params.n, s->params.m, s->params.p, s->params.epoch,
                s->server[0] ? s->server : "(none)", s->nv_index, s->counter,
                s->busy ? "handshake in progress" : "idle");

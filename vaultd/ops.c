@@ -262,9 +262,13 @@ static void op_confirm(struct conn *c, const struct ipc_request *req, struct ipc
                 session_end(d);
                 return;
         }
+        /* The session key and both channel secrets (§11) leave together; the ephemeral scalar
+         * and Z never do (hs_device wiped them at M2 and M4). */
         memcpy(res.session_key, hs_device_session_key(&d->sec->hs), sizeof res.session_key);
         res.epoch = d->hdr.params.epoch;
-        r = ipc_encode_confirm(&res, out, cap, &len);
+        r = hs_device_channel_secrets(&d->sec->hs, res.c2s, res.s2c);
+        if (r >= 0)
+                r = ipc_encode_confirm(&res, out, cap, &len);
         OPENSSL_cleanse(&res, sizeof res);
         session_end(d);
         log_outcome(c, OP_CONFIRM, "ok");

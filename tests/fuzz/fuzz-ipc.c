@@ -97,7 +97,8 @@ static void fuzz_status(const uint8_t *data, size_t size) {
         FUZZ_CHECK(strcmp(again.server, s.server) == 0);
         FUZZ_CHECK(again.params.n == s.params.n && again.params.m == s.params.m &&
                    again.params.p == s.params.p && again.params.profile == s.params.profile &&
-                   again.params.epoch == s.params.epoch);
+                   again.params.epoch == s.params.epoch && again.params.kex == s.params.kex);
+        FUZZ_CHECK(s.provisioned || s.params.kex == SV_KEX_NONE);
         FUZZ_CHECK(again.nv_index == s.nv_index && again.counter == s.counter &&
                    again.tpm_commands == s.tpm_commands);
 }
@@ -116,9 +117,13 @@ static void fuzz_confirm(const uint8_t *data, size_t size) {
                 return;
         }
         FUZZ_CHECK(c.m5_len == SV_COMMIT_FRAME_LEN);
-        FUZZ_CHECK(size == 2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN + 8);
+        FUZZ_CHECK(size == 2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN + 2 * RECORD_SECRET_LEN + 8);
         FUZZ_CHECK(ipc_encode_confirm(&c, out, sizeof out, &len) == 0);
         FUZZ_CHECK(len == size && memcmp(out, data, size) == 0);
+        /* The channel secrets are where the layout puts them, after M5 and the session key. */
+        FUZZ_CHECK(memcmp(c.c2s, data + 2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN, RECORD_SECRET_LEN) == 0);
+        FUZZ_CHECK(memcmp(c.s2c, data + 2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN + RECORD_SECRET_LEN,
+                          RECORD_SECRET_LEN) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -140,7 +140,9 @@ START_TEST(test_request_refused) {
                 ck_assert_msg(decode_request(good, len, &d) == -EBADMSG, "len %zu", len);
                 ck_assert(untouched(&d, sizeof d));
         }
-        /* Another version: its own code, so that the caller may say so. */
+        /* Another version: its own code, so that the caller may say so. Version 1 (before the
+         * channel secrets) included: its confirm record would be read wrongly. */
+        ck_assert_uint_eq(IPC_VERSION, 2);
         for (unsigned v = 0; v < 256; v++) {
                 uint8_t p[IPC_HEADER_LEN] = { (uint8_t) v, IPC_OP_STATUS, 0, 0 };
 
@@ -323,6 +325,7 @@ static struct ipc_status_info status_case(size_t i) {
                 s.provisioned = true;
                 s.busy = true;
                 s.params = unit_params(id64, SV_PROFILE_HARDENED, SV_N_MAX, 32, SV_P_MAX, UINT64_MAX);
+                s.params.kex = SV_KEX_X25519;   /* revision 1.1 §10 */
                 strcpy(s.server, server);
                 s.nv_index = 0x01ffffff;
                 s.counter = UINT64_MAX;
@@ -365,6 +368,7 @@ static size_t status_layout(const struct ipc_status_info *s, uint8_t *w) {
         o += 8;
         be64_put(w + o, s->tpm_commands);
         o += 8;
+        w[o++] = s->params.kex;
         return o;
 }
 
@@ -389,6 +393,7 @@ START_TEST(test_status_round_trip) {
                 ck_assert_uint_eq(d.params.m, s.params.m);
                 ck_assert_uint_eq(d.params.p, s.params.p);
                 ck_assert(d.params.epoch == s.params.epoch);
+                ck_assert_uint_eq(d.params.kex, s.params.kex);
                 ck_assert_str_eq(d.server, s.server);
                 ck_assert_uint_eq(d.nv_index, s.nv_index);
                 ck_assert(d.counter == s.counter && d.tpm_commands == s.tpm_commands);
@@ -478,6 +483,22 @@ START_TEST(test_status_params_checked) {
                 ck_assert_msg(decode_status(body, len, &d) == -EBADMSG, "case %d", k);
                 ck_assert(untouched(&d, sizeof d));
         }
+        /* A kex the table does not have, x25519 with paper (hardened only), and any kex while
+         * not provisioned (the fields of an unprovisioned vaultd are all zero). */
+        for (int k = 0; k < 4; k++) {
+                struct ipc_status_info b = k == 3 ? status_case(0) : s;
+
+                switch (k) {
+                case 0: b.params.kex = SV_KEX_X25519 + 1; break;
+                case 1: b.params.kex = 0xff; break;
+                case 2: b.params.profile = SV_PROFILE_PAPER; b.params.kex = SV_KEX_X25519; break;
+                default: b.params.kex = SV_KEX_X25519; break;
+                }
+                ck_assert_int_eq(ipc_encode_status(&b, body, sizeof body, &len), 0);
+                memset(&d, POISON, sizeof d);
+                ck_assert_msg(decode_status(body, len, &d) == -EBADMSG, "kex case %d", k);
+                ck_assert(untouched(&d, sizeof d));
+        }
         /* An invalid device id (a character outside the allowed set). */
         s.params.device_id[0] = ' ';
         ck_assert_int_eq(ipc_encode_status(&s, body, sizeof body, &len), 0);
@@ -493,10 +514,12 @@ static struct ipc_confirm_result confirm_case(uint64_t epoch) {
 
         fill(c.m5, sizeof c.m5, 0x50);
         fill(c.session_key, sizeof c.session_key, 0xc0);
+        fill(c.c2s, sizeof c.c2s, 0xc2);
+        fill(c.s2c, sizeof c.s2c, 0x52);
         return c;
 }
 
-#define CONFIRM_BODY_LEN (2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN + 8)
+#define CONFIRM_BODY_LEN (2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN + 2 * RECORD_SECRET_LEN + 8)
 
 START_TEST(test_confirm_round_trip) {
         static const uint64_t epochs[] = { 0, 1, 0x0102030405060708ull, UINT64_MAX };
@@ -506,11 +529,13 @@ START_TEST(test_confirm_round_trip) {
                 struct ipc_confirm_result c = confirm_case(epochs[i]), d;
                 size_t len = 0, got = 12345;
 
-                /* u16 m5_len || M5 || session key || u64 epoch */
+                /* u16 m5_len || M5 || session key || c2s || s2c || u64 epoch */
                 be16_put(want, SV_COMMIT_FRAME_LEN);
                 memcpy(want + 2, c.m5, SV_COMMIT_FRAME_LEN);
                 memcpy(want + 2 + SV_COMMIT_FRAME_LEN, c.session_key, SV_KEY_LEN);
-                be64_put(want + 2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN, epochs[i]);
+                memcpy(want + 2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN, c.c2s, RECORD_SECRET_LEN);
+                memcpy(want + 2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN + RECORD_SECRET_LEN, c.s2c, RECORD_SECRET_LEN);
+                be64_put(want + 2 + SV_COMMIT_FRAME_LEN + SV_KEY_LEN + 2 * RECORD_SECRET_LEN, epochs[i]);
 
                 ck_assert_int_eq(ipc_encode_confirm(&c, out, sizeof out, &len), 0);
                 ck_assert_uint_eq(len, CONFIRM_BODY_LEN);
@@ -520,6 +545,8 @@ START_TEST(test_confirm_round_trip) {
                 ck_assert_uint_eq(d.m5_len, SV_COMMIT_FRAME_LEN);
                 ck_assert(memcmp(d.m5, c.m5, SV_COMMIT_FRAME_LEN) == 0);
                 ck_assert(memcmp(d.session_key, c.session_key, SV_KEY_LEN) == 0);
+                ck_assert(memcmp(d.c2s, c.c2s, RECORD_SECRET_LEN) == 0);
+                ck_assert(memcmp(d.s2c, c.s2c, RECORD_SECRET_LEN) == 0);
                 ck_assert(d.epoch == epochs[i]);
 
                 for (size_t cap = 0; cap < len; cap++)
@@ -550,7 +577,7 @@ START_TEST(test_confirm_refused) {
 
         /* Any other M5 length, with the bytes to back it where they fit. */
         for (size_t i = 0; i < ARRAY_SIZE(bad_m5); i++) {
-                size_t n = bad_m5[i], blen = 2 + n + SV_KEY_LEN + 8;
+                size_t n = bad_m5[i], blen = 2 + n + SV_KEY_LEN + 2 * RECORD_SECRET_LEN + 8;
 
                 memset(bad, 0x33, sizeof bad);
                 be16_put(bad, bad_m5[i]);
@@ -581,7 +608,7 @@ START_TEST(test_bounds) {
         ck_assert_uint_le(IPC_HEADER_LEN + IPC_MESSAGE_MAX, IPC_PACKET_MAX);
         /* The largest STATUS (longest id and server) encodes into one packet's body. */
         ck_assert_int_eq(ipc_encode_status(&s, out, IPC_BODY_MAX, &len), 0);
-        ck_assert_uint_eq(len, 1 + 1 + SV_ID_MAX + 1 + 2 + 1 + 1 + 8 + 1 + BUNDLE_SERVER_MAX + 4 + 8 + 8);
+        ck_assert_uint_eq(len, 1 + 1 + SV_ID_MAX + 1 + 2 + 1 + 1 + 8 + 1 + BUNDLE_SERVER_MAX + 4 + 8 + 8 + 1);
 }
 END_TEST
 

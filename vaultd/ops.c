@@ -449,15 +449,6 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
                 bundle_refused(c, rep, out, cap, r, line);
                 goto out;
         }
-        /* Revision 1.1 §10: the device's half of the key share is not wired into the
-         * handshake yet; provisioning it as kex none would desynchronise it at once. */
-        if (b.kex != SV_KEX_NONE) {
-                reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_UNSUPPORTED, out, cap,
-                            "bundle asks for key exchange '%s', which this vaultd does not support yet: "
-                            "enroll the device with --kex none", profile_kex_name(b.kex));
-                goto out;
-        }
-
         r = vstate_provision(d, &b, force);
         if (r == -EEXIST) {
                 reply_error(rep, IPC_EXISTS, 0, out, cap, "a vault is already provisioned");

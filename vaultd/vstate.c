@@ -470,6 +470,7 @@ int vstate_provision(struct vaultd *d, const struct bundle *b, bool force) {
         }
 
         h.params = b->params;
+        h.params.kex = b->kex;          /* §10: the vault file keeps it (version 3) */
         memcpy(h.server, b->server, sizeof h.server);
         memcpy(h.parent_name, sealed.parent.buf, sealed.parent.len);
         h.parent_name_len = sealed.parent.len;

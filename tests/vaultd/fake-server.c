@@ -4,7 +4,8 @@
  * talking to vaultd's socket directly with the IPC codec (no authserver, no TCP):
  *
  *   HELLO -> M1 -> hs_server -> M2 -> RESPOND -> M3 -> hs_server_respond -> M4 -> CONFIRM
- *   -> M5 + session key: check M5, the session keys and the new epoch.
+ *   -> M5 + session key: check M5, the session keys, the channel secrets and the new epoch.
+ *   A bundle with `kex: x25519` runs the handshake with the §10 key share.
  *
  * Server state lives in bundle files: STATE (the committed vault) and STATE.pending (at most one
  * pending next generation), following protocol §6: M1 with the committed epoch uses the committed
@@ -62,6 +63,8 @@ static int load(const char *path, struct bundle *ret) {
         r = bundle_file_load(path, ret, &line);
         if (r < 0)
                 fprintf(stderr, "fake-server: cannot load '%s' (line %u): %s\n", path, line, strerror(-r));
+        else
+                ret->params.kex = ret->kex;     /* §10: the handshake takes it from the params */
         return r;
 }
 
@@ -199,6 +202,7 @@ int main(int argc, char *argv[]) {
                 hold(ready);
 
         next.params = use ? use->params : committed.params;
+        next.kex = next.params.kex;
         memcpy(next.server, committed.server, sizeof next.server);
         next.vault = malloc(vault_size(&next.params));
         if (!next.vault)
@@ -234,6 +238,19 @@ int main(int argc, char *argv[]) {
         if (CRYPTO_memcmp(res.session_key, hs_server_session_key(&hs), SV_KEY_LEN) != 0) {
                 printf("confirm: session keys differ\n");
                 return EXIT_CHECK;
+        }
+        {
+                uint8_t c2s[RECORD_SECRET_LEN], s2c[RECORD_SECRET_LEN];
+                bool same = hs_server_channel_secrets(&hs, c2s, s2c) == 0 &&
+                            CRYPTO_memcmp(res.c2s, c2s, sizeof c2s) == 0 &&
+                            CRYPTO_memcmp(res.s2c, s2c, sizeof s2c) == 0;
+
+                OPENSSL_cleanse(c2s, sizeof c2s);
+                OPENSSL_cleanse(s2c, sizeof s2c);
+                if (!same) {
+                        printf("confirm: channel secrets differ\n");
+                        return EXIT_CHECK;
+                }
         }
         if (res.epoch != next.params.epoch) {
                 printf("confirm: vaultd reports epoch %" PRIu64 ", expected %" PRIu64 "\n", res.epoch, next.params.epoch);

@@ -666,6 +666,7 @@ static void conn_lookup(struct conn *c) {
                         params.n = c->dev.n;
                         params.m = c->dev.m;
                         params.p = c->dev.p;
+                        params.kex = c->dev.kex;        /* §10: M2 has a share only if the device's kex has one */
                         params.epoch = c->hello.epoch;
                         (void) vault_params_set_id(&params, c->hello.device_id);
                         r = hs_server_challenge(&c->hs, &params, c->vault, frame, sizeof frame, &len);

@@ -336,6 +336,7 @@ int bundle_parse(const char *text, size_t len, unsigned flags, struct bundle *re
                         FIELD_FAIL(FIELD_KEX);
                 b.kex = (uint8_t) kex;
         }
+        b.params.kex = b.kex;           /* the handshake reads it from the params */
         pi = profile_entry(b.params.profile, b.kex);
         if (!pi)
                 FIELD_FAIL(FIELD_PROFILE);

@@ -18,7 +18,7 @@
 #define BUNDLE_CHECK_LEN        16      /* bytes of the `check` line (32 hex digits), revision 1.1 */
 
 struct bundle {
-        struct vault_params params;
+        struct vault_params params;             /* params.kex == kex once parsed */
         uint8_t kex;                            /* SV_KEX_*: the `kex` line, none if absent */
         bool checked;                           /* parsed: it had a `check` line, which matched */
         char server[BUNDLE_SERVER_MAX + 1];     /* empty if the bundle names none */

@@ -63,8 +63,6 @@ static int load(const char *path, struct bundle *ret) {
         r = bundle_file_load(path, ret, &line);
         if (r < 0)
                 fprintf(stderr, "fake-server: cannot load '%s' (line %u): %s\n", path, line, strerror(-r));
-        else
-                ret->params.kex = ret->kex;     /* §10: the handshake takes it from the params */
         return r;
 }
 

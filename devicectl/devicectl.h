@@ -45,6 +45,19 @@ int verb_status(struct devicectl *ctl, int argc, char *argv[]);
 int verb_provision(struct devicectl *ctl, int argc, char *argv[]);
 int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]);
 
+/* verb-authenticate.c: a whole handshake through vaultd with the server. */
+struct auth_result {
+        int tcp;                        /* the connection, open after M5 was sent */
+        struct ipc_status_info info;    /* vaultd's status before the handshake */
+        struct ipc_confirm_result res;  /* M5, session key, channel secrets, new epoch: secret */
+        const char *server;             /* HOST:PORT, the option's or the bundle's (in info) */
+};
+/* Runs the handshake against server (NULL: the bundle's), --timeout timeout_s; logs what went
+ * wrong and returns the exit code. On EXIT_OK *ret holds the open connection and vaultd's
+ * confirm record; the caller ends it with auth_result_done(), which wipes the secrets. */
+int auth_handshake(struct devicectl *ctl, const char *server, unsigned timeout_s, struct auth_result *ret);
+void auth_result_done(struct auth_result *a);
+
 /* vaultd-client.c: one SOCK_SEQPACKET connection to vaultd. */
 struct vaultd_conn {
         int fd;
@@ -74,6 +87,7 @@ int net_send_frame(int fd, const uint8_t *frame, size_t len, int64_t deadline_ms
  * the header is checked before the body is read. */
 int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t deadline_ms,
                    uint8_t type, size_t body_len);
+
 int64_t now_ms(void);
 
 /* keyring.c */

@@ -277,24 +277,21 @@ static void report(const struct devicectl *ctl, const struct auth_options *o, co
         fflush(stdout);
 }
 
-int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
-        struct auth_options o = {
-                .keyring = "@u",
-                .lifetime_s = DEVICECTL_DEFAULT_LIFETIME_S,
-                .timeout_s = DEVICECTL_DEFAULT_TIMEOUT_S,
-        };
+void auth_result_done(struct auth_result *a) {
+        OPENSSL_cleanse(&a->res, sizeof a->res);
+        if (a->tcp >= 0)
+                close(a->tcp);
+        a->tcp = -1;
+}
+
+int auth_handshake(struct devicectl *ctl, const char *server, unsigned timeout_s, struct auth_result *ret) {
         struct auth_session s = { .tcp = -1, .vaultd.fd = -1 };
         struct ipc_status_info info;
         struct ipc_confirm_result res = { 0 };
         struct ipc_reply rep;
         struct addrinfo *addrs = NULL;
         const char *lookup_error = NULL;
-        int32_t serial = 0;
-        int r, ret;
-
-        r = parse_options(ctl, argc, argv, &o);
-        if (r != 0)
-                return r > 0 ? EXIT_OK : EXIT_USAGE;
+        int r, ret_code;
 
         r = vaultd_connect(&s.vaultd, ctl->socket_path);
         if (r < 0) {
@@ -302,31 +299,31 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         s.frame_len = 0;
-        ret = vaultd_step(&s, IPC_OP_STATUS, "status", &rep);
-        if (ret != EXIT_OK)
+        ret_code = vaultd_step(&s, IPC_OP_STATUS, "status", &rep);
+        if (ret_code != EXIT_OK)
                 goto out;
         if (ipc_decode_status(rep.body, rep.body_len, &info) < 0) {
                 log_error("vaultd at '%s' sent a malformed status", ctl->socket_path);
-                ret = EXIT_VAULTD_UNAVAILABLE;
+                ret_code = EXIT_VAULTD_UNAVAILABLE;
                 goto out;
         }
         if (!info.provisioned) {
-                ret = explain_no_vault(&s);
+                ret_code = explain_no_vault(&s);
                 goto out;
         }
-        s.server = o.server ? o.server : info.server;
-        s.timeout_s = o.timeout_s;
+        s.server = server ? server : info.server;
+        s.timeout_s = timeout_s;
         if (!s.server[0]) {
                 log_error("the bundle names no server: pass --server HOST:PORT");
-                ret = EXIT_USAGE;
+                ret_code = EXIT_USAGE;
                 goto out;
         }
 
         /* M1 from vaultd, then one round trip to the server per vaultd step. */
-        ret = vaultd_step(&s, IPC_OP_HELLO, "hello", &rep);
-        if (ret == EXIT_OK)
-                ret = take_vaultd_frame(&s, &rep, SV_MSG_HELLO, 0, "M1");
-        if (ret != EXIT_OK)
+        ret_code = vaultd_step(&s, IPC_OP_HELLO, "hello", &rep);
+        if (ret_code == EXIT_OK)
+                ret_code = take_vaultd_frame(&s, &rep, SV_MSG_HELLO, 0, "M1");
+        if (ret_code != EXIT_OK)
                 goto out;
 
         /* The name lookup cannot be bounded; --timeout starts after it, for connecting and
@@ -337,37 +334,38 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
                         log_error("cannot resolve server '%s': %s", s.server, lookup_error);
                 else
                         log_error_errno(r, "invalid server '%s': %m", s.server);
-                ret = r == -EHOSTUNREACH ? EXIT_SERVER_UNREACHABLE : EXIT_USAGE;
+                ret_code = r == -EHOSTUNREACH ? EXIT_SERVER_UNREACHABLE : EXIT_USAGE;
                 goto out;
         }
-        s.deadline = now_ms() + (int64_t) o.timeout_s * 1000;
+        s.deadline = now_ms() + (int64_t) timeout_s * 1000;
         r = net_connect_resolved(addrs, s.deadline, &s.tcp);
         freeaddrinfo(addrs);
         if (r < 0) {
                 if (r == -ETIMEDOUT)
                         log_error("cannot connect to server '%s': no answer within %u seconds (--timeout)",
-                                s.server, o.timeout_s);
+                                s.server, timeout_s);
                 else
                         log_error_errno(r, "cannot connect to server '%s': %m", s.server);
-                ret = EXIT_SERVER_UNREACHABLE;
+                ret_code = EXIT_SERVER_UNREACHABLE;
                 goto out;
         }
-        /* info.params passed ipc_decode_status()'s vault_params_validate(): every length is known. */
-        ret = server_exchange(&s, SV_MSG_CHALLENGE, vault_body_len(SV_MSG_CHALLENGE, &info.params));
-        if (ret == EXIT_OK)
-                ret = vaultd_step(&s, IPC_OP_RESPOND, "response", &rep);
-        if (ret == EXIT_OK)
-                ret = take_vaultd_frame(&s, &rep, SV_MSG_RESPONSE, vault_body_len(SV_MSG_RESPONSE, &info.params), "M3");
-        if (ret != EXIT_OK)
+        /* info.params passed ipc_decode_status()'s vault_params_validate(): every length is
+         * known, the key share's (kex) included. */
+        ret_code = server_exchange(&s, SV_MSG_CHALLENGE, vault_body_len(SV_MSG_CHALLENGE, &info.params));
+        if (ret_code == EXIT_OK)
+                ret_code = vaultd_step(&s, IPC_OP_RESPOND, "response", &rep);
+        if (ret_code == EXIT_OK)
+                ret_code = take_vaultd_frame(&s, &rep, SV_MSG_RESPONSE, vault_body_len(SV_MSG_RESPONSE, &info.params), "M3");
+        if (ret_code != EXIT_OK)
                 goto out;
-        ret = server_exchange(&s, SV_MSG_CONFIRM, vault_body_len(SV_MSG_CONFIRM, &info.params));
-        if (ret == EXIT_OK)
-                ret = vaultd_step(&s, IPC_OP_CONFIRM, "confirmation", &rep);
-        if (ret != EXIT_OK)
+        ret_code = server_exchange(&s, SV_MSG_CONFIRM, vault_body_len(SV_MSG_CONFIRM, &info.params));
+        if (ret_code == EXIT_OK)
+                ret_code = vaultd_step(&s, IPC_OP_CONFIRM, "confirmation", &rep);
+        if (ret_code != EXIT_OK)
                 goto out;
         if (ipc_decode_confirm(rep.body, rep.body_len, &res) < 0) {
                 log_error("vaultd at '%s' sent a malformed confirmation", ctl->socket_path);
-                ret = EXIT_VAULTD_UNAVAILABLE;
+                ret_code = EXIT_VAULTD_UNAVAILABLE;
                 goto out;
         }
 
@@ -379,21 +377,46 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         if (server_exchange(&s, 0, 0) != EXIT_OK)
                 log_warning("warning: M5 may not have reached the server; it recovers at the next handshake");
 
-        if (strcmp(o.keyring, "none") != 0) {
-                r = keyring_add_session_key(o.keyring, info.params.device_id, res.session_key, o.lifetime_s, &serial);
-                if (r < 0) {
-                        log_error_errno(r, "authenticated, but adding the key to keyring %s failed: %m", o.keyring);
-                        ret = EXIT_FAILURE_OTHER;
-                        goto out;
-                }
-        }
-        report(ctl, &o, &info, s.server, &res, serial);
-        ret = EXIT_OK;
+        *ret = (struct auth_result) { .tcp = s.tcp, .info = info, .res = res, .server = s.server };
+        s.tcp = -1;
+        ret_code = EXIT_OK;
 out:
         OPENSSL_cleanse(&res, sizeof res);
         OPENSSL_cleanse(s.packet, sizeof s.packet);
         if (s.tcp >= 0)
                 close(s.tcp);
         vaultd_disconnect(&s.vaultd);
+        return ret_code;
+}
+
+int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
+        struct auth_options o = {
+                .keyring = "@u",
+                .lifetime_s = DEVICECTL_DEFAULT_LIFETIME_S,
+                .timeout_s = DEVICECTL_DEFAULT_TIMEOUT_S,
+        };
+        struct auth_result a = { .tcp = -1 };
+        int32_t serial = 0;
+        int r, ret;
+
+        r = parse_options(ctl, argc, argv, &o);
+        if (r != 0)
+                return r > 0 ? EXIT_OK : EXIT_USAGE;
+
+        ret = auth_handshake(ctl, o.server, o.timeout_s, &a);
+        if (ret != EXIT_OK)
+                return ret;
+        if (strcmp(o.keyring, "none") != 0) {
+                r = keyring_add_session_key(o.keyring, a.info.params.device_id, a.res.session_key, o.lifetime_s, &serial);
+                if (r < 0) {
+                        log_error_errno(r, "authenticated, but adding the key to keyring %s failed: %m", o.keyring);
+                        ret = EXIT_FAILURE_OTHER;
+                        goto out;
+                }
+        }
+        report(ctl, &o, &a.info, a.server, &a.res, serial);
+        ret = EXIT_OK;
+out:
+        auth_result_done(&a);
         return ret;
 }

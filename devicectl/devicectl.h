@@ -28,6 +28,7 @@ enum {
         EXIT_RATE_LIMITED = 11,         /* vaultd's authentication rate limit: retry later */
         EXIT_BUNDLE_DAMAGED = 12,       /* provision: the bundle's check fails; nothing stored, bundle kept */
         EXIT_BUNDLE_UNCHECKED = 13,     /* provision: a bundle without check, and no --accept-unchecked */
+        EXIT_CHANNEL_CUT = 14,          /* send: the data channel ended without the server's CLOSE */
 };
 
 struct devicectl {
@@ -44,6 +45,7 @@ struct verb {
 int verb_status(struct devicectl *ctl, int argc, char *argv[]);
 int verb_provision(struct devicectl *ctl, int argc, char *argv[]);
 int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]);
+int verb_send(struct devicectl *ctl, int argc, char *argv[]);
 
 /* verb-authenticate.c: a whole handshake through vaultd with the server. */
 struct auth_result {
@@ -87,7 +89,9 @@ int net_send_frame(int fd, const uint8_t *frame, size_t len, int64_t deadline_ms
  * the header is checked before the body is read. */
 int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t deadline_ms,
                    uint8_t type, size_t body_len);
-
+/* Reads one record of the data channel (§11, cap >= RECORD_FRAME_MAX): its header is checked
+ * with record_header_check() before the body is read. -ECONNRESET at end of file. */
+int net_recv_record(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t deadline_ms);
 int64_t now_ms(void);
 
 /* keyring.c */

@@ -11,6 +11,7 @@ devicectl_devicectl_SOURCES = \
 	devicectl/vaultd-client.c \
 	devicectl/verb-authenticate.c \
 	devicectl/verb-provision.c \
+	devicectl/verb-send.c \
 	devicectl/verb-status.c
 devicectl_devicectl_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(KEYUTILS_CFLAGS) $(SYSTEMD_CFLAGS)
 devicectl_devicectl_LDADD = devicectl/libdevnet.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(KEYUTILS_LIBS)

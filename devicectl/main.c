@@ -12,6 +12,7 @@
 
 static const struct verb verbs[] = {
         { "authenticate", "run the protocol against authserver and hand on the session key", verb_authenticate },
+        { "send",         "authenticate, send messages over the data channel, print the answers", verb_send },
         { "status",       "show what vaultd reports about the vault",                       verb_status },
         { "provision",    "give vaultd an enrollment bundle, then destroy the bundle",       verb_provision },
 };
@@ -47,7 +48,8 @@ static void help(void) {
                " 10 not permitted: provisioning needs root, vaultd's user or a member of vault-admin\n"
                " 11 too many authentications: vaultd's rate limit; the message says when to retry\n"
                " 12 damaged bundle: its check does not match; nothing stored, the bundle kept\n"
-               " 13 bundle without check (before protocol 1.1): refused without --accept-unchecked\n");
+               " 13 bundle without check (before protocol 1.1): refused without --accept-unchecked\n"
+               " 14 send: the server cut the data channel (no CLOSE): the messages may or may not have arrived\n");
 }
 
 /*

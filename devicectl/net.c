@@ -14,6 +14,7 @@
 #include "bundle.h"
 #include "cleanup.h"
 #include "devicectl.h"
+#include "record.h"
 #include "text.h"
 #include "wire.h"
 
@@ -183,5 +184,24 @@ int net_recv_frame(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t de
         if (r < 0)
                 return r;
         *ret_len = SV_HEADER_LEN + (size_t) h.length;
+        return 0;
+}
+
+int net_recv_record(int fd, uint8_t *buf, size_t cap, size_t *ret_len, int64_t deadline_ms) {
+        size_t len;
+        int r;
+
+        if (cap < RECORD_FRAME_MAX)
+                return -ENOBUFS;
+        r = recv_exact(fd, buf, SV_HEADER_LEN, deadline_ms);
+        if (r < 0)
+                return r;
+        r = record_header_check(buf, SV_HEADER_LEN, &len);
+        if (r < 0)
+                return r;
+        r = recv_exact(fd, buf + SV_HEADER_LEN, len - SV_HEADER_LEN, deadline_ms);
+        if (r < 0)
+                return r;
+        *ret_len = len;
         return 0;
 }

@@ -5,6 +5,7 @@ tests_e2e_sv_proxy_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
 
 E2E_TESTS = \
 	tests/e2e/auth.test \
+	tests/e2e/send.test \
 	tests/e2e/proxy.test \
 	tests/e2e/crash.test \
 	tests/e2e/lossy.test \

@@ -47,7 +47,7 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]);
 int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]);
 int verb_send(struct devicectl *ctl, int argc, char *argv[]);
 
-/* verb-authenticate.c: a whole handshake through vaultd with the server. */
+/* handshake.c: a whole handshake through vaultd with the server (authenticate, send). */
 struct auth_result {
         int tcp;                        /* the connection, open after M5 was sent */
         struct ipc_status_info info;    /* vaultd's status before the handshake */

@@ -7,6 +7,7 @@ bin_PROGRAMS += devicectl/devicectl
 devicectl_devicectl_SOURCES = \
 	devicectl/devicectl.h \
 	devicectl/keyring.c \
+	devicectl/handshake.c \
 	devicectl/main.c \
 	devicectl/vaultd-client.c \
 	devicectl/verb-authenticate.c \

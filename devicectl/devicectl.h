@@ -100,6 +100,8 @@ int keyring_add_session_key(const char *keyring, const char *device_id, const ui
 
 /* Small shared helpers (main.c). */
 int parse_seconds(const char *s, const char *option, unsigned *ret);
+/* --server HOST:PORT or [V6]:PORT (logs what is wrong). */
+int parse_server_option(const char *s, const char **ret);
 /* For getopt_long() run with opterr = 0 and a ':' optstring: prints what was wrong with
  * the option, naming devicectl and the verb (NULL: none), rather than getopt's argv[0]. */
 struct option;

@@ -95,6 +95,13 @@ int parse_seconds(const char *s, const char *option, unsigned *ret) {
         return 0;
 }
 
+int parse_server_option(const char *s, const char **ret) {
+        if (!bundle_server_valid(s))
+                return log_error_errno(EINVAL, "invalid server '%s': expected HOST:PORT or [V6]:PORT", s);
+        *ret = s;
+        return 0;
+}
+
 void json_print_string(const char *s) {
         char buf[4 * 256 + 8];
 

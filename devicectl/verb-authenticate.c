@@ -56,11 +56,8 @@ static int parse_options(struct devicectl *ctl, int argc, char *argv[], struct a
                         help();
                         return 1;
                 case ARG_SERVER:
-                        if (!bundle_server_valid(optarg)) {
-                                log_error("invalid server '%s': expected HOST:PORT or [V6]:PORT", optarg);
+                        if (parse_server_option(optarg, &o->server) < 0)
                                 return -EINVAL;
-                        }
-                        o->server = optarg;
                         break;
                 case ARG_KEYRING:
                         if (strcmp(optarg, "@u") && strcmp(optarg, "@s") && strcmp(optarg, "@p") && strcmp(optarg, "none")) {

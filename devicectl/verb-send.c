@@ -35,6 +35,7 @@ struct channel {
         unsigned timeout_s;
         bool json;
         bool server_closed;             /* the server's CLOSE opened */
+        bool input_left;                /* standard input not read to its end when it came */
         uint64_t sent, received;
         struct record_chain tx, rx;
         uint8_t frame[RECORD_FRAME_MAX];
@@ -263,6 +264,7 @@ static int send_stdin(struct channel *ch) {
                 if (ret == EXIT_OK && eof && have > 0)
                         ret = send_message(ch, buf, have);
         }
+        ch->input_left = ch->server_closed && !eof;
         return ret;
 }
 
@@ -302,9 +304,9 @@ int verb_send(struct devicectl *ctl, int argc, char *argv[]) {
                 if (closing != EXIT_OK && !(ch.server_closed && closing == EXIT_CHANNEL_CUT))
                         ret = closing;
         }
-        if (ret == EXIT_OK && o.n_messages > ch.sent) {
-                log_error("server '%s' closed the channel after %" PRIu64 " of %zu messages", ch.server, ch.sent,
-                          o.n_messages);
+        if (ret == EXIT_OK && (o.n_messages > ch.sent || ch.input_left)) {
+                log_error("server '%s' closed the channel after %" PRIu64 " messages, before all were sent",
+                          ch.server, ch.sent);
                 ret = EXIT_FAILURE_OTHER;
         }
         if (ret == EXIT_OK && ctl->json) {

@@ -56,6 +56,9 @@
  * may stay silent between them; on either bound the server sends CLOSE. */
 #define AUTHSERVER_DEFAULT_MAX_RECORDS  1000
 #define AUTHSERVER_DEFAULT_CHANNEL_IDLE_MS 30000
+/* --sink: how long the application may take to answer one DATA record before the device gets
+ * CLOSE (docs/sink.md). */
+#define AUTHSERVER_DEFAULT_SINK_TIMEOUT_MS 5000
 #define AUTHSERVER_LISTEN_MAX           8
 /* SIGTERM lets open handshakes finish for at most this long. */
 #define AUTHSERVER_DRAIN_MS             5000
@@ -98,6 +101,9 @@ struct config {
         uint64_t audit_retention_s;     /* 0: keep the audit trail forever */
         unsigned max_records;           /* DATA records per connection after M5 */
         unsigned channel_idle_ms;       /* silence allowed between records */
+        char *sink_path;                /* NULL: the built-in handler answers records */
+        bool sink_keys;                 /* the sink gets each session key too */
+        unsigned sink_timeout_ms;       /* for the sink's answer to one DATA record */
 };
 
 /* Options every verb takes: --db, --master-key, --config, --log-level. */

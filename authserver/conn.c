@@ -1110,8 +1110,8 @@ static void channel_on_sink_message(struct sink_link *l, const struct sink_msg *
                 channel_close(c, "sink-closed");
                 return;
         }
-        if (m->type != SINK_MSG_DATA || c->phase != CONN_SINKING) {
-                /* An answer nobody asked for, or the link's end: it is a broken sink. */
+        if (m->type != SINK_MSG_DATA || c->phase != CONN_SINKING || m->seq != c->n_records) {
+                /* An answer nobody asked for, or to another record: it is a broken sink. */
                 sink_link_close(&c->sink);
                 if (c->phase == CONN_CHANNEL || c->phase == CONN_SINKING)
                         channel_close_sink(c, "sink-garbage", -EBADMSG);
@@ -1134,7 +1134,7 @@ static bool channel_to_sink(struct conn *c, uint8_t *payload, size_t len) {
         uint8_t pkt[SINK_PACKET_MAX];
         int n, r;
 
-        n = sink_encode_data(payload, len, pkt, sizeof pkt);
+        n = sink_encode_data(c->n_records, payload, len, pkt, sizeof pkt);
         OPENSSL_cleanse(payload, len);
         r = n < 0 ? n : sink_link_send(&c->sink, pkt, (size_t) n);
         OPENSSL_cleanse(pkt, sizeof pkt);

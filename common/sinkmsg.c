@@ -62,17 +62,23 @@ int sink_encode_session(uint8_t kex, uint64_t epoch, const uint8_t session_id[SV
         return (int) (SINK_HEADER_LEN + body);
 }
 
-int sink_encode_data(const void *payload, size_t len, uint8_t *out, size_t cap) {
+int sink_encode_data(uint32_t seq, const void *payload, size_t len, uint8_t *out, size_t cap) {
+        uint8_t *p = out + SINK_HEADER_LEN;
         int r;
 
         if (len > RECORD_PAYLOAD_MAX)
                 return -EINVAL;
-        r = header(SINK_MSG_DATA, out, cap, len);
+        r = header(SINK_MSG_DATA, out, cap, SINK_DATA_FIXED + len);
         if (r < 0)
                 return r;
+        p[0] = (uint8_t) (seq >> 24);
+        p[1] = (uint8_t) (seq >> 16);
+        p[2] = (uint8_t) (seq >> 8);
+        p[3] = (uint8_t) seq;
+        /* memmove: the payload may already be in place, at out + 6 (an answer built there). */
         if (len > 0)
-                memcpy(out + SINK_HEADER_LEN, payload, len);
-        return (int) (SINK_HEADER_LEN + len);
+                memmove(p + SINK_DATA_FIXED, payload, len);
+        return (int) (SINK_HEADER_LEN + SINK_DATA_FIXED + len);
 }
 
 int sink_encode_close(uint8_t *out, size_t cap) {
@@ -134,10 +140,13 @@ int sink_parse(const uint8_t *pkt, size_t len, struct sink_msg *ret) {
                 r = parse_session(b, blen, &m);
                 break;
         case SINK_MSG_DATA:
-                if (blen > RECORD_PAYLOAD_MAX)
+                if (blen < SINK_DATA_FIXED || blen - SINK_DATA_FIXED > RECORD_PAYLOAD_MAX) {
                         r = -EBADMSG;
-                m.payload = b;
-                m.payload_len = blen;
+                        break;
+                }
+                m.seq = (uint32_t) b[0] << 24 | (uint32_t) b[1] << 16 | (uint32_t) b[2] << 8 | b[3];
+                m.payload = b + SINK_DATA_FIXED;
+                m.payload_len = blen - SINK_DATA_FIXED;
                 break;
         case SINK_MSG_CLOSE:
                 if (blen != 0)

@@ -16,7 +16,8 @@
  * Every packet: u8 version (SINK_VERSION) · u8 type · body, nothing after it.
  *   SESSION  server -> app, first and once: u8 kex · u8 flags · u64 epoch (big-endian) ·
  *            session_id[16] · u8 id_len · device_id[id_len] · [key[32] if flags & SINK_FLAG_KEY]
- *   DATA     both ways: the payload of one DATA record, 0..RECORD_PAYLOAD_MAX bytes
+ *   DATA     both ways: u32 seq (big-endian) · the payload of one DATA record, 0..RECORD_PAYLOAD_MAX
+ *            bytes. The server numbers its DATA 1, 2, ...; an answer carries the seq it answers
  *   CLOSE    server -> app: the device sent CLOSE; app -> server: send the device CLOSE. Empty.
  *   CUT      server -> app: the channel ended otherwise; body 1..SINK_REASON_MAX bytes of
  *            [a-z-], the reason (e.g. "idle", "record-limit", "bad-record", "cut", "stopping")
@@ -32,8 +33,9 @@
 #define SINK_HEADER_LEN         2
 #define SINK_REASON_MAX         32
 #define SINK_SESSION_FIXED      (1 + 1 + 8 + SV_SESSION_ID_LEN + 1)
+#define SINK_DATA_FIXED         4
 /* The longest packet of either side (a DATA packet; a SESSION is shorter). */
-#define SINK_PACKET_MAX         (SINK_HEADER_LEN + RECORD_PAYLOAD_MAX)
+#define SINK_PACKET_MAX         (SINK_HEADER_LEN + SINK_DATA_FIXED + RECORD_PAYLOAD_MAX)
 
 struct sink_msg {
         uint8_t type;
@@ -44,7 +46,8 @@ struct sink_msg {
         uint8_t session_id[SV_SESSION_ID_LEN];
         char device_id[SV_ID_MAX + 1];
         uint8_t key[SV_KEY_LEN];                /* the session key, with has_key only */
-        /* DATA: points into the parsed packet */
+        /* DATA: payload points into the parsed packet */
+        uint32_t seq;
         const uint8_t *payload;
         size_t payload_len;
         /* CUT */
@@ -54,7 +57,7 @@ struct sink_msg {
 /* Each writes one packet into out (cap bytes) and returns its length, or -ENOBUFS, -EINVAL. */
 int sink_encode_session(uint8_t kex, uint64_t epoch, const uint8_t session_id[SV_SESSION_ID_LEN],
                         const char *device_id, const uint8_t *key, uint8_t *out, size_t cap);
-int sink_encode_data(const void *payload, size_t len, uint8_t *out, size_t cap);
+int sink_encode_data(uint32_t seq, const void *payload, size_t len, uint8_t *out, size_t cap);
 int sink_encode_close(uint8_t *out, size_t cap);
 int sink_encode_cut(const char *reason, uint8_t *out, size_t cap);
 

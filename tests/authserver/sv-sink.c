@@ -7,9 +7,11 @@
  *   data device=ID PAYLOAD      close device=ID      cut device=ID reason=R      eof device=ID
  * and answers each DATA with the payload upper-cased (--mode echo, the default). For tests,
  * --mode slow never answers, --mode die exits (status 3) at the first DATA, --mode garbage
- * answers each DATA with a packet of version 9, --mode close answers each DATA with CLOSE.
+ * answers each DATA with a packet of version 9, --mode huge with a DATA packet longer than any
+ * valid one, --mode close answers each DATA with CLOSE, --mode chatter sends a DATA nobody
+ * asked for right after SESSION.
  *
- * Usage: sv-sink PATH [--mode echo|slow|die|garbage|close]
+ * Usage: sv-sink PATH [--mode echo|slow|die|garbage|huge|close|chatter]
  */
 #include <ctype.h>
 #include <errno.h>
@@ -26,7 +28,7 @@
 
 #define MAX_CLIENTS 64
 
-enum mode { MODE_ECHO, MODE_SLOW, MODE_DIE, MODE_GARBAGE, MODE_CLOSE };
+enum mode { MODE_ECHO, MODE_SLOW, MODE_DIE, MODE_GARBAGE, MODE_HUGE, MODE_CLOSE, MODE_CHATTER };
 
 struct client {
         int fd;
@@ -70,9 +72,14 @@ static bool on_packet(struct client *c, enum mode mode) {
                 printf("session device=%s epoch=%llu session=%s kex=%u key=%s\n", m.device_id,
                        (unsigned long long) m.epoch, sid, m.kex, m.has_key ? k : "none");
                 explicit_bzero(&m, sizeof m);
+                if (mode == MODE_CHATTER) {
+                        r = sink_encode_data(0, "unasked", 7, out, sizeof out);    /* no DATA is numbered 0 */
+                        if (r >= 0)
+                                reply(c->fd, out, (size_t) r);
+                }
                 return true;
         case SINK_MSG_DATA:
-                printf("data device=%s %.*s\n", c->device, (int) m.payload_len, (const char *) m.payload);
+                printf("data device=%s seq=%u %.*s\n", c->device, m.seq, (int) m.payload_len, (const char *) m.payload);
                 fflush(stdout);
                 switch (mode) {
                 case MODE_SLOW:
@@ -82,14 +89,28 @@ static bool on_packet(struct client *c, enum mode mode) {
                 case MODE_GARBAGE:
                         reply(c->fd, (const uint8_t *) "\x09\x02garbage", 9);
                         return true;
+                case MODE_HUGE: {
+                        /* A DATA one byte past the bound (the largest valid one is answered). */
+                        static uint8_t huge[SINK_PACKET_MAX + 1] = { SINK_VERSION, SINK_MSG_DATA };
+
+                        (void) sink_encode_data(m.seq, NULL, 0, huge, sizeof huge);
+
+                        memset(huge + SINK_HEADER_LEN + SINK_DATA_FIXED, 'x', sizeof huge - SINK_HEADER_LEN - SINK_DATA_FIXED);
+                        reply(c->fd, huge, sizeof huge);
+                        return true;
+                }
                 case MODE_CLOSE:
                         r = sink_encode_close(out, sizeof out);
                         break;
-                default:
-                        memcpy(out + SINK_HEADER_LEN, m.payload, m.payload_len);
+                default: {
+                        /* The answer is built in place, after the header and seq. */
+                        uint8_t *p = out + SINK_HEADER_LEN + SINK_DATA_FIXED;
+
+                        memcpy(p, m.payload, m.payload_len);
                         for (size_t i = 0; i < m.payload_len; i++)
-                                out[SINK_HEADER_LEN + i] = (uint8_t) toupper(out[SINK_HEADER_LEN + i]);
-                        r = sink_encode_data(out + SINK_HEADER_LEN, m.payload_len, out, sizeof out);
+                                p[i] = (uint8_t) toupper(p[i]);
+                        r = sink_encode_data(m.seq, p, m.payload_len, out, sizeof out);
+                }
                 }
                 if (r >= 0)
                         reply(c->fd, out, (size_t) r);
@@ -110,7 +131,7 @@ int main(int argc, char *argv[]) {
         int lfd;
 
         if (argc == 4 && strcmp(argv[2], "--mode") == 0) {
-                const char *names[] = { "echo", "slow", "die", "garbage", "close" };
+                const char *names[] = { "echo", "slow", "die", "garbage", "huge", "close", "chatter" };
                 size_t i;
 
                 for (i = 0; i < sizeof names / sizeof names[0] && strcmp(argv[3], names[i]) != 0; i++)
@@ -121,7 +142,7 @@ int main(int argc, char *argv[]) {
                 }
                 mode = (enum mode) i;
         } else if (argc != 2) {
-                fprintf(stderr, "Usage: sv-sink PATH [--mode echo|slow|die|garbage|close]\n");
+                fprintf(stderr, "Usage: sv-sink PATH [--mode echo|slow|die|garbage|huge|close|chatter]\n");
                 return 2;
         }
         if (strlen(argv[1]) >= sizeof sa.sun_path) {

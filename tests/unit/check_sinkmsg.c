@@ -61,19 +61,26 @@ START_TEST(test_data_close_cut) {
         int n;
 
         memset(payload, 'x', sizeof payload);
-        n = sink_encode_data(payload, RECORD_PAYLOAD_MAX, pkt, sizeof pkt);
+        n = sink_encode_data(0x01020304, payload, RECORD_PAYLOAD_MAX, pkt, sizeof pkt);
         ck_assert_int_eq(n, SINK_PACKET_MAX);
+        static const uint8_t head[] = { 1, 2, 1, 2, 3, 4, 'x' };
+        ck_assert(memcmp(pkt, head, sizeof head) == 0);
         ck_assert_int_eq(sink_parse(pkt, (size_t) n, &m), 0);
         ck_assert_int_eq(m.type, SINK_MSG_DATA);
+        ck_assert_uint_eq(m.seq, 0x01020304);
         ck_assert_uint_eq(m.payload_len, RECORD_PAYLOAD_MAX);
-        ck_assert(m.payload == pkt + 2);
-        ck_assert_int_eq(sink_encode_data(payload, RECORD_PAYLOAD_MAX + 1, pkt, sizeof pkt), -EINVAL);
+        ck_assert(m.payload == pkt + 6);
+        ck_assert_int_eq(sink_encode_data(1, payload, RECORD_PAYLOAD_MAX + 1, pkt, sizeof pkt), -EINVAL);
+        ck_assert_int_eq(sink_encode_data(1, payload, RECORD_PAYLOAD_MAX, pkt, SINK_PACKET_MAX - 1), -ENOBUFS);
         pkt[SINK_PACKET_MAX] = 'x';
         ck_assert_int_eq(sink_parse(pkt, SINK_PACKET_MAX + 1, &m), -EBADMSG);
-        n = sink_encode_data(NULL, 0, pkt, sizeof pkt);
-        ck_assert_int_eq(n, 2);
-        ck_assert_int_eq(sink_parse(pkt, 2, &m), 0);
+        n = sink_encode_data(7, NULL, 0, pkt, sizeof pkt);
+        ck_assert_int_eq(n, 6);
+        ck_assert_int_eq(sink_parse(pkt, 6, &m), 0);
+        ck_assert_uint_eq(m.seq, 7);
         ck_assert_uint_eq(m.payload_len, 0);
+        for (size_t short_len = 2; short_len < 6; short_len++)       /* no room for the seq */
+                ck_assert_int_eq(sink_parse(pkt, short_len, &m), -EBADMSG);
 
         n = sink_encode_close(pkt, sizeof pkt);
         ck_assert_int_eq(n, 2);
@@ -97,8 +104,8 @@ START_TEST(test_garbage) {
 
         ck_assert_int_eq(sink_parse((const uint8_t *) "", 0, &m), -EBADMSG);
         ck_assert_int_eq(sink_parse((const uint8_t *) "\x01", 1, &m), -EBADMSG);
-        ck_assert_int_eq(sink_parse((const uint8_t *) "\x09\x02hi", 4, &m), -EPROTONOSUPPORT);
-        ck_assert_int_eq(sink_parse((const uint8_t *) "\x00\x02hi", 4, &m), -EPROTONOSUPPORT);
+        ck_assert_int_eq(sink_parse((const uint8_t *) "\x09\x02\0\0\0\1hi", 8, &m), -EPROTONOSUPPORT);
+        ck_assert_int_eq(sink_parse((const uint8_t *) "\x00\x02\0\0\0\1hi", 8, &m), -EPROTONOSUPPORT);
         ck_assert_int_eq(sink_parse((const uint8_t *) "\x01\x00", 2, &m), -EBADMSG);
         ck_assert_int_eq(sink_parse((const uint8_t *) "\x01\x05", 2, &m), -EBADMSG);
         ck_assert_int_eq(sink_parse((const uint8_t *) "\x01\x01", 2, &m), -EBADMSG);

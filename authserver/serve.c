@@ -82,10 +82,11 @@ static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si,
                                           drain_timeout, srv);
 }
 
-/* One descriptor per connection: lift the soft limit towards the hard one, as far as needed. */
-static void raise_fd_limit(unsigned max_connections) {
+/* One descriptor per connection, two with --sink (its link to the application): lift the soft
+ * limit towards the hard one, as far as needed. */
+static void raise_fd_limit(unsigned max_connections, bool sink) {
         struct rlimit rl;
-        rlim_t want = (rlim_t) max_connections + 64;
+        rlim_t want = (rlim_t) max_connections * (sink ? 2 : 1) + 64;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
                 return;
@@ -222,7 +223,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         }
         if (fault_armed())
                 log_warning("SV_FAULT is set: test-only fault injection is active");
-        raise_fd_limit(cfg->max_connections);
+        raise_fd_limit(cfg->max_connections, cfg->sink_path != NULL);
         srv.backoff = malloc(sizeof *srv.backoff);
         srv.scratch = malloc(2 * (size_t) SV_VAULT_MAX);
         if (!srv.backoff || !srv.scratch || conn_addr_table_init(&srv) < 0)

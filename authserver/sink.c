@@ -64,7 +64,9 @@ static int link_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         if (r >= 0 && m.type != SINK_MSG_DATA && m.type != SINK_MSG_CLOSE)
                 r = -EBADMSG;   /* SESSION and CUT go the other way only */
         if (r < 0) {
+                /* A SESSION from the application is refused, but may have carried a key. */
                 OPENSSL_cleanse(pkt, sizeof pkt);
+                OPENSSL_cleanse(&m, sizeof m);
                 link_fail(l, "sink-garbage", r);
                 return 0;
         }

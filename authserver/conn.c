@@ -974,7 +974,6 @@ static void channel_close_as(struct conn *c, int level, const char *why, int err
                 conn_free(c);
 }
 
-/* A bad record, a cut channel: the connection ends now, with nothing sent (§11). */
 static void channel_close(struct conn *c, const char *why) {
         channel_close_as(c, LOG_INFO, why, 0);
 }
@@ -984,6 +983,7 @@ static void channel_close_sink(struct conn *c, const char *why, int err) {
         channel_close_as(c, LOG_WARNING, why, err);
 }
 
+/* A bad record, a cut channel: the connection ends now, with nothing sent (§11). */
 static void channel_end(struct conn *c, const char *result, int err) {
         channel_log(c, LOG_NOTICE, result, err);
         channel_sink_finish(c, result);

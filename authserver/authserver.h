@@ -15,6 +15,7 @@
 #include "netprefix.h"
 #include "ratelimit.h"
 #include "record.h"
+#include "sinkmsg.h"
 #include "store.h"
 
 /*
@@ -29,6 +30,7 @@
  *              below together and decides what their reports lead to
  *   listen.c   the listening sockets: accept(), the pause when out of descriptors
  *   conn.c     one handshake per connection (common/handshake.h), back-off, address caps
+ *   sink.c     with --sink, each data channel's link to the local application (docs/sink.md)
  *   upkeep.c   what failed handshakes teach: counts, decoy shapes, audit retention
  *   queue.c    the group commit: write records, one transaction and one fsync per batch
  *   libstore   store.h (the device rows, sealed vaults); backoff.c, decoy.c and
@@ -37,7 +39,7 @@
  * A lower layer reports upward only through a callback the layer above set: a write
  * record's done() (queue -> conn: on_pending_durable, on_commit_done), queue.on_fatal
  * (queue -> serve: stop), server.on_conn_closed (conn -> serve: resume listening, end the
- * drain).
+ * drain), a sink link's on_message and on_end (sink -> conn: an answer, a link that failed).
  */
 
 #define AUTHSERVER_CONFIG_PATH          "/etc/secure-vault/authserver.conf"
@@ -56,6 +58,9 @@
  * may stay silent between them; on either bound the server sends CLOSE. */
 #define AUTHSERVER_DEFAULT_MAX_RECORDS  1000
 #define AUTHSERVER_DEFAULT_CHANNEL_IDLE_MS 30000
+/* --sink: how long the application may take to answer one DATA record before the device gets
+ * CLOSE (docs/sink.md). */
+#define AUTHSERVER_DEFAULT_SINK_TIMEOUT_MS 5000
 #define AUTHSERVER_LISTEN_MAX           8
 /* SIGTERM lets open handshakes finish for at most this long. */
 #define AUTHSERVER_DRAIN_MS             5000
@@ -98,6 +103,9 @@ struct config {
         uint64_t audit_retention_s;     /* 0: keep the audit trail forever */
         unsigned max_records;           /* DATA records per connection after M5 */
         unsigned channel_idle_ms;       /* silence allowed between records */
+        char *sink_path;                /* NULL: the built-in handler answers records */
+        bool sink_keys;                 /* the sink gets each session key too */
+        unsigned sink_timeout_ms;       /* for the sink's answer to one DATA record */
 };
 
 /* Options every verb takes: --db, --master-key, --config, --log-level. */
@@ -219,6 +227,7 @@ enum conn_phase {
         CONN_COMMITTING,        /* M5 verified; the commit is queued for the group commit */
         CONN_CHANNEL,           /* committed: reading records of the data channel (§11) */
         CONN_AGGREGATING,       /* a DATA record's aggregate is queued for the group commit */
+        CONN_SINKING,           /* a DATA record went to the --sink application, its answer is due */
         CONN_CLOSING,           /* flushing a last frame, then close */
 };
 
@@ -278,6 +287,19 @@ struct write_record {
         void *userdata;
 };
 
+/* sink.c: one data channel's link to the --sink application. */
+struct sink_link {
+        int fd;                         /* -1: none */
+        sd_event_source *io;
+        sd_event_source *timer;         /* the answer's deadline, armed by sink_link_expect() */
+        /* Set by conn.c. on_message: a DATA or CLOSE packet came (m and its payload are valid
+         * during the call only). on_end: the link failed and is closed already ("sink-gone",
+         * "sink-garbage", "sink-timeout"). Either may free the link's owner. */
+        void (*on_message)(struct sink_link *l, const struct sink_msg *m, void *userdata);
+        void (*on_end)(struct sink_link *l, const char *why, int err, void *userdata);
+        void *userdata;
+};
+
 struct conn {
         struct server *srv;
         LIST_FIELDS(struct conn, all);          /* server.conns */
@@ -318,6 +340,7 @@ struct conn {
         const char *reason;             /* why a decoy was sent, for the log */
         struct record_chain rx, tx;     /* the data channel: opens c2s, seals s2c (§11) */
         unsigned n_records;             /* DATA records received */
+        struct sink_link sink;          /* with --sink, once the channel is open */
 };
 
 /* queue.c: the group commit. */
@@ -393,6 +416,20 @@ void conn_drain(struct server *srv);
 int conn_addr_table_init(struct server *srv);
 void conn_addr_table_free(struct server *srv);
 void conn_free(struct conn *c);
+
+/* sink.c */
+void sink_link_init(struct sink_link *l);
+bool sink_link_open(const struct sink_link *l);
+/* Connects to the application at path, non-blocking; -errno if it is not there to accept. */
+int sink_link_connect(struct sink_link *l, sd_event *event, const char *path,
+                      void (*on_message)(struct sink_link *, const struct sink_msg *, void *),
+                      void (*on_end)(struct sink_link *, const char *, int, void *), void *userdata);
+/* Sends one packet now or fails (-EAGAIN: the application did not read the last ones). */
+int sink_link_send(struct sink_link *l, const uint8_t *pkt, size_t len);
+/* The next packet is due within timeout_ms, else on_end(.., "sink-timeout", ..). */
+int sink_link_expect(struct sink_link *l, unsigned timeout_ms);
+/* Closes the link without a report (the application reads end of file). */
+void sink_link_close(struct sink_link *l);
 
 /* queue.c */
 int queue_init(struct write_queue *q, sd_event *event, struct store *store);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "authserver.h"
 #include "secmem.h"
@@ -22,12 +23,14 @@ void config_init(struct config *c) {
                 .decoy_p = SV_DEFAULT_P,
                 .enroll_kex = AUTHSERVER_ENROLL_KEX_UNSET,
                 .audit_retention_s = AUTHSERVER_DEFAULT_AUDIT_RETENTION * 86400ULL,
+                .sink_timeout_ms = AUTHSERVER_DEFAULT_SINK_TIMEOUT_MS,
         };
 }
 
 void config_free(struct config *c) {
         free(c->db_path);
         free(c->master_key_path);
+        free(c->sink_path);
         for (unsigned i = 0; i < c->n_listen; i++)
                 free(c->listen[i]);
         config_init(c);
@@ -125,6 +128,28 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 if (parse_unsigned(value, 1, 3600, &v) < 0)
                         goto bad;
                 c->channel_idle_ms = v * 1000;
+                return 0;
+        }
+        if (strcmp(key, "sink") == 0) {
+                /* A path a Unix socket address can hold (sun_path, with its NUL). */
+                if (value[0] == '\0' || strlen(value) >= sizeof ((struct sockaddr_un *) NULL)->sun_path)
+                        return log_error_errno(EINVAL, "%s: invalid sink path '%s': expected 1..%zu bytes",
+                                               origin, value, sizeof ((struct sockaddr_un *) NULL)->sun_path - 1);
+                return set_string(&c->sink_path, value);
+        }
+        if (strcmp(key, "sink-keys") == 0) {
+                if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+                        c->sink_keys = true;
+                else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+                        c->sink_keys = false;
+                else
+                        goto bad;
+                return 0;
+        }
+        if (strcmp(key, "sink-timeout") == 0) {
+                if (parse_unsigned(value, 1, 3600, &v) < 0)
+                        goto bad;
+                c->sink_timeout_ms = v * 1000;
                 return 0;
         }
         if (strcmp(key, "decoy-n") == 0) {

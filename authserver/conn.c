@@ -23,6 +23,8 @@ static void conn_lookup(struct conn *c);
 static void on_pending_durable(struct write_record *w, int r);
 static void on_commit_done(struct write_record *w, int r);
 static void channel_start(struct conn *c);
+static void channel_on_sink_message(struct sink_link *l, const struct sink_msg *m, void *userdata);
+static void channel_on_sink_end(struct sink_link *l, const char *why, int err, void *userdata);
 static void channel_pump(struct conn *c);
 static void channel_close(struct conn *c, const char *why);
 
@@ -193,6 +195,8 @@ void conn_free(struct conn *c) {
         sd_event_source_disable_unref(c->delay);
         if (c->fd >= 0)
                 close_drained(c->fd);
+        /* Without CLOSE or CUT first, the application reads end of file: a cut channel. */
+        sink_link_close(&c->sink);
         vault_buffers_free(c);
         hs_server_wipe(&c->hs);
         OPENSSL_cleanse(c, sizeof *c);
@@ -340,8 +344,10 @@ static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
                 channel_close(c, "idle");
                 return 0;
         }
-        if (c->phase == CONN_STORING || c->phase == CONN_COMMITTING || c->phase == CONN_AGGREGATING) {
-                /* The group commit owns it until the write is done; it ends it then. */
+        if (c->phase == CONN_STORING || c->phase == CONN_COMMITTING || c->phase == CONN_AGGREGATING ||
+            c->phase == CONN_SINKING) {
+                /* The group commit (or the sink's answer, within its own deadline) owns it until
+                 * the write is done; it ends it then. */
                 c->expired = true;
                 return 0;
         }
@@ -433,6 +439,7 @@ int conn_accept(struct server *srv, int fd) {
         }
         c->srv = srv;
         c->fd = fd;
+        sink_link_init(&c->sink);
         c->phase = CONN_READ_M1;
         c->expect_type = SV_MSG_HELLO;
         c->expect_len = 0;
@@ -942,26 +949,53 @@ static int channel_seal(struct conn *c, uint8_t type, const void *payload, size_
         return r;
 }
 
+/* The sink hears how the channel ended (docs/sink.md): CLOSE if the device closed it, CUT
+ * with the reason otherwise; best effort, the link ends here either way. */
+static void channel_sink_finish(struct conn *c, const char *why) {
+        uint8_t pkt[SINK_HEADER_LEN + SINK_REASON_MAX];
+        int n;
+
+        if (!sink_link_open(&c->sink))
+                return;
+        n = strcmp(why, "closed") == 0 ? sink_encode_close(pkt, sizeof pkt) : sink_encode_cut(why, pkt, sizeof pkt);
+        if (n >= 0)
+                (void) sink_link_send(&c->sink, pkt, (size_t) n);
+        sink_link_close(&c->sink);
+}
+
 /* CLOSE to the device, then the connection ends once it is out (or the peer is gone). */
-static void channel_close(struct conn *c, const char *why) {
+static void channel_close_as(struct conn *c, int level, const char *why, int err) {
         int r;
 
-        channel_log(c, LOG_INFO, why, 0);
+        channel_log(c, level, why, err);
+        channel_sink_finish(c, why);
         c->phase = CONN_CLOSING;
         r = channel_seal(c, SV_MSG_CLOSE, NULL, 0);
         if (r < 0 || conn_flush(c) < 0)
                 conn_free(c);
 }
 
+static void channel_close(struct conn *c, const char *why) {
+        channel_close_as(c, LOG_INFO, why, 0);
+}
+
+/* The sink failed this channel (its link is closed already): a warning, CLOSE to the device. */
+static void channel_close_sink(struct conn *c, const char *why, int err) {
+        channel_close_as(c, LOG_WARNING, why, err);
+}
+
 /* A bad record, a cut channel: the connection ends now, with nothing sent (§11). */
 static void channel_end(struct conn *c, const char *result, int err) {
         channel_log(c, LOG_NOTICE, result, err);
+        channel_sink_finish(c, result);
         conn_free(c);
 }
 
 static void channel_start(struct conn *c) {
+        const struct config *cfg = c->srv->cfg;
         uint8_t c2s[RECORD_SECRET_LEN], s2c[RECORD_SECRET_LEN];
-        int r;
+        uint8_t session[SINK_PACKET_MAX];
+        int r, n = 0;
 
         r = hs_server_channel_secrets(&c->hs, c2s, s2c);
         if (r >= 0) {
@@ -970,6 +1004,14 @@ static void channel_start(struct conn *c) {
         }
         OPENSSL_cleanse(c2s, sizeof c2s);
         OPENSSL_cleanse(s2c, sizeof s2c);
+        /* The sink's SESSION, built while the handshake still holds the session key. */
+        if (r >= 0 && cfg->sink_path) {
+                n = sink_encode_session(c->hello.kex, c->hello.epoch, c->hello.session_id, c->hello.device_id,
+                                        cfg->sink_keys ? hs_server_session_key(&c->hs) : NULL,
+                                        session, sizeof session);
+                if (n < 0)
+                        r = n;
+        }
         /* The handshake's secrets and both vault generations are no longer needed. */
         hs_server_wipe(&c->hs);
         vault_buffers_free(c);
@@ -982,9 +1024,23 @@ static void channel_start(struct conn *c) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(c->io, SD_EVENT_ON);
         if (r < 0) {
+                OPENSSL_cleanse(session, sizeof session);
                 log_warning_errno(r, "Failed to open the data channel of %s: %m", c->peer);
                 conn_free(c);
                 return;
+        }
+        if (cfg->sink_path) {
+                r = sink_link_connect(&c->sink, c->srv->event, cfg->sink_path, channel_on_sink_message,
+                                      channel_on_sink_end, c);
+                if (r >= 0)
+                        r = sink_link_send(&c->sink, session, (size_t) n);
+                OPENSSL_cleanse(session, sizeof session);
+                if (r < 0) {
+                        /* No application to hand the channel to: the device hears CLOSE now. */
+                        sink_link_close(&c->sink);
+                        channel_close_sink(c, "sink-absent", r);
+                        return;
+                }
         }
         /* Records may have arrived with M5 or since: read them now, the edge is past. */
         channel_pump(c);
@@ -993,7 +1049,7 @@ static void channel_start(struct conn *c) {
 /* An answer (one DATA record), and CLOSE too when a bound is reached. true: c waits for its
  * next record with nothing left to send, the caller reads it; false: c is closing, waits for
  * its output to drain (io_handler reads on), or was freed. */
-static bool channel_answer(struct conn *c, const char *line, size_t len) {
+static bool channel_answer(struct conn *c, const void *line, size_t len) {
         struct server *srv = c->srv;
         const char *why = NULL;
         int r;
@@ -1046,6 +1102,56 @@ static void on_aggregate_done(struct write_record *w, int r) {
                 channel_pump(c);
 }
 
+/* The sink answered (conn.c set this on the link). */
+static void channel_on_sink_message(struct sink_link *l, const struct sink_msg *m, void *userdata) {
+        struct conn *c = userdata;
+
+        if (m->type == SINK_MSG_CLOSE && (c->phase == CONN_CHANNEL || c->phase == CONN_SINKING)) {
+                sink_link_close(&c->sink);
+                channel_close(c, "sink-closed");
+                return;
+        }
+        if (m->type != SINK_MSG_DATA || c->phase != CONN_SINKING || m->seq != c->n_records) {
+                /* An answer nobody asked for, or to another record: it is a broken sink. */
+                sink_link_close(&c->sink);
+                if (c->phase == CONN_CHANNEL || c->phase == CONN_SINKING)
+                        channel_close_sink(c, "sink-garbage", -EBADMSG);
+                return;
+        }
+        if (channel_answer(c, m->payload, m->payload_len))
+                channel_pump(c);
+}
+
+/* The link failed ("sink-gone", "sink-garbage", "sink-timeout"), and is closed already. */
+static void channel_on_sink_end(struct sink_link *l, const char *why, int err, void *userdata) {
+        struct conn *c = userdata;
+
+        if (c->phase == CONN_CHANNEL || c->phase == CONN_SINKING)
+                channel_close_sink(c, why, err);
+}
+
+/* A DATA record's payload to the sink; its answer comes to channel_on_sink_message(). */
+static bool channel_to_sink(struct conn *c, uint8_t *payload, size_t len) {
+        uint8_t pkt[SINK_PACKET_MAX];
+        int n, r;
+
+        n = sink_encode_data(c->n_records, payload, len, pkt, sizeof pkt);
+        OPENSSL_cleanse(payload, len);
+        r = n < 0 ? n : sink_link_send(&c->sink, pkt, (size_t) n);
+        OPENSSL_cleanse(pkt, sizeof pkt);
+        if (r >= 0)
+                r = sink_link_expect(&c->sink, c->srv->cfg->sink_timeout_ms);
+        if (r < 0) {
+                /* A sink that has not read what it had, or is gone: this channel ends. */
+                sink_link_close(&c->sink);
+                channel_close_sink(c, r == -EAGAIN ? "sink-timeout" : "sink-gone", r);
+                return false;
+        }
+        c->phase = CONN_SINKING;
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        return false;
+}
+
 /* One whole record is in c->in. true: the next one may be read now (see channel_answer()). */
 static bool channel_on_record(struct conn *c) {
         struct server *srv = c->srv;
@@ -1066,6 +1172,8 @@ static bool channel_on_record(struct conn *c) {
                 return false;
         }
         c->n_records++;
+        if (srv->cfg->sink_path)
+                return channel_to_sink(c, payload, len);
         c->write = (struct write_record) { .action = WRITE_AGGREGATE, .done = on_aggregate_done, .userdata = c };
         snprintf(c->write.device_id, sizeof c->write.device_id, "%s", c->hello.device_id);
         r = aggregate_parse(payload, len, c->write.name, &c->write.value);

@@ -82,10 +82,11 @@ static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si,
                                           drain_timeout, srv);
 }
 
-/* One descriptor per connection: lift the soft limit towards the hard one, as far as needed. */
-static void raise_fd_limit(unsigned max_connections) {
+/* One descriptor per connection, two with --sink (its link to the application): lift the soft
+ * limit towards the hard one, as far as needed. */
+static void raise_fd_limit(unsigned max_connections, bool sink) {
         struct rlimit rl;
-        rlim_t want = (rlim_t) max_connections + 64;
+        rlim_t want = (rlim_t) max_connections * (sink ? 2 : 1) + 64;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
                 return;
@@ -97,7 +98,8 @@ static void raise_fd_limit(unsigned max_connections) {
 
 static int parse_serve(struct config *c, int argc, char *argv[]) {
         enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN, ARG_MAX_PER_ADDR, ARG_HELLO_TIMEOUT,
-               ARG_AUDIT_RETENTION, ARG_MAX_RECORDS, ARG_CHANNEL_IDLE };
+               ARG_AUDIT_RETENTION, ARG_MAX_RECORDS, ARG_CHANNEL_IDLE,
+               ARG_SINK, ARG_SINK_KEYS, ARG_SINK_TIMEOUT };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "listen",          required_argument, NULL, ARG_LISTEN },
@@ -108,6 +110,9 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                 { "audit-retention", required_argument, NULL, ARG_AUDIT_RETENTION },
                 { "max-records",     required_argument, NULL, ARG_MAX_RECORDS },
                 { "channel-idle-timeout", required_argument, NULL, ARG_CHANNEL_IDLE },
+                { "sink",            required_argument, NULL, ARG_SINK },
+                { "sink-keys",       no_argument,       NULL, ARG_SINK_KEYS },
+                { "sink-timeout",    required_argument, NULL, ARG_SINK_TIMEOUT },
                 { 0 }
         };
         bool listen_from_cli = false;
@@ -119,18 +124,21 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                         printf("Usage: authserver serve [--listen ADDR:PORT]... [--db PATH] [--master-key FILE]\n"
                                "         [--timeout SECONDS] [--hello-timeout SECONDS] [--max-connections N]\n"
                                "         [--max-connections-per-address N] [--audit-retention AGE]\n"
-                               "         [--max-records N] [--channel-idle-timeout SECONDS] [--config FILE]\n\n"
+                               "         [--max-records N] [--channel-idle-timeout SECONDS]\n"
+                               "         [--sink PATH [--sink-keys] [--sink-timeout SECONDS]] [--config FILE]\n\n"
                                "Serve the secure-vault protocol. ADDR is an IPv4 address, [IPv6], a host name\n"
                                "or '*'; default " AUTHSERVER_DEFAULT_LISTEN ". Sockets passed by systemd take\n"
                                "precedence. Defaults: --timeout %d, --hello-timeout %d, --max-connections %d,\n"
                                "--max-connections-per-address %d (per IPv4 /24 or IPv6 /48; 0: no limit),\n"
                                "--audit-retention %d (days, or with a unit s, min, h, d; 0: keep the audit trail\n"
                                "forever), --max-records %d (DATA records per connection after M5),\n"
-                               "--channel-idle-timeout %d (seconds between records).\n",
+                               "--channel-idle-timeout %d (seconds between records). --sink hands sessions and\n"
+                               "records to the application listening at PATH (docs/sink.md) instead of the\n"
+                               "built-in aggregation, --sink-keys the session keys too; --sink-timeout %d.\n",
                                AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS / 1000,
                                AUTHSERVER_DEFAULT_MAX_CONN, AUTHSERVER_DEFAULT_MAX_PER_ADDR,
                                AUTHSERVER_DEFAULT_AUDIT_RETENTION, AUTHSERVER_DEFAULT_MAX_RECORDS,
-                               AUTHSERVER_DEFAULT_CHANNEL_IDLE_MS / 1000);
+                               AUTHSERVER_DEFAULT_CHANNEL_IDLE_MS / 1000, AUTHSERVER_DEFAULT_SINK_TIMEOUT_MS / 1000);
                         return 1;
                 case ARG_LISTEN:
                         if (!listen_from_cli) {
@@ -165,6 +173,18 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                         break;
                 case ARG_CHANNEL_IDLE:
                         if (config_set(c, "channel-idle-timeout", optarg, "--channel-idle-timeout") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_SINK:
+                        if (config_set(c, "sink", optarg, "--sink") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_SINK_KEYS:
+                        if (config_set(c, "sink-keys", "yes", "--sink-keys") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_SINK_TIMEOUT:
+                        if (config_set(c, "sink-timeout", optarg, "--sink-timeout") < 0)
                                 return -EINVAL;
                         break;
                 case ARG_AUDIT_RETENTION:
@@ -203,7 +223,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         }
         if (fault_armed())
                 log_warning("SV_FAULT is set: test-only fault injection is active");
-        raise_fd_limit(cfg->max_connections);
+        raise_fd_limit(cfg->max_connections, cfg->sink_path != NULL);
         srv.backoff = malloc(sizeof *srv.backoff);
         srv.scratch = malloc(2 * (size_t) SV_VAULT_MAX);
         if (!srv.backoff || !srv.scratch || conn_addr_table_init(&srv) < 0)

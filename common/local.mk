@@ -28,6 +28,8 @@ common_libsvcommon_a_SOURCES = \
 	common/proto.h \
 	common/ratelimit.c \
 	common/ratelimit.h \
+	common/sinkmsg.c \
+	common/sinkmsg.h \
 	common/record.c \
 	common/record.h \
 	common/text.c \

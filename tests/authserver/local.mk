@@ -13,6 +13,10 @@ tests_authserver_sv_probe_SOURCES = tests/authserver/sv-probe.c
 tests_authserver_sv_probe_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS)
 tests_authserver_sv_probe_LDADD = devicectl/libdevnet.a $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
 
+check_PROGRAMS += tests/authserver/sv-sink
+tests_authserver_sv_sink_SOURCES = tests/authserver/sv-sink.c
+tests_authserver_sv_sink_LDADD = $(SVCOMMON_LIBS)
+
 check_PROGRAMS += tests/authserver/sv-sql
 tests_authserver_sv_sql_SOURCES = tests/authserver/sv-sql.c
 tests_authserver_sv_sql_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS)
@@ -25,6 +29,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/load.test \
 	tests/authserver/serve.test \
 	tests/authserver/data.test \
+	tests/authserver/sink.test \
 	tests/authserver/recovery.test \
 	tests/authserver/attacks.test \
 	tests/authserver/limits.test \

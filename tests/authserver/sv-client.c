@@ -25,7 +25,7 @@
  *   idle       send nothing more and wait for the server's CLOSE
  *   no-close   close the connection without CLOSE
  * and prints what came back: "cut" (the connection ended, nothing sent), "server-closed",
- * "error CODE", or "reply TYPE" for any other frame.
+ * "error CODE", or "reply TYPE" for any other frame. --show-key prints "session-key HEX" first.
  * Prints "N passed, M failed" and exits 0 only if every handshake succeeded; with a
  * fault, prints the outcome ("refused CODE", "closed", "ok") and exits 0 if it ran.
  */
@@ -66,6 +66,7 @@ struct client {
         size_t n_data;
         enum data_fault data_fault;
         bool channel;                   /* --data or --data-fault given */
+        bool show_key;                  /* --show-key: print the session key after M5 */
 };
 
 /* What the server sent next, as the line the test reads; -errno if nothing came. */
@@ -123,6 +124,13 @@ static int channel(struct client *cl, struct hs_device *hs, int fd, int64_t dead
         r = hs_device_channel_secrets(hs, c2s, s2c);
         if (r < 0)
                 return r;
+        if (cl->show_key) {
+                /* For sink.test: the key an application behind --sink --sink-keys must get. */
+                printf("session-key ");
+                for (size_t i = 0; i < SV_KEY_LEN; i++)
+                        printf("%02x", hs_device_session_key(hs)[i]);
+                printf("\n");
+        }
         record_init(&tx, c2s);
         record_init(&rx, s2c);
         for (size_t i = 0; i < cl->n_data; i++) {
@@ -322,6 +330,7 @@ int main(int argc, char *argv[]) {
                 { "source",  required_argument, NULL, 'S' },
                 { "data",    required_argument, NULL, 'd' },
                 { "data-fault", required_argument, NULL, 'D' },
+                { "show-key", no_argument,     NULL, 'K' },
                 { 0 }
         };
         struct client cl = { .timeout_ms = 10000 };
@@ -345,6 +354,7 @@ int main(int argc, char *argv[]) {
                         cl.data[cl.n_data++] = optarg;
                         cl.channel = true;
                         break;
+                case 'K': cl.show_key = true; break;
                 case 'D': cl.data_fault = parse_data_fault(optarg); cl.channel = true; single = true; break;
                 default: return 2;
                 }

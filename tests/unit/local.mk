@@ -23,6 +23,7 @@ UNIT_TESTS = \
 	tests/unit/check_sysio \
 	tests/unit/check_kex \
 	tests/unit/check_record \
+	tests/unit/check_sinkmsg \
 	tests/unit/check_vaultfile \
 	tests/unit/check_ipc
 
@@ -100,3 +101,7 @@ tests_unit_check_vaultfile_LDADD = $(UNIT_LDADD)
 tests_unit_check_ipc_SOURCES = tests/unit/check_ipc.c
 tests_unit_check_ipc_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_ipc_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_sinkmsg_SOURCES = tests/unit/check_sinkmsg.c
+tests_unit_check_sinkmsg_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_sinkmsg_LDADD = $(UNIT_LDADD)

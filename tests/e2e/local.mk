@@ -29,3 +29,14 @@ E2E_TESTS = \
 	tests/e2e/devicectl-cli.test
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/e2e/attacks.sh
+
+# The forward-secrecy test (protocol §10): a passive wiretap and the attacker with a stolen vault.
+check_PROGRAMS += tests/e2e/sv-tap tests/e2e/sv-fsattack
+tests_e2e_sv_tap_SOURCES = tests/e2e/sv-tap.c
+tests_e2e_sv_tap_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl $(CRYPTO_CFLAGS)
+tests_e2e_sv_tap_LDADD = devicectl/libdevnet.a $(SVCOMMON_LIBS)
+tests_e2e_sv_fsattack_SOURCES = tests/e2e/sv-fsattack.c
+tests_e2e_sv_fsattack_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib \
+	$(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
+tests_e2e_sv_fsattack_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(TESTKAT_LIBS) $(SVIO_LIBS) \
+	$(SVCOMMON_LIBS) $(SQLITE_LIBS)

@@ -10,6 +10,7 @@
 #   restart_vaultd / restart_authserver [ENV=VALUE...]
 #                                  e.g. restart_vaultd SV_FAULT=after-file (docs/vault-file.md §7)
 #   need_vaultd_faults             skips the test (77) if vaultd was built without SV_FAULT
+#   $SERVE_ARGS                    more options for authserver serve (start_authserver)
 #   $VAULTD_ARGS                   more options for vaultd (start_vaultd); authentications
 #                                  are not rate-limited here (--max-auth-rate 0): tests
 #                                  authenticate far faster than the default allows
@@ -85,7 +86,7 @@ start_authserver() {
         touch "$T/server.log"
         skip=$(wc -l <"$T/server.log")          # the log is kept across restarts: read only what follows
         env "$@" $VG "$AUTHSERVER" serve --db "$T/db" --master-key "$T/key" --listen 127.0.0.1:0 \
-                --config /dev/null 2>>"$T/server.log" &
+                --config /dev/null ${SERVE_ARGS:-} 2>>"$T/server.log" &
         SERVER_PID=$!
         for _ in $(seq $((200 * SCALE))); do
                 port=$(tail -n +"$((skip + 1))" "$T/server.log" | sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p')

@@ -26,6 +26,7 @@ E2E_TESTS = \
 	tests/e2e/attack-truncated-frames.test \
 	tests/e2e/attack-slowloris.test \
 	tests/e2e/attack-wrong-server.test \
+	tests/e2e/forward-secrecy.test \
 	tests/e2e/devicectl-cli.test
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/e2e/attacks.sh

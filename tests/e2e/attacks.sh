@@ -9,12 +9,64 @@ ATTACK=$1
 expect_rc() {   # expect_rc "CODES" COMMAND...: run, require the exit code to be one of CODES
         local want=$1 rc=0; shift
         "$@" >"$T/out" 2>"$T/err" || rc=$?
+        echo "$rc" >"$T/rc"
         case " $want " in *" $rc "*) ;; *) fail "$ATTACK: '$*' exited $rc, want one of $want: $(cat "$T/err")";; esac
 }
 proxied() { ctl authenticate --server "$PROXY" --keyring none --timeout 5; }
+proxied_send() { ctl send --server "$PROXY" --timeout $((5 * SCALE)) "$@"; }
 unchanged() { [ "$(device_epoch)" = "$1" ] || fail "$ATTACK: the device's vault moved from epoch $1 to $(device_epoch)"; }
+# Neither side moved: the device's epoch, the server's, and no pending vault on the server.
+nothing_committed() {
+        unchanged "$1"
+        [ "$(server_epoch)" = "$1" ] || fail "$ATTACK: the server moved from epoch $1 to $(server_epoch)"
+        admin show dev --json | grep -q '"pending":false' || fail "$ATTACK: the server stored a pending vault"
+}
+# What the server logs from now on: mark, then logged PATTERN (waits for it: the server
+# judges after devicectl may have gone).
+mark() { MARK=$(wc -l <"$T/server.log"); }
+logged() {
+        for _ in $(seq $((150 * SCALE))); do
+                tail -n +$((MARK + 1)) "$T/server.log" | grep -q "$1" && return 0
+                sleep 0.02
+        done
+        fail "$ATTACK: the server did not log '$1'"
+}
+# The proxy's line for the last connection (written when it ends) matches PATTERN.
+proxy_said() {
+        for _ in $(seq $((150 * SCALE))); do
+                tail -n 1 "$T/proxy.log" | grep -q "^sv-proxy: #1 .*$1" && return 0
+                sleep 0.02
+        done
+        fail "$ATTACK: the proxy did not see '$1': $(tail -n 1 "$T/proxy.log")"
+}
+# "COUNT SUM" of the aggregate NAME, or nothing if no record of NAME was ever folded.
+aggregate() {
+        admin stats --json | grep -o "{\"name\":\"$1\",\"count\":[0-9]*,\"sum\":[^,]*" |
+                sed 's/.*"count":\([0-9]*\),"sum":\(.*\)/\1 \2/'
+}
+# Records through the proxy: devicectl send NAME=1 NAME=2 NAME=4 must exit with one of CODES,
+# the server must end the channel with RESULT, and NAME's aggregate must be one of AGGS
+# ("-" for none): the sums 1, 3, 7 of the genuine prefixes tell any replayed or reordered
+# record apart. Afterwards a clean handshake, in step.
+records() {
+        local name=$1 codes=$2 result=$3 aggs=$4 got; shift 4
+        start_proxy "$@"
+        mark
+        expect_rc "$codes" proxied_send "$name=1" "$name=2" "$name=4"
+        logged "channel device='dev' peer=127\.0\.0\.1:[0-9]* result=$result "
+        got=$(aggregate "$name"); got=${got:--}
+        case " $aggs " in *" ${got// /:} "*) ;; *) fail "$ATTACK ($*): aggregate of $name is '$got', want one of $aggs";; esac
+        stop_proxy
+        assert_in_step "after $*"
+        echo "# $*: devicectl exit $(cat "$T/rc"), channel $result, aggregate $name ${got// /:}"
+}
 
-setup_system
+# The attacks on protocol 1.1 (key share, data channel) need a device enrolled with the
+# share; the others run on the enrollment default.
+case $ATTACK in
+kex-*|small-order-*|record-*|data-*) setup_system --kex x25519 ;;
+*) setup_system ;;
+esac
 assert_in_step "baseline"
 e=$(device_epoch)
 
@@ -202,6 +254,95 @@ wrong-server)
         start_proxy --flip M4
         expect_rc "5" proxied
         unchanged "$e" ;;
+kex-downgrade)
+        # The share stripped from M1: the server answers with M1's shape (no share) and a
+        # decoy, the proxy grafts a share back on for the device, the M3 it gets is refused.
+        start_proxy --strip-share M1
+        mark
+        expect_rc "4" proxied
+        proxy_said "strip M1 share graft M2 share M4=ERROR"
+        logged "result=auth-failed reason='M3 did not verify'"
+        nothing_committed "$e"
+        stop_proxy
+        assert_in_step "after the share stripped from M1"
+        e=$(device_epoch)
+        # The share stripped from M2: the device refuses M2 by its length, sends no M3.
+        start_proxy --strip-share M2
+        expect_rc "8" proxied
+        grep -q "wrong length" "$T/err" || fail "no clear refusal of the share-less M2: $(cat "$T/err")"
+        proxy_said "strip M2 share no M3"
+        nothing_committed "$e"
+        # What the proxy cannot show (it holds no vault): a device that does hold it, its
+        # bundle without the kex line, runs the handshake without the share, right for the
+        # M1 it sent; and a device enrolled without the share runs it with one. The server
+        # must answer both with a decoy and refuse M3 (ERROR 2); neither epoch moves.
+        for kex in x25519 none; do
+                admin enroll --device "dg-$kex" --kex $kex --out "$T/dg-$kex" >/dev/null || fail "enroll dg-$kex"
+                if [ $kex = x25519 ]; then sed -i '/^kex: /d; /^check: /d' "$T/dg-$kex"
+                else sed -i 's/^vault: /kex: x25519\nvault: /; /^check: /d' "$T/dg-$kex"; fi
+                out=$("$SVCLIENT" --server "$SERVER" --vault "$T/dg-$kex" --fault none 2>&1)
+                [ "$out" = "refused 2" ] || fail "device dg-$kex enrolled with kex $kex, the share $([ $kex = none ] && echo added || echo stripped): $out"
+                admin show "dg-$kex" --json | grep -q '"epoch":0,"pending":false' || fail "dg-$kex moved: $(admin show "dg-$kex" --json)"
+        done ;;
+small-order-share)
+        # Each of RFC 7748's small-order points as the device's share: the server must give
+        # no Z and refuse like a decoy, at M3 (ERROR where M4 goes: a well-formed M2 came
+        # first); as the server's share: vaultd must refuse M2 and send no M3 (exit 8).
+        # (Both at once gains an attacker without the vault nothing more: the transcript
+        # hashes differ on the two sides of a proxy that rewrote M1 and M2.)
+        for i in $(seq 0 13); do
+                start_proxy --small-order M1:$i
+                expect_rc "4" proxied
+                proxy_said "small-order M1 point $i M4=ERROR"
+                nothing_committed "$e"
+                stop_proxy
+                assert_in_step "after small-order point $i in M1"
+                e=$(device_epoch)
+                start_proxy --small-order M2:$i
+                expect_rc "8" proxied
+                grep -q "malformed message from the server" "$T/err" || fail "point $i in M2: $(cat "$T/err")"
+                proxy_said "small-order M2 point $i no M3"
+                nothing_committed "$e"
+                stop_proxy
+                assert_in_step "after small-order point $i in M2"
+                e=$(device_epoch)
+        done ;;
+record-replay)
+        # A DATA record of the device delivered twice: the server folds it once, then the
+        # copy does not open (the counter moved): the channel ends with no reply, exit 14.
+        records rpa 14 bad-record "2:3" --dup c2s:1
+        # The server's record delivered twice: the device refuses the copy (exit 8). The
+        # server ends as the device did: cut, or closed if its CLOSE was out before it read.
+        records rpb 8 "\(cut\|closed\)" "1:1 2:3 3:7" --dup s2c:0 ;;
+record-reorder)
+        records roa 14 bad-record "-" --swap c2s:0
+        records rob 8 "\(cut\|closed\)" "2:3 3:7" --swap s2c:0 ;;
+record-reflection)
+        # The server's answer sent back to the server (it opens with the other direction's
+        # chain: it does not), and the device's record sent back to the device.
+        records rfa 14 bad-record "1:1" --reflect s2c:0
+        records rfb 8 cut "1:1" --reflect c2s:1 ;;
+record-truncation)
+        # The device's CLOSE lost: a cut, not a clean end, at both sides.
+        records tra 14 cut "3:7" --drop c2s:close
+        # The server's CLOSE lost: the server closed cleanly, the device must say cut.
+        records trb 14 closed "3:7" --drop s2c:close
+        # A record cut in half, then the connection: a cut at the receiver.
+        records trc 14 cut "1:1" --truncate c2s:1
+        records trd 14 cut "1:1 2:3 3:7" --truncate s2c:1 ;;
+data-before-m5)
+        # M5 held back, the device's first DATA record (sealed right for this session) sent
+        # before it: the server must not open it, let alone fold it: ERROR 1, no commit.
+        start_proxy --early-data
+        mark
+        expect_rc "8" proxied_send early=1 early=2
+        grep -q "early c2s:0 (type 6) before M5 (server answered type 15)" "$T/proxy.log" || fail "proxy: $(tail -n 1 "$T/proxy.log")"
+        logged "result=protocol reason='bad frame header'"
+        [ -z "$(aggregate early)" ] || fail "DATA before M5 was folded: $(admin stats)"
+        # The device committed before M5; the server holds that vault as pending (§6).
+        [ "$(device_epoch)" = $((e + 1)) ] || fail "the device did not commit before M5"
+        [ "$(server_epoch)" = "$e" ] || fail "the server committed without a verified M5"
+        admin show dev --json | grep -q '"pending":true' || fail "the server has no pending vault" ;;
 *)
         fail "unknown attack '$ATTACK'" ;;
 esac

@@ -27,6 +27,13 @@ E2E_TESTS = \
 	tests/e2e/attack-slowloris.test \
 	tests/e2e/attack-wrong-server.test \
 	tests/e2e/forward-secrecy.test \
+	tests/e2e/attack-kex-downgrade.test \
+	tests/e2e/attack-small-order-share.test \
+	tests/e2e/attack-record-replay.test \
+	tests/e2e/attack-record-reorder.test \
+	tests/e2e/attack-record-reflection.test \
+	tests/e2e/attack-record-truncation.test \
+	tests/e2e/attack-data-before-m5.test \
 	tests/e2e/devicectl-cli.test
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/e2e/attacks.sh

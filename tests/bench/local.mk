@@ -7,7 +7,7 @@
 noinst_PROGRAMS += tests/bench/svload tests/bench/svgen tests/bench/tls13_echo \
 	tests/bench/peer/tls13_psk_bench tests/bench/peer/tcp_floor
 
-tests_bench_svload_SOURCES = tests/bench/svload.c
+tests_bench_svload_SOURCES = tests/bench/svload.c tests/bench/benchutil.c tests/bench/benchutil.h
 tests_bench_svload_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/devicectl -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS)
 tests_bench_svload_LDADD = devicectl/libdevnet.a $(TESTBUNDLE_LIBS) $(SVCOMMON_LIBS)
 
@@ -17,7 +17,7 @@ tests_bench_svgen_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(SVIO_LIBS) 
 
 # Our own TLS 1.3 baseline for the data channel (one connection, N round trips): not part of
 # the peer kit, which measures handshakes only.
-tests_bench_tls13_echo_SOURCES = tests/bench/tls13_echo.c
+tests_bench_tls13_echo_SOURCES = tests/bench/tls13_echo.c tests/bench/benchutil.c tests/bench/benchutil.h
 tests_bench_tls13_echo_CPPFLAGS = $(AM_CPPFLAGS) $(SSL_CFLAGS)
 tests_bench_tls13_echo_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS)
 

@@ -58,6 +58,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "bundle-file.h"
 #include "devicectl.h"
 #include "handshake.h"
@@ -109,13 +110,6 @@ struct options {
         long records;           /* --records: timed DATA records per client instead of handshakes */
         size_t payload;         /* --payload: bytes of each DATA record */
 };
-
-static double now_s(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rusage_ns(const struct rusage *r) {
         return (uint64_t) r->ru_utime.tv_sec * 1000000000ull + (uint64_t) r->ru_utime.tv_usec * 1000ull +
@@ -177,32 +171,6 @@ static long proc_rss_kb(pid_t pid) {
                         break;
         fclose(f);
         return v;
-}
-
-/* Tcp OutSegs of this network namespace (/proc/net/snmp), -1 if unknown. */
-static long long tcp_outsegs(void) {
-        char hdr[2048], val[2048], *sh, *sv, *th, *tv;
-        long long res = -1;
-        FILE *f = fopen("/proc/net/snmp", "re");
-
-        if (!f)
-                return -1;
-        while (fgets(hdr, sizeof hdr, f)) {
-                if (strncmp(hdr, "Tcp:", 4) != 0)
-                        continue;
-                if (!fgets(val, sizeof val, f))
-                        break;
-                th = strtok_r(hdr, " \n", &sh);
-                tv = strtok_r(val, " \n", &sv);
-                for (; th && tv; th = strtok_r(NULL, " \n", &sh), tv = strtok_r(NULL, " \n", &sv))
-                        if (strcmp(th, "OutSegs") == 0) {
-                                res = atoll(tv);
-                                break;
-                        }
-                break;
-        }
-        fclose(f);
-        return res;
 }
 
 /* "127.x.y.z:PORT" only: the benchmark never leaves the loopback interface. */
@@ -594,21 +562,6 @@ static int save_devices(const struct device *devs, size_t n) {
                 }
         }
         return ret;
-}
-
-static int cmp_dbl(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-
-        return (x > y) - (x < y);
-}
-
-static double pct(const double *v, long n, double p) {
-        long i;
-
-        if (n <= 0)
-                return 0;
-        i = (long) (p * (double) (n - 1) + 0.5);
-        return v[i < n ? i : n - 1];
 }
 
 /* Room for `want` more descriptors: soft limit up to the hard one, the hard one too if root. */

@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -64,40 +66,12 @@ struct server_result {
 static SSL_SESSION *psk_session;
 static bool dhe = true;
 
-static double now_s(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
 static uint64_t cpu_ns(void) {
         struct rusage r;
 
         getrusage(RUSAGE_SELF, &r);
         return (uint64_t) (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000000ull +
                (uint64_t) (r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1000ull;
-}
-
-static long long tcp_outsegs(void) {
-        char hdr[2048], val[2048], *sh, *sv, *th, *tv;
-        long long res = -1;
-        FILE *f = fopen("/proc/net/snmp", "re");
-
-        if (!f)
-                return -1;
-        while (fgets(hdr, sizeof hdr, f)) {
-                if (strncmp(hdr, "Tcp:", 4) != 0 || !fgets(val, sizeof val, f))
-                        continue;
-                th = strtok_r(hdr, " \n", &sh);
-                tv = strtok_r(val, " \n", &sv);
-                for (; th && tv; th = strtok_r(NULL, " \n", &sh), tv = strtok_r(NULL, " \n", &sv))
-                        if (strcmp(th, "OutSegs") == 0)
-                                res = atoll(tv);
-                break;
-        }
-        fclose(f);
-        return res;
 }
 
 static long count_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
@@ -232,18 +206,6 @@ static int serve(int lfd, long warmup, long n, size_t s, size_t r, struct server
         SSL_CTX_free(ctx);
         res->ok = 1;
         return 0;
-}
-
-static int cmp_dbl(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-
-        return (x > y) - (x < y);
-}
-
-static double pct(const double *v, long n, double p) {
-        long i = (long) (p * (double) (n - 1) + 0.5);
-
-        return n > 0 ? v[i < n ? i : n - 1] : 0;
 }
 
 static void usage(void) {

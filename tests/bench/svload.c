@@ -670,7 +670,18 @@ int main(int argc, char *argv[]) {
                 case ARG_TIMEOUT: o.timeout_ms = atoi(optarg) * 1000; break;
                 case ARG_NO_SAVE: o.save = false; break;
                 case ARG_RECORDS: o.records = 1; break;
-                case ARG_PAYLOAD: o.payload = (size_t) strtoul(optarg, NULL, 10); break;
+                case ARG_PAYLOAD: {
+                        char *end;
+
+                        errno = 0;
+                        o.payload = (size_t) strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || optarg[0] == '-' || o.payload > RECORD_PAYLOAD_MAX) {
+                                fprintf(stderr, "svload: invalid --payload '%s': 0..%d bytes\n", optarg,
+                                        (int) RECORD_PAYLOAD_MAX);
+                                return 2;
+                        }
+                        break;
+                }
                 default: usage();
                 }
         for (; optind < argc && n_paths < SVLOAD_DEVICES_MAX; optind++)

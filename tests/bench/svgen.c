@@ -8,12 +8,15 @@
  *   svgen --db D --master-key K --devices N [--bundles DIR --bundle-count B] [--prefix P]
  *         [--profile hardened|paper] [--keys n] [--key-bytes m] [--challenge p]
  *         [--filler-keys n] [--filler-key-bytes m] [--server HOST:PORT] [--batch S]
+ *         [--kex none|x25519]
  *
  * Devices are named P-0000000 .. P-(N-1). B of them, spread evenly over the id range, are
  * "measured" devices: they get the --profile/--keys/--key-bytes/--challenge vault and their
  * bundle is written to DIR/<id>.bundle. The others only fill the table and get the
  * --filler-* vault size (default the same as the measured ones); their vaults are random and
- * thrown away. The database must exist (`authserver init`).
+ * thrown away. --kex sets the key share mode (protocol 1.1 §10) of the measured devices, as
+ * `authserver enroll --kex` does (x25519: hardened only); fillers keep none. The database
+ * must exist (`authserver init`).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +31,7 @@
 
 #include "bundle-file.h"
 #include "crypto.h"
+#include "profile.h"
 #include "store.h"
 
 #define SVGEN_DEVICES_MAX       10000000        /* --devices */
@@ -62,7 +66,8 @@ static unsigned parse_num(const char *s, const char *what, unsigned min, unsigne
 
 int main(int argc, char *argv[]) {
         enum { ARG_DB = 0x100, ARG_KEY, ARG_DEVICES, ARG_BUNDLES, ARG_BUNDLE_COUNT, ARG_PREFIX, ARG_PROFILE,
-               ARG_KEYS, ARG_KEY_BYTES, ARG_CHALLENGE, ARG_FILLER_KEYS, ARG_FILLER_KEY_BYTES, ARG_SERVER, ARG_BATCH };
+               ARG_KEYS, ARG_KEY_BYTES, ARG_CHALLENGE, ARG_FILLER_KEYS, ARG_FILLER_KEY_BYTES, ARG_SERVER, ARG_BATCH,
+               ARG_KEX };
         static const struct option options[] = {
                 { "db",               required_argument, NULL, ARG_DB },
                 { "master-key",       required_argument, NULL, ARG_KEY },
@@ -78,11 +83,13 @@ int main(int argc, char *argv[]) {
                 { "filler-key-bytes", required_argument, NULL, ARG_FILLER_KEY_BYTES },
                 { "server",           required_argument, NULL, ARG_SERVER },
                 { "batch",            required_argument, NULL, ARG_BATCH },
+                { "kex",              required_argument, NULL, ARG_KEX },
                 { 0 }
         };
         const char *db = NULL, *key_path = NULL, *bundles = NULL, *prefix = "dev", *server = NULL;
         unsigned devices = 0, n_bundles = 0, batch = SVGEN_BATCH_DEFAULT, profile = SV_PROFILE_HARDENED;
         unsigned n = SV_DEFAULT_N, m = SV_DEFAULT_M, p = SV_DEFAULT_P, fn = 0, fm = 0, stride, written = 0;
+        int kex = SV_KEX_NONE;
         uint8_t master[STORE_MASTER_KEY_LEN];
         struct store *s = NULL;
         uint8_t *vault;
@@ -112,10 +119,18 @@ int main(int argc, char *argv[]) {
                 case ARG_FILLER_KEY_BYTES: fm = parse_num(optarg, "--filler-key-bytes", 16, 32); break;
                 case ARG_SERVER: server = optarg; break;
                 case ARG_BATCH: batch = parse_num(optarg, "--batch", 1, 1000000); break;
+                case ARG_KEX:
+                        kex = profile_kex_from_name(optarg);
+                        if (kex < 0) {
+                                fprintf(stderr, "svgen: invalid --kex '%s': none or x25519\n", optarg);
+                                return 2;
+                        }
+                        break;
                 default:
                         fprintf(stderr, "usage: svgen --db D --master-key K --devices N [--bundles DIR --bundle-count B] "
                                         "[--prefix P] [--profile hardened|paper] [--keys n] [--key-bytes m] [--challenge p] "
-                                        "[--filler-keys n] [--filler-key-bytes m] [--server HOST:PORT] [--batch S]\n");
+                                        "[--filler-keys n] [--filler-key-bytes m] [--server HOST:PORT] [--batch S] "
+                                        "[--kex none|x25519]\n");
                         return 2;
                 }
         if (!fn)
@@ -124,9 +139,10 @@ int main(int argc, char *argv[]) {
                 fm = m;
         if (!db || !key_path || !devices || n_bundles > devices || (n_bundles && !bundles) ||
             (m != 16 && m != 32) || (fm != 16 && fm != 32) || 2 * p > n ||
-            (server && !bundle_server_valid(server)) || strlen(prefix) + 8 > SV_ID_MAX) {
+            (server && !bundle_server_valid(server)) || strlen(prefix) + 8 > SV_ID_MAX ||
+            !profile_entry(profile, (uint64_t) kex)) {
                 fprintf(stderr, "svgen: need --db, --master-key, --devices >= --bundle-count (with --bundles), "
-                                "key bytes 16 or 32, 2p <= n, a short --prefix\n");
+                                "key bytes 16 or 32, 2p <= n, a short --prefix, --kex x25519 only with hardened\n");
                 return 2;
         }
 
@@ -155,6 +171,7 @@ int main(int argc, char *argv[]) {
                                 .m = (uint8_t) (measured ? m : fm),
                                 /* A filler's p only has to be valid for its n. */
                                 .p = (uint8_t) (measured || 2 * p <= fn ? p : fn / 2),
+                                .kex = (uint8_t) (measured ? kex : SV_KEX_NONE),
                         };
                         size_t len = (size_t) dev.n * dev.m;
 
@@ -163,12 +180,13 @@ int main(int argc, char *argv[]) {
                         if (r >= 0)
                                 r = store_enroll(s, &dev, vault, len, (int64_t) time(NULL));
                         if (r >= 0 && measured) {
-                                struct bundle b = { .vault = vault };
+                                struct bundle b = { .vault = vault, .kex = dev.kex };
 
                                 b.params.profile = dev.profile;
                                 b.params.n = dev.n;
                                 b.params.m = dev.m;
                                 b.params.p = dev.p;
+                                b.params.kex = dev.kex;
                                 (void) vault_params_set_id(&b.params, dev.id);
                                 if (server)
                                         snprintf(b.server, sizeof b.server, "%s", server);

@@ -4,6 +4,7 @@
  *
  *   svload --server 127.0.0.1:PORT (--bundles DIR | BUNDLE...) [-c C] [-n N] [-u U]
  *          [--server-pid PID] [-l LABEL] [--idle K] [--hold S] [--timeout S] [--no-save]
+ *          [--records [--payload S]]
  *
  * The model is the one of tests/bench/peer/netbench.c, so that its numbers compare with
  * tls13_psk_bench line by line: C client processes (fork) each run U un-timed warm-up
@@ -23,6 +24,17 @@
  * bytes each way as the client sent and read them; TCP segments per handshake from
  * /proc/net/snmp (both directions, as netbench). With --idle K, K extra connections are
  * opened first and held, idle, for the whole run (and the server's VmRSS reported).
+ *
+ * Bundles enrolled with a key share (kex x25519, protocol 1.1 §10) run it: hs_device_* draws
+ * the scalar, sends the share in M1 and checks the server's in M2, as vaultd does.
+ *
+ * --records measures the data channel (§11) instead: each client authenticates its first
+ * device once, keeps the connection, and runs U un-timed and then its share of N timed
+ * round trips over it, one DATA record of --payload bytes up and one DATA record back. The
+ * payload is not NAME=NUMBER, so the built-in handler answers "error: ..." at once and stores
+ * nothing: what is timed is the record layer (seal/open with the per-record ratchet), the
+ * event loop and the sockets, not the group commit. The server's --max-records must allow
+ * U + N/C records. Prints bench=authserver_records (rate_rec, us_per_rec, CPU per record).
  *
  * Prints one `key=value` line with the field names of netbench (rate_hs is handshakes/s).
  */
@@ -46,6 +58,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "bundle-file.h"
 #include "devicectl.h"
 #include "handshake.h"
@@ -75,6 +88,15 @@ struct device {
         uint8_t *vault;                 /* n·m bytes in the shared arena */
 };
 
+/* --records: one connection kept open after M5, its data channel (protocol §11). */
+struct channel {
+        int fd;
+        struct record_chain tx, rx;     /* seals c2s, opens s2c */
+        const uint8_t *payload;
+        size_t len;
+        uint8_t frame[RECORD_FRAME_MAX];
+};
+
 struct options {
         struct sockaddr_in addr;
         const char *label;
@@ -85,14 +107,9 @@ struct options {
         unsigned hold_s;
         int timeout_ms;
         bool save;
+        long records;           /* --records: timed DATA records per client instead of handshakes */
+        size_t payload;         /* --payload: bytes of each DATA record */
 };
-
-static double now_s(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rusage_ns(const struct rusage *r) {
         return (uint64_t) r->ru_utime.tv_sec * 1000000000ull + (uint64_t) r->ru_utime.tv_usec * 1000ull +
@@ -156,32 +173,6 @@ static long proc_rss_kb(pid_t pid) {
         return v;
 }
 
-/* Tcp OutSegs of this network namespace (/proc/net/snmp), -1 if unknown. */
-static long long tcp_outsegs(void) {
-        char hdr[2048], val[2048], *sh, *sv, *th, *tv;
-        long long res = -1;
-        FILE *f = fopen("/proc/net/snmp", "re");
-
-        if (!f)
-                return -1;
-        while (fgets(hdr, sizeof hdr, f)) {
-                if (strncmp(hdr, "Tcp:", 4) != 0)
-                        continue;
-                if (!fgets(val, sizeof val, f))
-                        break;
-                th = strtok_r(hdr, " \n", &sh);
-                tv = strtok_r(val, " \n", &sv);
-                for (; th && tv; th = strtok_r(NULL, " \n", &sh), tv = strtok_r(NULL, " \n", &sv))
-                        if (strcmp(th, "OutSegs") == 0) {
-                                res = atoll(tv);
-                                break;
-                        }
-                break;
-        }
-        fclose(f);
-        return res;
-}
-
 /* "127.x.y.z:PORT" only: the benchmark never leaves the loopback interface. */
 static int parse_server(const char *s, struct sockaddr_in *ret) {
         char host[INET_ADDRSTRLEN];
@@ -229,8 +220,12 @@ static int connect_server(const struct options *o) {
         return fd;
 }
 
-/* One complete handshake of device d; on success the vault and epoch have advanced. */
-static int handshake(const struct options *o, struct device *d, uint8_t *next, uint64_t *tx, uint64_t *rx) {
+/*
+ * One complete handshake of device d; on success the vault and epoch have advanced. With ch,
+ * the connection stays open for the data channel: ch gets it and both record chains.
+ */
+static int handshake(const struct options *o, struct device *d, uint8_t *next, uint64_t *tx, uint64_t *rx,
+                     struct channel *ch) {
         struct hs_device hs;
         uint8_t frame[SV_FRAME_MAX];
         size_t len;
@@ -272,10 +267,74 @@ static int handshake(const struct options *o, struct device *d, uint8_t *next, u
         r = net_send_frame(fd, frame, len, deadline);
         if (r >= 0)
                 *tx += len;
+        if (r >= 0 && ch) {
+                uint8_t c2s[RECORD_SECRET_LEN], s2c[RECORD_SECRET_LEN];
+
+                r = hs_device_channel_secrets(&hs, c2s, s2c);
+                if (r >= 0) {
+                        /* record_init() takes the secrets over and wipes them. */
+                        record_init(&ch->tx, c2s);
+                        record_init(&ch->rx, s2c);
+                        ch->fd = fd;
+                        fd = -1;
+                }
+        }
 out:
         hs_device_wipe(&hs);
-        close(fd);
+        if (fd >= 0)
+                close(fd);
         return r;
+}
+
+/*
+ * One DATA record of ch->len bytes to the server, and its answer: one DATA record that the
+ * built-in handler starts with "error:" (the payload is not NAME=NUMBER, so nothing is
+ * stored: only the record layer, the event loop and the sockets are measured).
+ */
+static int record_roundtrip(const struct options *o, struct channel *ch, uint64_t *tx, uint64_t *rx) {
+        uint8_t answer[RECORD_PAYLOAD_MAX];
+        int64_t deadline = now_ms() + o->timeout_ms;
+        size_t len = 0, plen = 0;
+        int r;
+
+        r = record_seal(&ch->tx, SV_MSG_DATA, ch->payload, ch->len, ch->frame, sizeof ch->frame, &len);
+        if (r >= 0)
+                r = net_send_frame(ch->fd, ch->frame, len, deadline);
+        if (r < 0)
+                return r;
+        *tx += len;
+        r = net_recv_record(ch->fd, ch->frame, sizeof ch->frame, &len, deadline);
+        if (r < 0)
+                return r;
+        *rx += len;
+        r = record_open(&ch->rx, ch->frame, len, answer, sizeof answer, &plen);
+        if (r < 0)
+                return r;
+        if (r != SV_MSG_DATA || plen < 6 || memcmp(answer, "error:", 6) != 0)
+                return -EPROTO;         /* a CLOSE (record limit, time-out) or an unexpected answer */
+        return 0;
+}
+
+/* CLOSE both ways, then the connection ends. */
+static int channel_finish(const struct options *o, struct channel *ch) {
+        int64_t deadline = now_ms() + o->timeout_ms;
+        size_t len = 0, plen = 0;
+        int r;
+
+        r = record_seal(&ch->tx, SV_MSG_CLOSE, NULL, 0, ch->frame, sizeof ch->frame, &len);
+        if (r >= 0)
+                r = net_send_frame(ch->fd, ch->frame, len, deadline);
+        if (r >= 0)
+                r = net_recv_record(ch->fd, ch->frame, sizeof ch->frame, &len, deadline);
+        if (r >= 0)
+                r = record_open(&ch->rx, ch->frame, len, NULL, 0, &plen);
+        if (r >= 0 && r != SV_MSG_CLOSE)
+                r = -EPROTO;
+        record_wipe(&ch->tx);
+        record_wipe(&ch->rx);
+        close(ch->fd);
+        ch->fd = -1;
+        return r < 0 ? r : 0;
 }
 
 static void client_run(const struct options *o, struct shared *shm, struct device *devs, size_t n_devs,
@@ -296,7 +355,7 @@ static void client_run(const struct options *o, struct shared *shm, struct devic
         if (!next)
                 _exit(1);
         for (long i = 0; i < o->warmup; i++) {
-                r = handshake(o, &devs[cur], next, &tx, &rx);
+                r = handshake(o, &devs[cur], next, &tx, &rx, NULL);
                 if (r < 0) {
                         fprintf(stderr, "svload: client %d: warm-up handshake %ld of '%s' failed: %s\n", idx, i,
                                 devs[cur].params.device_id, strerror(-r));
@@ -316,7 +375,7 @@ static void client_run(const struct options *o, struct shared *shm, struct devic
         for (long i = 0; i < nmine; i++) {
                 double t0 = now_s();
 
-                r = handshake(o, &devs[cur], next, &tx, &rx);
+                r = handshake(o, &devs[cur], next, &tx, &rx, NULL);
                 lat[i] = now_s() - t0;
                 res->done++;
                 if (r < 0) {
@@ -338,6 +397,76 @@ static void client_run(const struct options *o, struct shared *shm, struct devic
         res->tx = tx;
         res->rx = rx;
         free(next);
+        _exit(res->errors ? 1 : 0);
+}
+
+/*
+ * --records: client idx authenticates its first device once (un-timed), keeps the connection
+ * and runs U un-timed then nmine timed record round trips over it, one record in flight as in
+ * a request/response application; CLOSE both ways after the timed phase.
+ */
+static void client_records(const struct options *o, struct shared *shm, struct device *devs, double *lat, int idx,
+                           long nmine, int ready_w, int go_r) {
+        struct client_result *res = &shm->cli[idx];
+        struct channel *ch = calloc(1, sizeof *ch);
+        struct device *d = &devs[idx];
+        struct rusage r0, r1;
+        uint64_t tx = 0, rx = 0;
+        uint8_t *next = malloc(vault_size(&d->params)), *payload = malloc(o->payload ? o->payload : 1);
+        char c = 'r';
+        int r;
+
+        signal(SIGPIPE, SIG_IGN);
+        if (!ch || !next || !payload)
+                _exit(1);
+        /* No '=': the built-in handler answers "error: expected NAME=NUMBER" and stores nothing. */
+        memset(payload, 'x', o->payload);
+        ch->payload = payload;
+        ch->len = o->payload;
+        ch->fd = -1;
+        r = handshake(o, d, next, &tx, &rx, ch);
+        for (long i = 0; r >= 0 && i < o->warmup; i++)
+                r = record_roundtrip(o, ch, &tx, &rx);
+        if (r < 0) {
+                fprintf(stderr, "svload: client %d: handshake or warm-up record of '%s' failed: %s\n", idx,
+                        d->params.device_id, strerror(-r));
+                _exit(1);
+        }
+        if (write(ready_w, &c, 1) != 1)
+                _exit(1);
+        while (read(go_r, &c, 1) < 0 && errno == EINTR)
+                ;
+
+        tx = rx = 0;
+        getrusage(RUSAGE_SELF, &r0);
+        for (long i = 0; i < nmine; i++) {
+                double t0 = now_s();
+
+                r = record_roundtrip(o, ch, &tx, &rx);
+                lat[i] = now_s() - t0;
+                res->done++;
+                if (r < 0) {
+                        /* A failed record ends the channel (§11): nothing more can be sent on it. */
+                        fprintf(stderr, "svload: client %d: record %ld failed: %s\n", idx, i, strerror(-r));
+                        res->errors++;
+                        break;
+                }
+        }
+        getrusage(RUSAGE_SELF, &r1);
+        res->t_end = now_s();
+        res->cpu_ns = rusage_ns(&r1) - rusage_ns(&r0);
+        res->tx = tx;
+        res->rx = rx;
+        if (r >= 0) {
+                r = channel_finish(o, ch);
+                if (r < 0) {
+                        fprintf(stderr, "svload: client %d: CLOSE failed: %s\n", idx, strerror(-r));
+                        res->errors++;
+                }
+        }
+        free(next);
+        free(payload);
+        free(ch);
         _exit(res->errors ? 1 : 0);
 }
 
@@ -422,7 +551,7 @@ static int save_devices(const struct device *devs, size_t n) {
         int ret = 0;
 
         for (size_t i = 0; i < n; i++) {
-                struct bundle b = { .params = devs[i].params, .vault = devs[i].vault };
+                struct bundle b = { .params = devs[i].params, .kex = devs[i].params.kex, .vault = devs[i].vault };
                 int r;
 
                 memcpy(b.server, devs[i].server, sizeof b.server);
@@ -433,21 +562,6 @@ static int save_devices(const struct device *devs, size_t n) {
                 }
         }
         return ret;
-}
-
-static int cmp_dbl(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-
-        return (x > y) - (x < y);
-}
-
-static double pct(const double *v, long n, double p) {
-        long i;
-
-        if (n <= 0)
-                return 0;
-        i = (long) (p * (double) (n - 1) + 0.5);
-        return v[i < n ? i : n - 1];
 }
 
 /* Room for `want` more descriptors: soft limit up to the hard one, the hard one too if root. */
@@ -498,12 +612,16 @@ static void usage(void) {
                 "  --idle K          hold K idle connections open during the run\n"
                 "  --hold S          with -n 0: hold the idle connections S seconds (default 1)\n"
                 "  --timeout S       per-handshake time-out (default 10)\n"
-                "  --no-save         do not write the advanced bundles back after the run\n");
+                "  --no-save         do not write the advanced bundles back after the run\n"
+                "  --records         one handshake per client, then -n DATA records in total over the\n"
+                "                    clients' connections (-u: warm-up records per client)\n"
+                "  --payload S       bytes per DATA record with --records (default 64)\n");
         exit(2);
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_SERVER = 0x100, ARG_BUNDLES, ARG_SERVER_PID, ARG_IDLE, ARG_HOLD, ARG_TIMEOUT, ARG_NO_SAVE };
+        enum { ARG_SERVER = 0x100, ARG_BUNDLES, ARG_SERVER_PID, ARG_IDLE, ARG_HOLD, ARG_TIMEOUT, ARG_NO_SAVE,
+               ARG_RECORDS, ARG_PAYLOAD };
         static const struct option options[] = {
                 { "server",     required_argument, NULL, ARG_SERVER },
                 { "bundles",    required_argument, NULL, ARG_BUNDLES },
@@ -512,10 +630,12 @@ int main(int argc, char *argv[]) {
                 { "hold",       required_argument, NULL, ARG_HOLD },
                 { "timeout",    required_argument, NULL, ARG_TIMEOUT },
                 { "no-save",    no_argument,       NULL, ARG_NO_SAVE },
+                { "records",    no_argument,       NULL, ARG_RECORDS },
+                { "payload",    required_argument, NULL, ARG_PAYLOAD },
                 { 0 }
         };
         struct options o = { .label = "-", .n = 2000, .warmup = 50, .conc = 1, .hold_s = 1,
-                             .timeout_ms = 10000, .save = true };
+                             .timeout_ms = 10000, .save = true, .payload = 64 };
         char **paths = calloc(SVLOAD_DEVICES_MAX, sizeof *paths);
         struct device *devs = NULL;
         struct shared *shm;
@@ -549,6 +669,19 @@ int main(int argc, char *argv[]) {
                 case ARG_HOLD: o.hold_s = (unsigned) atoi(optarg); break;
                 case ARG_TIMEOUT: o.timeout_ms = atoi(optarg) * 1000; break;
                 case ARG_NO_SAVE: o.save = false; break;
+                case ARG_RECORDS: o.records = 1; break;
+                case ARG_PAYLOAD: {
+                        char *end;
+
+                        errno = 0;
+                        o.payload = (size_t) strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || optarg[0] == '-' || o.payload > RECORD_PAYLOAD_MAX) {
+                                fprintf(stderr, "svload: invalid --payload '%s': 0..%d bytes\n", optarg,
+                                        (int) RECORD_PAYLOAD_MAX);
+                                return 2;
+                        }
+                        break;
+                }
                 default: usage();
                 }
         for (; optind < argc && n_paths < SVLOAD_DEVICES_MAX; optind++)
@@ -558,8 +691,9 @@ int main(int argc, char *argv[]) {
                 usage();
         }
         if (o.conc < 1 || o.conc > SVLOAD_CLIENTS_MAX || o.n < 0 || (o.n > 0 && o.n < o.conc) || o.warmup < 0 ||
-            o.idle < 0 || o.idle > SVLOAD_IDLE_MAX || o.timeout_ms <= 0 || (o.n == 0 && o.idle == 0)) {
-                fprintf(stderr, "svload: bad -n/-c/-u/--idle/--timeout\n");
+            o.idle < 0 || o.idle > SVLOAD_IDLE_MAX || o.timeout_ms <= 0 || (o.n == 0 && o.idle == 0) ||
+            o.payload > RECORD_PAYLOAD_MAX || (o.records && (o.n == 0 || o.idle > 0))) {
+                fprintf(stderr, "svload: bad -n/-c/-u/--idle/--timeout/--payload\n");
                 usage();
         }
         if (o.n > 0 && n_paths < (size_t) o.conc) {
@@ -632,6 +766,8 @@ int main(int argc, char *argv[]) {
                                 close(idle_fds[j]);
                         close(ready[0]);
                         close(go[1]);
+                        if (o.records)
+                                client_records(&o, shm, devs, lat + off, (int) i, nmine, ready[1], go[0]);
                         client_run(&o, shm, devs, n_paths, lat + off, (int) i, nmine, ready[1], go[0]);
                 }
                 off += nmine;
@@ -718,18 +854,32 @@ int main(int argc, char *argv[]) {
                 double srv = o.server_pid > 0 ? (double) (scpu1 - scpu0) / dn / 1e3 : -1.0;
                 double sched = o.server_pid > 0 && ssched1 ? (double) (ssched1 - ssched0) / dn / 1e3 : -1.0;
 
-                printf("bench=authserver label=%s C=%d W=1 pin=none n=%ld wall_s=%.4f rate_hs=%.1f "
-                       "lat_mean_us=%.2f lat_p50_us=%.2f lat_p90_us=%.2f lat_p99_us=%.2f lat_max_us=%.2f "
-                       "cli_cpu_us=%.2f srv_cpu_us=%.2f srv_sched_us=%.2f tot_cpu_us=%.2f srv_util=%.3f cli_util=%.3f "
-                       "c2s_B=%.1f s2c_B=%.1f segs=%.2f devices=%zu vault_B=%zu idle=%ld idle_alive=%ld "
-                       "srv_rss0_kB=%ld srv_rss_idle_kB=%ld srv_rss_kB=%ld errors=%ld\n",
-                       o.label, o.conc, total, wall, dn / wall, sum / dn * 1e6, pct(lat, total, 0.50) * 1e6,
-                       pct(lat, total, 0.90) * 1e6, pct(lat, total, 0.99) * 1e6, total ? lat[total - 1] * 1e6 : 0,
-                       (double) ccpu / dn / 1e3, srv, sched, (double) ccpu / dn / 1e3 + (srv > 0 ? srv : 0),
-                       o.server_pid > 0 ? (double) (scpu1 - scpu0) / 1e9 / wall : -1.0,
-                       (double) ccpu / 1e9 / wall, (double) ctx / dn, (double) crx / dn,
-                       seg0 >= 0 && seg1 >= 0 ? (double) (seg1 - seg0) / dn : -1.0, n_paths,
-                       n_paths ? vault_size(&devs[0].params) : 0, o.idle, alive, rss0, rss_idle, rss1, errors);
+                const char *kex = n_paths && devs[0].params.kex == SV_KEX_X25519 ? "x25519" : "none";
+
+                if (o.records)
+                        printf("bench=authserver_records label=%s C=%d payload_B=%zu n=%ld wall_s=%.4f rate_rec=%.1f "
+                               "us_per_rec=%.2f lat_mean_us=%.2f lat_p50_us=%.2f lat_p90_us=%.2f lat_p99_us=%.2f "
+                               "lat_max_us=%.2f cli_cpu_us=%.2f srv_cpu_us=%.2f srv_sched_us=%.2f c2s_B=%.1f "
+                               "s2c_B=%.1f segs=%.2f kex=%s errors=%ld\n",
+                               o.label, o.conc, o.payload, total, wall, dn / wall, wall / dn * 1e6, sum / dn * 1e6,
+                               pct(lat, total, 0.50) * 1e6, pct(lat, total, 0.90) * 1e6, pct(lat, total, 0.99) * 1e6,
+                               total ? lat[total - 1] * 1e6 : 0, (double) ccpu / dn / 1e3, srv, sched,
+                               (double) ctx / dn, (double) crx / dn,
+                               seg0 >= 0 && seg1 >= 0 ? (double) (seg1 - seg0) / dn : -1.0, kex, errors);
+                else
+                        printf("bench=authserver label=%s C=%d W=1 pin=none n=%ld wall_s=%.4f rate_hs=%.1f "
+                               "lat_mean_us=%.2f lat_p50_us=%.2f lat_p90_us=%.2f lat_p99_us=%.2f lat_max_us=%.2f "
+                               "cli_cpu_us=%.2f srv_cpu_us=%.2f srv_sched_us=%.2f tot_cpu_us=%.2f srv_util=%.3f "
+                               "cli_util=%.3f c2s_B=%.1f s2c_B=%.1f segs=%.2f devices=%zu vault_B=%zu kex=%s idle=%ld "
+                               "idle_alive=%ld srv_rss0_kB=%ld srv_rss_idle_kB=%ld srv_rss_kB=%ld errors=%ld\n",
+                               o.label, o.conc, total, wall, dn / wall, sum / dn * 1e6, pct(lat, total, 0.50) * 1e6,
+                               pct(lat, total, 0.90) * 1e6, pct(lat, total, 0.99) * 1e6, total ? lat[total - 1] * 1e6 : 0,
+                               (double) ccpu / dn / 1e3, srv, sched, (double) ccpu / dn / 1e3 + (srv > 0 ? srv : 0),
+                               o.server_pid > 0 ? (double) (scpu1 - scpu0) / 1e9 / wall : -1.0,
+                               (double) ccpu / 1e9 / wall, (double) ctx / dn, (double) crx / dn,
+                               seg0 >= 0 && seg1 >= 0 ? (double) (seg1 - seg0) / dn : -1.0, n_paths,
+                               n_paths ? vault_size(&devs[0].params) : 0, kex, o.idle, alive, rss0, rss_idle, rss1,
+                               errors);
                 fflush(stdout);
         }
         for (long i = 0; i < o.idle; i++)

@@ -323,13 +323,45 @@ static void print_device_json(const struct store_device *d) {
                profile_kex_name(d->kex), d->n, d->m, d->p, d->epoch, d->has_pending ? "true" : "false", created, success, failure, d->failures);
 }
 
-struct list_state {
+/*
+ * The listing verbs (list, stats): with --json one JSON array of the rows, else a header and
+ * a line per row. The verb's walk prints the header when !json, then each row through the
+ * store's walk, a JSON row after the first led by a comma.
+ */
+struct listing {
         bool json;
-        unsigned count;
+        unsigned count;                 /* rows printed so far */
+};
+struct listing_verb {
+        const char *usage;
+        const char *what;               /* for the error: "cannot list <what>" */
+        int (*walk)(struct store *s, struct listing *l);
 };
 
+static int run_listing(struct config *c, int argc, char *argv[], const struct listing_verb *v) {
+        _cleanup_(store_closep) struct store *s = NULL;
+        struct listing l = { 0 };
+        int r;
+
+        r = parse_id_verb(c, argc, argv, false, &l.json, NULL, v->usage);
+        if (r != 0)
+                return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
+        if (config_open_store(c, 0, &s) < 0)
+                return AS_EXIT_DATABASE;
+        if (l.json)
+                printf("[");
+        r = v->walk(s, &l);
+        if (l.json)
+                printf("]\n");
+        if (r < 0) {
+                log_error_errno(r, "cannot list %s: %s", v->what, store_last_error(s));
+                return AS_EXIT_DATABASE;
+        }
+        return AS_EXIT_OK;
+}
+
 static int list_one(const struct store_device *d, void *userdata) {
-        struct list_state *st = userdata;
+        struct listing *st = userdata;
         char success[32];
 
         if (st->json) {
@@ -345,29 +377,17 @@ static int list_one(const struct store_device *d, void *userdata) {
         return 0;
 }
 
-int verb_list(struct config *c, int argc, char *argv[]) {
-        _cleanup_(store_closep) struct store *s = NULL;
-        struct list_state st = { 0 };
-        int r;
-
-        r = parse_id_verb(c, argc, argv, false, &st.json, NULL, "Usage: authserver list [--json]");
-        if (r != 0)
-                return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        if (config_open_store(c, 0, &s) < 0)
-                return AS_EXIT_DATABASE;
-        if (st.json)
-                printf("[");
-        else
+static int list_walk(struct store *s, struct listing *l) {
+        if (!l->json)
                 printf("%-32s %-8s %-9s %20s %-7s %-20s %s\n", "DEVICE", "STATUS", "PROFILE", "EPOCH", "PENDING",
                        "LAST SUCCESS", "FAILURES");
-        r = store_list(s, list_one, &st);
-        if (st.json)
-                printf("]\n");
-        if (r < 0) {
-                log_error_errno(r, "cannot list devices: %s", store_last_error(s));
-                return AS_EXIT_DATABASE;
-        }
-        return AS_EXIT_OK;
+        return store_list(s, list_one, l);
+}
+
+int verb_list(struct config *c, int argc, char *argv[]) {
+        static const struct listing_verb v = { "Usage: authserver list [--json]", "devices", list_walk };
+
+        return run_listing(c, argc, argv, &v);
 }
 
 int verb_show(struct config *c, int argc, char *argv[]) {
@@ -413,13 +433,8 @@ int verb_show(struct config *c, int argc, char *argv[]) {
         return AS_EXIT_OK;
 }
 
-struct stats_state {
-        bool json;
-        unsigned count;
-};
-
 static int stats_one(const struct aggregate *a, void *userdata) {
-        struct stats_state *st = userdata;
+        struct listing *st = userdata;
 
         /* Names are [A-Za-z0-9_.-] (aggregate.h): nothing to escape. %.17g: the exact double. */
         if (st->json)
@@ -433,26 +448,14 @@ static int stats_one(const struct aggregate *a, void *userdata) {
         return 0;
 }
 
-int verb_stats(struct config *c, int argc, char *argv[]) {
-        _cleanup_(store_closep) struct store *s = NULL;
-        struct stats_state st = { 0 };
-        int r;
-
-        r = parse_id_verb(c, argc, argv, false, &st.json, NULL, "Usage: authserver stats [--json]");
-        if (r != 0)
-                return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        if (config_open_store(c, 0, &s) < 0)
-                return AS_EXIT_DATABASE;
-        if (st.json)
-                printf("[");
-        else
+static int stats_walk(struct store *s, struct listing *l) {
+        if (!l->json)
                 printf("%-32s %20s %15s %15s %15s %15s\n", "NAME", "COUNT", "SUM", "MEAN", "MIN", "MAX");
-        r = store_aggregate_list(s, stats_one, &st);
-        if (st.json)
-                printf("]\n");
-        if (r < 0) {
-                log_error_errno(r, "cannot list the aggregates: %s", store_last_error(s));
-                return AS_EXIT_DATABASE;
-        }
-        return AS_EXIT_OK;
+        return store_aggregate_list(s, stats_one, l);
+}
+
+int verb_stats(struct config *c, int argc, char *argv[]) {
+        static const struct listing_verb v = { "Usage: authserver stats [--json]", "the aggregates", stats_walk };
+
+        return run_listing(c, argc, argv, &v);
 }

@@ -69,12 +69,11 @@
 #define AUTHSERVER_DEFAULT_AUDIT_RETENTION 90
 #define AUTHSERVER_AUDIT_RETENTION_MAX_S (36500ULL * 86400)
 /*
- * The key share mode `enroll` gives a hardened device without --kex or enroll-kex (paper
- * devices have only none). Issue #12 wants x25519 for the hardened profile; it stays none
- * until the handshake carries the share end to end (devices and server of protocol 1.1 §10):
- * then this becomes SV_KEX_X25519.
+ * The key share mode `enroll` gives a hardened device without --kex or enroll-kex: x25519
+ * (protocol 1.1 §10, forward secrecy). A paper device has none only (§10: the share is
+ * hardened only), so it needs no default of its own.
  */
-#define AUTHSERVER_ENROLL_KEX_HARDENED_DEFAULT SV_KEX_NONE
+#define AUTHSERVER_ENROLL_KEX_HARDENED_DEFAULT SV_KEX_X25519
 #define AUTHSERVER_ENROLL_KEX_UNSET     (-1)
 
 /* Exit codes of the admin verbs and of serve. */

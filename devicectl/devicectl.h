@@ -99,11 +99,42 @@ int keyring_add_session_key(const char *keyring, const char *device_id, const ui
                             unsigned lifetime_s, int32_t *ret_serial);
 
 /* Small shared helpers (main.c). */
+struct option;
 int parse_seconds(const char *s, const char *option, unsigned *ret);
 /* --server HOST:PORT or [V6]:PORT (logs what is wrong). */
 int parse_server_option(const char *s, const char **ret);
+
+/* The options of a verb that talks to the server (authenticate, send): --help, --server,
+ * --timeout and --json, then the verb's own, whose vals start at SERVER_VERB_ARG_OWN. */
+enum {
+        SERVER_VERB_ARG_SERVER = 0x100,
+        SERVER_VERB_ARG_TIMEOUT,
+        SERVER_VERB_ARG_JSON,
+        SERVER_VERB_ARG_OWN,
+};
+#define SERVER_VERB_OPTIONS \
+        { "help",    no_argument,       NULL, 'h' }, \
+        { "server",  required_argument, NULL, SERVER_VERB_ARG_SERVER }, \
+        { "timeout", required_argument, NULL, SERVER_VERB_ARG_TIMEOUT }, \
+        { "json",    no_argument,       NULL, SERVER_VERB_ARG_JSON }
+struct server_options {
+        const char *server;             /* --server; NULL: the bundle's */
+        unsigned timeout_s;             /* --timeout */
+};
+struct server_verb {
+        const char *name;               /* as option_error() names it */
+        const struct option *options;   /* SERVER_VERB_OPTIONS, the verb's own, { 0 } */
+        void (*help)(void);
+        /* The verb's own option c with its argument: 0, or -EINVAL once it logged why. NULL
+         * when the verb has none. */
+        int (*own_option)(void *userdata, int c, const char *arg);
+};
+/* Runs getopt_long() over the verb's argv: --help prints the verb's help and returns 1;
+ * --server and --timeout go to *o, --json to ctl; the verb's own options to own_option(). A
+ * bad option is -EINVAL (named by option_error()). Returns 0 with optind at the first operand. */
+int parse_server_verb_options(struct devicectl *ctl, const struct server_verb *verb, int argc, char *argv[],
+                              struct server_options *o, void *userdata);
 /* For getopt_long() run with opterr = 0 and a ':' optstring: prints what was wrong with
  * the option, naming devicectl and the verb (NULL: none), rather than getopt's argv[0]. */
-struct option;
 void option_error(const char *verb, int c, char *argv[], const struct option *options);
 void json_print_string(const char *s);

@@ -102,6 +102,38 @@ int parse_server_option(const char *s, const char **ret) {
         return 0;
 }
 
+int parse_server_verb_options(struct devicectl *ctl, const struct server_verb *verb, int argc, char *argv[],
+                              struct server_options *o, void *userdata) {
+        int c;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":h", verb->options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        verb->help();
+                        return 1;
+                case SERVER_VERB_ARG_SERVER:
+                        if (parse_server_option(optarg, &o->server) < 0)
+                                return -EINVAL;
+                        break;
+                case SERVER_VERB_ARG_TIMEOUT:
+                        if (parse_seconds(optarg, "--timeout", &o->timeout_s) < 0)
+                                return -EINVAL;
+                        break;
+                case SERVER_VERB_ARG_JSON:
+                        ctl->json = true;
+                        break;
+                default:
+                        if (c < SERVER_VERB_ARG_OWN || !verb->own_option) {
+                                option_error(verb->name, c, argv, verb->options);
+                                return -EINVAL;
+                        }
+                        if (verb->own_option(userdata, c, optarg) < 0)
+                                return -EINVAL;
+                }
+        return 0;
+}
+
 void json_print_string(const char *s) {
         char buf[4 * 256 + 8];
 

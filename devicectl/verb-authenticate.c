@@ -12,11 +12,10 @@
 #include "log.h"
 
 struct auth_options {
-        const char *server;
+        struct server_options net;      /* --server, --timeout */
         const char *keyring;
         bool print_key;
         unsigned lifetime_s;
-        unsigned timeout_s;
 };
 
 static void help(void) {
@@ -35,55 +34,42 @@ static void help(void) {
                DEVICECTL_DEFAULT_LIFETIME_S, DEVICECTL_DEFAULT_TIMEOUT_S);
 }
 
+enum { ARG_KEYRING = SERVER_VERB_ARG_OWN, ARG_PRINT_KEY, ARG_LIFETIME };
+
+static int own_option(void *userdata, int c, const char *arg) {
+        struct auth_options *o = userdata;
+
+        switch (c) {
+        case ARG_KEYRING:
+                if (strcmp(arg, "@u") && strcmp(arg, "@s") && strcmp(arg, "@p") && strcmp(arg, "none")) {
+                        log_error("invalid keyring '%s': expected @u, @s, @p or none", arg);
+                        return -EINVAL;
+                }
+                o->keyring = arg;
+                return 0;
+        case ARG_PRINT_KEY:
+                o->print_key = true;
+                return 0;
+        case ARG_LIFETIME:
+                return parse_seconds(arg, "--lifetime", &o->lifetime_s);
+        }
+        return -EINVAL;
+}
+
 static int parse_options(struct devicectl *ctl, int argc, char *argv[], struct auth_options *o) {
-        enum { ARG_SERVER = 0x100, ARG_KEYRING, ARG_PRINT_KEY, ARG_LIFETIME, ARG_TIMEOUT, ARG_JSON };
         static const struct option options[] = {
-                { "help",      no_argument,       NULL, 'h' },
-                { "server",    required_argument, NULL, ARG_SERVER },
+                SERVER_VERB_OPTIONS,
                 { "keyring",   required_argument, NULL, ARG_KEYRING },
                 { "print-key", no_argument,       NULL, ARG_PRINT_KEY },
                 { "lifetime",  required_argument, NULL, ARG_LIFETIME },
-                { "timeout",   required_argument, NULL, ARG_TIMEOUT },
-                { "json",      no_argument,       NULL, ARG_JSON },
                 { 0 }
         };
-        int c;
+        static const struct server_verb verb = { "authenticate", options, help, own_option };
+        int r;
 
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 1;
-                case ARG_SERVER:
-                        if (parse_server_option(optarg, &o->server) < 0)
-                                return -EINVAL;
-                        break;
-                case ARG_KEYRING:
-                        if (strcmp(optarg, "@u") && strcmp(optarg, "@s") && strcmp(optarg, "@p") && strcmp(optarg, "none")) {
-                                log_error("invalid keyring '%s': expected @u, @s, @p or none", optarg);
-                                return -EINVAL;
-                        }
-                        o->keyring = optarg;
-                        break;
-                case ARG_PRINT_KEY:
-                        o->print_key = true;
-                        break;
-                case ARG_LIFETIME:
-                        if (parse_seconds(optarg, "--lifetime", &o->lifetime_s) < 0)
-                                return -EINVAL;
-                        break;
-                case ARG_TIMEOUT:
-                        if (parse_seconds(optarg, "--timeout", &o->timeout_s) < 0)
-                                return -EINVAL;
-                        break;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
-                default:
-                        option_error("authenticate", c, argv, options);
-                        return -EINVAL;
-                }
+        r = parse_server_verb_options(ctl, &verb, argc, argv, &o->net, o);
+        if (r != 0)
+                return r;
         if (optind != argc) {
                 log_error("authenticate takes no arguments, got '%s'", argv[optind]);
                 return -EINVAL;
@@ -150,9 +136,9 @@ static void report(const struct devicectl *ctl, const struct auth_options *o, co
 
 int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         struct auth_options o = {
+                .net.timeout_s = DEVICECTL_DEFAULT_TIMEOUT_S,
                 .keyring = "@u",
                 .lifetime_s = DEVICECTL_DEFAULT_LIFETIME_S,
-                .timeout_s = DEVICECTL_DEFAULT_TIMEOUT_S,
         };
         struct auth_result a = { .tcp = -1 };
         int32_t serial = 0;
@@ -162,7 +148,7 @@ int verb_authenticate(struct devicectl *ctl, int argc, char *argv[]) {
         if (r != 0)
                 return r > 0 ? EXIT_OK : EXIT_USAGE;
 
-        ret = auth_handshake(ctl, o.server, o.timeout_s, &a);
+        ret = auth_handshake(ctl, o.net.server, o.net.timeout_s, &a);
         if (ret != EXIT_OK)
                 return ret;
         if (strcmp(o.keyring, "none") != 0) {

@@ -23,8 +23,7 @@
  */
 
 struct send_options {
-        const char *server;
-        unsigned timeout_s;
+        struct server_options net;      /* --server, --timeout */
         char **messages;
         size_t n_messages;
 };
@@ -57,37 +56,13 @@ static void help(void) {
 }
 
 static int parse_options(struct devicectl *ctl, int argc, char *argv[], struct send_options *o) {
-        enum { ARG_SERVER = 0x100, ARG_TIMEOUT, ARG_JSON };
-        static const struct option options[] = {
-                { "help",    no_argument,       NULL, 'h' },
-                { "server",  required_argument, NULL, ARG_SERVER },
-                { "timeout", required_argument, NULL, ARG_TIMEOUT },
-                { "json",    no_argument,       NULL, ARG_JSON },
-                { 0 }
-        };
-        int c;
+        static const struct option options[] = { SERVER_VERB_OPTIONS, { 0 } };
+        static const struct server_verb verb = { "send", options, help, NULL };
+        int r;
 
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help();
-                        return 1;
-                case ARG_SERVER:
-                        if (parse_server_option(optarg, &o->server) < 0)
-                                return -EINVAL;
-                        break;
-                case ARG_TIMEOUT:
-                        if (parse_seconds(optarg, "--timeout", &o->timeout_s) < 0)
-                                return -EINVAL;
-                        break;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
-                default:
-                        option_error("send", c, argv, options);
-                        return -EINVAL;
-                }
+        r = parse_server_verb_options(ctl, &verb, argc, argv, &o->net, NULL);
+        if (r != 0)
+                return r;
         o->messages = argv + optind;
         o->n_messages = (size_t) (argc - optind);
         /* Checked before anything is sent: a message that cannot be one record is a usage error. */
@@ -269,7 +244,7 @@ static int send_stdin(struct channel *ch) {
 }
 
 int verb_send(struct devicectl *ctl, int argc, char *argv[]) {
-        struct send_options o = { .timeout_s = DEVICECTL_DEFAULT_TIMEOUT_S };
+        struct send_options o = { .net.timeout_s = DEVICECTL_DEFAULT_TIMEOUT_S };
         struct auth_result a = { .tcp = -1 };
         struct channel ch = { .fd = -1 };
         int r, ret, closing;
@@ -278,12 +253,12 @@ int verb_send(struct devicectl *ctl, int argc, char *argv[]) {
         if (r != 0)
                 return r > 0 ? EXIT_OK : EXIT_USAGE;
 
-        ret = auth_handshake(ctl, o.server, o.timeout_s, &a);
+        ret = auth_handshake(ctl, o.net.server, o.net.timeout_s, &a);
         if (ret != EXIT_OK)
                 return ret;
         ch.fd = a.tcp;
         ch.server = a.server;
-        ch.timeout_s = o.timeout_s;
+        ch.timeout_s = o.net.timeout_s;
         ch.json = ctl->json;
         /* record_init() takes the secrets over and wipes them where vaultd's record put them. */
         record_init(&ch.tx, a.res.c2s);

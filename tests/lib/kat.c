@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,25 @@ int kat_load(const char *path, struct kat_file *ret) {
         }
         *ret = f;
         return 0;
+}
+
+int kat_each(const char *name, kat_case_fn fn, void *userdata) {
+        struct kat_file f;
+        char *path = kat_path(name);
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = kat_load(path, &f);
+        free(path);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < f.n_cases && r == 0; i++)
+                r = fn(&f.cases[i], userdata);
+        if (r == 0)
+                r = f.n_cases > (size_t) INT_MAX ? -E2BIG : (int) f.n_cases;
+        kat_free(&f);
+        return r;
 }
 
 static int nibble(char ch) {

@@ -38,6 +38,12 @@ char *kat_path(const char *name);
 int kat_load(const char *path, struct kat_file *ret);
 void kat_free(struct kat_file *f);
 
+/* Loads tests/vectors/NAME (kat_path()) and hands each case, in the file's order, to fn; a
+ * non-zero return of fn stops the walk and is returned. Else the number of cases walked, or
+ * -errno if the file cannot be found or read. */
+typedef int (*kat_case_fn)(const struct kat_case *c, void *userdata);
+int kat_each(const char *name, kat_case_fn fn, void *userdata);
+
 /* The value of `key` in the case, NULL if it has none. */
 const char *kat_get(const struct kat_case *c, const char *key);
 

@@ -592,64 +592,62 @@ static void hex_of(const uint8_t *b, size_t len, char *out) {
                 sprintf(out + 2 * i, "%02x", b[i]);
 }
 
+/* One case of extensions.txt for test_check_vectors; userdata counts them. */
+static int check_vector(const struct kat_case *c, void *userdata) {
+        unsigned *done = userdata;
+        const char *want = kat_get(c, "bundle_check"), *kex_name = kat_get(c, "kex");
+        struct kat_bytes vault;
+        struct bundle b = { 0 }, back;
+        uint8_t check[BUNDLE_CHECK_LEN];
+        char hex[2 * BUNDLE_CHECK_LEN + 1], line[64], *text = NULL;
+        unsigned long n, m, p;
+        unsigned long long epoch;
+        int profile, kex;
+        size_t len = 0;
+
+        ck_assert_msg(want && kex_name, "case at line %u: no bundle_check or kex", c->line);
+        profile = vault_profile_from_string(kat_get(c, "profile"));
+        kex = profile_kex_from_name(kex_name);
+        ck_assert_int_ge(profile, 0);
+        ck_assert_int_ge(kex, 0);
+        n = strtoul(kat_get(c, "n"), NULL, 10);
+        m = strtoul(kat_get(c, "m"), NULL, 10);
+        p = strtoul(kat_get(c, "p"), NULL, 10);
+        epoch = strtoull(kat_get(c, "epoch"), NULL, 10);
+        b.params = unit_params(kat_get(c, "device_id"), (uint8_t) profile, (uint16_t) n, (uint8_t) m,
+                               (uint8_t) p, epoch);
+        b.kex = (uint8_t) kex;
+        vault = unit_kat_bytes(c, "vault");
+        ck_assert_uint_eq(vault.len, vault_size(&b.params));
+        b.vault = vault.data;
+
+        ck_assert_int_eq(bundle_check(&b.params, b.kex, b.vault, check), 0);
+        hex_of(check, sizeof check, hex);
+        ck_assert_msg(strcmp(hex, want) == 0, "case at line %u: check %s, want %s", c->line, hex, want);
+
+        ck_assert_int_eq(bundle_format(&b, &text, &len), 0);
+        snprintf(line, sizeof line, "\ncheck: %s\n", want);
+        ck_assert_msg(strstr(text, line) != NULL, "case at line %u: no check line in\n%s", c->line, text);
+        ck_assert_msg((strstr(text, "\nkex: x25519\n") != NULL) == (kex == SV_KEX_X25519),
+                      "case at line %u: kex line", c->line);
+        ck_assert_msg(strstr(text, "\nkex: none") == NULL, "kex none is written as no line");
+        ck_assert_int_eq(bundle_parse(text, len, 0, &back, NULL), 0);
+        ck_assert(back.checked);
+        ck_assert_uint_eq(back.kex, kex);
+        ck_assert(memcmp(back.vault, vault.data, vault.len) == 0);
+        bundle_free(&back);
+        bundle_text_free(text, len);
+        free(vault.data);
+        (*done)++;
+        return 0;
+}
+
 /* Every bundle_check of extensions.txt, from bundle_check() and in the text bundle_format() writes. */
 START_TEST(test_check_vectors) {
-        struct kat_file f;
-        char *path = kat_path("extensions.txt");
         unsigned done = 0;
 
-        ck_assert_ptr_nonnull(path);
-        ck_assert_int_eq(kat_load(path, &f), 0);
-        for (size_t i = 0; i < f.n_cases; i++) {
-                const struct kat_case *c = &f.cases[i];
-                const char *want = kat_get(c, "bundle_check"), *kex_name = kat_get(c, "kex");
-                struct kat_bytes vault;
-                struct bundle b = { 0 }, back;
-                uint8_t check[BUNDLE_CHECK_LEN];
-                char hex[2 * BUNDLE_CHECK_LEN + 1], line[64], *text = NULL;
-                unsigned long n, m, p;
-                unsigned long long epoch;
-                int profile, kex;
-                size_t len = 0;
-
-                ck_assert_msg(want && kex_name, "case at line %u: no bundle_check or kex", c->line);
-                profile = vault_profile_from_string(kat_get(c, "profile"));
-                kex = profile_kex_from_name(kex_name);
-                ck_assert_int_ge(profile, 0);
-                ck_assert_int_ge(kex, 0);
-                n = strtoul(kat_get(c, "n"), NULL, 10);
-                m = strtoul(kat_get(c, "m"), NULL, 10);
-                p = strtoul(kat_get(c, "p"), NULL, 10);
-                epoch = strtoull(kat_get(c, "epoch"), NULL, 10);
-                b.params = unit_params(kat_get(c, "device_id"), (uint8_t) profile, (uint16_t) n, (uint8_t) m,
-                                       (uint8_t) p, epoch);
-                b.kex = (uint8_t) kex;
-                vault = unit_kat_bytes(c, "vault");
-                ck_assert_uint_eq(vault.len, vault_size(&b.params));
-                b.vault = vault.data;
-
-                ck_assert_int_eq(bundle_check(&b.params, b.kex, b.vault, check), 0);
-                hex_of(check, sizeof check, hex);
-                ck_assert_msg(strcmp(hex, want) == 0, "case at line %u: check %s, want %s", c->line, hex, want);
-
-                ck_assert_int_eq(bundle_format(&b, &text, &len), 0);
-                snprintf(line, sizeof line, "\ncheck: %s\n", want);
-                ck_assert_msg(strstr(text, line) != NULL, "case at line %u: no check line in\n%s", c->line, text);
-                ck_assert_msg((strstr(text, "\nkex: x25519\n") != NULL) == (kex == SV_KEX_X25519),
-                              "case at line %u: kex line", c->line);
-                ck_assert_msg(strstr(text, "\nkex: none") == NULL, "kex none is written as no line");
-                ck_assert_int_eq(bundle_parse(text, len, 0, &back, NULL), 0);
-                ck_assert(back.checked);
-                ck_assert_uint_eq(back.kex, kex);
-                ck_assert(memcmp(back.vault, vault.data, vault.len) == 0);
-                bundle_free(&back);
-                bundle_text_free(text, len);
-                free(vault.data);
-                done++;
-        }
+        ck_assert_int_ge(kat_each("extensions.txt", check_vector, &done), 0);
         ck_assert_uint_ge(done, 4);
-        kat_free(&f);
-        free(path);
 }
 END_TEST
 

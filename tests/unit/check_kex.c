@@ -12,74 +12,72 @@
 #include "unit.h"
 #include "unit-kat.h"
 
+/* One case of extensions.txt for test_vectors; userdata counts the x25519 cases. */
+static int kex_vector(const struct kat_case *c, void *userdata) {
+        unsigned *x25519 = userdata;
+        const char *kex = kat_get(c, "kex"), *name = kat_get(c, "name");
+        struct kat_bytes e_dev, e_srv, share_dev, share_srv, z, m1, m2;
+        struct kex dev, srv;
+        uint8_t e[SV_X25519_LEN], zd[SV_X25519_LEN], zs[SV_X25519_LEN];
+
+        ck_assert_ptr_nonnull(kex);
+        if (strcmp(kex, "x25519") != 0) {
+                ck_assert_str_eq(kex, "none");
+                ck_assert_ptr_null(kat_get(c, "e_dev"));
+                return 0;
+        }
+        (*x25519)++;
+        e_dev = unit_kat_bytes(c, "e_dev");
+        e_srv = unit_kat_bytes(c, "e_srv");
+        share_dev = unit_kat_bytes(c, "share_dev");
+        share_srv = unit_kat_bytes(c, "share_srv");
+        z = unit_kat_bytes(c, "z");
+        m1 = unit_kat_bytes(c, "m1");
+        m2 = unit_kat_bytes(c, "m2");
+        ck_assert_uint_eq(e_dev.len, 32);
+        ck_assert_uint_eq(e_srv.len, 32);
+        ck_assert_uint_eq(share_dev.len, 32);
+        ck_assert_uint_eq(share_srv.len, 32);
+        ck_assert_uint_eq(z.len, 32);
+        /* §10: the shares close M1 and M2. */
+        ck_assert(m1.len > 32 && memcmp(m1.data + m1.len - 32, share_dev.data, 32) == 0);
+        ck_assert(m2.len > 32 && memcmp(m2.data + m2.len - 32, share_srv.data, 32) == 0);
+
+        memcpy(e, e_dev.data, sizeof e);
+        ck_assert_int_eq(kex_start(&dev, e), 0);
+        ck_assert(unit_is_zero(e, sizeof e));
+        unit_assert(memcmp(dev.share, share_dev.data, 32) == 0, "%s: share_dev %s", name,
+                    unit_hex(dev.share, 32));
+        memcpy(e, e_srv.data, sizeof e);
+        ck_assert_int_eq(kex_start(&srv, e), 0);
+        ck_assert(unit_is_zero(e, sizeof e));
+        unit_assert(memcmp(srv.share, share_srv.data, 32) == 0, "%s: share_srv %s", name,
+                    unit_hex(srv.share, 32));
+
+        ck_assert_int_eq(kex_finish(&dev, share_srv.data, zd), 0);
+        ck_assert_int_eq(kex_finish(&srv, share_dev.data, zs), 0);
+        unit_assert(memcmp(zd, z.data, 32) == 0, "%s: device z %s", name, unit_hex(zd, 32));
+        unit_assert(memcmp(zs, z.data, 32) == 0, "%s: server z %s", name, unit_hex(zs, 32));
+        ck_assert(unit_is_zero(&dev, sizeof dev));
+        ck_assert(unit_is_zero(&srv, sizeof srv));
+
+        free(e_dev.data);
+        free(e_srv.data);
+        free(share_dev.data);
+        free(share_srv.data);
+        free(z.data);
+        free(m1.data);
+        free(m2.data);
+        return 0;
+}
+
 /* Both sides of every x25519 case of extensions.txt: shares from the scalars as drawn, Z both ways. */
 START_TEST(test_vectors) {
-        struct kat_file f;
-        char *path = kat_path("extensions.txt");
         unsigned x25519 = 0;
 
-        ck_assert_ptr_nonnull(path);
-        ck_assert_int_eq(kat_load(path, &f), 0);
-        for (size_t i = 0; i < f.n_cases; i++) {
-                const struct kat_case *c = &f.cases[i];
-                const char *kex = kat_get(c, "kex"), *name = kat_get(c, "name");
-                struct kat_bytes e_dev, e_srv, share_dev, share_srv, z, m1, m2;
-                struct kex dev, srv;
-                uint8_t e[SV_X25519_LEN], zd[SV_X25519_LEN], zs[SV_X25519_LEN];
-
-                ck_assert_ptr_nonnull(kex);
-                if (strcmp(kex, "x25519") != 0) {
-                        ck_assert_str_eq(kex, "none");
-                        ck_assert_ptr_null(kat_get(c, "e_dev"));
-                        continue;
-                }
-                x25519++;
-                e_dev = unit_kat_bytes(c, "e_dev");
-                e_srv = unit_kat_bytes(c, "e_srv");
-                share_dev = unit_kat_bytes(c, "share_dev");
-                share_srv = unit_kat_bytes(c, "share_srv");
-                z = unit_kat_bytes(c, "z");
-                m1 = unit_kat_bytes(c, "m1");
-                m2 = unit_kat_bytes(c, "m2");
-                ck_assert_uint_eq(e_dev.len, 32);
-                ck_assert_uint_eq(e_srv.len, 32);
-                ck_assert_uint_eq(share_dev.len, 32);
-                ck_assert_uint_eq(share_srv.len, 32);
-                ck_assert_uint_eq(z.len, 32);
-                /* §10: the shares close M1 and M2. */
-                ck_assert(m1.len > 32 && memcmp(m1.data + m1.len - 32, share_dev.data, 32) == 0);
-                ck_assert(m2.len > 32 && memcmp(m2.data + m2.len - 32, share_srv.data, 32) == 0);
-
-                memcpy(e, e_dev.data, sizeof e);
-                ck_assert_int_eq(kex_start(&dev, e), 0);
-                ck_assert(unit_is_zero(e, sizeof e));
-                unit_assert(memcmp(dev.share, share_dev.data, 32) == 0, "%s: share_dev %s", name,
-                            unit_hex(dev.share, 32));
-                memcpy(e, e_srv.data, sizeof e);
-                ck_assert_int_eq(kex_start(&srv, e), 0);
-                ck_assert(unit_is_zero(e, sizeof e));
-                unit_assert(memcmp(srv.share, share_srv.data, 32) == 0, "%s: share_srv %s", name,
-                            unit_hex(srv.share, 32));
-
-                ck_assert_int_eq(kex_finish(&dev, share_srv.data, zd), 0);
-                ck_assert_int_eq(kex_finish(&srv, share_dev.data, zs), 0);
-                unit_assert(memcmp(zd, z.data, 32) == 0, "%s: device z %s", name, unit_hex(zd, 32));
-                unit_assert(memcmp(zs, z.data, 32) == 0, "%s: server z %s", name, unit_hex(zs, 32));
-                ck_assert(unit_is_zero(&dev, sizeof dev));
-                ck_assert(unit_is_zero(&srv, sizeof srv));
-
-                free(e_dev.data);
-                free(e_srv.data);
-                free(share_dev.data);
-                free(share_srv.data);
-                free(z.data);
-                free(m1.data);
-                free(m2.data);
-        }
+        ck_assert_int_ge(kat_each("extensions.txt", kex_vector, &x25519), 0);
         /* The file holds two x25519 cases: an empty or unreadable file must not pass. */
         ck_assert_uint_ge(x25519, 2);
-        kat_free(&f);
-        free(path);
 }
 END_TEST
 

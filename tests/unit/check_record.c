@@ -126,26 +126,25 @@ static unsigned check_direction(const struct kat_case *c, const uint8_t s[32], e
         return (unsigned) n_recs + 1;
 }
 
+/* One case of extensions.txt for test_vectors: both directions; userdata counts the records. */
+static int record_vector(const struct kat_case *c, void *userdata) {
+        unsigned *records = userdata;
+        uint8_t s[32];
+
+        case_s(c, s);
+        *records += check_direction(c, s, RECORD_C2S);
+        *records += check_direction(c, s, RECORD_S2C);
+        return 0;
+}
+
 START_TEST(test_vectors) {
-        struct kat_file f;
-        char *path = kat_path("extensions.txt");
-        unsigned records = 0, cases = 0;
+        unsigned records = 0;
+        int cases;
 
-        ck_assert_ptr_nonnull(path);
-        ck_assert_int_eq(kat_load(path, &f), 0);
-        for (size_t i = 0; i < f.n_cases; i++) {
-                uint8_t s[32];
-
-                case_s(&f.cases[i], s);
-                records += check_direction(&f.cases[i], s, RECORD_C2S);
-                records += check_direction(&f.cases[i], s, RECORD_S2C);
-                cases++;
-        }
+        cases = kat_each("extensions.txt", record_vector, &records);
         /* Four cases, 16 records with the CLOSEs: an empty or truncated file must not pass. */
-        ck_assert_uint_ge(cases, 4);
+        ck_assert_int_ge(cases, 4);
         ck_assert_uint_ge(records, 16);
-        kat_free(&f);
-        free(path);
 }
 END_TEST
 
@@ -186,96 +185,98 @@ static void replay_field(const struct kat_case *c, struct unit_replay *r, enum h
         free(b.data);
 }
 
+struct secrets_count {
+        unsigned cases, x25519;
+};
+
+/* One case of extensions.txt for test_handshake_secrets; userdata counts the cases, and those with x25519. */
+static int secrets_vector(const struct kat_case *c, void *userdata) {
+        struct secrets_count *n = userdata;
+        const char *name = kat_get(c, "name"), *kex = kat_get(c, "kex"), *profile = kat_get(c, "profile");
+        bool share;
+        struct kat_bytes vault, m5, c2s, s2c;
+        uint8_t dc2s[32], ds2c[32], sc2s[32], ss2c[32];
+        struct unit_replay dev_rng, srv_rng;
+        struct challenge c1, c2;
+        struct vault_params v;
+        struct unit_hs h;
+
+        ck_assert_ptr_nonnull(kex);
+        ck_assert_ptr_nonnull(profile);
+        share = strcmp(kex, "x25519") == 0;
+        if (!share)
+                ck_assert_str_eq(kex, "none");
+        n->cases++;
+        n->x25519 += share;
+        v = unit_params(kat_get(c, "device_id"),
+                        strcmp(profile, "paper") == 0 ? SV_PROFILE_PAPER : SV_PROFILE_HARDENED,
+                        (uint16_t) kat_unsigned(c, "n"), (uint8_t) kat_unsigned(c, "m"),
+                        (uint8_t) kat_unsigned(c, "p"), kat_unsigned(c, "epoch"));
+        v.kex = share ? SV_KEX_X25519 : SV_KEX_NONE;
+        vault = unit_kat_bytes(c, "vault");
+        ck_assert_uint_eq(vault.len, vault_size(&v));
+        c1 = kat_challenge(c, "c1");
+        c2 = kat_challenge(c, "c2");
+        unit_replay_init(&dev_rng, NULL);
+        unit_replay_init(&srv_rng, NULL);
+        replay_field(c, &dev_rng, HS_SESSION_ID, "session_id");
+        replay_field(c, &dev_rng, HS_T1, "t1");
+        replay_field(c, &dev_rng, HS_R2, "r2");
+        unit_replay_challenge(&dev_rng, HS_C2, &c2);
+        replay_field(c, &srv_rng, HS_R1, "r1");
+        unit_replay_challenge(&srv_rng, HS_C1, &c1);
+        replay_field(c, &srv_rng, HS_T2, "t2");
+        if (share) {
+                replay_field(c, &dev_rng, HS_E_DEV, "e_dev");
+                replay_field(c, &srv_rng, HS_E_SRV, "e_srv");
+        }
+
+        unit_hs_init(&h, &v, vault.data, NULL, &dev_rng.rng, &srv_rng.rng);
+        unit_hs_run_to(&h, UNIT_SERVER_RESPOND);
+        ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), -EBUSY);
+        ck_assert_int_eq(hs_device_channel_secrets(&h.dev, dc2s, ds2c), -EBUSY);
+        ck_assert_int_eq(unit_hs_step(&h, UNIT_DEVICE_CONFIRM), 0);
+        ck_assert_int_eq(hs_device_channel_secrets(&h.dev, dc2s, ds2c), 0);
+        /* M5 sent but not yet verified: the server still has no channel. */
+        ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), -EBUSY);
+        ck_assert_int_eq(unit_hs_step(&h, UNIT_SERVER_COMMIT), 0);
+        ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), 0);
+
+        m5 = unit_kat_bytes(c, "m5");
+        expect_bytes(name, "m5", &m5, h.m5, h.m5_len);
+        c2s = unit_kat_bytes(c, "c2s_secret");
+        s2c = unit_kat_bytes(c, "s2c_secret");
+        expect_bytes(name, "device c2s", &c2s, dc2s, sizeof dc2s);
+        expect_bytes(name, "device s2c", &s2c, ds2c, sizeof ds2c);
+        expect_bytes(name, "server c2s", &c2s, sc2s, sizeof sc2s);
+        expect_bytes(name, "server s2c", &s2c, ss2c, sizeof ss2c);
+
+        /* Wiped with the state. */
+        hs_device_wipe(&h.dev);
+        hs_server_wipe(&h.srv);
+        ck_assert(unit_is_zero(h.dev.c2s, sizeof h.dev.c2s) && unit_is_zero(h.dev.s2c, sizeof h.dev.s2c));
+        ck_assert(unit_is_zero(h.srv.c2s, sizeof h.srv.c2s) && unit_is_zero(h.srv.s2c, sizeof h.srv.s2c));
+        ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), -EBUSY);
+        unit_hs_free(&h);
+        free(vault.data);
+        free(m5.data);
+        free(c2s.data);
+        free(s2c.data);
+        return 0;
+}
+
 /*
  * Every case of extensions.txt (kex none and x25519) driven through the two state machines
  * with the case's random values and scalars: both sides agree on both A_0, which are the
  * file's c2s_secret and s2c_secret, and neither side hands them out before M5 has verified.
  */
 START_TEST(test_handshake_secrets) {
-        struct kat_file f;
-        char *path = kat_path("extensions.txt");
-        unsigned cases = 0, x25519 = 0;
+        struct secrets_count n = { 0 };
 
-        ck_assert_ptr_nonnull(path);
-        ck_assert_int_eq(kat_load(path, &f), 0);
-        for (size_t i = 0; i < f.n_cases; i++) {
-                const struct kat_case *c = &f.cases[i];
-                const char *name = kat_get(c, "name"), *kex = kat_get(c, "kex"), *profile = kat_get(c, "profile");
-                bool share;
-                struct kat_bytes vault, m5, c2s, s2c;
-                uint8_t dc2s[32], ds2c[32], sc2s[32], ss2c[32];
-                struct unit_replay dev_rng, srv_rng;
-                struct challenge c1, c2;
-                struct vault_params v;
-                struct unit_hs h;
-
-                ck_assert_ptr_nonnull(kex);
-                ck_assert_ptr_nonnull(profile);
-                share = strcmp(kex, "x25519") == 0;
-                if (!share)
-                        ck_assert_str_eq(kex, "none");
-                cases++;
-                x25519 += share;
-                v = unit_params(kat_get(c, "device_id"),
-                                strcmp(profile, "paper") == 0 ? SV_PROFILE_PAPER : SV_PROFILE_HARDENED,
-                                (uint16_t) kat_unsigned(c, "n"), (uint8_t) kat_unsigned(c, "m"),
-                                (uint8_t) kat_unsigned(c, "p"), kat_unsigned(c, "epoch"));
-                v.kex = share ? SV_KEX_X25519 : SV_KEX_NONE;
-                vault = unit_kat_bytes(c, "vault");
-                ck_assert_uint_eq(vault.len, vault_size(&v));
-                c1 = kat_challenge(c, "c1");
-                c2 = kat_challenge(c, "c2");
-                unit_replay_init(&dev_rng, NULL);
-                unit_replay_init(&srv_rng, NULL);
-                replay_field(c, &dev_rng, HS_SESSION_ID, "session_id");
-                replay_field(c, &dev_rng, HS_T1, "t1");
-                replay_field(c, &dev_rng, HS_R2, "r2");
-                unit_replay_challenge(&dev_rng, HS_C2, &c2);
-                replay_field(c, &srv_rng, HS_R1, "r1");
-                unit_replay_challenge(&srv_rng, HS_C1, &c1);
-                replay_field(c, &srv_rng, HS_T2, "t2");
-                if (share) {
-                        replay_field(c, &dev_rng, HS_E_DEV, "e_dev");
-                        replay_field(c, &srv_rng, HS_E_SRV, "e_srv");
-                }
-
-                unit_hs_init(&h, &v, vault.data, NULL, &dev_rng.rng, &srv_rng.rng);
-                unit_hs_run_to(&h, UNIT_SERVER_RESPOND);
-                ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), -EBUSY);
-                ck_assert_int_eq(hs_device_channel_secrets(&h.dev, dc2s, ds2c), -EBUSY);
-                ck_assert_int_eq(unit_hs_step(&h, UNIT_DEVICE_CONFIRM), 0);
-                ck_assert_int_eq(hs_device_channel_secrets(&h.dev, dc2s, ds2c), 0);
-                /* M5 sent but not yet verified: the server still has no channel. */
-                ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), -EBUSY);
-                ck_assert_int_eq(unit_hs_step(&h, UNIT_SERVER_COMMIT), 0);
-                ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), 0);
-
-                m5 = unit_kat_bytes(c, "m5");
-                expect_bytes(name, "m5", &m5, h.m5, h.m5_len);
-                c2s = unit_kat_bytes(c, "c2s_secret");
-                s2c = unit_kat_bytes(c, "s2c_secret");
-                expect_bytes(name, "device c2s", &c2s, dc2s, sizeof dc2s);
-                expect_bytes(name, "device s2c", &s2c, ds2c, sizeof ds2c);
-                expect_bytes(name, "server c2s", &c2s, sc2s, sizeof sc2s);
-                expect_bytes(name, "server s2c", &s2c, ss2c, sizeof ss2c);
-
-                /* Wiped with the state. */
-                hs_device_wipe(&h.dev);
-                hs_server_wipe(&h.srv);
-                ck_assert(unit_is_zero(h.dev.c2s, sizeof h.dev.c2s) && unit_is_zero(h.dev.s2c, sizeof h.dev.s2c));
-                ck_assert(unit_is_zero(h.srv.c2s, sizeof h.srv.c2s) && unit_is_zero(h.srv.s2c, sizeof h.srv.s2c));
-                ck_assert_int_eq(hs_server_channel_secrets(&h.srv, sc2s, ss2c), -EBUSY);
-                unit_hs_free(&h);
-                free(vault.data);
-                free(m5.data);
-                free(c2s.data);
-                free(s2c.data);
-        }
+        ck_assert_int_ge(kat_each("extensions.txt", secrets_vector, &n), 0);
         /* Two cases of each in the file: a truncated file must not pass. */
-        ck_assert_uint_ge(cases, 4);
-        ck_assert_uint_ge(x25519, 2);
-        kat_free(&f);
-        free(path);
+        ck_assert_uint_ge(n.cases, 4);
+        ck_assert_uint_ge(n.x25519, 2);
 }
 END_TEST
 

@@ -112,7 +112,10 @@ static int64_t deadline(const struct channel *ch) {
 
 /* A transport failure before the server's CLOSE: the channel was cut. */
 static int channel_cut(const struct channel *ch, int r) {
-        if (r == -ETIMEDOUT)
+        /* After the server's CLOSE, a reset on our answering CLOSE ends a clean channel. */
+        if (ch->server_closed)
+                log_debug_errno(r, "server '%s' gone before our CLOSE reached it: %m", ch->server);
+        else if (r == -ETIMEDOUT)
                 log_error("server '%s' sent nothing for %u seconds (--timeout): channel cut without CLOSE "
                           "after %" PRIu64 " messages sent", ch->server, ch->timeout_s, ch->sent);
         else if (r == -ECONNRESET || r == -EPIPE)

@@ -276,8 +276,9 @@ struct write_record {
         uint64_t epoch;                 /* the epoch M1 named */
         bool promote;                   /* PENDING: the device moved to its pending vault, promote it first */
         bool superseded;                /* COMMIT: the device's next session may have committed it already */
-        const uint8_t *vault;           /* PENDING: the next vault, n·m bytes, the caller's until done() */
-        size_t vault_len;
+        const uint8_t *sealed;          /* PENDING: the next vault sealed at rest (store_seal_next()
+                                         * for epoch), never the plaintext; the caller's until done() */
+        size_t sealed_len;
         char peer[64];                  /* COMMIT: for the audit row */
         char name[AGGREGATE_NAME_MAX + 1];      /* AGGREGATE: the NAME and NUMBER of the payload */
         double value;
@@ -335,7 +336,7 @@ struct conn {
         bool known;
         enum generation gen;
         uint8_t *vault;                 /* the generation in use, n·m bytes */
-        uint8_t *next_vault;
+        uint8_t *sealed_next;           /* the next vault sealed at rest, STORE_SEALED_LEN(vault_len) */
         size_t vault_len;
         const char *reason;             /* why a decoy was sent, for the log */
         struct record_chain rx, tx;     /* the data channel: opens c2s, seals s2c (§11) */
@@ -362,7 +363,8 @@ struct server {
         sd_event *event;
         struct store *store;
         struct backoff *backoff;
-        uint8_t *scratch;               /* 2 × SV_VAULT_MAX: both generations of one lookup */
+        uint8_t *scratch;               /* 2 × SV_VAULT_MAX: the sealed blob of a lookup, the
+                                         * plaintext next vault of M3 until it is sealed */
         int listen_fds[AUTHSERVER_LISTEN_MAX];
         sd_event_source *listen_src[AUTHSERVER_LISTEN_MAX];
         unsigned n_listen;

@@ -11,8 +11,9 @@
  * write was queued. Short next to one fsync, so batches are hardly smaller for it. */
 #define FLUSH_DELAY_US  2000
 
-/* One queued write: the pending vault of a verified M3, the commit of a verified M5, or the
- * aggregate of a DATA record. */
+/* One queued write: the pending vault of a verified M3 (sealed by the connection: the writer
+ * never sees a plaintext vault), the commit of a verified M5, or the aggregate of a DATA
+ * record. */
 static int write_one(struct write_queue *q, struct write_record *w, bool *stored_pending) {
         int r;
 
@@ -36,13 +37,14 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
         if (w->promote) {
                 /* The device moved to the pending vault: it becomes committed first. A late M5 of
                  * the session that stored it may have committed it already. */
-                r = store_promote_and_set_pending(q->store, w->device_id, w->enrollment, w->epoch - 1,
-                                                  w->vault, w->vault_len);
+                r = store_promote_and_set_pending_sealed(q->store, w->device_id, w->enrollment, w->epoch - 1,
+                                                         w->sealed, w->sealed_len);
                 if (r == -ESTALE)
-                        r = store_set_pending(q->store, w->device_id, w->enrollment, w->epoch, w->vault,
-                                              w->vault_len);
+                        r = store_set_pending_sealed(q->store, w->device_id, w->enrollment, w->epoch, w->sealed,
+                                                     w->sealed_len);
         } else
-                r = store_set_pending(q->store, w->device_id, w->enrollment, w->epoch, w->vault, w->vault_len);
+                r = store_set_pending_sealed(q->store, w->device_id, w->enrollment, w->epoch, w->sealed,
+                                             w->sealed_len);
         return r;
 }
 

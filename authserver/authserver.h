@@ -288,6 +288,18 @@ struct write_record {
         void *userdata;
 };
 
+/* An audit row of a handshake that ended without a write of its own (a proven device's
+ * failure after M3), waiting for the next group commit: queue_audit() copies it. */
+struct audit_record {
+        LIST_FIELDS(struct audit_record, audits);
+        int64_t time;
+        uint64_t epoch;
+        bool has_id;
+        char device_id[SV_ID_MAX + 1];
+        char peer[64];
+        char outcome[32];
+};
+
 /* sink.c: one data channel's link to the --sink application. */
 struct sink_link {
         int fd;                         /* -1: none */
@@ -349,6 +361,7 @@ struct write_queue {
         struct store *store;
         LIST_HEAD(struct write_record) records;         /* the next batch */
         LIST_HEAD(struct write_record) flushing;        /* the batch being written */
+        LIST_HEAD(struct audit_record) audits;          /* rows for the next batch */
         sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows */
         sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
         bool fatal;                     /* the database may have lost a write: exit, do not touch it */
@@ -440,6 +453,10 @@ void queue_free(struct write_queue *q);
 void queue_add(struct write_queue *q, struct write_record *w);
 /* Takes w off the queue: its connection ends before the batch ran. */
 void queue_cancel(struct write_queue *q, struct write_record *w);
+/* An audit row for the next batch (id may be NULL); written at once if the queue is full or
+ * out of memory. Never runs the batch itself: safe from a done() callback. */
+void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
+                 uint64_t epoch);
 /* Runs the group commit now; extra(userdata, now), if given, writes first in its transaction. */
 void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t now), void *userdata);
 

@@ -241,18 +241,15 @@ static void conn_log_outcome(struct conn *c, bool ok, const char *result, const 
                                  PRIu64, device_label(c), c->peer, result, detail ? detail : "-", epoch);
 }
 
-static int conn_audit(struct conn *c, bool ok, const char *result) {
+/* The audit row joins the next group commit, like the commits' own rows (queue.c). */
+static void conn_audit(struct conn *c, bool ok, const char *result) {
         uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
-        int r;
 
         /* After a failed sync the server only ends its handshakes and exits (queue.c). */
         if (c->srv->queue.fatal)
-                return -EIO;
-        r = store_audit(c->srv->store, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL,
-                        c->peer, result, ok ? epoch + 1 : epoch);
-        if (r < 0)
-                log_warning("Failed to write audit row: %s", store_last_error(c->srv->store));
-        return r;
+                return;
+        queue_audit(&c->srv->queue, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL, c->peer,
+                    result, ok ? epoch + 1 : epoch);
 }
 
 /* The log line and the audit record of a handshake that ends now: a row for a proven device,
@@ -260,7 +257,7 @@ static int conn_audit(struct conn *c, bool ok, const char *result) {
 static void conn_outcome(struct conn *c, bool ok, const char *result, const char *detail) {
         conn_log_outcome(c, ok, result, detail);
         if (ok || c->verified)
-                (void) conn_audit(c, ok, result);
+                conn_audit(c, ok, result);
         else
                 upkeep_failure(c->srv, result);
 }

@@ -82,8 +82,9 @@ void queue_audit(struct write_queue *q, int64_t now, const char *id, const char 
 }
 
 /*
- * The group commit: every write queued since the last run (the pending vault of a verified
- * M3, the commit of a verified M5) is done in one transaction. If any stored a pending vault,
+ * The group commit: every write queued since the last run (the sealed pending vault of a
+ * verified M3, the commit of a verified M5 with its audit row, an aggregate, the audit rows of
+ * proven devices' failures) is done in one transaction. If any stored a pending vault,
  * the transaction is made durable with one fsync before any M4 leaves (protocol §6: the
  * pending vault is on disk before M4); commits alone need no fsync. Running at idle priority
  * lets all ready connections join the batch first; a timer started by the first queued write

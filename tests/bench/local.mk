@@ -15,8 +15,8 @@ tests_bench_svgen_SOURCES = tests/bench/svgen.c
 tests_bench_svgen_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
 tests_bench_svgen_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
 
-tests_bench_svstore_SOURCES = tests/bench/svstore.c
-tests_bench_svstore_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
+tests_bench_svstore_SOURCES = tests/bench/svstore.c tests/lib/vfs-count.c tests/lib/vfs-count.h
+tests_bench_svstore_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
 tests_bench_svstore_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
 
 # The peer sources are kept byte-for-byte as shipped. They build warning-free under the

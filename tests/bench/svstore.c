@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,72 +27,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
-
-struct count_file {
-        sqlite3_file base;
-        sqlite3_file *real;
-        bool wal, main_db;
-};
-
-static sqlite3_vfs *real_vfs;
-static sqlite3_vfs count_vfs;
-static unsigned long long wal_pages, wal_bytes, db_pages, syncs;
-static int page_size = 4096;
-
-#define REAL(f) (((struct count_file *) (f))->real)
-
-static int c_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
-static int c_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
-static int c_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) {
-        struct count_file *c = (struct count_file *) f;
-
-        if (c->wal) {
-                wal_bytes += (unsigned long long) n;
-                wal_pages += n == page_size;
-        } else if (c->main_db)
-                db_pages += n == page_size;
-        return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
-}
-static int c_truncate(sqlite3_file *f, sqlite3_int64 size) { return REAL(f)->pMethods->xTruncate(REAL(f), size); }
-static int c_sync(sqlite3_file *f, int flags) {
-        if (((struct count_file *) f)->wal)
-                syncs++;
-        return REAL(f)->pMethods->xSync(REAL(f), flags);
-}
-static int c_file_size(sqlite3_file *f, sqlite3_int64 *size) { return REAL(f)->pMethods->xFileSize(REAL(f), size); }
-static int c_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
-static int c_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
-static int c_check_reserved(sqlite3_file *f, int *out) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out); }
-static int c_file_control(sqlite3_file *f, int op, void *arg) { return REAL(f)->pMethods->xFileControl(REAL(f), op, arg); }
-static int c_sector_size(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
-static int c_device_characteristics(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
-static int c_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **pp) { return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, pp); }
-static int c_shm_lock(sqlite3_file *f, int off, int n, int flags) { return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags); }
-static void c_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
-static int c_shm_unmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
-static int c_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp) { return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp); }
-static int c_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) { return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
-
-static const sqlite3_io_methods count_io = {
-        3, c_close, c_read, c_write, c_truncate, c_sync, c_file_size, c_lock, c_unlock,
-        c_check_reserved, c_file_control, c_sector_size, c_device_characteristics, c_shm_map,
-        c_shm_lock, c_shm_barrier, c_shm_unmap, c_fetch, c_unfetch,
-};
-
-static int c_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out) {
-        struct count_file *c = (struct count_file *) f;
-        int rc;
-
-        (void) vfs;
-        c->real = (sqlite3_file *) (c + 1);
-        c->wal = flags & SQLITE_OPEN_WAL;
-        c->main_db = flags & SQLITE_OPEN_MAIN_DB;
-        c->base.pMethods = NULL;
-        rc = real_vfs->xOpen(real_vfs, name, c->real, flags, out);
-        if (rc == SQLITE_OK && c->real->pMethods)
-                c->base.pMethods = &count_io;
-        return rc;
-}
+#include "vfs-count.h"
 
 static void die(const char *what, struct store *s, int r) {
         fprintf(stderr, "svstore: %s: %s (%d)\n", what, store_last_error(s), r);
@@ -136,7 +70,8 @@ int main(int argc, char *argv[]) {
         uint8_t master[STORE_MASTER_KEY_LEN], *vault;
         uint64_t *epoch, *enrollment;
         struct store *s = NULL;
-        unsigned long long w0 = 0, b0 = 0, d0 = 0, s0 = 0, hs = 0, batches = 0;
+        uint64_t w0 = 0, b0 = 0, d0 = 0, s0 = 0;
+        unsigned long long hs = 0, batches = 0;
         double c0 = 0;
         size_t len;
         char id[32];
@@ -159,12 +94,7 @@ int main(int argc, char *argv[]) {
                 return 2;
         }
         len = (size_t) n * m;
-        real_vfs = sqlite3_vfs_find(NULL);
-        count_vfs = *real_vfs;
-        count_vfs.zName = "svstore-count";
-        count_vfs.szOsFile = (int) sizeof(struct count_file) + real_vfs->szOsFile;
-        count_vfs.xOpen = c_open;
-        if (sqlite3_vfs_register(&count_vfs, 1) != SQLITE_OK || RAND_bytes(master, sizeof master) != 1)
+        if (vfs_count_install(4096) != SQLITE_OK || RAND_bytes(master, sizeof master) != 1)
                 return 1;
         vault = malloc(len);
         epoch = calloc(devices, sizeof *epoch);
@@ -202,7 +132,8 @@ int main(int argc, char *argv[]) {
                 unsigned m3 = (round % 2) * batch, m5 = batch - m3;      /* first index of each half */
 
                 if (round == 20) {
-                        w0 = wal_pages, b0 = wal_bytes, d0 = db_pages, s0 = syncs, c0 = cpu_s();
+                        w0 = vfs_count.wal_pages, b0 = vfs_count.wal_bytes, d0 = vfs_count.db_pages;
+                        s0 = vfs_count.wal_syncs, c0 = cpu_s();
                         hs = batches = 0;
                 }
                 if ((r = store_batch_begin(s)) < 0)
@@ -232,8 +163,9 @@ int main(int argc, char *argv[]) {
         }
         printf("bench=store label=%s vault=%zu devices=%u batch=%u hs=%llu wal_pages_hs=%.2f wal_kB_hs=%.2f "
                "db_pages_hs=%.2f syncs_batch=%.2f cpu_us_hs=%.1f\n", label, len, devices, batch, hs,
-               (double) (wal_pages - w0) / (double) hs, (double) (wal_bytes - b0) / 1024.0 / (double) hs,
-               (double) (db_pages - d0) / (double) hs, (double) (syncs - s0) / (double) batches,
+               (double) (vfs_count.wal_pages - w0) / (double) hs,
+               (double) (vfs_count.wal_bytes - b0) / 1024.0 / (double) hs,
+               (double) (vfs_count.db_pages - d0) / (double) hs, (double) (vfs_count.wal_syncs - s0) / (double) batches,
                (cpu_s() - c0) * 1e6 / (double) hs);
         store_close(s);
         free(vault);

@@ -18,6 +18,7 @@
 
 #include "profile.h"
 #include "store.h"
+#include "vfs-count.h"
 
 #define VAULT_LEN(n, m) ((size_t) (n) * (m))
 
@@ -1494,126 +1495,58 @@ END_TEST
  * durability rule itself: a pending vault is synced before the call returns, a commit is not,
  * and a batch costs one sync.
  */
-struct counting_file {
-        sqlite3_file base;
-        sqlite3_file *real;
-        bool wal;
-};
-
-static sqlite3_vfs *real_vfs;
-static sqlite3_vfs counting_vfs;
-static int wal_syncs, db_syncs;
-
-#define REAL(f) (((struct counting_file *) (f))->real)
-
-static int c_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
-static int c_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
-static int c_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xWrite(REAL(f), b, n, o); }
-static int c_truncate(sqlite3_file *f, sqlite3_int64 size) { return REAL(f)->pMethods->xTruncate(REAL(f), size); }
-static int c_sync(sqlite3_file *f, int flags) {
-        if (((struct counting_file *) f)->wal)
-                wal_syncs++;
-        else
-                db_syncs++;
-        return REAL(f)->pMethods->xSync(REAL(f), flags);
-}
-static int c_file_size(sqlite3_file *f, sqlite3_int64 *size) { return REAL(f)->pMethods->xFileSize(REAL(f), size); }
-static int c_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
-static int c_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
-static int c_check_reserved(sqlite3_file *f, int *out) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out); }
-static int c_file_control(sqlite3_file *f, int op, void *arg) { return REAL(f)->pMethods->xFileControl(REAL(f), op, arg); }
-static int c_sector_size(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
-static int c_device_characteristics(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
-static int c_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **pp) { return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, pp); }
-static int c_shm_lock(sqlite3_file *f, int off, int n, int flags) { return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags); }
-static void c_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
-static int c_shm_unmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
-static int c_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp) { return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp); }
-static int c_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) { return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
-
-static const sqlite3_io_methods counting_io = {
-        3, c_close, c_read, c_write, c_truncate, c_sync, c_file_size, c_lock, c_unlock,
-        c_check_reserved, c_file_control, c_sector_size, c_device_characteristics, c_shm_map,
-        c_shm_lock, c_shm_barrier, c_shm_unmap, c_fetch, c_unfetch,
-};
-
-static int c_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out) {
-        struct counting_file *c = (struct counting_file *) f;
-        int rc;
-
-        (void) vfs;
-        c->real = (sqlite3_file *) (c + 1);
-        c->wal = flags & SQLITE_OPEN_WAL;
-        c->base.pMethods = NULL;
-        rc = real_vfs->xOpen(real_vfs, name, c->real, flags, out);
-        if (rc == SQLITE_OK && c->real->pMethods)
-                c->base.pMethods = &counting_io;
-        return rc;
-}
-
-static void counting_vfs_install(void) {
-        real_vfs = sqlite3_vfs_find(NULL);
-        ck_assert_ptr_nonnull(real_vfs);
-        ck_assert_int_ge(real_vfs->iVersion, 3);
-        counting_vfs = *real_vfs;
-        counting_vfs.zName = "counting";
-        counting_vfs.szOsFile = (int) sizeof(struct counting_file) + real_vfs->szOsFile;
-        counting_vfs.xOpen = c_open;
-        ck_assert_int_eq(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
-}
-
 START_TEST(test_durability) {
         struct store *s;
         uint8_t v[64 * 16];
 
-        counting_vfs_install();
+        ck_assert_int_eq(vfs_count_install(4096), SQLITE_OK);
         s = open_new("sync.db");
         enroll(s, "a", 0, 1);
         enroll(s, "b", 0, 2);
-        ck_assert_int_gt(wal_syncs, 0);
+        ck_assert_int_gt(vfs_count.wal_syncs, 0);
         next_vault(3, v);
         ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 0, v, sizeof(v)), 0);
 
-        wal_syncs = db_syncs = 0;
+        vfs_count.wal_syncs = vfs_count.db_syncs = 0;
         ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 0, 1), 0);
         ck_assert_int_eq(store_audit(s, 1, "a", "peer", "ok", 1), 0);
-        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(vfs_count.wal_syncs, 0);
         ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
-        ck_assert_int_eq(wal_syncs, 1);
+        ck_assert_int_eq(vfs_count.wal_syncs, 1);
         ck_assert_int_eq(store_promote_and_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
-        ck_assert_int_eq(wal_syncs, 2);
+        ck_assert_int_eq(vfs_count.wal_syncs, 2);
 
         /* A batch holding pending vaults is synced once, even if not asked to be. */
-        wal_syncs = 0;
+        vfs_count.wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
         ck_assert_int_eq(store_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 2, 2), 0);
         ck_assert_int_eq(store_record_failure(s, "b", 2), 0);
-        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(vfs_count.wal_syncs, 0);
         ck_assert_int_eq(store_batch_commit(s, false), 0);
-        ck_assert_int_eq(wal_syncs, 1);
+        ck_assert_int_eq(vfs_count.wal_syncs, 1);
 
         /* Commits alone are not synced, unless asked. */
-        wal_syncs = 0;
+        vfs_count.wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
         ck_assert_int_eq(store_commit(s, "b", enr(s, "b"), 0, 3), 0);
         ck_assert_int_eq(store_batch_commit(s, false), 0);
-        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(vfs_count.wal_syncs, 0);
         ck_assert_int_eq(store_batch_begin(s), 0);
         ck_assert_int_eq(store_record_failure(s, "b", 4), 0);
         ck_assert_int_eq(store_batch_commit(s, true), 0);
-        ck_assert_int_eq(wal_syncs, 1);
+        ck_assert_int_eq(vfs_count.wal_syncs, 1);
         /* A batch holding an aggregate is synced too: its answer leaves after the commit. */
-        wal_syncs = 0;
+        vfs_count.wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
         ck_assert_int_eq(store_aggregate_add(s, "temp", 21.5, &(struct aggregate) { 0 }), 0);
-        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(vfs_count.wal_syncs, 0);
         ck_assert_int_eq(store_batch_commit(s, false), 0);
-        ck_assert_int_eq(wal_syncs, 1);
+        ck_assert_int_eq(vfs_count.wal_syncs, 1);
         /* No checkpoint ran meanwhile: the database file itself was never synced. */
-        ck_assert_int_eq(db_syncs, 0);
+        ck_assert_int_eq(vfs_count.db_syncs, 0);
         store_close(s);
-        sqlite3_vfs_unregister(&counting_vfs);
+        vfs_count_remove();
 }
 END_TEST
 

@@ -1038,7 +1038,7 @@ int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t
         len = (size_t) d.n * d.m;
         if ((committed || pending) && cap < len)
                 return fail(s, -ENOBUFS, "Vault of device '%s' needs %zu bytes", id, len);
-        if (d.status == STORE_REVOKED) {
+        if (d.status == STORE_REVOKED || (!committed && !pending)) {
                 if (committed)
                         memset(committed, 0, len);
                 if (pending)

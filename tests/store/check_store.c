@@ -1002,6 +1002,9 @@ START_TEST(test_generation_rows) {
         raw_exec("rows.db", "UPDATE vault SET epoch = 7 WHERE epoch = 9; UPDATE vault SET epoch = 5 WHERE epoch = 6");
         s = reopen("rows.db", key1);
         ck_assert_int_eq(store_get(s, "dev", &d, c, NULL, sizeof(c)), -EBADMSG);
+        /* The row itself still reads (authserver show), the vault does not. */
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 6);
         ck_assert_int_eq(store_revoke(s, "dev"), 1);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 1);
         store_close(s);

@@ -275,8 +275,9 @@ struct write_record {
         uint64_t epoch;                 /* the epoch M1 named */
         bool promote;                   /* PENDING: the device moved to its pending vault, promote it first */
         bool superseded;                /* COMMIT: the device's next session may have committed it already */
-        const uint8_t *vault;           /* PENDING: the next vault, n·m bytes, the caller's until done() */
-        size_t vault_len;
+        const uint8_t *sealed;          /* PENDING: the next vault sealed at rest (store_seal_next()
+                                         * for epoch), never the plaintext; the caller's until done() */
+        size_t sealed_len;
         char peer[64];                  /* COMMIT: for the audit row */
         char name[AGGREGATE_NAME_MAX + 1];      /* AGGREGATE: the NAME and NUMBER of the payload */
         double value;
@@ -284,6 +285,18 @@ struct write_record {
         int result;                     /* the queue's, until done() */
         void (*done)(struct write_record *w, int r);
         void *userdata;
+};
+
+/* An audit row of a handshake that ended without a write of its own (a proven device's
+ * failure after M3), waiting for the next group commit: queue_audit() copies it. */
+struct audit_record {
+        LIST_FIELDS(struct audit_record, audits);
+        int64_t time;
+        uint64_t epoch;
+        bool has_id;
+        char device_id[SV_ID_MAX + 1];
+        char peer[64];
+        char outcome[32];
 };
 
 /* sink.c: one data channel's link to the --sink application. */
@@ -334,7 +347,7 @@ struct conn {
         bool known;
         enum generation gen;
         uint8_t *vault;                 /* the generation in use, n·m bytes */
-        uint8_t *next_vault;
+        uint8_t *sealed_next;           /* the next vault sealed at rest, STORE_SEALED_LEN(vault_len) */
         size_t vault_len;
         const char *reason;             /* why a decoy was sent, for the log */
         struct record_chain rx, tx;     /* the data channel: opens c2s, seals s2c (§11) */
@@ -347,6 +360,7 @@ struct write_queue {
         struct store *store;
         LIST_HEAD(struct write_record) records;         /* the next batch */
         LIST_HEAD(struct write_record) flushing;        /* the batch being written */
+        LIST_HEAD(struct audit_record) audits;          /* rows for the next batch */
         sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows */
         sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
         bool fatal;                     /* the database may have lost a write: exit, do not touch it */
@@ -361,7 +375,8 @@ struct server {
         sd_event *event;
         struct store *store;
         struct backoff *backoff;
-        uint8_t *scratch;               /* 2 × SV_VAULT_MAX: both generations of one lookup */
+        uint8_t *scratch;               /* 2 × SV_VAULT_MAX: the sealed blob of a lookup, the
+                                         * plaintext next vault of M3 until it is sealed */
         int listen_fds[AUTHSERVER_LISTEN_MAX];
         sd_event_source *listen_src[AUTHSERVER_LISTEN_MAX];
         unsigned n_listen;
@@ -437,6 +452,10 @@ void queue_free(struct write_queue *q);
 void queue_add(struct write_queue *q, struct write_record *w);
 /* Takes w off the queue: its connection ends before the batch ran. */
 void queue_cancel(struct write_queue *q, struct write_record *w);
+/* An audit row for the next batch (id may be NULL); written at once if the queue is full or
+ * out of memory. Never runs the batch itself: safe from a done() callback. */
+void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
+                 uint64_t epoch);
 /* Runs the group commit now; extra(userdata, now), if given, writes first in its transaction. */
 void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t now), void *userdata);
 

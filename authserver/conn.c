@@ -37,11 +37,11 @@ static void vault_buffers_free(struct conn *c) {
                 OPENSSL_cleanse(c->vault, c->vault_len);
                 free(c->vault);
         }
-        if (c->next_vault) {
-                OPENSSL_cleanse(c->next_vault, c->vault_len);
-                free(c->next_vault);
+        if (c->sealed_next) {
+                OPENSSL_cleanse(c->sealed_next, STORE_SEALED_LEN(c->vault_len));
+                free(c->sealed_next);
         }
-        c->vault = c->next_vault = NULL;
+        c->vault = c->sealed_next = NULL;
         c->vault_len = 0;
 }
 
@@ -241,18 +241,15 @@ static void conn_log_outcome(struct conn *c, bool ok, const char *result, const 
                                  PRIu64, device_label(c), c->peer, result, detail ? detail : "-", epoch);
 }
 
-static int conn_audit(struct conn *c, bool ok, const char *result) {
+/* The audit row joins the next group commit, like the commits' own rows (queue.c). */
+static void conn_audit(struct conn *c, bool ok, const char *result) {
         uint64_t epoch = c->hello_valid ? c->hello.epoch : 0;
-        int r;
 
         /* After a failed sync the server only ends its handshakes and exits (queue.c). */
         if (c->srv->queue.fatal)
-                return -EIO;
-        r = store_audit(c->srv->store, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL,
-                        c->peer, result, ok ? epoch + 1 : epoch);
-        if (r < 0)
-                log_warning("Failed to write audit row: %s", store_last_error(c->srv->store));
-        return r;
+                return;
+        queue_audit(&c->srv->queue, (int64_t) time(NULL), c->hello_valid ? c->hello.device_id : NULL, c->peer,
+                    result, ok ? epoch + 1 : epoch);
 }
 
 /* The log line and the audit record of a handshake that ends now: a row for a proven device,
@@ -260,7 +257,7 @@ static int conn_audit(struct conn *c, bool ok, const char *result) {
 static void conn_outcome(struct conn *c, bool ok, const char *result, const char *detail) {
         conn_log_outcome(c, ok, result, detail);
         if (ok || c->verified)
-                (void) conn_audit(c, ok, result);
+                conn_audit(c, ok, result);
         else
                 upkeep_failure(c->srv, result);
 }
@@ -582,8 +579,8 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
 /* The buffers of the vault in use (the device's or a decoy's) and of the next one. */
 static int vault_buffers_alloc(struct conn *c, size_t len) {
         c->vault = malloc(len);
-        c->next_vault = malloc(len);
-        if (!c->vault || !c->next_vault) {
+        c->sealed_next = malloc(STORE_SEALED_LEN(len));
+        if (!c->vault || !c->sealed_next) {
                 vault_buffers_free(c);
                 return -ENOMEM;
         }
@@ -799,11 +796,16 @@ static void write_record_init(struct conn *c, enum write_action action,
 
 static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         struct server *srv = c->srv;
+        uint8_t *next = srv->scratch;   /* the plaintext next vault, for as long as sealing it takes */
         uint8_t frame[SV_FRAME_MAX];
         size_t len;
-        int r;
+        int r, rs = 0;
 
-        r = hs_server_respond(&c->hs, m3, m3_len, c->next_vault, frame, sizeof frame, &len);
+        r = hs_server_respond(&c->hs, m3, m3_len, next, frame, sizeof frame, &len);
+        if (r >= 0)
+                rs = store_seal_next(srv->store, c->hello.device_id, c->hello.epoch, next, c->vault_len,
+                                     c->sealed_next);
+        OPENSSL_cleanse(next, c->vault_len);
         if (r < 0) {
                 conn_reject(c, r, true, c->gen == GENERATION_DECOY ? "decoy" : "auth-failed",
                             c->gen == GENERATION_DECOY ? c->reason : r == -EACCES ? "M3 did not verify" : "malformed M3");
@@ -811,6 +813,11 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         }
         /* The peer holds the vault: from here on its outcomes are audited row by row. */
         c->verified = true;
+        if (rs < 0) {
+                log_error("Failed to seal the next vault of '%s': %s", c->hello.device_id, store_last_error(srv->store));
+                conn_reject(c, -EBUSY, true, "server-error", "sealing the next vault failed");
+                return;
+        }
         if (!inflight_claim(c)) {
                 conn_reject(c, -EACCES, true, "conflict", "another session of this device is in progress");
                 return;
@@ -825,8 +832,8 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         write_record_init(c, WRITE_PENDING, on_pending_durable);
         c->write.promote = c->gen == GENERATION_PENDING;
-        c->write.vault = c->next_vault;
-        c->write.vault_len = c->vault_len;
+        c->write.sealed = c->sealed_next;
+        c->write.sealed_len = STORE_SEALED_LEN(c->vault_len);
         queue_add(&srv->queue, &c->write);
 }
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "authserver.h"
@@ -7,12 +9,15 @@
 
 /* Above this many queued writes the group commit runs at once instead of waiting for a quiet loop. */
 #define FLUSH_BATCH_MAX 256
+/* Audit rows waiting beyond this many are written at once, each its own transaction. */
+#define AUDIT_QUEUE_MAX 4096
 /* A busy loop may never be quiet: the group commit runs at the latest this long after its first
  * write was queued. Short next to one fsync, so batches are hardly smaller for it. */
 #define FLUSH_DELAY_US  2000
 
-/* One queued write: the pending vault of a verified M3, the commit of a verified M5, or the
- * aggregate of a DATA record. */
+/* One queued write: the pending vault of a verified M3 (sealed by the connection: the writer
+ * never sees a plaintext vault), the commit of a verified M5, or the aggregate of a DATA
+ * record. */
 static int write_one(struct write_queue *q, struct write_record *w, bool *stored_pending) {
         int r;
 
@@ -36,19 +41,50 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
         if (w->promote) {
                 /* The device moved to the pending vault: it becomes committed first. A late M5 of
                  * the session that stored it may have committed it already. */
-                r = store_promote_and_set_pending(q->store, w->device_id, w->enrollment, w->epoch - 1,
-                                                  w->vault, w->vault_len);
+                r = store_promote_and_set_pending_sealed(q->store, w->device_id, w->enrollment, w->epoch - 1,
+                                                         w->sealed, w->sealed_len);
                 if (r == -ESTALE)
-                        r = store_set_pending(q->store, w->device_id, w->enrollment, w->epoch, w->vault,
-                                              w->vault_len);
+                        r = store_set_pending_sealed(q->store, w->device_id, w->enrollment, w->epoch, w->sealed,
+                                                     w->sealed_len);
         } else
-                r = store_set_pending(q->store, w->device_id, w->enrollment, w->epoch, w->vault, w->vault_len);
+                r = store_set_pending_sealed(q->store, w->device_id, w->enrollment, w->epoch, w->sealed,
+                                             w->sealed_len);
         return r;
 }
 
+static int audit_write(struct write_queue *q, const struct audit_record *a) {
+        return store_audit(q->store, a->time, a->has_id ? a->device_id : NULL, a->peer, a->outcome, a->epoch);
+}
+
+/* Arms the group commit: at once when the loop is idle, at the latest after FLUSH_DELAY_US. */
+static void flush_arm(struct write_queue *q) {
+        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_ONESHOT);
+        if (q->records.n + q->audits.n == 1 && sd_event_source_set_time_relative(q->flush_timer, FLUSH_DELAY_US) >= 0)
+                (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_ONESHOT);
+}
+
+void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
+                 uint64_t epoch) {
+        struct audit_record *a = q->audits.n < AUDIT_QUEUE_MAX ? malloc(sizeof *a) : NULL;
+
+        if (a) {
+                *a = (struct audit_record) { .time = now, .epoch = epoch, .has_id = id != NULL };
+                snprintf(a->device_id, sizeof a->device_id, "%s", id ?: "");
+                snprintf(a->peer, sizeof a->peer, "%s", peer);
+                snprintf(a->outcome, sizeof a->outcome, "%s", outcome);
+                LIST_APPEND(audits, &q->audits, a);
+                flush_arm(q);
+                return;
+        }
+        /* Its own transaction (or the open batch's), as before the queue took audit rows. */
+        if (store_audit(q->store, now, id, peer, outcome, epoch) < 0)
+                log_warning("Failed to write audit row: %s", store_last_error(q->store));
+}
+
 /*
- * The group commit: every write queued since the last run (the pending vault of a verified
- * M3, the commit of a verified M5) is done in one transaction. If any stored a pending vault,
+ * The group commit: every write queued since the last run (the sealed pending vault of a
+ * verified M3, the commit of a verified M5 with its audit row, an aggregate, the audit rows of
+ * proven devices' failures) is done in one transaction. If any stored a pending vault,
  * the transaction is made durable with one fsync before any M4 leaves (protocol §6: the
  * pending vault is on disk before M4); commits alone need no fsync. Running at idle priority
  * lets all ready connections join the batch first; a timer started by the first queued write
@@ -61,7 +97,9 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
  * is really on disk, is trustworthy again; systemd restarts the service.
  */
 void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t now), void *userdata) {
+        LIST_HEAD(struct audit_record) audits = { q->audits.first, q->audits.last, q->audits.n };
         struct write_record *w;
+        struct audit_record *a;
         bool stored_pending = false;
         const char *why = NULL;
         int rb;
@@ -76,7 +114,9 @@ void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t no
         q->records.n = 0;
         LIST_FOREACH(queue, w, &q->flushing)
                 w->state = WRITE_FLUSHING;
-        if (!q->flushing.first && !extra)
+        q->audits.first = q->audits.last = NULL;
+        q->audits.n = 0;
+        if (!q->flushing.first && !audits.first && !extra)
                 return;
 
         fault_crash("before-pending");
@@ -90,6 +130,13 @@ void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t no
                 /* -ERANGE: an aggregate would leave the finite numbers, the device is told so. */
                 if (w->result < 0 && w->result != -ESTALE && w->result != -ERANGE && rb >= 0)
                         log_warning("Failed to store for '%s': %s", w->device_id, store_last_error(q->store));
+        }
+        /* The audit rows of handshakes that ended without a write (never synced for them). */
+        while ((a = audits.first)) {
+                LIST_REMOVE(audits, &audits, a);
+                if (rb >= 0 && audit_write(q, a) < 0)
+                        log_warning("Failed to write audit row: %s", store_last_error(q->store));
+                free(a);
         }
         if (rb >= 0) {
                 rb = store_batch_commit(q->store, stored_pending);
@@ -137,9 +184,7 @@ void queue_add(struct write_queue *q, struct write_record *w) {
                 queue_flush(q, NULL, NULL);
                 return;
         }
-        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_ONESHOT);
-        if (q->records.n == 1 && sd_event_source_set_time_relative(q->flush_timer, FLUSH_DELAY_US) >= 0)
-                (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_ONESHOT);
+        flush_arm(q);
 }
 
 void queue_cancel(struct write_queue *q, struct write_record *w) {
@@ -176,6 +221,13 @@ int queue_init(struct write_queue *q, sd_event *event, struct store *store) {
 }
 
 void queue_free(struct write_queue *q) {
+        struct audit_record *a;
+
+        /* Left only after a failed sync: the database is not touched again. */
+        while ((a = q->audits.first)) {
+                LIST_REMOVE(audits, &q->audits, a);
+                free(a);
+        }
         q->flush_src = sd_event_source_disable_unref(q->flush_src);
         q->flush_timer = sd_event_source_disable_unref(q->flush_timer);
 }

@@ -19,9 +19,14 @@
  * on them (epoch + 1 would overflow into a REAL), C does.
  *
  * Hygiene. Plaintext vaults never reach SQLite: they are sealed (store-crypto.c) into a
- * scratch buffer and opened straight from SQLite's column memory into the caller's buffer.
- * secure_delete overwrites freed pages, so old vault generations do not linger in the file;
- * trusted_schema=OFF and the defensive flag limit what a tampered database file can do.
+ * scratch buffer, or by the caller (store_seal_next()), and opened straight from SQLite's
+ * column memory into the caller's buffer. A commit deletes the old generation's row and
+ * secure_delete overwrites the freed pages, so old vault generations do not linger in the
+ * file; trusted_schema=OFF and the defensive flag limit what a tampered database file can do.
+ *
+ * Layout (schema 6). Each generation is a row of the vault table, so that a handshake writes
+ * the one generation that changes: M3 the new pending one, M5 the device row and the removal
+ * of the old one. See SCHEMA_6_VAULT_SQL.
  */
 
 #include <errno.h>
@@ -73,8 +78,8 @@
 
 /*
  * Schema 4: each device's key share mode (protocol 1.1 §10), SV_KEX_NONE or SV_KEX_X25519, the
- * latter with the hardened profile only. Added before the blobs in a new database, by ALTER TABLE
- * (at the end of the row) in an older one.
+ * latter with the hardened profile only. Added by ALTER TABLE (at the end of the row) in an
+ * older database.
  */
 #define SCHEMA_KEX_COLUMN \
         " kex INTEGER NOT NULL DEFAULT " STRINGIFY(SV_KEX_NONE) \
@@ -94,28 +99,75 @@
         " max REAL NOT NULL" \
         ");"
 
+/*
+ * Schema 6: the sealed vault generations in their own table, a row each, so that a write
+ * touches only the generation it changes and never the device row's other blob (schema 5
+ * and earlier kept both in the device row, and SQLite rewrote the whole record, both blobs
+ * and their overflow pages, at every update). A device has at most two generations, the
+ * committed one (its epoch) and the pending one (epoch + 1): they live in the slots
+ * num * 2 + (generation & 1) of the device's num, a rowid alias, so that every vault row is
+ * found by one b-tree descent of a rowid table and no index is written with it. Rows store
+ * their generation and are checked against the device's epoch when read.
+ */
+#define DEVICE_NUM_MAX          "4611686018427387903"   /* 2^62 - 1: num * 2 + 1 is an integer */
+
 /* The device table's CHECKs are the protocol's bounds (proto.h), spelled as the text they always
  * were; params_valid() applies the profile table itself to every row read. */
-static const char schema_sql[] =
-        "CREATE TABLE device ("
-        " id TEXT PRIMARY KEY NOT NULL,"
-        " status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),"
-        " profile INTEGER NOT NULL CHECK (profile IN (" STRINGIFY(SV_PROFILE_HARDENED) ", "
-                                                      STRINGIFY(SV_PROFILE_PAPER) ")),"
-        " n INTEGER NOT NULL CHECK (n BETWEEN " STRINGIFY(SV_N_MIN) " AND " STRINGIFY(SV_N_MAX) "),"
-        " m INTEGER NOT NULL CHECK (m IN (" STRINGIFY(SV_M_MIN) ", " STRINGIFY(SV_M_MAX) ")),"
-        " p INTEGER NOT NULL CHECK (p BETWEEN " STRINGIFY(SV_P_MIN) " AND " STRINGIFY(SV_P_MAX) " AND 2 * p <= n),"
-        " epoch INTEGER NOT NULL,"                      /* u64 bit pattern */
-        " created INTEGER NOT NULL,"
-        " last_success INTEGER NOT NULL DEFAULT 0,"
-        " last_failure INTEGER NOT NULL DEFAULT 0,"
-        " failures INTEGER NOT NULL DEFAULT 0,"
-        " enrollment INTEGER NOT NULL DEFAULT 0,"      /* random per enrollment (schema 2) */
-        SCHEMA_KEX_COLUMN ","                           /* schema 4 */
-        /* Blobs last: reading the other columns does not touch their overflow pages. */
-        " vault BLOB NOT NULL,"                         /* iv || ct || tag, generation epoch */
-        " pending BLOB"                                 /* same, generation epoch + 1 */
+#define DEVICE_TABLE_SQL(name) \
+        "CREATE TABLE " name " (" \
+        " num INTEGER PRIMARY KEY CHECK (num BETWEEN 1 AND " DEVICE_NUM_MAX ")," /* schema 6 */ \
+        " id TEXT UNIQUE NOT NULL," \
+        " status TEXT NOT NULL CHECK (status IN ('active', 'revoked'))," \
+        " profile INTEGER NOT NULL CHECK (profile IN (" STRINGIFY(SV_PROFILE_HARDENED) ", " \
+                                                      STRINGIFY(SV_PROFILE_PAPER) "))," \
+        " n INTEGER NOT NULL CHECK (n BETWEEN " STRINGIFY(SV_N_MIN) " AND " STRINGIFY(SV_N_MAX) ")," \
+        " m INTEGER NOT NULL CHECK (m IN (" STRINGIFY(SV_M_MIN) ", " STRINGIFY(SV_M_MAX) "))," \
+        " p INTEGER NOT NULL CHECK (p BETWEEN " STRINGIFY(SV_P_MIN) " AND " STRINGIFY(SV_P_MAX) " AND 2 * p <= n)," \
+        " epoch INTEGER NOT NULL,"                      /* u64 bit pattern */ \
+        " created INTEGER NOT NULL," \
+        " last_success INTEGER NOT NULL DEFAULT 0," \
+        " last_failure INTEGER NOT NULL DEFAULT 0," \
+        " failures INTEGER NOT NULL DEFAULT 0," \
+        " enrollment INTEGER NOT NULL DEFAULT 0,"      /* random per enrollment (schema 2) */ \
+        SCHEMA_KEX_COLUMN                               /* schema 4 */ \
         ");"
+
+/* The columns of DEVICE_TABLE_SQL but num, as a copy from the schema 5 table names them. */
+#define DEVICE_COLUMNS \
+        "id, status, profile, n, m, p, epoch, created, last_success, last_failure, failures, enrollment, kex"
+
+#define SCHEMA_6_VAULT_SQL \
+        "CREATE TABLE vault (" \
+        " slot INTEGER PRIMARY KEY,"                    /* device num * 2 + (epoch & 1) */ \
+        " epoch INTEGER NOT NULL,"                      /* the generation, u64 bit pattern */ \
+        " blob BLOB NOT NULL"                           /* iv || ct || tag */ \
+        ");"
+
+/*
+ * The upgrade from schema 5 (and so from every earlier one), in the transaction of
+ * migrate_schema(): the device rows are copied into a table without blobs (new nums, in rowid
+ * order), their generations into the vault table, and the old table is dropped, its pages
+ * zeroed by secure_delete. Revoked devices have no vault. The pending generation is epoch + 1
+ * in u64: the one SQL sum on an epoch, with the wrap of the int64 bit pattern spelled out.
+ */
+#define SCHEMA_6_UPGRADE_SQL \
+        DEVICE_TABLE_SQL("device_6") \
+        "INSERT INTO device_6 (" DEVICE_COLUMNS ") SELECT " DEVICE_COLUMNS " FROM device ORDER BY rowid;" \
+        SCHEMA_6_VAULT_SQL \
+        "INSERT INTO vault (slot, epoch, blob) SELECT d.num * 2 + (o.epoch & 1), o.epoch, o.vault" \
+        " FROM device o JOIN device_6 d ON d.id = o.id WHERE o.status = 'active';" \
+        "INSERT INTO vault (slot, epoch, blob) SELECT d.num * 2 + (g.next & 1), g.next, g.pending FROM" \
+        " (SELECT id, pending, CASE epoch WHEN 9223372036854775807 THEN -9223372036854775807 - 1" \
+        "  ELSE epoch + 1 END AS next FROM device WHERE status = 'active' AND pending IS NOT NULL) g" \
+        " JOIN device_6 d ON d.id = g.id;" \
+        "DROP TABLE device;" \
+        "ALTER TABLE device_6 RENAME TO device;" \
+        "CREATE INDEX device_shape ON device (status, profile, n, m, p);" \
+        "PRAGMA user_version = 6;"
+
+static const char schema_sql[] =
+        DEVICE_TABLE_SQL("device")
+        SCHEMA_6_VAULT_SQL
         /* No foreign key on device: decoy handshakes name ids that are not enrolled. */
         "CREATE TABLE audit ("
         " id INTEGER PRIMARY KEY,"
@@ -143,11 +195,21 @@ static const char schema_sql[] =
 #define DECOY_ID        "#decoy"
 #define DECOY_HASH_LABEL "sv1 decoy shape"
 
-/* Columns shared by STMT_GET and STMT_LIST, in this order after the id. */
+/*
+ * Columns shared by STMT_GET, STMT_LIST and STMT_LOOKUP, in this order after the id, from
+ * ROW_FROM: the device d, its committed generation's row c and its pending one's p (NULL
+ * when there is none). Reading c.epoch or p.epoch does not load a blob's overflow pages.
+ */
 #define ROW_COLUMNS \
-        "status, profile, n, m, p, epoch, pending IS NOT NULL, created, last_success, " \
-        "last_failure, failures, enrollment, kex"
-#define ROW_NCOLUMNS 13
+        "d.status, d.profile, d.n, d.m, d.p, d.epoch, p.epoch, d.created, d.last_success, " \
+        "d.last_failure, d.failures, d.enrollment, d.kex, c.epoch"
+#define ROW_NCOLUMNS 14
+#define ROW_FROM \
+        " FROM device d LEFT JOIN vault c ON c.slot = d.num * 2 + (d.epoch & 1)" \
+        " LEFT JOIN vault p ON p.slot = d.num * 2 + 1 - (d.epoch & 1)"
+
+/* The vault slot of generation epoch_param (a parameter) of the device row dev. */
+#define SLOT_OF(dev, epoch_param) dev ".num * 2 + (" epoch_param " & 1)"
 
 enum {
         STMT_BEGIN,
@@ -159,6 +221,9 @@ enum {
         STMT_SET_PENDING,
         STMT_PROMOTE,
         STMT_COMMIT,
+        STMT_VAULT_PUT,
+        STMT_VAULT_DROP,
+        STMT_VAULT_CLEAR,
         STMT_REVOKE,
         STMT_FAILURE,
         STMT_AUDIT,
@@ -180,44 +245,65 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
         [STMT_COMMIT_TX] = "COMMIT",
         [STMT_ROLLBACK] = "ROLLBACK",
-        [STMT_GET] = "SELECT id, " ROW_COLUMNS ", vault, pending FROM device WHERE id = ?1",
-        [STMT_PROBE] = "SELECT status, epoch, pending IS NOT NULL, n * m, enrollment FROM device WHERE id = ?1",
+        /* One row, or two with the same device columns: one per generation of the device. */
+        [STMT_GET] =
+                "SELECT d.id, " ROW_COLUMNS ", v.epoch, v.blob FROM device d"
+                " LEFT JOIN vault c ON c.slot = d.num * 2 + (d.epoch & 1)"
+                " LEFT JOIN vault p ON p.slot = d.num * 2 + 1 - (d.epoch & 1)"
+                " LEFT JOIN vault v ON v.slot IN (d.num * 2, d.num * 2 + 1) WHERE d.id = ?1",
+        [STMT_PROBE] =
+                "SELECT d.status, d.epoch, p.epoch IS NOT NULL, d.n * d.m, d.enrollment FROM device d"
+                " LEFT JOIN vault p ON p.slot = d.num * 2 + 1 - (d.epoch & 1) WHERE d.id = ?1",
         [STMT_ENROLL] =
-                "INSERT INTO device (id, status, profile, n, m, p, epoch, created, vault, enrollment, kex)"
-                " VALUES (?1, 'active', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                "INSERT INTO device (id, status, profile, n, m, p, epoch, created, enrollment, kex)"
+                " VALUES (?1, 'active', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                 " ON CONFLICT (id) DO UPDATE SET status = 'active', profile = ?2, n = ?3, m = ?4,"
-                " p = ?5, epoch = ?6, created = ?7, vault = ?8, pending = NULL, last_success = 0,"
-                " last_failure = 0, failures = 0, enrollment = ?9, kex = ?10 WHERE status = 'revoked'",
+                " p = ?5, epoch = ?6, created = ?7, last_success = 0, last_failure = 0, failures = 0,"
+                " enrollment = ?8, kex = ?9 WHERE status = 'revoked'",
+        /* The compare-and-set and the write in one statement: the pending generation ?3 goes in
+         * only if the row is still the one the session read. It replaces an older pending one. */
         [STMT_SET_PENDING] =
-                "UPDATE device SET pending = ?3"
-                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?4 AND enrollment = ?5",
+                "INSERT INTO vault (slot, epoch, blob) SELECT " SLOT_OF("d", "?3") ", ?3, ?4 FROM device d"
+                " WHERE d.id = ?1 AND d.epoch = ?2 AND d.status = 'active' AND d.n * d.m = ?5"
+                " AND d.enrollment = ?6"
+                " ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob",
+        /* The pending generation ?3 becomes committed; the caller then writes the next one
+         * over the old committed generation's slot (STMT_VAULT_PUT). */
         [STMT_PROMOTE] =
-                "UPDATE device SET vault = pending, epoch = ?3, pending = ?4"
-                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?5"
-                " AND pending IS NOT NULL AND enrollment = ?6",
+                "UPDATE device SET epoch = ?3"
+                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?4 AND enrollment = ?5"
+                " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "?3") " AND epoch = ?3)",
+        /* The compare-and-set of a commit; the caller then drops the old generation ?2. */
         [STMT_COMMIT] =
-                "UPDATE device SET vault = pending, epoch = ?3, pending = NULL,"
-                " last_success = ?4, failures = 0"
-                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND pending IS NOT NULL"
-                " AND enrollment = ?5",
-        [STMT_REVOKE] =
-                "UPDATE device SET status = 'revoked', vault = x'', pending = NULL"
-                " WHERE id = ?1 AND status = 'active'",
+                "UPDATE device SET epoch = ?3, last_success = ?4, failures = 0"
+                " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND enrollment = ?5"
+                " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "?3") " AND epoch = ?3)",
+        /* Generation ?2 of the device, over whatever its slot held (same size: in place). */
+        [STMT_VAULT_PUT] =
+                "INSERT INTO vault (slot, epoch, blob) SELECT " SLOT_OF("d", "?2") ", ?2, ?3 FROM device d"
+                " WHERE d.id = ?1"
+                " ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob",
+        [STMT_VAULT_DROP] =
+                "DELETE FROM vault WHERE slot = (SELECT " SLOT_OF("d", "?2") " FROM device d WHERE d.id = ?1)",
+        [STMT_VAULT_CLEAR] =
+                "DELETE FROM vault WHERE slot IN (SELECT d.num * 2 FROM device d WHERE d.id = ?1"
+                " UNION ALL SELECT d.num * 2 + 1 FROM device d WHERE d.id = ?1)",
+        [STMT_REVOKE] = "UPDATE device SET status = 'revoked' WHERE id = ?1 AND status = 'active'",
         [STMT_FAILURE] =
                 "UPDATE device SET failures = min(failures + ?3, 4294967295),"
                 " last_failure = max(last_failure, ?2) WHERE id = ?1",
         [STMT_AUDIT] =
                 "INSERT INTO audit (time, device, peer, outcome, epoch) VALUES (?1, ?2, ?3, ?4, ?5)",
-        [STMT_LIST] = "SELECT id, " ROW_COLUMNS " FROM device ORDER BY id",
+        [STMT_LIST] = "SELECT d.id, " ROW_COLUMNS ROW_FROM " ORDER BY d.id",
         [STMT_COUNT] = "SELECT count(*) FROM device",
         [STMT_SHAPES] =
-                "SELECT profile, n, m, p, count(*), min(rowid) FROM device WHERE status = 'active'"
+                "SELECT profile, n, m, p, count(*), min(num) FROM device WHERE status = 'active'"
                 " GROUP BY profile, n, m, p ORDER BY profile, n, m, p",
         /* The device's row, or else the stand-in's, in one statement: a compound SELECT with
          * LIMIT 1 does not run its second part once the first has given a row. */
         [STMT_LOOKUP] =
-                "SELECT 1, id, " ROW_COLUMNS ", vault, pending FROM device WHERE id = ?1"
-                " UNION ALL SELECT 0, id, " ROW_COLUMNS ", vault, pending FROM device WHERE rowid = ?2"
+                "SELECT 1, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " WHERE d.id = ?1"
+                " UNION ALL SELECT 0, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " WHERE d.num = ?2"
                 " LIMIT 1",
         [STMT_SUMMARY] = "INSERT INTO audit_summary (time, outcome, count) VALUES (?1, ?2, ?3)",
         [STMT_PRUNE_AUDIT] =
@@ -240,6 +326,7 @@ struct store {
         uint8_t *seal;                  /* STORE_BLOB_MAX bytes: one sealed vault */
         bool in_batch;
         bool batch_sync;                /* the open batch stored a pending vault or an aggregate */
+        bool batch_broken;              /* a write of the open batch failed half done: roll it back */
         char error[STORE_ERROR_MAX];
 };
 
@@ -387,6 +474,45 @@ static int after_durable_write(struct store *s) {
         return sync_wal(s);
 }
 
+/*
+ * A write of several statements is one transaction: the open batch's, or else its own. In a
+ * batch, a write that fails after one of its statements changed the database breaks the
+ * batch, which store_batch_commit() then rolls back: a half-done write is never committed.
+ */
+static int write_begin(struct store *s) {
+        int r;
+
+        if (s->in_batch)
+                return 0;
+        r = run(s, s->stmt[STMT_BEGIN], "begin a transaction");
+        return r < 0 ? r : 0;
+}
+
+/* Ends what write_begin() began with the write's outcome r: rolled back if r < 0 (changed:
+ * some of it was written), committed otherwise, and synced if durable. Returns r or the
+ * commit's error. */
+static int write_end(struct store *s, int r, bool changed, bool durable) {
+        int rc;
+
+        if (s->in_batch) {
+                if (r < 0 && changed)
+                        s->batch_broken = true;
+                if (r >= 0 && durable)
+                        s->batch_sync = true;
+                return r;
+        }
+        if (r >= 0) {
+                rc = run(s, s->stmt[STMT_COMMIT_TX], "commit the transaction");
+                if (rc >= 0)
+                        return durable && (rc = sync_wal(s)) < 0 ? rc : r;
+                r = rc;
+        }
+        /* Keep the message of the failure, not of the rollback. */
+        if (!sqlite3_get_autocommit(s->db))
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+}
+
 static int exec(struct store *s, const char *sql, const char *what) {
         int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 
@@ -485,7 +611,7 @@ static int upgrade_kex(struct store *s) {
 
 /* Schema 1 had no enrollment token: existing rows keep 0, the next enrollment draws one.
  * Schema 2 had no audit_summary table and no indexes for pruning and decoy shapes.
- * Schema 4 had no aggregate table. */
+ * Schema 4 had no aggregate table. Schema 5 kept the vaults in the device row. */
 static int migrate_schema(struct store *s, int64_t version) {
         int r;
 
@@ -504,6 +630,8 @@ static int migrate_schema(struct store *s, int64_t version) {
                 r = upgrade_kex(s);
         if (r >= 0 && version <= 4)
                 r = exec(s, SCHEMA_5_SQL "PRAGMA user_version = 5", "upgrade the schema to version 5");
+        if (r >= 0 && version <= 5)
+                r = exec(s, SCHEMA_6_UPGRADE_SQL, "upgrade the schema to version 6");
         if (r >= 0)
                 r = exec(s, "COMMIT", "upgrade the schema");
         if (r < 0)
@@ -742,7 +870,8 @@ static int row_to_device(struct store *s, sqlite3_stmt *st, const char *id, int 
         d->m = (uint8_t) m;
         d->p = (uint8_t) p;
         d->epoch = u64_from_db(sqlite3_column_int64(st, first + 5));
-        d->has_pending = sqlite3_column_int(st, first + 6) != 0;
+        /* The pending slot holds generation epoch + 1 or nothing (schema 6). */
+        d->has_pending = sqlite3_column_type(st, first + 6) != SQLITE_NULL;
         d->created = sqlite3_column_int64(st, first + 7);
         d->last_success = sqlite3_column_int64(st, first + 8);
         d->last_failure = sqlite3_column_int64(st, first + 9);
@@ -753,7 +882,14 @@ static int row_to_device(struct store *s, sqlite3_stmt *st, const char *id, int 
                 return r;
         if (d->has_pending && d->epoch == UINT64_MAX)
                 return fail(s, -EBADMSG, "Device '%s' has a pending vault beyond the last epoch", id);
+        if (d->has_pending && u64_from_db(sqlite3_column_int64(st, first + 6)) != d->epoch + 1)
+                return fail(s, -EBADMSG, "Device '%s' has a vault of an unexpected generation", id);
         return 0;
+}
+
+/* Whether column col of st, a vault row's epoch, is generation epoch. */
+static bool generation_is(sqlite3_stmt *st, int col, uint64_t epoch) {
+        return sqlite3_column_type(st, col) != SQLITE_NULL && u64_from_db(sqlite3_column_int64(st, col)) == epoch;
 }
 
 /* After an update matched no row: say why. */
@@ -792,10 +928,33 @@ static int check_vault_len(struct store *s, const uint8_t *vault, size_t len) {
         return 0;
 }
 
+/* Stores sealed as generation epoch of id, over what its slot held. */
+static int vault_put(struct store *s, const char *id, uint64_t epoch, const uint8_t *sealed, size_t sealed_len) {
+        sqlite3_stmt *st = s->stmt[STMT_VAULT_PUT];
+        int r;
+
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, u64_to_db(epoch));
+        sqlite3_bind_blob(st, 3, sealed, (int) sealed_len, SQLITE_STATIC);
+        r = run(s, st, "store the vault");
+        return r == 1 ? 0 : r < 0 ? r : fail(s, -EIO, "Failed to store the vault of device '%s'", id);
+}
+
+/* Deletes both generations of id (secure_delete zeroes their pages). */
+static int vault_clear(struct store *s, const char *id) {
+        sqlite3_stmt *st = s->stmt[STMT_VAULT_CLEAR];
+        int r;
+
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        r = run(s, st, "erase the vaults");
+        return r < 0 ? r : 0;
+}
+
 int store_enroll(struct store *s, const struct store_device *dev, const uint8_t *vault,
                  size_t len, int64_t now) {
         sqlite3_stmt *st = s->stmt[STMT_ENROLL];
         uint64_t enrollment;
+        bool changed;
         int r;
 
         r = check_id(s, dev->id);
@@ -817,6 +976,9 @@ int store_enroll(struct store *s, const struct store_device *dev, const uint8_t 
         r = store_aead_seal(s->aead, dev->id, dev->epoch, vault, len, s->seal);
         if (r < 0)
                 return fail(s, r, "Failed to encrypt the vault of device '%s'", dev->id);
+        r = write_begin(s);
+        if (r < 0)
+                return r;
         sqlite3_bind_text(st, 1, dev->id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, dev->profile);
         sqlite3_bind_int(st, 3, dev->n);
@@ -824,16 +986,20 @@ int store_enroll(struct store *s, const struct store_device *dev, const uint8_t 
         sqlite3_bind_int(st, 5, dev->p);
         sqlite3_bind_int64(st, 6, u64_to_db(dev->epoch));
         sqlite3_bind_int64(st, 7, now);
-        sqlite3_bind_blob(st, 8, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
-        sqlite3_bind_int64(st, 9, (int64_t) enrollment);
-        sqlite3_bind_int(st, 10, dev->kex);
+        sqlite3_bind_int64(st, 8, (int64_t) enrollment);
+        sqlite3_bind_int(st, 9, dev->kex);
         r = run(s, st, "enroll the device");
+        changed = r > 0;
         if (r == 0)
-                return fail(s, -EEXIST, "Device '%s' is already enrolled", dev->id);
-        if (r < 0)
-                return r;
+                r = fail(s, -EEXIST, "Device '%s' is already enrolled", dev->id);
+        /* A revoked device has no vault left; whatever a damaged file still holds goes. */
+        if (r > 0)
+                r = vault_clear(s, dev->id);
+        if (r >= 0)
+                r = vault_put(s, dev->id, dev->epoch, s->seal, len + STORE_BLOB_OVERHEAD);
         /* An enrolled vault is as precious as a pending one. */
-        return after_durable_write(s);
+        r = write_end(s, r, changed, true);
+        return r < 0 ? r : 0;
 }
 
 /* The message of a vault that did not open (store_aead_open()'s r). */
@@ -844,10 +1010,15 @@ static int vault_open_failed(struct store *s, int r, const char *id) {
         return fail(s, r, "Failed to decrypt the vault of device '%s'", id);
 }
 
+/* The columns after ROW_COLUMNS in STMT_GET: one generation of the device, or NULLs. */
+#define GET_EPOCH       (1 + ROW_NCOLUMNS)
+#define GET_BLOB        (2 + ROW_NCOLUMNS)
+
 int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t *committed,
               uint8_t *pending, size_t cap) {
         _cleanup_(stmt_donep) sqlite3_stmt *st = s->stmt[STMT_GET];
         struct store_device d;
+        bool have_committed = false, wrote = false;
         size_t len;
         int rc, r;
 
@@ -867,7 +1038,7 @@ int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t
         len = (size_t) d.n * d.m;
         if ((committed || pending) && cap < len)
                 return fail(s, -ENOBUFS, "Vault of device '%s' needs %zu bytes", id, len);
-        if (d.status == STORE_REVOKED) {
+        if (d.status == STORE_REVOKED || (!committed && !pending)) {
                 if (committed)
                         memset(committed, 0, len);
                 if (pending)
@@ -875,83 +1046,156 @@ int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t
                 *ret = d;
                 return 0;
         }
-        if (committed) {
-                const void *blob = sqlite3_column_blob(st, 1 + ROW_NCOLUMNS);
+        /* A row per generation, each opened before the next step invalidates its blob. */
+        do {
+                uint64_t e = u64_from_db(sqlite3_column_int64(st, GET_EPOCH));
+                uint8_t *out = NULL;
 
-                r = store_aead_open(s->aead, id, d.epoch, blob,
-                                    (size_t) sqlite3_column_bytes(st, 1 + ROW_NCOLUMNS), committed, len);
-                if (r < 0)
-                        return vault_open_failed(s, r, id);
-        }
-        if (pending && d.has_pending) {
-                const void *blob = sqlite3_column_blob(st, 2 + ROW_NCOLUMNS);
-
-                r = store_aead_open(s->aead, id, d.epoch + 1, blob,
-                                    (size_t) sqlite3_column_bytes(st, 2 + ROW_NCOLUMNS), pending, len);
-                if (r < 0) {
-                        if (committed)
-                                OPENSSL_cleanse(committed, len);
-                        return vault_open_failed(s, r, id);
+                if (sqlite3_column_type(st, GET_EPOCH) == SQLITE_NULL)
+                        continue;
+                if (e == d.epoch) {
+                        have_committed = true;
+                        out = committed;
+                } else if (d.has_pending && e == d.epoch + 1)
+                        out = pending;
+                else {
+                        r = fail(s, -EBADMSG, "Device '%s' has a vault of an unexpected generation", id);
+                        break;
                 }
+                if (!out)
+                        continue;
+                wrote = true;
+                r = store_aead_open(s->aead, id, e, sqlite3_column_blob(st, GET_BLOB),
+                                    (size_t) sqlite3_column_bytes(st, GET_BLOB), out, len);
+                if (r < 0) {
+                        r = vault_open_failed(s, r, id);
+                        break;
+                }
+        } while ((rc = sqlite3_step(st)) == SQLITE_ROW);
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = fail_db(s, rc, "read the vaults");
+        if (r >= 0 && !have_committed)
+                r = fail(s, -EBADMSG, "Device '%s' has no committed vault", id);
+        if (r < 0) {
+                if (wrote && committed)
+                        OPENSSL_cleanse(committed, len);
+                if (wrote && pending)
+                        OPENSSL_cleanse(pending, len);
+                return r;
         }
         *ret = d;
         return 0;
 }
 
-static int write_pending(struct store *s, int which, const char *id, uint64_t enrollment,
-                         uint64_t expect_epoch, const uint8_t *next, size_t len) {
-        sqlite3_stmt *st = s->stmt[which];
-        bool promote = which == STMT_PROMOTE;
-        uint64_t next_epoch;
+int store_seal_next(struct store *s, const char *id, uint64_t epoch, const uint8_t *next, size_t len,
+                    uint8_t *sealed) {
+        int r;
+
+        r = check_id(s, id);
+        if (r >= 0)
+                r = check_vault_len(s, next, len);
+        if (r < 0)
+                return r;
+        if (!sealed)
+                return fail(s, -EINVAL, "No buffer for the sealed vault");
+        if (epoch == UINT64_MAX)
+                return fail(s, -EOVERFLOW, "Device '%s' is at the last epoch and must be enrolled again", id);
+        r = store_aead_seal(s->aead, id, epoch + 1, next, len, sealed);
+        return r < 0 ? fail(s, r, "Failed to encrypt the vault of device '%s'", id) : 0;
+}
+
+/* The pending vault of M3: sealed for generation expect_epoch + 1 (promote: + 2). */
+static int write_pending(struct store *s, bool promote, const char *id, uint64_t enrollment,
+                         uint64_t expect_epoch, const uint8_t *sealed, size_t sealed_len) {
+        sqlite3_stmt *st = s->stmt[promote ? STMT_PROMOTE : STMT_SET_PENDING];
+        size_t len = sealed_len - STORE_BLOB_OVERHEAD;
+        bool changed;
         int r;
 
         r = check_id(s, id);
         if (r < 0)
                 return r;
-        r = check_vault_len(s, next, len);
+        if (!sealed || sealed_len < STORE_BLOB_OVERHEAD)
+                return fail(s, -EINVAL, "Invalid sealed vault length %zu", sealed_len);
+        r = check_vault_len(s, sealed, len);
         if (r < 0)
                 return r;
         if (expect_epoch >= UINT64_MAX - (promote ? 1 : 0))
                 return fail(s, -EOVERFLOW, "Device '%s' is at the last epoch and must be enrolled again",
                             id);
-        next_epoch = expect_epoch + (promote ? 2 : 1);
 
-        r = store_aead_seal(s->aead, id, next_epoch, next, len, s->seal);
-        if (r < 0)
-                return fail(s, r, "Failed to encrypt the vault of device '%s'", id);
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
-        if (promote) {
+        if (!promote) {
+                /* One statement: the compare-and-set and the write. */
+                sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
                 sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
-                sqlite3_bind_blob(st, 4, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
+                sqlite3_bind_blob(st, 4, sealed, (int) sealed_len, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 5, (int64_t) len);
                 sqlite3_bind_int64(st, 6, (int64_t) enrollment);
-        } else {
-                sqlite3_bind_blob(st, 3, s->seal, (int) (len + STORE_BLOB_OVERHEAD), SQLITE_STATIC);
-                sqlite3_bind_int64(st, 4, (int64_t) len);
-                sqlite3_bind_int64(st, 5, (int64_t) enrollment);
+                r = run(s, st, "store the pending vault");
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return probe(s, id, enrollment, expect_epoch, false, len);
+                return after_durable_write(s);
         }
-        r = run(s, st, "store the pending vault");
+        /* The pending generation becomes committed, and the next one takes the old
+         * committed generation's slot (its parity), overwriting it. */
+        r = write_begin(s);
         if (r < 0)
                 return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
+        sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
+        sqlite3_bind_int64(st, 4, (int64_t) len);
+        sqlite3_bind_int64(st, 5, (int64_t) enrollment);
+        r = run(s, st, "promote the pending vault");
+        changed = r > 0;
         if (r == 0)
-                return probe(s, id, enrollment, expect_epoch, promote, len);
-        return after_durable_write(s);
+                r = probe(s, id, enrollment, expect_epoch, true, len);
+        if (r > 0)
+                r = vault_put(s, id, expect_epoch + 2, sealed, sealed_len);
+        r = write_end(s, r, changed, true);
+        return r < 0 ? r : 0;
+}
+
+int store_set_pending_sealed(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                             const uint8_t *sealed, size_t sealed_len) {
+        return write_pending(s, false, id, enrollment, expect_epoch, sealed, sealed_len);
+}
+
+int store_promote_and_set_pending_sealed(struct store *s, const char *id, uint64_t enrollment,
+                                         uint64_t expect_epoch, const uint8_t *sealed, size_t sealed_len) {
+        return write_pending(s, true, id, enrollment, expect_epoch, sealed, sealed_len);
+}
+
+/* The plaintext forms seal into the store's scratch blob first. */
+static int seal_and_write(struct store *s, bool promote, const char *id, uint64_t enrollment,
+                          uint64_t expect_epoch, const uint8_t *next, size_t len) {
+        int r;
+
+        if (promote && expect_epoch == UINT64_MAX)
+                return fail(s, -EOVERFLOW, "Device '%s' is at the last epoch and must be enrolled again", id);
+        r = store_seal_next(s, id, expect_epoch + (promote ? 1 : 0), next, len, s->seal);
+        if (r < 0)
+                return r;
+        return write_pending(s, promote, id, enrollment, expect_epoch, s->seal, STORE_SEALED_LEN(len));
 }
 
 int store_set_pending(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                       const uint8_t *next, size_t len) {
-        return write_pending(s, STMT_SET_PENDING, id, enrollment, expect_epoch, next, len);
+        return seal_and_write(s, false, id, enrollment, expect_epoch, next, len);
 }
 
 int store_promote_and_set_pending(struct store *s, const char *id, uint64_t enrollment,
                                   uint64_t expect_epoch, const uint8_t *next, size_t len) {
-        return write_pending(s, STMT_PROMOTE, id, enrollment, expect_epoch, next, len);
+        return seal_and_write(s, true, id, enrollment, expect_epoch, next, len);
 }
 
 int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                  int64_t now) {
         sqlite3_stmt *st = s->stmt[STMT_COMMIT];
+        bool changed;
         int r;
 
         r = check_id(s, id);
@@ -964,28 +1208,46 @@ int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t 
         sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
         sqlite3_bind_int64(st, 4, now);
         sqlite3_bind_int64(st, 5, (int64_t) enrollment);
+        r = write_begin(s);
+        if (r < 0)
+                return r;
         r = run(s, st, "commit the pending vault");
+        changed = r > 0;
         if (r == 0)
-                return probe(s, id, enrollment, expect_epoch, true, 0);
+                r = probe(s, id, enrollment, expect_epoch, true, 0);
+        /* The old generation goes: secure_delete zeroes its pages (a later M3 reuses them). */
+        if (r > 0) {
+                st = s->stmt[STMT_VAULT_DROP];
+                sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
+                r = run(s, st, "erase the old vault");
+        }
+        r = write_end(s, r, changed, false);
         return r < 0 ? r : 0;
 }
 
 int store_revoke(struct store *s, const char *id) {
         sqlite3_stmt *st = s->stmt[STMT_REVOKE];
+        bool changed;
         int r;
 
         r = check_id(s, id);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        r = run(s, st, "revoke the device");
+        r = write_begin(s);
         if (r < 0)
                 return r;
-        if (r > 0) {
-                /* An operator revoking a device expects it to stay revoked. */
-                r = after_durable_write(s);
-                return r < 0 ? r : 1;
-        }
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        r = run(s, st, "revoke the device");
+        changed = r > 0;
+        if (r > 0)
+                r = vault_clear(s, id);
+        /* An operator revoking a device expects it to stay revoked. */
+        r = write_end(s, r, changed, changed);
+        if (r < 0)
+                return r;
+        if (changed)
+                return 1;
         r = probe(s, id, 0, 0, false, 0);
         return r == -EKEYREVOKED ? 0 : r;
 }
@@ -1160,20 +1422,24 @@ int store_batch_begin(struct store *s) {
         if (r < 0)
                 return r;
         s->in_batch = true;
-        s->batch_sync = false;
+        s->batch_sync = s->batch_broken = false;
         return 0;
 }
 
 int store_batch_commit(struct store *s, bool durable) {
-        bool sync = durable || s->batch_sync;
+        bool sync = durable || s->batch_sync, broken = s->batch_broken;
         int r;
 
         if (!s->in_batch)
                 return fail(s, -EINVAL, "No batch is open");
-        s->in_batch = s->batch_sync = false;
+        s->in_batch = s->batch_sync = s->batch_broken = false;
         /* An I/O error or a full disk inside the batch makes SQLite roll it back on its own. */
         if (sqlite3_get_autocommit(s->db))
                 return fail(s, -EIO, "The batch was rolled back after an earlier error");
+        if (broken) {
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                return fail(s, -EIO, "The batch was rolled back: one of its writes failed half done");
+        }
         r = run(s, s->stmt[STMT_COMMIT_TX], "commit the batch");
         if (r < 0) {
                 /* Keep the message of the failed COMMIT, not of the rollback. */
@@ -1189,7 +1455,7 @@ int store_batch_rollback(struct store *s) {
 
         if (!s->in_batch)
                 return fail(s, -EINVAL, "No batch is open");
-        s->in_batch = s->batch_sync = false;
+        s->in_batch = s->batch_sync = s->batch_broken = false;
         if (sqlite3_get_autocommit(s->db))
                 return 0;
         r = run(s, s->stmt[STMT_ROLLBACK], "roll back the batch");
@@ -1207,6 +1473,11 @@ static void read_blob_unused(sqlite3_stmt *st, int col, uint8_t *blob, size_t ca
                 OPENSSL_cleanse(blob, len);
         }
 }
+
+/* STMT_LOOKUP's columns after the flag, the id and ROW_COLUMNS. */
+#define LOOKUP_COMMITTED_EPOCH  (2 + ROW_NCOLUMNS - 1)  /* c.epoch, the last of ROW_COLUMNS */
+#define LOOKUP_COMMITTED        (2 + ROW_NCOLUMNS)
+#define LOOKUP_PENDING          (3 + ROW_NCOLUMNS)
 
 /*
  * The lookup reads one row and one vault blob of it whatever the id: the generation M1 names;
@@ -1233,24 +1504,26 @@ int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t st
                 r = row_to_device(s, st, found ? id : (const char *) sqlite3_column_text(st, 1), 2, &d);
         if (rc == SQLITE_DONE || (rc == SQLITE_ROW && !found)) {
                 if (rc == SQLITE_ROW)
-                        read_blob_unused(st, 2 + ROW_NCOLUMNS, blob, cap);
+                        read_blob_unused(st, LOOKUP_COMMITTED, blob, cap);
                 r = fail(s, -ENOENT, "Device '%s' is not enrolled", id);
         } else if (rc != SQLITE_ROW)
                 r = fail_db(s, rc, "look up the device");
         if (r < 0)
                 return r;
-        /* The same choice as generation_choose() makes from the row: see protocol §5. */
-        if (d.status == STORE_ACTIVE && epoch == d.epoch)
-                col = 2 + ROW_NCOLUMNS;
+        /* The same choice as generation_choose() makes from the row: see protocol §5. A
+         * committed vault row of another generation is a damaged file: no vault (-EBADMSG
+         * for the caller). row_to_device() checked the pending row's generation. */
+        if (d.status == STORE_ACTIVE && epoch == d.epoch && generation_is(st, LOOKUP_COMMITTED_EPOCH, epoch))
+                col = LOOKUP_COMMITTED;
         else if (d.status == STORE_ACTIVE && d.has_pending && d.epoch != UINT64_MAX && epoch == d.epoch + 1)
-                col = 3 + ROW_NCOLUMNS;
+                col = LOOKUP_PENDING;
         if (col) {
                 len = (size_t) sqlite3_column_bytes(st, col);
                 if (len > cap)
                         return fail(s, -EBADMSG, "Vault of device '%s' has an invalid size", id);
                 memcpy(blob, sqlite3_column_blob(st, col), len);
         } else
-                read_blob_unused(st, 2 + ROW_NCOLUMNS, blob, cap);
+                read_blob_unused(st, LOOKUP_COMMITTED, blob, cap);
         *ret = d;
         *ret_len = len;
         return 0;

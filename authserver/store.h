@@ -2,9 +2,10 @@
 #pragma once
 
 /*
- * The authserver's device store: one SQLite database (WAL) with a row per device holding
- * its committed vault and at most one pending vault (PROTOCOL.md §6), and an audit table of
- * handshakes. Vault blobs are sealed at rest with AES-256-GCM under a 32-byte master key.
+ * The authserver's device store: one SQLite database (WAL) with a row per device, its
+ * committed vault and at most one pending vault (PROTOCOL.md §6) as rows of their own, and an
+ * audit table of handshakes. Vault blobs are sealed at rest with AES-256-GCM under a 32-byte
+ * master key.
  *
  * Every function returns >= 0 on success and -errno on failure, writes its outputs only on
  * success, and never logs: store_last_error() gives the message of the last failure. A
@@ -25,8 +26,8 @@
 #include "cleanup.h"
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION    5       /* PRAGMA user_version of the databases we write;
-                                         * versions 1 to 4 are upgraded when opened */
+#define STORE_SCHEMA_VERSION    6       /* PRAGMA user_version of the databases we write;
+                                         * versions 1 to 5 are upgraded when opened */
 #define STORE_MASTER_KEY_LEN    32      /* AES-256 */
 
 /* Parameter ranges of PROTOCOL.md §2 (common/proto.h), checked on every write. */
@@ -104,6 +105,22 @@ int store_set_pending(struct store *s, const char *id, uint64_t enrollment, uint
 int store_promote_and_set_pending(struct store *s, const char *id, uint64_t enrollment,
                                   uint64_t expect_epoch, const uint8_t *next, size_t len);
 
+/*
+ * The same two writes with the next vault sealed beforehand, so that the plaintext can be
+ * wiped at once and the writer (the group commit) does only I/O. store_seal_next() seals next
+ * (len bytes, a vault length) as the generation after epoch of id into sealed
+ * (STORE_SEALED_LEN(len) bytes); epoch is the one M1 named, so that the blob fits both writes:
+ * store_set_pending_sealed() with expect_epoch = epoch, store_promote_and_set_pending_sealed()
+ * with expect_epoch = epoch - 1. -EOVERFLOW if epoch is 2^64-1. A blob sealed for another id or
+ * generation is stored all the same and fails authentication when read (-EBADMSG).
+ */
+int store_seal_next(struct store *s, const char *id, uint64_t epoch, const uint8_t *next, size_t len,
+                    uint8_t *sealed);
+int store_set_pending_sealed(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                             const uint8_t *sealed, size_t sealed_len);
+int store_promote_and_set_pending_sealed(struct store *s, const char *id, uint64_t enrollment,
+                                         uint64_t expect_epoch, const uint8_t *sealed, size_t sealed_len);
+
 /* M5 verified: the pending vault becomes committed (epoch := expect_epoch + 1), failures are
  * reset and last_success set. -ESTALE if the epoch moved or no vault is pending. Not synced:
  * a commit lost in a crash is recovered by PROTOCOL.md §6 (the device comes back with e+1). */
@@ -147,8 +164,8 @@ int store_count(struct store *s, uint64_t *ret_devices);
  * there is none. store_open_vault() then opens it, so that the caller decrypts exactly one
  * vault per M1, the real one or a decoy's (store_decoy_open()). The lookup costs the same
  * for every id: without a generation it reads the committed blob all the same, and for an
- * id that is not enrolled (-ENOENT) that of the row stand_in (a rowid from store_shapes(),
- * 0 for none).
+ * id that is not enrolled (-ENOENT) that of the row stand_in (a device number from
+ * store_shapes(), 0 for none).
  */
 int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t stand_in,
                      struct store_device *ret, uint8_t *blob, size_t cap, size_t *ret_len);
@@ -163,8 +180,8 @@ int store_decoy_open(struct store *s, const uint8_t *blob, size_t len, uint8_t *
  * unpredictable to whoever does not hold the key. */
 int store_decoy_hash(struct store *s, const char *id, uint64_t *ret);
 
-/* Calls cb for each shape of the active devices with their count and the rowid of one of
- * them (a stand-in for store_get_sealed()), ordered by shape. */
+/* Calls cb for each shape of the active devices with their count and the number (rowid) of
+ * one of them (a stand-in for store_get_sealed()), ordered by shape. */
 typedef int (*store_shape_cb)(uint8_t profile, uint16_t n, uint8_t m, uint8_t p, uint64_t count,
                               int64_t stand_in, void *userdata);
 int store_shapes(struct store *s, store_shape_cb cb, void *userdata);
@@ -178,7 +195,8 @@ int store_audit_prune(struct store *s, int64_t before, unsigned limit);
 
 /* Groups the writes of many handshakes into one transaction and at most one fsync. The commit
  * is synced if durable is true or if the batch stored a pending vault. After a failed commit
- * the batch is rolled back. -EBUSY from begin if a batch is already open. */
+ * the batch is rolled back; so is a batch one of whose writes failed half done (-EIO from
+ * the commit). -EBUSY from begin if a batch is already open. */
 int store_batch_begin(struct store *s);
 int store_batch_commit(struct store *s, bool durable);
 int store_batch_rollback(struct store *s);

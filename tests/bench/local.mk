@@ -1,10 +1,11 @@
 # Benchmarks: `make bench` (never part of `make check`). See docs/benchmarks.md.
 #
 # svload drives a running authserver with common/'s device state machine; svgen fills a
-# database with many devices through the store API; peer/ is the TLS 1.3 PSK baseline and
-# the bare TCP floor (copied as-is from the shared bench kit); tls13_echo is our own TLS 1.3
-# baseline for the data channel.
-noinst_PROGRAMS += tests/bench/svload tests/bench/svgen tests/bench/tls13_echo \
+# database with many devices through the store API; svstore counts the SQLite pages a group
+# commit writes per handshake; peer/ is the TLS 1.3 PSK baseline and the bare TCP floor
+# (copied as-is from the shared bench kit); tls13_echo is our own TLS 1.3 baseline for the
+# data channel.
+noinst_PROGRAMS += tests/bench/svload tests/bench/svgen tests/bench/svstore tests/bench/tls13_echo \
 	tests/bench/peer/tls13_psk_bench tests/bench/peer/tcp_floor
 
 tests_bench_svload_SOURCES = tests/bench/svload.c tests/bench/benchutil.c tests/bench/benchutil.h
@@ -20,6 +21,10 @@ tests_bench_svgen_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(SVIO_LIBS) 
 tests_bench_tls13_echo_SOURCES = tests/bench/tls13_echo.c tests/bench/benchutil.c tests/bench/benchutil.h
 tests_bench_tls13_echo_CPPFLAGS = $(AM_CPPFLAGS) $(SSL_CFLAGS)
 tests_bench_tls13_echo_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS)
+
+tests_bench_svstore_SOURCES = tests/bench/svstore.c tests/lib/vfs-count.c tests/lib/vfs-count.h
+tests_bench_svstore_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
+tests_bench_svstore_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
 
 # The peer sources are kept byte-for-byte as shipped. They build warning-free under the
 # project's flags, but not with config.h forced in (they define _GNU_SOURCE themselves):

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #include "profile.h"
 #include "store.h"
+#include "vfs-count.h"
 
 #define VAULT_LEN(n, m) ((size_t) (n) * (m))
 
@@ -130,8 +132,12 @@ static int64_t raw_int(const char *name, const char *sql) {
         return v;
 }
 
-/* Flips one byte of a vault blob column of one device, as an attacker with the file would. */
-static void raw_flip(const char *name, const char *id, const char *column, size_t at) {
+/* The vault row of id's committed generation, or of its pending one (schema 6). */
+#define SLOT_COMMITTED  "d.num * 2 + (d.epoch & 1)"
+#define SLOT_PENDING    "d.num * 2 + 1 - (d.epoch & 1)"
+
+/* Flips one byte of a vault blob of one device, as an attacker with the file would. */
+static void raw_flip(const char *name, const char *id, bool pending, size_t at) {
         char sql[256];
         sqlite3_stmt *st;
         uint8_t buf[8192];
@@ -139,22 +145,53 @@ static void raw_flip(const char *name, const char *id, const char *column, size_
         int len;
 
         ck_assert_int_eq(sqlite3_open(path_of(name), &db), SQLITE_OK);
-        snprintf(sql, sizeof(sql), "SELECT %s FROM device WHERE id = ?1", column);
+        snprintf(sql, sizeof(sql), "SELECT v.blob, v.slot FROM vault v JOIN device d ON v.slot = %s WHERE d.id = ?1",
+                 pending ? SLOT_PENDING : SLOT_COMMITTED);
         ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
         len = sqlite3_column_bytes(st, 0);
         ck_assert(len > 0 && (size_t) len <= sizeof(buf) && at < (size_t) len);
         memcpy(buf, sqlite3_column_blob(st, 0), (size_t) len);
+        snprintf(sql, sizeof(sql), "UPDATE vault SET blob = ?2 WHERE slot = %lld",
+                 (long long) sqlite3_column_int64(st, 1));
         sqlite3_finalize(st);
         buf[at] ^= 0x01;
-        snprintf(sql, sizeof(sql), "UPDATE device SET %s = ?2 WHERE id = ?1", column);
         ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 2, buf, len, SQLITE_STATIC);
         ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+        ck_assert_int_eq(sqlite3_changes(db), 1);
         sqlite3_finalize(st);
         sqlite3_close(db);
+}
+
+/*
+ * Turns a store of this version into one as schema 5 wrote it: both vault generations in the
+ * device row, whose table is the literal text of schema 5. The older schemas' tests start from
+ * here and take away what their version did not have yet.
+ */
+static void make_v5(const char *name) {
+        raw_exec(name,
+                 "BEGIN;"
+                 "CREATE TABLE device_5 ( id TEXT PRIMARY KEY NOT NULL, status TEXT NOT NULL CHECK (status IN "
+                 "('active', 'revoked')), profile INTEGER NOT NULL CHECK (profile IN (1, 2)), n INTEGER NOT NULL "
+                 "CHECK (n BETWEEN 8 AND 4096), m INTEGER NOT NULL CHECK (m IN (16, 32)), p INTEGER NOT NULL "
+                 "CHECK (p BETWEEN 1 AND 64 AND 2 * p <= n), epoch INTEGER NOT NULL, created INTEGER NOT NULL, "
+                 "last_success INTEGER NOT NULL DEFAULT 0, last_failure INTEGER NOT NULL DEFAULT 0, failures "
+                 "INTEGER NOT NULL DEFAULT 0, enrollment INTEGER NOT NULL DEFAULT 0, kex INTEGER NOT NULL DEFAULT "
+                 "0 CHECK (kex IN (0, 1) AND (kex = 0 OR profile = 1)), vault BLOB NOT NULL, pending BLOB);"
+                 "INSERT INTO device_5 SELECT d.id, d.status, d.profile, d.n, d.m, d.p, d.epoch, d.created, "
+                 "d.last_success, d.last_failure, d.failures, d.enrollment, d.kex, coalesce(c.blob, x''), p.blob "
+                 "FROM device d LEFT JOIN vault c ON c.slot = " SLOT_COMMITTED " LEFT JOIN vault p ON p.slot = "
+                 SLOT_PENDING " ORDER BY d.num;"
+                 "DROP TABLE device; DROP TABLE vault;"
+                 "ALTER TABLE device_5 RENAME TO device;"
+                 "CREATE INDEX device_shape ON device (status, profile, n, m, p);"
+                 "PRAGMA user_version = 5;"
+                 "COMMIT");
+        ck_assert_int_eq(raw_int(name, "SELECT count(*) FROM sqlite_master WHERE name = 'vault'"), 0);
+        ck_assert_int_eq(raw_int(name, "SELECT count(*) FROM pragma_table_info('device') WHERE name IN "
+                                 "('vault', 'pending')"), 2);
 }
 
 static void write_file(const char *name, const void *data, size_t len, mode_t mode) {
@@ -561,15 +598,15 @@ START_TEST(test_tamper) {
         next_vault(3, v);
         ck_assert_int_eq(store_set_pending(s, "other", enr(s, "other"), 0, v, sizeof(v)), 0);
         store_close(s);
-        raw_flip("tamper.db", "dev", "vault", 12 + 100);       /* ciphertext */
-        raw_flip("tamper.db", "other", "pending", 12 + 64 * 16 + 3); /* tag */
+        raw_flip("tamper.db", "dev", false, 12 + 100);         /* ciphertext */
+        raw_flip("tamper.db", "other", true, 12 + 64 * 16 + 3); /* tag */
         s = reopen("tamper.db", key1);
         assert_bad(s, "dev", false);
         assert_bad(s, "other", true);
         /* The untouched committed vault of "other" still opens. */
         assert_committed(s, "other", 2);
         store_close(s);
-        raw_flip("tamper.db", "other", "vault", 0);            /* IV */
+        raw_flip("tamper.db", "other", false, 0);              /* IV */
         s = reopen("tamper.db", key1);
         assert_bad(s, "other", false);
         store_close(s);
@@ -587,13 +624,18 @@ START_TEST(test_swap) {
         ck_assert_int_eq(store_set_pending(s, "c", enr(s, "c"), 4, v, sizeof(v)), 0);
         store_close(s);
         /* Same size, same epoch: only the id in the associated data tells them apart. */
-        raw_exec("swap.db", "CREATE TEMP TABLE t AS SELECT id, vault FROM device;"
-                 "UPDATE device SET vault = (SELECT vault FROM t WHERE t.id = "
-                 "CASE device.id WHEN 'a' THEN 'b' ELSE 'a' END) WHERE id IN ('a', 'b')");
-        ck_assert_int_eq(raw_int("swap.db", "SELECT count(DISTINCT vault) FROM device "
-                                 "WHERE id IN ('a', 'b')"), 2);
+        raw_exec("swap.db", "CREATE TEMP TABLE t AS SELECT d.id, v.blob FROM device d JOIN vault v ON v.slot = "
+                 SLOT_COMMITTED ";"
+                 "UPDATE vault SET blob = (SELECT blob FROM t WHERE t.id = (SELECT CASE d.id WHEN 'a' THEN 'b' "
+                 "ELSE 'a' END FROM device d WHERE vault.slot = " SLOT_COMMITTED ")) WHERE slot IN (SELECT "
+                 SLOT_COMMITTED " FROM device d WHERE d.id IN ('a', 'b'))");
+        ck_assert_int_eq(raw_int("swap.db", "SELECT count(DISTINCT blob) FROM vault v JOIN device d ON v.slot = "
+                                 SLOT_COMMITTED " WHERE d.id IN ('a', 'b')"), 2);
         /* A pending vault moved into the committed slot without its epoch advancing. */
-        raw_exec("swap.db", "UPDATE device SET vault = pending, pending = NULL WHERE id = 'c'");
+        raw_exec("swap.db", "UPDATE vault SET blob = (SELECT v.blob FROM vault v JOIN device d ON v.slot = "
+                 SLOT_PENDING " WHERE d.id = 'c') WHERE slot = (SELECT " SLOT_COMMITTED " FROM device d "
+                 "WHERE d.id = 'c'); DELETE FROM vault WHERE slot = (SELECT " SLOT_PENDING " FROM device d "
+                 "WHERE d.id = 'c')");
         s = reopen("swap.db", key1);
         assert_bad(s, "a", false);
         assert_bad(s, "b", false);
@@ -624,9 +666,8 @@ START_TEST(test_revoke) {
         ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 3, 1), -EKEYREVOKED);
         store_close(s);
-        /* The vault blobs are gone from the row. */
-        ck_assert_int_eq(raw_int("revoke.db", "SELECT length(vault) + coalesce(length(pending), 0) "
-                                 "FROM device"), 0);
+        /* The vault blobs are gone, both generations. */
+        ck_assert_int_eq(raw_int("revoke.db", "SELECT count(*) FROM vault"), 0);
 
         /* A revoked id may be enrolled again, from scratch. */
         s = reopen("revoke.db", key1);
@@ -678,6 +719,7 @@ START_TEST(test_schema_upgrade) {
 
         enroll(s, "dev", 0, 1);
         store_close(s);
+        make_v5("v1.db");
         raw_exec("v1.db", "ALTER TABLE device DROP COLUMN enrollment; PRAGMA user_version = 1");
         ck_assert_int_eq(raw_int("v1.db", "SELECT count(*) FROM pragma_table_info('device') "
                                  "WHERE name = 'enrollment'"), 0);
@@ -702,6 +744,7 @@ START_TEST(test_schema_upgrade_v2) {
         enroll(s, "dev", 0, 1);
         ck_assert_int_eq(store_audit(s, 100, "dev", "192.0.2.1:4444", "ok", 0), 0);
         store_close(s);
+        make_v5("v2.db");
         raw_exec("v2.db", "DROP TABLE audit_summary; DROP INDEX audit_time; DROP INDEX device_shape;"
                  "PRAGMA user_version = 2");
         s = reopen("v2.db", key1);
@@ -724,6 +767,7 @@ START_TEST(test_schema_upgrade_v3) {
 
         enroll(s, "dev", 7, 1);
         store_close(s);
+        make_v5("v3.db");
         raw_exec("v3.db", "ALTER TABLE device DROP COLUMN kex; PRAGMA user_version = 3");
         ck_assert_int_eq(raw_int("v3.db", "SELECT count(*) FROM pragma_table_info('device') WHERE name = 'kex'"), 0);
 
@@ -821,12 +865,235 @@ START_TEST(test_schema_upgrade_v4) {
 
         enroll(s, "dev", 0, 1);
         store_close(s);
+        make_v5("v4.db");
         raw_exec("v4.db", "DROP TABLE aggregate; PRAGMA user_version = 4");
         s = reopen("v4.db", key1);
         ck_assert_int_eq(raw_int("v4.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
         ck_assert_int_eq(store_aggregate_add(s, "temp", 1.5, &a), 0);
         ck_assert_uint_eq(a.count, 1);
         assert_vault(s, "dev", 1, -1);
+        store_close(s);
+}
+END_TEST
+
+/*
+ * A schema 5 database (both vault generations in the device row) is upgraded in place: every
+ * device keeps its parameters, token, counters and generations (the pending one of an epoch
+ * at the int64 sign boundary and at the last epoch too), a revoked one stays revoked without
+ * a vault, and the handshake's writes go on from there.
+ */
+START_TEST(test_schema_upgrade_v5) {
+        struct store *s = open_new("v5.db");
+        struct store_device before[5], after, d = mkdev("x", 64, 16, 8, 0);
+        static const char *const ids[5] = { "plain", "pend", "sign", "top", "gone" };
+        uint8_t v[64 * 16], blob[STORE_SEALED_LEN(64 * 16)], out[64 * 16];
+        size_t blob_len = 0;
+
+        enroll(s, "plain", 3, 1);
+        ck_assert_int_eq(store_record_failure(s, "plain", 77), 0);
+        d = mkdev("pend", 64, 16, 8, 9);
+        d.kex = SV_KEX_X25519;
+        fill(v, sizeof(v), 2);
+        ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 5), 0);
+        next_vault(3, v);
+        ck_assert_int_eq(store_set_pending(s, "pend", enr(s, "pend"), 9, v, sizeof(v)), 0);
+        enroll(s, "sign", (UINT64_C(1) << 63) - 1, 4);
+        next_vault(5, v);
+        ck_assert_int_eq(store_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
+        enroll(s, "top", UINT64_MAX - 1, 6);
+        next_vault(7, v);
+        ck_assert_int_eq(store_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
+        enroll(s, "gone", 0, 8);
+        ck_assert_int_eq(store_revoke(s, "gone"), 1);
+        for (int i = 0; i < 5; i++)
+                ck_assert_int_eq(store_get(s, ids[i], &before[i], NULL, NULL, 0), 0);
+        store_close(s);
+        make_v5("v5.db");
+        ck_assert_int_eq(raw_int("v5.db", "SELECT count(*) FROM device WHERE pending IS NOT NULL"), 3);
+
+        s = reopen("v5.db", key1);
+        ck_assert_int_eq(raw_int("v5.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        ck_assert_int_eq(raw_int("v5.db", "SELECT count(*) FROM pragma_table_info('device') WHERE name IN "
+                                 "('vault', 'pending')"), 0);
+        ck_assert_int_eq(raw_int("v5.db", "SELECT count(*) FROM vault"), 7);
+        ck_assert_int_eq(raw_int("v5.db", "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                 "('device_shape', 'device_5', 'device_6')"), 1);
+        for (int i = 0; i < 5; i++) {
+                ck_assert_int_eq(store_get(s, ids[i], &after, NULL, NULL, 0), 0);
+                ck_assert_str_eq(after.id, before[i].id);
+                ck_assert_int_eq(after.status, before[i].status);
+                ck_assert_uint_eq(after.epoch, before[i].epoch);
+                ck_assert(after.has_pending == before[i].has_pending);
+                ck_assert_uint_eq(after.enrollment, before[i].enrollment);
+                ck_assert_uint_eq(after.kex, before[i].kex);
+                ck_assert_uint_eq(after.failures, before[i].failures);
+                ck_assert_int_eq(after.last_failure, before[i].last_failure);
+                ck_assert_int_eq(after.created, before[i].created);
+                ck_assert(after.n == before[i].n && after.m == before[i].m && after.p == before[i].p);
+        }
+        assert_vault(s, "plain", 1, -1);
+        assert_vault(s, "pend", 2, 3);
+        assert_vault(s, "sign", 4, 5);
+        assert_vault(s, "top", 6, 7);
+        ck_assert_int_eq(store_get(s, "gone", &after, NULL, NULL, 0), 0);
+        ck_assert_int_eq(after.status, STORE_REVOKED);
+
+        /* The handshake's lookup finds both generations; the writes go on. */
+        ck_assert_int_eq(store_get_sealed(s, "pend", 10, 0, &after, blob, sizeof(blob), &blob_len), 0);
+        ck_assert_int_eq(store_open_vault(s, "pend", 10, blob, blob_len, out, sizeof(out)), 0);
+        next_vault(3, v);
+        ck_assert_mem_eq(out, v, sizeof(out));
+        ck_assert_int_eq(store_commit(s, "pend", enr(s, "pend"), 9, 10), 0);
+        assert_vault(s, "pend", 3, -1);
+        ck_assert_int_eq(store_commit(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, 10), 0);
+        assert_vault(s, "sign", 5, -1);
+        next_vault(8, v);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
+                         -EOVERFLOW);
+        ck_assert_int_eq(store_commit(s, "top", enr(s, "top"), UINT64_MAX - 1, 10), 0);
+        assert_vault(s, "top", 7, -1);
+        ck_assert_int_eq(store_set_pending(s, "plain", enr(s, "plain"), 3, v, sizeof(v)), 0);
+        assert_vault(s, "plain", 1, 8);
+        enroll(s, "gone", 0, 9);
+        assert_vault(s, "gone", 9, -1);
+        store_close(s);
+        /* Opened again: nothing left to upgrade. */
+        s = reopen("v5.db", key1);
+        assert_vault(s, "plain", 1, 8);
+        store_close(s);
+}
+END_TEST
+
+/*
+ * Schema 6 keeps one row per generation: a pending vault adds one, a commit deletes the old
+ * one, a promotion replaces the old committed one, a revocation deletes both. A row whose
+ * generation does not fit the device's epoch is refused as a damaged file.
+ */
+START_TEST(test_generation_rows) {
+        struct store *s = open_new("rows.db");
+        struct store_device d;
+        uint8_t v[64 * 16], c[64 * 16];
+
+        enroll(s, "dev", 4, 1);
+        enroll(s, "other", 0, 2);
+        ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 2);
+        next_vault(3, v);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 4, v, sizeof(v)), 0);
+        ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 3);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 4, 1), 0);
+        ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 2);
+        ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault WHERE epoch = 4"), 0);
+        next_vault(4, v);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        next_vault(5, v);
+        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 3);
+        ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault WHERE epoch IN (6, 7)"), 2);
+        assert_vault(s, "dev", 4, 5);
+        store_close(s);
+
+        /* The pending row claims another generation: refused, wherever it is read. */
+        raw_exec("rows.db", "UPDATE vault SET epoch = 9 WHERE epoch = 7");
+        s = reopen("rows.db", key1);
+        ck_assert_int_eq(store_get(s, "dev", &d, c, NULL, sizeof(c)), -EBADMSG);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), -EBADMSG);
+        assert_committed(s, "other", 2);
+        store_close(s);
+        raw_exec("rows.db", "UPDATE vault SET epoch = 7 WHERE epoch = 9; UPDATE vault SET epoch = 5 WHERE epoch = 6");
+        s = reopen("rows.db", key1);
+        ck_assert_int_eq(store_get(s, "dev", &d, c, NULL, sizeof(c)), -EBADMSG);
+        /* The row itself still reads (authserver show), the vault does not. */
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 6);
+        ck_assert_int_eq(store_revoke(s, "dev"), 1);
+        ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 1);
+        store_close(s);
+}
+END_TEST
+
+/* The next vault sealed before it is queued: the writes store the blob as it is, for the
+ * generation it was sealed for, and a blob sealed for another id or generation never opens. */
+START_TEST(test_sealed_writes) {
+        struct store *s = open_new("sealedw.db");
+        uint8_t v[64 * 16], blob[STORE_SEALED_LEN(64 * 16)], other[STORE_SEALED_LEN(64 * 16)];
+        struct store_device d;
+
+        enroll(s, "dev", 2, 1);
+        enroll(s, "b", 2, 2);
+        next_vault(3, v);
+        memset(blob, 0x5a, sizeof(blob));
+        ck_assert_int_eq(store_seal_next(s, "dev", 2, v, sizeof(v), blob), 0);
+        /* Sealed: the plaintext is nowhere in the blob. */
+        ck_assert_ptr_null(memmem(blob, sizeof(blob), v, 16));
+        ck_assert_int_eq(store_set_pending_sealed(s, "dev", enr(s, "dev"), 2, blob, sizeof(blob)), 0);
+        assert_vault(s, "dev", 1, 3);
+        /* The device used the pending generation (epoch 3): its next is sealed for epoch 4. */
+        next_vault(4, v);
+        ck_assert_int_eq(store_seal_next(s, "dev", 3, v, sizeof(v), blob), 0);
+        ck_assert_int_eq(store_promote_and_set_pending_sealed(s, "dev", enr(s, "dev"), 2, blob, sizeof(blob)), 0);
+        assert_vault(s, "dev", 3, 4);
+
+        /* Refused before anything is written. */
+        ck_assert_int_eq(store_seal_next(s, "dev", UINT64_MAX, v, sizeof(v), blob), -EOVERFLOW);
+        ck_assert_int_eq(store_seal_next(s, "bad id", 3, v, sizeof(v), blob), -EINVAL);
+        ck_assert_int_eq(store_seal_next(s, "dev", 3, v, 100, blob), -EINVAL);
+        ck_assert_int_eq(store_seal_next(s, "dev", 3, v, sizeof(v), NULL), -EINVAL);
+        ck_assert_int_eq(store_set_pending_sealed(s, "dev", enr(s, "dev"), 3, blob, 20), -EINVAL);
+        ck_assert_int_eq(store_set_pending_sealed(s, "dev", enr(s, "dev"), 3, blob, sizeof(blob) - 16), -EINVAL);
+        ck_assert_int_eq(store_set_pending_sealed(s, "dev", enr(s, "dev"), 3, NULL, sizeof(blob)), -EINVAL);
+        ck_assert_int_eq(store_set_pending_sealed(s, "dev", enr(s, "dev"), UINT64_MAX, blob, sizeof(blob)),
+                         -EOVERFLOW);
+        assert_vault(s, "dev", 3, 4);
+
+        /* A blob sealed for another device, or for another generation, is stored as it is and
+         * fails authentication when read. */
+        ck_assert_int_eq(store_seal_next(s, "dev", 2, v, sizeof(v), other), 0);
+        ck_assert_int_eq(store_set_pending_sealed(s, "b", enr(s, "b"), 2, other, sizeof(other)), 0);
+        ck_assert_int_eq(store_get(s, "b", &d, v, blob, sizeof(v)), -EBADMSG);
+        ck_assert_int_eq(store_seal_next(s, "b", 5, v, sizeof(v), other), 0);
+        ck_assert_int_eq(store_set_pending_sealed(s, "b", enr(s, "b"), 2, other, sizeof(other)), 0);
+        ck_assert_int_eq(store_get(s, "b", &d, v, blob, sizeof(v)), -EBADMSG);
+        assert_committed(s, "b", 2);
+        store_close(s);
+}
+END_TEST
+
+/*
+ * A write of several statements is atomic: a commit whose second statement (the removal of
+ * the old generation) fails leaves the device at its epoch, alone and inside a batch, where
+ * the whole batch is rolled back rather than committed half done.
+ */
+START_TEST(test_half_done_write) {
+        struct store *s = open_new("half.db");
+        struct store_device d;
+        uint8_t v[64 * 16];
+
+        enroll(s, "dev", 0, 1);
+        enroll(s, "b", 0, 2);
+        next_vault(3, v);
+        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
+        store_close(s);
+        raw_exec("half.db", "CREATE TRIGGER no_delete BEFORE DELETE ON vault BEGIN SELECT RAISE(ABORT, 'no'); END");
+        s = reopen("half.db", key1);
+        ck_assert_int_lt(store_commit(s, "dev", enr(s, "dev"), 0, 1), 0);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 0);
+        ck_assert(d.has_pending);
+
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(store_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
+        ck_assert_int_lt(store_commit(s, "dev", enr(s, "dev"), 0, 1), 0);
+        ck_assert_int_eq(store_batch_commit(s, false), -EIO);
+        ck_assert_ptr_nonnull(strstr(store_last_error(s), "half done"));
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.epoch, 0);
+        ck_assert_int_eq(store_get(s, "b", &d, NULL, NULL, 0), 0);
+        ck_assert(!d.has_pending);
+        store_close(s);
+        raw_exec("half.db", "DROP TRIGGER no_delete");
+        s = reopen("half.db", key1);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 1), 0);
+        assert_vault(s, "dev", 3, -1);
         store_close(s);
 }
 END_TEST
@@ -1231,126 +1498,58 @@ END_TEST
  * durability rule itself: a pending vault is synced before the call returns, a commit is not,
  * and a batch costs one sync.
  */
-struct counting_file {
-        sqlite3_file base;
-        sqlite3_file *real;
-        bool wal;
-};
-
-static sqlite3_vfs *real_vfs;
-static sqlite3_vfs counting_vfs;
-static int wal_syncs, db_syncs;
-
-#define REAL(f) (((struct counting_file *) (f))->real)
-
-static int c_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
-static int c_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
-static int c_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xWrite(REAL(f), b, n, o); }
-static int c_truncate(sqlite3_file *f, sqlite3_int64 size) { return REAL(f)->pMethods->xTruncate(REAL(f), size); }
-static int c_sync(sqlite3_file *f, int flags) {
-        if (((struct counting_file *) f)->wal)
-                wal_syncs++;
-        else
-                db_syncs++;
-        return REAL(f)->pMethods->xSync(REAL(f), flags);
-}
-static int c_file_size(sqlite3_file *f, sqlite3_int64 *size) { return REAL(f)->pMethods->xFileSize(REAL(f), size); }
-static int c_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
-static int c_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
-static int c_check_reserved(sqlite3_file *f, int *out) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out); }
-static int c_file_control(sqlite3_file *f, int op, void *arg) { return REAL(f)->pMethods->xFileControl(REAL(f), op, arg); }
-static int c_sector_size(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
-static int c_device_characteristics(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
-static int c_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **pp) { return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, pp); }
-static int c_shm_lock(sqlite3_file *f, int off, int n, int flags) { return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags); }
-static void c_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
-static int c_shm_unmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
-static int c_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp) { return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp); }
-static int c_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) { return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
-
-static const sqlite3_io_methods counting_io = {
-        3, c_close, c_read, c_write, c_truncate, c_sync, c_file_size, c_lock, c_unlock,
-        c_check_reserved, c_file_control, c_sector_size, c_device_characteristics, c_shm_map,
-        c_shm_lock, c_shm_barrier, c_shm_unmap, c_fetch, c_unfetch,
-};
-
-static int c_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out) {
-        struct counting_file *c = (struct counting_file *) f;
-        int rc;
-
-        (void) vfs;
-        c->real = (sqlite3_file *) (c + 1);
-        c->wal = flags & SQLITE_OPEN_WAL;
-        c->base.pMethods = NULL;
-        rc = real_vfs->xOpen(real_vfs, name, c->real, flags, out);
-        if (rc == SQLITE_OK && c->real->pMethods)
-                c->base.pMethods = &counting_io;
-        return rc;
-}
-
-static void counting_vfs_install(void) {
-        real_vfs = sqlite3_vfs_find(NULL);
-        ck_assert_ptr_nonnull(real_vfs);
-        ck_assert_int_ge(real_vfs->iVersion, 3);
-        counting_vfs = *real_vfs;
-        counting_vfs.zName = "counting";
-        counting_vfs.szOsFile = (int) sizeof(struct counting_file) + real_vfs->szOsFile;
-        counting_vfs.xOpen = c_open;
-        ck_assert_int_eq(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
-}
-
 START_TEST(test_durability) {
         struct store *s;
         uint8_t v[64 * 16];
 
-        counting_vfs_install();
+        ck_assert_int_eq(vfs_count_install(4096), SQLITE_OK);
         s = open_new("sync.db");
         enroll(s, "a", 0, 1);
         enroll(s, "b", 0, 2);
-        ck_assert_int_gt(wal_syncs, 0);
+        ck_assert_int_gt(vfs_count.wal_syncs, 0);
         next_vault(3, v);
         ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 0, v, sizeof(v)), 0);
 
-        wal_syncs = db_syncs = 0;
+        vfs_count.wal_syncs = vfs_count.db_syncs = 0;
         ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 0, 1), 0);
         ck_assert_int_eq(store_audit(s, 1, "a", "peer", "ok", 1), 0);
-        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(vfs_count.wal_syncs, 0);
         ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
-        ck_assert_int_eq(wal_syncs, 1);
+        ck_assert_int_eq(vfs_count.wal_syncs, 1);
         ck_assert_int_eq(store_promote_and_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
-        ck_assert_int_eq(wal_syncs, 2);
+        ck_assert_int_eq(vfs_count.wal_syncs, 2);
 
         /* A batch holding pending vaults is synced once, even if not asked to be. */
-        wal_syncs = 0;
+        vfs_count.wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
         ck_assert_int_eq(store_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 2, 2), 0);
         ck_assert_int_eq(store_record_failure(s, "b", 2), 0);
-        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(vfs_count.wal_syncs, 0);
         ck_assert_int_eq(store_batch_commit(s, false), 0);
-        ck_assert_int_eq(wal_syncs, 1);
+        ck_assert_int_eq(vfs_count.wal_syncs, 1);
 
         /* Commits alone are not synced, unless asked. */
-        wal_syncs = 0;
+        vfs_count.wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
         ck_assert_int_eq(store_commit(s, "b", enr(s, "b"), 0, 3), 0);
         ck_assert_int_eq(store_batch_commit(s, false), 0);
-        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(vfs_count.wal_syncs, 0);
         ck_assert_int_eq(store_batch_begin(s), 0);
         ck_assert_int_eq(store_record_failure(s, "b", 4), 0);
         ck_assert_int_eq(store_batch_commit(s, true), 0);
-        ck_assert_int_eq(wal_syncs, 1);
+        ck_assert_int_eq(vfs_count.wal_syncs, 1);
         /* A batch holding an aggregate is synced too: its answer leaves after the commit. */
-        wal_syncs = 0;
+        vfs_count.wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
         ck_assert_int_eq(store_aggregate_add(s, "temp", 21.5, &(struct aggregate) { 0 }), 0);
-        ck_assert_int_eq(wal_syncs, 0);
+        ck_assert_int_eq(vfs_count.wal_syncs, 0);
         ck_assert_int_eq(store_batch_commit(s, false), 0);
-        ck_assert_int_eq(wal_syncs, 1);
+        ck_assert_int_eq(vfs_count.wal_syncs, 1);
         /* No checkpoint ran meanwhile: the database file itself was never synced. */
-        ck_assert_int_eq(db_syncs, 0);
+        ck_assert_int_eq(vfs_count.db_syncs, 0);
         store_close(s);
-        sqlite3_vfs_unregister(&counting_vfs);
+        vfs_count_remove();
 }
 END_TEST
 
@@ -1368,6 +1567,10 @@ static Suite *store_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_create_reopen);
         tcase_add_test(tc, test_schema_upgrade_v4);
+        tcase_add_test(tc, test_schema_upgrade_v5);
+        tcase_add_test(tc, test_generation_rows);
+        tcase_add_test(tc, test_sealed_writes);
+        tcase_add_test(tc, test_half_done_write);
         tcase_add_test(tc, test_aggregates);
         tcase_add_test(tc, test_schema_newer);
         tcase_add_test(tc, test_garbage);

@@ -2,8 +2,9 @@
 #
 # svload drives a running authserver with common/'s device state machine; svgen fills a
 # database with many devices through the store API; peer/ is the TLS 1.3 PSK baseline and
-# the bare TCP floor (copied as-is from the shared bench kit).
-noinst_PROGRAMS += tests/bench/svload tests/bench/svgen \
+# the bare TCP floor (copied as-is from the shared bench kit); vaultbench times the vault
+# update and the record layer of common/ alone.
+noinst_PROGRAMS += tests/bench/svload tests/bench/svgen tests/bench/vaultbench \
 	tests/bench/peer/tls13_psk_bench tests/bench/peer/tcp_floor
 
 tests_bench_svload_SOURCES = tests/bench/svload.c
@@ -13,6 +14,10 @@ tests_bench_svload_LDADD = devicectl/libdevnet.a $(TESTBUNDLE_LIBS) $(SVCOMMON_L
 tests_bench_svgen_SOURCES = tests/bench/svgen.c
 tests_bench_svgen_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
 tests_bench_svgen_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
+
+tests_bench_vaultbench_SOURCES = tests/bench/vaultbench.c
+tests_bench_vaultbench_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
+tests_bench_vaultbench_LDADD = $(SVCOMMON_LIBS)
 
 # The peer sources are kept byte-for-byte as shipped. They build warning-free under the
 # project's flags, but not with config.h forced in (they define _GNU_SOURCE themselves):
@@ -27,7 +32,7 @@ tests_bench_peer_tcp_floor_CPPFLAGS =
 
 EXTRA_DIST += tests/bench/run tests/bench/peer/README.md
 
-bench_deps = tests/bench/svload tests/bench/svgen tests/bench/peer/tls13_psk_bench \
+bench_deps = tests/bench/svload tests/bench/svgen tests/bench/vaultbench tests/bench/peer/tls13_psk_bench \
 	tests/bench/peer/tcp_floor authserver/authserver devicectl/devicectl
 
 # Results go to $(abs_top_builddir)/bench-results/<UTC timestamp>/. vaultd is optional: the

@@ -6,7 +6,6 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
@@ -16,27 +15,18 @@
 static struct {
         EVP_MD *sha256;
         EVP_MAC *hmac;
-        EVP_KDF *hkdf;
         EVP_CIPHER *aes128gcm;
         EVP_CIPHER *aes256gcm;
         int ok;
-        int mac_rearm;          /* EVP_MAC_init(ctx, NULL, 0, NULL) restarts a keyed HMAC */
 } algs;
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
-
-static int kbkdf_hmac(const uint8_t *key, size_t key_len, const char *label, const void *context,
-                      size_t context_len, void *out, size_t out_len, int rearm);
-static void mac_rearm_probe(void);
 
 static void algs_fetch(void) {
         algs.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
         algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        algs.hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
         algs.aes128gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
         algs.aes256gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-        algs.ok = algs.sha256 && algs.hmac && algs.hkdf && algs.aes128gcm && algs.aes256gcm;
-        if (algs.ok)
-                mac_rearm_probe();
+        algs.ok = algs.sha256 && algs.hmac && algs.aes128gcm && algs.aes256gcm;
 }
 
 static int algs_ready(void) {
@@ -106,129 +96,8 @@ out:
         return r;
 }
 
-int crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32]) {
-        return hmac("SHA256", key, key_len, msg, msg_len, out, 32);
-}
-
 int crypto_hmac_sha512(const void *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[64]) {
         return hmac("SHA512", key, key_len, msg, msg_len, out, 64);
-}
-
-static int kdf_derive(EVP_KDF *kdf, const OSSL_PARAM *params, void *out, size_t out_len) {
-        EVP_KDF_CTX *ctx;
-        int r;
-
-        ctx = EVP_KDF_CTX_new(kdf);
-        if (!ctx)
-                return -ENOMEM;
-        r = EVP_KDF_derive(ctx, out, out_len, params) == 1 ? 0 : -EIO;
-        EVP_KDF_CTX_free(ctx);
-        if (r < 0)
-                OPENSSL_cleanse(out, out_len);
-        return r;
-}
-
-static int hkdf_mode(int mode, const void *salt, size_t salt_len, const void *key, size_t key_len,
-                     const char *info, void *out, size_t out_len) {
-        OSSL_PARAM params[6], *p = params;
-
-        if (algs_ready() < 0)
-                return -EIO;
-        *p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-        *p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) "SHA256", 0);
-        *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *) key, key_len);
-        if (salt)
-                *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *) salt, salt_len);
-        if (info)
-                *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *) info, strlen(info));
-        *p = OSSL_PARAM_construct_end();
-        return kdf_derive(algs.hkdf, params, out, out_len);
-}
-
-int crypto_hkdf_extract(const void *salt, size_t salt_len, const void *ikm, size_t ikm_len, uint8_t prk[32]) {
-        return hkdf_mode(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, salt_len, ikm, ikm_len, NULL, prk, 32);
-}
-
-int crypto_hkdf_expand(const uint8_t prk[32], const char *info, void *out, size_t out_len) {
-        return hkdf_mode(EVP_KDF_HKDF_MODE_EXPAND_ONLY, NULL, 0, prk, 32, info, out, out_len);
-}
-
-int crypto_hkdf(const void *salt, size_t salt_len, const void *ikm, size_t ikm_len,
-                const char *info, void *out, size_t out_len) {
-        return hkdf_mode(EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, salt, salt_len, ikm, ikm_len,
-                         info, out, out_len);
-}
-
-/*
- * SP 800-108 counter mode with HMAC-SHA256, exactly what OpenSSL's EVP_KDF "KBKDF" computes
- * (counter before the fixed data, label || 0x00 || context || u32(L*8); the unit tests hold
- * the two equal). With rearm it keys one HMAC context and restarts it per 32-byte block:
- * OpenSSL 3.0's KBKDF duplicates and frees a context per block, which made it most of the cost
- * of a vault update. Without, it passes the key on every block.
- */
-static int kbkdf_hmac(const uint8_t *key, size_t key_len, const char *label, const void *context,
-                      size_t context_len, void *out, size_t out_len, int rearm) {
-        OSSL_PARAM params[] = {
-                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
-                OSSL_PARAM_construct_end(),
-        };
-        uint8_t block[32], l_bits[4], zero = 0, *o = out;
-        size_t label_len = strlen(label), done = 0;
-        EVP_MAC_CTX *ctx;
-        int r = -EIO;
-
-        if (out_len == 0 || out_len > UINT32_MAX / 8)
-                return -EINVAL;
-        l_bits[0] = (uint8_t) (out_len * 8 >> 24);
-        l_bits[1] = (uint8_t) (out_len * 8 >> 16);
-        l_bits[2] = (uint8_t) (out_len * 8 >> 8);
-        l_bits[3] = (uint8_t) (out_len * 8);
-        ctx = EVP_MAC_CTX_new(algs.hmac);
-        if (!ctx)
-                return -ENOMEM;
-        for (uint32_t i = 1; done < out_len; i++) {
-                uint8_t counter[4] = { (uint8_t) (i >> 24), (uint8_t) (i >> 16), (uint8_t) (i >> 8), (uint8_t) i };
-                size_t got = 0, take = out_len - done < sizeof block ? out_len - done : sizeof block;
-                int armed = i == 1 || !rearm ? EVP_MAC_init(ctx, key, key_len, params)
-                                             : EVP_MAC_init(ctx, NULL, 0, NULL);
-
-                if (armed != 1 ||
-                    EVP_MAC_update(ctx, counter, sizeof counter) != 1 ||
-                    EVP_MAC_update(ctx, (const uint8_t *) label, label_len) != 1 ||
-                    EVP_MAC_update(ctx, &zero, 1) != 1 ||
-                    EVP_MAC_update(ctx, context, context_len) != 1 ||
-                    EVP_MAC_update(ctx, l_bits, sizeof l_bits) != 1 ||
-                    EVP_MAC_final(ctx, block, &got, sizeof block) != 1 || got != sizeof block)
-                        goto out;
-                memcpy(o + done, block, take);
-                done += take;
-        }
-        r = 0;
-out:
-        EVP_MAC_CTX_free(ctx);
-        OPENSSL_cleanse(block, sizeof block);
-        if (r < 0)
-                OPENSSL_cleanse(out, out_len);
-        return r;
-}
-
-/* OpenSSL 3.0.0-3.0.2 take a keyless EVP_MAC_init() as a no-op instead of a restart
- * (openssl#17811): every block after the first would then be wrong. Use the restart only
- * where it gives what re-keying gives. */
-static void mac_rearm_probe(void) {
-        static const uint8_t key[32] = { 1 };
-        uint8_t a[96], b[96];
-
-        algs.mac_rearm = kbkdf_hmac(key, sizeof key, "probe", "", 0, a, sizeof a, 1) == 0 &&
-                         kbkdf_hmac(key, sizeof key, "probe", "", 0, b, sizeof b, 0) == 0 &&
-                         memcmp(a, b, sizeof a) == 0;
-}
-
-int crypto_kbkdf(const uint8_t *key, size_t key_len, const char *label,
-                 const void *context, size_t context_len, void *out, size_t out_len) {
-        if (algs_ready() < 0)
-                return -EIO;
-        return kbkdf_hmac(key, key_len, label, context, context_len, out, out_len, algs.mac_rearm);
 }
 
 static const EVP_CIPHER *gcm_for(size_t key_len) {

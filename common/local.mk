@@ -13,6 +13,7 @@ common_libsvcommon_a_SOURCES = \
 	common/crypto.h \
 	common/handshake.c \
 	common/handshake.h \
+	common/hmac.c \
 	common/hs-device.c \
 	common/hs-server.c \
 	common/ipc.c \

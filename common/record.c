@@ -53,14 +53,16 @@ int record_header_check(const uint8_t *frame, size_t len, size_t *ret_frame_len)
 /*
  * KR_i and A_{i+1} of the chain's current record, and the nonce 0x00000000 || u64 i. The
  * caller wipes kr and next; the chain itself moves on only once the record is through.
+ * Both are HKDF-Expand of A_i: one call keys HMAC with A_i once for the two.
  */
 static int chain_keys(const struct record_chain *c, uint8_t kr[32], uint8_t next[RECORD_SECRET_LEN],
                       uint8_t iv[SV_GCM_IV_LEN]) {
+        static const char *const infos[] = { "sv1 record", "sv1 next" };
+        uint8_t *const outs[] = { kr, next };
         int r;
 
-        r = crypto_hkdf_expand(c->a, "sv1 record", kr, 32);
-        if (r >= 0)
-                r = crypto_hkdf_expand(c->a, "sv1 next", next, RECORD_SECRET_LEN);
+        _Static_assert(RECORD_SECRET_LEN == 32, "A_i is one HKDF-Expand block");
+        r = crypto_hkdf_expand32_v(c->a, infos, outs, 2);
         memset(iv, 0, 4);
         be64_put(iv + 4, c->seq);
         return r;

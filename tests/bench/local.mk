@@ -2,10 +2,11 @@
 #
 # svload drives a running authserver with common/'s device state machine; svgen fills a
 # database with many devices through the store API; svstore counts the SQLite pages a group
-# commit writes per handshake; peer/ is the TLS 1.3 PSK baseline and the bare TCP floor
-# (copied as-is from the shared bench kit); tls13_echo is our own TLS 1.3 baseline for the
-# data channel.
-noinst_PROGRAMS += tests/bench/svload tests/bench/svgen tests/bench/svstore tests/bench/tls13_echo \
+# commit writes per handshake; vaultbench times the vault update and the record layer of
+# common/ alone; peer/ is the TLS 1.3 PSK baseline and the bare TCP floor (copied as-is from
+# the shared bench kit); tls13_echo is our own TLS 1.3 baseline for the data channel.
+noinst_PROGRAMS += tests/bench/svload tests/bench/svgen tests/bench/svstore tests/bench/vaultbench \
+	tests/bench/tls13_echo \
 	tests/bench/peer/tls13_psk_bench tests/bench/peer/tcp_floor
 
 tests_bench_svload_SOURCES = tests/bench/svload.c tests/bench/benchutil.c tests/bench/benchutil.h
@@ -26,6 +27,10 @@ tests_bench_svstore_SOURCES = tests/bench/svstore.c tests/lib/vfs-count.c tests/
 tests_bench_svstore_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
 tests_bench_svstore_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
 
+tests_bench_vaultbench_SOURCES = tests/bench/vaultbench.c
+tests_bench_vaultbench_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
+tests_bench_vaultbench_LDADD = $(SVCOMMON_LIBS)
+
 # The peer sources are kept byte-for-byte as shipped. They build warning-free under the
 # project's flags, but not with config.h forced in (they define _GNU_SOURCE themselves):
 # their own CPPFLAGS, without AM_CPPFLAGS.
@@ -39,7 +44,8 @@ tests_bench_peer_tcp_floor_CPPFLAGS =
 
 EXTRA_DIST += tests/bench/run tests/bench/peer/README.md
 
-bench_deps = tests/bench/svload tests/bench/svgen tests/bench/tls13_echo tests/bench/peer/tls13_psk_bench \
+bench_deps = tests/bench/svload tests/bench/svgen tests/bench/vaultbench tests/bench/tls13_echo \
+	tests/bench/peer/tls13_psk_bench \
 	tests/bench/peer/tcp_floor authserver/authserver devicectl/devicectl
 
 # Results go to $(abs_top_builddir)/bench-results/<UTC timestamp>/. vaultd is optional: the

@@ -13,6 +13,7 @@ UNIT_TESTS = \
 	tests/unit/check_profile \
 	tests/unit/check_vault \
 	tests/unit/check_keysched \
+	tests/unit/check_hmac \
 	tests/unit/check_handshake \
 	tests/unit/check_bundle \
 	tests/unit/check_text \
@@ -49,6 +50,10 @@ tests_unit_check_vault_LDADD = $(UNIT_LDADD)
 tests_unit_check_keysched_SOURCES = tests/unit/check_keysched.c
 tests_unit_check_keysched_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_keysched_LDADD = $(UNIT_LDADD)
+
+tests_unit_check_hmac_SOURCES = tests/unit/check_hmac.c
+tests_unit_check_hmac_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_hmac_LDADD = $(UNIT_LDADD)
 
 tests_unit_check_handshake_SOURCES = tests/unit/check_handshake.c
 tests_unit_check_handshake_CPPFLAGS = $(UNIT_CPPFLAGS)

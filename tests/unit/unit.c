@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 
 #include "buf.h"
 #include "crypto.h"
@@ -349,4 +352,24 @@ void unit_small_order_points(uint8_t pts[UNIT_SMALL_ORDER_COUNT][32]) {
                 memcpy(pts[7 + i], pts[i], 32);
                 pts[7 + i][31] |= 0x80;
         }
+}
+
+void unit_kbkdf_openssl(const uint8_t *key, size_t key_len, const char *label, const void *context,
+                        size_t context_len, uint8_t *out, size_t out_len) {
+        EVP_KDF *kdf = EVP_KDF_fetch(NULL, "KBKDF", NULL);
+        EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+        OSSL_PARAM params[] = {
+                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE, (char *) "counter", 0),
+                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MAC, (char *) "HMAC", 0),
+                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) "SHA256", 0),
+                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *) key, key_len),
+                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *) label, strlen(label)),
+                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *) context, context_len),
+                OSSL_PARAM_construct_end(),
+        };
+
+        ck_assert_ptr_nonnull(ctx);
+        ck_assert_int_eq(EVP_KDF_derive(ctx, out, out_len, params), 1);
+        EVP_KDF_CTX_free(ctx);
+        EVP_KDF_free(kdf);
 }

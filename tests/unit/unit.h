@@ -72,6 +72,11 @@ void unit_replay_challenge(struct unit_replay *r, enum hs_value what, const stru
 /* Builds a challenge from a list, without checking it. */
 struct challenge unit_challenge(unsigned p, const uint16_t *idx);
 
+/* OpenSSL's own EVP_KDF "KBKDF", configured as protocol §1 says (counter mode, HMAC-SHA256,
+ * the label as its salt, the context as its info): the reference for crypto_kbkdf(). */
+void unit_kbkdf_openssl(const uint8_t *key, size_t key_len, const char *label, const void *context,
+                        size_t context_len, uint8_t *out, size_t out_len);
+
 /* A valid vault_params; aborts the test if the id is invalid. */
 struct vault_params unit_params(const char *id, uint8_t profile, uint16_t n, uint8_t m, uint8_t p,
                                 uint64_t epoch);

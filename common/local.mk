@@ -53,6 +53,7 @@ common_libsvio_a_SOURCES = \
 	common/list.h \
 	common/log.c \
 	common/log.h \
+	common/log-journal.c \
 	common/secmem.c \
 	common/secmem.h \
 	common/settings.c \

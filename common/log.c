@@ -9,14 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Our CODE_FILE/LINE/FUNC are the caller's, not log.c's. */
-#define SD_JOURNAL_SUPPRESS_LOCATION 1
-#include <systemd/sd-journal.h>
-
 #include "log.h"
-
-/* The most caller-supplied fields one message may carry. */
-#define LOG_FIELDS_MAX  8
 
 static const char *log_ident = "secure-vault";
 static enum log_target log_target = LOG_TARGET_KMSG;
@@ -115,35 +108,6 @@ char *log_escape(const char *src, char *dst, size_t cap) {
         return dst;
 }
 
-static void write_journal(int level, int error, const char *file, int line, const char *func,
-                          const struct log_field *fields, size_t n_fields, const char *message) {
-        /* MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE, CODE_LINE, CODE_FUNC, ERRNO + fields */
-        char buf[7 + LOG_FIELDS_MAX][LOG_MESSAGE_MAX + 64];
-        struct iovec iov[7 + LOG_FIELDS_MAX];
-        size_t n = 0;
-
-        snprintf(buf[n++], sizeof buf[0], "MESSAGE=%s", message);
-        snprintf(buf[n++], sizeof buf[0], "PRIORITY=%d", level);
-        snprintf(buf[n++], sizeof buf[0], "SYSLOG_IDENTIFIER=%s", log_ident);
-        snprintf(buf[n++], sizeof buf[0], "CODE_FILE=%s", file);
-        snprintf(buf[n++], sizeof buf[0], "CODE_LINE=%d", line);
-        snprintf(buf[n++], sizeof buf[0], "CODE_FUNC=%s", func);
-        if (error != 0)
-                snprintf(buf[n++], sizeof buf[0], "ERRNO=%d", error);
-        for (size_t i = 0; i < n_fields && i < LOG_FIELDS_MAX; i++) {
-                char value[LOG_MESSAGE_MAX];
-
-                if (!fields[i].name || !fields[i].value)
-                        continue;
-                snprintf(buf[n++], sizeof buf[0], "%s=%s", fields[i].name,
-                         log_escape(fields[i].value, value, sizeof value));
-        }
-        for (size_t i = 0; i < n; i++)
-                iov[i] = (struct iovec) { .iov_base = buf[i], .iov_len = strlen(buf[i]) };
-        if (sd_journal_sendv(iov, (int) n) < 0)
-                fprintf(stderr, "<%d>%s\n", level, message);
-}
-
 int log_internal(int level, int error, const char *file, int line, const char *func,
                  const struct log_field *fields, size_t n_fields, const char *fmt, ...) {
         char raw[LOG_MESSAGE_MAX], message[LOG_MESSAGE_MAX];
@@ -166,7 +130,8 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 
         switch (log_target) {
         case LOG_TARGET_JOURNAL:
-                write_journal(level, error, file, line, func, fields, n_fields, message);
+                if (log_journal_write(log_ident, level, error, file, line, func, fields, n_fields, message) < 0)
+                        fprintf(stderr, "<%d>%s\n", level, message);
                 break;
         case LOG_TARGET_CONSOLE:
                 fprintf(stderr, "%s: %s\n", log_ident, message);

@@ -30,6 +30,9 @@ enum log_target {
 /* The longest message; longer ones are cut (and end in "..."). */
 #define LOG_MESSAGE_MAX 1024
 
+/* The most caller-supplied fields one message may carry (more are dropped). */
+#define LOG_FIELDS_MAX  8
+
 struct log_field {
         const char *name;       /* journal field name: upper case, digits, '_' */
         const char *value;
@@ -52,6 +55,14 @@ const char *log_level_to_string(int level);
 int log_internal(int level, int error, const char *file, int line, const char *func,
                  const struct log_field *fields, size_t n_fields, const char *fmt, ...)
         __attribute__((format(printf, 8, 9)));
+
+/*
+ * The journal target (common/log-journal.c, sd_journal_sendv): returns < 0 when the journal
+ * took nothing, and log_internal() then writes the line to stderr. A program that never logs
+ * to the journal may define its own that returns -ENOSYS, and so need no libsystemd.
+ */
+int log_journal_write(const char *ident, int level, int error, const char *file, int line, const char *func,
+                      const struct log_field *fields, size_t n_fields, const char *message);
 
 /* Escapes control characters of src into dst (always terminated); returns dst. */
 char *log_escape(const char *src, char *dst, size_t cap);

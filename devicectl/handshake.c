@@ -239,7 +239,10 @@ int auth_handshake(struct devicectl *ctl, const char *server, unsigned timeout_s
         if (server_exchange(&s, 0, 0) != EXIT_OK)
                 log_warning("warning: M5 may not have reached the server; it recovers at the next handshake");
 
-        *ret = (struct auth_result) { .tcp = s.tcp, .info = info, .res = res, .server = s.server };
+        /* s.server may point into the local info: point it into the copy the caller keeps. */
+        *ret = (struct auth_result) { .tcp = s.tcp, .info = info, .res = res, .server = server };
+        if (!server)
+                ret->server = ret->info.server;
         s.tcp = -1;
         ret_code = EXIT_OK;
 out:

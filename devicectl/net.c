@@ -52,7 +52,7 @@ static int wait_fd(int fd, short events, int64_t deadline_ms) {
  * host" would misstate.
  */
 int net_resolve(const char *host_port, struct addrinfo **ret, const char **ret_lookup_error) {
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
         struct addrinfo *res = NULL;
         char host[BUNDLE_SERVER_MAX + 1];
         const char *port;
@@ -63,7 +63,14 @@ int net_resolve(const char *host_port, struct addrinfo **ret, const char **ret_l
         r = text_split_host_port(host_port, host, sizeof host, &port);
         if (r < 0)
                 return r;
+        /* A literal address (the usual bundle) needs no resolver: AI_NUMERICHOST skips
+         * AI_ADDRCONFIG's netlink dump and the NSS modules. Names take the full lookup. */
+        hints.ai_flags = AI_NUMERICHOST;
         r = getaddrinfo(host, port, &hints, &res);
+        if (r == EAI_NONAME) {
+                hints.ai_flags = AI_ADDRCONFIG;
+                r = getaddrinfo(host, port, &hints, &res);
+        }
         if (r != 0) {
                 /* EAI_SYSTEM leaves the reason in errno; the others have their own text. */
                 if (ret_lookup_error)

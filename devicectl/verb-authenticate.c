@@ -100,12 +100,16 @@ static void print_key_hex(const uint8_t key[SV_KEY_LEN]) {
 
 static void report(const struct devicectl *ctl, const struct auth_options *o, const struct ipc_status_info *info,
                    const char *server, const struct ipc_confirm_result *res, int32_t serial) {
-        time_t expires = time(NULL) + o->lifetime_s;
         char when[64] = "";
-        struct tm tm;
 
-        if (gmtime_r(&expires, &tm))
-                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        /* Only a key in a keyring has an expiry; strftime() would read /etc/localtime. */
+        if (serial > 0) {
+                time_t expires = time(NULL) + o->lifetime_s;
+                struct tm tm;
+
+                if (gmtime_r(&expires, &tm))
+                        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        }
         if (ctl->json) {
                 printf("{\"device\":");
                 json_print_string(info->params.device_id);

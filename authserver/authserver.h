@@ -311,6 +311,11 @@ struct conn {
         int fd;
         sd_event_source *io;
         sd_event_source *timer;         /* M1's deadline, then the whole handshake's */
+        /* The io source stays enabled from accept to close (each enable or disable, and each
+         * change of its events, is an epoll_ctl): */
+        bool io_out;                    /* EPOLLOUT is in its events: a frame is half sent */
+        bool rx_event;                  /* it reported input while no frame was expected */
+        int64_t idle_since_ms;          /* data channel: the last answer left (the timer is lazy) */
         sd_event_source *delay;         /* failure back-off before answering M1 */
         struct conn_addr *addr;         /* counted against its address until M3 verifies */
         int64_t start_ms;               /* accepted at (monotonic ms) */

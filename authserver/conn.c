@@ -193,7 +193,10 @@ void conn_free(struct conn *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->delay);
-        if (c->fd >= 0)
+        /* After the peer's end of file nothing unread is left: no recv() to drain it. */
+        if (c->fd >= 0 && c->rx_eof)
+                close(c->fd);
+        else if (c->fd >= 0)
                 close_drained(c->fd);
         /* Without CLOSE or CUT first, the application reads end of file: a cut channel. */
         sink_link_close(&c->sink);
@@ -452,9 +455,8 @@ static void conn_evict(struct conn *c) {
         conn_free(c);
 }
 
-int conn_accept(struct server *srv, int fd) {
-        struct sockaddr_storage ss;
-        socklen_t ss_len = sizeof ss;
+int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *peer, socklen_t ss_len, bool nodelay) {
+        struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
         struct netprefix prefix = { { 0 } };
         struct conn *c;
         uint64_t first_deadline_ms;
@@ -462,8 +464,8 @@ int conn_accept(struct server *srv, int fd) {
 
         if (srv->draining)
                 return conn_refuse(srv, fd);
-        if (getpeername(fd, (struct sockaddr *) &ss, &ss_len) < 0)
-                ss.ss_family = AF_UNSPEC;
+        if (ss_len > 0)
+                memcpy(&ss, peer, ss_len);
         /* Another family (none over TCP) keeps the zero prefix: all such peers count as one network. */
         (void) netprefix_from_sockaddr((const struct sockaddr *) &ss, ss_len, &prefix);
         c = calloc(1, sizeof *c);
@@ -496,7 +498,8 @@ int conn_accept(struct server *srv, int fd) {
                 return r;
         }
         peer_describe(&ss, &prefix, c);
-        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!nodelay)
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hs_server_init(&c->hs, &hs_random_os, srv->cfg->decoy_n, srv->cfg->decoy_p);
 
         LIST_PREPEND(all, &srv->conns, c);
@@ -533,6 +536,8 @@ static int conn_recv(struct conn *c, size_t want) {
         while (n < 0 && errno == EINTR);
         if (n < 0 && errno == EAGAIN)
                 return 0;
+        if (n == 0)
+                c->rx_eof = true;
         if (n <= 0)
                 return -ECONNRESET;
         c->in_len += (size_t) n;

@@ -323,6 +323,12 @@ struct conn {
         int fd;
         sd_event_source *io;
         sd_event_source *timer;         /* M1's deadline, then the whole handshake's */
+        /* The io source stays enabled from accept to close (each enable or disable, and each
+         * change of its events, is an epoll_ctl): */
+        bool io_out;                    /* EPOLLOUT is in its events: a frame is half sent */
+        bool rx_event;                  /* it reported input while no frame was expected */
+        bool rx_eof;                    /* recv() saw the peer's end: nothing is left to drain */
+        int64_t idle_since_ms;          /* data channel: the last answer left (the timer is lazy) */
         sd_event_source *delay;         /* failure back-off before answering M1 */
         struct conn_addr *addr;         /* counted against its address until M3 verifies */
         int64_t start_ms;               /* accepted at (monotonic ms) */
@@ -379,6 +385,7 @@ struct server {
                                          * plaintext next vault of M3 until it is sealed */
         int listen_fds[AUTHSERVER_LISTEN_MAX];
         sd_event_source *listen_src[AUTHSERVER_LISTEN_MAX];
+        bool listen_nodelay[AUTHSERVER_LISTEN_MAX];     /* its connections inherit TCP_NODELAY */
         unsigned n_listen;
         LIST_HEAD(struct conn) conns;   /* every connection */
         struct conn_addr **addr_buckets;        /* per-address counts; NULL without a limit */
@@ -424,7 +431,9 @@ void listen_close(struct server *srv);
 void listen_resume(struct server *srv);
 
 /* conn.c */
-int conn_accept(struct server *srv, int fd);
+/* fd: accepted from a listener; ss, ss_len: the peer's address as accept() gave it (ss_len 0:
+ * unknown); nodelay: fd inherited TCP_NODELAY from its listener. */
+int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *ss, socklen_t ss_len, bool nodelay);
 /* Draining: every connection waiting for a record gets CLOSE and ends. */
 void conn_drain(struct server *srv);
 int conn_addr_table_init(struct server *srv);

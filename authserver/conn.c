@@ -193,7 +193,10 @@ void conn_free(struct conn *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->delay);
-        if (c->fd >= 0)
+        /* After the peer's end of file nothing unread is left: no recv() to drain it. */
+        if (c->fd >= 0 && c->rx_eof)
+                close(c->fd);
+        else if (c->fd >= 0)
                 close_drained(c->fd);
         /* Without CLOSE or CUT first, the application reads end of file: a cut channel. */
         sink_link_close(&c->sink);
@@ -286,11 +289,14 @@ static int conn_flush(struct conn *c) {
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN) {
-                        /* The source may be off (a write was pending in the group commit):
-                         * the EPOLLOUT asked for here must actually be watched. */
-                        int r = sd_event_source_set_io_events(c->io, EPOLLOUT | EPOLLET);
+                        int r;
 
-                        return r < 0 ? r : sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+                        if (c->io_out)
+                                return 0;
+                        r = sd_event_source_set_io_events(c->io, EPOLLOUT | EPOLLET);
+                        if (r >= 0)
+                                c->io_out = true;
+                        return r;
                 }
                 if (n <= 0)
                         return -EPIPE;
@@ -299,6 +305,23 @@ static int conn_flush(struct conn *c) {
         c->out_len = c->out_pos = 0;
         if (c->phase == CONN_CLOSING)
                 return -ECONNRESET;     /* done: the caller closes */
+        if (!c->io_out)
+                return 0;               /* the events are EPOLLIN already: no epoll_ctl */
+        c->io_out = false;
+        /* Re-arming the edge also reports input that arrived while only EPOLLOUT was watched. */
+        c->rx_event = false;
+        return sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
+}
+
+/*
+ * A frame is expected again. The io source stays on in every phase (turning it off and on
+ * again cost three epoll_ctl calls each time); input that arrived while no frame was
+ * expected set rx_event, and only then is the edge re-armed, which reports it again.
+ */
+static int conn_expect_input(struct conn *c) {
+        if (!c->rx_event || c->io_out)
+                return 0;
+        c->rx_event = false;
         return sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
 }
 
@@ -336,7 +359,21 @@ static void conn_reject(struct conn *c, int err, bool failure, const char *resul
 static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct conn *c = userdata;
 
-        /* After M5 the same timer bounds the silence between records (§11): CLOSE. */
+        /* After M5 the same timer bounds the silence between records (§11). An answer does not
+         * re-arm it (that was a timerfd_settime per record): it notes the time, and the timer,
+         * when it fires early, moves on to the deadline that time gives. */
+        if (c->phase == CONN_CHANNEL || c->phase == CONN_AGGREGATING || c->phase == CONN_SINKING) {
+                int64_t due = c->idle_since_ms + (int64_t) c->srv->cfg->channel_idle_ms;
+
+                if (mono_ms() < due) {
+                        int r = sd_event_source_set_time(c->timer, (uint64_t) due * 1000);
+
+                        if (r >= 0)
+                                r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+                        if (r >= 0)
+                                return 0;
+                }
+        }
         if (c->phase == CONN_CHANNEL) {
                 channel_close(c, "idle");
                 return 0;
@@ -415,9 +452,8 @@ static void conn_evict(struct conn *c) {
         conn_free(c);
 }
 
-int conn_accept(struct server *srv, int fd) {
-        struct sockaddr_storage ss;
-        socklen_t ss_len = sizeof ss;
+int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *peer, socklen_t ss_len, bool nodelay) {
+        struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
         struct netprefix prefix = { { 0 } };
         struct conn *c;
         uint64_t first_deadline_ms;
@@ -425,8 +461,8 @@ int conn_accept(struct server *srv, int fd) {
 
         if (srv->draining)
                 return conn_refuse(srv, fd);
-        if (getpeername(fd, (struct sockaddr *) &ss, &ss_len) < 0)
-                ss.ss_family = AF_UNSPEC;
+        if (ss_len > 0)
+                memcpy(&ss, peer, ss_len);
         /* Another family (none over TCP) keeps the zero prefix: all such peers count as one network. */
         (void) netprefix_from_sockaddr((const struct sockaddr *) &ss, ss_len, &prefix);
         c = calloc(1, sizeof *c);
@@ -459,7 +495,8 @@ int conn_accept(struct server *srv, int fd) {
                 return r;
         }
         peer_describe(&ss, &prefix, c);
-        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!nodelay)
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hs_server_init(&c->hs, &hs_random_os, srv->cfg->decoy_n, srv->cfg->decoy_p);
 
         LIST_PREPEND(all, &srv->conns, c);
@@ -496,6 +533,8 @@ static int conn_recv(struct conn *c, size_t want) {
         while (n < 0 && errno == EINTR);
         if (n < 0 && errno == EAGAIN)
                 return 0;
+        if (n == 0)
+                c->rx_eof = true;
         if (n <= 0)
                 return -ECONNRESET;
         c->in_len += (size_t) n;
@@ -552,8 +591,9 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
                 return 0;
         }
         if (c->phase != CONN_READ_M1 && c->phase != CONN_READ_M3 && c->phase != CONN_READ_M5) {
-                /* Nothing is expected now: the peer sent early, or hung up. */
-                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                /* Nothing is expected now: the peer sent early, or hung up. Edge-triggered,
+                 * this is not reported again: conn_expect_input() re-arms it when a frame is. */
+                c->rx_event = true;
                 return 0;
         }
         r = conn_read(c);
@@ -629,7 +669,6 @@ static void conn_lookup(struct conn *c) {
         size_t len;
         int r;
 
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
         r = store_decoy_hash(srv->store, c->hello.device_id, &h);
         if (r >= 0) {
                 /* Should the id not be enrolled, the row of a device of its decoy's shape is read. */
@@ -697,6 +736,10 @@ static void conn_lookup(struct conn *c) {
         c->expect_type = SV_MSG_RESPONSE;
         c->expect_len = vault_body_len(SV_MSG_RESPONSE, &c->hs.params);     /* valid: challenged */
         c->phase = CONN_READ_M3;
+        if (conn_expect_input(c) < 0) {
+                conn_free(c);
+                return;
+        }
         conn_send(c, frame, len);
 }
 
@@ -770,7 +813,6 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
         backoff_reserve(srv->backoff, c->id_key, now + wait, now + BACKOFF_ID_MAX_MS);
         if (wait > 0) {
                 c->phase = CONN_BACKOFF;
-                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
                 /* 1 ms accuracy: sd-event's default of 250 ms would swamp a 25 ms back-off. */
                 r = sd_event_add_time_relative(srv->event, &c->delay, CLOCK_MONOTONIC, (uint64_t) wait * 1000, 1000,
                                                backoff_done, c);
@@ -829,7 +871,6 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
         c->out_len = len;
         c->out_pos = 0;
         c->phase = CONN_STORING;
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         write_record_init(c, WRITE_PENDING, on_pending_durable);
         c->write.promote = c->gen == GENERATION_PENDING;
         c->write.sealed = c->sealed_next;
@@ -856,8 +897,7 @@ static void on_pending_durable(struct write_record *w, int r) {
         c->phase = CONN_READ_M5;
         c->expect_type = SV_MSG_COMMIT;
         c->expect_len = vault_body_len(SV_MSG_COMMIT, &c->hs.params);
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-        if (conn_flush(c) < 0)
+        if (conn_expect_input(c) < 0 || conn_flush(c) < 0)
                 conn_free(c);
 }
 
@@ -876,7 +916,6 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
         inflight_remove(c);
         upkeep_device_success(c->srv, c->hello.device_id);
         c->phase = CONN_COMMITTING;
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         write_record_init(c, WRITE_COMMIT, on_commit_done);
         c->write.superseded = c->superseded;
         snprintf(c->write.peer, sizeof c->write.peer, "%s", c->peer);
@@ -936,10 +975,11 @@ static void channel_log(struct conn *c, int level, const char *result, int err) 
                                  c->hello.device_id, c->peer, result, c->n_records);
 }
 
-/* The silence allowed until the next record starts now. */
+/* The silence allowed until the next record starts now (the timer follows lazily). */
 static int channel_arm_idle(struct conn *c) {
         int r = sd_event_source_set_time_relative(c->timer, (uint64_t) c->srv->cfg->channel_idle_ms * 1000);
 
+        c->idle_since_ms = mono_ms();
         return r < 0 ? r : sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
 }
 
@@ -1026,10 +1066,6 @@ static void channel_start(struct conn *c) {
         c->in_len = 0;
         if (r >= 0)
                 r = channel_arm_idle(c);
-        if (r >= 0)
-                r = sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLET);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->io, SD_EVENT_ON);
         if (r < 0) {
                 OPENSSL_cleanse(session, sizeof session);
                 log_warning_errno(r, "Failed to open the data channel of %s: %m", c->peer);
@@ -1050,6 +1086,7 @@ static void channel_start(struct conn *c) {
                 }
         }
         /* Records may have arrived with M5 or since: read them now, the edge is past. */
+        c->rx_event = false;
         channel_pump(c);
 }
 
@@ -1077,11 +1114,10 @@ static bool channel_answer(struct conn *c, const void *line, size_t len) {
                 return false;
         }
         c->phase = CONN_CHANNEL;
-        r = channel_arm_idle(c);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-        if (r >= 0)
-                r = conn_flush(c);
+        c->idle_since_ms = mono_ms();
+        /* The caller reads on (to EAGAIN or a whole record): what arrived meanwhile included. */
+        c->rx_event = false;
+        r = conn_flush(c);
         if (r < 0) {
                 conn_free(c);
                 return false;
@@ -1155,7 +1191,6 @@ static bool channel_to_sink(struct conn *c, uint8_t *payload, size_t len) {
                 return false;
         }
         c->phase = CONN_SINKING;
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         return false;
 }
 
@@ -1196,7 +1231,6 @@ static bool channel_on_record(struct conn *c) {
         }
         /* queue_add() may run the batch at once, and its done() the next records: return after. */
         c->phase = CONN_AGGREGATING;
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         queue_add(&srv->queue, &c->write);
         return false;
 }

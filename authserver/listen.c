@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <systemd/sd-daemon.h>
 
 #include "authserver.h"
@@ -83,9 +84,16 @@ static void accept_pause(struct server *srv, int err) {
 
 static int accept_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct server *srv = userdata;
+        bool nodelay = false;
 
+        for (unsigned i = 0; i < srv->n_listen; i++)
+                if (srv->listen_fds[i] == fd)
+                        nodelay = srv->listen_nodelay[i];
         for (;;) {
-                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                /* The peer's address comes with the connection: no getpeername() per accept. */
+                struct sockaddr_storage ss;
+                socklen_t ss_len = sizeof ss;
+                int cfd = accept4(fd, (struct sockaddr *) &ss, &ss_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
                 if (cfd < 0) {
                         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -101,7 +109,7 @@ static int accept_handler(sd_event_source *s, int fd, uint32_t revents, void *us
                                 accept_log(srv, errno, false);
                         return 0;
                 }
-                (void) conn_accept(srv, cfd);
+                (void) conn_accept(srv, cfd, &ss, ss_len > sizeof ss ? 0 : ss_len, nodelay);
                 if (srv->accept_paused || srv->draining || srv->queue.fatal)
                         return 0;
         }
@@ -201,6 +209,11 @@ int listen_open(struct server *srv) {
                 }
         }
         for (unsigned i = 0; i < srv->n_listen; i++) {
+                int one = 1;
+
+                /* Accepted connections inherit it (Linux): no setsockopt() per connection. */
+                srv->listen_nodelay[i] = setsockopt(srv->listen_fds[i], IPPROTO_TCP, TCP_NODELAY, &one,
+                                                    sizeof one) == 0;
                 r = sd_event_add_io(srv->event, &srv->listen_src[i], srv->listen_fds[i], EPOLLIN, accept_handler, srv);
                 if (r < 0)
                         return r;

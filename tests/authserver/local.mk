@@ -42,6 +42,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/harden.test \
 	tests/authserver/timing.test \
 	tests/authserver/shapes.test \
-	tests/authserver/flood.test
+	tests/authserver/flood.test \
+	tests/authserver/syscalls.test
 TESTS += $(AUTHSERVER_TESTS)
 EXTRA_DIST += $(AUTHSERVER_TESTS) tests/authserver/lib.sh

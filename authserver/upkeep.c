@@ -110,9 +110,9 @@ static void devices_clear(struct server *srv) {
         srv->n_devices = 0;
 }
 
-static void upkeep_write(void *userdata, int64_t now) {
+/* In the group commit's transaction, through the writer's store st. */
+static void upkeep_write(void *userdata, struct store *st, int64_t now) {
         struct server *srv = userdata;
-        struct store *st = srv->store;
         uint64_t total = 0;
         int r;
 
@@ -166,12 +166,18 @@ static int seal_shape(struct server *srv, struct decoy_shape *s) {
         return store_decoy_seal(srv->store, len, s->sealed);
 }
 
+static int data_version(void *userdata, struct store *st) {
+        return store_data_version(st, userdata);
+}
+
 void upkeep_refresh_shapes(struct server *srv, bool force) {
         struct decoy_table t;
         uint64_t v = 0;
         int r;
 
-        r = store_data_version(srv->store, &v);
+        /* Read on the writer's connection, which only other processes' commits (the admin
+         * verbs) change: the loop's own would change with every group commit. */
+        r = queue_with_store(&srv->queue, data_version, &v);
         if (r >= 0 && !force && v == srv->data_version)
                 return;
         decoy_table_init(&t);

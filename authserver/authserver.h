@@ -484,11 +484,15 @@ void queue_cancel(struct write_queue *q, struct write_record *w);
  * store, now), if given, writes first in its transaction through the writer's store. */
 void queue_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
                  void *userdata);
+/* The same, or -EBUSY without waiting if the writer is in a batch. */
+int queue_try_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+                    void *userdata);
 /* An audit row of a handshake that ended without a write: copied into the next batch. */
 void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
                  uint64_t epoch);
-/* The writer's store for f(userdata, store) on the caller's thread, once the writer is idle. */
-int queue_with_store(struct write_queue *q, int (*f)(void *userdata, struct store *st), void *userdata);
+/* The writer's store for f(userdata, store) on the caller's thread if the writer is idle;
+ * -EBUSY without waiting if it is not (a batch may wait for the database for seconds). */
+int queue_try_store(struct write_queue *q, int (*f)(void *userdata, struct store *st), void *userdata);
 
 /* upkeep.c: what the server learns from failed handshakes, kept in memory and written once
  * per interval; the decoy shapes; the audit retention. */
@@ -501,7 +505,7 @@ bool upkeep_log_pass(struct server *srv, const char *outcome, unsigned *ret_supp
 void upkeep_device_failure(struct server *srv, const char *id, int64_t now);
 void upkeep_device_success(struct server *srv, const char *id);
 /* Runs the group commit now with, inside its transaction, the summary rows, the devices'
- * failure counts, and one batch of audit pruning. */
+ * failure counts, and one batch of audit pruning (at exit: waits for the writer). */
 void upkeep_flush(struct server *srv);
 /* Reloads the decoy shapes if an admin command changed the store. */
 void upkeep_refresh_shapes(struct server *srv, bool force);

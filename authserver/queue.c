@@ -344,17 +344,20 @@ void queue_cancel(struct write_queue *q, struct write_record *w) {
         pthread_mutex_unlock(&q->lock);
 }
 
-void queue_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
-                 void *userdata) {
+static int flush_here(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+                      void *userdata, bool wait) {
         struct write_record *batch;
         struct audit_record *audits;
-        bool fatal = false, failed;
+        bool fatal = false;
         int rb = 0;
 
         pthread_mutex_lock(&q->lock);
+        if (!wait && q->busy) {
+                pthread_mutex_unlock(&q->lock);
+                return -EBUSY;
+        }
         store_acquire(q);
-        failed = q->failed;
-        if (!failed && (q->records.first || q->audits.first || extra)) {
+        if (!q->failed && (q->records.first || q->audits.first || extra)) {
                 batch_take(q, &batch, &audits);
                 pthread_mutex_unlock(&q->lock);
                 rb = batch_run(q, batch, audits, extra, userdata, &fatal);
@@ -364,13 +367,28 @@ void queue_flush(struct write_queue *q, void (*extra)(void *userdata, struct sto
                 store_release(q);
         pthread_mutex_unlock(&q->lock);
         run_finished(q);
+        return 0;
 }
 
-int queue_with_store(struct write_queue *q, int (*f)(void *userdata, struct store *st), void *userdata) {
+void queue_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+                 void *userdata) {
+        (void) flush_here(q, extra, userdata, true);
+}
+
+int queue_try_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+                    void *userdata) {
+        return flush_here(q, extra, userdata, false);
+}
+
+int queue_try_store(struct write_queue *q, int (*f)(void *userdata, struct store *st), void *userdata) {
         int r;
 
         pthread_mutex_lock(&q->lock);
-        store_acquire(q);
+        if (q->busy) {
+                pthread_mutex_unlock(&q->lock);
+                return -EBUSY;
+        }
+        q->busy = true;
         pthread_mutex_unlock(&q->lock);
         r = f(userdata, q->store);
         pthread_mutex_lock(&q->lock);

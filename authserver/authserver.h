@@ -2,6 +2,7 @@
 #pragma once
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +33,8 @@
  *   conn.c     one handshake per connection (common/handshake.h), back-off, address caps
  *   sink.c     with --sink, each data channel's link to the local application (docs/sink.md)
  *   upkeep.c   what failed handshakes teach: counts, decoy shapes, audit retention
- *   queue.c    the group commit: write records, one transaction and one fsync per batch
+ *   queue.c    the group commit: write records, one transaction and one fsync per batch,
+ *              on a writer thread of its own (its done() callbacks run on the loop)
  *   libstore   store.h (the device rows, sealed vaults); backoff.c, decoy.c and
  *              generation.c are pure helpers of any layer
  *
@@ -268,7 +270,7 @@ enum write_action {
 
 struct write_record {
         LIST_FIELDS(struct write_record, queue);
-        enum { WRITE_IDLE, WRITE_QUEUED, WRITE_FLUSHING } state;
+        enum { WRITE_IDLE, WRITE_QUEUED, WRITE_FLUSHING, WRITE_FINISHED } state;
         enum write_action action;
         char device_id[SV_ID_MAX + 1];
         uint64_t enrollment;            /* the token the lookup read: compare-and-set (store.h) */
@@ -361,16 +363,31 @@ struct conn {
         struct sink_link sink;          /* with --sink, once the channel is open */
 };
 
-/* queue.c: the group commit. */
+/* queue.c: the group commit, on a writer thread of its own with its own store handle. */
 struct write_queue {
-        struct store *store;
+        struct store *store;            /* the writer's handle: the writer's alone, or borrowed */
+        bool initialized;               /* by queue_init(), which owns store from then on */
+        pthread_t thread;
+        bool started;
+        int wake_fd;                    /* eventfd: the writer finished a batch */
+        sd_event_source *wake_src;      /* on the loop: runs the finished records' done() */
+        sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows, kick */
+        sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
+        /* Under lock: */
+        pthread_mutex_t lock;
+        pthread_cond_t work;            /* signals the writer: records, audits, or stop */
+        pthread_cond_t idle;            /* signals the loop: a batch is over (busy is false) */
         LIST_HEAD(struct write_record) records;         /* the next batch */
         LIST_HEAD(struct write_record) flushing;        /* the batch being written */
+        LIST_HEAD(struct write_record) finished;        /* written, done() not yet run */
         LIST_HEAD(struct audit_record) audits;          /* rows for the next batch */
-        sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows */
-        sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
-        bool fatal;                     /* the database may have lost a write: exit, do not touch it */
+        bool busy;                      /* the store handle is in use (a batch or a borrow) */
+        bool kicked;                    /* the loop let the writer start on the batch */
+        bool stop;
+        bool failed;                    /* a sync failed: the writer touches the database no more */
         uint64_t n_vault_writes, n_syncs;      /* group commit effect */
+        /* The loop's alone: */
+        bool fatal;                     /* the database may have lost a write: exit, do not touch it */
         /* Set by the top layer: a sync failed (fatal is set), the server must stop. */
         void (*on_fatal)(void *userdata);
         void *userdata;
@@ -454,19 +471,28 @@ int sink_link_expect(struct sink_link *l, unsigned timeout_ms);
 /* Closes the link without a report (the application reads end of file). */
 void sink_link_close(struct sink_link *l);
 
-/* queue.c */
+/* queue.c. The writer thread owns store (opened by the caller, closed by queue_free()); every
+ * function here is called on the loop's thread, and every done() runs there. */
 int queue_init(struct write_queue *q, sd_event *event, struct store *store);
+/* Runs what is still queued, stops the writer and closes its store. */
 void queue_free(struct write_queue *q);
 /* w->done(w, result) runs once its batch is durable (or failed). */
 void queue_add(struct write_queue *q, struct write_record *w);
-/* Takes w off the queue: its connection ends before the batch ran. */
+/* Takes w off the queue: its connection ends. If the writer is writing it, waits for that batch. */
 void queue_cancel(struct write_queue *q, struct write_record *w);
-/* An audit row for the next batch (id may be NULL); written at once if the queue is full or
- * out of memory. Never runs the batch itself: safe from a done() callback. */
+/* Runs the group commit now, on the caller's thread, once the writer is idle; extra(userdata,
+ * store, now), if given, writes first in its transaction through the writer's store. */
+void queue_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+                 void *userdata);
+/* The same, or -EBUSY without waiting if the writer is in a batch. */
+int queue_try_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+                    void *userdata);
+/* An audit row of a handshake that ended without a write: copied into the next batch. */
 void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
                  uint64_t epoch);
-/* Runs the group commit now; extra(userdata, now), if given, writes first in its transaction. */
-void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t now), void *userdata);
+/* The writer's store for f(userdata, store) on the caller's thread if the writer is idle;
+ * -EBUSY without waiting if it is not (a batch may wait for the database for seconds). */
+int queue_try_store(struct write_queue *q, int (*f)(void *userdata, struct store *st), void *userdata);
 
 /* upkeep.c: what the server learns from failed handshakes, kept in memory and written once
  * per interval; the decoy shapes; the audit retention. */
@@ -479,7 +505,7 @@ bool upkeep_log_pass(struct server *srv, const char *outcome, unsigned *ret_supp
 void upkeep_device_failure(struct server *srv, const char *id, int64_t now);
 void upkeep_device_success(struct server *srv, const char *id);
 /* Runs the group commit now with, inside its transaction, the summary rows, the devices'
- * failure counts, and one batch of audit pruning. */
+ * failure counts, and one batch of audit pruning (at exit: waits for the writer). */
 void upkeep_flush(struct server *srv);
 /* Reloads the decoy shapes if an admin command changed the store. */
 void upkeep_refresh_shapes(struct server *srv, bool force);

@@ -2,18 +2,33 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "authserver.h"
 #include "fault.h"
 
-/* Above this many queued writes the group commit runs at once instead of waiting for a quiet loop. */
-#define FLUSH_BATCH_MAX 256
 /* Audit rows waiting beyond this many are written at once, each its own transaction. */
 #define AUDIT_QUEUE_MAX 4096
-/* A busy loop may never be quiet: the group commit runs at the latest this long after its first
- * write was queued. Short next to one fsync, so batches are hardly smaller for it. */
+/* The writer is started on a batch when the loop is idle (all ready connections have queued
+ * their writes), but a busy loop may never be: at the latest this long after the first write
+ * was queued. Short next to one fsync, so batches are hardly smaller for it. */
 #define FLUSH_DELAY_US  2000
+
+/*
+ * The group commit runs on a writer thread with its own store handle, so that the event loop
+ * goes on with other handshakes while a batch is written and synced (it used to be blocked
+ * for the whole fsync: docs/benchmarks.md, "All cores"). The hand-over: the loop appends a
+ * write record under the lock, and kicks the writer (`kicked`, the `work` condition) when the
+ * loop is idle or FLUSH_DELAY_US after the batch's first write, as the group commit always
+ * waited; the writer takes everything queued as one batch (what is queued while it syncs
+ * joins the next one: batches grow with the load), writes it, moves it to `finished` and
+ * writes the eventfd; the loop then runs each record's done() on its own thread, so M4 still
+ * leaves only after the fsync and no connection is ever touched by the writer. The writer
+ * reads a record's fields only: the sealed vault it points to stays the connection's, which
+ * is why queue_cancel() of a record being written waits for its batch.
+ */
 
 /* One queued write: the pending vault of a verified M3 (sealed by the connection: the writer
  * never sees a plaintext vault), the commit of a verified M5, or the aggregate of a DATA
@@ -56,39 +71,24 @@ static int audit_write(struct write_queue *q, const struct audit_record *a) {
         return store_audit(q->store, a->time, a->has_id ? a->device_id : NULL, a->peer, a->outcome, a->epoch);
 }
 
-/* Arms the group commit: at once when the loop is idle, at the latest after FLUSH_DELAY_US. */
-static void flush_arm(struct write_queue *q) {
-        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_ONESHOT);
-        if (q->records.n + q->audits.n == 1 && sd_event_source_set_time_relative(q->flush_timer, FLUSH_DELAY_US) >= 0)
-                (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_ONESHOT);
-}
+static void audits_free(void *first) {
+        struct audit_record *a = first;
 
-void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
-                 uint64_t epoch) {
-        struct audit_record *a = q->audits.n < AUDIT_QUEUE_MAX ? malloc(sizeof *a) : NULL;
+        while (a) {
+                struct audit_record *next = a->audits_next;
 
-        if (a) {
-                *a = (struct audit_record) { .time = now, .epoch = epoch, .has_id = id != NULL };
-                snprintf(a->device_id, sizeof a->device_id, "%s", id ?: "");
-                snprintf(a->peer, sizeof a->peer, "%s", peer);
-                snprintf(a->outcome, sizeof a->outcome, "%s", outcome);
-                LIST_APPEND(audits, &q->audits, a);
-                flush_arm(q);
-                return;
+                free(a);
+                a = next;
         }
-        /* Its own transaction (or the open batch's), as before the queue took audit rows. */
-        if (store_audit(q->store, now, id, peer, outcome, epoch) < 0)
-                log_warning("Failed to write audit row: %s", store_last_error(q->store));
 }
 
 /*
- * The group commit: every write queued since the last run (the sealed pending vault of a
- * verified M3, the commit of a verified M5 with its audit row, an aggregate, the audit rows of
- * proven devices' failures) is done in one transaction. If any stored a pending vault,
- * the transaction is made durable with one fsync before any M4 leaves (protocol §6: the
- * pending vault is on disk before M4); commits alone need no fsync. Running at idle priority
- * lets all ready connections join the batch first; a timer started by the first queued write
- * makes sure a flood of other events cannot starve it until the sessions time out.
+ * One batch, in one transaction: every write record (the sealed pending vault of a verified
+ * M3, the commit of a verified M5 with its audit row, an aggregate), the audit rows of proven
+ * devices' failures, and extra's writes first. If any stored a pending vault, the transaction
+ * is made durable with one fsync before any M4 leaves (protocol §6: the pending vault is on
+ * disk before M4); commits alone need no fsync. Runs with busy set, without the lock; batch
+ * and audits are the caller's. Returns the batch's result (< 0: every record failed with it).
  *
  * A failed sync is fatal. Linux marks the pages of a failed fsync clean, so a later sync
  * that succeeds may not have written them: a WAL frame could be missing on disk while this
@@ -96,17 +96,62 @@ void queue_audit(struct write_queue *q, int64_t now, const char *id, const char 
  * vault that a crash can lose. Only a fresh start, where SQLite recovers the WAL from what
  * is really on disk, is trustworthy again; systemd restarts the service.
  */
-void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t now), void *userdata) {
-        LIST_HEAD(struct audit_record) audits = { q->audits.first, q->audits.last, q->audits.n };
+static int batch_run(struct write_queue *q, struct write_record *batch, struct audit_record *audits,
+                     void (*extra)(void *userdata, struct store *st, int64_t now), void *userdata,
+                     bool *ret_fatal) {
         struct write_record *w;
-        struct audit_record *a;
         bool stored_pending = false;
         const char *why = NULL;
+        unsigned n_vault = 0;
         int rb;
 
-        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_OFF);
-        (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_OFF);
-        /* The batch leaves the queue: what is queued from here on joins the next one. */
+        fault_crash("before-pending");
+        rb = store_batch_begin(q->store);
+        /* The caller's writes first (upkeep's counts: a commit in this batch resets a device's
+         * failures after them). */
+        if (rb >= 0 && extra)
+                extra(userdata, q->store, (int64_t) time(NULL));
+        for (w = batch; w; w = w->queue_next) {
+                w->result = rb < 0 ? rb : write_one(q, w, &stored_pending);
+                /* -ERANGE: an aggregate would leave the finite numbers, the device is told so. */
+                if (w->result < 0 && w->result != -ESTALE && w->result != -ERANGE && rb >= 0)
+                        log_warning("Failed to store for '%s': %s", w->device_id, store_last_error(q->store));
+                n_vault += w->action == WRITE_PENDING && w->result >= 0;
+        }
+        /* The audit rows of handshakes that ended without a write (never synced for them). */
+        for (struct audit_record *a = audits; rb >= 0 && a; a = a->audits_next)
+                if (audit_write(q, a) < 0)
+                        log_warning("Failed to write audit row: %s", store_last_error(q->store));
+        audits_free(audits);
+        if (rb < 0) {
+                log_error("Failed to begin a batch: %s", store_last_error(q->store));
+                return rb;
+        }
+        rb = store_batch_commit(q->store, stored_pending);
+        if (rb >= 0 && stored_pending && fault_fail("fail-sync")) {
+                rb = -EIO;
+                why = "injected fault";
+        }
+        if (rb == -EIO) {
+                *ret_fatal = true;
+                log_error("Failed to make the batch durable: %s; exiting, the database is "
+                          "recovered from its write-ahead log at the next start",
+                          why ? why : store_last_error(q->store));
+        } else if (rb < 0)
+                log_error("Failed to commit the batch: %s", store_last_error(q->store));
+        if (rb >= 0 && stored_pending) {
+                pthread_mutex_lock(&q->lock);
+                q->n_syncs++;
+                q->n_vault_writes += n_vault;
+                pthread_mutex_unlock(&q->lock);
+        }
+        return rb;
+}
+
+/* Under the lock: the next batch and its audit rows leave the queue, marked as being written. */
+static void batch_take(struct write_queue *q, struct write_record **ret_batch, struct audit_record **ret_audits) {
+        struct write_record *w;
+
         q->flushing.first = q->records.first;
         q->flushing.last = q->records.last;
         q->flushing.n = q->records.n;
@@ -114,96 +159,262 @@ void queue_flush(struct write_queue *q, void (*extra)(void *userdata, int64_t no
         q->records.n = 0;
         LIST_FOREACH(queue, w, &q->flushing)
                 w->state = WRITE_FLUSHING;
+        *ret_batch = q->flushing.first;
+        *ret_audits = q->audits.first;
         q->audits.first = q->audits.last = NULL;
         q->audits.n = 0;
-        if (!q->flushing.first && !audits.first && !extra)
-                return;
+        q->busy = true;
+}
 
-        fault_crash("before-pending");
-        rb = store_batch_begin(q->store);
-        /* The caller's writes first (upkeep's counts: a commit in this batch resets a device's
-         * failures after them). */
-        if (rb >= 0 && extra)
-                extra(userdata, (int64_t) time(NULL));
-        LIST_FOREACH(queue, w, &q->flushing) {
-                w->result = rb < 0 ? rb : write_one(q, w, &stored_pending);
-                /* -ERANGE: an aggregate would leave the finite numbers, the device is told so. */
-                if (w->result < 0 && w->result != -ESTALE && w->result != -ERANGE && rb >= 0)
-                        log_warning("Failed to store for '%s': %s", w->device_id, store_last_error(q->store));
-        }
-        /* The audit rows of handshakes that ended without a write (never synced for them). */
-        while ((a = audits.first)) {
-                LIST_REMOVE(audits, &audits, a);
-                if (rb >= 0 && audit_write(q, a) < 0)
-                        log_warning("Failed to write audit row: %s", store_last_error(q->store));
-                free(a);
-        }
-        if (rb >= 0) {
-                rb = store_batch_commit(q->store, stored_pending);
-                if (rb >= 0 && stored_pending) {
-                        q->n_syncs++;
-                        LIST_FOREACH(queue, w, &q->flushing)
-                                q->n_vault_writes += w->action == WRITE_PENDING && w->result >= 0;
-                }
-                if (rb >= 0 && stored_pending && fault_fail("fail-sync")) {
-                        q->n_syncs--;
-                        rb = -EIO;
-                        why = "injected fault";
-                }
-                if (rb == -EIO) {
-                        /* Before the handshakes end, so that they write nothing more. */
-                        q->fatal = true;
-                        log_error("Failed to make the batch durable: %s; exiting, the database is "
-                                  "recovered from its write-ahead log at the next start",
-                                  why ? why : store_last_error(q->store));
-                } else if (rb < 0)
-                        log_error("Failed to commit the batch: %s", store_last_error(q->store));
-        } else
-                log_error("Failed to begin a batch: %s", store_last_error(q->store));
+/* Under the lock: the batch is written (rb: its result); its records wait for done(). */
+static void batch_finish(struct write_queue *q, int rb, bool fatal) {
+        struct write_record *w;
 
-        /* One at a time from the front: a callback may end another connection of the batch,
-         * which takes its record off (queue_cancel()). */
         while ((w = q->flushing.first)) {
                 LIST_REMOVE(queue, &q->flushing, w);
-                w->state = WRITE_IDLE;
-                w->done(w, rb < 0 ? rb : w->result);
+                if (rb < 0)
+                        w->result = rb;
+                w->state = WRITE_FINISHED;
+                LIST_APPEND(queue, &q->finished, w);
+        }
+        q->failed = q->failed || fatal;
+        q->busy = false;
+        pthread_cond_broadcast(&q->idle);
+}
+
+/* Under the lock: waits until neither the writer nor a borrower uses the store, then takes it. */
+static void store_acquire(struct write_queue *q) {
+        while (q->busy)
+                pthread_cond_wait(&q->idle, &q->lock);
+        q->busy = true;
+}
+
+static void store_release(struct write_queue *q) {
+        q->busy = false;
+        pthread_cond_broadcast(&q->idle);
+        /* The writer may have waited for the store with work queued. */
+        pthread_cond_signal(&q->work);
+}
+
+static void *writer_main(void *userdata) {
+        struct write_queue *q = userdata;
+
+        pthread_mutex_lock(&q->lock);
+        for (;;) {
+                struct write_record *batch;
+                struct audit_record *audits;
+                bool fatal = false, empty = !q->records.first && !q->audits.first;
+                int rb;
+
+                if ((empty && q->stop) || q->failed)
+                        break;
+                if (empty)
+                        q->kicked = false;      /* its records were cancelled */
+                if (empty || q->busy || (!q->kicked && !q->stop)) {
+                        pthread_cond_wait(&q->work, &q->lock);
+                        continue;
+                }
+                q->kicked = false;
+                batch_take(q, &batch, &audits);
+                pthread_mutex_unlock(&q->lock);
+                rb = batch_run(q, batch, audits, NULL, NULL, &fatal);
+                pthread_mutex_lock(&q->lock);
+                batch_finish(q, rb, fatal);
+                pthread_mutex_unlock(&q->lock);
+                /* Wakes the loop; an eventfd write fails only on overflow, which still wakes it. */
+                (void) eventfd_write(q->wake_fd, 1);
+                pthread_mutex_lock(&q->lock);
+        }
+        pthread_mutex_unlock(&q->lock);
+        return NULL;
+}
+
+/* On the loop: the finished records' done(), one at a time from the front, since a callback
+ * may end another connection of the batch, which takes its record off (queue_cancel()). */
+static void run_finished(struct write_queue *q) {
+        struct write_record *w;
+        bool failed;
+
+        pthread_mutex_lock(&q->lock);
+        failed = q->failed;
+        pthread_mutex_unlock(&q->lock);
+        /* Before the handshakes end, so that they write nothing more. */
+        if (failed)
+                q->fatal = true;
+        for (;;) {
+                pthread_mutex_lock(&q->lock);
+                w = q->finished.first;
+                if (w) {
+                        LIST_REMOVE(queue, &q->finished, w);
+                        w->state = WRITE_IDLE;
+                }
+                pthread_mutex_unlock(&q->lock);
+                if (!w)
+                        break;
+                w->done(w, w->result);
         }
         if (q->fatal && q->on_fatal)
                 q->on_fatal(q->userdata);
 }
 
-static int flush_handler(sd_event_source *s, void *userdata) {
-        queue_flush(userdata, NULL, NULL);
+static int wake_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        eventfd_t v;
+
+        (void) eventfd_read(fd, &v);
+        run_finished(userdata);
         return 0;
 }
 
-void queue_add(struct write_queue *q, struct write_record *w) {
-        LIST_APPEND(queue, &q->records, w);
-        w->state = WRITE_QUEUED;
-        if (q->records.n >= FLUSH_BATCH_MAX) {
-                queue_flush(q, NULL, NULL);
-                return;
-        }
-        flush_arm(q);
+/* The writer may start on the batch: the loop is idle, or the batch's deadline passed. */
+static void kick(struct write_queue *q) {
+        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_OFF);
+        pthread_mutex_lock(&q->lock);
+        q->kicked = true;
+        pthread_cond_signal(&q->work);
+        pthread_mutex_unlock(&q->lock);
 }
 
-void queue_cancel(struct write_queue *q, struct write_record *w) {
-        if (w->state == WRITE_QUEUED)
-                LIST_REMOVE(queue, &q->records, w);
-        else if (w->state == WRITE_FLUSHING)
-                LIST_REMOVE(queue, &q->flushing, w);
-        w->state = WRITE_IDLE;
+static int flush_handler(sd_event_source *s, void *userdata) {
+        kick(userdata);
+        return 0;
 }
 
 static int flush_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
-        queue_flush(userdata, NULL, NULL);
+        kick(userdata);
         return 0;
+}
+
+/* On the loop, under the lock: a write was queued; the writer is kicked when the loop is idle,
+ * at the latest after FLUSH_DELAY_US. */
+static void work_signal(struct write_queue *q) {
+        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_ONESHOT);
+        if (q->records.n + q->audits.n == 1 && sd_event_source_set_time_relative(q->flush_timer, FLUSH_DELAY_US) >= 0)
+                (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_ONESHOT);
+}
+
+void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
+                 uint64_t epoch) {
+        struct audit_record *a = malloc(sizeof *a);
+        bool full;
+
+        if (!a)
+                return;
+        *a = (struct audit_record) { .time = now, .epoch = epoch, .has_id = id != NULL };
+        snprintf(a->device_id, sizeof a->device_id, "%s", id ?: "");
+        snprintf(a->peer, sizeof a->peer, "%s", peer);
+        snprintf(a->outcome, sizeof a->outcome, "%s", outcome);
+        pthread_mutex_lock(&q->lock);
+        full = q->audits.n >= AUDIT_QUEUE_MAX;
+        if (!full) {
+                LIST_APPEND(audits, &q->audits, a);
+                work_signal(q);
+        } else
+                store_acquire(q);
+        pthread_mutex_unlock(&q->lock);
+        if (!full)
+                return;
+        /* Its own transaction, as before the queue took audit rows. */
+        if (store_audit(q->store, now, id, peer, outcome, epoch) < 0)
+                log_warning("Failed to write audit row: %s", store_last_error(q->store));
+        free(a);
+        pthread_mutex_lock(&q->lock);
+        store_release(q);
+        pthread_mutex_unlock(&q->lock);
+}
+
+void queue_add(struct write_queue *q, struct write_record *w) {
+        pthread_mutex_lock(&q->lock);
+        LIST_APPEND(queue, &q->records, w);
+        w->state = WRITE_QUEUED;
+        work_signal(q);
+        pthread_mutex_unlock(&q->lock);
+}
+
+void queue_cancel(struct write_queue *q, struct write_record *w) {
+        pthread_mutex_lock(&q->lock);
+        /* The writer reads the record (and the sealed vault it points to) until its batch is over. */
+        while (w->state == WRITE_FLUSHING)
+                pthread_cond_wait(&q->idle, &q->lock);
+        if (w->state == WRITE_QUEUED)
+                LIST_REMOVE(queue, &q->records, w);
+        else if (w->state == WRITE_FINISHED)
+                LIST_REMOVE(queue, &q->finished, w);
+        w->state = WRITE_IDLE;
+        pthread_mutex_unlock(&q->lock);
+}
+
+static int flush_here(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+                      void *userdata, bool wait) {
+        struct write_record *batch;
+        struct audit_record *audits;
+        bool fatal = false;
+        int rb = 0;
+
+        pthread_mutex_lock(&q->lock);
+        if (!wait && q->busy) {
+                pthread_mutex_unlock(&q->lock);
+                return -EBUSY;
+        }
+        store_acquire(q);
+        if (!q->failed && (q->records.first || q->audits.first || extra)) {
+                batch_take(q, &batch, &audits);
+                pthread_mutex_unlock(&q->lock);
+                rb = batch_run(q, batch, audits, extra, userdata, &fatal);
+                pthread_mutex_lock(&q->lock);
+                batch_finish(q, rb, fatal);
+        } else
+                store_release(q);
+        pthread_mutex_unlock(&q->lock);
+        run_finished(q);
+        return 0;
+}
+
+void queue_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+                 void *userdata) {
+        (void) flush_here(q, extra, userdata, true);
+}
+
+int queue_try_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+                    void *userdata) {
+        return flush_here(q, extra, userdata, false);
+}
+
+int queue_try_store(struct write_queue *q, int (*f)(void *userdata, struct store *st), void *userdata) {
+        int r;
+
+        pthread_mutex_lock(&q->lock);
+        if (q->busy) {
+                pthread_mutex_unlock(&q->lock);
+                return -EBUSY;
+        }
+        q->busy = true;
+        pthread_mutex_unlock(&q->lock);
+        r = f(userdata, q->store);
+        pthread_mutex_lock(&q->lock);
+        store_release(q);
+        pthread_mutex_unlock(&q->lock);
+        return r;
 }
 
 int queue_init(struct write_queue *q, sd_event *event, struct store *store) {
         int r;
 
-        *q = (struct write_queue) { .store = store };
+        *q = (struct write_queue) { .store = store, .wake_fd = -1, .initialized = true };
+        if (pthread_mutex_init(&q->lock, NULL) != 0)
+                return -ENOMEM;
+        if (pthread_cond_init(&q->work, NULL) != 0 || pthread_cond_init(&q->idle, NULL) != 0)
+                return -ENOMEM;
+        q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (q->wake_fd < 0)
+                return -errno;
+        r = sd_event_add_io(event, &q->wake_src, q->wake_fd, EPOLLIN, wake_handler, q);
+        if (r < 0)
+                return r;
+        /* Before the connections' events: a finished batch sends its M4s first. */
+        r = sd_event_source_set_priority(q->wake_src, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r < 0)
+                return r;
         r = sd_event_add_defer(event, &q->flush_src, flush_handler, q);
         if (r >= 0)
                 r = sd_event_source_set_priority(q->flush_src, SD_EVENT_PRIORITY_IDLE);
@@ -217,17 +428,38 @@ int queue_init(struct write_queue *q, sd_event *event, struct store *store) {
                 r = sd_event_source_set_priority(q->flush_timer, SD_EVENT_PRIORITY_IMPORTANT);
         if (r >= 0)
                 r = sd_event_source_set_enabled(q->flush_timer, SD_EVENT_OFF);
-        return r;
+        if (r < 0)
+                return r;
+        r = -pthread_create(&q->thread, NULL, writer_main, q);
+        if (r < 0)
+                return r;
+        q->started = true;
+        return 0;
 }
 
 void queue_free(struct write_queue *q) {
-        struct audit_record *a;
-
-        /* Left only after a failed sync: the database is not touched again. */
-        while ((a = q->audits.first)) {
-                LIST_REMOVE(audits, &q->audits, a);
-                free(a);
+        if (!q->initialized)
+                return;
+        if (q->started) {
+                /* What is still queued is written before the writer ends (unless a sync failed). */
+                pthread_mutex_lock(&q->lock);
+                q->stop = true;
+                pthread_cond_signal(&q->work);
+                pthread_mutex_unlock(&q->lock);
+                pthread_join(q->thread, NULL);
+                q->started = false;
         }
+        /* Left only after a failed sync: the database is not touched again. */
+        audits_free(q->audits.first);
+        q->audits.first = q->audits.last = NULL;
+        q->audits.n = 0;
+        q->wake_src = sd_event_source_disable_unref(q->wake_src);
         q->flush_src = sd_event_source_disable_unref(q->flush_src);
         q->flush_timer = sd_event_source_disable_unref(q->flush_timer);
+        if (q->wake_fd >= 0)
+                close(q->wake_fd);
+        q->wake_fd = -1;
+        store_close(q->store);
+        q->store = NULL;
+        q->initialized = false;
 }

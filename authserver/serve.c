@@ -204,6 +204,7 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
 
 int verb_serve(struct config *cfg, int argc, char *argv[]) {
         struct server srv = { .cfg = cfg, .on_conn_closed = on_conn_closed };
+        struct store *writer_store = NULL;      /* the group commit's, queue.c's once it is set up */
         sigset_t mask;
         const char *bad = NULL;
         int r, ret = AS_EXIT_FAILURE;
@@ -230,7 +231,9 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 goto out;
         backoff_init(srv.backoff);
 
-        if (config_open_store(cfg, 0, &srv.store) < 0) {
+        /* Two connections to the database: the loop's reads (the lookups at M1) and sealing, and
+         * the writer thread's group commit (queue.c). */
+        if (config_open_store(cfg, 0, &srv.store) < 0 || config_open_store(cfg, 0, &writer_store) < 0) {
                 ret = AS_EXIT_DATABASE;
                 goto out;
         }
@@ -245,8 +248,10 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 r = sd_event_add_signal(srv.event, NULL, SIGTERM, signal_handler, &srv);
         if (r >= 0)
                 r = sd_event_add_signal(srv.event, NULL, SIGINT, signal_handler, &srv);
-        if (r >= 0)
-                r = queue_init(&srv.queue, srv.event, srv.store);
+        if (r >= 0) {
+                r = queue_init(&srv.queue, srv.event, writer_store);
+                writer_store = NULL;
+        }
         srv.queue.on_fatal = on_fatal;
         srv.queue.userdata = &srv;
         if (r >= 0)
@@ -286,6 +291,7 @@ out:
         sd_event_source_disable_unref(srv.status_timer);
         upkeep_free(&srv);
         sd_event_unref(srv.event);
+        store_close(writer_store);
         store_close(srv.store);
         free(srv.backoff);
         conn_addr_table_free(&srv);

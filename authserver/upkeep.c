@@ -110,9 +110,9 @@ static void devices_clear(struct server *srv) {
         srv->n_devices = 0;
 }
 
-static void upkeep_write(void *userdata, int64_t now) {
+/* In the group commit's transaction, through the writer's store st. */
+static void upkeep_write(void *userdata, struct store *st, int64_t now) {
         struct server *srv = userdata;
-        struct store *st = srv->store;
         uint64_t total = 0;
         int r;
 
@@ -166,12 +166,21 @@ static int seal_shape(struct server *srv, struct decoy_shape *s) {
         return store_decoy_seal(srv->store, len, s->sealed);
 }
 
+static int data_version(void *userdata, struct store *st) {
+        return store_data_version(st, userdata);
+}
+
 void upkeep_refresh_shapes(struct server *srv, bool force) {
         struct decoy_table t;
         uint64_t v = 0;
         int r;
 
-        r = store_data_version(srv->store, &v);
+        /* Read on the writer's connection, which only other processes' commits (the admin
+         * verbs) change: the loop's own would change with every group commit. Not while the
+         * writer is in a batch, which the loop must not wait for: at a later tick then. */
+        r = queue_try_store(&srv->queue, data_version, &v);
+        if (r == -EBUSY && !force)
+                return;
         if (r >= 0 && !force && v == srv->data_version)
                 return;
         decoy_table_init(&t);
@@ -198,9 +207,14 @@ static int upkeep_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct server *srv = userdata;
 
         upkeep_refresh_shapes(srv, false);
+        /* Not while the writer is in a batch, which the loop must not wait for: the next tick. */
         if ((int64_t) (server_now_usec() / 1000) >= srv->next_summary_ms && !srv->queue.fatal) {
-                srv->next_summary_ms = (int64_t) (server_now_usec() / 1000) + UPKEEP_SUMMARY_MS;
-                upkeep_flush(srv);
+                int64_t next = (int64_t) (server_now_usec() / 1000) + UPKEEP_SUMMARY_MS;
+                int64_t was = srv->next_summary_ms;
+
+                srv->next_summary_ms = next;    /* upkeep_write() may set it to 0: prune again */
+                if (queue_try_flush(&srv->queue, upkeep_write, srv) == -EBUSY)
+                        srv->next_summary_ms = was;
         }
         (void) sd_event_source_set_time_relative(s, UPKEEP_TICK_US);
         return 0;

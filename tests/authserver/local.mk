@@ -43,6 +43,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/timing.test \
 	tests/authserver/shapes.test \
 	tests/authserver/flood.test \
-	tests/authserver/syscalls.test
+	tests/authserver/syscalls.test \
+	tests/authserver/writer.test
 TESTS += $(AUTHSERVER_TESTS)
 EXTRA_DIST += $(AUTHSERVER_TESTS) tests/authserver/lib.sh

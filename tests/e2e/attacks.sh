@@ -130,7 +130,7 @@ revoked-device)
         exit 0 ;;
 tampered-vault-file)
         reap VAULTD_PID
-        printf '\x01' | dd of="$T/state/vault" bs=1 seek=40 conv=notrunc 2>/dev/null
+        flip_byte "$T/state/vault" 40
         start_vaultd
         expect_rc "9 1" auth
         ctl status --json | grep -q '"provisioned":false' || fail "vaultd serves a tampered vault"

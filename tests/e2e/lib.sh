@@ -16,6 +16,7 @@
 #                                  authenticate far faster than the default allows
 set -u
 : "${top_builddir:?}" "${top_srcdir:?}"
+. "$top_srcdir/tests/lib/files.sh"
 AUTHSERVER=$top_builddir/authserver/authserver
 VAULTD=$top_builddir/vaultd/vaultd
 DEVICECTL=$top_builddir/devicectl/devicectl

@@ -8,3 +8,6 @@ TESTBUNDLE_LIBS = tests/lib/libtestbundle.a
 noinst_LIBRARIES += tests/lib/libtestkat.a
 tests_lib_libtestkat_a_SOURCES = tests/lib/kat.c tests/lib/kat.h
 TESTKAT_LIBS = tests/lib/libtestkat.a
+
+# The file helpers of the shell test libraries.
+EXTRA_DIST += tests/lib/files.sh

@@ -24,6 +24,7 @@ set -u
 
 : "${top_builddir:?top_builddir must be set (make check sets it)}"
 : "${top_srcdir:?top_srcdir must be set}"
+. "$top_srcdir/tests/lib/files.sh"
 
 VAULTD=$top_builddir/vaultd/vaultd
 DEVICECTL=$top_builddir/devicectl/devicectl
@@ -230,14 +231,6 @@ check_no_transient() {
         local out
         out=$(TPM2TOOLS_TCTI="$(tcti "$1")" tpm2_getcap handles-transient 2>&1) || fail "tpm2_getcap failed: $out"
         [ -z "$out" ] || fail "transient handles left in TPM $1: $out"
-}
-
-# XOR one byte of FILE at OFFSET with 0x01 (in place).
-flip_byte() {
-        local b
-        b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-        [ -n "$b" ] || fail "offset $2 is past the end of $1"
-        printf "$(printf '\\%03o' $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
 file_size() {

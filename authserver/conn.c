@@ -282,6 +282,21 @@ static void conn_failure(struct conn *c, const char *result, const char *detail)
         conn_outcome(c, false, result, detail);
 }
 
+/*
+ * The io source's events, kept in step with sd-event's without asking it (each change is an
+ * epoll_ctl). Edge-triggered throughout; two flags say what the kernel was last told:
+ *
+ *   io_out  rx_event  events watched       meaning
+ *   false   false     EPOLLIN              idle or reading a frame; nothing was missed
+ *   false   true      EPOLLIN              input came while no frame was expected: the edge
+ *                                          is spent, conn_expect_input() re-arms it
+ *   true    any       EPOLLOUT             a frame is half sent; conn_flush() goes back to
+ *                                          EPOLLIN when it is out, which re-arms the input
+ *                                          edge too, so rx_event is cleared there
+ *
+ * Whoever reads the socket to EAGAIN itself (channel_answer(), the M5 hand-over) clears
+ * rx_event: nothing it could report is left. tests/authserver/syscalls.test pins the counts.
+ */
 static int conn_flush(struct conn *c) {
         while (c->out_pos < c->out_len) {
                 ssize_t n = send(c->fd, c->out + c->out_pos, c->out_len - c->out_pos, MSG_NOSIGNAL);

@@ -579,19 +579,11 @@ static int raise_nofile(long want) {
         return 0;
 }
 
-/* Opens k idle connections; returns how many are still open (not refused or closed by the server). */
-static long idle_open(const struct options *o, int *fds, long k) {
+/* How many of the k idle connections are still open: neither refused (ERROR 3 and EOF) nor
+ * closed by the server since. */
+static long idle_alive(const int *fds, long k) {
         long alive = 0;
 
-        for (long i = 0; i < k; i++) {
-                fds[i] = connect_server(o);
-                if (fds[i] < 0) {
-                        fprintf(stderr, "svload: idle connection %ld: %s\n", i, strerror(-fds[i]));
-                        return -1;
-                }
-        }
-        /* Let the server accept them all, then check: a refused one got ERROR 3 and EOF. */
-        usleep(500000);
         for (long i = 0; i < k; i++) {
                 char c;
                 ssize_t r = recv(fds[i], &c, 1, MSG_DONTWAIT | MSG_PEEK);
@@ -599,6 +591,19 @@ static long idle_open(const struct options *o, int *fds, long k) {
                 alive += r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
         }
         return alive;
+}
+
+/* Opens k idle connections; returns how many are still open once the server accepted them. */
+static long idle_open(const struct options *o, int *fds, long k) {
+        for (long i = 0; i < k; i++) {
+                fds[i] = connect_server(o);
+                if (fds[i] < 0) {
+                        fprintf(stderr, "svload: idle connection %ld: %s\n", i, strerror(-fds[i]));
+                        return -1;
+                }
+        }
+        usleep(500000);
+        return idle_alive(fds, k);
 }
 
 static void usage(void) {
@@ -726,13 +731,7 @@ int main(int argc, char *argv[]) {
                         rss_idle = proc_rss_kb(o.server_pid);
                 if (o.n == 0) {
                         sleep(o.hold_s);
-                        for (long i = 0; i < o.idle; i++) {
-                                char c;
-                                ssize_t k = recv(idle_fds[i], &c, 1, MSG_DONTWAIT | MSG_PEEK);
-
-                                if (!(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
-                                        alive--;
-                        }
+                        alive = idle_alive(idle_fds, o.idle);
                         printf("bench=authserver_idle label=%s idle=%ld idle_alive=%ld hold_s=%u srv_rss0_kB=%ld "
                                "srv_rss_idle_kB=%ld srv_B_per_conn=%.0f\n", o.label, o.idle, alive, o.hold_s, rss0,
                                rss_idle, rss0 >= 0 && rss_idle >= 0 ? (double) (rss_idle - rss0) * 1024.0 / (double) o.idle
@@ -825,13 +824,7 @@ int main(int argc, char *argv[]) {
                 rss1 = proc_rss_kb(o.server_pid);
         }
         if (o.idle > 0)
-                for (long i = 0; i < o.idle; i++) {
-                        char c;
-                        ssize_t k = recv(idle_fds[i], &c, 1, MSG_DONTWAIT | MSG_PEEK);
-
-                        if (!(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
-                                alive--;
-                }
+                alive = idle_alive(idle_fds, o.idle);
 
         wall = tend - t0;
         /* Latencies are packed per client; a client that gave up left its tail unused. */

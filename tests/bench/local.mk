@@ -6,7 +6,7 @@
 # common/ alone; peer/ is the TLS 1.3 PSK baseline and the bare TCP floor (copied as-is from
 # the shared bench kit); tls13_echo is our own TLS 1.3 baseline for the data channel.
 noinst_PROGRAMS += tests/bench/svload tests/bench/svgen tests/bench/svstore tests/bench/vaultbench \
-	tests/bench/tls13_echo \
+	tests/bench/tls13_echo tests/bench/syncfloor \
 	tests/bench/peer/tls13_psk_bench tests/bench/peer/tcp_floor
 
 tests_bench_svload_SOURCES = tests/bench/svload.c tests/bench/benchutil.c tests/bench/benchutil.h
@@ -27,6 +27,9 @@ tests_bench_svstore_SOURCES = tests/bench/svstore.c tests/lib/vfs-count.c tests/
 tests_bench_svstore_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
 tests_bench_svstore_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
 
+# The durable-write floor: one append + fdatasync, the wait of every C = 1 handshake.
+tests_bench_syncfloor_SOURCES = tests/bench/syncfloor.c
+
 tests_bench_vaultbench_SOURCES = tests/bench/vaultbench.c
 tests_bench_vaultbench_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
 tests_bench_vaultbench_LDADD = $(SVCOMMON_LIBS)
@@ -44,7 +47,7 @@ tests_bench_peer_tcp_floor_CPPFLAGS =
 
 EXTRA_DIST += tests/bench/run tests/bench/peer/README.md
 
-bench_deps = tests/bench/svload tests/bench/svgen tests/bench/vaultbench tests/bench/tls13_echo \
+bench_deps = tests/bench/svload tests/bench/svgen tests/bench/vaultbench tests/bench/tls13_echo tests/bench/syncfloor \
 	tests/bench/peer/tls13_psk_bench \
 	tests/bench/peer/tcp_floor authserver/authserver devicectl/devicectl
 

@@ -16,6 +16,8 @@
 #include "crypto.h"
 #include "aggregate.h"
 #include "fault.h"
+#include "randpool.h"
+#include "vault.h"
 
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static void conn_on_frame(struct conn *c);
@@ -356,6 +358,26 @@ static void conn_reject(struct conn *c, int err, bool failure, const char *resul
                 conn_free(c);
 }
 
+/* The handshake's draws (R1, C1, T2, the X25519 scalar) from the loop thread's pool: one
+ * RAND_bytes() per many handshakes instead of one per draw (randpool.h). */
+static int pool_bytes(void *userdata, enum hs_value what, uint8_t *out, size_t len) {
+        return randpool_bytes(out, len);
+}
+
+static int pool_draw(void *userdata, void *out, size_t len) {
+        return randpool_bytes(out, len);
+}
+
+static int pool_challenge(void *userdata, enum hs_value what, uint16_t n, uint8_t p,
+                          const struct challenge *avoid, struct challenge *ret) {
+        return challenge_generate_from(ret, n, p, avoid, pool_draw, NULL);
+}
+
+static const struct hs_random hs_random_pool = {
+        .bytes = pool_bytes,
+        .challenge = pool_challenge,
+};
+
 static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct conn *c = userdata;
 
@@ -497,7 +519,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *peer,
         peer_describe(&ss, &prefix, c);
         if (!nodelay)
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        hs_server_init(&c->hs, &hs_random_os, srv->cfg->decoy_n, srv->cfg->decoy_p);
+        hs_server_init(&c->hs, &hs_random_pool, srv->cfg->decoy_n, srv->cfg->decoy_p);
 
         LIST_PREPEND(all, &srv->conns, c);
         /* Connections that have not sent M1 yet, oldest first: the first to go when the table is full. */

@@ -34,6 +34,7 @@
 #include <openssl/rand.h>
 
 #include "cleanup.h"
+#include "randpool.h"
 #include "secmem.h"
 #include "store-crypto.h"
 
@@ -161,7 +162,8 @@ int store_aead_seal(struct store_aead *a, const char *id, uint64_t epoch,
                     const uint8_t *vault, size_t len, uint8_t *out) {
         int r;
 
-        if (RAND_bytes(out, STORE_BLOB_IV_LEN) != 1)
+        /* The IV from the thread's pool: one RAND_bytes (and getpid) per many seals. */
+        if (randpool_bytes(out, STORE_BLOB_IV_LEN) < 0)
                 return -EIO;
         r = gcm(a, 1, id, epoch, out, vault, len, out + STORE_BLOB_IV_LEN,
                 out + STORE_BLOB_IV_LEN + len);

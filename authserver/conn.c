@@ -563,10 +563,15 @@ static int conn_recv(struct conn *c, size_t want) {
         return 1;
 }
 
-/* Reads at most up to the end of the current frame: the header first, checked before the body. */
+/*
+ * Reads at most up to the end of the current frame: the header first, checked before the body.
+ * Where the frame's exact size is known before its header (M3, M5), the first recv() asks for
+ * all of it, which saves one recvfrom per message: a peer's frame of any other size is refused
+ * by the header check all the same, and only bytes of that refused frame can have been read.
+ */
 static int conn_read(struct conn *c) {
         for (;;) {
-                size_t want = SV_HEADER_LEN;
+                size_t want = c->expect_len > 0 ? SV_HEADER_LEN + c->expect_len : SV_HEADER_LEN;
                 int r;
 
                 if (c->in_len >= SV_HEADER_LEN) {

@@ -16,6 +16,8 @@
 #include "crypto.h"
 #include "aggregate.h"
 #include "fault.h"
+#include "randpool.h"
+#include "vault.h"
 
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static void conn_on_frame(struct conn *c);
@@ -371,6 +373,26 @@ static void conn_reject(struct conn *c, int err, bool failure, const char *resul
                 conn_free(c);
 }
 
+/* The handshake's draws (R1, C1, T2, the X25519 scalar) from the loop thread's pool: one
+ * RAND_bytes() per many handshakes instead of one per draw (randpool.h). */
+static int pool_bytes(void *userdata, enum hs_value what, uint8_t *out, size_t len) {
+        return randpool_bytes(out, len);
+}
+
+static int pool_draw(void *userdata, void *out, size_t len) {
+        return randpool_bytes(out, len);
+}
+
+static int pool_challenge(void *userdata, enum hs_value what, uint16_t n, uint8_t p,
+                          const struct challenge *avoid, struct challenge *ret) {
+        return challenge_generate_from(ret, n, p, avoid, pool_draw, NULL);
+}
+
+static const struct hs_random hs_random_pool = {
+        .bytes = pool_bytes,
+        .challenge = pool_challenge,
+};
+
 static int handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct conn *c = userdata;
 
@@ -512,7 +534,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *peer,
         peer_describe(&ss, &prefix, c);
         if (!nodelay)
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        hs_server_init(&c->hs, &hs_random_os, srv->cfg->decoy_n, srv->cfg->decoy_p);
+        hs_server_init(&c->hs, &hs_random_pool, srv->cfg->decoy_n, srv->cfg->decoy_p);
 
         LIST_PREPEND(all, &srv->conns, c);
         /* Connections that have not sent M1 yet, oldest first: the first to go when the table is full. */
@@ -556,10 +578,15 @@ static int conn_recv(struct conn *c, size_t want) {
         return 1;
 }
 
-/* Reads at most up to the end of the current frame: the header first, checked before the body. */
+/*
+ * Reads at most up to the end of the current frame: the header first, checked before the body.
+ * Where the frame's exact size is known before its header (M3, M5), the first recv() asks for
+ * all of it, which saves one recvfrom per message: a peer's frame of any other size is refused
+ * by the header check all the same, and only bytes of that refused frame can have been read.
+ */
 static int conn_read(struct conn *c) {
         for (;;) {
-                size_t want = SV_HEADER_LEN;
+                size_t want = c->expect_len > 0 ? SV_HEADER_LEN + c->expect_len : SV_HEADER_LEN;
                 int r;
 
                 if (c->in_len >= SV_HEADER_LEN) {

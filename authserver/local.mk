@@ -4,6 +4,8 @@ noinst_LIBRARIES += authserver/libstore.a
 authserver_libstore_a_SOURCES = \
 	authserver/aggregate.c \
 	authserver/aggregate.h \
+	authserver/randpool.c \
+	authserver/randpool.h \
 	authserver/store.c \
 	authserver/store.h \
 	authserver/store-crypto.c \

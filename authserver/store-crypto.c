@@ -15,9 +15,9 @@
  *
  * The master key itself lives only in locked, non-dumpable pages (harden.c): the file is read
  * into them, and the key stays there for the store's life. Each derivation keys a fresh HMAC
- * context from it rather than keeping a keyed context, whose inner and outer hash states
- * (as good as the key) would sit in ordinary heap for the life of the process; a fresh one's
- * states exist for microseconds and are wiped by OpenSSL when it is freed.
+ * state from it rather than keeping a keyed one, whose inner and outer hash states (as good
+ * as the key) would sit in ordinary memory for the life of the process; a fresh one's states
+ * exist for microseconds on the stack (common/hmac.c, no allocation) and are wiped there.
  */
 
 #include <errno.h>
@@ -28,12 +28,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "cleanup.h"
+#include "crypto.h"
+#include "randpool.h"
 #include "secmem.h"
 #include "store-crypto.h"
 
@@ -44,12 +45,10 @@
 struct store_aead {
         EVP_CIPHER *aes;
         EVP_CIPHER_CTX *ctx;
-        EVP_MAC *hmac;
         uint8_t *master;        /* STORE_MASTER_KEY_LEN bytes in a locked page */
 };
 
 DEFINE_POINTER_CLEANUP(struct store_aead *, store_aead_free)
-DEFINE_POINTER_CLEANUP(EVP_MAC_CTX *, EVP_MAC_CTX_free)
 
 int store_aead_new(const uint8_t master_key[STORE_MASTER_KEY_LEN], struct store_aead **ret) {
         _cleanup_(store_aead_freep) struct store_aead *a = NULL;
@@ -64,8 +63,7 @@ int store_aead_new(const uint8_t master_key[STORE_MASTER_KEY_LEN], struct store_
         memcpy(a->master, master_key, STORE_MASTER_KEY_LEN);
         a->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
         a->ctx = EVP_CIPHER_CTX_new();
-        a->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        if (!a->aes || !a->ctx || !a->hmac)
+        if (!a->aes || !a->ctx)
                 return -EIO;
         *ret = TAKE_PTR(a);
         return 0;
@@ -76,32 +74,31 @@ void store_aead_free(struct store_aead *a) {
                 return;
         /* The cipher context cleanses the key schedule it holds. */
         secmem_free(a->master, STORE_MASTER_KEY_LEN);
-        EVP_MAC_free(a->hmac);
         EVP_CIPHER_CTX_free(a->ctx);
         EVP_CIPHER_free(a->aes);
         OPENSSL_free(a);
 }
 
-/* HKDF-Expand(master, label || id, 32): a single HMAC block, info || 0x01. */
-static int expand(struct store_aead *a, const char *label, const char *id, uint8_t key[AES_KEY_LEN]) {
-        static const uint8_t counter = 1;
-        OSSL_PARAM params[] = {
-                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0),
-                OSSL_PARAM_construct_end(),
-        };
-        /* Freeing the context cleanses its HMAC states. */
-        _cleanup_(EVP_MAC_CTX_freep) EVP_MAC_CTX *kdf = EVP_MAC_CTX_new(a->hmac);
-        size_t len = 0;
+/* Longest label || id of a derivation (the labels are this file's and store.c's constants). */
+#define EXPAND_INFO_MAX (64 + STORE_ID_MAX)
 
-        if (!kdf || !EVP_MAC_init(kdf, a->master, STORE_MASTER_KEY_LEN, params) ||
-            !EVP_MAC_update(kdf, (const uint8_t *) label, strlen(label)) ||
-            !EVP_MAC_update(kdf, (const uint8_t *) id, strlen(id)) ||
-            !EVP_MAC_update(kdf, &counter, 1) ||
-            !EVP_MAC_final(kdf, key, &len, AES_KEY_LEN) || len != AES_KEY_LEN) {
+/* HKDF-Expand(master, label || id, 32): a single HMAC block, HMAC(master, label || id || 0x01),
+ * computed on the stack by common/hmac.c (no allocation; it wipes its keyed states). */
+static int expand(struct store_aead *a, const char *label, const char *id, uint8_t key[AES_KEY_LEN]) {
+        uint8_t info[EXPAND_INFO_MAX + 1];
+        size_t ll = strlen(label), il = strlen(id);
+        int r;
+
+        if (ll > 64 || il > STORE_ID_MAX)
+                return -EINVAL;
+        memcpy(info, label, ll);
+        memcpy(info + ll, id, il);
+        info[ll + il] = 0x01;
+        r = crypto_hmac_sha256(a->master, STORE_MASTER_KEY_LEN, info, ll + il + 1, key);
+        if (r < 0)
                 OPENSSL_cleanse(key, AES_KEY_LEN);
-                return -EIO;
-        }
-        return 0;
+        OPENSSL_cleanse(info, sizeof info);
+        return r < 0 ? -EIO : 0;
 }
 
 static int device_key(struct store_aead *a, const char *id, uint8_t key[AES_KEY_LEN]) {
@@ -161,7 +158,8 @@ int store_aead_seal(struct store_aead *a, const char *id, uint64_t epoch,
                     const uint8_t *vault, size_t len, uint8_t *out) {
         int r;
 
-        if (RAND_bytes(out, STORE_BLOB_IV_LEN) != 1)
+        /* The IV from the thread's pool: one RAND_bytes (and getpid) per many seals. */
+        if (randpool_bytes(out, STORE_BLOB_IV_LEN) < 0)
                 return -EIO;
         r = gcm(a, 1, id, epoch, out, vault, len, out + STORE_BLOB_IV_LEN,
                 out + STORE_BLOB_IV_LEN + len);

@@ -74,7 +74,16 @@ int challenge_disjoint(const struct challenge *a, const struct challenge *b) {
         return 0;
 }
 
+static int os_draw(void *userdata, void *out, size_t len) {
+        return crypto_random(out, len);
+}
+
 int challenge_generate(struct challenge *ret, uint16_t n, uint8_t p, const struct challenge *avoid) {
+        return challenge_generate_from(ret, n, p, avoid, os_draw, NULL);
+}
+
+int challenge_generate_from(struct challenge *ret, uint16_t n, uint8_t p, const struct challenge *avoid,
+                            int (*draw)(void *userdata, void *out, size_t len), void *userdata) {
         uint8_t taken[SV_N_MAX / 8] = { 0 };
         uint8_t pool[128];
         size_t pool_pos = sizeof pool;
@@ -107,7 +116,7 @@ int challenge_generate(struct challenge *ret, uint16_t n, uint8_t p, const struc
                 uint16_t k;
 
                 if (pool_pos + 2 > sizeof pool) {
-                        r = crypto_random(pool, sizeof pool);
+                        r = draw(userdata, pool, sizeof pool);
                         if (r < 0)
                                 goto out;
                         pool_pos = 0;

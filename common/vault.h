@@ -58,6 +58,9 @@ int challenge_validate(const struct challenge *c, uint16_t n, uint8_t p);
 int challenge_disjoint(const struct challenge *a, const struct challenge *b);
 /* p distinct random indices below n, none in avoid (may be NULL), sorted. */
 int challenge_generate(struct challenge *ret, uint16_t n, uint8_t p, const struct challenge *avoid);
+/* The same from another CSPRNG: draw(userdata, out, len) fills out or returns a negative errno. */
+int challenge_generate_from(struct challenge *ret, uint16_t n, uint8_t p, const struct challenge *avoid,
+                            int (*draw)(void *userdata, void *out, size_t len), void *userdata);
 
 /* X(C): the XOR of the keys C names, m bytes into out. */
 void vault_combine(const uint8_t *keys, const struct vault_params *v, const struct challenge *c, uint8_t *out);

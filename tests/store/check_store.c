@@ -13,11 +13,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
 
 #include "profile.h"
 #include "store.h"
+#include "store-crypto.h"
 #include "vfs-count.h"
 
 #define VAULT_LEN(n, m) ((size_t) (n) * (m))
@@ -1560,12 +1564,75 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
         return remove(path);
 }
 
+/* HKDF-Expand(key, info, 32) through OpenSSL's own KDF: the reference the store's derivation must equal. */
+static void ref_expand(const uint8_t *key, size_t key_len, const char *info, uint8_t out[32]) {
+        EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+        EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+        int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+        OSSL_PARAM params[] = {
+                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) "SHA256", 0),
+                OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *) key, key_len),
+                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *) info, strlen(info)),
+                OSSL_PARAM_construct_end(),
+        };
+
+        ck_assert_ptr_nonnull(ctx);
+        ck_assert_int_eq(EVP_KDF_derive(ctx, out, 32, params), 1);
+        EVP_KDF_CTX_free(ctx);
+        EVP_KDF_free(kdf);
+}
+
+/* The at-rest keys are HKDF-Expand(master, label || id, 32) byte for byte (blobs sealed before
+ * store-crypto.c computed them without EVP_MAC must still open): the keyed hash, and a sealed
+ * blob opened by hand with the device key derived by OpenSSL's HKDF. */
+START_TEST(test_aead_key_derivation) {
+        uint8_t master[STORE_MASTER_KEY_LEN], got[32], want[32], key[32];
+        uint8_t vault[64], blob[64 + STORE_BLOB_OVERHEAD], plain[64], ad[64];
+        const char *id = "dev-kdf-0001";
+        struct store_aead *a = NULL;
+        EVP_CIPHER_CTX *ctx;
+        size_t adl;
+        int len;
+
+        for (size_t i = 0; i < sizeof master; i++)
+                master[i] = (uint8_t) (i * 7 + 1);
+        for (size_t i = 0; i < sizeof vault; i++)
+                vault[i] = (uint8_t) i;
+        ck_assert_int_eq(store_aead_new(master, &a), 0);
+        ck_assert_int_eq(store_aead_keyed_hash(a, "sv1 test hash", id, got), 0);
+        ref_expand(master, sizeof master, "sv1 test hashdev-kdf-0001", want);
+        ck_assert_mem_eq(got, want, 32);
+
+        ck_assert_int_eq(store_aead_seal(a, id, 0x0102030405060708ull, vault, sizeof vault, blob), 0);
+        ref_expand(master, sizeof master, "sv1 store keydev-kdf-0001", key);
+        adl = strlen(id);
+        memcpy(ad, id, adl);
+        for (int i = 0; i < 8; i++)
+                ad[adl++] = (uint8_t) (i + 1);
+        memcpy(ad + adl, "sv1 store vault", 15);
+        adl += 15;
+        ctx = EVP_CIPHER_CTX_new();
+        ck_assert_ptr_nonnull(ctx);
+        ck_assert_int_eq(EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), key, blob, NULL), 1);
+        ck_assert_int_eq(EVP_DecryptUpdate(ctx, NULL, &len, ad, (int) adl), 1);
+        ck_assert_int_eq(EVP_DecryptUpdate(ctx, plain, &len, blob + STORE_BLOB_IV_LEN, (int) sizeof vault), 1);
+        ck_assert_int_eq(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, STORE_BLOB_TAG_LEN,
+                                             blob + STORE_BLOB_IV_LEN + sizeof vault), 1);
+        ck_assert_int_eq(EVP_DecryptFinal_ex(ctx, plain + len, &len), 1);
+        ck_assert_mem_eq(plain, vault, sizeof vault);
+        EVP_CIPHER_CTX_free(ctx);
+        store_aead_free(a);
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
         TCase *tc = tcase_create("store");
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_create_reopen);
+        tcase_add_test(tc, test_aead_key_derivation);
         tcase_add_test(tc, test_schema_upgrade_v4);
         tcase_add_test(tc, test_schema_upgrade_v5);
         tcase_add_test(tc, test_generation_rows);

@@ -26,7 +26,8 @@ UNIT_TESTS = \
 	tests/unit/check_record \
 	tests/unit/check_sinkmsg \
 	tests/unit/check_vaultfile \
-	tests/unit/check_ipc
+	tests/unit/check_ipc \
+	tests/unit/check_randpool
 
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -82,6 +83,10 @@ tests_unit_check_decoy_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/authserver
 tests_unit_check_decoy_LDADD = $(UNIT_LDADD)
 
 # authserver's built-in data handler (aggregate.c), pure like decoy.c.
+tests_unit_check_randpool_SOURCES = tests/unit/check_randpool.c authserver/randpool.c
+tests_unit_check_randpool_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/authserver
+tests_unit_check_randpool_LDADD = $(UNIT_LDADD) -lpthread
+
 tests_unit_check_aggregate_SOURCES = tests/unit/check_aggregate.c authserver/aggregate.c
 tests_unit_check_aggregate_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/authserver
 tests_unit_check_aggregate_LDADD = $(UNIT_LDADD)

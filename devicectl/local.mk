@@ -17,4 +17,6 @@ devicectl_devicectl_SOURCES = \
 devicectl_devicectl_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(KEYUTILS_CFLAGS)
 # No $(SVJOURNAL_LIBS): devicectl logs to the console only, and so links no libsystemd
 # (tests/layers.test checks).
-devicectl_devicectl_LDADD = devicectl/libdevnet.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(KEYUTILS_LIBS)
+# $(DEVICECTL_CRYPTO_LIBS): $(CRYPTO_LIBS), or libcrypto.a with --enable-static-libcrypto.
+devicectl_devicectl_LDADD = devicectl/libdevnet.a $(SVIO_LIBS) common/libsvcommon.a $(DEVICECTL_CRYPTO_LIBS) \
+	$(PTHREAD_LIBS) $(KEYUTILS_LIBS)

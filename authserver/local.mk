@@ -29,4 +29,4 @@ authserver_authserver_SOURCES = \
 	authserver/sink.c \
 	authserver/upkeep.c
 authserver_authserver_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(SQLITE_CFLAGS)
-authserver_authserver_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(SQLITE_LIBS)
+authserver_authserver_LDADD = authserver/libstore.a $(SVJOURNAL_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(SQLITE_LIBS)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "authserver.h"
+#include "log-journal.h"
 #include "secmem.h"
 
 struct verb {
@@ -81,7 +82,7 @@ int main(int argc, char *argv[]) {
         bool explicit;
         int r;
 
-        log_open("authserver", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE);
+        log_open("authserver", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE, log_journal_sink);
         if (argc < 2) {
                 log_error("missing verb (try 'authserver --help')");
                 return AS_EXIT_USAGE;
@@ -97,7 +98,7 @@ int main(int argc, char *argv[]) {
         for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
                 if (strcmp(argv[1], verbs[i].name) != 0)
                         continue;
-                log_open("authserver", LOG_TARGET_AUTO, verbs[i].log_fallback);
+                log_open("authserver", LOG_TARGET_AUTO, verbs[i].log_fallback, log_journal_sink);
                 /* Every verb may load the master key: no core file and no same-user peeking,
                  * from before any key is read (common/secmem.h). */
                 r = secmem_harden_process();

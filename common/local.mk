@@ -1,6 +1,8 @@
-# Two libraries. libsvcommon.a is the pure protocol core: no file, socket, clock or environment
+# Three libraries. libsvcommon.a is the pure protocol core: no file, socket, clock or environment
 # (tests/layers.test checks its undefined symbols). libsvio.a is the little I/O the three
 # programs share: the logger, the fault-injection hook and the settings-file reader.
+# libsvjournal.a is the logger's journal writer, the one piece that needs libsystemd: only the
+# programs that pass it to log_open() (vaultd, authserver) link it.
 noinst_LIBRARIES += common/libsvcommon.a
 common_libsvcommon_a_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
 common_libsvcommon_a_SOURCES = \
@@ -45,7 +47,6 @@ common_libsvcommon_a_SOURCES = \
 SVCOMMON_LIBS = common/libsvcommon.a $(CRYPTO_LIBS) $(PTHREAD_LIBS)
 
 noinst_LIBRARIES += common/libsvio.a
-common_libsvio_a_CPPFLAGS = $(AM_CPPFLAGS) $(SYSTEMD_CFLAGS)
 common_libsvio_a_SOURCES = \
 	common/cleanup.h \
 	common/fault.c \
@@ -53,10 +54,17 @@ common_libsvio_a_SOURCES = \
 	common/list.h \
 	common/log.c \
 	common/log.h \
-	common/log-journal.c \
 	common/secmem.c \
 	common/secmem.h \
 	common/settings.c \
 	common/settings.h
 
-SVIO_LIBS = common/libsvio.a $(SYSTEMD_LIBS)
+SVIO_LIBS = common/libsvio.a
+
+noinst_LIBRARIES += common/libsvjournal.a
+common_libsvjournal_a_CPPFLAGS = $(AM_CPPFLAGS) $(SYSTEMD_CFLAGS)
+common_libsvjournal_a_SOURCES = \
+	common/log-journal.c \
+	common/log-journal.h
+
+SVJOURNAL_LIBS = common/libsvjournal.a $(SYSTEMD_LIBS)

@@ -7,16 +7,16 @@
 #define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 
-#include "log.h"
+#include "log-journal.h"
 
 /*
- * The journal target of log.c, in a file of its own so that a program that never logs to the
- * journal (devicectl) can define log_journal_write() itself and so not pull in libsystemd,
- * whose dynamic loading (libsystemd, libgcrypt, liblzma, libzstd, liblz4, libcap, libgpg-error)
- * was the largest part of devicectl's start-up.
+ * In an archive of its own (libsvjournal.a), which only the programs that log to the journal
+ * link: devicectl passes no journal writer to log_open() and so loads no libsystemd, whose
+ * dynamic loading (libsystemd, libgcrypt, liblzma, libzstd, liblz4, libcap, libgpg-error) was
+ * the largest part of its start-up (docs/benchmarks.md, "Device side").
  */
-int log_journal_write(const char *ident, int level, int error, const char *file, int line, const char *func,
-                      const struct log_field *fields, size_t n_fields, const char *message) {
+int log_journal_sink(const char *ident, int level, int error, const char *file, int line, const char *func,
+                     const struct log_field *fields, size_t n_fields, const char *message) {
         /* MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE, CODE_LINE, CODE_FUNC, ERRNO + fields */
         char buf[7 + LOG_FIELDS_MAX][LOG_MESSAGE_MAX + 64];
         struct iovec iov[7 + LOG_FIELDS_MAX];

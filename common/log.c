@@ -14,6 +14,7 @@
 static const char *log_ident = "secure-vault";
 static enum log_target log_target = LOG_TARGET_KMSG;
 static int log_max_level = LOG_INFO;
+static log_journal_fn log_journal;
 
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit", [LOG_ERR] = "err",
@@ -35,14 +36,15 @@ static bool stderr_is_journal(void) {
         return (uintmax_t) st.st_dev == dev && (uintmax_t) st.st_ino == ino;
 }
 
-void log_open(const char *ident, enum log_target target, enum log_target fallback) {
+void log_open(const char *ident, enum log_target target, enum log_target fallback, log_journal_fn journal) {
         if (ident)
                 log_ident = ident;
         if (target == LOG_TARGET_AUTO)
-                target = stderr_is_journal() ? LOG_TARGET_JOURNAL : fallback;
-        if (target == LOG_TARGET_AUTO)
+                target = journal && stderr_is_journal() ? LOG_TARGET_JOURNAL : fallback;
+        if (target == LOG_TARGET_AUTO || (target == LOG_TARGET_JOURNAL && !journal))
                 target = LOG_TARGET_KMSG;
         log_target = target;
+        log_journal = journal;
 }
 
 enum log_target log_get_target(void) {
@@ -130,7 +132,7 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 
         switch (log_target) {
         case LOG_TARGET_JOURNAL:
-                if (log_journal_write(log_ident, level, error, file, line, func, fields, n_fields, message) < 0)
+                if (log_journal(log_ident, level, error, file, line, func, fields, n_fields, message) < 0)
                         fprintf(stderr, "<%d>%s\n", level, message);
                 break;
         case LOG_TARGET_CONSOLE:

@@ -9,9 +9,11 @@
  * The one logger of vaultd, authserver and devicectl (libsvio.a).
  *
  * Targets:
- *   LOG_TARGET_JOURNAL  sd_journal_send() with MESSAGE, PRIORITY, ERRNO, CODE_* and the
- *                       caller's fields; chosen by log_open(LOG_TARGET_AUTO) when stderr is
- *                       the journal ($JOURNAL_STREAM names stderr's device and inode).
+ *   LOG_TARGET_JOURNAL  the journal writer given to log_open() (vaultd and authserver:
+ *                       log_journal_sink of common/log-journal.h, sd_journal_sendv with MESSAGE,
+ *                       PRIORITY, ERRNO, CODE_* and the caller's fields); chosen by
+ *                       log_open(LOG_TARGET_AUTO) when stderr is the journal ($JOURNAL_STREAM
+ *                       names stderr's device and inode) and there is a writer.
  *   LOG_TARGET_KMSG     "<N>MESSAGE" lines on stderr, the daemons' default elsewhere: journald
  *                       reads the priority prefix when stderr reaches it some other way.
  *   LOG_TARGET_CONSOLE  "IDENT: MESSAGE" on stderr, for a command a person runs (devicectl).
@@ -38,8 +40,19 @@ struct log_field {
         const char *value;
 };
 
-/* AUTO picks JOURNAL when stderr is the journal, else `fallback`. */
-void log_open(const char *ident, enum log_target target, enum log_target fallback);
+/*
+ * A journal writer: returns < 0 when the journal took nothing, and log_internal() then writes
+ * the line to stderr as LOG_TARGET_KMSG would. The only one is log_journal_sink
+ * (common/log-journal.h, in libsvjournal.a with libsystemd); libsvio.a never refers to it, so
+ * a program that passes none (devicectl) links no libsystemd.
+ */
+typedef int (*log_journal_fn)(const char *ident, int level, int error, const char *file, int line,
+                              const char *func, const struct log_field *fields, size_t n_fields,
+                              const char *message);
+
+/* AUTO picks JOURNAL when stderr is the journal and `journal` is not NULL, else `fallback`.
+ * JOURNAL without a writer (NULL) is KMSG. */
+void log_open(const char *ident, enum log_target target, enum log_target fallback, log_journal_fn journal);
 enum log_target log_get_target(void);
 void log_set_max_level(int level);
 int log_get_max_level(void);
@@ -55,14 +68,6 @@ const char *log_level_to_string(int level);
 int log_internal(int level, int error, const char *file, int line, const char *func,
                  const struct log_field *fields, size_t n_fields, const char *fmt, ...)
         __attribute__((format(printf, 8, 9)));
-
-/*
- * The journal target (common/log-journal.c, sd_journal_sendv): returns < 0 when the journal
- * took nothing, and log_internal() then writes the line to stderr. A program that never logs
- * to the journal may define its own that returns -ENOSYS, and so need no libsystemd.
- */
-int log_journal_write(const char *ident, int level, int error, const char *file, int line, const char *func,
-                      const struct log_field *fields, size_t n_fields, const char *message);
 
 /* Escapes control characters of src into dst (always terminated); returns dst. */
 char *log_escape(const char *src, char *dst, size_t cap);

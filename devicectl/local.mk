@@ -7,7 +7,6 @@ bin_PROGRAMS += devicectl/devicectl
 devicectl_devicectl_SOURCES = \
 	devicectl/devicectl.h \
 	devicectl/keyring.c \
-	devicectl/log-console.c \
 	devicectl/handshake.c \
 	devicectl/main.c \
 	devicectl/vaultd-client.c \
@@ -16,5 +15,8 @@ devicectl_devicectl_SOURCES = \
 	devicectl/verb-send.c \
 	devicectl/verb-status.c
 devicectl_devicectl_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(KEYUTILS_CFLAGS)
-# common/libsvio.a without $(SYSTEMD_LIBS): log-console.c stands in for its journal writer.
-devicectl_devicectl_LDADD = devicectl/libdevnet.a common/libsvio.a $(SVCOMMON_LIBS) $(KEYUTILS_LIBS)
+# No $(SVJOURNAL_LIBS): devicectl logs to the console only, and so links no libsystemd
+# (tests/layers.test checks).
+# $(DEVICECTL_CRYPTO_LIBS): $(CRYPTO_LIBS), or libcrypto.a with --enable-static-libcrypto.
+devicectl_devicectl_LDADD = devicectl/libdevnet.a $(SVIO_LIBS) common/libsvcommon.a $(DEVICECTL_CRYPTO_LIBS) \
+	$(PTHREAD_LIBS) $(KEYUTILS_LIBS)

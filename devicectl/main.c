@@ -154,7 +154,7 @@ int main(int argc, char *argv[]) {
         int c, level;
 
         /* Messages read "devicectl: ..." on stderr, as a command's should. */
-        log_open("devicectl", LOG_TARGET_CONSOLE, LOG_TARGET_CONSOLE);
+        log_open("devicectl", LOG_TARGET_CONSOLE, LOG_TARGET_CONSOLE, NULL);
 
         /* '+': stop at the verb, whose own options follow it. ':' and opterr = 0: we print
          * getopt's complaints ourselves (option_error()). */

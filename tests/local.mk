@@ -8,6 +8,9 @@ include tests/vectors/local.mk
 # The layer rule of docs/architecture.md: libsvcommon.a's symbols and the include graph.
 TESTS += tests/layers.test
 EXTRA_DIST += tests/demo.sh tests/layers.test
+# The journal writer: installed by vaultd and authserver, not by devicectl (strace).
+TESTS += tests/journal.test
+EXTRA_DIST += tests/journal.test
 include tests/authserver/local.mk
 include tests/e2e/local.mk
 include tests/systemd/local.mk

@@ -17,4 +17,4 @@ vaultd_vaultd_SOURCES = \
 	vaultd/ops.c \
 	vaultd/session.c
 vaultd_vaultd_CPPFLAGS = $(AM_CPPFLAGS) $(SYSTEMD_CFLAGS) $(CRYPTO_CFLAGS)
-vaultd_vaultd_LDADD = vaultd/libvaulttpm.a $(TSS2_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS)
+vaultd_vaultd_LDADD = vaultd/libvaulttpm.a $(TSS2_LIBS) $(SVJOURNAL_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS)

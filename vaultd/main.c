@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 
 #include "fault.h"
+#include "log-journal.h"
 #include "tpm.h"
 #include "vaultd.h"
 
@@ -162,7 +163,7 @@ int main(int argc, char *argv[]) {
         if (setenv("TSS2_LOG", "all+none", 0) < 0)
                 return EXIT_FAILURE;
 
-        log_open("vaultd", LOG_TARGET_AUTO, LOG_TARGET_KMSG);
+        log_open("vaultd", LOG_TARGET_AUTO, LOG_TARGET_KMSG, log_journal_sink);
         /* First, so that a test asking for a fault learns at once (even from --version) whether
          * this vaultd can inject it. */
         r = fault_setup(fault_points, &bad);

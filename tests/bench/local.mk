@@ -4,9 +4,10 @@
 # database with many devices through the store API; svstore counts the SQLite pages a group
 # commit writes per handshake; vaultbench times the vault update and the record layer of
 # common/ alone; peer/ is the TLS 1.3 PSK baseline and the bare TCP floor (copied as-is from
-# the shared bench kit); tls13_echo is our own TLS 1.3 baseline for the data channel.
+# the shared bench kit); tls13_echo is our own TLS 1.3 baseline for the data channel; devtime
+# times devicectl from its process start, interleaved with vaultd's one TPM command alone.
 noinst_PROGRAMS += tests/bench/svload tests/bench/svgen tests/bench/svstore tests/bench/vaultbench \
-	tests/bench/tls13_echo tests/bench/syncfloor \
+	tests/bench/tls13_echo tests/bench/syncfloor tests/bench/devtime \
 	tests/bench/peer/tls13_psk_bench tests/bench/peer/tcp_floor
 
 tests_bench_svload_SOURCES = tests/bench/svload.c tests/bench/benchutil.c tests/bench/benchutil.h
@@ -29,6 +30,10 @@ tests_bench_svstore_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) 
 
 # The durable-write floor: one append + fdatasync, the wait of every C = 1 handshake.
 tests_bench_syncfloor_SOURCES = tests/bench/syncfloor.c
+
+tests_bench_devtime_SOURCES = tests/bench/devtime.c tests/bench/benchutil.c tests/bench/benchutil.h
+tests_bench_devtime_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/vaultd
+tests_bench_devtime_LDADD = vaultd/libvaulttpm.a $(TSS2_LIBS) $(CRYPTO_LIBS)
 
 tests_bench_vaultbench_SOURCES = tests/bench/vaultbench.c
 tests_bench_vaultbench_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
@@ -55,7 +60,7 @@ bench_deps = tests/bench/svload tests/bench/svgen tests/bench/vaultbench tests/b
 # device-side part is skipped when it does not build. BENCH_ARGS passes options to the
 # script (e.g. BENCH_ARGS=--quick for a smoke run).
 bench: $(bench_deps)
-	@$(MAKE) $(AM_MAKEFLAGS) vaultd/vaultd >/dev/null 2>&1 || \
+	@$(MAKE) $(AM_MAKEFLAGS) vaultd/vaultd tests/bench/devtime >/dev/null 2>&1 || \
 		echo "bench: vaultd/vaultd does not build; the device-side part will be skipped"
 	bash $(srcdir)/tests/bench/run --builddir '$(abs_top_builddir)' --srcdir '$(abs_top_srcdir)' $(BENCH_ARGS)
 .PHONY: bench

@@ -39,7 +39,7 @@ static void capture_stderr(void (*fn)(void), char *out, size_t cap) {
 }
 
 static void write_kmsg_lines(void) {
-        log_open("check", LOG_TARGET_KMSG, LOG_TARGET_KMSG);
+        log_open("check", LOG_TARGET_KMSG, LOG_TARGET_KMSG, NULL);
         log_set_max_level(LOG_INFO);
         log_warning("peer said %s", "hi\nthere\x1b[0m");
         log_debug("not shown at level info");
@@ -61,7 +61,7 @@ START_TEST(test_kmsg_format_levels_escapes) {
 END_TEST
 
 static void write_console_lines(void) {
-        log_open("devicectl", LOG_TARGET_CONSOLE, LOG_TARGET_CONSOLE);
+        log_open("devicectl", LOG_TARGET_CONSOLE, LOG_TARGET_CONSOLE, NULL);
         log_set_max_level(LOG_WARNING);
         log_error("cannot reach vaultd");
         log_notice("hidden");
@@ -80,7 +80,7 @@ static void write_long_line(void) {
 
         memset(big, 'a', sizeof big - 1);
         big[sizeof big - 1] = '\0';
-        log_open("check", LOG_TARGET_KMSG, LOG_TARGET_KMSG);
+        log_open("check", LOG_TARGET_KMSG, LOG_TARGET_KMSG, NULL);
         log_set_max_level(LOG_DEBUG);
         log_info("%s", big);
 }
@@ -99,30 +99,110 @@ END_TEST
 
 START_TEST(test_auto_without_journal) {
         unsetenv("JOURNAL_STREAM");
-        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE);
+        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE, NULL);
         ck_assert_int_eq(log_get_target(), LOG_TARGET_CONSOLE);
         /* A stream that is not stderr's: inherited by a child, not ours. */
         setenv("JOURNAL_STREAM", "1:1", 1);
-        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_KMSG);
+        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_KMSG, NULL);
         ck_assert_int_eq(log_get_target(), LOG_TARGET_KMSG);
         unsetenv("JOURNAL_STREAM");
 }
 END_TEST
 
-START_TEST(test_auto_with_journal) {
+/* A journal writer standing in for log_journal_sink (libsvjournal.a): records what it got;
+ * sink_result is what it returns. */
+static int sink_calls, sink_result, sink_level, sink_error;
+static char sink_ident[32], sink_message[LOG_MESSAGE_MAX], sink_field[64];
+
+static int fake_sink(const char *ident, int level, int error, const char *file, int line, const char *func,
+                     const struct log_field *fields, size_t n_fields, const char *message) {
+        (void) file, (void) line, (void) func;
+        sink_calls++;
+        sink_level = level;
+        sink_error = error;
+        snprintf(sink_ident, sizeof sink_ident, "%s", ident);
+        snprintf(sink_message, sizeof sink_message, "%s", message);
+        sink_field[0] = '\0';
+        if (n_fields > 0)
+                snprintf(sink_field, sizeof sink_field, "%s=%s", fields[0].name, fields[0].value);
+        return sink_result;
+}
+
+/* JOURNAL_STREAM naming stderr (tail appended), as systemd sets it. */
+static void set_journal_stream(const char *tail) {
         struct stat st;
         char v[64];
 
         ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
-        snprintf(v, sizeof v, "%ju:%ju", (uintmax_t) st.st_dev, (uintmax_t) st.st_ino);
+        snprintf(v, sizeof v, "%ju:%ju%s", (uintmax_t) st.st_dev, (uintmax_t) st.st_ino, tail);
         setenv("JOURNAL_STREAM", v, 1);
-        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE);
+}
+
+START_TEST(test_auto_with_journal) {
+        set_journal_stream("");
+        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE, fake_sink);
         ck_assert_int_eq(log_get_target(), LOG_TARGET_JOURNAL);
-        strcat(v, "x");
-        setenv("JOURNAL_STREAM", v, 1);
-        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE);
+        /* No journal writer (devicectl): never the journal, whatever stderr is. */
+        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE, NULL);
+        ck_assert_int_eq(log_get_target(), LOG_TARGET_CONSOLE);
+        log_open("check", LOG_TARGET_JOURNAL, LOG_TARGET_CONSOLE, NULL);
+        ck_assert_int_eq(log_get_target(), LOG_TARGET_KMSG);
+        set_journal_stream("x");
+        log_open("check", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE, fake_sink);
         ck_assert_int_eq(log_get_target(), LOG_TARGET_CONSOLE);
         unsetenv("JOURNAL_STREAM");
+}
+END_TEST
+
+/* vaultd's log_open() under systemd, with fake_sink as its journal writer. */
+static void open_journal(void) {
+        set_journal_stream("");
+        log_open("vaultd", LOG_TARGET_AUTO, LOG_TARGET_KMSG, fake_sink);
+        unsetenv("JOURNAL_STREAM");
+        log_set_max_level(LOG_INFO);
+        sink_calls = 0;
+        sink_result = 0;
+}
+
+static void write_journal_lines(void) {
+        open_journal();
+        log_notice("taken");
+        log_debug("below the level: not written");
+        /* The journal took nothing: the line goes to stderr instead. */
+        sink_result = -ENOENT;
+        log_error("fallback");
+}
+
+START_TEST(test_journal_sink) {
+        char out[256];
+
+        capture_stderr(write_journal_lines, out, sizeof out);
+        ck_assert_int_eq(sink_calls, 2);
+        ck_assert_str_eq(sink_ident, "vaultd");
+        ck_assert_int_eq(sink_level, LOG_ERR);
+        ck_assert_int_eq(sink_error, 0);
+        ck_assert_str_eq(sink_message, "fallback");
+        ck_assert_str_eq(out, "<3>fallback\n");
+}
+END_TEST
+
+static void write_journal_first(void) {
+        const struct log_field f[] = { { "DEVICE_ID", "dev1" } };
+
+        open_journal();
+        log_struct_errno(LOG_WARNING, -EIO, f, 1, "taken %s", "a\tb");
+}
+
+START_TEST(test_journal_sink_fields) {
+        char out[256];
+
+        capture_stderr(write_journal_first, out, sizeof out);
+        ck_assert_str_eq(out, "");
+        ck_assert_int_eq(sink_calls, 1);
+        ck_assert_int_eq(sink_level, LOG_WARNING);
+        ck_assert_int_eq(sink_error, EIO);
+        ck_assert_str_eq(sink_message, "taken a\\tb");
+        ck_assert_str_eq(sink_field, "DEVICE_ID=dev1");
 }
 END_TEST
 
@@ -302,6 +382,8 @@ static Suite *sysio_suite(void) {
         tcase_add_test(tc, test_long_line_cut);
         tcase_add_test(tc, test_auto_without_journal);
         tcase_add_test(tc, test_auto_with_journal);
+        tcase_add_test(tc, test_journal_sink);
+        tcase_add_test(tc, test_journal_sink_fields);
         tcase_add_test(tc, test_level_names);
         tcase_add_test(tc, test_escape_bounds);
         tcase_add_test(tc, test_fault_points);

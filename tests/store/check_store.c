@@ -18,6 +18,7 @@
 
 #include "profile.h"
 #include "store.h"
+#include "store-plain.h"
 #include "vfs-count.h"
 
 #define VAULT_LEN(n, m) ((size_t) (n) * (m))
@@ -432,7 +433,7 @@ START_TEST(test_bad_input) {
                         ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 0), -EINVAL);
                 }
                 ck_assert_int_eq(store_get(s, bad_ids[i], &got, NULL, NULL, 0), -EINVAL);
-                ck_assert_int_eq(store_set_pending(s, bad_ids[i], enr(s, bad_ids[i]), 0, v, sizeof(v)), -EINVAL);
+                ck_assert_int_eq(plain_set_pending(s, bad_ids[i], enr(s, bad_ids[i]), 0, v, sizeof(v)), -EINVAL);
                 ck_assert_int_eq(store_audit(s, 0, bad_ids[i], "peer", "decoy", 0), -EINVAL);
         }
         ck_assert_int_eq(store_get(s, NULL, &got, NULL, NULL, 0), -EINVAL);
@@ -457,8 +458,8 @@ START_TEST(test_bad_input) {
         ck_assert_int_eq(store_enroll(s, &d, v, 8 * 16, 0), 0);
         /* A pending vault of the wrong size for the row. */
         enroll(s, "dev", 0, 1);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, 8 * 16), -EINVAL);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, 100), -EINVAL);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, 8 * 16), -EINVAL);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, 100), -EINVAL);
         assert_vault(s, "dev", 1, -1);
         ck_assert_int_eq(store_audit(s, 0, "dev", "bad peer", "ok", 0), -EINVAL);
         ck_assert_int_eq(store_audit(s, 0, "dev", "peer", "", 0), -EINVAL);
@@ -483,10 +484,10 @@ START_TEST(test_compare_and_set) {
 
         /* Two sessions verified M3 against generation 0: the later pending vault wins... */
         next_vault(2, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
         assert_vault(s, "dev", 1, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
         assert_vault(s, "dev", 1, 3);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 0);
@@ -506,20 +507,20 @@ START_TEST(test_compare_and_set) {
 
         /* A stale set_pending and a commit without pending change nothing. */
         next_vault(4, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 2, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 2, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 1, 300), -ESTALE);
         ck_assert_int_eq(store_commit(s, "ghost", enr(s, "ghost"), 1, 300), -ENOENT);
-        ck_assert_int_eq(store_set_pending(s, "ghost", enr(s, "ghost"), 1, v, sizeof(v)), -ENOENT);
+        ck_assert_int_eq(plain_set_pending(s, "ghost", enr(s, "ghost"), 1, v, sizeof(v)), -ENOENT);
         assert_vault(s, "dev", 3, -1);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 1);
         ck_assert_int_eq(d.last_success, 100);
 
         /* A late M5 of a session from generation 0 cannot commit the next pending vault. */
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 1, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 300), -ESTALE);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 1);
         assert_vault(s, "dev", 3, 4);
@@ -538,15 +539,15 @@ START_TEST(test_promote) {
 
         enroll(s, "dev", 5, 1);
         next_vault(6, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         /* The device comes back with epoch 6 (M4 arrived, M5 was lost). */
         next_vault(7, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 6);
         assert_vault(s, "dev", 6, 7);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 5, 1), -ESTALE);
         assert_vault(s, "dev", 6, 7);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 6, 1), 0);
@@ -596,7 +597,7 @@ START_TEST(test_tamper) {
         enroll(s, "dev", 0, 1);
         enroll(s, "other", 0, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "other", enr(s, "other"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "other", enr(s, "other"), 0, v, sizeof(v)), 0);
         store_close(s);
         raw_flip("tamper.db", "dev", false, 12 + 100);         /* ciphertext */
         raw_flip("tamper.db", "other", true, 12 + 64 * 16 + 3); /* tag */
@@ -621,7 +622,7 @@ START_TEST(test_swap) {
         enroll(s, "b", 0, 2);
         enroll(s, "c", 4, 3);
         next_vault(4, v);
-        ck_assert_int_eq(store_set_pending(s, "c", enr(s, "c"), 4, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "c", enr(s, "c"), 4, v, sizeof(v)), 0);
         store_close(s);
         /* Same size, same epoch: only the id in the associated data tells them apart. */
         raw_exec("swap.db", "CREATE TEMP TABLE t AS SELECT d.id, v.blob FROM device d JOIN vault v ON v.slot = "
@@ -651,7 +652,7 @@ START_TEST(test_revoke) {
 
         enroll(s, "dev", 3, 1);
         next_vault(2, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), 0);
         ck_assert_int_eq(store_revoke(s, "dev"), 1);
         ck_assert_int_eq(store_revoke(s, "dev"), 0);
         ck_assert_int_eq(store_revoke(s, "ghost"), -ENOENT);
@@ -662,8 +663,8 @@ START_TEST(test_revoke) {
         ck_assert(!d.has_pending);
         ck_assert_mem_eq(c, zero, sizeof(c));
         ck_assert_mem_eq(p, zero, sizeof(p));
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 3, 1), -EKEYREVOKED);
         store_close(s);
         /* The vault blobs are gone, both generations. */
@@ -695,14 +696,14 @@ START_TEST(test_reenroll_stale_session) {
         ck_assert_int_eq(store_get(s, "dev", &after, NULL, NULL, 0), 0);
         ck_assert(before.enrollment != after.enrollment);
 
-        ck_assert_int_eq(store_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)), -ESTALE);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "enrolled again"));
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)),
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)),
                          -ESTALE);
         assert_vault(s, "dev", 2, -1);
 
         /* The same write from a session of the new enrollment goes in; the stale commit does not. */
-        ck_assert_int_eq(store_set_pending(s, "dev", after.enrollment, 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", after.enrollment, 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "dev", before.enrollment, 0, 5), -ESTALE);
         assert_vault(s, "dev", 2, 7);
         ck_assert_int_eq(store_commit(s, "dev", after.enrollment, 0, 5), 0);
@@ -730,7 +731,7 @@ START_TEST(test_schema_upgrade) {
         ck_assert_uint_eq(d.enrollment, 0);
         assert_vault(s, "dev", 1, -1);
         fill(v, sizeof(v), 3);
-        ck_assert_int_eq(store_set_pending(s, "dev", 0, 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", 0, 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "dev", 0, 0, 1), 0);
         assert_committed(s, "dev", 3);
         store_close(s);
@@ -896,13 +897,13 @@ START_TEST(test_schema_upgrade_v5) {
         fill(v, sizeof(v), 2);
         ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 5), 0);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "pend", enr(s, "pend"), 9, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "pend", enr(s, "pend"), 9, v, sizeof(v)), 0);
         enroll(s, "sign", (UINT64_C(1) << 63) - 1, 4);
         next_vault(5, v);
-        ck_assert_int_eq(store_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
         enroll(s, "top", UINT64_MAX - 1, 6);
         next_vault(7, v);
-        ck_assert_int_eq(store_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
         enroll(s, "gone", 0, 8);
         ck_assert_int_eq(store_revoke(s, "gone"), 1);
         for (int i = 0; i < 5; i++)
@@ -948,11 +949,11 @@ START_TEST(test_schema_upgrade_v5) {
         ck_assert_int_eq(store_commit(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, 10), 0);
         assert_vault(s, "sign", 5, -1);
         next_vault(8, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
                          -EOVERFLOW);
         ck_assert_int_eq(store_commit(s, "top", enr(s, "top"), UINT64_MAX - 1, 10), 0);
         assert_vault(s, "top", 7, -1);
-        ck_assert_int_eq(store_set_pending(s, "plain", enr(s, "plain"), 3, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "plain", enr(s, "plain"), 3, v, sizeof(v)), 0);
         assert_vault(s, "plain", 1, 8);
         enroll(s, "gone", 0, 9);
         assert_vault(s, "gone", 9, -1);
@@ -978,15 +979,15 @@ START_TEST(test_generation_rows) {
         enroll(s, "other", 0, 2);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 4, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 4, v, sizeof(v)), 0);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 3);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 4, 1), 0);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 2);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault WHERE epoch = 4"), 0);
         next_vault(4, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         next_vault(5, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 3);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault WHERE epoch IN (6, 7)"), 2);
         assert_vault(s, "dev", 4, 5);
@@ -1071,7 +1072,7 @@ START_TEST(test_half_done_write) {
         enroll(s, "dev", 0, 1);
         enroll(s, "b", 0, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
         store_close(s);
         raw_exec("half.db", "CREATE TRIGGER no_delete BEFORE DELETE ON vault BEGIN SELECT RAISE(ABORT, 'no'); END");
         s = reopen("half.db", key1);
@@ -1081,7 +1082,7 @@ START_TEST(test_half_done_write) {
         ck_assert(d.has_pending);
 
         ck_assert_int_eq(store_batch_begin(s), 0);
-        ck_assert_int_eq(store_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
         ck_assert_int_lt(store_commit(s, "dev", enr(s, "dev"), 0, 1), 0);
         ck_assert_int_eq(store_batch_commit(s, false), -EIO);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "half done"));
@@ -1238,7 +1239,7 @@ START_TEST(test_get_sealed) {
         ck_assert_int_eq(store_open_vault(s, "dev", 6, blob, len, out, sizeof(out)), -EBADMSG);
 
         fill(v, sizeof(v), 2);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         ck_assert_int_eq(store_get_sealed(s, "dev", 6, 0, &d, blob, sizeof(blob), &len), 0);
         ck_assert_int_eq(store_open_vault(s, "dev", 6, blob, len, out, sizeof(out)), 0);
         ck_assert_mem_eq(out, v, sizeof(out));
@@ -1313,7 +1314,7 @@ START_TEST(test_list_count) {
         enroll(s, "bravo", 0, 3);
         enroll(s, "Zulu", 0, 4);
         next_vault(5, v);
-        ck_assert_int_eq(store_set_pending(s, "alpha", enr(s, "alpha"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "alpha", enr(s, "alpha"), 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_revoke(s, "bravo"), 1);
         ck_assert_int_eq(store_count(s, &count), 0);
         ck_assert_uint_eq(count, 4);
@@ -1367,12 +1368,12 @@ START_TEST(test_epoch_limits) {
         enroll(s, "top", UINT64_MAX - 1, 1);
         enroll(s, "sign", (UINT64_C(1) << 63) - 1, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
                          -EOVERFLOW);
-        ck_assert_int_eq(store_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
         assert_vault(s, "top", 1, 3);
         ck_assert_int_eq(store_commit(s, "top", enr(s, "top"), UINT64_MAX - 1, 5), 0);
-        ck_assert_int_eq(store_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, 5), 0);
         store_close(s);
 
@@ -1386,7 +1387,7 @@ START_TEST(test_epoch_limits) {
         ck_assert_int_eq(store_get(s, "sign", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, UINT64_C(1) << 63);
         assert_vault(s, "sign", 3, -1);
-        ck_assert_int_eq(store_set_pending(s, "top", enr(s, "top"), UINT64_MAX, v, sizeof(v)), -EOVERFLOW);
+        ck_assert_int_eq(plain_set_pending(s, "top", enr(s, "top"), UINT64_MAX, v, sizeof(v)), -EOVERFLOW);
         ck_assert_int_eq(store_commit(s, "top", enr(s, "top"), UINT64_MAX, 5), -EOVERFLOW);
         ck_assert_int_eq(store_get(s, "top", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, UINT64_MAX);
@@ -1414,10 +1415,10 @@ START_TEST(test_batch) {
         for (int i = 0; i < 100; i++) {
                 snprintf(id, sizeof(id), "dev-%03d", i);
                 next_vault((unsigned) i + 1000, v);
-                ck_assert_int_eq(store_set_pending(s, id, enr(s, id), (uint64_t) i, v, sizeof(v)), 0);
+                ck_assert_int_eq(plain_set_pending(s, id, enr(s, id), (uint64_t) i, v, sizeof(v)), 0);
         }
         /* A stale write inside a batch fails alone and leaves the batch usable. */
-        ck_assert_int_eq(store_set_pending(s, "dev-000", enr(s, "dev-000"), 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev-000", enr(s, "dev-000"), 5, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_batch_commit(s, true), 0);
 
         /* A rolled back batch leaves nothing. */
@@ -1474,9 +1475,9 @@ START_TEST(test_no_plaintext_on_disk) {
         ck_assert_int_eq(RAND_bytes(v2, sizeof(v2)), 1);
         s = open_new("plain.db");
         ck_assert_int_eq(store_enroll(s, &d, v0, sizeof(v0), 1), 0);
-        ck_assert_int_eq(store_set_pending(s, "secret", enr(s, "secret"), 0, v1, sizeof(v1)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "secret", enr(s, "secret"), 0, v1, sizeof(v1)), 0);
         ck_assert_int_eq(store_commit(s, "secret", enr(s, "secret"), 0, 2), 0);
-        ck_assert_int_eq(store_set_pending(s, "secret", enr(s, "secret"), 1, v2, sizeof(v2)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "secret", enr(s, "secret"), 1, v2, sizeof(v2)), 0);
         snprintf(wal, sizeof(wal), "%s-wal", path_of("plain.db"));
         ck_assert_int_eq(access(wal, F_OK), 0);
         ck_assert(!file_has_key(wal, v0, 256, 16));
@@ -1508,21 +1509,21 @@ START_TEST(test_durability) {
         enroll(s, "b", 0, 2);
         ck_assert_int_gt(vfs_count.wal_syncs, 0);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "a", enr(s, "a"), 0, v, sizeof(v)), 0);
 
         vfs_count.wal_syncs = vfs_count.db_syncs = 0;
         ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 0, 1), 0);
         ck_assert_int_eq(store_audit(s, 1, "a", "peer", "ok", 1), 0);
         ck_assert_int_eq(vfs_count.wal_syncs, 0);
-        ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
         ck_assert_int_eq(vfs_count.wal_syncs, 1);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
         ck_assert_int_eq(vfs_count.wal_syncs, 2);
 
         /* A batch holding pending vaults is synced once, even if not asked to be. */
         vfs_count.wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
-        ck_assert_int_eq(store_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 2, 2), 0);
         ck_assert_int_eq(store_record_failure(s, "b", 2), 0);
         ck_assert_int_eq(vfs_count.wal_syncs, 0);

@@ -65,7 +65,8 @@ static struct upkeep_device **bucket_for(struct server *srv, const char *id) {
         return &srv->devices[h % UPKEEP_BUCKETS];
 }
 
-void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
+/* count failures of id, the last at time last. */
+static void device_add(struct server *srv, const char *id, uint32_t count, int64_t last) {
         struct upkeep_device **b = bucket_for(srv, id), *d;
 
         for (d = *b; d; d = d->next)
@@ -81,9 +82,13 @@ void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
                 *b = d;
                 srv->n_devices++;
         }
-        if (d->count < UINT32_MAX)
-                d->count++;
-        d->last = now;
+        d->count = count > UINT32_MAX - d->count ? UINT32_MAX : d->count + count;
+        if (last > d->last)
+                d->last = last;
+}
+
+void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
+        device_add(srv, id, 1, now);
 }
 
 /* A verified M5 resets the device's failures (store_commit()): so do the ones not yet written. */
@@ -189,6 +194,21 @@ static void upkeep_done(struct queue_job *job, int result) {
         struct server *srv = (struct server *) ((char *) j - offsetof(struct server, upkeep_job));
 
         srv->upkeep_posted = false;
+        /* The batch failed (say, another process held the write lock past the busy time-out):
+         * its counts go back, for the next summary, as they stayed before the job moved them. */
+        if (j->summary && result < 0) {
+                for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++)
+                        if (j->tallies[i].outcome) {
+                                struct upkeep_tally *t = tally_for(srv, j->tallies[i].outcome);
+
+                                t->count = j->tallies[i].count > UINT64_MAX - t->count ? UINT64_MAX :
+                                           t->count + j->tallies[i].count;
+                        }
+                for (unsigned i = 0; i < UPKEEP_BUCKETS; i++)
+                        for (struct upkeep_device *d = j->devices[i]; d; d = d->next)
+                                device_add(srv, d->id, d->count, d->last);
+                srv->n_devices_dropped += j->n_devices_dropped;
+        }
         devices_clear(j->devices);
         if (j->summary && j->prune_more && result >= 0)
                 srv->next_summary_ms = 0;       /* more to prune: again at the next tick */

@@ -8,6 +8,8 @@ authserver_libstore_a_SOURCES = \
 	authserver/store.h \
 	authserver/store-crypto.c \
 	authserver/store-crypto.h
+# The PostgreSQL store's schema (store-pg.c, built with --with-postgresql).
+EXTRA_DIST += authserver/store-pg-schema.h
 authserver_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
 
 sbin_PROGRAMS += authserver/authserver

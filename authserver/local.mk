@@ -1,16 +1,19 @@
-# The device store (SQLite, vaults sealed at rest by store-crypto.c, the master key kept in
-# locked pages by common/secmem.c): a library below the server, which its tests link alone.
+# The device store (store.c, the front, over its back ends of store-backend.h: SQLite in
+# store-sqlite.c; vaults sealed at rest by store-crypto.c, the master key kept in locked pages
+# by common/secmem.c): a library below the server, which its tests link alone.
 noinst_LIBRARIES += authserver/libstore.a
 authserver_libstore_a_SOURCES = \
 	authserver/aggregate.c \
 	authserver/aggregate.h \
 	authserver/store.c \
 	authserver/store.h \
+	authserver/store-backend.h \
 	authserver/store-crypto.c \
-	authserver/store-crypto.h
+	authserver/store-crypto.h \
+	authserver/store-sqlite.c
+authserver_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
 # The PostgreSQL store's schema (store-pg.c, built with --with-postgresql).
 EXTRA_DIST += authserver/store-pg-schema.h
-authserver_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
 
 sbin_PROGRAMS += authserver/authserver
 authserver_authserver_SOURCES = \

@@ -1553,6 +1553,28 @@ START_TEST(test_durability) {
 }
 END_TEST
 
+/* The --db value chooses the back end: PostgreSQL connection strings are refused with a clear
+ * message (and without echoing them: they may hold a password) until that back end exists;
+ * a file name with '=' in it stays a SQLite file. */
+START_TEST(test_backend_choice) {
+        static const char *const pg[] = {
+                "postgresql://u:secret@localhost/vault", "postgres://localhost", "dbname=vault",
+                "host=/run/postgresql dbname=vault password=secret", " user = sv",
+        };
+        struct store *s = NULL;
+
+        for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++) {
+                ck_assert_int_eq(store_open(pg[i], key1, STORE_CREATE, &s), -EPROTONOSUPPORT);
+                ck_assert_ptr_null(s);
+                ck_assert_msg(strstr(store_last_error(NULL), "PostgreSQL"), "%s", store_last_error(NULL));
+                ck_assert_ptr_null(strstr(store_last_error(NULL), "secret"));
+        }
+        s = open_new("a=b.db");
+        store_close(s);
+        ck_assert_int_eq(access(path_of("a=b.db"), F_OK), 0);
+}
+END_TEST
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         (void) st;
         (void) flag;
@@ -1601,6 +1623,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_batch);
         tcase_add_test(tc, test_no_plaintext_on_disk);
         tcase_add_test(tc, test_durability);
+        tcase_add_test(tc, test_backend_choice);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The store's back ends: the storage primitives below store.c. store.c keeps everything that
+ * does not depend on the database (the API of store.h, validation of ids, parameters and
+ * lengths, sealing and opening vaults, the master key check, decoys, the error messages of
+ * store.h's error codes); a back end stores rows and sealed blobs, and never sees a plaintext
+ * vault or the master key.
+ *
+ * Each op is one SQL statement or one transaction, so that the compare-and-set of a write stays
+ * in its WHERE clause and a concurrent writer (another process, another server) can never make
+ * two sessions commit from the same generation.
+ *
+ * The contract every op keeps:
+ * - Returns >= 0 on success, -errno on failure, and on failure sets the message with
+ *   store_fail() (never logs); -ENOENT of get, lookup and probe and -EBADMSG of keycheck_get
+ *   need none: store.c words them. Errors: -EBADMSG corrupt database or not our schema, -EBUSY
+ *   database locked (after a short wait), -EIO an I/O or server failure, -ENOMEM,
+ *   -ENOSPC, -EACCES, -EROFS as their names say.
+ * - Outside a batch, a write op is its own transaction: all of it or nothing. "Durable" means
+ *   the change survives a crash of the machine once the op returned; other writes may be lost
+ *   in a crash but never half applied.
+ * - Inside a batch (batch_begin()), a write op is part of the batch's transaction. A durable
+ *   write makes the batch's commit durable. A write that fails after it changed the database
+ *   must make batch_commit() roll the whole batch back and fail with -EIO.
+ * - The compare-and-set writes (set_pending, promote, commit) return 1 when they applied and 0,
+ *   changing nothing, when the row did not match; store.c then calls probe() to say why.
+ * - Epochs and counts are u64 values kept as the int64 bit pattern: the database never does
+ *   arithmetic on them (store.c computes epoch + 1). Rows read from the database are passed
+ *   up raw (struct store_row) and validated by store.c.
+ * - The vaults of a device are its generations: the committed one (the row's epoch) and at
+ *   most one pending one (epoch + 1). A back end keeps at most these two per device.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "store.h"
+
+struct store_db;                        /* a back end's connection, defined by the back end */
+
+/* A device row as read, before store.c checks it. */
+struct store_row {
+        char id[STORE_ID_MAX + 2];      /* a longer id is cut to STORE_ID_MAX + 1 bytes: invalid */
+        char status[9];                 /* "active", "revoked"; anything longer cut to 8 bytes */
+        int64_t profile, n, m, p;
+        int64_t epoch;                  /* u64 bit pattern */
+        int64_t created, last_success, last_failure, failures, enrollment, kex;
+        bool has_committed;             /* the vault of generation committed_epoch exists */
+        int64_t committed_epoch;
+        bool has_pending;               /* a pending vault exists, of generation pending_epoch */
+        int64_t pending_epoch;
+};
+
+/* Copies text (NULL: "") into a fixed field of struct store_row, cut to the field's size - 1
+ * bytes: each field is one byte longer than its longest valid value, so that an overlong value
+ * stays overlong (and fails validation) instead of becoming a valid shorter one. */
+#define store_row_text(field, text) store_row_text_((field), sizeof(field), (text))
+static inline void store_row_text_(char *field, size_t size, const char *text) {
+        size_t l = text ? strnlen(text, size - 1) : 0;
+
+        memcpy(field, text ? text : "", l);
+        field[l] = 0;
+}
+
+/* Why a compare-and-set did not match: the row's state, read by probe(). */
+struct store_probe {
+        bool active;
+        int64_t epoch;                  /* u64 bit pattern */
+        bool has_pending;
+        int64_t vault_len;              /* n * m */
+        int64_t enrollment;
+};
+
+/* A generation's sealed blob, copied out by get(). */
+struct store_blob {
+        uint8_t *data;                  /* cap bytes, given by store.c */
+        size_t cap;
+        bool present;
+        int64_t epoch;                  /* u64 bit pattern */
+        size_t len;                     /* may exceed cap: then data holds nothing */
+};
+
+/* Which blob lookup() copies: chosen by store.c from the row (protocol §5). */
+enum store_pick {
+        STORE_PICK_COMMITTED,
+        STORE_PICK_PENDING,
+};
+typedef enum store_pick (*store_pick_fn)(const struct store_row *row, bool found, void *userdata);
+
+typedef int (*store_row_cb)(const struct store_row *row, void *userdata);
+/* A shape's row of shapes(): raw values, checked by store.c. */
+typedef int (*store_shape_row_cb)(int64_t profile, int64_t n, int64_t m, int64_t p, int64_t count,
+                                  int64_t stand_in, void *userdata);
+/* An aggregate's row as read: count is a u64 bit pattern; name may be anything. */
+typedef int (*store_aggregate_row_cb)(const char *name, int64_t count, double sum, double min, double max,
+                                      void *userdata);
+/* aggregate_update()'s fold: given the row read (count 0: none), writes the new one into *a. */
+typedef int (*store_fold_fn)(struct aggregate *a, bool found, void *userdata);
+
+struct store_ops {
+        /*
+         * Connects to path, creates the schema if missing and STORE_CREATE is set (storing
+         * keycheck, the sealed key check, in the same transaction), or upgrades an older one.
+         * -ENOENT no store and no STORE_CREATE, -EBADMSG not a store, -EPROTONOSUPPORT schema
+         * newer than STORE_SCHEMA_VERSION. s is kept for store_fail().
+         */
+        int (*open)(struct store *s, const char *path, int flags, const uint8_t *keycheck,
+                    size_t keycheck_len, struct store_db **ret);
+        /* Rolls back an open batch, frees everything. db may be NULL. */
+        void (*close)(struct store_db *db);
+        /* The key check stored at creation, copied into buf; -EBADMSG if there is none or it
+         * is longer than cap. */
+        int (*keycheck_get)(struct store_db *db, uint8_t *buf, size_t cap, size_t *ret_len);
+
+        /* The row of id and, if vaults is not NULL, its generations' blobs in vaults[0] and
+         * vaults[1] (present false for the missing ones), in any order. -ENOENT unknown id. */
+        int (*get)(struct store_db *db, const char *id, struct store_row *ret, struct store_blob vaults[2]);
+        /*
+         * The handshake's lookup, one statement: the row of id (found), or else the row of
+         * device number stand_in (not found; stand_in < 1 or no such row: -ENOENT), and the
+         * blob pick() chooses copied into blob when it exists and fits cap (*ret_len its
+         * length, 0 if absent). Costs the same whether id was found or not.
+         */
+        int (*lookup)(struct store_db *db, const char *id, int64_t stand_in, store_pick_fn pick,
+                      void *userdata, struct store_row *ret, bool *ret_found, uint8_t *blob, size_t cap,
+                      size_t *ret_len);
+        /* The state of id's row after a compare-and-set did not match; -ENOENT unknown id. */
+        int (*probe)(struct store_db *db, const char *id, struct store_probe *ret);
+
+        /* Enrolls dev (active, enrollment token, no failures) with the sealed vault of
+         * generation dev->epoch, replacing a revoked row and erasing its vaults. Durable.
+         * Returns 1, or 0 (nothing changed) if id is enrolled and active. */
+        int (*enroll)(struct store_db *db, const struct store_device *dev, uint64_t enrollment, int64_t now,
+                      const uint8_t *sealed, size_t sealed_len);
+        /* Compare-and-set on (id, active, epoch = expect_epoch, n*m = vault_len, enrollment):
+         * stores sealed as generation expect_epoch + 1 (the pending vault), replacing an older
+         * pending one. Durable. */
+        int (*set_pending)(struct store_db *db, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                           const uint8_t *sealed, size_t sealed_len, size_t vault_len);
+        /* The same compare-and-set, also requiring the pending generation expect_epoch + 1: it
+         * becomes committed (epoch := expect_epoch + 1), sealed becomes generation
+         * expect_epoch + 2 (pending), and generation expect_epoch goes. One transaction, durable. */
+        int (*promote)(struct store_db *db, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                       const uint8_t *sealed, size_t sealed_len, size_t vault_len);
+        /* Compare-and-set on (id, active, epoch = expect_epoch, enrollment) with the pending
+         * generation present: epoch := expect_epoch + 1, failures := 0, last_success := now,
+         * and generation expect_epoch is erased. One transaction, not durable. */
+        int (*commit)(struct store_db *db, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                      int64_t now);
+        /* Marks an active id revoked and erases its vaults; 1 if it was active (durable), 0 if
+         * nothing changed (revoked or unknown). */
+        int (*revoke)(struct store_db *db, const char *id);
+        /* failures := min(failures + count, 2^32-1), last_failure := max(last_failure, last).
+         * 1, or 0 for an unknown id. */
+        int (*add_failures)(struct store_db *db, const char *id, uint32_t count, int64_t last);
+
+        /* Appends an audit row; id may be NULL. Not durable. */
+        int (*audit)(struct store_db *db, int64_t now, const char *id, const char *peer, const char *outcome,
+                     uint64_t epoch);
+        int (*audit_summary)(struct store_db *db, int64_t now, const char *outcome, uint64_t count);
+        /* Deletes at most limit rows, oldest first, of the audit tables older than before;
+         * returns how many. */
+        int (*audit_prune)(struct store_db *db, int64_t before, unsigned limit);
+
+        /* Every device row in id order (no blob read); cb's negative return stops and is
+         * returned. */
+        int (*list)(struct store_db *db, store_row_cb cb, void *userdata);
+        int (*count)(struct store_db *db, uint64_t *ret);
+        /* (profile, n, m, p, count, smallest device number) of the active devices, grouped
+         * and ordered by shape. */
+        int (*shapes)(struct store_db *db, store_shape_row_cb cb, void *userdata);
+
+        /* One transaction: reads the aggregate name (locking it against other writers),
+         * calls fold and, if it succeeds, writes *a back. Inside a batch the batch's commit
+         * becomes durable. fold's error is returned, nothing written. */
+        int (*aggregate_update)(struct store_db *db, const char *name, store_fold_fn fold, void *userdata,
+                                struct aggregate *a);
+        int (*aggregate_list)(struct store_db *db, store_aggregate_row_cb cb, void *userdata);
+
+        /* -EBUSY if a batch is open. */
+        int (*batch_begin)(struct store_db *db);
+        /* Commits (synced if durable or a write asked for it); rolls back and fails with -EIO
+         * after a write failed half done. -EINVAL without a batch. The batch ends either way. */
+        int (*batch_commit)(struct store_db *db, bool durable);
+        int (*batch_rollback)(struct store_db *db);
+
+        /* A counter that changes whenever another connection committed a change. */
+        int (*data_version)(struct store_db *db, uint64_t *ret);
+};
+
+struct store_backend {
+        const char *name;
+        /* Whether the --db value is this back end's. */
+        bool (*claims)(const char *path);
+        const struct store_ops *ops;
+};
+
+extern const struct store_backend store_backend_sqlite;       /* store-sqlite.c */
+#ifdef HAVE_LIBPQ
+extern const struct store_backend store_backend_pg;           /* store-pg.c, claims store_path_is_postgresql() */
+#endif
+
+/* Whether path is a PostgreSQL connection string: a postgresql:// or postgres:// URI, or a
+ * libpq keyword=value string (it starts with a keyword and '='); anything else is a file. */
+bool store_path_is_postgresql(const char *path);
+
+/* Sets the message store_last_error(s) returns ("%m" is strerror(-r)), and returns r. */
+__attribute__((format(printf, 3, 4)))
+int store_fail(struct store *s, int r, const char *fmt, ...);
+
+/* Whether id is a valid device id (store.h). */
+bool store_id_valid(const char *id);

@@ -47,4 +47,4 @@ tests_e2e_sv_fsattack_SOURCES = tests/e2e/sv-fsattack.c
 tests_e2e_sv_fsattack_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib \
 	$(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
 tests_e2e_sv_fsattack_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(TESTKAT_LIBS) $(SVIO_LIBS) \
-	$(SVCOMMON_LIBS) $(SQLITE_LIBS)
+	$(SVCOMMON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS)

@@ -275,11 +275,14 @@ static int errno_from_sqlstate(const char *state) {
         return -EIO;
 }
 
-/* libpq's messages end with a newline; the store's do not. */
+/* libpq's messages end with a newline and may span lines; the store's are one line. */
 static const char *trim(char *buf, size_t size, const char *msg) {
         size_t l;
 
         snprintf(buf, size, "%s", msg ? msg : "");
+        for (char *c = buf; *c; c++)
+                if (*c == '\n' || *c == '\t')
+                        *c = ' ';
         l = strlen(buf);
         while (l > 0 && (buf[l - 1] == '\n' || buf[l - 1] == ' '))
                 buf[--l] = 0;

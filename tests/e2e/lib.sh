@@ -74,6 +74,7 @@ if [ -n "${SV_E2E_POSTGRESQL:-}" ]; then
         pg_need
         pg_start sv || fail "PostgreSQL did not start"
         DB=$PG_URI
+        echo "# authserver's store: PostgreSQL, a private cluster in $T"
 fi
 
 start_swtpm() {

@@ -382,8 +382,14 @@ static int commit_tx(struct store_db *d, bool durable, const char *what) {
  * (fail_res() marked the batch broken); a write that fails after it changed something
  * without an SQL error breaks it too.
  */
+static int ensure_connected(struct store_db *d);
+
 static int write_begin(struct store_db *d) {
-        return d->in_batch ? 0 : exec(d, "BEGIN", "begin a transaction");
+        int r = ensure_connected(d);
+
+        if (r < 0 || d->in_batch)
+                return r;
+        return exec(d, "BEGIN", "begin a transaction");
 }
 
 static int write_end(struct store_db *d, int r, bool changed, bool durable) {
@@ -695,9 +701,7 @@ static int pg_enroll(struct store_db *d, const struct store_device *dev, uint64_
         bool changed;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = write_begin(d);
+        r = write_begin(d);
         if (r < 0)
                 return r;
         par_text(&p, dev->id);
@@ -763,9 +767,7 @@ static int pg_set_pending(struct store_db *d, const char *id, uint64_t enrollmen
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = write_begin(d);
+        r = write_begin(d);
         if (r < 0)
                 return r;
         par_text(&p, id);
@@ -785,9 +787,7 @@ static int pg_promote(struct store_db *d, const char *id, uint64_t enrollment, u
         bool changed;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = write_begin(d);
+        r = write_begin(d);
         if (r < 0)
                 return r;
         par_text(&p, id);
@@ -810,9 +810,7 @@ static int pg_commit(struct store_db *d, const char *id, uint64_t enrollment, ui
         bool changed;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = write_begin(d);
+        r = write_begin(d);
         if (r < 0)
                 return r;
         par_text(&p, id);
@@ -837,9 +835,7 @@ static int pg_revoke(struct store_db *d, const char *id) {
         bool changed;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = write_begin(d);
+        r = write_begin(d);
         if (r < 0)
                 return r;
         par_text(&p, id);
@@ -1005,9 +1001,7 @@ static int pg_aggregate_update(struct store_db *d, const char *name, store_fold_
                                struct aggregate *a) {
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = write_begin(d);
+        r = write_begin(d);
         if (r < 0)
                 return r;
         r = aggregate_read_fold_write(d, name, fold, userdata, a);

@@ -289,6 +289,37 @@ struct write_record {
         void *userdata;
 };
 
+/* Work the loop hands the writer thread (queue_post()): run() there, on the writer's store,
+ * first in the next batch's transaction if needs_batch, else outside any transaction; then
+ * done() on the loop, with the batch's result (0 outside a batch). run() must not touch
+ * what the loop owns: what it needs is copied into the job. */
+struct queue_job {
+        enum { JOB_IDLE, JOB_POSTED, JOB_RUNNING, JOB_FINISHED } state;  /* under the queue's lock */
+        bool needs_batch;
+        int result;
+        void (*run)(struct queue_job *j, struct store *st, int64_t now);
+        void (*done)(struct queue_job *j, int result);
+};
+
+/* upkeep.c's job: its counts, moved out of the loop's tables when a summary is due, and the
+ * store's data version, read on the writer's connection, which only other processes' commits
+ * (the admin verbs) change. */
+struct upkeep_job {
+        struct queue_job job;
+        bool summary;                   /* write the counts below and prune */
+        struct {
+                const char *outcome;
+                uint64_t count;
+        } tallies[UPKEEP_OUTCOMES_MAX];
+        struct upkeep_device **devices; /* UPKEEP_BUCKETS chains, the job's while posted */
+        uint64_t n_devices_dropped;
+        uint64_t audit_retention_s;     /* 0: no pruning */
+        /* Written by run(), read by done(): */
+        bool has_version;
+        uint64_t data_version;
+        bool prune_more;                /* a full batch was pruned: again at the next tick */
+};
+
 /* An audit row of a handshake that ended without a write of its own (a proven device's
  * failure after M3), waiting for the next group commit: queue_audit() copies it. */
 struct audit_record {
@@ -365,7 +396,7 @@ struct conn {
 
 /* queue.c: the group commit, on a writer thread of its own with its own store handle. */
 struct write_queue {
-        struct store *store;            /* the writer's handle: the writer's alone, or borrowed */
+        struct store *store;            /* the writer thread's alone (queue_free() closes it) */
         bool initialized;               /* by queue_init(), which owns store from then on */
         pthread_t thread;
         bool started;
@@ -381,7 +412,8 @@ struct write_queue {
         LIST_HEAD(struct write_record) flushing;        /* the batch being written */
         LIST_HEAD(struct write_record) finished;        /* written, done() not yet run */
         LIST_HEAD(struct audit_record) audits;          /* rows for the next batch */
-        bool busy;                      /* the store handle is in use (a batch or a borrow) */
+        struct queue_job *job;          /* posted, being run, or finished until its done() */
+        bool busy;                      /* the writer is in a batch */
         bool kicked;                    /* the loop let the writer start on the batch */
         bool stop;
         bool failed;                    /* a sync failed: the writer touches the database no more */
@@ -431,6 +463,9 @@ struct server {
         uint64_t n_devices_dropped;
         sd_event_source *upkeep_timer;
         int64_t next_summary_ms;
+        struct upkeep_job upkeep_job;
+        bool upkeep_posted;             /* upkeep_job is the writer's until its done() */
+        bool has_data_version;          /* data_version was read since the start */
 };
 
 /* CLOCK_MONOTONIC in microseconds, the clock of time-outs, back-off and log limits. */
@@ -480,19 +515,14 @@ void queue_free(struct write_queue *q);
 void queue_add(struct write_queue *q, struct write_record *w);
 /* Takes w off the queue: its connection ends. If the writer is writing it, waits for that batch. */
 void queue_cancel(struct write_queue *q, struct write_record *w);
-/* Runs the group commit now, on the caller's thread, once the writer is idle; extra(userdata,
- * store, now), if given, writes first in its transaction through the writer's store. */
-void queue_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
-                 void *userdata);
-/* The same, or -EBUSY without waiting if the writer is in a batch. */
-int queue_try_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
-                    void *userdata);
+/* Hands j to the writer, which starts on it at once (with what is queued); its done() runs on
+ * the loop. -EBUSY if a job is already posted (one at a time), -EIO after a failed sync. */
+int queue_post(struct write_queue *q, struct queue_job *j);
+/* Waits until the posted job, if any, is run, and runs the finished done()s (at exit). */
+void queue_wait_job(struct write_queue *q);
 /* An audit row of a handshake that ended without a write: copied into the next batch. */
 void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
                  uint64_t epoch);
-/* The writer's store for f(userdata, store) on the caller's thread if the writer is idle;
- * -EBUSY without waiting if it is not (a batch may wait for the database for seconds). */
-int queue_try_store(struct write_queue *q, int (*f)(void *userdata, struct store *st), void *userdata);
 
 /* upkeep.c: what the server learns from failed handshakes, kept in memory and written once
  * per interval; the decoy shapes; the audit retention. */
@@ -504,8 +534,6 @@ void upkeep_failure(struct server *srv, const char *outcome);
 bool upkeep_log_pass(struct server *srv, const char *outcome, unsigned *ret_suppressed);
 void upkeep_device_failure(struct server *srv, const char *id, int64_t now);
 void upkeep_device_success(struct server *srv, const char *id);
-/* Runs the group commit now with, inside its transaction, the summary rows, the devices'
- * failure counts, and one batch of audit pruning (at exit: waits for the writer). */
+/* Has the writer write, in its next batch, the summary rows, the devices' failure counts, and
+ * one batch of audit pruning, and waits for it (at exit). */
 void upkeep_flush(struct server *srv);
-/* Reloads the decoy shapes if an admin command changed the store. */
-void upkeep_refresh_shapes(struct server *srv, bool force);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@
  * leaves only after the fsync and no connection is ever touched by the writer. The writer
  * reads a record's fields only: the sealed vault it points to stays the connection's, which
  * is why queue_cancel() of a record being written waits for its batch.
+ *
+ * Only the writer thread touches its store (asserted in batch_run()): what the loop needs of
+ * it, upkeep's counts and the data version that tells of admin changes, it posts as a job
+ * (queue_post()), which the writer runs with its next batch and hands back like a record.
  */
 
 /* One queued write: the pending vault of a verified M3 (sealed by the connection: the writer
@@ -85,10 +90,11 @@ static void audits_free(void *first) {
 /*
  * One batch, in one transaction: every write record (the sealed pending vault of a verified
  * M3, the commit of a verified M5 with its audit row, an aggregate), the audit rows of proven
- * devices' failures, and extra's writes first. If any stored a pending vault, the transaction
+ * devices' failures, and the job's writes first. If any stored a pending vault, the transaction
  * is made durable with one fsync before any M4 leaves (protocol §6: the pending vault is on
- * disk before M4); commits alone need no fsync. Runs with busy set, without the lock; batch
- * and audits are the caller's. Returns the batch's result (< 0: every record failed with it).
+ * disk before M4); commits alone need no fsync. Runs on the writer thread with busy set,
+ * without the lock; batch, audits and job are the caller's. Returns the batch's result (< 0:
+ * every record failed with it).
  *
  * A failed sync is fatal. Linux marks the pages of a failed fsync clean, so a later sync
  * that succeeds may not have written them: a WAL frame could be missing on disk while this
@@ -97,20 +103,27 @@ static void audits_free(void *first) {
  * is really on disk, is trustworthy again; systemd restarts the service.
  */
 static int batch_run(struct write_queue *q, struct write_record *batch, struct audit_record *audits,
-                     void (*extra)(void *userdata, struct store *st, int64_t now), void *userdata,
-                     bool *ret_fatal) {
+                     struct queue_job *job, bool *ret_fatal) {
         struct write_record *w;
         bool stored_pending = false;
         const char *why = NULL;
         unsigned n_vault = 0;
         int rb;
 
+        assert(pthread_equal(pthread_self(), q->thread));
+        /* A job that only reads (the data version) needs no transaction, nor the write lock. */
+        if (job && !job->needs_batch) {
+                job->run(job, q->store, (int64_t) time(NULL));
+                if (!batch && !audits)
+                        return 0;
+                job = NULL;
+        }
         fault_crash("before-pending");
         rb = store_batch_begin(q->store);
-        /* The caller's writes first (upkeep's counts: a commit in this batch resets a device's
+        /* The job's writes first (upkeep's counts: a commit in this batch resets a device's
          * failures after them). */
-        if (rb >= 0 && extra)
-                extra(userdata, q->store, (int64_t) time(NULL));
+        if (rb >= 0 && job)
+                job->run(job, q->store, (int64_t) time(NULL));
         for (w = batch; w; w = w->queue_next) {
                 w->result = rb < 0 ? rb : write_one(q, w, &stored_pending);
                 /* -ERANGE: an aggregate would leave the finite numbers, the device is told so. */
@@ -148,8 +161,10 @@ static int batch_run(struct write_queue *q, struct write_record *batch, struct a
         return rb;
 }
 
-/* Under the lock: the next batch and its audit rows leave the queue, marked as being written. */
-static void batch_take(struct write_queue *q, struct write_record **ret_batch, struct audit_record **ret_audits) {
+/* Under the lock: the next batch, its audit rows and the posted job leave the queue, marked as
+ * being written. */
+static void batch_take(struct write_queue *q, struct write_record **ret_batch, struct audit_record **ret_audits,
+                       struct queue_job **ret_job) {
         struct write_record *w;
 
         q->flushing.first = q->records.first;
@@ -163,12 +178,22 @@ static void batch_take(struct write_queue *q, struct write_record **ret_batch, s
         *ret_audits = q->audits.first;
         q->audits.first = q->audits.last = NULL;
         q->audits.n = 0;
+        *ret_job = q->job && q->job->state == JOB_POSTED ? q->job : NULL;
+        if (*ret_job)
+                q->job->state = JOB_RUNNING;
         q->busy = true;
+        /* queue_audit() may wait for the audit rows to leave. */
+        pthread_cond_broadcast(&q->idle);
 }
 
-/* Under the lock: the batch is written (rb: its result); its records wait for done(). */
-static void batch_finish(struct write_queue *q, int rb, bool fatal) {
+/* Under the lock: the batch is written (rb: its result); its records and job wait for done(). */
+static void batch_finish(struct write_queue *q, struct queue_job *job, int rb, bool fatal) {
         struct write_record *w;
+
+        if (job) {
+                job->result = job->needs_batch && rb < 0 ? rb : 0;
+                job->state = JOB_FINISHED;
+        }
 
         while ((w = q->flushing.first)) {
                 LIST_REMOVE(queue, &q->flushing, w);
@@ -182,20 +207,6 @@ static void batch_finish(struct write_queue *q, int rb, bool fatal) {
         pthread_cond_broadcast(&q->idle);
 }
 
-/* Under the lock: waits until neither the writer nor a borrower uses the store, then takes it. */
-static void store_acquire(struct write_queue *q) {
-        while (q->busy)
-                pthread_cond_wait(&q->idle, &q->lock);
-        q->busy = true;
-}
-
-static void store_release(struct write_queue *q) {
-        q->busy = false;
-        pthread_cond_broadcast(&q->idle);
-        /* The writer may have waited for the store with work queued. */
-        pthread_cond_signal(&q->work);
-}
-
 static void *writer_main(void *userdata) {
         struct write_queue *q = userdata;
 
@@ -203,7 +214,9 @@ static void *writer_main(void *userdata) {
         for (;;) {
                 struct write_record *batch;
                 struct audit_record *audits;
-                bool fatal = false, empty = !q->records.first && !q->audits.first;
+                struct queue_job *job;
+                bool fatal = false, empty = !q->records.first && !q->audits.first &&
+                                            !(q->job && q->job->state == JOB_POSTED);
                 int rb;
 
                 if ((empty && q->stop) || q->failed)
@@ -215,11 +228,11 @@ static void *writer_main(void *userdata) {
                         continue;
                 }
                 q->kicked = false;
-                batch_take(q, &batch, &audits);
+                batch_take(q, &batch, &audits, &job);
                 pthread_mutex_unlock(&q->lock);
-                rb = batch_run(q, batch, audits, NULL, NULL, &fatal);
+                rb = batch_run(q, batch, audits, job, &fatal);
                 pthread_mutex_lock(&q->lock);
-                batch_finish(q, rb, fatal);
+                batch_finish(q, job, rb, fatal);
                 pthread_mutex_unlock(&q->lock);
                 /* Wakes the loop; an eventfd write fails only on overflow, which still wakes it. */
                 (void) eventfd_write(q->wake_fd, 1);
@@ -233,6 +246,7 @@ static void *writer_main(void *userdata) {
  * may end another connection of the batch, which takes its record off (queue_cancel()). */
 static void run_finished(struct write_queue *q) {
         struct write_record *w;
+        struct queue_job *j;
         bool failed;
 
         pthread_mutex_lock(&q->lock);
@@ -253,6 +267,15 @@ static void run_finished(struct write_queue *q) {
                         break;
                 w->done(w, w->result);
         }
+        pthread_mutex_lock(&q->lock);
+        j = q->job && q->job->state == JOB_FINISHED ? q->job : NULL;
+        if (j) {
+                q->job = NULL;
+                j->state = JOB_IDLE;
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (j)
+                j->done(j, j->result);
         if (q->fatal && q->on_fatal)
                 q->on_fatal(q->userdata);
 }
@@ -296,7 +319,7 @@ static void work_signal(struct write_queue *q) {
 void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
                  uint64_t epoch) {
         struct audit_record *a = malloc(sizeof *a);
-        bool full;
+        bool dropped;
 
         if (!a)
                 return;
@@ -305,22 +328,22 @@ void queue_audit(struct write_queue *q, int64_t now, const char *id, const char 
         snprintf(a->peer, sizeof a->peer, "%s", peer);
         snprintf(a->outcome, sizeof a->outcome, "%s", outcome);
         pthread_mutex_lock(&q->lock);
-        full = q->audits.n >= AUDIT_QUEUE_MAX;
-        if (!full) {
+        /* A full queue is handed to the writer at once, and the loop waits for it to take it
+         * (at most one batch): the rows are bounded, and the loop never writes itself. */
+        while (q->audits.n >= AUDIT_QUEUE_MAX && !q->failed) {
+                q->kicked = true;
+                pthread_cond_signal(&q->work);
+                pthread_cond_wait(&q->idle, &q->lock);
+        }
+        dropped = q->failed;
+        if (!dropped) {
                 LIST_APPEND(audits, &q->audits, a);
                 work_signal(q);
-        } else
-                store_acquire(q);
+        }
         pthread_mutex_unlock(&q->lock);
-        if (!full)
-                return;
-        /* Its own transaction, as before the queue took audit rows. */
-        if (store_audit(q->store, now, id, peer, outcome, epoch) < 0)
-                log_warning("Failed to write audit row: %s", store_last_error(q->store));
-        free(a);
-        pthread_mutex_lock(&q->lock);
-        store_release(q);
-        pthread_mutex_unlock(&q->lock);
+        /* After a failed sync the database is not touched again. */
+        if (dropped)
+                free(a);
 }
 
 void queue_add(struct write_queue *q, struct write_record *w) {
@@ -344,57 +367,30 @@ void queue_cancel(struct write_queue *q, struct write_record *w) {
         pthread_mutex_unlock(&q->lock);
 }
 
-static int flush_here(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
-                      void *userdata, bool wait) {
-        struct write_record *batch;
-        struct audit_record *audits;
-        bool fatal = false;
-        int rb = 0;
+int queue_post(struct write_queue *q, struct queue_job *j) {
+        int r = 0;
 
         pthread_mutex_lock(&q->lock);
-        if (!wait && q->busy) {
-                pthread_mutex_unlock(&q->lock);
-                return -EBUSY;
+        if (q->failed)
+                r = -EIO;
+        else if (q->job)
+                r = -EBUSY;
+        else {
+                q->job = j;
+                j->state = JOB_POSTED;
+                q->kicked = true;
+                pthread_cond_signal(&q->work);
         }
-        store_acquire(q);
-        if (!q->failed && (q->records.first || q->audits.first || extra)) {
-                batch_take(q, &batch, &audits);
-                pthread_mutex_unlock(&q->lock);
-                rb = batch_run(q, batch, audits, extra, userdata, &fatal);
-                pthread_mutex_lock(&q->lock);
-                batch_finish(q, rb, fatal);
-        } else
-                store_release(q);
-        pthread_mutex_unlock(&q->lock);
-        run_finished(q);
-        return 0;
-}
-
-void queue_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
-                 void *userdata) {
-        (void) flush_here(q, extra, userdata, true);
-}
-
-int queue_try_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
-                    void *userdata) {
-        return flush_here(q, extra, userdata, false);
-}
-
-int queue_try_store(struct write_queue *q, int (*f)(void *userdata, struct store *st), void *userdata) {
-        int r;
-
-        pthread_mutex_lock(&q->lock);
-        if (q->busy) {
-                pthread_mutex_unlock(&q->lock);
-                return -EBUSY;
-        }
-        q->busy = true;
-        pthread_mutex_unlock(&q->lock);
-        r = f(userdata, q->store);
-        pthread_mutex_lock(&q->lock);
-        store_release(q);
         pthread_mutex_unlock(&q->lock);
         return r;
+}
+
+void queue_wait_job(struct write_queue *q) {
+        pthread_mutex_lock(&q->lock);
+        while (q->job && q->job->state != JOB_FINISHED && !q->failed && q->started)
+                pthread_cond_wait(&q->idle, &q->lock);
+        pthread_mutex_unlock(&q->lock);
+        run_finished(q);
 }
 
 int queue_init(struct write_queue *q, sd_event *event, struct store *store) {

@@ -494,29 +494,6 @@ int store_promote_and_set_pending_sealed(struct store *s, const char *id, uint64
         return write_pending(s, true, id, enrollment, expect_epoch, sealed, sealed_len);
 }
 
-/* The plaintext forms seal into the store's scratch blob first. */
-static int seal_and_write(struct store *s, bool promote, const char *id, uint64_t enrollment,
-                          uint64_t expect_epoch, const uint8_t *next, size_t len) {
-        int r;
-
-        if (promote && expect_epoch == UINT64_MAX)
-                return store_fail(s, -EOVERFLOW, "Device '%s' is at the last epoch and must be enrolled again", id);
-        r = store_seal_next(s, id, expect_epoch + (promote ? 1 : 0), next, len, s->seal);
-        if (r < 0)
-                return r;
-        return write_pending(s, promote, id, enrollment, expect_epoch, s->seal, STORE_SEALED_LEN(len));
-}
-
-int store_set_pending(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                      const uint8_t *next, size_t len) {
-        return seal_and_write(s, false, id, enrollment, expect_epoch, next, len);
-}
-
-int store_promote_and_set_pending(struct store *s, const char *id, uint64_t enrollment,
-                                  uint64_t expect_epoch, const uint8_t *next, size_t len) {
-        return seal_and_write(s, true, id, enrollment, expect_epoch, next, len);
-}
-
 int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                  int64_t now) {
         int r;

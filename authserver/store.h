@@ -97,32 +97,28 @@ int store_enroll(struct store *s, const struct store_device *dev, const uint8_t 
 int store_get(struct store *s, const char *id, struct store_device *ret, uint8_t *committed,
               uint8_t *pending, size_t cap);
 
-/* M3 verified with the committed vault of generation expect_epoch: stores next as the pending
- * vault (expect_epoch + 1), replacing an older one, durably unless inside a batch (then the
- * batch commit is durable). -EOVERFLOW if expect_epoch is 2^64-1. After -EIO the write may
- * or may not survive a crash: M4 must not be sent. */
-int store_set_pending(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                      const uint8_t *next, size_t len);
-
-/* M3 verified with the pending vault: in one step the pending vault becomes committed
- * (epoch := expect_epoch + 1) and next becomes the pending vault (expect_epoch + 2), durably.
- * -ESTALE also without a pending vault. */
-int store_promote_and_set_pending(struct store *s, const char *id, uint64_t enrollment,
-                                  uint64_t expect_epoch, const uint8_t *next, size_t len);
-
 /*
- * The same two writes with the next vault sealed beforehand, so that the plaintext can be
- * wiped at once and the writer (the group commit) does only I/O. store_seal_next() seals next
- * (len bytes, a vault length) as the generation after epoch of id into sealed
- * (STORE_SEALED_LEN(len) bytes); epoch is the one M1 named, so that the blob fits both writes:
- * store_set_pending_sealed() with expect_epoch = epoch, store_promote_and_set_pending_sealed()
+ * M3's writes, with the next vault sealed beforehand, so that the plaintext can be wiped at
+ * once and the writer (the group commit) does only I/O. store_seal_next() seals next (len
+ * bytes, a vault length) as the generation after epoch of id into sealed
+ * (STORE_SEALED_LEN(len) bytes); epoch is the one M1 named, so that the blob fits both writes
+ * below: store_set_pending_sealed() with expect_epoch = epoch, store_promote_and_set_pending_sealed()
  * with expect_epoch = epoch - 1. -EOVERFLOW if epoch is 2^64-1. A blob sealed for another id or
  * generation is stored all the same and fails authentication when read (-EBADMSG).
  */
 int store_seal_next(struct store *s, const char *id, uint64_t epoch, const uint8_t *next, size_t len,
                     uint8_t *sealed);
+
+/* M3 verified with the committed vault of generation expect_epoch: stores sealed as the
+ * pending vault (expect_epoch + 1), replacing an older one, durably unless inside a batch
+ * (then the batch commit is durable). -EOVERFLOW if expect_epoch is 2^64-1. After -EIO the
+ * write may or may not survive a crash: M4 must not be sent. */
 int store_set_pending_sealed(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                              const uint8_t *sealed, size_t sealed_len);
+
+/* M3 verified with the pending vault: in one step the pending vault becomes committed
+ * (epoch := expect_epoch + 1) and sealed becomes the pending vault (expect_epoch + 2), durably.
+ * -ESTALE also without a pending vault. */
 int store_promote_and_set_pending_sealed(struct store *s, const char *id, uint64_t enrollment,
                                          uint64_t expect_epoch, const uint8_t *sealed, size_t sealed_len);
 

@@ -65,7 +65,8 @@ static struct upkeep_device **bucket_for(struct server *srv, const char *id) {
         return &srv->devices[h % UPKEEP_BUCKETS];
 }
 
-void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
+/* count failures of id, the last at time last. */
+static void device_add(struct server *srv, const char *id, uint32_t count, int64_t last) {
         struct upkeep_device **b = bucket_for(srv, id), *d;
 
         for (d = *b; d; d = d->next)
@@ -81,9 +82,13 @@ void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
                 *b = d;
                 srv->n_devices++;
         }
-        if (d->count < UINT32_MAX)
-                d->count++;
-        d->last = now;
+        d->count = count > UINT32_MAX - d->count ? UINT32_MAX : d->count + count;
+        if (last > d->last)
+                d->last = last;
+}
+
+void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
+        device_add(srv, id, 1, now);
 }
 
 /* A verified M5 resets the device's failures (store_commit()): so do the ones not yet written. */
@@ -99,53 +104,50 @@ void upkeep_device_success(struct server *srv, const char *id) {
                 }
 }
 
-static void devices_clear(struct server *srv) {
-        for (unsigned i = 0; srv->devices && i < UPKEEP_BUCKETS; i++)
-                while (srv->devices[i]) {
-                        struct upkeep_device *d = srv->devices[i];
+static void devices_clear(struct upkeep_device **devices) {
+        for (unsigned i = 0; devices && i < UPKEEP_BUCKETS; i++)
+                while (devices[i]) {
+                        struct upkeep_device *d = devices[i];
 
-                        srv->devices[i] = d->next;
+                        devices[i] = d->next;
                         free(d);
                 }
-        srv->n_devices = 0;
 }
 
-/* In the group commit's transaction, through the writer's store st. */
-static void upkeep_write(void *userdata, struct store *st, int64_t now) {
-        struct server *srv = userdata;
+/* On the writer thread: the job's counts, in the group commit's transaction, and the data version. */
+static void upkeep_run(struct queue_job *job, struct store *st, int64_t now) {
+        struct upkeep_job *j = (struct upkeep_job *) job;
         uint64_t total = 0;
         int r;
 
+        /* Read on the writer's connection, which only other processes' commits (the admin
+         * verbs) change: the loop's own would change with every group commit. */
+        j->has_version = store_data_version(st, &j->data_version) >= 0;
+        if (!j->summary)
+                return;
         for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
-                struct upkeep_tally *t = &srv->tallies[i];
-
-                if (!t->outcome || t->count == 0)
+                if (!j->tallies[i].outcome || j->tallies[i].count == 0)
                         continue;
-                total += t->count;
-                if (store_audit_summary(st, now, t->outcome, t->count) < 0)
+                total += j->tallies[i].count;
+                if (store_audit_summary(st, now, j->tallies[i].outcome, j->tallies[i].count) < 0)
                         log_warning("Failed to write the audit summary: %s", store_last_error(st));
-                t->count = 0;
         }
         for (unsigned i = 0; i < UPKEEP_BUCKETS; i++)
-                for (struct upkeep_device *d = srv->devices[i]; d; d = d->next) {
+                for (struct upkeep_device *d = j->devices[i]; d; d = d->next) {
                         r = store_add_failures(st, d->id, d->count, d->last);
                         if (r < 0 && r != -ENOENT)
                                 log_warning("Failed to record the failures of '%s': %s", d->id, store_last_error(st));
                 }
-        devices_clear(srv);
         if (total > 0)
                 log_notice("%" PRIu64 " failed handshakes of unproven peers since the last summary", total);
-        if (srv->n_devices_dropped > 0) {
+        if (j->n_devices_dropped > 0)
                 log_warning("Failures of %" PRIu64 " devices were not recorded: more than %d devices failed "
-                            "within one summary interval", srv->n_devices_dropped, UPKEEP_DEVICES_MAX);
-                srv->n_devices_dropped = 0;
-        }
-        if (srv->cfg->audit_retention_s > 0) {
-                r = store_audit_prune(st, now - (int64_t) srv->cfg->audit_retention_s, UPKEEP_PRUNE_BATCH);
+                            "within one summary interval", j->n_devices_dropped, UPKEEP_DEVICES_MAX);
+        if (j->audit_retention_s > 0) {
+                r = store_audit_prune(st, now - (int64_t) j->audit_retention_s, UPKEEP_PRUNE_BATCH);
                 if (r < 0)
                         log_warning("Failed to prune the audit trail: %s", store_last_error(st));
-                else if (r == UPKEEP_PRUNE_BATCH)
-                        srv->next_summary_ms = 0;       /* more to prune: again at the next tick */
+                j->prune_more = r == UPKEEP_PRUNE_BATCH;
         }
 }
 
@@ -166,56 +168,113 @@ static int seal_shape(struct server *srv, struct decoy_shape *s) {
         return store_decoy_seal(srv->store, len, s->sealed);
 }
 
-static int data_version(void *userdata, struct store *st) {
-        return store_data_version(st, userdata);
-}
-
-void upkeep_refresh_shapes(struct server *srv, bool force) {
+/* Reloads the decoy shapes, on the loop's connection: read after the data version was. */
+static void refresh_shapes(struct server *srv) {
         struct decoy_table t;
-        uint64_t v = 0;
         int r;
 
-        /* Read on the writer's connection, which only other processes' commits (the admin
-         * verbs) change: the loop's own would change with every group commit. Not while the
-         * writer is in a batch, which the loop must not wait for: at a later tick then. */
-        r = queue_try_store(&srv->queue, data_version, &v);
-        if (r == -EBUSY && !force)
-                return;
-        if (r >= 0 && !force && v == srv->data_version)
-                return;
         decoy_table_init(&t);
-        if (r >= 0)
-                r = store_shapes(srv->store, shape_add, &t);
+        r = store_shapes(srv->store, shape_add, &t);
         for (size_t i = 0; r >= 0 && i < t.n_shapes; i++)
                 r = seal_shape(srv, &t.shapes[i]);
         if (r < 0) {
                 /* The previous table stays: an admin change shows at the next try. */
                 log_warning("Failed to load the decoy shapes: %s", store_last_error(srv->store));
                 decoy_table_free(&t);
+                srv->has_data_version = false;
                 return;
         }
         decoy_table_free(&srv->decoys);
         srv->decoys = t;
-        srv->data_version = v;
+}
+
+/* On the loop, once the writer ran the job. */
+static void upkeep_done(struct queue_job *job, int result) {
+        struct upkeep_job *j = (struct upkeep_job *) job;
+        struct server *srv = (struct server *) ((char *) j - offsetof(struct server, upkeep_job));
+
+        srv->upkeep_posted = false;
+        /* The batch failed (say, another process held the write lock past the busy time-out):
+         * its counts go back, for the next summary, as they stayed before the job moved them. */
+        if (j->summary && result < 0) {
+                for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++)
+                        if (j->tallies[i].outcome) {
+                                struct upkeep_tally *t = tally_for(srv, j->tallies[i].outcome);
+
+                                t->count = j->tallies[i].count > UINT64_MAX - t->count ? UINT64_MAX :
+                                           t->count + j->tallies[i].count;
+                        }
+                for (unsigned i = 0; i < UPKEEP_BUCKETS; i++)
+                        for (struct upkeep_device *d = j->devices[i]; d; d = d->next)
+                                device_add(srv, d->id, d->count, d->last);
+                srv->n_devices_dropped += j->n_devices_dropped;
+        }
+        devices_clear(j->devices);
+        if (j->summary && j->prune_more && result >= 0)
+                srv->next_summary_ms = 0;       /* more to prune: again at the next tick */
+        if (j->has_version && (!srv->has_data_version || j->data_version != srv->data_version)) {
+                srv->data_version = j->data_version;
+                srv->has_data_version = true;
+                refresh_shapes(srv);
+        }
+}
+
+/* Posts the job: the data version always, the counts (moved out of the loop's tables) if
+ * summary. -EBUSY while the previous job is the writer's. */
+static int upkeep_post(struct server *srv, bool summary) {
+        struct upkeep_job *j = &srv->upkeep_job;
+        struct upkeep_device **swap;
+        int r;
+
+        if (srv->upkeep_posted)
+                return -EBUSY;
+        j->summary = summary;
+        j->job.needs_batch = summary;
+        j->has_version = j->prune_more = false;
+        if (summary) {
+                for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
+                        j->tallies[i].outcome = srv->tallies[i].outcome;
+                        j->tallies[i].count = srv->tallies[i].count;
+                }
+                /* The job's table is empty (upkeep_done() cleared it): the two trade places. */
+                swap = j->devices;
+                j->devices = srv->devices;
+                j->n_devices_dropped = srv->n_devices_dropped;
+                j->audit_retention_s = srv->cfg->audit_retention_s;
+        }
+        r = queue_post(&srv->queue, &j->job);
+        if (r < 0) {
+                if (summary)
+                        j->devices = swap;
+                return r;
+        }
+        if (summary) {
+                for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++)
+                        srv->tallies[i].count = 0;
+                srv->devices = swap;
+                srv->n_devices = 0;
+                srv->n_devices_dropped = 0;
+        }
+        srv->upkeep_posted = true;
+        return 0;
 }
 
 void upkeep_flush(struct server *srv) {
-        queue_flush(&srv->queue, upkeep_write, srv);
+        /* The job in flight first, then the last interval's counts. */
+        queue_wait_job(&srv->queue);
+        if (upkeep_post(srv, true) >= 0)
+                queue_wait_job(&srv->queue);
 }
 
 static int upkeep_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct server *srv = userdata;
+        int64_t now_ms = (int64_t) (server_now_usec() / 1000);
+        bool summary = now_ms >= srv->next_summary_ms && !srv->queue.fatal;
 
-        upkeep_refresh_shapes(srv, false);
-        /* Not while the writer is in a batch, which the loop must not wait for: the next tick. */
-        if ((int64_t) (server_now_usec() / 1000) >= srv->next_summary_ms && !srv->queue.fatal) {
-                int64_t next = (int64_t) (server_now_usec() / 1000) + UPKEEP_SUMMARY_MS;
-                int64_t was = srv->next_summary_ms;
-
-                srv->next_summary_ms = next;    /* upkeep_write() may set it to 0: prune again */
-                if (queue_try_flush(&srv->queue, upkeep_write, srv) == -EBUSY)
-                        srv->next_summary_ms = was;
-        }
+        /* Not while the previous job is the writer's (a batch may wait for the database for
+         * seconds): the next tick then, and the counts wait in memory. */
+        if (upkeep_post(srv, summary) >= 0 && summary)
+                srv->next_summary_ms = now_ms + UPKEEP_SUMMARY_MS;
         (void) sd_event_source_set_time_relative(s, UPKEEP_TICK_US);
         return 0;
 }
@@ -224,7 +283,11 @@ int upkeep_init(struct server *srv) {
         int r;
 
         srv->devices = calloc(UPKEEP_BUCKETS, sizeof *srv->devices);
-        if (!srv->devices)
+        srv->upkeep_job = (struct upkeep_job) {
+                .job = { .run = upkeep_run, .done = upkeep_done },
+                .devices = calloc(UPKEEP_BUCKETS, sizeof *srv->devices),
+        };
+        if (!srv->devices || !srv->upkeep_job.devices)
                 return -ENOMEM;
         decoy_table_init(&srv->decoys);
         srv->decoy_fallback = (struct decoy_shape) {
@@ -235,7 +298,9 @@ int upkeep_init(struct server *srv) {
                 log_error("Failed to seal the decoy vault: %s", store_last_error(srv->store));
                 return r;
         }
-        upkeep_refresh_shapes(srv, true);
+        /* Now, so that decoys exist from the first M1; again once the first job has read the
+         * data version (has_data_version is false), so that no admin change is missed. */
+        refresh_shapes(srv);
         /* The first run, at the first tick, prunes what expired while the server was down. */
         srv->next_summary_ms = 0;
         r = sd_event_add_time_relative(srv->event, &srv->upkeep_timer, CLOCK_MONOTONIC, UPKEEP_TICK_US, 0,
@@ -249,9 +314,14 @@ int upkeep_init(struct server *srv) {
 
 void upkeep_free(struct server *srv) {
         srv->upkeep_timer = sd_event_source_disable_unref(srv->upkeep_timer);
-        devices_clear(srv);
+        devices_clear(srv->devices);
         free(srv->devices);
         srv->devices = NULL;
+        srv->n_devices = 0;
+        /* Still the writer's only after a failed sync, when the writer has ended (queue_free()). */
+        devices_clear(srv->upkeep_job.devices);
+        free(srv->upkeep_job.devices);
+        srv->upkeep_job.devices = NULL;
         decoy_table_free(&srv->decoys);
         free(srv->decoy_fallback.sealed);
         srv->decoy_fallback.sealed = NULL;

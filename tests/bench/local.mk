@@ -23,7 +23,8 @@ tests_bench_tls13_echo_SOURCES = tests/bench/tls13_echo.c tests/bench/benchutil.
 tests_bench_tls13_echo_CPPFLAGS = $(AM_CPPFLAGS) $(SSL_CFLAGS)
 tests_bench_tls13_echo_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS)
 
-tests_bench_svstore_SOURCES = tests/bench/svstore.c tests/lib/vfs-count.c tests/lib/vfs-count.h
+tests_bench_svstore_SOURCES = tests/bench/svstore.c tests/lib/vfs-count.c tests/lib/vfs-count.h \
+	tests/lib/store-plain.c tests/lib/store-plain.h
 tests_bench_svstore_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
 tests_bench_svstore_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS)
 

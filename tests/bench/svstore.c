@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store-plain.h"
 #include "vfs-count.h"
 
 static void die(const char *what, struct store *s, int r) {
@@ -144,7 +145,7 @@ int main(int argc, char *argv[]) {
                         /* M3 of device i: its next vault, pending. */
                         snprintf(id, sizeof id, "dev-%07u", i);
                         RAND_bytes(vault, (int) len);
-                        if ((r = store_set_pending(s, id, enrollment[i], epoch[i], vault, len)) < 0)
+                        if ((r = plain_set_pending(s, id, enrollment[i], epoch[i], vault, len)) < 0)
                                 die("set_pending", s, r);
                         /* M5 of device j, whose pending vault the previous batch stored. */
                         if (round == 0)

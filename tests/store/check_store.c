@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 
-/* The authserver store on real SQLite files in a private temporary directory. */
+/*
+ * The authserver store on real SQLite files in a private temporary directory, or on the back
+ * end SV_TEST_STORE_DB names: a --db value whose "%s", if any, is replaced by each test's
+ * store name ("wrongkey" for wrongkey.db), so that every test gets a store of its own (say
+ * SV_TEST_STORE_DB='postgresql:///sv_test_%s', the databases made empty beforehand). The
+ * tests that look into the SQLite file itself (its SQL, its WAL, secure_delete, the VFS
+ * counts, schema upgrades of old files) run only on SQLite, the others on every back end.
+ */
 
 #include <check.h>
 #include <errno.h>
@@ -21,6 +28,7 @@
 
 #include "profile.h"
 #include "store.h"
+#include "store-plain.h"
 #include "vfs-count.h"
 
 #define VAULT_LEN(n, m) ((size_t) (n) * (m))
@@ -38,35 +46,44 @@ static const char *path_of(const char *name) {
         return buf;
 }
 
-/*
- * The back end under test: SQLite files in tmpdir, or with SV_TEST_STORE_DB set (a PostgreSQL
- * connection URI, tests/store/pg.test) PostgreSQL, each store name a schema of its own in
- * that database. The tests that reach into SQLite files run on SQLite only (store_suite()).
- */
-static const char *pg_base;
+/* The store test_db names, or NULL for SQLite files. */
+static const char *test_db(void) {
+        const char *v = getenv("SV_TEST_STORE_DB");
 
-#ifdef HAVE_LIBPQ
-/* The store's schema name: the name with every character but [a-z0-9] as '_'. */
-static const char *pg_schema_of(const char *name) {
-        static char buf[64];
-        size_t i;
-
-        for (i = 0; name[i] && i < sizeof(buf) - 1; i++)
-                buf[i] = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ? name[i] : '_';
-        buf[i] = 0;
-        return buf;
+        return v && *v ? v : NULL;
 }
 
+/* The store name of a test's name: [a-z0-9] kept, ".db" dropped, the rest '_'. */
+static const char *store_name(const char *name) {
+        static char base[64];
+        size_t i;
+
+        for (i = 0; name[i] && i < sizeof(base) - 1 && strcmp(name + i, ".db") != 0; i++)
+                base[i] = (char) ((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ?
+                                  name[i] : '_');
+        base[i] = 0;
+        return base;
+}
+
+/* A PostgreSQL URI without "%s" (tests/store/pg.test): one database, each store a schema of
+ * its own in it; the test_pg_* tests then also reach into it with SQL. */
+static const char *pg_base(void) {
+        const char *t = test_db();
+
+        return t && store_path_is_postgresql(t) && !strstr(t, "%s") ? t : NULL;
+}
+
+#ifdef HAVE_LIBPQ
 /* Runs sql on the test database, as the search path of store name (NULL: none). */
 static PGresult *pg_raw(const char *name, const char *sql) {
-        PGconn *c = PQconnectdb(pg_base);
+        PGconn *c = PQconnectdb(pg_base());
         PGresult *res;
         char set[128];
 
         ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
         PQclear(PQexec(c, "SET client_min_messages TO warning"));
         if (name) {
-                snprintf(set, sizeof(set), "SET search_path TO %s", pg_schema_of(name));
+                snprintf(set, sizeof(set), "SET search_path TO %s", store_name(name));
                 PQclear(PQexec(c, set));
         }
         res = PQexec(c, sql);
@@ -77,21 +94,29 @@ static PGresult *pg_raw(const char *name, const char *sql) {
 }
 #endif
 
-/* The --db value of store name on the back end under test. */
+/* The --db value of the store name: SV_TEST_STORE_DB's, or a file in tmpdir. */
 static const char *db_of(const char *name) {
-#ifdef HAVE_LIBPQ
         static char buf[1024];
-        char sql[128];
+        const char *t = test_db(), *at, *base = store_name(name);
 
-        if (pg_base) {
-                snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS %s", pg_schema_of(name));
+        if (!t)
+                return path_of(name);
+#ifdef HAVE_LIBPQ
+        if (pg_base()) {
+                char sql[128];
+
+                snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS %s", base);
                 PQclear(pg_raw(NULL, sql));
-                snprintf(buf, sizeof(buf), "%s%soptions=-csearch_path%%3D%s", pg_base,
-                         strchr(pg_base, '?') ? "&" : "?", pg_schema_of(name));
+                ck_assert(snprintf(buf, sizeof(buf), "%s%soptions=-csearch_path%%3D%s", t,
+                                   strchr(t, '?') ? "&" : "?", base) < (int) sizeof(buf));
                 return buf;
         }
 #endif
-        return path_of(name);
+        at = strstr(t, "%s");
+        if (!at)
+                return t;
+        ck_assert(snprintf(buf, sizeof(buf), "%.*s%s%s", (int) (at - t), t, base, at + 2) < (int) sizeof(buf));
+        return buf;
 }
 
 static struct store *open_new(const char *name) {
@@ -491,7 +516,7 @@ START_TEST(test_bad_input) {
                         ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 0), -EINVAL);
                 }
                 ck_assert_int_eq(store_get(s, bad_ids[i], &got, NULL, NULL, 0), -EINVAL);
-                ck_assert_int_eq(store_set_pending(s, bad_ids[i], enr(s, bad_ids[i]), 0, v, sizeof(v)), -EINVAL);
+                ck_assert_int_eq(plain_set_pending(s, bad_ids[i], enr(s, bad_ids[i]), 0, v, sizeof(v)), -EINVAL);
                 ck_assert_int_eq(store_audit(s, 0, bad_ids[i], "peer", "decoy", 0), -EINVAL);
         }
         ck_assert_int_eq(store_get(s, NULL, &got, NULL, NULL, 0), -EINVAL);
@@ -516,8 +541,8 @@ START_TEST(test_bad_input) {
         ck_assert_int_eq(store_enroll(s, &d, v, 8 * 16, 0), 0);
         /* A pending vault of the wrong size for the row. */
         enroll(s, "dev", 0, 1);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, 8 * 16), -EINVAL);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, 100), -EINVAL);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, 8 * 16), -EINVAL);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, 100), -EINVAL);
         assert_vault(s, "dev", 1, -1);
         ck_assert_int_eq(store_audit(s, 0, "dev", "bad peer", "ok", 0), -EINVAL);
         ck_assert_int_eq(store_audit(s, 0, "dev", "peer", "", 0), -EINVAL);
@@ -542,10 +567,10 @@ START_TEST(test_compare_and_set) {
 
         /* Two sessions verified M3 against generation 0: the later pending vault wins... */
         next_vault(2, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
         assert_vault(s, "dev", 1, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
         assert_vault(s, "dev", 1, 3);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 0);
@@ -565,20 +590,20 @@ START_TEST(test_compare_and_set) {
 
         /* A stale set_pending and a commit without pending change nothing. */
         next_vault(4, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 2, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 2, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 1, 300), -ESTALE);
         ck_assert_int_eq(store_commit(s, "ghost", enr(s, "ghost"), 1, 300), -ENOENT);
-        ck_assert_int_eq(store_set_pending(s, "ghost", enr(s, "ghost"), 1, v, sizeof(v)), -ENOENT);
+        ck_assert_int_eq(plain_set_pending(s, "ghost", enr(s, "ghost"), 1, v, sizeof(v)), -ENOENT);
         assert_vault(s, "dev", 3, -1);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 1);
         ck_assert_int_eq(d.last_success, 100);
 
         /* A late M5 of a session from generation 0 cannot commit the next pending vault. */
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 1, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 300), -ESTALE);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 1);
         assert_vault(s, "dev", 3, 4);
@@ -597,15 +622,15 @@ START_TEST(test_promote) {
 
         enroll(s, "dev", 5, 1);
         next_vault(6, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         /* The device comes back with epoch 6 (M4 arrived, M5 was lost). */
         next_vault(7, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, 6);
         assert_vault(s, "dev", 6, 7);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 5, 1), -ESTALE);
         assert_vault(s, "dev", 6, 7);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 6, 1), 0);
@@ -655,7 +680,7 @@ START_TEST(test_tamper) {
         enroll(s, "dev", 0, 1);
         enroll(s, "other", 0, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "other", enr(s, "other"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "other", enr(s, "other"), 0, v, sizeof(v)), 0);
         store_close(s);
         raw_flip("tamper.db", "dev", false, 12 + 100);         /* ciphertext */
         raw_flip("tamper.db", "other", true, 12 + 64 * 16 + 3); /* tag */
@@ -680,7 +705,7 @@ START_TEST(test_swap) {
         enroll(s, "b", 0, 2);
         enroll(s, "c", 4, 3);
         next_vault(4, v);
-        ck_assert_int_eq(store_set_pending(s, "c", enr(s, "c"), 4, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "c", enr(s, "c"), 4, v, sizeof(v)), 0);
         store_close(s);
         /* Same size, same epoch: only the id in the associated data tells them apart. */
         raw_exec("swap.db", "CREATE TEMP TABLE t AS SELECT d.id, v.blob FROM device d JOIN vault v ON v.slot = "
@@ -710,7 +735,7 @@ START_TEST(test_revoke) {
 
         enroll(s, "dev", 3, 1);
         next_vault(2, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), 0);
         ck_assert_int_eq(store_revoke(s, "dev"), 1);
         ck_assert_int_eq(store_revoke(s, "dev"), 0);
         ck_assert_int_eq(store_revoke(s, "ghost"), -ENOENT);
@@ -721,8 +746,8 @@ START_TEST(test_revoke) {
         ck_assert(!d.has_pending);
         ck_assert_mem_eq(c, zero, sizeof(c));
         ck_assert_mem_eq(p, zero, sizeof(p));
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 3, v, sizeof(v)), -EKEYREVOKED);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 3, 1), -EKEYREVOKED);
         store_close(s);
         /* The vault blobs are gone, both generations. */
@@ -754,14 +779,14 @@ START_TEST(test_reenroll_stale_session) {
         ck_assert_int_eq(store_get(s, "dev", &after, NULL, NULL, 0), 0);
         ck_assert(before.enrollment != after.enrollment);
 
-        ck_assert_int_eq(store_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)), -ESTALE);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "enrolled again"));
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)),
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", before.enrollment, 0, v, sizeof(v)),
                          -ESTALE);
         assert_vault(s, "dev", 2, -1);
 
         /* The same write from a session of the new enrollment goes in; the stale commit does not. */
-        ck_assert_int_eq(store_set_pending(s, "dev", after.enrollment, 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", after.enrollment, 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "dev", before.enrollment, 0, 5), -ESTALE);
         assert_vault(s, "dev", 2, 7);
         ck_assert_int_eq(store_commit(s, "dev", after.enrollment, 0, 5), 0);
@@ -789,7 +814,7 @@ START_TEST(test_schema_upgrade) {
         ck_assert_uint_eq(d.enrollment, 0);
         assert_vault(s, "dev", 1, -1);
         fill(v, sizeof(v), 3);
-        ck_assert_int_eq(store_set_pending(s, "dev", 0, 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", 0, 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "dev", 0, 0, 1), 0);
         assert_committed(s, "dev", 3);
         store_close(s);
@@ -955,13 +980,13 @@ START_TEST(test_schema_upgrade_v5) {
         fill(v, sizeof(v), 2);
         ck_assert_int_eq(store_enroll(s, &d, v, sizeof(v), 5), 0);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "pend", enr(s, "pend"), 9, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "pend", enr(s, "pend"), 9, v, sizeof(v)), 0);
         enroll(s, "sign", (UINT64_C(1) << 63) - 1, 4);
         next_vault(5, v);
-        ck_assert_int_eq(store_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
         enroll(s, "top", UINT64_MAX - 1, 6);
         next_vault(7, v);
-        ck_assert_int_eq(store_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
         enroll(s, "gone", 0, 8);
         ck_assert_int_eq(store_revoke(s, "gone"), 1);
         for (int i = 0; i < 5; i++)
@@ -1007,11 +1032,11 @@ START_TEST(test_schema_upgrade_v5) {
         ck_assert_int_eq(store_commit(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, 10), 0);
         assert_vault(s, "sign", 5, -1);
         next_vault(8, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
                          -EOVERFLOW);
         ck_assert_int_eq(store_commit(s, "top", enr(s, "top"), UINT64_MAX - 1, 10), 0);
         assert_vault(s, "top", 7, -1);
-        ck_assert_int_eq(store_set_pending(s, "plain", enr(s, "plain"), 3, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "plain", enr(s, "plain"), 3, v, sizeof(v)), 0);
         assert_vault(s, "plain", 1, 8);
         enroll(s, "gone", 0, 9);
         assert_vault(s, "gone", 9, -1);
@@ -1037,15 +1062,15 @@ START_TEST(test_generation_rows) {
         enroll(s, "other", 0, 2);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 4, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 4, v, sizeof(v)), 0);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 3);
         ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 4, 1), 0);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 2);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault WHERE epoch = 4"), 0);
         next_vault(4, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         next_vault(5, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault"), 3);
         ck_assert_int_eq(raw_int("rows.db", "SELECT count(*) FROM vault WHERE epoch IN (6, 7)"), 2);
         assert_vault(s, "dev", 4, 5);
@@ -1130,7 +1155,7 @@ START_TEST(test_half_done_write) {
         enroll(s, "dev", 0, 1);
         enroll(s, "b", 0, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
         store_close(s);
         raw_exec("half.db", "CREATE TRIGGER no_delete BEFORE DELETE ON vault BEGIN SELECT RAISE(ABORT, 'no'); END");
         s = reopen("half.db", key1);
@@ -1140,7 +1165,7 @@ START_TEST(test_half_done_write) {
         ck_assert(d.has_pending);
 
         ck_assert_int_eq(store_batch_begin(s), 0);
-        ck_assert_int_eq(store_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
         ck_assert_int_lt(store_commit(s, "dev", enr(s, "dev"), 0, 1), 0);
         ck_assert_int_eq(store_batch_commit(s, false), -EIO);
         ck_assert_ptr_nonnull(strstr(store_last_error(s), "half done"));
@@ -1256,7 +1281,7 @@ START_TEST(test_decoys) {
         ck_assert_uint_eq(h1, h2);
         ck_assert_int_eq(store_decoy_hash(s, "nobody2", &h2), 0);
         ck_assert_uint_ne(h1, h2);
-        ck_assert_int_eq(store_open(path_of("decoy2.db"), key2, STORE_CREATE, &other), 0);
+        ck_assert_int_eq(store_open(db_of("decoy2.db"), key2, STORE_CREATE, &other), 0);
         ck_assert_int_eq(store_decoy_hash(other, "nobody", &h3), 0);
         ck_assert_uint_ne(h1, h3);
 
@@ -1297,7 +1322,7 @@ START_TEST(test_get_sealed) {
         ck_assert_int_eq(store_open_vault(s, "dev", 6, blob, len, out, sizeof(out)), -EBADMSG);
 
         fill(v, sizeof(v), 2);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 5, v, sizeof(v)), 0);
         ck_assert_int_eq(store_get_sealed(s, "dev", 6, 0, &d, blob, sizeof(blob), &len), 0);
         ck_assert_int_eq(store_open_vault(s, "dev", 6, blob, len, out, sizeof(out)), 0);
         ck_assert_mem_eq(out, v, sizeof(out));
@@ -1372,7 +1397,7 @@ START_TEST(test_list_count) {
         enroll(s, "bravo", 0, 3);
         enroll(s, "Zulu", 0, 4);
         next_vault(5, v);
-        ck_assert_int_eq(store_set_pending(s, "alpha", enr(s, "alpha"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "alpha", enr(s, "alpha"), 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_revoke(s, "bravo"), 1);
         ck_assert_int_eq(store_count(s, &count), 0);
         ck_assert_uint_eq(count, 4);
@@ -1426,12 +1451,12 @@ START_TEST(test_epoch_limits) {
         enroll(s, "top", UINT64_MAX - 1, 1);
         enroll(s, "sign", (UINT64_C(1) << 63) - 1, 2);
         next_vault(3, v);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)),
                          -EOVERFLOW);
-        ck_assert_int_eq(store_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "top", enr(s, "top"), UINT64_MAX - 1, v, sizeof(v)), 0);
         assert_vault(s, "top", 1, 3);
         ck_assert_int_eq(store_commit(s, "top", enr(s, "top"), UINT64_MAX - 1, 5), 0);
-        ck_assert_int_eq(store_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "sign", enr(s, "sign"), (UINT64_C(1) << 63) - 1, 5), 0);
         store_close(s);
 
@@ -1445,7 +1470,7 @@ START_TEST(test_epoch_limits) {
         ck_assert_int_eq(store_get(s, "sign", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, UINT64_C(1) << 63);
         assert_vault(s, "sign", 3, -1);
-        ck_assert_int_eq(store_set_pending(s, "top", enr(s, "top"), UINT64_MAX, v, sizeof(v)), -EOVERFLOW);
+        ck_assert_int_eq(plain_set_pending(s, "top", enr(s, "top"), UINT64_MAX, v, sizeof(v)), -EOVERFLOW);
         ck_assert_int_eq(store_commit(s, "top", enr(s, "top"), UINT64_MAX, 5), -EOVERFLOW);
         ck_assert_int_eq(store_get(s, "top", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, UINT64_MAX);
@@ -1473,10 +1498,10 @@ START_TEST(test_batch) {
         for (int i = 0; i < 100; i++) {
                 snprintf(id, sizeof(id), "dev-%03d", i);
                 next_vault((unsigned) i + 1000, v);
-                ck_assert_int_eq(store_set_pending(s, id, enr(s, id), (uint64_t) i, v, sizeof(v)), 0);
+                ck_assert_int_eq(plain_set_pending(s, id, enr(s, id), (uint64_t) i, v, sizeof(v)), 0);
         }
         /* A stale write inside a batch fails alone and leaves the batch usable. */
-        ck_assert_int_eq(store_set_pending(s, "dev-000", enr(s, "dev-000"), 5, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(s, "dev-000", enr(s, "dev-000"), 5, v, sizeof(v)), -ESTALE);
         ck_assert_int_eq(store_batch_commit(s, true), 0);
 
         /* A rolled back batch leaves nothing. */
@@ -1533,9 +1558,9 @@ START_TEST(test_no_plaintext_on_disk) {
         ck_assert_int_eq(RAND_bytes(v2, sizeof(v2)), 1);
         s = open_new("plain.db");
         ck_assert_int_eq(store_enroll(s, &d, v0, sizeof(v0), 1), 0);
-        ck_assert_int_eq(store_set_pending(s, "secret", enr(s, "secret"), 0, v1, sizeof(v1)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "secret", enr(s, "secret"), 0, v1, sizeof(v1)), 0);
         ck_assert_int_eq(store_commit(s, "secret", enr(s, "secret"), 0, 2), 0);
-        ck_assert_int_eq(store_set_pending(s, "secret", enr(s, "secret"), 1, v2, sizeof(v2)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "secret", enr(s, "secret"), 1, v2, sizeof(v2)), 0);
         snprintf(wal, sizeof(wal), "%s-wal", path_of("plain.db"));
         ck_assert_int_eq(access(wal, F_OK), 0);
         ck_assert(!file_has_key(wal, v0, 256, 16));
@@ -1567,21 +1592,21 @@ START_TEST(test_durability) {
         enroll(s, "b", 0, 2);
         ck_assert_int_gt(vfs_count.wal_syncs, 0);
         next_vault(3, v);
-        ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "a", enr(s, "a"), 0, v, sizeof(v)), 0);
 
         vfs_count.wal_syncs = vfs_count.db_syncs = 0;
         ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 0, 1), 0);
         ck_assert_int_eq(store_audit(s, 1, "a", "peer", "ok", 1), 0);
         ck_assert_int_eq(vfs_count.wal_syncs, 0);
-        ck_assert_int_eq(store_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
         ck_assert_int_eq(vfs_count.wal_syncs, 1);
-        ck_assert_int_eq(store_promote_and_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_promote_and_set_pending(s, "a", enr(s, "a"), 1, v, sizeof(v)), 0);
         ck_assert_int_eq(vfs_count.wal_syncs, 2);
 
         /* A batch holding pending vaults is synced once, even if not asked to be. */
         vfs_count.wal_syncs = 0;
         ck_assert_int_eq(store_batch_begin(s), 0);
-        ck_assert_int_eq(store_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "b", enr(s, "b"), 0, v, sizeof(v)), 0);
         ck_assert_int_eq(store_commit(s, "a", enr(s, "a"), 2, 2), 0);
         ck_assert_int_eq(store_record_failure(s, "b", 2), 0);
         ck_assert_int_eq(vfs_count.wal_syncs, 0);
@@ -1703,7 +1728,7 @@ START_TEST(test_pg_no_plaintext) {
         enroll(s, "dev", 0, 7);
         fill(v, sizeof(v), 7);
         next_vault(8, next);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, next, sizeof(next)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, next, sizeof(next)), 0);
         store_close(s);
         ck_assert_int_eq(pg_int("pgplain", "SELECT count(*) FROM vault"), 2);
         ck_assert_int_eq(pg_int("pgplain", "SELECT count(*) FROM vault WHERE octet_length(blob) <> 64 * 16 + 28"), 0);
@@ -1730,11 +1755,11 @@ START_TEST(test_pg_two_connections) {
         b = reopen("pgtwo", key1);
         e = enr(b, "dev");
         next_vault(2, next);
-        ck_assert_int_eq(store_set_pending(a, "dev", e, 0, next, sizeof(next)), 0);
+        ck_assert_int_eq(plain_set_pending(a, "dev", e, 0, next, sizeof(next)), 0);
         ck_assert_int_eq(store_commit(a, "dev", e, 0, 5), 0);
         ck_assert_int_eq(store_commit(b, "dev", e, 0, 6), -ESTALE);
-        ck_assert_int_eq(store_set_pending(b, "dev", e, 0, next, sizeof(next)), -ESTALE);
-        ck_assert_int_eq(store_promote_and_set_pending(b, "dev", e, 0, next, sizeof(next)), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(b, "dev", e, 0, next, sizeof(next)), -ESTALE);
+        ck_assert_int_eq(plain_promote_and_set_pending(b, "dev", e, 0, next, sizeof(next)), -ESTALE);
         assert_vault(b, "dev", 2, -1);
         store_close(a);
         store_close(b);
@@ -1760,7 +1785,7 @@ START_TEST(test_pg_reconnect) {
 
         ck_assert_int_eq(store_batch_begin(s), 0);
         next_vault(2, next);
-        ck_assert_int_eq(store_set_pending(s, "dev", enr(s, "dev"), 0, next, sizeof(next)), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, next, sizeof(next)), 0);
         ck_assert_int_ge(pg_int(NULL, kill_others), 1);
         ck_assert_int_lt(store_commit(s, "dev", d.enrollment, 0, 5), 0);
         ck_assert_int_eq(store_batch_commit(s, true), -EIO);
@@ -1777,54 +1802,29 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
         return remove(path);
 }
 
-/* The tests that read or write the SQLite file itself (tampering, upgrades from old schemas,
- * syncs counted by the VFS, file modes) run on SQLite only. */
-#define sqlite_only(tc, t) do { if (!pg_base) tcase_add_test(tc, t); } while (0)
-
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
         TCase *tc = tcase_create("store");
+        TCase *sq = tcase_create("sqlite");
 
+        /* Every back end. */
         tcase_set_timeout(tc, 60);
-        sqlite_only(tc, test_create_reopen);
-        sqlite_only(tc, test_schema_upgrade_v4);
-        sqlite_only(tc, test_schema_upgrade_v5);
-        sqlite_only(tc, test_generation_rows);
         tcase_add_test(tc, test_sealed_writes);
-        sqlite_only(tc, test_half_done_write);
-        sqlite_only(tc, test_aggregates);
-        sqlite_only(tc, test_schema_newer);
-        sqlite_only(tc, test_garbage);
-        sqlite_only(tc, test_missing);
-        sqlite_only(tc, test_master_key_create_load);
-        sqlite_only(tc, test_master_key_permissions);
-        sqlite_only(tc, test_master_key_hex);
+        tcase_add_test(tc, test_master_key_create_load);
+        tcase_add_test(tc, test_master_key_permissions);
+        tcase_add_test(tc, test_master_key_hex);
         tcase_add_test(tc, test_enroll_get);
         tcase_add_test(tc, test_enroll_duplicate);
         tcase_add_test(tc, test_bad_input);
         tcase_add_test(tc, test_compare_and_set);
         tcase_add_test(tc, test_promote);
         tcase_add_test(tc, test_wrong_master_key);
-        sqlite_only(tc, test_tamper);
-        sqlite_only(tc, test_swap);
-        sqlite_only(tc, test_revoke);
         tcase_add_test(tc, test_reenroll_stale_session);
-        sqlite_only(tc, test_schema_upgrade);
-        sqlite_only(tc, test_schema_upgrade_v2);
-        sqlite_only(tc, test_schema_upgrade_v3);
-        sqlite_only(tc, test_kex);
-        sqlite_only(tc, test_decoys);
         tcase_add_test(tc, test_get_sealed);
-        sqlite_only(tc, test_audit_prune);
         tcase_add_test(tc, test_list_count);
-        sqlite_only(tc, test_audit);
-        sqlite_only(tc, test_epoch_limits);
         tcase_add_test(tc, test_batch);
-        sqlite_only(tc, test_no_plaintext_on_disk);
-        sqlite_only(tc, test_durability);
-        sqlite_only(tc, test_backend_choice);
 #ifdef HAVE_LIBPQ
-        if (pg_base) {
+        if (pg_base()) {
                 tcase_add_test(tc, test_pg_open_errors);
                 tcase_add_test(tc, test_pg_no_plaintext);
                 tcase_add_test(tc, test_pg_two_connections);
@@ -1832,6 +1832,35 @@ static Suite *store_suite(void) {
         }
 #endif
         suite_add_tcase(s, tc);
+        /* SQLite's files only (see the top of this file). */
+        tcase_set_timeout(sq, 60);
+        tcase_add_test(sq, test_create_reopen);
+        tcase_add_test(sq, test_schema_upgrade_v4);
+        tcase_add_test(sq, test_schema_upgrade_v5);
+        tcase_add_test(sq, test_generation_rows);
+        tcase_add_test(sq, test_half_done_write);
+        tcase_add_test(sq, test_aggregates);
+        tcase_add_test(sq, test_schema_newer);
+        tcase_add_test(sq, test_garbage);
+        tcase_add_test(sq, test_missing);
+        tcase_add_test(sq, test_tamper);
+        tcase_add_test(sq, test_swap);
+        tcase_add_test(sq, test_revoke);
+        tcase_add_test(sq, test_schema_upgrade);
+        tcase_add_test(sq, test_schema_upgrade_v2);
+        tcase_add_test(sq, test_schema_upgrade_v3);
+        tcase_add_test(sq, test_kex);
+        tcase_add_test(sq, test_decoys);
+        tcase_add_test(sq, test_audit_prune);
+        tcase_add_test(sq, test_audit);
+        tcase_add_test(sq, test_epoch_limits);
+        tcase_add_test(sq, test_no_plaintext_on_disk);
+        tcase_add_test(sq, test_durability);
+        tcase_add_test(sq, test_backend_choice);
+        if (!test_db())
+                suite_add_tcase(s, sq);
+        else
+                fprintf(stderr, "# SV_TEST_STORE_DB is set: the %d tests of SQLite's files are not run\n", 23);
         return s;
 }
 
@@ -1840,12 +1869,9 @@ int main(void) {
         SRunner *sr;
         int failed;
 
-        pg_base = getenv("SV_TEST_STORE_DB");
-        if (pg_base && !*pg_base)
-                pg_base = NULL;
 #ifndef HAVE_LIBPQ
-        if (pg_base) {
-                printf("1..0 # SKIP SV_TEST_STORE_DB is set but this build has no PostgreSQL store\n");
+        if (test_db() && store_path_is_postgresql(test_db())) {
+                printf("1..0 # SKIP SV_TEST_STORE_DB is PostgreSQL but this build has no PostgreSQL store\n");
                 return 0;
         }
 #endif

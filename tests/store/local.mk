@@ -1,7 +1,8 @@
 # The store's unit tests (authserver/libstore.a is defined in authserver/local.mk).
 check_PROGRAMS += tests/store/check_store
 TESTS += tests/store/check_store
-tests_store_check_store_SOURCES = tests/store/check_store.c tests/lib/vfs-count.c tests/lib/vfs-count.h
+tests_store_check_store_SOURCES = tests/store/check_store.c tests/lib/vfs-count.c tests/lib/vfs-count.h \
+	tests/lib/store-plain.c tests/lib/store-plain.h
 tests_store_check_store_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib \
 	$(SQLITE_CFLAGS) $(LIBPQ_CFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
 tests_store_check_store_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS) $(CHECK_LIBS)

@@ -44,8 +44,12 @@ int verb_init(struct config *c, int argc, char *argv[]) {
         if (r < 0)
                 return AS_EXIT_DATABASE;
         store_close(s);
-        printf("database %s ready, master key %s\n", c->db_path ? c->db_path : AUTHSERVER_DEFAULT_DB,
-               c->master_key_path);
+        /* A connection string may hold a password: not echoed. */
+        if (c->db_path && store_path_is_postgresql(c->db_path))
+                printf("PostgreSQL database ready, master key %s\n", c->master_key_path);
+        else
+                printf("database %s ready, master key %s\n", c->db_path ? c->db_path : AUTHSERVER_DEFAULT_DB,
+                       c->master_key_path);
         return AS_EXIT_OK;
 }
 

@@ -255,6 +255,8 @@ int config_open_store(const struct config *c, int flags, struct store **ret) {
         }
         r = store_open(path, key, flags, ret);
         secmem_free(key, STORE_MASTER_KEY_LEN);
+        if (r < 0 && store_path_is_postgresql(path))
+                return log_error_errno(r, "cannot open the PostgreSQL database: %s", store_last_error(NULL));
         if (r < 0)
                 return log_error_errno(r, "cannot open database '%s': %s", path, store_last_error(NULL));
         return 0;

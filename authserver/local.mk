@@ -14,6 +14,11 @@ authserver_libstore_a_SOURCES = \
 	authserver/store-crypto.h \
 	authserver/store-sqlite.c
 authserver_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
+# The PostgreSQL back end (configure --with-postgresql, on by default when libpq is found).
+if WITH_POSTGRESQL
+authserver_libstore_a_SOURCES += authserver/store-pg.c authserver/store-pg-schema.h
+authserver_libstore_a_CPPFLAGS += $(LIBPQ_CFLAGS)
+endif
 
 sbin_PROGRAMS += authserver/authserver
 authserver_authserver_SOURCES = \
@@ -32,4 +37,4 @@ authserver_authserver_SOURCES = \
 	authserver/sink.c \
 	authserver/upkeep.c
 authserver_authserver_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(SQLITE_CFLAGS)
-authserver_authserver_LDADD = authserver/libstore.a $(SVJOURNAL_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(SQLITE_LIBS)
+authserver_authserver_LDADD = authserver/libstore.a $(SVJOURNAL_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS)

@@ -63,6 +63,11 @@ struct store_device {
         uint8_t kex;                    /* SV_KEX_*: the key share mode enrolled (schema 4) */
 };
 
+/* Whether a --db value is a PostgreSQL connection string (a postgresql:// or postgres:// URI, or
+ * libpq's keyword=value form) rather than a SQLite file. Such a value may hold a password:
+ * messages name "the PostgreSQL database" instead of echoing it. */
+bool store_path_is_postgresql(const char *path);
+
 /* -ENOENT missing file without STORE_CREATE, -EBADMSG not a store or corrupt,
  * -EPROTONOSUPPORT schema newer than STORE_SCHEMA_VERSION, -EKEYREJECTED wrong master key. */
 int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN], int flags,

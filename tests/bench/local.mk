@@ -16,7 +16,7 @@ tests_bench_svload_LDADD = devicectl/libdevnet.a $(TESTBUNDLE_LIBS) $(SVCOMMON_L
 
 tests_bench_svgen_SOURCES = tests/bench/svgen.c
 tests_bench_svgen_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
-tests_bench_svgen_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
+tests_bench_svgen_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS)
 
 # Our own TLS 1.3 baseline for the data channel (one connection, N round trips): not part of
 # the peer kit, which measures handshakes only.
@@ -27,7 +27,7 @@ tests_bench_tls13_echo_LDADD = $(SSL_LIBS) $(CRYPTO_LIBS)
 tests_bench_svstore_SOURCES = tests/bench/svstore.c tests/lib/vfs-count.c tests/lib/vfs-count.h \
 	tests/lib/store-plain.c tests/lib/store-plain.h
 tests_bench_svstore_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib $(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
-tests_bench_svstore_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS)
+tests_bench_svstore_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS)
 
 # The durable-write floor: one append + fdatasync, the wait of every C = 1 handshake.
 tests_bench_syncfloor_SOURCES = tests/bench/syncfloor.c

@@ -11,6 +11,10 @@
 #                                  e.g. restart_vaultd SV_FAULT=after-file (docs/vault-file.md §7)
 #   need_vaultd_faults             skips the test (77) if vaultd was built without SV_FAULT
 #   $SERVE_ARGS                    more options for authserver serve (start_authserver)
+#   $SV_E2E_POSTGRESQL             if set (non-empty), authserver's store is PostgreSQL: a
+#                                  private cluster (tests/lib/pg.sh) started here, its URI in
+#                                  $DB (else $DB is the SQLite file $T/db); skip (77) without
+#                                  the PostgreSQL binaries
 #   $VAULTD_ARGS                   more options for vaultd (start_vaultd); authentications
 #                                  are not rate-limited here (--max-auth-rate 0): tests
 #                                  authenticate far faster than the default allows
@@ -47,6 +51,7 @@ cleanup() {
         for p in $PROXY_PID $VAULTD_PID $SERVER_PID; do kill -TERM "$p" 2>/dev/null || true; done
         for p in $PROXY_PID $VAULTD_PID $SERVER_PID; do rc=0; wait "$p" 2>/dev/null || rc=$?; vg_reaped "pid $p" "$rc"; done
         [ -s "$T/tpm/pid" ] && kill -TERM "$(cat "$T/tpm/pid")" 2>/dev/null
+        [ -z "${SV_E2E_POSTGRESQL:-}" ] || pg_stop
         rm -rf "$T"
         [ -z "$VG_FAILED" ] || exit 1
 }
@@ -62,6 +67,16 @@ fail() {
 }
 ok() { echo "ok - $*"; }
 
+DB=$T/db
+if [ -n "${SV_E2E_POSTGRESQL:-}" ]; then
+        . "$top_srcdir/tests/lib/pg.sh"
+        grep -q '^#define HAVE_LIBPQ 1' "$top_builddir/config.h" || { echo "SKIP: built without PostgreSQL (libpq)"; exit 77; }
+        pg_need
+        pg_start sv || fail "PostgreSQL did not start"
+        DB=$PG_URI
+        echo "# authserver's store: PostgreSQL, a private cluster in $T"
+fi
+
 start_swtpm() {
         mkdir -p "$T/tpm"
         "$SWTPM_BIN" socket --tpm2 --daemon --server type=unixio,path="$T/tpm/sock" \
@@ -71,7 +86,7 @@ start_swtpm() {
         fail "swtpm did not start"
 }
 
-admin() { verb=$1; shift; $VG "$AUTHSERVER" "$verb" --db "$T/db" --master-key "$T/key" "$@"; }
+admin() { verb=$1; shift; $VG "$AUTHSERVER" "$verb" --db "$DB" --master-key "$T/key" "$@"; }
 
 # A binary built with --disable-fault-injection refuses SV_FAULT at start: the test that
 # needs the fault is skipped, not failed (and not passed). LINES: log lines to pass over.
@@ -86,7 +101,7 @@ start_authserver() {
         local skip
         touch "$T/server.log"
         skip=$(wc -l <"$T/server.log")          # the log is kept across restarts: read only what follows
-        env "$@" $VG "$AUTHSERVER" serve --db "$T/db" --master-key "$T/key" --listen 127.0.0.1:0 \
+        env "$@" $VG "$AUTHSERVER" serve --db "$DB" --master-key "$T/key" --listen 127.0.0.1:0 \
                 --config /dev/null ${SERVE_ARGS:-} 2>>"$T/server.log" &
         SERVER_PID=$!
         for _ in $(seq $((200 * SCALE))); do

@@ -34,7 +34,8 @@ E2E_TESTS = \
 	tests/e2e/attack-record-reflection.test \
 	tests/e2e/attack-record-truncation.test \
 	tests/e2e/attack-data-before-m5.test \
-	tests/e2e/devicectl-cli.test
+	tests/e2e/devicectl-cli.test \
+	tests/e2e/postgresql.test
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/e2e/attacks.sh
 
@@ -47,4 +48,4 @@ tests_e2e_sv_fsattack_SOURCES = tests/e2e/sv-fsattack.c
 tests_e2e_sv_fsattack_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib \
 	$(CRYPTO_CFLAGS) $(SQLITE_CFLAGS)
 tests_e2e_sv_fsattack_LDADD = authserver/libstore.a $(TESTBUNDLE_LIBS) $(TESTKAT_LIBS) $(SVIO_LIBS) \
-	$(SVCOMMON_LIBS) $(SQLITE_LIBS)
+	$(SVCOMMON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS)

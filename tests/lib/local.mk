@@ -10,4 +10,4 @@ tests_lib_libtestkat_a_SOURCES = tests/lib/kat.c tests/lib/kat.h
 TESTKAT_LIBS = tests/lib/libtestkat.a
 
 # The file helpers of the shell test libraries.
-EXTRA_DIST += tests/lib/files.sh
+EXTRA_DIST += tests/lib/files.sh tests/lib/pg.sh

@@ -25,6 +25,9 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 #include "profile.h"
 #include "store.h"
@@ -54,19 +57,65 @@ static const char *test_db(void) {
         return v && *v ? v : NULL;
 }
 
-/* The --db value of the store name: SV_TEST_STORE_DB's, or a file in tmpdir. */
-static const char *db_of(const char *name) {
-        static char buf[1024];
-        char base[64];
-        const char *t = test_db(), *at;
+/* The store name of a test's name: [a-z0-9] kept, ".db" dropped, the rest '_'. */
+static const char *store_name(const char *name) {
+        static char base[64];
         size_t i;
 
-        if (!t)
-                return path_of(name);
         for (i = 0; name[i] && i < sizeof(base) - 1 && strcmp(name + i, ".db") != 0; i++)
                 base[i] = (char) ((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ?
                                   name[i] : '_');
         base[i] = 0;
+        return base;
+}
+
+/* A PostgreSQL URI without "%s" (tests/store/pg.test): one database, each store a schema of
+ * its own in it; the test_pg_* tests then also reach into it with SQL. */
+static const char *pg_base(void) {
+        const char *t = test_db();
+
+        return t && store_path_is_postgresql(t) && !strstr(t, "%s") ? t : NULL;
+}
+
+#ifdef HAVE_LIBPQ
+/* Runs sql on the test database, as the search path of store name (NULL: none). */
+static PGresult *pg_raw(const char *name, const char *sql) {
+        PGconn *c = PQconnectdb(pg_base());
+        PGresult *res;
+        char set[128];
+
+        ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+        PQclear(PQexec(c, "SET client_min_messages TO warning"));
+        if (name) {
+                snprintf(set, sizeof(set), "SET search_path TO %s", store_name(name));
+                PQclear(PQexec(c, set));
+        }
+        res = PQexec(c, sql);
+        ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+                      "%s: %s", sql, PQerrorMessage(c));
+        PQfinish(c);
+        return res;
+}
+#endif
+
+/* The --db value of the store name: SV_TEST_STORE_DB's, or a file in tmpdir. */
+static const char *db_of(const char *name) {
+        static char buf[1024];
+        const char *t = test_db(), *at, *base = store_name(name);
+
+        if (!t)
+                return path_of(name);
+#ifdef HAVE_LIBPQ
+        if (pg_base()) {
+                char sql[128];
+
+                snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS %s", base);
+                PQclear(pg_raw(NULL, sql));
+                ck_assert(snprintf(buf, sizeof(buf), "%s%soptions=-csearch_path%%3D%s", t,
+                                   strchr(t, '?') ? "&" : "?", base) < (int) sizeof(buf));
+                return buf;
+        }
+#endif
         at = strstr(t, "%s");
         if (!at)
                 return t;
@@ -1596,14 +1645,29 @@ END_TEST
  * message (and without echoing them: they may hold a password) until that back end exists;
  * a file name with '=' in it stays a SQLite file. */
 START_TEST(test_backend_choice) {
-        static const char *const pg[] = {
+#ifdef HAVE_LIBPQ
+        /* Each names a socket directory where no server listens: claimed by PostgreSQL, which
+         * fails to connect (and never reaches a server of the machine). */
+        static const char *const pre[] = {
+                "postgresql://u:secret@/vault?host=", "postgres:///vault?host=", "dbname=vault host=",
+                "password=secret host=", " user = sv host = ",
+        };
+        const char *dir = tmpdir, *post = "/none";
+        const int want = -EIO;
+#else
+        static const char *const pre[] = {
                 "postgresql://u:secret@localhost/vault", "postgres://localhost", "dbname=vault",
                 "host=/run/postgresql dbname=vault password=secret", " user = sv",
         };
+        const char *dir = "", *post = "";
+        const int want = -EPROTONOSUPPORT;
+#endif
         struct store *s = NULL;
+        char pg[512];
 
-        for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++) {
-                ck_assert_int_eq(store_open(pg[i], key1, STORE_CREATE, &s), -EPROTONOSUPPORT);
+        for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++) {
+                snprintf(pg, sizeof pg, "%s%s%s", pre[i], dir, post);
+                ck_assert_int_eq(store_open(pg, key1, STORE_CREATE, &s), want);
                 ck_assert_ptr_null(s);
                 ck_assert_msg(strstr(store_last_error(NULL), "PostgreSQL"), "%s", store_last_error(NULL));
                 ck_assert_ptr_null(strstr(store_last_error(NULL), "secret"));
@@ -1613,6 +1677,127 @@ START_TEST(test_backend_choice) {
         ck_assert_int_eq(access(path_of("a=b.db"), F_OK), 0);
 }
 END_TEST
+
+#ifdef HAVE_LIBPQ
+/* The PostgreSQL back end's own checks, with SQL of PostgreSQL (SV_TEST_STORE_DB only). */
+static int64_t pg_int(const char *name, const char *sql) {
+        PGresult *res = pg_raw(name, sql);
+        int64_t v;
+
+        ck_assert_int_eq(PQntuples(res), 1);
+        v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        return v;
+}
+
+/* Missing, foreign, newer and corrupt databases are refused like SQLite files. */
+START_TEST(test_pg_open_errors) {
+        struct store *s = NULL;
+        uint8_t c[64 * 16];
+        struct store_device d;
+
+        ck_assert_int_eq(store_open(db_of("pgempty"), key1, 0, &s), -ENOENT);
+        ck_assert_ptr_null(s);
+        ck_assert_ptr_nonnull(strstr(store_last_error(NULL), "never initialised"));
+        db_of("pgforeign");             /* the schema */
+        PQclear(pg_raw("pgforeign", "CREATE TABLE foreign_rows (x int)"));
+        ck_assert_int_eq(store_open(db_of("pgforeign"), key1, STORE_CREATE, &s), -EBADMSG);
+        ck_assert_ptr_null(s);
+
+        s = open_new("pgnewer");
+        enroll(s, "dev", 0, 1);
+        store_close(s);
+        s = NULL;
+        PQclear(pg_raw("pgnewer", "UPDATE meta SET schema_version = schema_version + 1"));
+        ck_assert_int_eq(store_open(db_of("pgnewer"), key1, 0, &s), -EPROTONOSUPPORT);
+        ck_assert_ptr_null(s);
+        PQclear(pg_raw("pgnewer", "UPDATE meta SET schema_version = schema_version - 1"));
+
+        /* A flipped bit in a stored vault fails authentication. */
+        s = reopen("pgnewer", key1);
+        assert_committed(s, "dev", 1);
+        PQclear(pg_raw("pgnewer", "UPDATE vault SET blob = set_byte(blob, 40, get_byte(blob, 40) # 1)"));
+        ck_assert_int_eq(store_get(s, "dev", &d, c, NULL, sizeof(c)), -EBADMSG);
+        store_close(s);
+}
+END_TEST
+
+/* What PostgreSQL holds is sealed: no 16-byte run of a vault appears in any row, and each
+ * blob is the vault's length plus the AEAD's overhead. */
+START_TEST(test_pg_no_plaintext) {
+        struct store *s = open_new("pgplain");
+        uint8_t v[64 * 16], next[64 * 16];
+        char sql[512], hex[33];
+
+        enroll(s, "dev", 0, 7);
+        fill(v, sizeof(v), 7);
+        next_vault(8, next);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, next, sizeof(next)), 0);
+        store_close(s);
+        ck_assert_int_eq(pg_int("pgplain", "SELECT count(*) FROM vault"), 2);
+        ck_assert_int_eq(pg_int("pgplain", "SELECT count(*) FROM vault WHERE octet_length(blob) <> 64 * 16 + 28"), 0);
+        for (size_t off = 0; off + 16 <= sizeof(v); off += 16)
+                for (int which = 0; which < 2; which++) {
+                        const uint8_t *src = which ? next : v;
+
+                        for (int i = 0; i < 16; i++)
+                                snprintf(hex + 2 * i, 3, "%02x", src[off + i]);
+                        snprintf(sql, sizeof(sql), "SELECT count(*) FROM vault WHERE position(decode('%s', 'hex') in blob) > 0", hex);
+                        ck_assert_int_eq(pg_int("pgplain", sql), 0);
+                }
+}
+END_TEST
+
+/* Two connections (two servers) on one database: the compare-and-set on the epoch lets only
+ * the first commit from a generation; the second sees -ESTALE and changes nothing. */
+START_TEST(test_pg_two_connections) {
+        struct store *a = open_new("pgtwo"), *b;
+        uint8_t next[64 * 16];
+        uint64_t e;
+
+        enroll(a, "dev", 0, 1);
+        b = reopen("pgtwo", key1);
+        e = enr(b, "dev");
+        next_vault(2, next);
+        ck_assert_int_eq(plain_set_pending(a, "dev", e, 0, next, sizeof(next)), 0);
+        ck_assert_int_eq(store_commit(a, "dev", e, 0, 5), 0);
+        ck_assert_int_eq(store_commit(b, "dev", e, 0, 6), -ESTALE);
+        ck_assert_int_eq(plain_set_pending(b, "dev", e, 0, next, sizeof(next)), -ESTALE);
+        ck_assert_int_eq(plain_promote_and_set_pending(b, "dev", e, 0, next, sizeof(next)), -ESTALE);
+        assert_vault(b, "dev", 2, -1);
+        store_close(a);
+        store_close(b);
+}
+END_TEST
+
+/* A connection the server dropped: the call that finds it fails with -EIO, the next one
+ * reconnects; inside a batch the batch is lost (-EIO at its commit), never half committed. */
+START_TEST(test_pg_reconnect) {
+        struct store *s = open_new("pgconn");
+        uint8_t next[64 * 16];
+        struct store_device d;
+        const char *kill_others =
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'";
+        int r;
+
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_ge(pg_int(NULL, kill_others), 1);
+        r = store_get(s, "dev", &d, NULL, NULL, 0);
+        ck_assert_msg(r == -EIO, "after the kill: %d %s", r, store_last_error(s));
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        next_vault(2, next);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, next, sizeof(next)), 0);
+        ck_assert_int_ge(pg_int(NULL, kill_others), 1);
+        ck_assert_int_lt(store_commit(s, "dev", d.enrollment, 0, 5), 0);
+        ck_assert_int_eq(store_batch_commit(s, true), -EIO);
+        assert_vault(s, "dev", 1, -1);
+        store_close(s);
+}
+END_TEST
+#endif
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         (void) st;
@@ -1705,6 +1890,14 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_get_sealed);
         tcase_add_test(tc, test_list_count);
         tcase_add_test(tc, test_batch);
+#ifdef HAVE_LIBPQ
+        if (pg_base()) {
+                tcase_add_test(tc, test_pg_open_errors);
+                tcase_add_test(tc, test_pg_no_plaintext);
+                tcase_add_test(tc, test_pg_two_connections);
+                tcase_add_test(tc, test_pg_reconnect);
+        }
+#endif
         suite_add_tcase(s, tc);
         /* SQLite's files only (see the top of this file). */
         tcase_set_timeout(sq, 60);
@@ -1743,6 +1936,12 @@ int main(void) {
         SRunner *sr;
         int failed;
 
+#ifndef HAVE_LIBPQ
+        if (test_db() && store_path_is_postgresql(test_db())) {
+                printf("1..0 # SKIP SV_TEST_STORE_DB is PostgreSQL but this build has no PostgreSQL store\n");
+                return 0;
+        }
+#endif
         snprintf(tmpdir, sizeof(tmpdir), "%s/check_store.XXXXXX", base && *base ? base : "/tmp");
         if (!mkdtemp(tmpdir)) {
                 perror("mkdtemp");

@@ -4,5 +4,9 @@ TESTS += tests/store/check_store
 tests_store_check_store_SOURCES = tests/store/check_store.c tests/lib/vfs-count.c tests/lib/vfs-count.h \
 	tests/lib/store-plain.c tests/lib/store-plain.h
 tests_store_check_store_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/authserver -I$(top_srcdir)/tests/lib \
-	$(SQLITE_CFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
-tests_store_check_store_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS) $(CHECK_LIBS)
+	$(SQLITE_CFLAGS) $(LIBPQ_CFLAGS) $(CRYPTO_CFLAGS) $(CHECK_CFLAGS)
+tests_store_check_store_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS) $(CHECK_LIBS)
+
+# The same suite against a private PostgreSQL cluster (skipped without the binaries or libpq).
+TESTS += tests/store/pg.test
+EXTRA_DIST += tests/store/pg.test

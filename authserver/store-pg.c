@@ -1,0 +1,1135 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The device store's PostgreSQL back end (libpq), chosen by a --db value that is a libpq
+ * connection string (store_path_is_postgresql()). See store-backend.h for the contract of
+ * every op and store-pg-schema.h for the tables; the decisions worth knowing:
+ *
+ * Durability. The session runs with synchronous_commit off, so that a commit does not wait
+ * for the WAL flush: PROTOCOL.md §6 needs a pending vault durable before M4 leaves, while a
+ * lost M5 commit is recovered by the protocol. A durable write (and a batch holding one)
+ * sets synchronous_commit back to the server's level (at least on) with SET LOCAL just
+ * before its COMMIT, which then returns only once the WAL up to it, every earlier
+ * asynchronous commit included, is flushed (and on a synchronous standby if the server says
+ * so). A batch is one transaction and one flush: the group commit.
+ *
+ * Compare-and-set. As in SQLite, every update carries the epoch and the enrollment token it
+ * expects in its WHERE clause and is one statement; under READ COMMITTED an UPDATE that waited
+ * for a concurrent one re-checks its WHERE clause on the new row, and the pending vault's
+ * INSERT ... SELECT locks the device row (FOR SHARE) against a concurrent commit.
+ *
+ * Errors. An SQL error aborts PostgreSQL's whole transaction: inside a batch any failed
+ * statement therefore breaks the batch, which batch_commit() rolls back (-EIO). SQLSTATEs map
+ * to -errno (errno_from_sqlstate()); a lost connection is -EIO, and the next call outside a
+ * batch reconnects (PQreset(): with a multi-host string libpq tries every host again).
+ *
+ * Hygiene. Only sealed blobs reach the server (bytea, sent and read in binary). Messages name
+ * the database and host, never the connection string, which may hold a password.
+ */
+
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cleanup.h"
+#include "store.h"
+#include "store-backend.h"
+#include "store-pg-schema.h"
+
+#define PG_LOCK_TIMEOUT         "2s"    /* as SQLite's busy timeout: the loop must not stall */
+#define PG_LEVEL_MAX            16      /* "remote_apply" */
+#define PG_PARAMS_MAX           9
+/* pg_advisory_xact_lock() key of the schema creation: "sv" "sc" */
+#define PG_SCHEMA_LOCK          "7576657363"
+
+/* Every column a statement returns is cast to one of these, read in binary. */
+#define ROW_COLUMNS \
+        "d.status, d.profile::int8, d.n::int8, d.m::int8, d.p::int8, d.epoch, p.epoch, d.created, " \
+        "d.last_success, d.last_failure, d.failures, d.enrollment, d.kex::int8, c.epoch"
+#define ROW_NCOLUMNS 14
+#define ROW_FROM \
+        " FROM device d LEFT JOIN vault c ON c.slot = d.num * 2 + (d.epoch & 1)" \
+        " LEFT JOIN vault p ON p.slot = d.num * 2 + 1 - (d.epoch & 1)"
+/* The vault slot of generation epoch_param (an int8 parameter) of the device row dev. */
+#define SLOT_OF(dev, epoch_param) dev ".num * 2 + (" epoch_param "::int8 & 1)"
+
+enum {
+        STMT_GET,
+        STMT_PROBE,
+        STMT_ENROLL,
+        STMT_SET_PENDING,
+        STMT_PROMOTE,
+        STMT_COMMIT,
+        STMT_VAULT_PUT,
+        STMT_VAULT_DROP,
+        STMT_VAULT_CLEAR,
+        STMT_REVOKE,
+        STMT_FAILURE,
+        STMT_AUDIT,
+        STMT_LIST,
+        STMT_COUNT,
+        STMT_SHAPES,
+        STMT_LOOKUP,
+        STMT_SUMMARY,
+        STMT_PRUNE_AUDIT,
+        STMT_PRUNE_SUMMARY,
+        STMT_DATA_VERSION,
+        STMT_AGGREGATE_GET,
+        STMT_AGGREGATE_PUT,
+        STMT_AGGREGATE_LIST,
+        STMT_KEYCHECK,
+        _STMT_MAX,
+};
+
+static const char *const stmt_sql[_STMT_MAX] = {
+        /* One row, or two with the same device columns: one per generation of the device. */
+        [STMT_GET] =
+                "SELECT d.id, " ROW_COLUMNS ", v.epoch, v.blob" ROW_FROM
+                " LEFT JOIN vault v ON v.slot IN (d.num * 2, d.num * 2 + 1) WHERE d.id = $1::text",
+        [STMT_PROBE] =
+                "SELECT d.status, d.epoch, p.epoch IS NOT NULL, d.n::int8 * d.m, d.enrollment FROM device d"
+                " LEFT JOIN vault p ON p.slot = d.num * 2 + 1 - (d.epoch & 1) WHERE d.id = $1::text",
+        [STMT_ENROLL] =
+                "INSERT INTO device AS o (id, status, profile, n, m, p, epoch, created, enrollment, kex)"
+                " VALUES ($1::text, 'active', $2::int8, $3::int8, $4::int8, $5::int8, $6::int8, $7::int8,"
+                " $8::int8, $9::int8)"
+                " ON CONFLICT (id) DO UPDATE SET status = 'active', profile = excluded.profile, n = excluded.n,"
+                " m = excluded.m, p = excluded.p, epoch = excluded.epoch, created = excluded.created,"
+                " last_success = 0, last_failure = 0, failures = 0, enrollment = excluded.enrollment,"
+                " kex = excluded.kex WHERE o.status = 'revoked'",
+        /* The compare-and-set and the write in one statement, the device row locked against a
+         * concurrent commit: the pending generation $3 goes in only if the row is still the
+         * one the session read. It replaces an older pending one. */
+        [STMT_SET_PENDING] =
+                "INSERT INTO vault (slot, epoch, blob) SELECT " SLOT_OF("d", "$3") ", $3::int8, $4::bytea"
+                " FROM device d WHERE d.id = $1::text AND d.epoch = $2::int8 AND d.status = 'active'"
+                " AND d.n::int8 * d.m = $5::int8 AND d.enrollment = $6::int8 FOR SHARE OF d"
+                " ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob",
+        [STMT_PROMOTE] =
+                "UPDATE device SET epoch = $3::int8"
+                " WHERE id = $1::text AND epoch = $2::int8 AND status = 'active' AND n::int8 * m = $4::int8"
+                " AND enrollment = $5::int8"
+                " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "$3") " AND epoch = $3::int8)",
+        [STMT_COMMIT] =
+                "UPDATE device SET epoch = $3::int8, last_success = $4::int8, failures = 0"
+                " WHERE id = $1::text AND epoch = $2::int8 AND status = 'active' AND enrollment = $5::int8"
+                " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "$3") " AND epoch = $3::int8)",
+        [STMT_VAULT_PUT] =
+                "INSERT INTO vault (slot, epoch, blob) SELECT " SLOT_OF("d", "$2") ", $2::int8, $3::bytea"
+                " FROM device d WHERE d.id = $1::text"
+                " ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob",
+        [STMT_VAULT_DROP] =
+                "DELETE FROM vault v USING device d WHERE d.id = $1::text AND v.slot = " SLOT_OF("d", "$2"),
+        [STMT_VAULT_CLEAR] =
+                "DELETE FROM vault v USING device d WHERE d.id = $1::text AND v.slot IN (d.num * 2, d.num * 2 + 1)",
+        [STMT_REVOKE] = "UPDATE device SET status = 'revoked' WHERE id = $1::text AND status = 'active'",
+        [STMT_FAILURE] =
+                "UPDATE device SET failures = LEAST(failures + $3::int8, 4294967295),"
+                " last_failure = GREATEST(last_failure, $2::int8) WHERE id = $1::text",
+        [STMT_AUDIT] =
+                "INSERT INTO audit (time, device, peer, outcome, epoch)"
+                " VALUES ($1::int8, $2::text, $3::text, $4::text, $5::int8)",
+        [STMT_LIST] = "SELECT d.id, " ROW_COLUMNS ROW_FROM " ORDER BY d.id",
+        [STMT_COUNT] = "SELECT count(*)::int8 FROM device",
+        [STMT_SHAPES] =
+                "SELECT profile::int8, n::int8, m::int8, p::int8, count(*)::int8, min(num) FROM device"
+                " WHERE status = 'active' GROUP BY profile, n, m, p ORDER BY profile, n, m, p",
+        /* The device's row, or else the stand-in's, in one statement: the second branch runs
+         * only if the first gave no row. */
+        [STMT_LOOKUP] =
+                "(SELECT true, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " WHERE d.id = $1::text)"
+                " UNION ALL (SELECT false, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM
+                " WHERE d.num = $2::int8) LIMIT 1",
+        [STMT_SUMMARY] = "INSERT INTO audit_summary (time, outcome, count) VALUES ($1::int8, $2::text, $3::int8)",
+        [STMT_PRUNE_AUDIT] =
+                "DELETE FROM audit WHERE id IN"
+                " (SELECT id FROM audit WHERE time < $1::int8 ORDER BY time LIMIT $2::int8)",
+        [STMT_PRUNE_SUMMARY] =
+                "DELETE FROM audit_summary WHERE id IN"
+                " (SELECT id FROM audit_summary WHERE time < $1::int8 ORDER BY time LIMIT $2::int8)",
+        [STMT_DATA_VERSION] = "SELECT data_version FROM meta WHERE id = 1",
+        /* Locked against other writers until the transaction ends. */
+        [STMT_AGGREGATE_GET] = "SELECT count, sum, min, max FROM aggregate WHERE name = $1::text FOR UPDATE",
+        [STMT_AGGREGATE_PUT] =
+                "INSERT INTO aggregate (name, count, sum, min, max)"
+                " VALUES ($1::text, $2::int8, $3::float8, $4::float8, $5::float8)"
+                " ON CONFLICT (name) DO UPDATE SET count = excluded.count, sum = excluded.sum,"
+                " min = excluded.min, max = excluded.max",
+        [STMT_AGGREGATE_LIST] = "SELECT name, count, sum, min, max FROM aggregate ORDER BY name",
+        [STMT_KEYCHECK] = "SELECT keycheck FROM meta WHERE id = 1",
+};
+
+struct store_db {
+        struct store *s;                /* for store_fail() */
+        PGconn *conn;
+        char durable_level[PG_LEVEL_MAX];       /* synchronous_commit of a durable commit */
+        bool in_batch;
+        bool batch_sync;                /* the open batch holds a durable write or an aggregate */
+        bool batch_broken;              /* a statement of the open batch failed: roll it back */
+};
+
+/* The parameters of one statement, all sent in binary. */
+struct params {
+        int n;
+        const char *val[PG_PARAMS_MAX];
+        int len[PG_PARAMS_MAX];
+        int fmt[PG_PARAMS_MAX];
+        uint64_t be[PG_PARAMS_MAX];     /* the int8 and float8 values, big-endian */
+};
+
+static void par_i64(struct params *p, int64_t v) {
+        p->be[p->n] = htobe64((uint64_t) v);
+        p->val[p->n] = (const char *) &p->be[p->n];
+        p->len[p->n] = 8;
+        p->fmt[p->n++] = 1;
+}
+
+static void par_u64(struct params *p, uint64_t v) {
+        par_i64(p, (int64_t) v);        /* the bit pattern, as SQLite stores it */
+}
+
+static void par_f64(struct params *p, double v) {
+        uint64_t u;
+
+        memcpy(&u, &v, sizeof u);
+        par_i64(p, (int64_t) u);
+}
+
+/* text (NULL: SQL NULL) or bytea: the bytes themselves. */
+static void par_bytes(struct params *p, const void *v, size_t len) {
+        p->val[p->n] = v;
+        p->len[p->n] = (int) len;
+        p->fmt[p->n++] = 1;
+}
+
+static void par_text(struct params *p, const char *v) {
+        par_bytes(p, v, v ? strlen(v) : 0);
+}
+
+static int64_t col_i64(const PGresult *res, int row, int col) {
+        uint64_t v;
+
+        if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8)
+                return 0;
+        memcpy(&v, PQgetvalue(res, row, col), 8);
+        return (int64_t) be64toh(v);
+}
+
+static double col_f64(const PGresult *res, int row, int col) {
+        uint64_t v = (uint64_t) col_i64(res, row, col);
+        double d;
+
+        memcpy(&d, &v, sizeof d);
+        return d;
+}
+
+static bool col_bool(const PGresult *res, int row, int col) {
+        return !PQgetisnull(res, row, col) && PQgetlength(res, row, col) == 1 && PQgetvalue(res, row, col)[0];
+}
+
+static bool col_null(const PGresult *res, int row, int col) {
+        return PQgetisnull(res, row, col);
+}
+
+/* text columns: libpq ends every value with a NUL; NULL reads as "". */
+static const char *col_text(const PGresult *res, int row, int col) {
+        return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+DEFINE_POINTER_CLEANUP(PGresult *, PQclear)
+
+/* The class (first two characters) and code of PostgreSQL's SQLSTATE, as -errno. */
+static int errno_from_sqlstate(const char *state) {
+        static const struct {
+                const char *prefix;
+                int r;
+        } map[] = {
+                { "08", -EIO },                 /* connection exception */
+                { "40001", -EBUSY },            /* serialization failure */
+                { "40P01", -EBUSY },            /* deadlock detected */
+                { "55P03", -EBUSY },            /* lock not available (lock_timeout) */
+                { "57014", -EBUSY },            /* query canceled (statement_timeout) */
+                { "53100", -ENOSPC },           /* disk full */
+                { "53200", -ENOMEM },           /* out of memory */
+                { "53", -EIO },                 /* insufficient resources */
+                { "57P", -EIO },                /* the server is shutting down or starting */
+                { "25006", -EROFS },            /* read-only transaction: a standby */
+                { "42501", -EACCES },           /* insufficient privilege */
+                { "28", -EACCES },              /* invalid authorization */
+                { "42", -EBADMSG },             /* undefined table or column: not our schema */
+                { "XX001", -EBADMSG },          /* data corrupted */
+                { "XX002", -EBADMSG },          /* index corrupted */
+                { "23", -EINVAL },              /* integrity constraint violation */
+                { "22", -EINVAL },              /* data exception */
+        };
+
+        if (!state)
+                return -EIO;
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+                if (strncmp(state, map[i].prefix, strlen(map[i].prefix)) == 0)
+                        return map[i].r;
+        return -EIO;
+}
+
+/* libpq's messages end with a newline and may span lines; the store's are one line. */
+static const char *trim(char *buf, size_t size, const char *msg) {
+        size_t l;
+
+        snprintf(buf, size, "%s", msg ? msg : "");
+        for (char *c = buf; *c; c++)
+                if (*c == '\n' || *c == '\t')
+                        *c = ' ';
+        l = strlen(buf);
+        while (l > 0 && (buf[l - 1] == '\n' || buf[l - 1] == ' '))
+                buf[--l] = 0;
+        return buf;
+}
+
+/* "Failed to <what>: <PostgreSQL's primary message>" (never the DETAIL, which quotes row
+ * values); inside a batch the failure aborted the transaction: the batch is broken. */
+static int fail_res(struct store_db *d, const PGresult *res, const char *what) {
+        char msg[200];
+        int r;
+
+        if (d->in_batch)
+                d->batch_broken = true;
+        if (PQstatus(d->conn) != CONNECTION_OK)
+                return store_fail(d->s, -EIO, "Failed to %s: the connection to PostgreSQL was lost: %s",
+                                  what, trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        r = errno_from_sqlstate(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL);
+        return store_fail(d->s, r, "Failed to %s: %s", what,
+                          trim(msg, sizeof msg, res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+                                                     : PQerrorMessage(d->conn)));
+}
+
+/* Runs prepared statement which; *ret the result if it has the status want. */
+static int run_stmt(struct store_db *d, int which, const struct params *p, ExecStatusType want,
+                    const char *what, PGresult **ret) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        char name[16];
+
+        snprintf(name, sizeof name, "sv%d", which);
+        res = PQexecPrepared(d->conn, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
+                             p ? p->fmt : NULL, 1);
+        if (!res || PQresultStatus(res) != want)
+                return fail_res(d, res, what);
+        *ret = TAKE_PTR(res);
+        return 0;
+}
+
+/* A statement without rows: the number of rows it changed. */
+static int run(struct store_db *d, int which, const struct params *p, const char *what) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r;
+
+        r = run_stmt(d, which, p, PGRES_COMMAND_OK, what, &res);
+        return r < 0 ? r : atoi(PQcmdTuples(res));
+}
+
+/* One or more SQL commands without parameters, through the simple protocol. */
+static int exec(struct store_db *d, const char *sql, const char *what) {
+        _cleanup_(PQclearp) PGresult *res = PQexec(d->conn, sql);
+
+        if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK))
+                return fail_res(d, res, what);
+        return 0;
+}
+
+/* A query without parameters that returns one int8, in text. */
+static int query_i64(struct store_db *d, const char *sql, const char *what, int64_t *ret) {
+        _cleanup_(PQclearp) PGresult *res = PQexec(d->conn, sql);
+
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+                return fail_res(d, res, what);
+        if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
+                return store_fail(d->s, -EBADMSG, "Failed to %s: unexpected answer", what);
+        *ret = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        return 0;
+}
+
+static void rollback(struct store_db *d) {
+        PGresult *res;
+
+        if (PQtransactionStatus(d->conn) == PQTRANS_IDLE || PQstatus(d->conn) != CONNECTION_OK)
+                return;
+        res = PQexec(d->conn, "ROLLBACK");
+        PQclear(res);
+}
+
+/* COMMIT, first raising synchronous_commit for this transaction if durable. */
+static int commit_tx(struct store_db *d, bool durable, const char *what) {
+        char sql[80];
+
+        /* COMMIT of a failed transaction answers ROLLBACK without an error: catch it here. */
+        if (PQtransactionStatus(d->conn) != PQTRANS_INTRANS) {
+                rollback(d);
+                return store_fail(d->s, -EIO, "Failed to %s: the transaction was aborted", what);
+        }
+        if (durable)
+                snprintf(sql, sizeof sql, "SET LOCAL synchronous_commit TO %s; COMMIT", d->durable_level);
+        else
+                snprintf(sql, sizeof sql, "COMMIT");
+        return exec(d, sql, what);
+}
+
+/*
+ * A write of several statements (or a durable one) is one transaction: the open batch's, or
+ * else its own. In a batch a failed statement has aborted the transaction already
+ * (fail_res() marked the batch broken); a write that fails after it changed something
+ * without an SQL error breaks it too.
+ */
+static int ensure_connected(struct store_db *d);
+
+static int write_begin(struct store_db *d) {
+        int r = ensure_connected(d);
+
+        if (r < 0 || d->in_batch)
+                return r;
+        return exec(d, "BEGIN", "begin a transaction");
+}
+
+static int write_end(struct store_db *d, int r, bool changed, bool durable) {
+        int rc;
+
+        if (d->in_batch) {
+                if (r < 0 && changed)
+                        d->batch_broken = true;
+                if (r >= 0 && durable)
+                        d->batch_sync = true;
+                return r;
+        }
+        if (r >= 0) {
+                rc = commit_tx(d, durable, "commit the transaction");
+                if (rc >= 0)
+                        return r;
+                r = rc;
+        }
+        rollback(d);
+        return r;
+}
+
+/* Statements and session settings of a (re)connected session. */
+static int session_setup(struct store_db *d) {
+        char msg[200];
+
+        if (PQsetClientEncoding(d->conn, "UTF8") != 0)
+                return store_fail(d->s, -EIO, "Failed to set the client encoding: %s",
+                                  trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        for (size_t i = 0; i < _STMT_MAX; i++) {
+                _cleanup_(PQclearp) PGresult *res = NULL;
+                char name[16];
+
+                snprintf(name, sizeof name, "sv%zu", i);
+                res = PQprepare(d->conn, name, stmt_sql[i], 0, NULL);
+                if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        int r = fail_res(d, res, "prepare the statements");
+
+                        return r == -EBADMSG ? store_fail(d->s, r, "Database '%s' does not have the "
+                                                          "expected schema: %s", PQdb(d->conn),
+                                                          trim(msg, sizeof msg, PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)))
+                                             : r;
+                }
+        }
+        return 0;
+}
+
+/* The session's defaults: asynchronous commits unless durable (see the top of this file), a
+ * bounded wait for row locks, no NOTICE on stderr (the store never logs). */
+static void notice_ignore(void *arg, const char *message) {
+        (void) arg;
+        (void) message;
+}
+
+static int session_settings(struct store_db *d) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        const char *level;
+        int r;
+
+        PQsetNoticeProcessor(d->conn, notice_ignore, NULL);
+        res = PQexec(d->conn, "SHOW synchronous_commit");
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+                return fail_res(d, res, "read synchronous_commit");
+        level = PQgetvalue(res, 0, 0);
+        /* The server's level if it waits for at least the local flush, else on. */
+        if (strcmp(level, "off") == 0 || strcmp(level, "local") == 0 || strlen(level) >= PG_LEVEL_MAX ||
+            strspn(level, "abcdefghijklmnopqrstuvwxyz_") != strlen(level))
+                level = "on";
+        snprintf(d->durable_level, sizeof d->durable_level, "%s", level);
+        r = exec(d, "SET synchronous_commit TO off; SET lock_timeout TO '" PG_LOCK_TIMEOUT "';"
+                 " SET client_min_messages TO warning", "configure the session");
+        return r;
+}
+
+/* Outside a batch a lost connection is opened again (libpq tries every host of the string
+ * again); inside one the batch is lost with it (-EIO from fail_res()). */
+static int ensure_connected(struct store_db *d) {
+        char msg[200];
+        int r;
+
+        if (PQstatus(d->conn) == CONNECTION_OK)
+                return 0;
+        if (d->in_batch) {
+                d->batch_broken = true;
+                return store_fail(d->s, -EIO, "The connection to PostgreSQL was lost inside a batch");
+        }
+        PQreset(d->conn);
+        if (PQstatus(d->conn) != CONNECTION_OK)
+                return store_fail(d->s, -EIO, "Failed to reconnect to PostgreSQL: %s",
+                                  trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        r = session_settings(d);
+        if (r >= 0)
+                r = session_setup(d);
+        return r;
+}
+
+static int create_schema(struct store_db *d, const uint8_t *keycheck, size_t keycheck_len) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int64_t has_meta = 0, tables = 0;
+        const char *val[1] = { (const char *) keycheck };
+        int len[1] = { (int) keycheck_len }, fmt[1] = { 1 };
+        char sql[96];
+        int r;
+
+        r = exec(d, "BEGIN; SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ")", "create the schema");
+        if (r < 0)
+                return r;
+        /* Re-read under the lock: another authserver may have created it meanwhile. */
+        r = query_i64(d, "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+                      " AND tablename = 'meta'", "create the schema", &has_meta);
+        if (r >= 0)
+                r = query_i64(d, "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()",
+                              "create the schema", &tables);
+        if (r >= 0 && has_meta) {
+                rollback(d);
+                return 0;
+        }
+        if (r >= 0 && tables > 0)
+                r = store_fail(d->s, -EBADMSG, "Database '%s' is not a secure-vault store: it has tables "
+                               "but no schema version", PQdb(d->conn));
+        if (r >= 0)
+                r = exec(d, STORE_PG_SCHEMA_SQL, "create the schema");
+        if (r >= 0) {
+                snprintf(sql, sizeof sql, "INSERT INTO meta (id, schema_version, keycheck) VALUES (1, %d, $1)",
+                         STORE_PG_SCHEMA_VERSION);
+                res = PQexecParams(d->conn, sql, 1, NULL, val, len, fmt, 1);
+                if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+                        r = fail_res(d, res, "write the key check");
+        }
+        if (r >= 0)
+                return commit_tx(d, true, "create the schema");
+        rollback(d);
+        return r;
+}
+
+static int open_db(struct store_db *d, const char *path, int flags, const uint8_t *keycheck,
+                   size_t keycheck_len) {
+        PQconninfoOption *opts;
+        char *err = NULL, msg[200];
+        int64_t has_meta = 0, tables = 0, version = 0;
+        int r;
+
+        /* Parsed first so that a malformed string is refused without echoing it. */
+        opts = PQconninfoParse(path, &err);
+        PQfreemem(err);
+        if (!opts)
+                return store_fail(d->s, -EINVAL, "Invalid PostgreSQL connection string");
+        PQconninfoFree(opts);
+        d->conn = PQconnectdb(path);
+        if (!d->conn)
+                return store_fail(d->s, -ENOMEM, "Out of memory");
+        if (PQstatus(d->conn) != CONNECTION_OK)
+                return store_fail(d->s, -EIO, "Failed to connect to PostgreSQL: %s",
+                                  trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        r = session_settings(d);
+        if (r < 0)
+                return r;
+
+        r = query_i64(d, "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+                      " AND tablename = 'meta'", "read the database", &has_meta);
+        if (r < 0)
+                return r;
+        if (!has_meta) {
+                r = query_i64(d, "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()",
+                              "read the database", &tables);
+                if (r < 0)
+                        return r;
+                if (!(flags & STORE_CREATE) || tables > 0)
+                        return store_fail(d->s, tables > 0 ? -EBADMSG : -ENOENT, tables > 0 ?
+                                          "Database '%s' is not a secure-vault store" :
+                                          "Database '%s' is empty: it was never initialised", PQdb(d->conn));
+                r = create_schema(d, keycheck, keycheck_len);
+                if (r < 0)
+                        return r;
+        }
+        r = query_i64(d, "SELECT schema_version FROM meta WHERE id = 1", "read the schema version", &version);
+        if (r < 0)
+                return r == -EBADMSG ? store_fail(d->s, r, "Database '%s' has no schema version: not a "
+                                                  "secure-vault store", PQdb(d->conn)) : r;
+        if (version > STORE_PG_SCHEMA_VERSION)
+                return store_fail(d->s, -EPROTONOSUPPORT, "Database '%s' has schema version %lld, newer "
+                                  "than this authserver supports (%d): upgrade authserver",
+                                  PQdb(d->conn), (long long) version, STORE_PG_SCHEMA_VERSION);
+        if (version < 1)
+                return store_fail(d->s, -EBADMSG, "Database '%s' has an invalid schema version %lld",
+                                  PQdb(d->conn), (long long) version);
+        /* Version 1 is the first: nothing to upgrade yet. */
+        return session_setup(d);
+}
+
+static void pg_close(struct store_db *d) {
+        if (!d)
+                return;
+        if (d->conn) {
+                if (d->in_batch)
+                        rollback(d);
+                PQfinish(d->conn);
+        }
+        free(d);
+}
+
+DEFINE_POINTER_CLEANUP(struct store_db *, pg_close)
+
+static int pg_open(struct store *s, const char *path, int flags, const uint8_t *keycheck,
+                   size_t keycheck_len, struct store_db **ret) {
+        _cleanup_(pg_closep) struct store_db *d = NULL;
+        int r;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return store_fail(s, -ENOMEM, "Out of memory");
+        d->s = s;
+        r = open_db(d, path, flags, keycheck, keycheck_len);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+static int pg_keycheck_get(struct store_db *d, uint8_t *buf, size_t cap, size_t *ret_len) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        size_t len;
+        int r;
+
+        r = run_stmt(d, STMT_KEYCHECK, NULL, PGRES_TUPLES_OK, "read the key check", &res);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) != 1 || col_null(res, 0, 0))
+                return -EBADMSG;
+        len = (size_t) PQgetlength(res, 0, 0);
+        if (len > cap)
+                return -EBADMSG;
+        memcpy(buf, PQgetvalue(res, 0, 0), len);
+        *ret_len = len;
+        return 0;
+}
+
+/* Reads ROW_COLUMNS from column first of row i, the id from column id_col. */
+static void read_row(const PGresult *res, int i, int id_col, int first, struct store_row *row) {
+        *row = (struct store_row) { 0 };
+        store_row_text(row->id, col_text(res, i, id_col));
+        store_row_text(row->status, col_text(res, i, first));
+        row->profile = col_i64(res, i, first + 1);
+        row->n = col_i64(res, i, first + 2);
+        row->m = col_i64(res, i, first + 3);
+        row->p = col_i64(res, i, first + 4);
+        row->epoch = col_i64(res, i, first + 5);
+        row->has_pending = !col_null(res, i, first + 6);
+        row->pending_epoch = col_i64(res, i, first + 6);
+        row->created = col_i64(res, i, first + 7);
+        row->last_success = col_i64(res, i, first + 8);
+        row->last_failure = col_i64(res, i, first + 9);
+        row->failures = col_i64(res, i, first + 10);
+        row->enrollment = col_i64(res, i, first + 11);
+        row->kex = col_i64(res, i, first + 12);
+        row->has_committed = !col_null(res, i, first + 13);
+        row->committed_epoch = col_i64(res, i, first + 13);
+}
+
+static int pg_probe(struct store_db *d, const char *id, struct store_probe *ret) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        struct params p = { 0 };
+        int r;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        r = run_stmt(d, STMT_PROBE, &p, PGRES_TUPLES_OK, "look up the device", &res);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) == 0)
+                return -ENOENT;
+        *ret = (struct store_probe) {
+                .active = strcmp(col_text(res, 0, 0) ?: "", "active") == 0,
+                .epoch = col_i64(res, 0, 1),
+                .has_pending = col_bool(res, 0, 2),
+                .vault_len = col_i64(res, 0, 3),
+                .enrollment = col_i64(res, 0, 4),
+        };
+        return 0;
+}
+
+/* Stores sealed as generation epoch of id, over what its slot held. */
+static int vault_put(struct store_db *d, const char *id, uint64_t epoch, const uint8_t *sealed,
+                     size_t sealed_len) {
+        struct params p = { 0 };
+        int r;
+
+        par_text(&p, id);
+        par_u64(&p, epoch);
+        par_bytes(&p, sealed, sealed_len);
+        r = run(d, STMT_VAULT_PUT, &p, "store the vault");
+        return r == 1 ? 0 : r < 0 ? r : store_fail(d->s, -EIO, "Failed to store the vault of device '%s'", id);
+}
+
+static int vault_clear(struct store_db *d, const char *id) {
+        struct params p = { 0 };
+        int r;
+
+        par_text(&p, id);
+        r = run(d, STMT_VAULT_CLEAR, &p, "erase the vaults");
+        return r < 0 ? r : 0;
+}
+
+static int pg_enroll(struct store_db *d, const struct store_device *dev, uint64_t enrollment, int64_t now,
+                     const uint8_t *sealed, size_t sealed_len) {
+        struct params p = { 0 };
+        bool changed;
+        int r;
+
+        r = write_begin(d);
+        if (r < 0)
+                return r;
+        par_text(&p, dev->id);
+        par_i64(&p, dev->profile);
+        par_i64(&p, dev->n);
+        par_i64(&p, dev->m);
+        par_i64(&p, dev->p);
+        par_u64(&p, dev->epoch);
+        par_i64(&p, now);
+        par_u64(&p, enrollment);
+        par_i64(&p, dev->kex);
+        r = run(d, STMT_ENROLL, &p, "enroll the device");
+        changed = r > 0;
+        /* A revoked device has no vault left; whatever a damaged database still holds goes. */
+        if (r > 0)
+                r = vault_clear(d, dev->id);
+        if (r >= 0 && changed)
+                r = vault_put(d, dev->id, dev->epoch, sealed, sealed_len);
+        /* An enrolled vault is as precious as a pending one. */
+        r = write_end(d, r, changed, changed);
+        return r < 0 ? r : changed;
+}
+
+static int pg_get(struct store_db *d, const char *id, struct store_row *ret, struct store_blob vaults[2]) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        struct params p = { 0 };
+        const int epoch_col = 1 + ROW_NCOLUMNS, blob_col = 2 + ROW_NCOLUMNS;
+        size_t n = 0;
+        int r;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        r = run_stmt(d, STMT_GET, &p, PGRES_TUPLES_OK, "look up the device", &res);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) == 0)
+                return -ENOENT;
+        read_row(res, 0, 0, 1, ret);
+        if (!vaults)
+                return 0;
+        vaults[0].present = vaults[1].present = false;
+        for (int i = 0; i < PQntuples(res); i++) {
+                struct store_blob *b;
+
+                if (col_null(res, i, epoch_col))
+                        continue;
+                if (n == 2)
+                        return store_fail(d->s, -EBADMSG, "Device '%s' has more than two vaults", id);
+                b = &vaults[n++];
+                b->present = true;
+                b->epoch = col_i64(res, i, epoch_col);
+                b->len = (size_t) PQgetlength(res, i, blob_col);
+                if (b->len <= b->cap && b->len)
+                        memcpy(b->data, PQgetvalue(res, i, blob_col), b->len);
+        }
+        return 0;
+}
+
+static int pg_set_pending(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                          const uint8_t *sealed, size_t sealed_len, size_t vault_len) {
+        struct params p = { 0 };
+        int r;
+
+        r = write_begin(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        par_u64(&p, expect_epoch);
+        par_u64(&p, expect_epoch + 1);
+        par_bytes(&p, sealed, sealed_len);
+        par_i64(&p, (int64_t) vault_len);
+        par_u64(&p, enrollment);
+        r = run(d, STMT_SET_PENDING, &p, "store the pending vault");
+        r = write_end(d, r, false, r > 0);
+        return r < 0 ? r : r > 0;
+}
+
+static int pg_promote(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                      const uint8_t *sealed, size_t sealed_len, size_t vault_len) {
+        struct params p = { 0 };
+        bool changed;
+        int r;
+
+        r = write_begin(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        par_u64(&p, expect_epoch);
+        par_u64(&p, expect_epoch + 1);
+        par_i64(&p, (int64_t) vault_len);
+        par_u64(&p, enrollment);
+        r = run(d, STMT_PROMOTE, &p, "promote the pending vault");
+        changed = r > 0;
+        /* The next generation takes the old committed generation's slot (its parity). */
+        if (r > 0)
+                r = vault_put(d, id, expect_epoch + 2, sealed, sealed_len);
+        r = write_end(d, r, changed, changed);
+        return r < 0 ? r : changed;
+}
+
+static int pg_commit(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                     int64_t now) {
+        struct params p = { 0 };
+        bool changed;
+        int r;
+
+        r = write_begin(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        par_u64(&p, expect_epoch);
+        par_u64(&p, expect_epoch + 1);
+        par_i64(&p, now);
+        par_u64(&p, enrollment);
+        r = run(d, STMT_COMMIT, &p, "commit the pending vault");
+        changed = r > 0;
+        if (r > 0) {
+                p = (struct params) { 0 };
+                par_text(&p, id);
+                par_u64(&p, expect_epoch);
+                r = run(d, STMT_VAULT_DROP, &p, "erase the old vault");
+        }
+        r = write_end(d, r, changed, false);
+        return r < 0 ? r : changed;
+}
+
+static int pg_revoke(struct store_db *d, const char *id) {
+        struct params p = { 0 };
+        bool changed;
+        int r;
+
+        r = write_begin(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        r = run(d, STMT_REVOKE, &p, "revoke the device");
+        changed = r > 0;
+        if (r > 0)
+                r = vault_clear(d, id);
+        /* An operator revoking a device expects it to stay revoked. */
+        r = write_end(d, r, changed, changed);
+        return r < 0 ? r : changed;
+}
+
+static int pg_add_failures(struct store_db *d, const char *id, uint32_t count, int64_t last) {
+        struct params p = { 0 };
+        int r;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        par_i64(&p, last);
+        par_i64(&p, count);
+        r = run(d, STMT_FAILURE, &p, "record the failure");
+        return r < 0 ? r : r > 0;
+}
+
+static int pg_audit(struct store_db *d, int64_t now, const char *id, const char *peer, const char *outcome,
+                    uint64_t epoch) {
+        struct params p = { 0 };
+        int r;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        par_i64(&p, now);
+        par_text(&p, id);
+        par_text(&p, peer);
+        par_text(&p, outcome);
+        par_u64(&p, epoch);
+        r = run(d, STMT_AUDIT, &p, "write the audit record");
+        return r < 0 ? r : 0;
+}
+
+static int pg_audit_summary(struct store_db *d, int64_t now, const char *outcome, uint64_t count) {
+        struct params p = { 0 };
+        int r;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        par_i64(&p, now);
+        par_text(&p, outcome);
+        par_i64(&p, (int64_t) count);
+        r = run(d, STMT_SUMMARY, &p, "write the audit summary");
+        return r < 0 ? r : 0;
+}
+
+static int pg_audit_prune(struct store_db *d, int64_t before, unsigned limit) {
+        int total = 0, r;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        for (int i = STMT_PRUNE_AUDIT; i <= STMT_PRUNE_SUMMARY && total < (int) limit; i++) {
+                struct params p = { 0 };
+
+                par_i64(&p, before);
+                par_i64(&p, (int64_t) limit - total);
+                r = run(d, i, &p, "prune the audit trail");
+                if (r < 0)
+                        return r;
+                total += r;
+        }
+        return total;
+}
+
+static int pg_list(struct store_db *d, store_row_cb cb, void *userdata) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        struct store_row row;
+        int r;
+
+        r = ensure_connected(d);
+        if (r >= 0)
+                r = run_stmt(d, STMT_LIST, NULL, PGRES_TUPLES_OK, "list the devices", &res);
+        for (int i = 0; r >= 0 && i < PQntuples(res); i++) {
+                read_row(res, i, 0, 1, &row);
+                r = cb(&row, userdata);
+        }
+        return r < 0 ? r : 0;
+}
+
+/* A statement that returns one int8. */
+static int query_u64(struct store_db *d, int which, const char *what, uint64_t *ret) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r;
+
+        r = ensure_connected(d);
+        if (r >= 0)
+                r = run_stmt(d, which, NULL, PGRES_TUPLES_OK, what, &res);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) != 1)
+                return store_fail(d->s, -EBADMSG, "Failed to %s: no answer", what);
+        *ret = (uint64_t) col_i64(res, 0, 0);
+        return 0;
+}
+
+static int pg_count(struct store_db *d, uint64_t *ret) {
+        return query_u64(d, STMT_COUNT, "count the devices", ret);
+}
+
+static int pg_data_version(struct store_db *d, uint64_t *ret) {
+        return query_u64(d, STMT_DATA_VERSION, "read the data version", ret);
+}
+
+static int pg_shapes(struct store_db *d, store_shape_row_cb cb, void *userdata) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r;
+
+        r = ensure_connected(d);
+        if (r >= 0)
+                r = run_stmt(d, STMT_SHAPES, NULL, PGRES_TUPLES_OK, "count the device shapes", &res);
+        for (int i = 0; r >= 0 && i < PQntuples(res); i++)
+                r = cb(col_i64(res, i, 0), col_i64(res, i, 1), col_i64(res, i, 2), col_i64(res, i, 3),
+                       col_i64(res, i, 4), col_i64(res, i, 5), userdata);
+        return r < 0 ? r : 0;
+}
+
+static int aggregate_read_fold_write(struct store_db *d, const char *name, store_fold_fn fold, void *userdata,
+                                     struct aggregate *a) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        struct params p = { 0 };
+        bool found;
+        int r;
+
+        par_text(&p, name);
+        r = run_stmt(d, STMT_AGGREGATE_GET, &p, PGRES_TUPLES_OK, "read the aggregate", &res);
+        if (r < 0)
+                return r;
+        found = PQntuples(res) > 0;
+        if (found) {
+                a->count = (uint64_t) col_i64(res, 0, 0);
+                a->sum = col_f64(res, 0, 1);
+                a->min = col_f64(res, 0, 2);
+                a->max = col_f64(res, 0, 3);
+        }
+        r = fold(a, found, userdata);
+        if (r < 0)
+                return r;
+        p = (struct params) { 0 };
+        par_text(&p, name);
+        par_u64(&p, a->count);
+        par_f64(&p, a->sum);
+        par_f64(&p, a->min);
+        par_f64(&p, a->max);
+        r = run(d, STMT_AGGREGATE_PUT, &p, "write the aggregate");
+        return r < 0 ? r : 0;
+}
+
+/* The read and the write in one transaction (the batch's, or else its own); inside a batch
+ * the answer is sent only once durable: the batch's commit waits for the flush. */
+static int pg_aggregate_update(struct store_db *d, const char *name, store_fold_fn fold, void *userdata,
+                               struct aggregate *a) {
+        int r;
+
+        r = write_begin(d);
+        if (r < 0)
+                return r;
+        r = aggregate_read_fold_write(d, name, fold, userdata, a);
+        r = write_end(d, r, false, false);
+        if (r >= 0 && d->in_batch)
+                d->batch_sync = true;
+        return r < 0 ? r : 0;
+}
+
+static int pg_aggregate_list(struct store_db *d, store_aggregate_row_cb cb, void *userdata) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r;
+
+        r = ensure_connected(d);
+        if (r >= 0)
+                r = run_stmt(d, STMT_AGGREGATE_LIST, NULL, PGRES_TUPLES_OK, "list the aggregates", &res);
+        for (int i = 0; r >= 0 && i < PQntuples(res); i++)
+                r = cb(col_text(res, i, 0), col_i64(res, i, 1), col_f64(res, i, 2), col_f64(res, i, 3),
+                       col_f64(res, i, 4), userdata);
+        return r < 0 ? r : 0;
+}
+
+static int pg_batch_begin(struct store_db *d) {
+        int r;
+
+        if (d->in_batch)
+                return store_fail(d->s, -EBUSY, "A batch is already open");
+        r = ensure_connected(d);
+        if (r >= 0)
+                r = exec(d, "BEGIN", "begin a batch");
+        if (r < 0)
+                return r;
+        d->in_batch = true;
+        d->batch_sync = d->batch_broken = false;
+        return 0;
+}
+
+static int pg_batch_commit(struct store_db *d, bool durable) {
+        bool sync = durable || d->batch_sync, broken = d->batch_broken;
+
+        if (!d->in_batch)
+                return store_fail(d->s, -EINVAL, "No batch is open");
+        d->in_batch = d->batch_sync = d->batch_broken = false;
+        if (broken || PQstatus(d->conn) != CONNECTION_OK) {
+                rollback(d);
+                return store_fail(d->s, -EIO, "The batch was rolled back: one of its writes failed");
+        }
+        return commit_tx(d, sync, "commit the batch");
+}
+
+static int pg_batch_rollback(struct store_db *d) {
+        if (!d->in_batch)
+                return store_fail(d->s, -EINVAL, "No batch is open");
+        d->in_batch = d->batch_sync = d->batch_broken = false;
+        rollback(d);
+        return 0;
+}
+
+/* The lookup reads one row whatever the id (the stand-in's for an id not enrolled), with the
+ * same statement; both generations' blobs come with it, and the one pick() names is copied. */
+static int pg_lookup(struct store_db *d, const char *id, int64_t stand_in, store_pick_fn pick,
+                     void *userdata, struct store_row *ret, bool *ret_found, uint8_t *blob, size_t cap,
+                     size_t *ret_len) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        const int committed_col = 2 + ROW_NCOLUMNS, pending_col = 3 + ROW_NCOLUMNS;
+        struct params p = { 0 };
+        struct store_row row;
+        size_t len = 0;
+        bool found;
+        int r, col;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        par_i64(&p, stand_in > 0 ? stand_in : -1);
+        r = run_stmt(d, STMT_LOOKUP, &p, PGRES_TUPLES_OK, "look up the device", &res);
+        if (r < 0)
+                return r;
+        if (PQntuples(res) == 0)
+                return -ENOENT;
+        found = col_bool(res, 0, 0);
+        read_row(res, 0, 1, 2, &row);
+        col = pick(&row, found, userdata) == STORE_PICK_PENDING ? pending_col : committed_col;
+        if (!col_null(res, 0, col)) {
+                len = (size_t) PQgetlength(res, 0, col);
+                if (len <= cap)
+                        memcpy(blob, PQgetvalue(res, 0, col), len);
+        }
+        *ret = row;
+        *ret_found = found;
+        *ret_len = len;
+        return 0;
+}
+
+static bool pg_claims(const char *path) {
+        return store_path_is_postgresql(path);
+}
+
+static const struct store_ops pg_ops = {
+        .open = pg_open,
+        .close = pg_close,
+        .keycheck_get = pg_keycheck_get,
+        .get = pg_get,
+        .lookup = pg_lookup,
+        .probe = pg_probe,
+        .enroll = pg_enroll,
+        .set_pending = pg_set_pending,
+        .promote = pg_promote,
+        .commit = pg_commit,
+        .revoke = pg_revoke,
+        .add_failures = pg_add_failures,
+        .audit = pg_audit,
+        .audit_summary = pg_audit_summary,
+        .audit_prune = pg_audit_prune,
+        .list = pg_list,
+        .count = pg_count,
+        .shapes = pg_shapes,
+        .aggregate_update = pg_aggregate_update,
+        .aggregate_list = pg_aggregate_list,
+        .batch_begin = pg_batch_begin,
+        .batch_commit = pg_batch_commit,
+        .batch_rollback = pg_batch_rollback,
+        .data_version = pg_data_version,
+};
+
+const struct store_backend store_backend_pg = {
+        .name = "PostgreSQL",
+        .claims = pg_claims,
+        .ops = &pg_ops,
+};

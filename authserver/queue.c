@@ -166,7 +166,9 @@ static void batch_take(struct write_queue *q, struct write_record **ret_batch, s
         q->busy = true;
 }
 
-/* Under the lock: the batch is written (rb: its result); its records wait for done(). */
+/* Under the lock: the batch is written (rb: its result); its records wait for done() on the
+ * loop that queued them (each loop with records is owed a wake-up, every loop after a failed
+ * sync). */
 static void batch_finish(struct write_queue *q, int rb, bool fatal) {
         struct write_record *w;
 
@@ -175,11 +177,31 @@ static void batch_finish(struct write_queue *q, int rb, bool fatal) {
                 if (rb < 0)
                         w->result = rb;
                 w->state = WRITE_FINISHED;
-                LIST_APPEND(queue, &q->finished, w);
+                LIST_APPEND(queue, &w->port->finished, w);
+                w->port->wake = true;
         }
         q->failed = q->failed || fatal;
+        for (unsigned i = 0; q->failed && i < q->n_ports; i++)
+                q->ports[i]->wake = true;
         q->busy = false;
         pthread_cond_broadcast(&q->idle);
+}
+
+/* Called without the lock: writes the eventfd of each loop owed a wake-up. */
+static void ports_wake(struct write_queue *q) {
+        int fds[AUTHSERVER_WORKERS_MAX + 1];
+        unsigned n = 0;
+
+        pthread_mutex_lock(&q->lock);
+        for (unsigned i = 0; i < q->n_ports; i++)
+                if (q->ports[i]->wake) {
+                        q->ports[i]->wake = false;
+                        fds[n++] = q->ports[i]->wake_fd;
+                }
+        /* Under the lock: a port unregisters under it before it closes its eventfd. */
+        for (unsigned i = 0; i < n; i++)
+                (void) eventfd_write(fds[i], 1);
+        pthread_mutex_unlock(&q->lock);
 }
 
 /* Under the lock: waits until neither the writer nor a borrower uses the store, then takes it. */
@@ -221,8 +243,8 @@ static void *writer_main(void *userdata) {
                 pthread_mutex_lock(&q->lock);
                 batch_finish(q, rb, fatal);
                 pthread_mutex_unlock(&q->lock);
-                /* Wakes the loop; an eventfd write fails only on overflow, which still wakes it. */
-                (void) eventfd_write(q->wake_fd, 1);
+                /* Wakes the loops; an eventfd write fails only on overflow, which still wakes it. */
+                ports_wake(q);
                 pthread_mutex_lock(&q->lock);
         }
         pthread_mutex_unlock(&q->lock);
@@ -231,7 +253,8 @@ static void *writer_main(void *userdata) {
 
 /* On the loop: the finished records' done(), one at a time from the front, since a callback
  * may end another connection of the batch, which takes its record off (queue_cancel()). */
-static void run_finished(struct write_queue *q) {
+static void run_finished(struct write_port *p) {
+        struct write_queue *q = p->q;
         struct write_record *w;
         bool failed;
 
@@ -240,12 +263,12 @@ static void run_finished(struct write_queue *q) {
         pthread_mutex_unlock(&q->lock);
         /* Before the handshakes end, so that they write nothing more. */
         if (failed)
-                q->fatal = true;
+                p->fatal = true;
         for (;;) {
                 pthread_mutex_lock(&q->lock);
-                w = q->finished.first;
+                w = p->finished.first;
                 if (w) {
-                        LIST_REMOVE(queue, &q->finished, w);
+                        LIST_REMOVE(queue, &p->finished, w);
                         w->state = WRITE_IDLE;
                 }
                 pthread_mutex_unlock(&q->lock);
@@ -253,8 +276,8 @@ static void run_finished(struct write_queue *q) {
                         break;
                 w->done(w, w->result);
         }
-        if (q->fatal && q->on_fatal)
-                q->on_fatal(q->userdata);
+        if (p->fatal && p->on_fatal)
+                p->on_fatal(p->userdata);
 }
 
 static int wake_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -266,9 +289,12 @@ static int wake_handler(sd_event_source *s, int fd, uint32_t revents, void *user
 }
 
 /* The writer may start on the batch: the loop is idle, or the batch's deadline passed. */
-static void kick(struct write_queue *q) {
-        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_OFF);
-        (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_OFF);
+static void kick(struct write_port *p) {
+        struct write_queue *q = p->q;
+
+        (void) sd_event_source_set_enabled(p->flush_src, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(p->flush_timer, SD_EVENT_OFF);
+        p->armed = false;
         pthread_mutex_lock(&q->lock);
         q->kicked = true;
         pthread_cond_signal(&q->work);
@@ -285,16 +311,18 @@ static int flush_timer_handler(sd_event_source *s, uint64_t usec, void *userdata
         return 0;
 }
 
-/* On the loop, under the lock: a write was queued; the writer is kicked when the loop is idle,
- * at the latest after FLUSH_DELAY_US. */
-static void work_signal(struct write_queue *q) {
-        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_ONESHOT);
-        if (q->records.n + q->audits.n == 1 && sd_event_source_set_time_relative(q->flush_timer, FLUSH_DELAY_US) >= 0)
-                (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_ONESHOT);
+/* On the loop: a write was queued; the writer is kicked when the loop is idle, at the latest
+ * FLUSH_DELAY_US after this loop's first write since its last kick. */
+static void work_signal(struct write_port *p) {
+        (void) sd_event_source_set_enabled(p->flush_src, SD_EVENT_ONESHOT);
+        if (!p->armed && sd_event_source_set_time_relative(p->flush_timer, FLUSH_DELAY_US) >= 0 &&
+            sd_event_source_set_enabled(p->flush_timer, SD_EVENT_ONESHOT) >= 0)
+                p->armed = true;
 }
 
-void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
+void queue_audit(struct write_port *p, int64_t now, const char *id, const char *peer, const char *outcome,
                  uint64_t epoch) {
+        struct write_queue *q = p->q;
         struct audit_record *a = malloc(sizeof *a);
         bool full;
 
@@ -306,14 +334,15 @@ void queue_audit(struct write_queue *q, int64_t now, const char *id, const char 
         snprintf(a->outcome, sizeof a->outcome, "%s", outcome);
         pthread_mutex_lock(&q->lock);
         full = q->audits.n >= AUDIT_QUEUE_MAX;
-        if (!full) {
+        if (!full)
                 LIST_APPEND(audits, &q->audits, a);
-                work_signal(q);
-        } else
+        else
                 store_acquire(q);
         pthread_mutex_unlock(&q->lock);
-        if (!full)
+        if (!full) {
+                work_signal(p);
                 return;
+        }
         /* Its own transaction, as before the queue took audit rows. */
         if (store_audit(q->store, now, id, peer, outcome, epoch) < 0)
                 log_warning("Failed to write audit row: %s", store_last_error(q->store));
@@ -323,15 +352,20 @@ void queue_audit(struct write_queue *q, int64_t now, const char *id, const char 
         pthread_mutex_unlock(&q->lock);
 }
 
-void queue_add(struct write_queue *q, struct write_record *w) {
+void queue_add(struct write_port *p, struct write_record *w) {
+        struct write_queue *q = p->q;
+
+        w->port = p;
         pthread_mutex_lock(&q->lock);
         LIST_APPEND(queue, &q->records, w);
         w->state = WRITE_QUEUED;
-        work_signal(q);
         pthread_mutex_unlock(&q->lock);
+        work_signal(p);
 }
 
-void queue_cancel(struct write_queue *q, struct write_record *w) {
+void queue_cancel(struct write_port *p, struct write_record *w) {
+        struct write_queue *q = p->q;
+
         pthread_mutex_lock(&q->lock);
         /* The writer reads the record (and the sealed vault it points to) until its batch is over. */
         while (w->state == WRITE_FLUSHING)
@@ -339,13 +373,14 @@ void queue_cancel(struct write_queue *q, struct write_record *w) {
         if (w->state == WRITE_QUEUED)
                 LIST_REMOVE(queue, &q->records, w);
         else if (w->state == WRITE_FINISHED)
-                LIST_REMOVE(queue, &q->finished, w);
+                LIST_REMOVE(queue, &w->port->finished, w);
         w->state = WRITE_IDLE;
         pthread_mutex_unlock(&q->lock);
 }
 
-static int flush_here(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+static int flush_here(struct write_port *p, void (*extra)(void *userdata, struct store *st, int64_t now),
                       void *userdata, bool wait) {
+        struct write_queue *q = p->q;
         struct write_record *batch;
         struct audit_record *audits;
         bool fatal = false;
@@ -366,21 +401,24 @@ static int flush_here(struct write_queue *q, void (*extra)(void *userdata, struc
         } else
                 store_release(q);
         pthread_mutex_unlock(&q->lock);
-        run_finished(q);
+        /* The other loops' records of the batch go back to them; this loop's run here. */
+        ports_wake(q);
+        run_finished(p);
         return 0;
 }
 
-void queue_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+void queue_flush(struct write_port *p, void (*extra)(void *userdata, struct store *st, int64_t now),
                  void *userdata) {
-        (void) flush_here(q, extra, userdata, true);
+        (void) flush_here(p, extra, userdata, true);
 }
 
-int queue_try_flush(struct write_queue *q, void (*extra)(void *userdata, struct store *st, int64_t now),
+int queue_try_flush(struct write_port *p, void (*extra)(void *userdata, struct store *st, int64_t now),
                     void *userdata) {
-        return flush_here(q, extra, userdata, false);
+        return flush_here(p, extra, userdata, false);
 }
 
-int queue_try_store(struct write_queue *q, int (*f)(void *userdata, struct store *st), void *userdata) {
+int queue_try_store(struct write_port *p, int (*f)(void *userdata, struct store *st), void *userdata) {
+        struct write_queue *q = p->q;
         int r;
 
         pthread_mutex_lock(&q->lock);
@@ -397,39 +435,78 @@ int queue_try_store(struct write_queue *q, int (*f)(void *userdata, struct store
         return r;
 }
 
-int queue_init(struct write_queue *q, sd_event *event, struct store *store) {
+int queue_port_init(struct write_port *p, struct write_queue *q, sd_event *event) {
         int r;
 
-        *q = (struct write_queue) { .store = store, .wake_fd = -1, .initialized = true };
+        *p = (struct write_port) { .q = q, .wake_fd = -1 };
+        p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (p->wake_fd < 0)
+                return -errno;
+        r = sd_event_add_io(event, &p->wake_src, p->wake_fd, EPOLLIN, wake_handler, p);
+        if (r < 0)
+                return r;
+        /* Before the connections' events: a finished batch sends its M4s first. */
+        r = sd_event_source_set_priority(p->wake_src, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r < 0)
+                return r;
+        r = sd_event_add_defer(event, &p->flush_src, flush_handler, p);
+        if (r >= 0)
+                r = sd_event_source_set_priority(p->flush_src, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->flush_src, SD_EVENT_OFF);
+        /* 0 accuracy: sd-event's default of 250 ms would make the deadline meaningless. */
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &p->flush_timer, CLOCK_MONOTONIC, FLUSH_DELAY_US, 0,
+                                               flush_timer_handler, p);
+        if (r >= 0)
+                r = sd_event_source_set_priority(p->flush_timer, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->flush_timer, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&q->lock);
+        if (q->n_ports < sizeof q->ports / sizeof q->ports[0]) {
+                q->ports[q->n_ports++] = p;
+                p->registered = true;
+                /* A sync that failed before this loop came: it learns so at once. */
+                p->wake = q->failed;
+        } else
+                r = -E2BIG;
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+/* Its connections are freed (each cancelled its record): no record of this loop is left. */
+void queue_port_free(struct write_port *p) {
+        struct write_queue *q = p->q;
+
+        if (!q)
+                return;
+        pthread_mutex_lock(&q->lock);
+        for (unsigned i = 0; p->registered && i < q->n_ports; i++)
+                if (q->ports[i] == p) {
+                        q->ports[i] = q->ports[--q->n_ports];
+                        break;
+                }
+        p->registered = false;
+        pthread_mutex_unlock(&q->lock);
+        p->wake_src = sd_event_source_disable_unref(p->wake_src);
+        p->flush_src = sd_event_source_disable_unref(p->flush_src);
+        p->flush_timer = sd_event_source_disable_unref(p->flush_timer);
+        if (p->wake_fd >= 0)
+                close(p->wake_fd);
+        p->wake_fd = -1;
+        p->q = NULL;
+}
+
+int queue_init(struct write_queue *q, struct store *store) {
+        int r;
+
+        *q = (struct write_queue) { .store = store, .initialized = true };
         if (pthread_mutex_init(&q->lock, NULL) != 0)
                 return -ENOMEM;
         if (pthread_cond_init(&q->work, NULL) != 0 || pthread_cond_init(&q->idle, NULL) != 0)
                 return -ENOMEM;
-        q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (q->wake_fd < 0)
-                return -errno;
-        r = sd_event_add_io(event, &q->wake_src, q->wake_fd, EPOLLIN, wake_handler, q);
-        if (r < 0)
-                return r;
-        /* Before the connections' events: a finished batch sends its M4s first. */
-        r = sd_event_source_set_priority(q->wake_src, SD_EVENT_PRIORITY_IMPORTANT);
-        if (r < 0)
-                return r;
-        r = sd_event_add_defer(event, &q->flush_src, flush_handler, q);
-        if (r >= 0)
-                r = sd_event_source_set_priority(q->flush_src, SD_EVENT_PRIORITY_IDLE);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(q->flush_src, SD_EVENT_OFF);
-        /* 0 accuracy: sd-event's default of 250 ms would make the deadline meaningless. */
-        if (r >= 0)
-                r = sd_event_add_time_relative(event, &q->flush_timer, CLOCK_MONOTONIC, FLUSH_DELAY_US, 0,
-                                               flush_timer_handler, q);
-        if (r >= 0)
-                r = sd_event_source_set_priority(q->flush_timer, SD_EVENT_PRIORITY_IMPORTANT);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(q->flush_timer, SD_EVENT_OFF);
-        if (r < 0)
-                return r;
         r = -pthread_create(&q->thread, NULL, writer_main, q);
         if (r < 0)
                 return r;
@@ -453,12 +530,6 @@ void queue_free(struct write_queue *q) {
         audits_free(q->audits.first);
         q->audits.first = q->audits.last = NULL;
         q->audits.n = 0;
-        q->wake_src = sd_event_source_disable_unref(q->wake_src);
-        q->flush_src = sd_event_source_disable_unref(q->flush_src);
-        q->flush_timer = sd_event_source_disable_unref(q->flush_timer);
-        if (q->wake_fd >= 0)
-                close(q->wake_fd);
-        q->wake_fd = -1;
         store_close(q->store);
         q->store = NULL;
         q->initialized = false;

@@ -32,114 +32,152 @@
  * failing at once, and their counts are then dropped (and the drop logged). */
 #define UPKEEP_DEVICES_MAX      100000
 
-static struct upkeep_tally *tally_for(struct server *srv, const char *outcome) {
+/* Under sh->lock, like every count here: the workers share them. */
+static struct upkeep_tally *tally_for(struct shared *sh, const char *outcome) {
         for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
-                struct upkeep_tally *t = &srv->tallies[i];
+                struct upkeep_tally *t = &sh->tallies[i];
 
                 if (!t->outcome)
                         t->outcome = outcome;
                 if (strcmp(t->outcome, outcome) == 0)
                         return t;
         }
-        return &srv->tallies[UPKEEP_OUTCOMES_MAX - 1];  /* not reached: conn.c has fewer outcomes */
+        return &sh->tallies[UPKEEP_OUTCOMES_MAX - 1];   /* not reached: conn.c has fewer outcomes */
 }
 
 void upkeep_failure(struct server *srv, const char *outcome) {
-        struct upkeep_tally *t = tally_for(srv, outcome);
+        struct upkeep_tally *t;
 
+        pthread_mutex_lock(&srv->sh->lock);
+        t = tally_for(srv->sh, outcome);
         if (t->count < UINT64_MAX)
                 t->count++;
+        pthread_mutex_unlock(&srv->sh->lock);
 }
 
 bool upkeep_log_pass(struct server *srv, const char *outcome, unsigned *ret_suppressed) {
-        return ratelimit_pass(&tally_for(srv, outcome)->log, server_now_usec(), UPKEEP_LOG_INTERVAL_US,
-                              ret_suppressed);
+        uint64_t now = server_now_usec();
+        bool pass;
+
+        pthread_mutex_lock(&srv->sh->lock);
+        pass = ratelimit_pass(&tally_for(srv->sh, outcome)->log, now, UPKEEP_LOG_INTERVAL_US, ret_suppressed);
+        pthread_mutex_unlock(&srv->sh->lock);
+        return pass;
 }
 
 /* FNV-1a: the ids here are enrolled ones, which the operator chose, not the attacker. */
-static struct upkeep_device **bucket_for(struct server *srv, const char *id) {
+static struct upkeep_device **bucket_for(struct upkeep_device **devices, const char *id) {
         uint32_t h = 2166136261u;
 
         for (const char *p = id; *p; p++)
                 h = (h ^ (uint8_t) *p) * 16777619u;
-        return &srv->devices[h % UPKEEP_BUCKETS];
+        return &devices[h % UPKEEP_BUCKETS];
 }
 
 void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
-        struct upkeep_device **b = bucket_for(srv, id), *d;
+        struct shared *sh = srv->sh;
+        struct upkeep_device **b, *d, *fresh = calloc(1, sizeof *fresh);
 
+        pthread_mutex_lock(&sh->lock);
+        b = bucket_for(sh->devices, id);
         for (d = *b; d; d = d->next)
                 if (strcmp(d->id, id) == 0)
                         break;
         if (!d) {
-                if (srv->n_devices >= UPKEEP_DEVICES_MAX || !(d = calloc(1, sizeof *d))) {
-                        srv->n_devices_dropped++;
+                if (sh->n_devices >= UPKEEP_DEVICES_MAX || !fresh) {
+                        sh->n_devices_dropped++;
+                        pthread_mutex_unlock(&sh->lock);
+                        free(fresh);
                         return;
                 }
+                d = fresh;
+                fresh = NULL;
                 snprintf(d->id, sizeof d->id, "%s", id);
                 d->next = *b;
                 *b = d;
-                srv->n_devices++;
+                sh->n_devices++;
         }
         if (d->count < UINT32_MAX)
                 d->count++;
         d->last = now;
+        pthread_mutex_unlock(&sh->lock);
+        free(fresh);
 }
 
 /* A verified M5 resets the device's failures (store_commit()): so do the ones not yet written. */
 void upkeep_device_success(struct server *srv, const char *id) {
-        for (struct upkeep_device **p = bucket_for(srv, id); *p; p = &(*p)->next)
+        struct shared *sh = srv->sh;
+        struct upkeep_device *gone = NULL;
+
+        pthread_mutex_lock(&sh->lock);
+        for (struct upkeep_device **p = bucket_for(sh->devices, id); *p; p = &(*p)->next)
                 if (strcmp((*p)->id, id) == 0) {
-                        struct upkeep_device *d = *p;
+                        gone = *p;
+                        *p = gone->next;
+                        sh->n_devices--;
+                        break;
+                }
+        pthread_mutex_unlock(&sh->lock);
+        free(gone);
+}
 
-                        *p = d->next;
+static void devices_clear(struct upkeep_device **devices) {
+        for (unsigned i = 0; devices && i < UPKEEP_BUCKETS; i++)
+                while (devices[i]) {
+                        struct upkeep_device *d = devices[i];
+
+                        devices[i] = d->next;
                         free(d);
-                        srv->n_devices--;
-                        return;
                 }
 }
 
-static void devices_clear(struct server *srv) {
-        for (unsigned i = 0; srv->devices && i < UPKEEP_BUCKETS; i++)
-                while (srv->devices[i]) {
-                        struct upkeep_device *d = srv->devices[i];
-
-                        srv->devices[i] = d->next;
-                        free(d);
-                }
-        srv->n_devices = 0;
-}
-
-/* In the group commit's transaction, through the writer's store st. */
+/* In the group commit's transaction, through the writer's store st. The counts are taken
+ * from the shared table under its lock (a fresh table replaces it) and written without it. */
 static void upkeep_write(void *userdata, struct store *st, int64_t now) {
         struct server *srv = userdata;
-        uint64_t total = 0;
+        struct shared *sh = srv->sh;
+        struct upkeep_tally tallies[UPKEEP_OUTCOMES_MAX];
+        struct upkeep_device **devices, **fresh = calloc(UPKEEP_BUCKETS, sizeof *fresh);
+        uint64_t total = 0, dropped;
         int r;
 
+        pthread_mutex_lock(&sh->lock);
         for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
-                struct upkeep_tally *t = &srv->tallies[i];
+                tallies[i] = sh->tallies[i];
+                sh->tallies[i].count = 0;
+        }
+        devices = sh->devices;
+        if (fresh) {
+                sh->devices = fresh;
+                sh->n_devices = 0;
+        } else
+                devices = NULL;         /* out of memory: the counts wait for the next summary */
+        dropped = sh->n_devices_dropped;
+        sh->n_devices_dropped = 0;
+        pthread_mutex_unlock(&sh->lock);
+
+        for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
+                struct upkeep_tally *t = &tallies[i];
 
                 if (!t->outcome || t->count == 0)
                         continue;
                 total += t->count;
                 if (store_audit_summary(st, now, t->outcome, t->count) < 0)
                         log_warning("Failed to write the audit summary: %s", store_last_error(st));
-                t->count = 0;
         }
-        for (unsigned i = 0; i < UPKEEP_BUCKETS; i++)
-                for (struct upkeep_device *d = srv->devices[i]; d; d = d->next) {
+        for (unsigned i = 0; devices && i < UPKEEP_BUCKETS; i++)
+                for (struct upkeep_device *d = devices[i]; d; d = d->next) {
                         r = store_add_failures(st, d->id, d->count, d->last);
                         if (r < 0 && r != -ENOENT)
                                 log_warning("Failed to record the failures of '%s': %s", d->id, store_last_error(st));
                 }
-        devices_clear(srv);
+        devices_clear(devices);
+        free(devices);
         if (total > 0)
                 log_notice("%" PRIu64 " failed handshakes of unproven peers since the last summary", total);
-        if (srv->n_devices_dropped > 0) {
+        if (dropped > 0)
                 log_warning("Failures of %" PRIu64 " devices were not recorded: more than %d devices failed "
-                            "within one summary interval", srv->n_devices_dropped, UPKEEP_DEVICES_MAX);
-                srv->n_devices_dropped = 0;
-        }
+                            "within one summary interval", dropped, UPKEEP_DEVICES_MAX);
         if (srv->cfg->audit_retention_s > 0) {
                 r = store_audit_prune(st, now - (int64_t) srv->cfg->audit_retention_s, UPKEEP_PRUNE_BATCH);
                 if (r < 0)
@@ -171,7 +209,7 @@ static int data_version(void *userdata, struct store *st) {
 }
 
 void upkeep_refresh_shapes(struct server *srv, bool force) {
-        struct decoy_table t;
+        struct decoy_table t, swap;
         uint64_t v = 0;
         int r;
 
@@ -181,7 +219,7 @@ void upkeep_refresh_shapes(struct server *srv, bool force) {
         r = queue_try_store(&srv->queue, data_version, &v);
         if (r == -EBUSY && !force)
                 return;
-        if (r >= 0 && !force && v == srv->data_version)
+        if (r >= 0 && !force && v == srv->sh->data_version)
                 return;
         decoy_table_init(&t);
         if (r >= 0)
@@ -194,9 +232,14 @@ void upkeep_refresh_shapes(struct server *srv, bool force) {
                 decoy_table_free(&t);
                 return;
         }
-        decoy_table_free(&srv->decoys);
-        srv->decoys = t;
-        srv->data_version = v;
+        /* Swapped under the write lock: a worker's lookup reads the table (and opens a sealed
+         * decoy of it) under the read lock. */
+        pthread_rwlock_wrlock(&srv->sh->decoy_lock);
+        swap = srv->sh->decoys;
+        srv->sh->decoys = t;
+        pthread_rwlock_unlock(&srv->sh->decoy_lock);
+        decoy_table_free(&swap);
+        srv->sh->data_version = v;
 }
 
 void upkeep_flush(struct server *srv) {
@@ -223,14 +266,15 @@ static int upkeep_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 int upkeep_init(struct server *srv) {
         int r;
 
-        srv->devices = calloc(UPKEEP_BUCKETS, sizeof *srv->devices);
-        if (!srv->devices)
+        srv->sh->devices = calloc(UPKEEP_BUCKETS, sizeof *srv->sh->devices);
+        if (!srv->sh->devices)
                 return -ENOMEM;
-        decoy_table_init(&srv->decoys);
-        srv->decoy_fallback = (struct decoy_shape) {
+        decoy_table_init(&srv->sh->decoys);
+        /* Sealed once, before any worker starts: read-only from then on. */
+        srv->sh->decoy_fallback = (struct decoy_shape) {
                 .n = srv->cfg->decoy_n, .m = SV_DEFAULT_M, .p = srv->cfg->decoy_p, .count = 1,
         };
-        r = seal_shape(srv, &srv->decoy_fallback);
+        r = seal_shape(srv, &srv->sh->decoy_fallback);
         if (r < 0) {
                 log_error("Failed to seal the decoy vault: %s", store_last_error(srv->store));
                 return r;
@@ -249,10 +293,11 @@ int upkeep_init(struct server *srv) {
 
 void upkeep_free(struct server *srv) {
         srv->upkeep_timer = sd_event_source_disable_unref(srv->upkeep_timer);
-        devices_clear(srv);
-        free(srv->devices);
-        srv->devices = NULL;
-        decoy_table_free(&srv->decoys);
-        free(srv->decoy_fallback.sealed);
-        srv->decoy_fallback.sealed = NULL;
+        devices_clear(srv->sh->devices);
+        free(srv->sh->devices);
+        srv->sh->devices = NULL;
+        srv->sh->n_devices = 0;
+        decoy_table_free(&srv->sh->decoys);
+        free(srv->sh->decoy_fallback.sealed);
+        srv->sh->decoy_fallback.sealed = NULL;
 }

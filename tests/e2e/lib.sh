@@ -11,6 +11,7 @@
 #                                  e.g. restart_vaultd SV_FAULT=after-file (docs/vault-file.md §7)
 #   need_vaultd_faults             skips the test (77) if vaultd was built without SV_FAULT
 #   $SERVE_ARGS                    more options for authserver serve (start_authserver)
+#   $AUTHSERVER_WORKERS            serve --workers N (start_authserver); unset: the server's default
 #   $VAULTD_ARGS                   more options for vaultd (start_vaultd); authentications
 #                                  are not rate-limited here (--max-auth-rate 0): tests
 #                                  authenticate far faster than the default allows
@@ -87,7 +88,8 @@ start_authserver() {
         touch "$T/server.log"
         skip=$(wc -l <"$T/server.log")          # the log is kept across restarts: read only what follows
         env "$@" $VG "$AUTHSERVER" serve --db "$T/db" --master-key "$T/key" --listen 127.0.0.1:0 \
-                --config /dev/null ${SERVE_ARGS:-} 2>>"$T/server.log" &
+                --config /dev/null ${AUTHSERVER_WORKERS:+--workers "$AUTHSERVER_WORKERS"} ${SERVE_ARGS:-} \
+                2>>"$T/server.log" &
         SERVER_PID=$!
         for _ in $(seq $((200 * SCALE))); do
                 port=$(tail -n +"$((skip + 1))" "$T/server.log" | sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p')

@@ -10,6 +10,7 @@ TESTS += tests/layers.test
 EXTRA_DIST += tests/demo.sh tests/layers.test
 include tests/authserver/local.mk
 include tests/e2e/local.mk
+include tests/workers/local.mk
 include tests/systemd/local.mk
 include tests/vaultd/local.mk
 include tests/bench/local.mk

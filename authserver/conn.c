@@ -46,18 +46,31 @@ static void vault_buffers_free(struct conn *c) {
 }
 
 /* c gives its device up (its session is over, or it ends); c->superseded says whether the
- * device's next session had taken it over already. */
-static void inflight_remove(struct conn *c) {
+ * device's next session had taken it over already. commit, if given, is c's commit: it is
+ * queued before the device is free, in the same section, so that a session of the device on
+ * another worker that claims it next queues its pending vault after this commit (on one loop
+ * nothing could come between the two; across workers a pending vault of the old epoch
+ * queued first would replace the one this commit promotes). */
+static void inflight_remove(struct conn *c, struct write_record *commit) {
         struct shared *sh = c->srv->sh;
         struct inflight *e = c->owns;
 
-        if (!e)
+        if (!e) {
+                if (commit) {
+                        commit->superseded = c->superseded;
+                        queue_add(&c->srv->queue, commit);
+                }
                 return;
+        }
         pthread_mutex_lock(&sh->lock);
+        c->superseded = e->superseded;
+        if (commit) {
+                commit->superseded = e->superseded;
+                queue_add(&c->srv->queue, commit);
+        }
         if (e->linked)
                 LIST_REMOVE(inflight, &sh->inflight, e);
         e->linked = false;
-        c->superseded = e->superseded;
         pthread_mutex_unlock(&sh->lock);
         c->owns = NULL;
         free(e);
@@ -241,7 +254,7 @@ static void hello_queue_remove(struct conn *c) {
 void conn_free(struct conn *c) {
         struct server *srv = c->srv;
 
-        inflight_remove(c);
+        inflight_remove(c, NULL);
         hello_queue_remove(c);
         conn_addr_release(c);
         queue_cancel(&srv->queue, &c->write);
@@ -990,13 +1003,11 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
         /* The commit and its audit row join the next group commit; they need no fsync (§6).
          * The session is over for the device: its next one may start (and is queued after).
          * The commit resets the device's failure count: so go the ones not yet written. */
-        inflight_remove(c);
         upkeep_device_success(c->srv, c->hello.device_id);
         c->phase = CONN_COMMITTING;
         write_record_init(c, WRITE_COMMIT, on_commit_done);
-        c->write.superseded = c->superseded;
         snprintf(c->write.peer, sizeof c->write.peer, "%s", c->peer);
-        queue_add(&c->srv->queue, &c->write);
+        inflight_remove(c, &c->write);
 }
 
 /* The group commit wrote this session's commit (and its audit row), or failed to. */

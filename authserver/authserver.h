@@ -27,8 +27,10 @@
  *
  * authserver serve, in layers. Calls go down, never up:
  *
- *   serve.c    the top: options, signals, systemd, the event loop; it wires the layers
- *              below together and decides what their reports lead to
+ *   serve.c    the top: options, signals, systemd, the main thread's loop and the workers'
+ *              threads (--workers: a loop, listeners, store handle and connections each;
+ *              struct shared holds what they share); it wires the layers below together
+ *              and decides what their reports lead to
  *   listen.c   the listening sockets: accept(), the pause when out of descriptors
  *   conn.c     one handshake per connection (common/handshake.h), back-off, address caps
  *   sink.c     with --sink, each data channel's link to the local application (docs/sink.md)

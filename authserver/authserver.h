@@ -27,8 +27,10 @@
  *
  * authserver serve, in layers. Calls go down, never up:
  *
- *   serve.c    the top: options, signals, systemd, the event loop; it wires the layers
- *              below together and decides what their reports lead to
+ *   serve.c    the top: options, signals, systemd, the main thread's loop and the workers'
+ *              threads (--workers: a loop, listeners, store handle and connections each;
+ *              struct shared holds what they share); it wires the layers below together
+ *              and decides what their reports lead to
  *   listen.c   the listening sockets: accept(), the pause when out of descriptors
  *   conn.c     one handshake per connection (common/handshake.h), back-off, address caps
  *   sink.c     with --sink, each data channel's link to the local application (docs/sink.md)
@@ -64,6 +66,8 @@
  * CLOSE (docs/sink.md). */
 #define AUTHSERVER_DEFAULT_SINK_TIMEOUT_MS 5000
 #define AUTHSERVER_LISTEN_MAX           8
+/* serve --workers: at most this many protocol threads (default: the CPUs it may run on). */
+#define AUTHSERVER_WORKERS_MAX          64
 /* SIGTERM lets open handshakes finish for at most this long. */
 #define AUTHSERVER_DRAIN_MS             5000
 /* Audit rows older than this many days are pruned by the running server. */
@@ -107,6 +111,7 @@ struct config {
         char *sink_path;                /* NULL: the built-in handler answers records */
         bool sink_keys;                 /* the sink gets each session key too */
         unsigned sink_timeout_ms;       /* for the sink's answer to one DATA record */
+        unsigned workers;               /* protocol threads (serve --workers) */
 };
 
 /* Options every verb takes: --db, --master-key, --config, --log-level. */
@@ -233,6 +238,18 @@ enum conn_phase {
 };
 
 struct server;
+struct write_port;
+
+/* A session past M3 owns its device (shared by the workers, under shared.lock): at most one
+ * per device id. Freed by its owner; another session may unlink it (superseded). */
+struct inflight {
+        LIST_FIELDS(struct inflight, inflight);
+        char device_id[SV_ID_MAX + 1];
+        uint64_t epoch;                 /* the epoch its M1 named */
+        bool awaiting_m5;               /* its owner sent M4 and waits for M5 */
+        bool superseded;                /* the device's next session took over (its M5 was late) */
+        bool linked;
+};
 
 /* Failed handshakes of peers that proved no device, by outcome, since the last summary row. */
 #define UPKEEP_OUTCOMES_MAX     16
@@ -287,6 +304,7 @@ struct write_record {
         int result;                     /* the queue's, until done() */
         void (*done)(struct write_record *w, int r);
         void *userdata;
+        struct write_port *port;        /* the loop that queued it, where done() runs */
 };
 
 /* Work the loop hands the writer thread (queue_post()): run() there, on the writer's store,
@@ -299,11 +317,13 @@ struct queue_job {
         int result;
         void (*run)(struct queue_job *j, struct store *st, int64_t now);
         void (*done)(struct queue_job *j, int result);
+        struct write_port *port;        /* the loop that posted it, where done() runs */
 };
 
-/* upkeep.c's job: its counts, moved out of the loop's tables when a summary is due, and the
- * store's data version, read on the writer's connection, which only other processes' commits
- * (the admin verbs) change. */
+/* upkeep.c's job (the main thread's): its counts, moved out of struct shared's tables under
+ * its lock when a summary is due (put back there if its batch fails), and the store's data
+ * version, read on the writer's connection, which only other processes' commits (the admin
+ * verbs) change. */
 struct upkeep_job {
         struct queue_job job;
         bool summary;                   /* write the counts below and prune */
@@ -348,7 +368,7 @@ struct sink_link {
 struct conn {
         struct server *srv;
         LIST_FIELDS(struct conn, all);          /* server.conns */
-        LIST_FIELDS(struct conn, inflight);     /* server.inflight, once M3 verified */
+        struct inflight *owns;          /* its device, once M3 verified (shared.inflight) */
         LIST_FIELDS(struct conn, hello);        /* server.hellos, until M1 is in */
         struct write_record write;      /* its write in the group commit, while queued */
         bool verified;                  /* M3 verified: a proven device, audited row by row */
@@ -395,29 +415,19 @@ struct conn {
 };
 
 /* queue.c: the group commit, on a writer thread of its own with its own store handle. */
-struct write_queue {
-        struct store *store;            /* the writer thread's alone (queue_free() closes it) */
-        bool initialized;               /* by queue_init(), which owns store from then on */
-        pthread_t thread;
-        bool started;
+/* One loop's end of the queue (each worker's, and the main thread's): its finished records
+ * and the eventfd that wakes it; its kick of the writer. */
+struct write_port {
+        struct write_queue *q;
         int wake_fd;                    /* eventfd: the writer finished a batch */
         sd_event_source *wake_src;      /* on the loop: runs the finished records' done() */
         sd_event_source *flush_src;     /* idle: the batch is as full as the loop allows, kick */
         sd_event_source *flush_timer;   /* but no later than FLUSH_DELAY_US after its first write */
-        /* Under lock: */
-        pthread_mutex_t lock;
-        pthread_cond_t work;            /* signals the writer: records, audits, or stop */
-        pthread_cond_t idle;            /* signals the loop: a batch is over (busy is false) */
-        LIST_HEAD(struct write_record) records;         /* the next batch */
-        LIST_HEAD(struct write_record) flushing;        /* the batch being written */
+        bool armed;                     /* flush_timer runs for a write of this loop */
+        /* Under q->lock: */
         LIST_HEAD(struct write_record) finished;        /* written, done() not yet run */
-        LIST_HEAD(struct audit_record) audits;          /* rows for the next batch */
-        struct queue_job *job;          /* posted, being run, or finished until its done() */
-        bool busy;                      /* the writer is in a batch */
-        bool kicked;                    /* the loop let the writer start on the batch */
-        bool stop;
-        bool failed;                    /* a sync failed: the writer touches the database no more */
-        uint64_t n_vault_writes, n_syncs;      /* group commit effect */
+        bool wake;                      /* the writer owes it a wake-up (a record or its job) */
+        bool registered;
         /* The loop's alone: */
         bool fatal;                     /* the database may have lost a write: exit, do not touch it */
         /* Set by the top layer: a sync failed (fatal is set), the server must stop. */
@@ -425,42 +435,85 @@ struct write_queue {
         void *userdata;
 };
 
+struct write_queue {
+        struct store *store;            /* the writer thread's alone (queue_free() closes it) */
+        bool initialized;               /* by queue_init(), which owns store from then on */
+        pthread_t thread;
+        bool started;
+        /* Under lock: */
+        pthread_mutex_t lock;
+        pthread_cond_t work;            /* signals the writer: records, audits, or stop */
+        pthread_cond_t idle;            /* signals the loop: a batch is over (busy is false) */
+        LIST_HEAD(struct write_record) records;         /* the next batch */
+        LIST_HEAD(struct write_record) flushing;        /* the batch being written */
+        LIST_HEAD(struct audit_record) audits;          /* rows for the next batch */
+        struct write_port *ports[AUTHSERVER_WORKERS_MAX + 1];
+        unsigned n_ports;
+        struct queue_job *job;          /* posted, being run, or finished until its done() */
+        bool busy;                      /* the writer is in a batch */
+        bool kicked;                    /* the loop let the writer start on the batch */
+        bool stop;
+        bool failed;                    /* a sync failed: the writer touches the database no more */
+        uint64_t n_vault_writes, n_syncs;      /* group commit effect */
+};
+
+/*
+ * What the workers share (serve --workers, docs/architecture.md): the per-device rules and
+ * the caps hold across them. Under lock, held for short sections only (never across a
+ * syscall or crypto); the decoy table under decoy_lock (read by each M1's lookup, replaced
+ * by the main thread); the counts are atomics (__atomic builtins).
+ */
+struct shared {
+        pthread_mutex_t lock;
+        struct backoff *backoff;
+        struct conn_addr **addr_buckets;        /* per-address counts; NULL without a limit */
+        unsigned n_addr_buckets;                /* a power of two */
+        uint8_t addr_salt[16];
+        LIST_HEAD(struct inflight) inflight;    /* sessions past M3, at most one per device */
+        struct upkeep_tally tallies[UPKEEP_OUTCOMES_MAX];
+        struct upkeep_device **devices; /* UPKEEP_BUCKETS chains */
+        unsigned n_devices;
+        uint64_t n_devices_dropped;
+        struct ratelimit accept_log;    /* "Failed to accept" lines, of every worker */
+        /* Atomics: */
+        uint64_t n_conns;               /* every worker's connections, against max-connections */
+        uint64_t n_ok, n_failed, n_rejected;
+        uint64_t n_evicted;             /* idle (no M1) connections closed to make room */
+        pthread_rwlock_t decoy_lock;
+        struct decoy_table decoys;      /* shapes of the active devices, a sealed decoy vault each */
+        struct decoy_shape decoy_fallback;      /* while no device of M1's profile is enrolled */
+        uint64_t data_version;          /* of the store when decoys was loaded (main thread's) */
+        struct write_queue queue;       /* the one writer */
+};
+
+static inline void shared_count(uint64_t *v) {
+        __atomic_fetch_add(v, 1, __ATOMIC_RELAXED);
+}
+
+/* One loop: a worker's (listeners, connections), or the main thread's (signals, upkeep). */
 struct server {
         struct config *cfg;
+        struct shared *sh;
+        unsigned id;                    /* worker number, from 0 */
         sd_event *event;
-        struct store *store;
-        struct backoff *backoff;
+        struct store *store;            /* this thread's own handle: its lookups and sealing */
         uint8_t *scratch;               /* 2 × SV_VAULT_MAX: the sealed blob of a lookup, the
                                          * plaintext next vault of M3 until it is sealed */
         int listen_fds[AUTHSERVER_LISTEN_MAX];
         sd_event_source *listen_src[AUTHSERVER_LISTEN_MAX];
         bool listen_nodelay[AUTHSERVER_LISTEN_MAX];     /* its connections inherit TCP_NODELAY */
+        bool listen_passed;             /* by systemd: the workers share them (listen_clone()) */
         unsigned n_listen;
-        LIST_HEAD(struct conn) conns;   /* every connection */
-        struct conn_addr **addr_buckets;        /* per-address counts; NULL without a limit */
-        unsigned n_addr_buckets;                /* a power of two */
-        uint8_t addr_salt[16];
+        LIST_HEAD(struct conn) conns;   /* every connection of this worker */
         bool accept_paused;             /* out of descriptors: listeners off until accept_timer */
         sd_event_source *accept_timer;
-        struct ratelimit accept_log;    /* "Failed to accept" lines */
-        LIST_HEAD(struct conn) inflight;        /* sessions past M3, at most one per device: each
-                                                 * owns its device until it ends */
         LIST_HEAD(struct conn) hellos;  /* no M1 yet: oldest first, evicted first */
-        struct write_queue queue;
+        struct write_port queue;        /* this loop's end of shared.queue */
         sd_event_source *status_timer;
         bool draining;
-        uint64_t n_ok, n_failed, n_rejected;
-        uint64_t n_evicted;             /* idle (no M1) connections closed to make room */
         /* Set by the top layer (serve.c): a connection was closed and freed. */
         void (*on_conn_closed)(struct server *srv);
-        /* upkeep.c */
-        struct decoy_table decoys;      /* shapes of the active devices, a sealed decoy vault each */
-        struct decoy_shape decoy_fallback;      /* while no device of M1's profile is enrolled */
-        uint64_t data_version;          /* of the store when decoys was loaded */
-        struct upkeep_tally tallies[UPKEEP_OUTCOMES_MAX];
-        struct upkeep_device **devices; /* UPKEEP_BUCKETS chains */
-        unsigned n_devices;
-        uint64_t n_devices_dropped;
+        /* upkeep.c (the main thread's) */
         sd_event_source *upkeep_timer;
         int64_t next_summary_ms;
         struct upkeep_job upkeep_job;
@@ -477,7 +530,11 @@ static inline uint64_t server_now_usec(void) {
 }
 
 /* listen.c */
-int listen_open(struct server *srv);
+/* reuseport: each address SO_REUSEPORT, for clones (listen_clone()) in other workers. */
+int listen_open(struct server *srv, bool reuseport);
+/* srv listens where from does: SO_REUSEPORT clones of its sockets, or (passed by systemd)
+ * duplicates of the same ones. */
+int listen_clone(struct server *srv, const struct server *from);
 void listen_close(struct server *srv);
 /* Listeners back on after a pause for lack of descriptors, e.g. when a connection closed. */
 void listen_resume(struct server *srv);
@@ -488,8 +545,8 @@ void listen_resume(struct server *srv);
 int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *ss, socklen_t ss_len, bool nodelay);
 /* Draining: every connection waiting for a record gets CLOSE and ends. */
 void conn_drain(struct server *srv);
-int conn_addr_table_init(struct server *srv);
-void conn_addr_table_free(struct server *srv);
+int conn_addr_table_init(struct shared *sh, const struct config *cfg);
+void conn_addr_table_free(struct shared *sh);
 void conn_free(struct conn *c);
 
 /* sink.c */
@@ -507,21 +564,24 @@ int sink_link_expect(struct sink_link *l, unsigned timeout_ms);
 void sink_link_close(struct sink_link *l);
 
 /* queue.c. The writer thread owns store (opened by the caller, closed by queue_free()); every
- * function here is called on the loop's thread, and every done() runs there. */
-int queue_init(struct write_queue *q, sd_event *event, struct store *store);
-/* Runs what is still queued, stops the writer and closes its store. */
+ * function taking a port is called on that port's loop thread, and every done() runs there. */
+int queue_init(struct write_queue *q, struct store *store);
+/* Runs what is still queued, stops the writer and closes its store (after every port's free). */
 void queue_free(struct write_queue *q);
+int queue_port_init(struct write_port *p, struct write_queue *q, sd_event *event);
+void queue_port_free(struct write_port *p);
 /* w->done(w, result) runs once its batch is durable (or failed). */
-void queue_add(struct write_queue *q, struct write_record *w);
+void queue_add(struct write_port *p, struct write_record *w);
 /* Takes w off the queue: its connection ends. If the writer is writing it, waits for that batch. */
-void queue_cancel(struct write_queue *q, struct write_record *w);
+void queue_cancel(struct write_port *p, struct write_record *w);
 /* Hands j to the writer, which starts on it at once (with what is queued); its done() runs on
- * the loop. -EBUSY if a job is already posted (one at a time), -EIO after a failed sync. */
-int queue_post(struct write_queue *q, struct queue_job *j);
-/* Waits until the posted job, if any, is run, and runs the finished done()s (at exit). */
-void queue_wait_job(struct write_queue *q);
+ * p's loop. -EBUSY if a job is already posted (one at a time, of every port), -EIO after a
+ * failed sync. */
+int queue_post(struct write_port *p, struct queue_job *j);
+/* Waits until the job p posted, if any, is run, and runs p's finished done()s (at exit). */
+void queue_wait_job(struct write_port *p);
 /* An audit row of a handshake that ended without a write: copied into the next batch. */
-void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
+void queue_audit(struct write_port *p, int64_t now, const char *id, const char *peer, const char *outcome,
                  uint64_t epoch);
 
 /* upkeep.c: what the server learns from failed handshakes, kept in memory and written once

@@ -118,6 +118,13 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 c->max_per_address = v;
                 return 0;
         }
+        if (strcmp(key, "workers") == 0) {
+                if (parse_unsigned(value, 1, AUTHSERVER_WORKERS_MAX, &v) < 0)
+                        return log_error_errno(EINVAL, "%s: invalid value '%s' for 'workers': expected 1..%d "
+                                               "protocol threads", origin, value, AUTHSERVER_WORKERS_MAX);
+                c->workers = v;
+                return 0;
+        }
         if (strcmp(key, "max-records") == 0) {
                 if (parse_unsigned(value, 1, 1000000, &v) < 0)
                         goto bad;

@@ -47,9 +47,46 @@ static void vault_buffers_free(struct conn *c) {
         c->vault_len = 0;
 }
 
-static void inflight_remove(struct conn *c) {
-        if (LIST_LINKED(inflight, &c->srv->inflight, c))
-                LIST_REMOVE(inflight, &c->srv->inflight, c);
+/* c gives its device up (its session is over, or it ends); c->superseded says whether the
+ * device's next session had taken it over already. commit, if given, is c's commit: it is
+ * queued before the device is free, in the same section, so that a session of the device on
+ * another worker that claims it next queues its pending vault after this commit (on one loop
+ * nothing could come between the two; across workers a pending vault of the old epoch
+ * queued first would replace the one this commit promotes). */
+static void inflight_remove(struct conn *c, struct write_record *commit) {
+        struct shared *sh = c->srv->sh;
+        struct inflight *e = c->owns;
+
+        if (!e) {
+                if (commit) {
+                        commit->superseded = c->superseded;
+                        queue_add(&c->srv->queue, commit);
+                }
+                return;
+        }
+        pthread_mutex_lock(&sh->lock);
+        c->superseded = e->superseded;
+        if (commit) {
+                commit->superseded = e->superseded;
+                queue_add(&c->srv->queue, commit);
+        }
+        if (e->linked)
+                LIST_REMOVE(inflight, &sh->inflight, e);
+        e->linked = false;
+        pthread_mutex_unlock(&sh->lock);
+        c->owns = NULL;
+        free(e);
+}
+
+/* c sent M4 and waits for M5: from now on the device's next session may take over. */
+static void inflight_await_m5(struct conn *c) {
+        struct shared *sh = c->srv->sh;
+
+        if (!c->owns)
+                return;
+        pthread_mutex_lock(&sh->lock);
+        c->owns->awaiting_m5 = true;
+        pthread_mutex_unlock(&sh->lock);
 }
 
 /*
@@ -59,22 +96,41 @@ static void inflight_remove(struct conn *c) {
  * nothing. (The store's compare-and-set on the epoch guards the commit itself.)
  */
 static bool inflight_claim(struct conn *c) {
-        struct conn *o;
+        struct shared *sh = c->srv->sh;
+        struct inflight *o, *e = calloc(1, sizeof *e);
+        bool ok = true;
 
-        LIST_FOREACH(inflight, o, &c->srv->inflight) {
-                if (strcmp(o->hello.device_id, c->hello.device_id) != 0)
+        if (!e)
+                return false;
+        snprintf(e->device_id, sizeof e->device_id, "%s", c->hello.device_id);
+        e->epoch = c->hello.epoch;
+        /* Shared by the workers: two sessions of one device on two threads are two entries here. */
+        pthread_mutex_lock(&sh->lock);
+        LIST_FOREACH(inflight, o, &sh->inflight) {
+                if (strcmp(o->device_id, c->hello.device_id) != 0)
                         continue;
                 /* The device already moved to the vault that session stored and proved it with
-                 * this M3: that session's M5 is in flight or lost, and it is done. */
-                if (o->phase == CONN_READ_M5 && c->gen == GENERATION_PENDING &&
-                    c->hello.epoch == o->hello.epoch + 1) {
-                        inflight_remove(o);
+                 * this M3: that session's M5 is in flight or lost, and it is done. Its owner
+                 * learns so from the entry (inflight_remove()). */
+                if (o->awaiting_m5 && c->gen == GENERATION_PENDING && c->hello.epoch == o->epoch + 1) {
+                        LIST_REMOVE(inflight, &sh->inflight, o);
+                        o->linked = false;
                         o->superseded = true;
                         break;
                 }
+                ok = false;
+                break;
+        }
+        if (ok) {
+                LIST_PREPEND(inflight, &sh->inflight, e);
+                e->linked = true;
+        }
+        pthread_mutex_unlock(&sh->lock);
+        if (!ok) {
+                free(e);
                 return false;
         }
-        LIST_PREPEND(inflight, &c->srv->inflight, c);
+        c->owns = e;
         return true;
 }
 
@@ -96,85 +152,99 @@ static void close_drained(int fd) {
  * neighbouring addresses take a cap each. The table is keyed by a salted hash so that
  * chosen addresses cannot pile up in one bucket.
  */
-int conn_addr_table_init(struct server *srv) {
+int conn_addr_table_init(struct shared *sh, const struct config *cfg) {
         unsigned n = 256;
 
-        if (srv->cfg->max_per_address == 0)
+        if (cfg->max_per_address == 0)
                 return 0;
-        while (n < srv->cfg->max_connections && n < 65536)
+        while (n < cfg->max_connections && n < 65536)
                 n *= 2;
-        srv->addr_buckets = calloc(n, sizeof *srv->addr_buckets);
-        if (!srv->addr_buckets)
+        sh->addr_buckets = calloc(n, sizeof *sh->addr_buckets);
+        if (!sh->addr_buckets)
                 return -ENOMEM;
-        srv->n_addr_buckets = n;
-        if (crypto_random(srv->addr_salt, sizeof srv->addr_salt) < 0)
-                memset(srv->addr_salt, 0x5a, sizeof srv->addr_salt);
+        sh->n_addr_buckets = n;
+        if (crypto_random(sh->addr_salt, sizeof sh->addr_salt) < 0)
+                memset(sh->addr_salt, 0x5a, sizeof sh->addr_salt);
         return 0;
 }
 
-void conn_addr_table_free(struct server *srv) {
-        for (unsigned i = 0; i < srv->n_addr_buckets; i++)
-                while (srv->addr_buckets[i]) {
-                        struct conn_addr *a = srv->addr_buckets[i];
+void conn_addr_table_free(struct shared *sh) {
+        for (unsigned i = 0; i < sh->n_addr_buckets; i++)
+                while (sh->addr_buckets[i]) {
+                        struct conn_addr *a = sh->addr_buckets[i];
 
-                        srv->addr_buckets[i] = a->next;
+                        sh->addr_buckets[i] = a->next;
                         free(a);
                 }
-        free(srv->addr_buckets);
-        srv->addr_buckets = NULL;
-        srv->n_addr_buckets = 0;
+        free(sh->addr_buckets);
+        sh->addr_buckets = NULL;
+        sh->n_addr_buckets = 0;
 }
 
-static struct conn_addr **conn_addr_bucket(struct server *srv, const struct netprefix *prefix) {
+/* The keyed hash is computed before the table's lock is taken. */
+static struct conn_addr **conn_addr_bucket(struct shared *sh, const struct netprefix *prefix) {
         uint8_t digest[32];
         uint32_t h = 0;
 
-        if (crypto_hmac_sha256(srv->addr_salt, sizeof srv->addr_salt, prefix->key, sizeof prefix->key, digest) >= 0)
+        if (crypto_hmac_sha256(sh->addr_salt, sizeof sh->addr_salt, prefix->key, sizeof prefix->key, digest) >= 0)
                 h = (uint32_t) digest[0] << 24 | (uint32_t) digest[1] << 16 | (uint32_t) digest[2] << 8 | digest[3];
-        return &srv->addr_buckets[h & (srv->n_addr_buckets - 1)];
+        return &sh->addr_buckets[h & (sh->n_addr_buckets - 1)];
 }
 
-/* Counts c against its network; -EBUSY if the network is at its limit. */
+/* Counts c against its network (every worker's connections count); -EBUSY if the network is
+ * at its limit. */
 static int conn_addr_take(struct conn *c, const struct netprefix *prefix) {
-        struct server *srv = c->srv;
-        struct conn_addr **bucket, *a;
+        struct shared *sh = c->srv->sh;
+        struct conn_addr **bucket, *a, *fresh;
+        int r = 0;
 
-        if (!srv->addr_buckets || srv->cfg->max_per_address == 0)
+        if (!sh->addr_buckets || c->srv->cfg->max_per_address == 0)
                 return 0;
-        bucket = conn_addr_bucket(srv, prefix);
+        bucket = conn_addr_bucket(sh, prefix);
+        fresh = calloc(1, sizeof *fresh);
+        pthread_mutex_lock(&sh->lock);
         for (a = *bucket; a; a = a->next)
                 if (memcmp(a->prefix.key, prefix->key, sizeof prefix->key) == 0)
                         break;
-        if (a && a->count >= srv->cfg->max_per_address)
-                return -EBUSY;
-        if (!a) {
-                a = calloc(1, sizeof *a);
-                if (!a)
-                        return -ENOMEM;
+        if (a && a->count >= c->srv->cfg->max_per_address)
+                r = -EBUSY;
+        else if (!a && !fresh)
+                r = -ENOMEM;
+        else if (!a) {
+                a = fresh;
+                fresh = NULL;
                 a->prefix = *prefix;
                 a->next = *bucket;
                 *bucket = a;
         }
-        a->count++;
-        c->addr = a;
-        return 0;
+        if (r >= 0) {
+                a->count++;
+                c->addr = a;
+        }
+        pthread_mutex_unlock(&sh->lock);
+        free(fresh);
+        return r;
 }
 
 /* c no longer counts against its address: it proved a device (M3), or it ends. */
 static void conn_addr_release(struct conn *c) {
-        struct server *srv = c->srv;
-        struct conn_addr *a = c->addr;
+        struct shared *sh = c->srv->sh;
+        struct conn_addr *a = c->addr, **bucket;
 
         if (!a)
                 return;
         c->addr = NULL;
+        bucket = conn_addr_bucket(sh, &a->prefix);
+        pthread_mutex_lock(&sh->lock);
         if (--a->count > 0)
-                return;
-        for (struct conn_addr **p = conn_addr_bucket(srv, &a->prefix); *p; p = &(*p)->next)
-                if (*p == a) {
-                        *p = a->next;
-                        break;
-                }
+                a = NULL;
+        else
+                for (struct conn_addr **p = bucket; *p; p = &(*p)->next)
+                        if (*p == a) {
+                                *p = a->next;
+                                break;
+                        }
+        pthread_mutex_unlock(&sh->lock);
         free(a);
 }
 
@@ -186,12 +256,13 @@ static void hello_queue_remove(struct conn *c) {
 void conn_free(struct conn *c) {
         struct server *srv = c->srv;
 
-        inflight_remove(c);
+        inflight_remove(c, NULL);
         hello_queue_remove(c);
         conn_addr_release(c);
         queue_cancel(&srv->queue, &c->write);
 
         LIST_REMOVE(all, &srv->conns, c);
+        __atomic_fetch_sub(&srv->sh->n_conns, 1, __ATOMIC_RELAXED);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->delay);
@@ -229,12 +300,12 @@ static void conn_log_outcome(struct conn *c, bool ok, const char *result, const 
         size_t n = sizeof fields / sizeof fields[0];
 
         if (ok) {
-                srv->n_ok++;
+                shared_count(&srv->sh->n_ok);
                 log_struct_errno(LOG_INFO, 0, fields, n, "handshake device='%s' peer=%s result=%s epoch=%" PRIu64,
                                  device_label(c), c->peer, result, epoch + 1);
                 return;
         }
-        srv->n_failed++;
+        shared_count(&srv->sh->n_failed);
         if (!c->verified && !upkeep_log_pass(srv, result, &suppressed))
                 return;
         if (suppressed)
@@ -272,11 +343,16 @@ static void conn_failure(struct conn *c, const char *result, const char *detail)
 
         /* Silence until the M1 time-out guesses nothing: the network's cap and that time-out
          * bound what it costs, and counting it would let idle neighbours throttle a device. */
+        /* The back-off table is the workers' (a device's attempts may land on any of them). */
+        pthread_mutex_lock(&c->srv->sh->lock);
         if (!c->hello_expired)
-                backoff_failure(c->srv->backoff, c->peer_key, now);
+                backoff_failure(c->srv->sh->backoff, c->peer_key, now);
         if (c->hello_valid) {
-                backoff_failure(c->srv->backoff, c->id_peer_key, now);
-                backoff_failure(c->srv->backoff, c->id_key, now);
+                backoff_failure(c->srv->sh->backoff, c->id_peer_key, now);
+                backoff_failure(c->srv->sh->backoff, c->id_key, now);
+        }
+        pthread_mutex_unlock(&c->srv->sh->lock);
+        if (c->hello_valid) {
                 /* In memory: a write here would be one per attempt, and for known ids only. */
                 if (c->known)
                         upkeep_device_failure(c->srv, c->hello.device_id, (int64_t) time(NULL));
@@ -473,7 +549,7 @@ static int conn_refuse(struct server *srv, int fd) {
         if (wire_encode_error(SV_ERR_BUSY, frame, sizeof frame, &len) >= 0)
                 (void) send(fd, frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         close_drained(fd);
-        srv->n_rejected++;
+        shared_count(&srv->sh->n_rejected);
         return -EBUSY;
 }
 
@@ -485,7 +561,7 @@ static int conn_refuse(struct server *srv, int fd) {
  * network's cap and the handshake time-out bound them.
  */
 static void conn_evict(struct conn *c) {
-        c->srv->n_evicted++;
+        shared_count(&c->srv->sh->n_evicted);
         conn_free(c);
 }
 
@@ -516,7 +592,9 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *peer,
         c->start_ms = mono_ms();
         /* The network's cap first: a connection that will be turned away evicts nobody. */
         r = conn_addr_take(c, &prefix);
-        if (r >= 0 && srv->conns.n >= srv->cfg->max_connections) {
+        /* max-connections counts every worker's; the oldest idle one of this worker makes room
+         * (another worker's are not touched: with workers the table may be full of others'). */
+        if (r >= 0 && __atomic_load_n(&srv->sh->n_conns, __ATOMIC_RELAXED) >= srv->cfg->max_connections) {
                 if (srv->hellos.first)
                         conn_evict(srv->hellos.first);
                 else {
@@ -537,6 +615,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *peer,
         hs_server_init(&c->hs, &hs_random_pool, srv->cfg->decoy_n, srv->cfg->decoy_p);
 
         LIST_PREPEND(all, &srv->conns, c);
+        __atomic_fetch_add(&srv->sh->n_conns, 1, __ATOMIC_RELAXED);
         /* Connections that have not sent M1 yet, oldest first: the first to go when the table is full. */
         LIST_APPEND(hello, &srv->hellos, c);
 
@@ -682,11 +761,11 @@ static const struct decoy_shape *decoy_shape(struct conn *c, bool have_row, uint
         const struct decoy_shape *s = NULL;
 
         if (have_row && c->dev.status == STORE_ACTIVE && c->dev.profile == c->hello.profile)
-                s = decoy_shape_find(&srv->decoys, c->dev.profile, c->dev.n, c->dev.m, c->dev.p);
+                s = decoy_shape_find(&srv->sh->decoys, c->dev.profile, c->dev.n, c->dev.m, c->dev.p);
         if (!s) {
-                *fallback = srv->decoy_fallback;
+                *fallback = srv->sh->decoy_fallback;
                 fallback->profile = c->hello.profile;
-                s = decoy_shape_pick(&srv->decoys, c->hello.profile, h, fallback);
+                s = decoy_shape_pick(&srv->sh->decoys, c->hello.profile, h, fallback);
         }
         return s;
 }
@@ -711,15 +790,19 @@ static void conn_lookup(struct conn *c) {
         size_t len;
         int r;
 
+        /* The decoy table (and the sealed decoy opened below) is read under the read lock: the
+         * main thread replaces it when an admin command changed the devices. */
+        pthread_rwlock_rdlock(&srv->sh->decoy_lock);
         r = store_decoy_hash(srv->store, c->hello.device_id, &h);
         if (r >= 0) {
                 /* Should the id not be enrolled, the row of a device of its decoy's shape is read. */
-                shape = decoy_shape_pick(&srv->decoys, c->hello.profile, h, srv->decoys.shapes);
+                shape = decoy_shape_pick(&srv->sh->decoys, c->hello.profile, h, srv->sh->decoys.shapes);
                 stand_in = shape ? shape->stand_in : 0;
                 r = store_get_sealed(srv->store, c->hello.device_id, c->hello.epoch, stand_in, &c->dev, blob,
                                      2 * (size_t) SV_VAULT_MAX, &blob_len);
         }
         if (r < 0 && r != -ENOENT && r != -EBADMSG) {
+                pthread_rwlock_unlock(&srv->sh->decoy_lock);
                 log_error("Failed to look up device '%s': %s", c->hello.device_id, store_last_error(srv->store));
                 conn_reject(c, -EBUSY, false, "server-error", "database lookup failed");
                 return;
@@ -769,6 +852,7 @@ static void conn_lookup(struct conn *c) {
                 if (r >= 0)
                         r = hs_server_challenge_decoy(&c->hs, &params, c->vault, frame, sizeof frame, &len);
         }
+        pthread_rwlock_unlock(&srv->sh->decoy_lock);
         OPENSSL_cleanse(blob, blob_len);
         if (r < 0) {
                 log_error_errno(r, "Failed to build a challenge for '%s': %m", c->hello.device_id);
@@ -831,8 +915,11 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
 
         snprintf(c->id_key, sizeof c->id_key, "id:%s", c->hello.device_id);
         snprintf(c->id_peer_key, sizeof c->id_peer_key, "idnet:%s@%s", c->hello.device_id, c->net);
-        wait = backoff_wait(srv->backoff, c->peer_key, now);
-        id_wait = backoff_wait(srv->backoff, c->id_peer_key, now);
+        /* One section of the workers' shared table: the waits read and the reservations made
+         * together, so that parallel attempts on two workers are spread out too. */
+        pthread_mutex_lock(&srv->sh->lock);
+        wait = backoff_wait(srv->sh->backoff, c->peer_key, now);
+        id_wait = backoff_wait(srv->sh->backoff, c->id_peer_key, now);
         if (id_wait > wait)
                 wait = id_wait;
         /* The wait must leave half the time-out for the rest of the handshake. A longer one
@@ -840,19 +927,21 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
          * BACKOFF_MAX_MS says): the attempt is turned away now, as busy, and takes no slot. */
         budget = (int64_t) srv->cfg->timeout_ms / 2 - (now - c->start_ms);
         if (wait > 0 && wait > budget) {
+                pthread_mutex_unlock(&srv->sh->lock);
                 conn_reject(c, -EBUSY, false, "throttled", "back-off longer than the time-out allows");
                 return;
         }
-        id_wait = backoff_wait(srv->backoff, c->id_key, now);
+        id_wait = backoff_wait(srv->sh->backoff, c->id_key, now);
         if (id_wait > BACKOFF_ID_MAX_MS)
                 id_wait = BACKOFF_ID_MAX_MS;
         if (id_wait > budget)
                 id_wait = budget > 0 ? budget : 0;
         if (id_wait > wait)
                 wait = id_wait;
-        backoff_reserve(srv->backoff, c->peer_key, now + wait, INT64_MAX);
-        backoff_reserve(srv->backoff, c->id_peer_key, now + wait, INT64_MAX);
-        backoff_reserve(srv->backoff, c->id_key, now + wait, now + BACKOFF_ID_MAX_MS);
+        backoff_reserve(srv->sh->backoff, c->peer_key, now + wait, INT64_MAX);
+        backoff_reserve(srv->sh->backoff, c->id_peer_key, now + wait, INT64_MAX);
+        backoff_reserve(srv->sh->backoff, c->id_key, now + wait, now + BACKOFF_ID_MAX_MS);
+        pthread_mutex_unlock(&srv->sh->lock);
         if (wait > 0) {
                 c->phase = CONN_BACKOFF;
                 /* 1 ms accuracy: sd-event's default of 250 ms would swamp a 25 ms back-off. */
@@ -937,6 +1026,7 @@ static void on_pending_durable(struct write_record *w, int r) {
         }
         fault_crash("after-pending");
         c->phase = CONN_READ_M5;
+        inflight_await_m5(c);
         c->expect_type = SV_MSG_COMMIT;
         c->expect_len = vault_body_len(SV_MSG_COMMIT, &c->hs.params);
         if (conn_expect_input(c) < 0 || conn_flush(c) < 0)
@@ -955,13 +1045,11 @@ static void on_commit(struct conn *c, const uint8_t *m5, size_t m5_len) {
         /* The commit and its audit row join the next group commit; they need no fsync (§6).
          * The session is over for the device: its next one may start (and is queued after).
          * The commit resets the device's failure count: so go the ones not yet written. */
-        inflight_remove(c);
         upkeep_device_success(c->srv, c->hello.device_id);
         c->phase = CONN_COMMITTING;
         write_record_init(c, WRITE_COMMIT, on_commit_done);
-        c->write.superseded = c->superseded;
         snprintf(c->write.peer, sizeof c->write.peer, "%s", c->peer);
-        queue_add(&c->srv->queue, &c->write);
+        inflight_remove(c, &c->write);
 }
 
 /* The group commit wrote this session's commit (and its audit row), or failed to. */
@@ -978,9 +1066,11 @@ static void on_commit_done(struct write_record *w, int r) {
                 return;
         }
         fault_crash("after-commit");
-        backoff_success(srv->backoff, c->peer_key);
-        backoff_success(srv->backoff, c->id_peer_key);
-        backoff_success(srv->backoff, c->id_key);
+        pthread_mutex_lock(&srv->sh->lock);
+        backoff_success(srv->sh->backoff, c->peer_key);
+        backoff_success(srv->sh->backoff, c->id_peer_key);
+        backoff_success(srv->sh->backoff, c->id_key);
+        pthread_mutex_unlock(&srv->sh->lock);
         conn_log_outcome(c, true, "ok", NULL);
         /* The handshake is over; the connection stays open for records (§11) unless it ran
          * out of time or the server is stopping. */

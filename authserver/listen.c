@@ -47,8 +47,14 @@ static void accept_log(struct server *srv, int err, bool pausing) {
         uint64_t now_us = 0;
         unsigned suppressed = 0;
 
+        bool pass;
+
         (void) sd_event_now(srv->event, CLOCK_MONOTONIC, &now_us);
-        if (!ratelimit_pass(&srv->accept_log, now_us, (uint64_t) ACCEPT_LOG_INTERVAL_MS * 1000, &suppressed))
+        /* One limit for all workers: out of descriptors, they all are. */
+        pthread_mutex_lock(&srv->sh->lock);
+        pass = ratelimit_pass(&srv->sh->accept_log, now_us, (uint64_t) ACCEPT_LOG_INTERVAL_MS * 1000, &suppressed);
+        pthread_mutex_unlock(&srv->sh->lock);
+        if (!pass)
                 return;
         if (suppressed > 0)
                 log_warning_errno(err, "Failed to accept a connection: %m%s (%u more since the last message)",
@@ -142,8 +148,9 @@ static void describe(int fd, char *buf, size_t cap) {
 
 DEFINE_POINTER_CLEANUP(struct addrinfo *, freeaddrinfo)
 
-/* "host:port", "[v6]:port" or "*:port" into a bound, listening socket. */
-static int listen_one(const char *spec, int *ret_fd) {
+/* "host:port", "[v6]:port" or "*:port" into a bound, listening socket; with reuseport, one
+ * that SO_REUSEPORT clones (listen_clone()) may share. */
+static int listen_one(const char *spec, bool reuseport, int *ret_fd) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
         _cleanup_(freeaddrinfop) struct addrinfo *res = NULL;
         char host[256];
@@ -164,6 +171,10 @@ static int listen_one(const char *spec, int *ret_fd) {
                         continue;
                 }
                 (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+                        r = -errno;
+                        continue;
+                }
                 if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
                         *ret_fd = TAKE_FD(fd);
                         return 0;
@@ -173,9 +184,75 @@ static int listen_one(const char *spec, int *ret_fd) {
         return r;
 }
 
-int listen_open(struct server *srv) {
-        int n = sd_listen_fds(1), r;
+static int listen_watch(struct server *srv) {
         char where[128];
+        int r;
+
+        for (unsigned i = 0; i < srv->n_listen; i++) {
+                int one = 1;
+
+                /* Accepted connections inherit it (Linux): no setsockopt() per connection. */
+                srv->listen_nodelay[i] = setsockopt(srv->listen_fds[i], IPPROTO_TCP, TCP_NODELAY, &one,
+                                                    sizeof one) == 0;
+                r = sd_event_add_io(srv->event, &srv->listen_src[i], srv->listen_fds[i], EPOLLIN, accept_handler, srv);
+                if (r < 0)
+                        return r;
+                if (srv->id == 0) {
+                        describe(srv->listen_fds[i], where, sizeof where);
+                        log_info("listening on %s", where);
+                }
+        }
+        return 0;
+}
+
+/* A socket bound where fd is, SO_REUSEPORT: the kernel spreads the connections over them. */
+static int listen_reuse(int fd, int *ret_fd) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int one = 1, v6only = 0, nfd;
+        socklen_t olen = sizeof v6only;
+
+        if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0)
+                return -errno;
+        nfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (nfd < 0)
+                return -errno;
+        if (ss.ss_family == AF_INET6 && getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0)
+                (void) setsockopt(nfd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+        (void) setsockopt(nfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (setsockopt(nfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+            bind(nfd, (struct sockaddr *) &ss, len) < 0 || listen(nfd, SOMAXCONN) < 0) {
+                int r = -errno;
+
+                close(nfd);
+                return r;
+        }
+        *ret_fd = nfd;
+        return 0;
+}
+
+int listen_clone(struct server *srv, const struct server *from) {
+        int r;
+
+        for (unsigned i = 0; i < from->n_listen; i++) {
+                int *fd = &srv->listen_fds[srv->n_listen];
+
+                /* Sockets passed by systemd are one per address: every worker polls the same one
+                 * (accept4() is thread-safe; whichever worker wakes first takes the connection). */
+                if (from->listen_passed) {
+                        *fd = fcntl(from->listen_fds[i], F_DUPFD_CLOEXEC, 3);
+                        r = *fd < 0 ? -errno : 0;
+                } else
+                        r = listen_reuse(from->listen_fds[i], fd);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to open the listening socket of worker %u: %m", srv->id);
+                srv->n_listen++;
+        }
+        return listen_watch(srv);
+}
+
+int listen_open(struct server *srv, bool reuseport) {
+        int n = sd_listen_fds(1), r;
 
         if (n > AUTHSERVER_LISTEN_MAX) {
                 log_error("Too many sockets passed by systemd: %d (at most %d)", n, AUTHSERVER_LISTEN_MAX);
@@ -196,31 +273,20 @@ int listen_open(struct server *srv) {
                                 return log_error_errno(errno, "Failed to make socket %d non-blocking: %m", fd);
                         srv->listen_fds[srv->n_listen++] = fd;
                 }
+                srv->listen_passed = true;
         } else {
                 const char *def = AUTHSERVER_DEFAULT_LISTEN;
                 const char *const *specs = srv->cfg->n_listen ? (const char *const *) srv->cfg->listen : &def;
                 unsigned count = srv->cfg->n_listen ? srv->cfg->n_listen : 1;
 
                 for (unsigned i = 0; i < count; i++) {
-                        r = listen_one(specs[i], &srv->listen_fds[srv->n_listen]);
+                        r = listen_one(specs[i], reuseport, &srv->listen_fds[srv->n_listen]);
                         if (r < 0)
                                 return log_error_errno(r, "Failed to listen on '%s': %m", specs[i]);
                         srv->n_listen++;
                 }
         }
-        for (unsigned i = 0; i < srv->n_listen; i++) {
-                int one = 1;
-
-                /* Accepted connections inherit it (Linux): no setsockopt() per connection. */
-                srv->listen_nodelay[i] = setsockopt(srv->listen_fds[i], IPPROTO_TCP, TCP_NODELAY, &one,
-                                                    sizeof one) == 0;
-                r = sd_event_add_io(srv->event, &srv->listen_src[i], srv->listen_fds[i], EPOLLIN, accept_handler, srv);
-                if (r < 0)
-                        return r;
-                describe(srv->listen_fds[i], where, sizeof where);
-                log_info("listening on %s", where);
-        }
-        return 0;
+        return listen_watch(srv);
 }
 
 void listen_close(struct server *srv) {

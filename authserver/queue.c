@@ -10,7 +10,8 @@
 #include "authserver.h"
 #include "fault.h"
 
-/* Audit rows waiting beyond this many are written at once, each its own transaction. */
+/* Audit rows waiting beyond this many: the queue is handed to the writer at once, and the
+ * loop waits for it to take them (queue_audit()). */
 #define AUDIT_QUEUE_MAX 4096
 /* The writer is started on a batch when the loop is idle (all ready connections have queued
  * their writes), but a busy loop may never be: at the latest this long after the first write
@@ -32,7 +33,8 @@
  *
  * Only the writer thread touches its store (asserted in batch_run()): what the loop needs of
  * it, upkeep's counts and the data version that tells of admin changes, it posts as a job
- * (queue_post()), which the writer runs with its next batch and hands back like a record.
+ * (queue_post()), which the writer runs with its next batch and hands back like a record,
+ * to the port (the loop) that posted it.
  */
 
 /* One queued write: the pending vault of a verified M3 (sealed by the connection: the writer
@@ -186,13 +188,16 @@ static void batch_take(struct write_queue *q, struct write_record **ret_batch, s
         pthread_cond_broadcast(&q->idle);
 }
 
-/* Under the lock: the batch is written (rb: its result); its records and job wait for done(). */
+/* Under the lock: the batch is written (rb: its result); its records and job wait for done()
+ * on the loop that queued them (each loop with records or its job is owed a wake-up, every
+ * loop after a failed sync). */
 static void batch_finish(struct write_queue *q, struct queue_job *job, int rb, bool fatal) {
         struct write_record *w;
 
         if (job) {
                 job->result = job->needs_batch && rb < 0 ? rb : 0;
                 job->state = JOB_FINISHED;
+                job->port->wake = true;
         }
 
         while ((w = q->flushing.first)) {
@@ -200,11 +205,31 @@ static void batch_finish(struct write_queue *q, struct queue_job *job, int rb, b
                 if (rb < 0)
                         w->result = rb;
                 w->state = WRITE_FINISHED;
-                LIST_APPEND(queue, &q->finished, w);
+                LIST_APPEND(queue, &w->port->finished, w);
+                w->port->wake = true;
         }
         q->failed = q->failed || fatal;
+        for (unsigned i = 0; q->failed && i < q->n_ports; i++)
+                q->ports[i]->wake = true;
         q->busy = false;
         pthread_cond_broadcast(&q->idle);
+}
+
+/* Called without the lock: writes the eventfd of each loop owed a wake-up. */
+static void ports_wake(struct write_queue *q) {
+        int fds[AUTHSERVER_WORKERS_MAX + 1];
+        unsigned n = 0;
+
+        pthread_mutex_lock(&q->lock);
+        for (unsigned i = 0; i < q->n_ports; i++)
+                if (q->ports[i]->wake) {
+                        q->ports[i]->wake = false;
+                        fds[n++] = q->ports[i]->wake_fd;
+                }
+        /* Under the lock: a port unregisters under it before it closes its eventfd. */
+        for (unsigned i = 0; i < n; i++)
+                (void) eventfd_write(fds[i], 1);
+        pthread_mutex_unlock(&q->lock);
 }
 
 static void *writer_main(void *userdata) {
@@ -234,8 +259,8 @@ static void *writer_main(void *userdata) {
                 pthread_mutex_lock(&q->lock);
                 batch_finish(q, job, rb, fatal);
                 pthread_mutex_unlock(&q->lock);
-                /* Wakes the loop; an eventfd write fails only on overflow, which still wakes it. */
-                (void) eventfd_write(q->wake_fd, 1);
+                /* Wakes the loops; an eventfd write fails only on overflow, which still wakes it. */
+                ports_wake(q);
                 pthread_mutex_lock(&q->lock);
         }
         pthread_mutex_unlock(&q->lock);
@@ -244,7 +269,8 @@ static void *writer_main(void *userdata) {
 
 /* On the loop: the finished records' done(), one at a time from the front, since a callback
  * may end another connection of the batch, which takes its record off (queue_cancel()). */
-static void run_finished(struct write_queue *q) {
+static void run_finished(struct write_port *p) {
+        struct write_queue *q = p->q;
         struct write_record *w;
         struct queue_job *j;
         bool failed;
@@ -254,12 +280,12 @@ static void run_finished(struct write_queue *q) {
         pthread_mutex_unlock(&q->lock);
         /* Before the handshakes end, so that they write nothing more. */
         if (failed)
-                q->fatal = true;
+                p->fatal = true;
         for (;;) {
                 pthread_mutex_lock(&q->lock);
-                w = q->finished.first;
+                w = p->finished.first;
                 if (w) {
-                        LIST_REMOVE(queue, &q->finished, w);
+                        LIST_REMOVE(queue, &p->finished, w);
                         w->state = WRITE_IDLE;
                 }
                 pthread_mutex_unlock(&q->lock);
@@ -268,7 +294,7 @@ static void run_finished(struct write_queue *q) {
                 w->done(w, w->result);
         }
         pthread_mutex_lock(&q->lock);
-        j = q->job && q->job->state == JOB_FINISHED ? q->job : NULL;
+        j = q->job && q->job->port == p && q->job->state == JOB_FINISHED ? q->job : NULL;
         if (j) {
                 q->job = NULL;
                 j->state = JOB_IDLE;
@@ -276,8 +302,8 @@ static void run_finished(struct write_queue *q) {
         pthread_mutex_unlock(&q->lock);
         if (j)
                 j->done(j, j->result);
-        if (q->fatal && q->on_fatal)
-                q->on_fatal(q->userdata);
+        if (p->fatal && p->on_fatal)
+                p->on_fatal(p->userdata);
 }
 
 static int wake_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -289,9 +315,12 @@ static int wake_handler(sd_event_source *s, int fd, uint32_t revents, void *user
 }
 
 /* The writer may start on the batch: the loop is idle, or the batch's deadline passed. */
-static void kick(struct write_queue *q) {
-        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_OFF);
-        (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_OFF);
+static void kick(struct write_port *p) {
+        struct write_queue *q = p->q;
+
+        (void) sd_event_source_set_enabled(p->flush_src, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(p->flush_timer, SD_EVENT_OFF);
+        p->armed = false;
         pthread_mutex_lock(&q->lock);
         q->kicked = true;
         pthread_cond_signal(&q->work);
@@ -308,16 +337,18 @@ static int flush_timer_handler(sd_event_source *s, uint64_t usec, void *userdata
         return 0;
 }
 
-/* On the loop, under the lock: a write was queued; the writer is kicked when the loop is idle,
- * at the latest after FLUSH_DELAY_US. */
-static void work_signal(struct write_queue *q) {
-        (void) sd_event_source_set_enabled(q->flush_src, SD_EVENT_ONESHOT);
-        if (q->records.n + q->audits.n == 1 && sd_event_source_set_time_relative(q->flush_timer, FLUSH_DELAY_US) >= 0)
-                (void) sd_event_source_set_enabled(q->flush_timer, SD_EVENT_ONESHOT);
+/* On the loop: a write was queued; the writer is kicked when the loop is idle, at the latest
+ * FLUSH_DELAY_US after this loop's first write since its last kick. */
+static void work_signal(struct write_port *p) {
+        (void) sd_event_source_set_enabled(p->flush_src, SD_EVENT_ONESHOT);
+        if (!p->armed && sd_event_source_set_time_relative(p->flush_timer, FLUSH_DELAY_US) >= 0 &&
+            sd_event_source_set_enabled(p->flush_timer, SD_EVENT_ONESHOT) >= 0)
+                p->armed = true;
 }
 
-void queue_audit(struct write_queue *q, int64_t now, const char *id, const char *peer, const char *outcome,
+void queue_audit(struct write_port *p, int64_t now, const char *id, const char *peer, const char *outcome,
                  uint64_t epoch) {
+        struct write_queue *q = p->q;
         struct audit_record *a = malloc(sizeof *a);
         bool dropped;
 
@@ -338,7 +369,7 @@ void queue_audit(struct write_queue *q, int64_t now, const char *id, const char 
         dropped = q->failed;
         if (!dropped) {
                 LIST_APPEND(audits, &q->audits, a);
-                work_signal(q);
+                work_signal(p);
         }
         pthread_mutex_unlock(&q->lock);
         /* After a failed sync the database is not touched again. */
@@ -346,15 +377,20 @@ void queue_audit(struct write_queue *q, int64_t now, const char *id, const char 
                 free(a);
 }
 
-void queue_add(struct write_queue *q, struct write_record *w) {
+void queue_add(struct write_port *p, struct write_record *w) {
+        struct write_queue *q = p->q;
+
+        w->port = p;
         pthread_mutex_lock(&q->lock);
         LIST_APPEND(queue, &q->records, w);
         w->state = WRITE_QUEUED;
-        work_signal(q);
         pthread_mutex_unlock(&q->lock);
+        work_signal(p);
 }
 
-void queue_cancel(struct write_queue *q, struct write_record *w) {
+void queue_cancel(struct write_port *p, struct write_record *w) {
+        struct write_queue *q = p->q;
+
         pthread_mutex_lock(&q->lock);
         /* The writer reads the record (and the sealed vault it points to) until its batch is over. */
         while (w->state == WRITE_FLUSHING)
@@ -362,12 +398,13 @@ void queue_cancel(struct write_queue *q, struct write_record *w) {
         if (w->state == WRITE_QUEUED)
                 LIST_REMOVE(queue, &q->records, w);
         else if (w->state == WRITE_FINISHED)
-                LIST_REMOVE(queue, &q->finished, w);
+                LIST_REMOVE(queue, &w->port->finished, w);
         w->state = WRITE_IDLE;
         pthread_mutex_unlock(&q->lock);
 }
 
-int queue_post(struct write_queue *q, struct queue_job *j) {
+int queue_post(struct write_port *p, struct queue_job *j) {
+        struct write_queue *q = p->q;
         int r = 0;
 
         pthread_mutex_lock(&q->lock);
@@ -376,6 +413,7 @@ int queue_post(struct write_queue *q, struct queue_job *j) {
         else if (q->job)
                 r = -EBUSY;
         else {
+                j->port = p;
                 q->job = j;
                 j->state = JOB_POSTED;
                 q->kicked = true;
@@ -385,47 +423,96 @@ int queue_post(struct write_queue *q, struct queue_job *j) {
         return r;
 }
 
-void queue_wait_job(struct write_queue *q) {
+void queue_wait_job(struct write_port *p) {
+        struct write_queue *q = p->q;
+
         pthread_mutex_lock(&q->lock);
-        while (q->job && q->job->state != JOB_FINISHED && !q->failed && q->started)
+        while (q->job && q->job->port == p && q->job->state != JOB_FINISHED && !q->failed && q->started)
                 pthread_cond_wait(&q->idle, &q->lock);
         pthread_mutex_unlock(&q->lock);
-        run_finished(q);
+        run_finished(p);
 }
 
-int queue_init(struct write_queue *q, sd_event *event, struct store *store) {
+int queue_port_init(struct write_port *p, struct write_queue *q, sd_event *event) {
         int r;
 
-        *q = (struct write_queue) { .store = store, .wake_fd = -1, .initialized = true };
+        *p = (struct write_port) { .q = q, .wake_fd = -1 };
+        p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (p->wake_fd < 0)
+                return -errno;
+        r = sd_event_add_io(event, &p->wake_src, p->wake_fd, EPOLLIN, wake_handler, p);
+        if (r < 0)
+                return r;
+        /* Before the connections' events: a finished batch sends its M4s first. */
+        r = sd_event_source_set_priority(p->wake_src, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r < 0)
+                return r;
+        r = sd_event_add_defer(event, &p->flush_src, flush_handler, p);
+        if (r >= 0)
+                r = sd_event_source_set_priority(p->flush_src, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->flush_src, SD_EVENT_OFF);
+        /* 0 accuracy: sd-event's default of 250 ms would make the deadline meaningless. */
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &p->flush_timer, CLOCK_MONOTONIC, FLUSH_DELAY_US, 0,
+                                               flush_timer_handler, p);
+        if (r >= 0)
+                r = sd_event_source_set_priority(p->flush_timer, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->flush_timer, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&q->lock);
+        if (q->n_ports < sizeof q->ports / sizeof q->ports[0]) {
+                q->ports[q->n_ports++] = p;
+                p->registered = true;
+                /* A sync that failed before this loop came: it learns so at once. */
+                p->wake = q->failed;
+        } else
+                r = -E2BIG;
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+/* Its connections are freed (each cancelled its record): no record of this loop is left. */
+void queue_port_free(struct write_port *p) {
+        struct write_queue *q = p->q;
+
+        if (!q)
+                return;
+        pthread_mutex_lock(&q->lock);
+        /* Its job, if the writer still holds one (a failed sync, or no wait for it), is dropped:
+         * one being run is waited for, since batch_finish() wakes its port. */
+        while (q->job && q->job->port == p && q->job->state == JOB_RUNNING)
+                pthread_cond_wait(&q->idle, &q->lock);
+        if (q->job && q->job->port == p) {
+                q->job->state = JOB_IDLE;
+                q->job = NULL;
+        }
+        for (unsigned i = 0; p->registered && i < q->n_ports; i++)
+                if (q->ports[i] == p) {
+                        q->ports[i] = q->ports[--q->n_ports];
+                        break;
+                }
+        p->registered = false;
+        pthread_mutex_unlock(&q->lock);
+        p->wake_src = sd_event_source_disable_unref(p->wake_src);
+        p->flush_src = sd_event_source_disable_unref(p->flush_src);
+        p->flush_timer = sd_event_source_disable_unref(p->flush_timer);
+        if (p->wake_fd >= 0)
+                close(p->wake_fd);
+        p->wake_fd = -1;
+        p->q = NULL;
+}
+
+int queue_init(struct write_queue *q, struct store *store) {
+        int r;
+
+        *q = (struct write_queue) { .store = store, .initialized = true };
         if (pthread_mutex_init(&q->lock, NULL) != 0)
                 return -ENOMEM;
         if (pthread_cond_init(&q->work, NULL) != 0 || pthread_cond_init(&q->idle, NULL) != 0)
                 return -ENOMEM;
-        q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (q->wake_fd < 0)
-                return -errno;
-        r = sd_event_add_io(event, &q->wake_src, q->wake_fd, EPOLLIN, wake_handler, q);
-        if (r < 0)
-                return r;
-        /* Before the connections' events: a finished batch sends its M4s first. */
-        r = sd_event_source_set_priority(q->wake_src, SD_EVENT_PRIORITY_IMPORTANT);
-        if (r < 0)
-                return r;
-        r = sd_event_add_defer(event, &q->flush_src, flush_handler, q);
-        if (r >= 0)
-                r = sd_event_source_set_priority(q->flush_src, SD_EVENT_PRIORITY_IDLE);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(q->flush_src, SD_EVENT_OFF);
-        /* 0 accuracy: sd-event's default of 250 ms would make the deadline meaningless. */
-        if (r >= 0)
-                r = sd_event_add_time_relative(event, &q->flush_timer, CLOCK_MONOTONIC, FLUSH_DELAY_US, 0,
-                                               flush_timer_handler, q);
-        if (r >= 0)
-                r = sd_event_source_set_priority(q->flush_timer, SD_EVENT_PRIORITY_IMPORTANT);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(q->flush_timer, SD_EVENT_OFF);
-        if (r < 0)
-                return r;
         r = -pthread_create(&q->thread, NULL, writer_main, q);
         if (r < 0)
                 return r;
@@ -449,12 +536,6 @@ void queue_free(struct write_queue *q) {
         audits_free(q->audits.first);
         q->audits.first = q->audits.last = NULL;
         q->audits.n = 0;
-        q->wake_src = sd_event_source_disable_unref(q->wake_src);
-        q->flush_src = sd_event_source_disable_unref(q->flush_src);
-        q->flush_timer = sd_event_source_disable_unref(q->flush_timer);
-        if (q->wake_fd >= 0)
-                close(q->wake_fd);
-        q->wake_fd = -1;
         store_close(q->store);
         q->store = NULL;
         q->initialized = false;

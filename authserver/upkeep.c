@@ -32,76 +32,93 @@
  * failing at once, and their counts are then dropped (and the drop logged). */
 #define UPKEEP_DEVICES_MAX      100000
 
-static struct upkeep_tally *tally_for(struct server *srv, const char *outcome) {
+/* Under sh->lock, like every count here: the workers share them. */
+static struct upkeep_tally *tally_for(struct shared *sh, const char *outcome) {
         for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
-                struct upkeep_tally *t = &srv->tallies[i];
+                struct upkeep_tally *t = &sh->tallies[i];
 
                 if (!t->outcome)
                         t->outcome = outcome;
                 if (strcmp(t->outcome, outcome) == 0)
                         return t;
         }
-        return &srv->tallies[UPKEEP_OUTCOMES_MAX - 1];  /* not reached: conn.c has fewer outcomes */
+        return &sh->tallies[UPKEEP_OUTCOMES_MAX - 1];   /* not reached: conn.c has fewer outcomes */
 }
 
 void upkeep_failure(struct server *srv, const char *outcome) {
-        struct upkeep_tally *t = tally_for(srv, outcome);
+        struct upkeep_tally *t;
 
+        pthread_mutex_lock(&srv->sh->lock);
+        t = tally_for(srv->sh, outcome);
         if (t->count < UINT64_MAX)
                 t->count++;
+        pthread_mutex_unlock(&srv->sh->lock);
 }
 
 bool upkeep_log_pass(struct server *srv, const char *outcome, unsigned *ret_suppressed) {
-        return ratelimit_pass(&tally_for(srv, outcome)->log, server_now_usec(), UPKEEP_LOG_INTERVAL_US,
-                              ret_suppressed);
+        uint64_t now = server_now_usec();
+        bool pass;
+
+        pthread_mutex_lock(&srv->sh->lock);
+        pass = ratelimit_pass(&tally_for(srv->sh, outcome)->log, now, UPKEEP_LOG_INTERVAL_US, ret_suppressed);
+        pthread_mutex_unlock(&srv->sh->lock);
+        return pass;
 }
 
 /* FNV-1a: the ids here are enrolled ones, which the operator chose, not the attacker. */
-static struct upkeep_device **bucket_for(struct server *srv, const char *id) {
+static struct upkeep_device **bucket_for(struct upkeep_device **devices, const char *id) {
         uint32_t h = 2166136261u;
 
         for (const char *p = id; *p; p++)
                 h = (h ^ (uint8_t) *p) * 16777619u;
-        return &srv->devices[h % UPKEEP_BUCKETS];
+        return &devices[h % UPKEEP_BUCKETS];
 }
 
-/* count failures of id, the last at time last. */
-static void device_add(struct server *srv, const char *id, uint32_t count, int64_t last) {
-        struct upkeep_device **b = bucket_for(srv, id), *d;
+void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
+        struct shared *sh = srv->sh;
+        struct upkeep_device **b, *d, *fresh = calloc(1, sizeof *fresh);
 
+        pthread_mutex_lock(&sh->lock);
+        b = bucket_for(sh->devices, id);
         for (d = *b; d; d = d->next)
                 if (strcmp(d->id, id) == 0)
                         break;
         if (!d) {
-                if (srv->n_devices >= UPKEEP_DEVICES_MAX || !(d = calloc(1, sizeof *d))) {
-                        srv->n_devices_dropped++;
+                if (sh->n_devices >= UPKEEP_DEVICES_MAX || !fresh) {
+                        sh->n_devices_dropped++;
+                        pthread_mutex_unlock(&sh->lock);
+                        free(fresh);
                         return;
                 }
+                d = fresh;
+                fresh = NULL;
                 snprintf(d->id, sizeof d->id, "%s", id);
                 d->next = *b;
                 *b = d;
-                srv->n_devices++;
+                sh->n_devices++;
         }
-        d->count = count > UINT32_MAX - d->count ? UINT32_MAX : d->count + count;
-        if (last > d->last)
-                d->last = last;
-}
-
-void upkeep_device_failure(struct server *srv, const char *id, int64_t now) {
-        device_add(srv, id, 1, now);
+        if (d->count < UINT32_MAX)
+                d->count++;
+        d->last = now;
+        pthread_mutex_unlock(&sh->lock);
+        free(fresh);
 }
 
 /* A verified M5 resets the device's failures (store_commit()): so do the ones not yet written. */
 void upkeep_device_success(struct server *srv, const char *id) {
-        for (struct upkeep_device **p = bucket_for(srv, id); *p; p = &(*p)->next)
-                if (strcmp((*p)->id, id) == 0) {
-                        struct upkeep_device *d = *p;
+        struct shared *sh = srv->sh;
+        struct upkeep_device *gone = NULL;
 
-                        *p = d->next;
-                        free(d);
-                        srv->n_devices--;
-                        return;
+        pthread_mutex_lock(&sh->lock);
+        for (struct upkeep_device **p = bucket_for(sh->devices, id); *p; p = &(*p)->next)
+                if (strcmp((*p)->id, id) == 0) {
+                        gone = *p;
+                        *p = gone->next;
+                        sh->n_devices--;
+                        break;
                 }
+        pthread_mutex_unlock(&sh->lock);
+        free(gone);
 }
 
 static void devices_clear(struct upkeep_device **devices) {
@@ -114,6 +131,61 @@ static void devices_clear(struct upkeep_device **devices) {
                 }
 }
 
+/* Under sh->lock: a failed job's (or an unposted one's) devices go back to the shared table,
+ * node by node (no allocation under the lock), their counts added to those counted since;
+ * what is left to free is returned. */
+static struct upkeep_device *devices_put_back(struct shared *sh, struct upkeep_device **devices) {
+        struct upkeep_device *spare = NULL;
+
+        for (unsigned i = 0; i < UPKEEP_BUCKETS; i++)
+                while (devices[i]) {
+                        struct upkeep_device *n = devices[i], *d, **b = bucket_for(sh->devices, n->id);
+
+                        devices[i] = n->next;
+                        for (d = *b; d; d = d->next)
+                                if (strcmp(d->id, n->id) == 0)
+                                        break;
+                        if (d) {
+                                d->count = n->count > UINT32_MAX - d->count ? UINT32_MAX : d->count + n->count;
+                                if (n->last > d->last)
+                                        d->last = n->last;
+                        } else if (sh->n_devices < UPKEEP_DEVICES_MAX) {
+                                n->next = *b;
+                                *b = n;
+                                sh->n_devices++;
+                                continue;
+                        } else
+                                sh->n_devices_dropped++;
+                        n->next = spare;
+                        spare = n;
+                }
+        return spare;
+}
+
+/* The job's counts go back to the shared tables, under the lock, for the next summary. */
+static void counts_put_back(struct server *srv, struct upkeep_job *j) {
+        struct shared *sh = srv->sh;
+        struct upkeep_device *spare;
+
+        pthread_mutex_lock(&sh->lock);
+        for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++)
+                if (j->tallies[i].outcome) {
+                        struct upkeep_tally *t = tally_for(sh, j->tallies[i].outcome);
+
+                        t->count = j->tallies[i].count > UINT64_MAX - t->count ? UINT64_MAX :
+                                   t->count + j->tallies[i].count;
+                }
+        spare = devices_put_back(sh, j->devices);
+        sh->n_devices_dropped += j->n_devices_dropped;
+        pthread_mutex_unlock(&sh->lock);
+        while (spare) {
+                struct upkeep_device *d = spare;
+
+                spare = d->next;
+                free(d);
+        }
+}
+
 /* On the writer thread: the job's counts, in the group commit's transaction, and the data version. */
 static void upkeep_run(struct queue_job *job, struct store *st, int64_t now) {
         struct upkeep_job *j = (struct upkeep_job *) job;
@@ -121,7 +193,7 @@ static void upkeep_run(struct queue_job *job, struct store *st, int64_t now) {
         int r;
 
         /* Read on the writer's connection, which only other processes' commits (the admin
-         * verbs) change: the loop's own would change with every group commit. */
+         * verbs) change: a loop's own would change with every group commit. */
         j->has_version = store_data_version(st, &j->data_version) >= 0;
         if (!j->summary)
                 return;
@@ -168,9 +240,11 @@ static int seal_shape(struct server *srv, struct decoy_shape *s) {
         return store_decoy_seal(srv->store, len, s->sealed);
 }
 
-/* Reloads the decoy shapes, on the loop's connection: read after the data version was. */
+/* Reloads the decoy shapes on the main thread's own store handle (read after the data version
+ * was), and swaps them in under the write lock: a worker's lookup reads the table (and opens
+ * a sealed decoy of it) under the read lock. */
 static void refresh_shapes(struct server *srv) {
-        struct decoy_table t;
+        struct decoy_table t, swap;
         int r;
 
         decoy_table_init(&t);
@@ -184,11 +258,14 @@ static void refresh_shapes(struct server *srv) {
                 srv->has_data_version = false;
                 return;
         }
-        decoy_table_free(&srv->decoys);
-        srv->decoys = t;
+        pthread_rwlock_wrlock(&srv->sh->decoy_lock);
+        swap = srv->sh->decoys;
+        srv->sh->decoys = t;
+        pthread_rwlock_unlock(&srv->sh->decoy_lock);
+        decoy_table_free(&swap);
 }
 
-/* On the loop, once the writer ran the job. */
+/* On the main thread's loop (the job's port), once the writer ran the job. */
 static void upkeep_done(struct queue_job *job, int result) {
         struct upkeep_job *j = (struct upkeep_job *) job;
         struct server *srv = (struct server *) ((char *) j - offsetof(struct server, upkeep_job));
@@ -196,32 +273,22 @@ static void upkeep_done(struct queue_job *job, int result) {
         srv->upkeep_posted = false;
         /* The batch failed (say, another process held the write lock past the busy time-out):
          * its counts go back, for the next summary, as they stayed before the job moved them. */
-        if (j->summary && result < 0) {
-                for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++)
-                        if (j->tallies[i].outcome) {
-                                struct upkeep_tally *t = tally_for(srv, j->tallies[i].outcome);
-
-                                t->count = j->tallies[i].count > UINT64_MAX - t->count ? UINT64_MAX :
-                                           t->count + j->tallies[i].count;
-                        }
-                for (unsigned i = 0; i < UPKEEP_BUCKETS; i++)
-                        for (struct upkeep_device *d = j->devices[i]; d; d = d->next)
-                                device_add(srv, d->id, d->count, d->last);
-                srv->n_devices_dropped += j->n_devices_dropped;
-        }
+        if (j->summary && result < 0)
+                counts_put_back(srv, j);
         devices_clear(j->devices);
         if (j->summary && j->prune_more && result >= 0)
                 srv->next_summary_ms = 0;       /* more to prune: again at the next tick */
-        if (j->has_version && (!srv->has_data_version || j->data_version != srv->data_version)) {
-                srv->data_version = j->data_version;
+        if (j->has_version && (!srv->has_data_version || j->data_version != srv->sh->data_version)) {
+                srv->sh->data_version = j->data_version;
                 srv->has_data_version = true;
                 refresh_shapes(srv);
         }
 }
 
-/* Posts the job: the data version always, the counts (moved out of the loop's tables) if
- * summary. -EBUSY while the previous job is the writer's. */
+/* Posts the job: the data version always, the counts (moved out of the shared tables under
+ * their lock) if summary. -EBUSY while the previous job is the writer's. */
 static int upkeep_post(struct server *srv, bool summary) {
+        struct shared *sh = srv->sh;
         struct upkeep_job *j = &srv->upkeep_job;
         struct upkeep_device **swap;
         int r;
@@ -232,28 +299,27 @@ static int upkeep_post(struct server *srv, bool summary) {
         j->job.needs_batch = summary;
         j->has_version = j->prune_more = false;
         if (summary) {
-                for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
-                        j->tallies[i].outcome = srv->tallies[i].outcome;
-                        j->tallies[i].count = srv->tallies[i].count;
-                }
                 /* The job's table is empty (upkeep_done() cleared it): the two trade places. */
+                pthread_mutex_lock(&sh->lock);
+                for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++) {
+                        j->tallies[i].outcome = sh->tallies[i].outcome;
+                        j->tallies[i].count = sh->tallies[i].count;
+                        sh->tallies[i].count = 0;
+                }
                 swap = j->devices;
-                j->devices = srv->devices;
-                j->n_devices_dropped = srv->n_devices_dropped;
+                j->devices = sh->devices;
+                sh->devices = swap;
+                sh->n_devices = 0;
+                j->n_devices_dropped = sh->n_devices_dropped;
+                sh->n_devices_dropped = 0;
+                pthread_mutex_unlock(&sh->lock);
                 j->audit_retention_s = srv->cfg->audit_retention_s;
         }
         r = queue_post(&srv->queue, &j->job);
         if (r < 0) {
                 if (summary)
-                        j->devices = swap;
+                        counts_put_back(srv, j);
                 return r;
-        }
-        if (summary) {
-                for (unsigned i = 0; i < UPKEEP_OUTCOMES_MAX; i++)
-                        srv->tallies[i].count = 0;
-                srv->devices = swap;
-                srv->n_devices = 0;
-                srv->n_devices_dropped = 0;
         }
         srv->upkeep_posted = true;
         return 0;
@@ -282,18 +348,19 @@ static int upkeep_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 int upkeep_init(struct server *srv) {
         int r;
 
-        srv->devices = calloc(UPKEEP_BUCKETS, sizeof *srv->devices);
+        srv->sh->devices = calloc(UPKEEP_BUCKETS, sizeof *srv->sh->devices);
         srv->upkeep_job = (struct upkeep_job) {
                 .job = { .run = upkeep_run, .done = upkeep_done },
-                .devices = calloc(UPKEEP_BUCKETS, sizeof *srv->devices),
+                .devices = calloc(UPKEEP_BUCKETS, sizeof *srv->sh->devices),
         };
-        if (!srv->devices || !srv->upkeep_job.devices)
+        if (!srv->sh->devices || !srv->upkeep_job.devices)
                 return -ENOMEM;
-        decoy_table_init(&srv->decoys);
-        srv->decoy_fallback = (struct decoy_shape) {
+        decoy_table_init(&srv->sh->decoys);
+        /* Sealed once, before any worker starts: read-only from then on. */
+        srv->sh->decoy_fallback = (struct decoy_shape) {
                 .n = srv->cfg->decoy_n, .m = SV_DEFAULT_M, .p = srv->cfg->decoy_p, .count = 1,
         };
-        r = seal_shape(srv, &srv->decoy_fallback);
+        r = seal_shape(srv, &srv->sh->decoy_fallback);
         if (r < 0) {
                 log_error("Failed to seal the decoy vault: %s", store_last_error(srv->store));
                 return r;
@@ -314,15 +381,15 @@ int upkeep_init(struct server *srv) {
 
 void upkeep_free(struct server *srv) {
         srv->upkeep_timer = sd_event_source_disable_unref(srv->upkeep_timer);
-        devices_clear(srv->devices);
-        free(srv->devices);
-        srv->devices = NULL;
-        srv->n_devices = 0;
-        /* Still the writer's only after a failed sync, when the writer has ended (queue_free()). */
+        devices_clear(srv->sh->devices);
+        free(srv->sh->devices);
+        srv->sh->devices = NULL;
+        srv->sh->n_devices = 0;
+        /* Still the job's only after a failed sync (queue_port_free() dropped the job). */
         devices_clear(srv->upkeep_job.devices);
         free(srv->upkeep_job.devices);
         srv->upkeep_job.devices = NULL;
-        decoy_table_free(&srv->decoys);
-        free(srv->decoy_fallback.sealed);
-        srv->decoy_fallback.sealed = NULL;
+        decoy_table_free(&srv->sh->decoys);
+        free(srv->sh->decoy_fallback.sealed);
+        srv->sh->decoy_fallback.sealed = NULL;
 }

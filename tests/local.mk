@@ -13,6 +13,7 @@ TESTS += tests/journal.test
 EXTRA_DIST += tests/journal.test
 include tests/authserver/local.mk
 include tests/e2e/local.mk
+include tests/workers/local.mk
 include tests/systemd/local.mk
 include tests/vaultd/local.mk
 include tests/bench/local.mk

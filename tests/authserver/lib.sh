@@ -52,7 +52,9 @@ skip_without_faults() {
 
 start_authserver() {
         : >"$T/server.log"
-        $VG "$AUTHSERVER" serve $(db_opts) --listen 127.0.0.1:0 "$@" 2>>"$T/server.log" &
+        # $AUTHSERVER_WORKERS, if set: serve --workers (before "$@": a test's own option wins).
+        $VG "$AUTHSERVER" serve $(db_opts) --listen 127.0.0.1:0 ${AUTHSERVER_WORKERS:+--workers "$AUTHSERVER_WORKERS"} \
+                "$@" 2>>"$T/server.log" &
         SERVER_PID=$!
         for _ in $(seq 1 $((100 * SCALE))); do
                 PORT=$(sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/server.log")

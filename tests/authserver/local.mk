@@ -44,6 +44,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/shapes.test \
 	tests/authserver/flood.test \
 	tests/authserver/syscalls.test \
-	tests/authserver/writer.test
+	tests/authserver/writer.test \
+	tests/authserver/workers.test
 TESTS += $(AUTHSERVER_TESTS)
 EXTRA_DIST += $(AUTHSERVER_TESTS) tests/authserver/lib.sh

@@ -7,6 +7,8 @@
  *             [--source ADDRESS]
  *
  * --source connects from that local address (e.g. 127.1.0.2: a peer on another network).
+ * --go FILE: connected, waits (up to the time-out) until FILE exists before it sends M1, so
+ * that several clients started one by one send their M1s together.
  * The vault file is an enrollment bundle; after each successful handshake it is
  * rewritten with the next vault and epoch. Faults (one handshake, then exit):
  *   drop-m5      commit locally but never send M5 (a lost M5)
@@ -55,6 +57,7 @@ enum fault { FAULT_NONE, FAULT_DROP_M5, FAULT_CLOSE_M1, FAULT_CLOSE_M3, FAULT_FL
 struct client {
         const char *server;
         const char *source;
+        const char *go;                 /* --go: M1 waits for this file */
         const char *path;
         struct bundle b;
         uint8_t *next;
@@ -219,6 +222,8 @@ static int handshake(struct client *cl, uint8_t *ret_code) {
         if (r < 0)
                 goto out;
         deadline = now_ms() + cl->timeout_ms;
+        while (cl->go && access(cl->go, F_OK) < 0 && now_ms() < deadline)
+                usleep(1000);
         r = net_send_frame(fd, frame, len, deadline);
         if (r >= 0 && cl->fault == FAULT_CLOSE_M1)
                 r = -ECONNABORTED;
@@ -331,6 +336,7 @@ int main(int argc, char *argv[]) {
                 { "data",    required_argument, NULL, 'd' },
                 { "data-fault", required_argument, NULL, 'D' },
                 { "show-key", no_argument,     NULL, 'K' },
+                { "go",      required_argument, NULL, 'g' },
                 { 0 }
         };
         struct client cl = { .timeout_ms = 10000 };
@@ -347,6 +353,7 @@ int main(int argc, char *argv[]) {
                 case 'f': cl.fault = parse_fault(optarg); single = true; break;
                 case 't': cl.timeout_ms = atoi(optarg) * 1000; break;
                 case 'S': cl.source = optarg; break;
+                case 'g': cl.go = optarg; break;
                 case 'd':
                         cl.data = realloc(cl.data, (cl.n_data + 1) * sizeof *cl.data);
                         if (!cl.data)

@@ -64,4 +64,8 @@ bench: $(bench_deps)
 	@$(MAKE) $(AM_MAKEFLAGS) vaultd/vaultd tests/bench/devtime >/dev/null 2>&1 || \
 		echo "bench: vaultd/vaultd does not build; the device-side part will be skipped"
 	bash $(srcdir)/tests/bench/run --builddir '$(abs_top_builddir)' --srcdir '$(abs_top_srcdir)' $(BENCH_ARGS)
-.PHONY: bench
+
+# The workers section alone (serve --workers 1 and 2 against TLS psk_ke at C = 16 and 64).
+bench-workers: $(bench_deps)
+	bash $(srcdir)/tests/bench/run --builddir '$(abs_top_builddir)' --srcdir '$(abs_top_srcdir)' --only workers $(BENCH_ARGS)
+.PHONY: bench bench-workers

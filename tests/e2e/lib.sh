@@ -15,6 +15,7 @@
 #                                  private cluster (tests/lib/pg.sh) started here, its URI in
 #                                  $DB (else $DB is the SQLite file $T/db); skip (77) without
 #                                  the PostgreSQL binaries
+#   $AUTHSERVER_WORKERS            serve --workers N (start_authserver); unset: the server's default
 #   $VAULTD_ARGS                   more options for vaultd (start_vaultd); authentications
 #                                  are not rate-limited here (--max-auth-rate 0): tests
 #                                  authenticate far faster than the default allows
@@ -102,7 +103,8 @@ start_authserver() {
         touch "$T/server.log"
         skip=$(wc -l <"$T/server.log")          # the log is kept across restarts: read only what follows
         env "$@" $VG "$AUTHSERVER" serve --db "$DB" --master-key "$T/key" --listen 127.0.0.1:0 \
-                --config /dev/null ${SERVE_ARGS:-} 2>>"$T/server.log" &
+                --config /dev/null ${AUTHSERVER_WORKERS:+--workers "$AUTHSERVER_WORKERS"} ${SERVE_ARGS:-} \
+                2>>"$T/server.log" &
         SERVER_PID=$!
         for _ in $(seq $((200 * SCALE))); do
                 port=$(tail -n +"$((skip + 1))" "$T/server.log" | sed -n 's/^<6>listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p')

@@ -41,7 +41,7 @@ ROOT_RECIPE=1
 # The runtime libraries of vaultd, authserver and devicectl (ldd), keyutils for keyctl in the
 # checks; systemd as PID 1. Debian 12 names (apt-cache policy).
 PKGS_CT="systemd systemd-sysv dbus libssl3 libsystemd0 libtss2-esys-3.0.2-0 libtss2-tctildr0
-libtss2-mu0 libtss2-rc0 libtss2-tcti-swtpm0 libtss2-tcti-device0 libsqlite3-0 libkeyutils1 keyutils"
+libtss2-mu0 libtss2-rc0 libtss2-tcti-swtpm0 libtss2-tcti-device0 libsqlite3-0 libpq5 libkeyutils1 keyutils"
 # The VM boots a kernel; udev applies the rule to /dev/tpmrm0.
 PKGS_VM="$PKGS_CT udev linux-image-amd64"
 

@@ -1041,6 +1041,7 @@ static int pg_batch_begin(struct store_db *d) {
 
 static int pg_batch_commit(struct store_db *d, bool durable) {
         bool sync = durable || d->batch_sync, broken = d->batch_broken;
+        int r;
 
         if (!d->in_batch)
                 return store_fail(d->s, -EINVAL, "No batch is open");
@@ -1049,7 +1050,12 @@ static int pg_batch_commit(struct store_db *d, bool durable) {
                 rollback(d);
                 return store_fail(d->s, -EIO, "The batch was rolled back: one of its writes failed");
         }
-        return commit_tx(d, sync, "commit the batch");
+        /* As write_end(): a failed SET LOCAL leaves the transaction aborted, and every later
+         * BEGIN would fail (25P02) on this connection: end it. */
+        r = commit_tx(d, sync, "commit the batch");
+        if (r < 0)
+                rollback(d);
+        return r;
 }
 
 static int pg_batch_rollback(struct store_db *d) {

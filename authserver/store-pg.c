@@ -167,6 +167,7 @@ struct store_db {
         struct store *s;                /* for store_fail() */
         PGconn *conn;
         char durable_level[PG_LEVEL_MAX];       /* synchronous_commit of a durable commit */
+        bool ready;                     /* session_settings() and session_setup() succeeded */
         bool in_batch;
         bool batch_sync;                /* the open batch holds a durable write or an aggregate */
         bool batch_broken;              /* a statement of the open batch failed: roll it back */
@@ -415,10 +416,15 @@ static int write_end(struct store_db *d, int r, bool changed, bool durable) {
 /* Statements and session settings of a (re)connected session. */
 static int session_setup(struct store_db *d) {
         char msg[200];
+        int r;
 
         if (PQsetClientEncoding(d->conn, "UTF8") != 0)
                 return store_fail(d->s, -EIO, "Failed to set the client encoding: %s",
                                   trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        /* A setup redone on a live session (an earlier one failed half-way) prepares anew. */
+        r = exec(d, "DEALLOCATE ALL", "prepare the statements");
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < _STMT_MAX; i++) {
                 _cleanup_(PQclearp) PGresult *res = NULL;
                 char name[16];
@@ -426,8 +432,7 @@ static int session_setup(struct store_db *d) {
                 snprintf(name, sizeof name, "sv%zu", i);
                 res = PQprepare(d->conn, name, stmt_sql[i], 0, NULL);
                 if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-                        int r = fail_res(d, res, "prepare the statements");
-
+                        r = fail_res(d, res, "prepare the statements");
                         return r == -EBADMSG ? store_fail(d->s, r, "Database '%s' does not have the "
                                                           "expected schema: %s", PQdb(d->conn),
                                                           trim(msg, sizeof msg, PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)))
@@ -438,7 +443,9 @@ static int session_setup(struct store_db *d) {
 }
 
 /* The session's defaults: asynchronous commits unless durable (see the top of this file), a
- * bounded wait for row locks, no NOTICE on stderr (the store never logs). */
+ * bounded wait for row locks, no NOTICE on stderr (the store never logs), and READ COMMITTED
+ * whatever the server's default: the compare-and-set relies on its re-check of the WHERE
+ * clause (a stricter level would fail those updates with serialization errors instead). */
 static void notice_ignore(void *arg, const char *message) {
         (void) arg;
         (void) message;
@@ -460,29 +467,36 @@ static int session_settings(struct store_db *d) {
                 level = "on";
         snprintf(d->durable_level, sizeof d->durable_level, "%s", level);
         r = exec(d, "SET synchronous_commit TO off; SET lock_timeout TO '" PG_LOCK_TIMEOUT "';"
-                 " SET client_min_messages TO warning", "configure the session");
+                 " SET client_min_messages TO warning;"
+                 " SET default_transaction_isolation TO 'read committed'", "configure the session");
         return r;
 }
 
 /* Outside a batch a lost connection is opened again (libpq tries every host of the string
- * again); inside one the batch is lost with it (-EIO from fail_res()). */
+ * again); inside one the batch is lost with it (-EIO from fail_res()). A session whose setup
+ * failed (after a reset, or half-way) is not ready: the setup is redone on the next call. */
 static int ensure_connected(struct store_db *d) {
         char msg[200];
         int r;
 
-        if (PQstatus(d->conn) == CONNECTION_OK)
+        if (PQstatus(d->conn) == CONNECTION_OK && d->ready)
                 return 0;
         if (d->in_batch) {
                 d->batch_broken = true;
                 return store_fail(d->s, -EIO, "The connection to PostgreSQL was lost inside a batch");
         }
-        PQreset(d->conn);
-        if (PQstatus(d->conn) != CONNECTION_OK)
-                return store_fail(d->s, -EIO, "Failed to reconnect to PostgreSQL: %s",
-                                  trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        if (PQstatus(d->conn) != CONNECTION_OK) {
+                d->ready = false;
+                PQreset(d->conn);
+                if (PQstatus(d->conn) != CONNECTION_OK)
+                        return store_fail(d->s, -EIO, "Failed to reconnect to PostgreSQL: %s",
+                                          trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        }
         r = session_settings(d);
         if (r >= 0)
                 r = session_setup(d);
+        if (r >= 0)
+                d->ready = true;
         return r;
 }
 
@@ -577,7 +591,10 @@ static int open_db(struct store_db *d, const char *path, int flags, const uint8_
                 return store_fail(d->s, -EBADMSG, "Database '%s' has an invalid schema version %lld",
                                   PQdb(d->conn), (long long) version);
         /* Version 1 is the first: nothing to upgrade yet. */
-        return session_setup(d);
+        r = session_setup(d);
+        if (r >= 0)
+                d->ready = true;
+        return r;
 }
 
 static void pg_close(struct store_db *d) {

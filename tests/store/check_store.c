@@ -1797,6 +1797,31 @@ START_TEST(test_pg_reconnect) {
         store_close(s);
 }
 END_TEST
+
+/* A reconnection whose setup fails (here: the statements cannot be prepared while the table
+ * is renamed) leaves the session not ready: the next call redoes the setup instead of running
+ * statements that were never prepared. */
+START_TEST(test_pg_reconnect_setup) {
+        struct store *s = open_new("pgready");
+        struct store_device d;
+        const char *kill_others =
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'";
+        int r;
+
+        enroll(s, "dev", 0, 1);
+        PQclear(pg_raw("pgready", "ALTER TABLE device RENAME TO device_away"));
+        ck_assert_int_ge(pg_int(NULL, kill_others), 1);
+        ck_assert_int_lt(store_get(s, "dev", &d, NULL, NULL, 0), 0);       /* finds the lost connection */
+        r = store_get(s, "dev", &d, NULL, NULL, 0);                         /* reconnects, setup fails */
+        ck_assert_msg(r < 0, "setup without the table: %d", r);
+        PQclear(pg_raw("pgready", "ALTER TABLE device_away RENAME TO device"));
+        r = store_get(s, "dev", &d, NULL, NULL, 0);
+        ck_assert_msg(r == 0, "after the table came back: %d %s", r, store_last_error(s));
+        ck_assert_int_eq(pg_int("pgready", "SELECT count(*) FROM device"), 1);
+        store_close(s);
+}
+END_TEST
 #endif
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -1895,6 +1920,7 @@ static Suite *store_suite(void) {
                 tcase_add_test(tc, test_pg_no_plaintext);
                 tcase_add_test(tc, test_pg_two_connections);
                 tcase_add_test(tc, test_pg_reconnect);
+                tcase_add_test(tc, test_pg_reconnect_setup);
         }
 #endif
         suite_add_tcase(s, tc);

@@ -19,7 +19,8 @@
  * INSERT ... SELECT locks the device row (FOR SHARE) against a concurrent commit.
  *
  * Errors. An SQL error aborts PostgreSQL's whole transaction: inside a batch any failed
- * statement therefore breaks the batch, which batch_commit() rolls back (-EIO). SQLSTATEs map
+ * statement therefore breaks the batch, which batch_commit() rolls back (-ECANCELED: nothing
+ * of it is committed, the next batch may succeed). SQLSTATEs map
  * to -errno (errno_from_sqlstate()); a lost connection is -EIO, and the next call outside a
  * batch reconnects (PQreset(): with a multi-host string libpq tries every host again).
  *
@@ -1063,9 +1064,13 @@ static int pg_batch_commit(struct store_db *d, bool durable) {
         if (!d->in_batch)
                 return store_fail(d->s, -EINVAL, "No batch is open");
         d->in_batch = d->batch_sync = d->batch_broken = false;
-        if (broken || PQstatus(d->conn) != CONNECTION_OK) {
+        if (PQstatus(d->conn) != CONNECTION_OK)
+                return store_fail(d->s, -EIO, "The batch was lost with the connection to PostgreSQL");
+        /* PostgreSQL refused a statement (a lock time-out, a deadlock, ...) and aborted the
+         * transaction: nothing of the batch is committed, and the database is fine. */
+        if (broken) {
                 rollback(d);
-                return store_fail(d->s, -EIO, "The batch was rolled back: one of its writes failed");
+                return store_fail(d->s, -ECANCELED, "The batch was rolled back: one of its writes failed");
         }
         /* As write_end(): a failed SET LOCAL leaves the transaction aborted, and every later
          * BEGIN would fail (25P02) on this connection: end it. */

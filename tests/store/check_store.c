@@ -1822,6 +1822,46 @@ START_TEST(test_pg_reconnect_setup) {
         store_close(s);
 }
 END_TEST
+
+/* An admin's transaction holds the device row past the lock time-out while a batch writes:
+ * PostgreSQL refuses the write and the batch is rolled back whole with -ECANCELED (not the
+ * -EIO of a lost batch, which stops authserver); once the lock is gone the next batch works. */
+START_TEST(test_pg_batch_lock_timeout) {
+        struct store *s = open_new("pglock");
+        PGconn *admin;
+        PGresult *res;
+        uint8_t next[64 * 16];
+        uint64_t e;
+        char sql[160];
+        int r;
+
+        enroll(s, "dev", 0, 1);
+        e = enr(s, "dev");
+        admin = PQconnectdb(pg_base());
+        ck_assert_msg(PQstatus(admin) == CONNECTION_OK, "connect: %s", PQerrorMessage(admin));
+        snprintf(sql, sizeof(sql), "BEGIN; SELECT id FROM %s.device WHERE id = 'dev' FOR UPDATE", store_name("pglock"));
+        res = PQexec(admin, sql);
+        ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s", PQerrorMessage(admin));
+        PQclear(res);
+
+        next_vault(2, next);
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        r = plain_set_pending(s, "dev", e, 0, next, sizeof(next));
+        ck_assert_msg(r == -EBUSY, "behind the admin's lock: %d %s", r, store_last_error(s));
+        r = store_batch_commit(s, true);
+        ck_assert_msg(r == -ECANCELED, "the refused batch: %d %s", r, store_last_error(s));
+        assert_vault(s, "dev", 1, -1);
+
+        PQclear(PQexec(admin, "ROLLBACK"));
+        PQfinish(admin);
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", e, 0, next, sizeof(next)), 0);
+        ck_assert_int_eq(store_batch_commit(s, true), 0);
+        ck_assert_int_eq(store_commit(s, "dev", e, 0, 5), 0);
+        assert_vault(s, "dev", 2, -1);
+        store_close(s);
+}
+END_TEST
 #endif
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -1921,6 +1961,7 @@ static Suite *store_suite(void) {
                 tcase_add_test(tc, test_pg_two_connections);
                 tcase_add_test(tc, test_pg_reconnect);
                 tcase_add_test(tc, test_pg_reconnect_setup);
+                tcase_add_test(tc, test_pg_batch_lock_timeout);
         }
 #endif
         suite_add_tcase(s, tc);

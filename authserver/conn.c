@@ -1060,8 +1060,12 @@ static void on_commit_done(struct write_record *w, int r) {
         struct server *srv = c->srv;
 
         if (r < 0) {
-                log_warning("Failed to commit '%s': %s", c->hello.device_id,
-                            r == -ESTALE ? "another session moved the epoch" : store_last_error(srv->store));
+                /* The store's message is on the writer's connection, and the writer logged it:
+                 * srv->store's last error is this loop's, of another call. */
+                if (r == -ESTALE)
+                        log_warning("Failed to commit '%s': another session moved the epoch", c->hello.device_id);
+                else
+                        log_warning_errno(r, "Failed to commit '%s': %m", c->hello.device_id);
                 conn_outcome(c, false, r == -ESTALE ? "conflict" : "server-error",
                              r == -ESTALE ? "commit lost a race" : "writing the commit failed");
                 conn_free(c);

@@ -1770,15 +1770,17 @@ START_TEST(test_pg_two_connections) {
 }
 END_TEST
 
+/* Drops every other client connection of the test database (the stores'). */
+static const char *const kill_others =
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'";
+
 /* A connection the server dropped: the call that finds it fails with -EIO, the next one
  * reconnects; inside a batch the batch is lost (-EIO at its commit), never half committed. */
 START_TEST(test_pg_reconnect) {
         struct store *s = open_new("pgconn");
         uint8_t next[64 * 16];
         struct store_device d;
-        const char *kill_others =
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'";
         int r;
 
         enroll(s, "dev", 0, 1);
@@ -1804,9 +1806,6 @@ END_TEST
 START_TEST(test_pg_reconnect_setup) {
         struct store *s = open_new("pgready");
         struct store_device d;
-        const char *kill_others =
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'";
         int r;
 
         enroll(s, "dev", 0, 1);

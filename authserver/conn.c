@@ -592,12 +592,15 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *peer,
         c->start_ms = mono_ms();
         /* The network's cap first: a connection that will be turned away evicts nobody. */
         r = conn_addr_take(c, &prefix);
-        /* max-connections counts every worker's; the oldest idle one of this worker makes room
-         * (another worker's are not touched: with workers the table may be full of others'). */
-        if (r >= 0 && __atomic_load_n(&srv->sh->n_conns, __ATOMIC_RELAXED) >= srv->cfg->max_connections) {
+        /* max-connections counts every worker's: the slot is taken first (fetch_add), so that
+         * workers accepting at once cannot all pass a check of the same count; over the cap the
+         * oldest idle one of this worker makes room (another worker's are not touched: with
+         * workers the table may be full of others'), else the slot is given back. */
+        if (r >= 0 && __atomic_fetch_add(&srv->sh->n_conns, 1, __ATOMIC_RELAXED) >= srv->cfg->max_connections) {
                 if (srv->hellos.first)
                         conn_evict(srv->hellos.first);
                 else {
+                        __atomic_fetch_sub(&srv->sh->n_conns, 1, __ATOMIC_RELAXED);
                         conn_addr_release(c);
                         r = -EBUSY;
                 }
@@ -614,8 +617,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr_storage *peer,
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hs_server_init(&c->hs, &hs_random_pool, srv->cfg->decoy_n, srv->cfg->decoy_p);
 
-        LIST_PREPEND(all, &srv->conns, c);
-        __atomic_fetch_add(&srv->sh->n_conns, 1, __ATOMIC_RELAXED);
+        LIST_PREPEND(all, &srv->conns, c);          /* its slot in n_conns is taken above */
         /* Connections that have not sent M1 yet, oldest first: the first to go when the table is full. */
         LIST_APPEND(hello, &srv->hellos, c);
 
@@ -1058,8 +1060,12 @@ static void on_commit_done(struct write_record *w, int r) {
         struct server *srv = c->srv;
 
         if (r < 0) {
-                log_warning("Failed to commit '%s': %s", c->hello.device_id,
-                            r == -ESTALE ? "another session moved the epoch" : store_last_error(srv->store));
+                /* The store's message is on the writer's connection, and the writer logged it:
+                 * srv->store's last error is this loop's, of another call. */
+                if (r == -ESTALE)
+                        log_warning("Failed to commit '%s': another session moved the epoch", c->hello.device_id);
+                else
+                        log_warning_errno(r, "Failed to commit '%s': %m", c->hello.device_id);
                 conn_outcome(c, false, r == -ESTALE ? "conflict" : "server-error",
                              r == -ESTALE ? "commit lost a race" : "writing the commit failed");
                 conn_free(c);

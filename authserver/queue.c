@@ -102,7 +102,9 @@ static void audits_free(void *first) {
  * that succeeds may not have written them: a WAL frame could be missing on disk while this
  * process still reads it from the page cache, and an M4 sent after that would promise a
  * vault that a crash can lose. Only a fresh start, where SQLite recovers the WAL from what
- * is really on disk, is trustworthy again; systemd restarts the service.
+ * is really on disk, is trustworthy again; systemd restarts the service. A batch the
+ * database refused and rolled back whole (-ECANCELED: PostgreSQL after a lock time-out or a
+ * deadlock) is not: its records fail with it and the server goes on.
  */
 static int batch_run(struct write_queue *q, struct write_record *batch, struct audit_record *audits,
                      struct queue_job *job, bool *ret_fatal) {

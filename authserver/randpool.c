@@ -20,7 +20,8 @@ struct pool {
 };
 _Static_assert(sizeof(struct pool) == POOL_PAGE, "the pool is one page");
 
-/* NULL: not mapped yet; NO_POOL: this kernel cannot wipe it at fork, draw directly. */
+/* NULL: not mapped yet; NO_POOL: this kernel cannot wipe it at fork, or the page cannot be
+ * locked in memory (RLIMIT_MEMLOCK), draw directly: pooled bytes never reach swap. */
 #define NO_POOL ((struct pool *) (uintptr_t) 1)
 static _Thread_local struct pool *pool;
 static pthread_key_t pool_key;
@@ -52,6 +53,10 @@ static struct pool *pool_get(void) {
         p = mmap(NULL, sizeof *p, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
                 return NO_POOL;         /* not remembered: a later draw may find memory */
+        if (mlock(p, sizeof *p) < 0) {
+                (void) munmap(p, sizeof *p);
+                return pool = NO_POOL;
+        }
         (void) madvise(p, sizeof *p, MADV_DONTDUMP);
         if (madvise(p, sizeof *p, MADV_WIPEONFORK) < 0 || pthread_setspecific(pool_key, p) != 0) {
                 (void) munmap(p, sizeof *p);

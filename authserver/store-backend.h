@@ -185,7 +185,9 @@ struct store_ops {
         /* -EBUSY if a batch is open. */
         int (*batch_begin)(struct store_db *db);
         /* Commits (synced if durable or a write asked for it); rolls back and fails with -EIO
-         * after a write failed half done. -EINVAL without a batch. The batch ends either way. */
+         * after a write failed half done, or with -ECANCELED if the database refused a
+         * statement and rolled the batch back whole (nothing committed, the database sound:
+         * the next batch may succeed). -EINVAL without a batch. The batch ends either way. */
         int (*batch_commit)(struct store_db *db, bool durable);
         int (*batch_rollback)(struct store_db *db);
 

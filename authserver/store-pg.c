@@ -19,7 +19,8 @@
  * INSERT ... SELECT locks the device row (FOR SHARE) against a concurrent commit.
  *
  * Errors. An SQL error aborts PostgreSQL's whole transaction: inside a batch any failed
- * statement therefore breaks the batch, which batch_commit() rolls back (-EIO). SQLSTATEs map
+ * statement therefore breaks the batch, which batch_commit() rolls back (-ECANCELED: nothing
+ * of it is committed, the next batch may succeed). SQLSTATEs map
  * to -errno (errno_from_sqlstate()); a lost connection is -EIO, and the next call outside a
  * batch reconnects (PQreset(): with a multi-host string libpq tries every host again).
  *
@@ -167,6 +168,7 @@ struct store_db {
         struct store *s;                /* for store_fail() */
         PGconn *conn;
         char durable_level[PG_LEVEL_MAX];       /* synchronous_commit of a durable commit */
+        bool ready;                     /* session_settings() and session_setup() succeeded */
         bool in_batch;
         bool batch_sync;                /* the open batch holds a durable write or an aggregate */
         bool batch_broken;              /* a statement of the open batch failed: roll it back */
@@ -415,10 +417,15 @@ static int write_end(struct store_db *d, int r, bool changed, bool durable) {
 /* Statements and session settings of a (re)connected session. */
 static int session_setup(struct store_db *d) {
         char msg[200];
+        int r;
 
         if (PQsetClientEncoding(d->conn, "UTF8") != 0)
                 return store_fail(d->s, -EIO, "Failed to set the client encoding: %s",
                                   trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        /* A setup redone on a live session (an earlier one failed half-way) prepares anew. */
+        r = exec(d, "DEALLOCATE ALL", "prepare the statements");
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < _STMT_MAX; i++) {
                 _cleanup_(PQclearp) PGresult *res = NULL;
                 char name[16];
@@ -426,8 +433,7 @@ static int session_setup(struct store_db *d) {
                 snprintf(name, sizeof name, "sv%zu", i);
                 res = PQprepare(d->conn, name, stmt_sql[i], 0, NULL);
                 if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-                        int r = fail_res(d, res, "prepare the statements");
-
+                        r = fail_res(d, res, "prepare the statements");
                         return r == -EBADMSG ? store_fail(d->s, r, "Database '%s' does not have the "
                                                           "expected schema: %s", PQdb(d->conn),
                                                           trim(msg, sizeof msg, PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)))
@@ -438,7 +444,9 @@ static int session_setup(struct store_db *d) {
 }
 
 /* The session's defaults: asynchronous commits unless durable (see the top of this file), a
- * bounded wait for row locks, no NOTICE on stderr (the store never logs). */
+ * bounded wait for row locks, no NOTICE on stderr (the store never logs), and READ COMMITTED
+ * whatever the server's default: the compare-and-set relies on its re-check of the WHERE
+ * clause (a stricter level would fail those updates with serialization errors instead). */
 static void notice_ignore(void *arg, const char *message) {
         (void) arg;
         (void) message;
@@ -460,29 +468,36 @@ static int session_settings(struct store_db *d) {
                 level = "on";
         snprintf(d->durable_level, sizeof d->durable_level, "%s", level);
         r = exec(d, "SET synchronous_commit TO off; SET lock_timeout TO '" PG_LOCK_TIMEOUT "';"
-                 " SET client_min_messages TO warning", "configure the session");
+                 " SET client_min_messages TO warning;"
+                 " SET default_transaction_isolation TO 'read committed'", "configure the session");
         return r;
 }
 
 /* Outside a batch a lost connection is opened again (libpq tries every host of the string
- * again); inside one the batch is lost with it (-EIO from fail_res()). */
+ * again); inside one the batch is lost with it (-EIO from fail_res()). A session whose setup
+ * failed (after a reset, or half-way) is not ready: the setup is redone on the next call. */
 static int ensure_connected(struct store_db *d) {
         char msg[200];
         int r;
 
-        if (PQstatus(d->conn) == CONNECTION_OK)
+        if (PQstatus(d->conn) == CONNECTION_OK && d->ready)
                 return 0;
         if (d->in_batch) {
                 d->batch_broken = true;
                 return store_fail(d->s, -EIO, "The connection to PostgreSQL was lost inside a batch");
         }
-        PQreset(d->conn);
-        if (PQstatus(d->conn) != CONNECTION_OK)
-                return store_fail(d->s, -EIO, "Failed to reconnect to PostgreSQL: %s",
-                                  trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        if (PQstatus(d->conn) != CONNECTION_OK) {
+                d->ready = false;
+                PQreset(d->conn);
+                if (PQstatus(d->conn) != CONNECTION_OK)
+                        return store_fail(d->s, -EIO, "Failed to reconnect to PostgreSQL: %s",
+                                          trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        }
         r = session_settings(d);
         if (r >= 0)
                 r = session_setup(d);
+        if (r >= 0)
+                d->ready = true;
         return r;
 }
 
@@ -577,7 +592,10 @@ static int open_db(struct store_db *d, const char *path, int flags, const uint8_
                 return store_fail(d->s, -EBADMSG, "Database '%s' has an invalid schema version %lld",
                                   PQdb(d->conn), (long long) version);
         /* Version 1 is the first: nothing to upgrade yet. */
-        return session_setup(d);
+        r = session_setup(d);
+        if (r >= 0)
+                d->ready = true;
+        return r;
 }
 
 static void pg_close(struct store_db *d) {
@@ -1041,15 +1059,25 @@ static int pg_batch_begin(struct store_db *d) {
 
 static int pg_batch_commit(struct store_db *d, bool durable) {
         bool sync = durable || d->batch_sync, broken = d->batch_broken;
+        int r;
 
         if (!d->in_batch)
                 return store_fail(d->s, -EINVAL, "No batch is open");
         d->in_batch = d->batch_sync = d->batch_broken = false;
-        if (broken || PQstatus(d->conn) != CONNECTION_OK) {
+        if (PQstatus(d->conn) != CONNECTION_OK)
+                return store_fail(d->s, -EIO, "The batch was lost with the connection to PostgreSQL");
+        /* PostgreSQL refused a statement (a lock time-out, a deadlock, ...) and aborted the
+         * transaction: nothing of the batch is committed, and the database is fine. */
+        if (broken) {
                 rollback(d);
-                return store_fail(d->s, -EIO, "The batch was rolled back: one of its writes failed");
+                return store_fail(d->s, -ECANCELED, "The batch was rolled back: one of its writes failed");
         }
-        return commit_tx(d, sync, "commit the batch");
+        /* As write_end(): a failed SET LOCAL leaves the transaction aborted, and every later
+         * BEGIN would fail (25P02) on this connection: end it. */
+        r = commit_tx(d, sync, "commit the batch");
+        if (r < 0)
+                rollback(d);
+        return r;
 }
 
 static int pg_batch_rollback(struct store_db *d) {

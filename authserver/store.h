@@ -197,7 +197,9 @@ int store_audit_prune(struct store *s, int64_t before, unsigned limit);
 /* Groups the writes of many handshakes into one transaction and at most one fsync. The commit
  * is synced if durable is true or if the batch stored a pending vault. After a failed commit
  * the batch is rolled back; so is a batch one of whose writes failed half done (-EIO from
- * the commit). -EBUSY from begin if a batch is already open. */
+ * the commit, or -ECANCELED when the database refused a statement and rolled the whole batch
+ * back, as PostgreSQL does after a lock time-out or a deadlock: nothing was committed and the
+ * next batch may succeed). -EBUSY from begin if a batch is already open. */
 int store_batch_begin(struct store *s);
 int store_batch_commit(struct store *s, bool durable);
 int store_batch_rollback(struct store *s);

@@ -1770,15 +1770,17 @@ START_TEST(test_pg_two_connections) {
 }
 END_TEST
 
+/* Drops every other client connection of the test database (the stores'). */
+static const char *const kill_others =
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'";
+
 /* A connection the server dropped: the call that finds it fails with -EIO, the next one
  * reconnects; inside a batch the batch is lost (-EIO at its commit), never half committed. */
 START_TEST(test_pg_reconnect) {
         struct store *s = open_new("pgconn");
         uint8_t next[64 * 16];
         struct store_device d;
-        const char *kill_others =
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'";
         int r;
 
         enroll(s, "dev", 0, 1);
@@ -1794,6 +1796,68 @@ START_TEST(test_pg_reconnect) {
         ck_assert_int_lt(store_commit(s, "dev", d.enrollment, 0, 5), 0);
         ck_assert_int_eq(store_batch_commit(s, true), -EIO);
         assert_vault(s, "dev", 1, -1);
+        store_close(s);
+}
+END_TEST
+
+/* A reconnection whose setup fails (here: the statements cannot be prepared while the table
+ * is renamed) leaves the session not ready: the next call redoes the setup instead of running
+ * statements that were never prepared. */
+START_TEST(test_pg_reconnect_setup) {
+        struct store *s = open_new("pgready");
+        struct store_device d;
+        int r;
+
+        enroll(s, "dev", 0, 1);
+        PQclear(pg_raw("pgready", "ALTER TABLE device RENAME TO device_away"));
+        ck_assert_int_ge(pg_int(NULL, kill_others), 1);
+        ck_assert_int_lt(store_get(s, "dev", &d, NULL, NULL, 0), 0);       /* finds the lost connection */
+        r = store_get(s, "dev", &d, NULL, NULL, 0);                         /* reconnects, setup fails */
+        ck_assert_msg(r < 0, "setup without the table: %d", r);
+        PQclear(pg_raw("pgready", "ALTER TABLE device_away RENAME TO device"));
+        r = store_get(s, "dev", &d, NULL, NULL, 0);
+        ck_assert_msg(r == 0, "after the table came back: %d %s", r, store_last_error(s));
+        ck_assert_int_eq(pg_int("pgready", "SELECT count(*) FROM device"), 1);
+        store_close(s);
+}
+END_TEST
+
+/* An admin's transaction holds the device row past the lock time-out while a batch writes:
+ * PostgreSQL refuses the write and the batch is rolled back whole with -ECANCELED (not the
+ * -EIO of a lost batch, which stops authserver); once the lock is gone the next batch works. */
+START_TEST(test_pg_batch_lock_timeout) {
+        struct store *s = open_new("pglock");
+        PGconn *admin;
+        PGresult *res;
+        uint8_t next[64 * 16];
+        uint64_t e;
+        char sql[160];
+        int r;
+
+        enroll(s, "dev", 0, 1);
+        e = enr(s, "dev");
+        admin = PQconnectdb(pg_base());
+        ck_assert_msg(PQstatus(admin) == CONNECTION_OK, "connect: %s", PQerrorMessage(admin));
+        snprintf(sql, sizeof(sql), "BEGIN; SELECT id FROM %s.device WHERE id = 'dev' FOR UPDATE", store_name("pglock"));
+        res = PQexec(admin, sql);
+        ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1, "%s", PQerrorMessage(admin));
+        PQclear(res);
+
+        next_vault(2, next);
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        r = plain_set_pending(s, "dev", e, 0, next, sizeof(next));
+        ck_assert_msg(r == -EBUSY, "behind the admin's lock: %d %s", r, store_last_error(s));
+        r = store_batch_commit(s, true);
+        ck_assert_msg(r == -ECANCELED, "the refused batch: %d %s", r, store_last_error(s));
+        assert_vault(s, "dev", 1, -1);
+
+        PQclear(PQexec(admin, "ROLLBACK"));
+        PQfinish(admin);
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        ck_assert_int_eq(plain_set_pending(s, "dev", e, 0, next, sizeof(next)), 0);
+        ck_assert_int_eq(store_batch_commit(s, true), 0);
+        ck_assert_int_eq(store_commit(s, "dev", e, 0, 5), 0);
+        assert_vault(s, "dev", 2, -1);
         store_close(s);
 }
 END_TEST
@@ -1895,6 +1959,8 @@ static Suite *store_suite(void) {
                 tcase_add_test(tc, test_pg_no_plaintext);
                 tcase_add_test(tc, test_pg_two_connections);
                 tcase_add_test(tc, test_pg_reconnect);
+                tcase_add_test(tc, test_pg_reconnect_setup);
+                tcase_add_test(tc, test_pg_batch_lock_timeout);
         }
 #endif
         suite_add_tcase(s, tc);

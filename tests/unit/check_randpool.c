@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* authserver/randpool.c: pooled random bytes are never handed out twice, across a fork or threads. */
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,6 +58,36 @@ START_TEST(test_fork_does_not_share) {
 }
 END_TEST
 
+/* The locked memory of this process, in kB (VmLck of /proc/self/status). */
+static long vm_locked_kb(void) {
+        char line[256];
+        long kb = -1;
+        FILE *f = fopen("/proc/self/status", "re");
+
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof line, f))
+                if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+                        break;
+        fclose(f);
+        ck_assert_int_ge(kb, 0);
+        return kb;
+}
+
+/* The pool page is locked in memory (never swapped out with unused random bytes in it), and
+ * unlocked with its release. */
+START_TEST(test_pool_locked) {
+        uint8_t x[32];
+        long before;
+
+        randpool_release();
+        before = vm_locked_kb();
+        ck_assert_int_eq(randpool_bytes(x, sizeof x), 0);
+        ck_assert_int_ge(vm_locked_kb(), before + 4);
+        randpool_release();
+        ck_assert_int_eq(vm_locked_kb(), before);
+}
+END_TEST
+
 static void *draw_thread(void *out) {
         return randpool_bytes(out, 32) < 0 ? out : NULL;
 }
@@ -83,6 +114,7 @@ static Suite *randpool_suite(void) {
         tcase_add_test(tc, test_draws_differ);
         tcase_add_test(tc, test_fork_does_not_share);
         tcase_add_test(tc, test_threads_do_not_share);
+        tcase_add_test(tc, test_pool_locked);
         suite_add_tcase(s, tc);
         return s;
 }

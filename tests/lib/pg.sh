@@ -12,6 +12,16 @@
 #   pg_stop                 stops every cluster pg_start started (immediate: call it from the
 #                           EXIT trap before the temp dir goes)
 #   pg_sql SQL              runs SQL through psql on the last cluster started (tuples only)
+#   pg_start_standby NAME [DIR]
+#                           a streaming standby of the last cluster pg_start started (the
+#                           primary): pg_basebackup -R into DIR/pg-NAME, its own Unix socket
+#                           there (replication runs over the primary's Unix socket: no TCP);
+#                           the primary then names it in synchronous_standby_names, and this
+#                           returns once it is the synchronous standby. Sets PG_STANDBY_HOST,
+#                           PG_STANDBY_PORT, PG_STANDBY_DATA, and PG_PRIMARY_HOST, _PORT, _DATA
+#   pg_kill DATA            SIGKILL to the postmaster of cluster DATA and to all its children
+#                           (a machine that dies: no shutdown checkpoint, no goodbye to clients)
+#   pg_promote DATA         pg_ctl promote of standby DATA; returns once it accepts writes
 #
 # As root the server runs as postgres (runuser), which must reach the data and socket dirs:
 # DIR gets o+x (search, not read) and DIR/pg-NAME belongs to postgres. The port only names
@@ -63,7 +73,7 @@ pg_free_port() {
 }
 
 pg_start() {
-        local name=$1 dir=${2:-${T:?}} base port tries
+        local name=$1 dir=${2:-${T:?}} base port
         [ -n "${PG_BIN:-}" ] || pg_need
         base=$dir/pg-$name
         mkdir -p "$base" || return 1
@@ -74,21 +84,10 @@ pg_start() {
         pg_as "$PG_BIN/initdb" -D "$base/data" -A trust -N -U "$name" -E UTF8 --locale=C.UTF-8 \
                 >"$base/initdb.log" 2>&1 || { echo "initdb failed:"; tail -n 20 "$base/initdb.log"; return 1; }
         # A port taken between the choice and the start: choose again.
-        for tries in 1 2 3; do
-                port=$(pg_free_port) || return 1
-                if pg_as "$PG_BIN/pg_ctl" -D "$base/data" -l "$base/pg.log" -w -t 120 \
-                        -o "-k $base -p $port -c listen_addresses=''" start >"$base/pg_ctl.log" 2>&1; then
-                        break
-                fi
-                port=
-        done
-        if [ -z "$port" ]; then
-                echo "pg_ctl start failed:"
-                tail -n 20 "$base/pg.log" "$base/pg_ctl.log" 2>/dev/null
-                return 1
-        fi
+        pg_start_on_free_port "$base/data" "$base" || return 1
+        port=$PG_STARTED_PORT
         PG_CLUSTERS="$PG_CLUSTERS $base/data"
-        PG_HOST=$base PG_PORT=$port PG_USER=$name
+        PG_HOST=$base PG_PORT=$port PG_USER=$name PG_DATA=$base/data
         "$PG_BIN/createdb" -h "$base" -p "$port" -U "$name" "$name" || { pg_stop; return 1; }
         PG_URI="postgresql:///$name?host=$base&port=$port&user=$name"
         export PG_URI
@@ -105,4 +104,66 @@ pg_stop() {
 
 pg_sql() {
         "$PG_BIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 -d "$PG_URI" -c "$1"
+}
+
+# Starts cluster DATA (its socket in BASE) on a free port: the port in PG_STARTED_PORT.
+pg_start_on_free_port() {
+        local data=$1 base=$2 port tries
+        for tries in 1 2 3; do
+                port=$(pg_free_port) || return 1
+                if pg_as "$PG_BIN/pg_ctl" -D "$data" -l "$base/pg.log" -w -t 120 \
+                        -o "-k $base -p $port -c listen_addresses=''" start >"$base/pg_ctl.log" 2>&1; then
+                        PG_STARTED_PORT=$port
+                        return 0
+                fi
+        done
+        echo "pg_ctl start failed:"
+        tail -n 20 "$base/pg.log" "$base/pg_ctl.log" 2>/dev/null
+        return 1
+}
+
+pg_start_standby() {
+        local name=$1 dir=${2:-${T:?}} base state
+        [ -n "${PG_DATA:-}" ] || { echo "pg_start_standby: no primary (pg_start first)"; return 1; }
+        PG_PRIMARY_HOST=$PG_HOST PG_PRIMARY_PORT=$PG_PORT PG_PRIMARY_DATA=$PG_DATA
+        base=$dir/pg-$name
+        mkdir -p "$base" || return 1
+        [ "$(id -u)" = 0 ] && { chown postgres: "$base" || return 1; }
+        chmod 0755 "$base"
+        # -R writes standby.signal and primary_conninfo (the primary's socket dir and port);
+        # application_name names the standby in the primary's synchronous_standby_names.
+        pg_as "$PG_BIN/pg_basebackup" -D "$base/data" -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" \
+                -d "application_name=$name" -R -X stream -c fast >"$base/basebackup.log" 2>&1 ||
+                { echo "pg_basebackup failed:"; tail -n 20 "$base/basebackup.log"; return 1; }
+        pg_start_on_free_port "$base/data" "$base" || return 1
+        PG_CLUSTERS="$PG_CLUSTERS $base/data"
+        PG_STANDBY_HOST=$base PG_STANDBY_PORT=$PG_STARTED_PORT PG_STANDBY_DATA=$base/data
+        # Only the primary waits for it (set after the backup: a promoted standby does not
+        # wait for a standby it does not have).
+        pg_sql "ALTER SYSTEM SET synchronous_standby_names = '\"$name\"'" >/dev/null &&
+                pg_sql "SELECT pg_reload_conf()" >/dev/null || return 1
+        for _ in $(seq 600); do
+                state=$(pg_sql "SELECT sync_state FROM pg_stat_replication WHERE application_name = '$name'")
+                [ "$state" = sync ] && return 0
+                sleep 0.05
+        done
+        echo "the standby did not become synchronous (state '$state')"
+        return 1
+}
+
+pg_kill() {
+        local pm kids
+        pm=$(head -n 1 "$1/postmaster.pid" 2>/dev/null) || return 1
+        kids=$(ps -o pid= --ppid "$pm")
+        # shellcheck disable=SC2086
+        kill -KILL "$pm" $kids 2>/dev/null
+        for _ in $(seq 200); do
+                kill -0 "$pm" 2>/dev/null || return 0
+                sleep 0.05
+        done
+        return 1
+}
+
+pg_promote() {
+        pg_as "$PG_BIN/pg_ctl" -D "$1" -w -t 120 promote >/dev/null
 }

@@ -104,7 +104,14 @@ static void audits_free(void *first) {
  * vault that a crash can lose. Only a fresh start, where SQLite recovers the WAL from what
  * is really on disk, is trustworthy again; systemd restarts the service. A batch the
  * database refused and rolled back whole (-ECANCELED: PostgreSQL after a lock time-out or a
- * deadlock) is not: its records fail with it and the server goes on.
+ * deadlock) is not: its records fail with it and the server goes on. Nor is a commit whose
+ * connection to PostgreSQL was lost (-ENOTCONN: the primary died, a fail-over): no M4 leaves
+ * for its records, whether the server committed them or not, which the protocol recovers as
+ * after a crash past the commit (§6); the database server keeps its own durability (its WAL,
+ * its synchronous standby), so this process has no page cache to distrust, and the next
+ * batch reconnects (with back-off) to whichever host of the connection string accepts
+ * writes. Exiting instead would only have systemd restart authserver into a database that
+ * may have no primary yet, which it refuses at start.
  */
 static int batch_run(struct write_queue *q, struct write_record *batch, struct audit_record *audits,
                      struct queue_job *job, bool *ret_fatal) {

@@ -17,7 +17,8 @@
  *   store_fail() (never logs); -ENOENT of get, lookup and probe and -EBADMSG of keycheck_get
  *   need none: store.c words them. Errors: -EBADMSG corrupt database or not our schema, -EBUSY
  *   database locked (after a short wait), -EIO an I/O or server failure, -ENOMEM,
- *   -ENOSPC, -EACCES, -EROFS as their names say.
+ *   -ENOSPC, -EACCES, -EROFS as their names say (-EROFS also: a server that cannot be
+ *   written, such as a PostgreSQL standby, which open refuses).
  * - Outside a batch, a write op is its own transaction: all of it or nothing. "Durable" means
  *   the change survives a crash of the machine once the op returned; other writes may be lost
  *   in a crash but never half applied.
@@ -187,7 +188,10 @@ struct store_ops {
         /* Commits (synced if durable or a write asked for it); rolls back and fails with -EIO
          * after a write failed half done, or with -ECANCELED if the database refused a
          * statement and rolled the batch back whole (nothing committed, the database sound:
-         * the next batch may succeed). -EINVAL without a batch. The batch ends either way. */
+         * the next batch may succeed), or with -ENOTCONN if the connection to a database
+         * server was lost before the commit answered (committed or not is unknown, the
+         * server keeps its own durability: a later batch may reconnect and succeed).
+         * -EINVAL without a batch. The batch ends either way. */
         int (*batch_commit)(struct store_db *db, bool durable);
         int (*batch_rollback)(struct store_db *db);
 

@@ -21,8 +21,9 @@
  * Errors. An SQL error aborts PostgreSQL's whole transaction: inside a batch any failed
  * statement therefore breaks the batch, which batch_commit() rolls back (-ECANCELED: nothing
  * of it is committed, the next batch may succeed). SQLSTATEs map
- * to -errno (errno_from_sqlstate()); a lost connection is -EIO, and the next call outside a
- * batch reconnects (PQreset(): with a multi-host string libpq tries every host again).
+ * to -errno (errno_from_sqlstate()); a lost connection is -EIO (-ENOTCONN from batch_commit),
+ * and the next call outside a batch reconnects (PQreset(): with a multi-host string libpq
+ * tries every host again), with back-off, and only to a server it can write (fail-over).
  *
  * Hygiene. Only sealed blobs reach the server (bytea, sent and read in binary). Messages name
  * the database and host, never the connection string, which may hold a password.
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -44,6 +46,9 @@
 #define PG_LOCK_TIMEOUT         "2s"    /* as SQLite's busy timeout: the loop must not stall */
 #define PG_LEVEL_MAX            16      /* "remote_apply" */
 #define PG_PARAMS_MAX           9
+/* Reconnection back-off (ensure_connected()): first wait, doubled after each failure, cap. */
+#define PG_RETRY_MIN_MS         50
+#define PG_RETRY_MAX_MS         2000
 /* pg_advisory_xact_lock() key of the schema creation: "sv" "sc" */
 #define PG_SCHEMA_LOCK          "7576657363"
 
@@ -172,6 +177,9 @@ struct store_db {
         bool in_batch;
         bool batch_sync;                /* the open batch holds a durable write or an aggregate */
         bool batch_broken;              /* a statement of the open batch failed: roll it back */
+        bool reset;                     /* the session is on a server it cannot write: connect again */
+        int64_t retry_at_ms;            /* no reconnection attempt before this (CLOCK_MONOTONIC) */
+        int64_t retry_ms;               /* the back-off: 0 after a success */
 };
 
 /* The parameters of one statement, all sent in binary. */
@@ -473,25 +481,81 @@ static int session_settings(struct store_db *d) {
         return r;
 }
 
-/* Outside a batch a lost connection is opened again (libpq tries every host of the string
- * again); inside one the batch is lost with it (-EIO from fail_res()). A session whose setup
- * failed (after a reset, or half-way) is not ready: the setup is redone on the next call. */
-static int ensure_connected(struct store_db *d) {
+/*
+ * authserver never serves from a database it cannot write (issue #14: no split brain). A hot
+ * standby (or a server whose sessions default to read only) answers reads from replicated rows
+ * but refuses every write: serving from it would look up devices and then fail every pending
+ * vault. With target_session_attrs=read-write libpq skips such a host itself; without it (one
+ * host, or several without the attribute) this check fails closed: -EROFS.
+ */
+static int check_writable(struct store_db *d) {
+        _cleanup_(PQclearp) PGresult *res = PQexec(d->conn, "SHOW transaction_read_only");
+
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+                return fail_res(d, res, "read transaction_read_only");
+        if (strcmp(PQgetvalue(res, 0, 0), "off") == 0)
+                return 0;
+        return store_fail(d->s, -EROFS, "Database '%s' on host %s is read-only (a standby?): authserver "
+                          "serves only from a primary it can write", PQdb(d->conn), PQhost(d->conn));
+}
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A new session on a writable server (PQreset(): every host of the string again, in order),
+ * at most one attempt per back-off: PG_RETRY_MIN_MS after a failure, doubled after each
+ * further one up to PG_RETRY_MAX_MS, back to none after a success. In between the call fails
+ * at once (-EIO), so that while no primary exists (a fail-over) neither the event loop (its
+ * lookups) nor the writer (its batches) spends its time connecting.
+ */
+static int reconnect(struct store_db *d) {
         char msg[200];
+        int64_t now = now_ms();
         int r;
 
-        if (PQstatus(d->conn) == CONNECTION_OK && d->ready)
+        if (now < d->retry_at_ms)
+                return store_fail(d->s, -EIO, "No writable PostgreSQL server: the next attempt in %lld ms",
+                                  (long long) (d->retry_at_ms - now));
+        PQreset(d->conn);
+        if (PQstatus(d->conn) != CONNECTION_OK)
+                r = store_fail(d->s, -EIO, "Failed to reconnect to PostgreSQL: %s",
+                               trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        else
+                r = check_writable(d);
+        d->reset = r < 0;
+        if (r < 0) {
+                d->retry_ms = d->retry_ms ? d->retry_ms * 2 : PG_RETRY_MIN_MS;
+                if (d->retry_ms > PG_RETRY_MAX_MS)
+                        d->retry_ms = PG_RETRY_MAX_MS;
+                d->retry_at_ms = now_ms() + d->retry_ms;
+                return r;
+        }
+        d->retry_ms = d->retry_at_ms = 0;
+        return 0;
+}
+
+/* Outside a batch a lost connection is opened again (reconnect(): with back-off, on a server
+ * it can write); inside one the batch is lost with it (-EIO from fail_res()). A session whose
+ * setup failed (after a reset, or half-way) is not ready: the setup is redone on the next call. */
+static int ensure_connected(struct store_db *d) {
+        int r;
+
+        if (PQstatus(d->conn) == CONNECTION_OK && d->ready && !d->reset)
                 return 0;
         if (d->in_batch) {
                 d->batch_broken = true;
                 return store_fail(d->s, -EIO, "The connection to PostgreSQL was lost inside a batch");
         }
-        if (PQstatus(d->conn) != CONNECTION_OK) {
+        if (PQstatus(d->conn) != CONNECTION_OK || d->reset) {
                 d->ready = false;
-                PQreset(d->conn);
-                if (PQstatus(d->conn) != CONNECTION_OK)
-                        return store_fail(d->s, -EIO, "Failed to reconnect to PostgreSQL: %s",
-                                          trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+                r = reconnect(d);
+                if (r < 0)
+                        return r;
         }
         r = session_settings(d);
         if (r >= 0)
@@ -560,6 +624,8 @@ static int open_db(struct store_db *d, const char *path, int flags, const uint8_
                 return store_fail(d->s, -EIO, "Failed to connect to PostgreSQL: %s",
                                   trim(msg, sizeof msg, PQerrorMessage(d->conn)));
         r = session_settings(d);
+        if (r >= 0)
+                r = check_writable(d);
         if (r < 0)
                 return r;
 
@@ -1065,7 +1131,7 @@ static int pg_batch_commit(struct store_db *d, bool durable) {
                 return store_fail(d->s, -EINVAL, "No batch is open");
         d->in_batch = d->batch_sync = d->batch_broken = false;
         if (PQstatus(d->conn) != CONNECTION_OK)
-                return store_fail(d->s, -EIO, "The batch was lost with the connection to PostgreSQL");
+                return store_fail(d->s, -ENOTCONN, "The batch was lost with the connection to PostgreSQL");
         /* PostgreSQL refused a statement (a lock time-out, a deadlock, ...) and aborted the
          * transaction: nothing of the batch is committed, and the database is fine. */
         if (broken) {
@@ -1075,6 +1141,9 @@ static int pg_batch_commit(struct store_db *d, bool durable) {
         /* As write_end(): a failed SET LOCAL leaves the transaction aborted, and every later
          * BEGIN would fail (25P02) on this connection: end it. */
         r = commit_tx(d, sync, "commit the batch");
+        if (r < 0 && PQstatus(d->conn) != CONNECTION_OK)
+                return store_fail(d->s, -ENOTCONN, "The connection to PostgreSQL was lost at the commit of "
+                                  "the batch (whether it was committed is unknown)");
         if (r < 0)
                 rollback(d);
         return r;

@@ -199,7 +199,10 @@ int store_audit_prune(struct store *s, int64_t before, unsigned limit);
  * the batch is rolled back; so is a batch one of whose writes failed half done (-EIO from
  * the commit, or -ECANCELED when the database refused a statement and rolled the whole batch
  * back, as PostgreSQL does after a lock time-out or a deadlock: nothing was committed and the
- * next batch may succeed). -EBUSY from begin if a batch is already open. */
+ * next batch may succeed). -ENOTCONN from the commit: the connection to the database server
+ * (PostgreSQL) was lost before the commit answered, e.g. the primary died: whether the batch
+ * was committed is unknown, and a later batch may reconnect (to a promoted standby) and
+ * succeed. -EBUSY from begin if a batch is already open. */
 int store_batch_begin(struct store *s);
 int store_batch_commit(struct store *s, bool durable);
 int store_batch_rollback(struct store *s);

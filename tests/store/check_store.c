@@ -1776,7 +1776,8 @@ static const char *const kill_others =
         " WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'";
 
 /* A connection the server dropped: the call that finds it fails with -EIO, the next one
- * reconnects; inside a batch the batch is lost (-EIO at its commit), never half committed. */
+ * reconnects; inside a batch the batch is lost (-ENOTCONN at its commit: authserver goes on,
+ * a fail-over), never half committed. */
 START_TEST(test_pg_reconnect) {
         struct store *s = open_new("pgconn");
         uint8_t next[64 * 16];
@@ -1794,7 +1795,7 @@ START_TEST(test_pg_reconnect) {
         ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, next, sizeof(next)), 0);
         ck_assert_int_ge(pg_int(NULL, kill_others), 1);
         ck_assert_int_lt(store_commit(s, "dev", d.enrollment, 0, 5), 0);
-        ck_assert_int_eq(store_batch_commit(s, true), -EIO);
+        ck_assert_int_eq(store_batch_commit(s, true), -ENOTCONN);
         assert_vault(s, "dev", 1, -1);
         store_close(s);
 }
@@ -1824,7 +1825,7 @@ END_TEST
 
 /* An admin's transaction holds the device row past the lock time-out while a batch writes:
  * PostgreSQL refuses the write and the batch is rolled back whole with -ECANCELED (not the
- * -EIO of a lost batch, which stops authserver); once the lock is gone the next batch works. */
+ * -EIO of a failed sync, which stops authserver); once the lock is gone the next batch works. */
 START_TEST(test_pg_batch_lock_timeout) {
         struct store *s = open_new("pglock");
         PGconn *admin;

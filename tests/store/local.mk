@@ -10,3 +10,8 @@ tests_store_check_store_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LI
 # The same suite against a private PostgreSQL cluster (skipped without the binaries or libpq).
 TESTS += tests/store/pg.test
 EXTRA_DIST += tests/store/pg.test
+
+# Fail-over to a promoted synchronous standby under load (two private clusters; skipped
+# without the binaries or libpq).
+TESTS += tests/store/failover.test
+EXTRA_DIST += tests/store/failover.test

@@ -12,6 +12,8 @@
 #   pg_stop                 stops every cluster pg_start started (immediate: call it from the
 #                           EXIT trap before the temp dir goes)
 #   pg_sql SQL              runs SQL through psql on the last cluster started (tuples only)
+#   pg_db NAME              creates database NAME in the last cluster started; its URI on stdout
+#   pg_have                 pg_need without the exit: 1 and the reason in PG_WHY
 #   pg_start_standby NAME [DIR]
 #                           a streaming standby of the last cluster pg_start started (the
 #                           primary): pg_basebackup -R into DIR/pg-NAME, its own Unix socket
@@ -45,17 +47,26 @@ pg_bindir() {
         d=$(command -v initdb 2>/dev/null) && dirname "$d"
 }
 
-pg_need() {
+# pg_have: 0 if the server binaries are found (PG_BIN) and can be run here, else 1 with the
+# reason in PG_WHY (for callers that go on without PostgreSQL, such as tests/bench/run).
+pg_have() {
         PG_BIN=$(pg_bindir)
+        PG_WHY=
         for b in initdb pg_ctl postgres psql createdb; do
                 [ -n "$PG_BIN" ] && [ -x "$PG_BIN/$b" ] && continue
-                echo "SKIP: PostgreSQL server binaries not found (no $b; apt-get install postgresql-15, or set PG_BINDIR)"
-                exit 77
+                PG_WHY="PostgreSQL server binaries not found (no $b; apt-get install postgresql-15, or set PG_BINDIR)"
+                return 1
         done
         if [ "$(id -u)" = 0 ] && ! id -u postgres >/dev/null 2>&1; then
-                echo "SKIP: running as root and there is no user postgres to run the PostgreSQL server"
-                exit 77
+                PG_WHY="running as root and there is no user postgres to run the PostgreSQL server"
+                return 1
         fi
+}
+
+pg_need() {
+        pg_have && return 0
+        echo "SKIP: $PG_WHY"
+        exit 77
 }
 
 # Runs a PostgreSQL server binary as the user that owns the cluster.
@@ -166,4 +177,9 @@ pg_kill() {
 
 pg_promote() {
         pg_as "$PG_BIN/pg_ctl" -D "$1" -w -t 120 promote >/dev/null
+}
+
+pg_db() {
+        "$PG_BIN/createdb" -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$1" || return 1
+        echo "postgresql:///$1?host=$PG_HOST&port=$PG_PORT&user=$PG_USER"
 }

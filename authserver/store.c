@@ -184,21 +184,26 @@ int store_master_key_create(const char *path) {
         return r < 0 ? key_file_error(r, path, &f) : 0;
 }
 
+/* A connection string may hold a password: not echoed. */
 static int keycheck_verify(struct store *s, const char *path) {
         uint8_t blob[KEYCHECK_LEN + STORE_BLOB_OVERHEAD], out[KEYCHECK_LEN];
+        bool pg = store_path_is_postgresql(path);
         size_t len = 0;
         int r;
 
         r = s->ops->keycheck_get(s->db, blob, sizeof blob, &len);
         if (r == -EBADMSG)
-                return store_fail(s, r, "Database '%s' has no key check: not a secure-vault store", path);
+                return pg ? store_fail(s, r, "The PostgreSQL database has no key check: not a secure-vault store")
+                          : store_fail(s, r, "Database '%s' has no key check: not a secure-vault store", path);
         if (r < 0)
                 return r;
         r = store_aead_open(s->aead, KEYCHECK_ID, KEYCHECK_EPOCH, blob, len, out, sizeof out);
         OPENSSL_cleanse(out, sizeof out);
         if (r < 0)
-                return store_fail(s, -EKEYREJECTED, "The master key does not open database '%s': wrong key file?",
-                            path);
+                return pg ? store_fail(s, -EKEYREJECTED, "The master key does not open the PostgreSQL database: "
+                                       "wrong key file?")
+                          : store_fail(s, -EKEYREJECTED, "The master key does not open database '%s': wrong key "
+                                       "file?", path);
         return 0;
 }
 

@@ -713,6 +713,16 @@ static int vault_clear(struct store_db *d, const char *id) {
         return r < 0 ? r : 0;
 }
 
+/* $1..$6 of an enrollment or a loaded device: id, profile, n, m, p, epoch. */
+static void par_device(struct params *p, const struct store_device *dev) {
+        par_text(p, dev->id);
+        par_i64(p, dev->profile);
+        par_i64(p, dev->n);
+        par_i64(p, dev->m);
+        par_i64(p, dev->p);
+        par_u64(p, dev->epoch);
+}
+
 static int pg_enroll(struct store_db *d, const struct store_device *dev, uint64_t enrollment, int64_t now,
                      const uint8_t *sealed, size_t sealed_len) {
         struct params p = { 0 };
@@ -722,12 +732,7 @@ static int pg_enroll(struct store_db *d, const struct store_device *dev, uint64_
         r = write_begin(d);
         if (r < 0)
                 return r;
-        par_text(&p, dev->id);
-        par_i64(&p, dev->profile);
-        par_i64(&p, dev->n);
-        par_i64(&p, dev->m);
-        par_i64(&p, dev->p);
-        par_u64(&p, dev->epoch);
+        par_device(&p, dev);
         par_i64(&p, now);
         par_u64(&p, enrollment);
         par_i64(&p, dev->kex);
@@ -1142,9 +1147,9 @@ static int pg_lookup(struct store_db *d, const char *id, int64_t stand_in, store
         "SELECT (EXISTS (SELECT 1 FROM device) OR EXISTS (SELECT 1 FROM audit)" \
         " OR EXISTS (SELECT 1 FROM audit_summary) OR EXISTS (SELECT 1 FROM aggregate))::int"
 #define LOAD_DEVICE_SQL \
-        "INSERT INTO device (id, status, profile, n, m, p, epoch, created, last_success, last_failure," \
-        " failures, enrollment, kex) VALUES ($1::text, $2::text, $3::int8, $4::int8, $5::int8, $6::int8," \
-        " $7::int8, $8::int8, $9::int8, $10::int8, $11::int8, $12::int8, $13::int8)"
+        "INSERT INTO device (id, profile, n, m, p, epoch, status, created, last_success, last_failure," \
+        " failures, enrollment, kex) VALUES ($1::text, $2::int8, $3::int8, $4::int8, $5::int8, $6::int8," \
+        " $7::text, $8::int8, $9::int8, $10::int8, $11::int8, $12::int8, $13::int8)"
 
 static struct store_raw_vault raw_vault(const PGresult *res, int col, bool present, int64_t epoch) {
         if (!present || col_null(res, 0, col))
@@ -1243,13 +1248,8 @@ static int pg_load_device(struct store_db *d, const struct store_device *dev,
         r = write_begin(d);
         if (r < 0)
                 return r;
-        par_text(&p, dev->id);
+        par_device(&p, dev);
         par_text(&p, dev->status == STORE_ACTIVE ? "active" : "revoked");
-        par_i64(&p, dev->profile);
-        par_i64(&p, dev->n);
-        par_i64(&p, dev->m);
-        par_i64(&p, dev->p);
-        par_u64(&p, dev->epoch);
         par_i64(&p, dev->created);
         par_i64(&p, dev->last_success);
         par_i64(&p, dev->last_failure);

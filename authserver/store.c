@@ -890,16 +890,12 @@ static int dump_summary(int64_t time, const char *outcome, int64_t count, void *
         return c->cb->summary(time, outcome, (uint64_t) count, c->userdata);
 }
 
+/* Checked as store_aggregate_list() checks its rows. */
 static int dump_aggregate(const char *name, int64_t count, double sum, double min, double max, void *userdata) {
         struct dump_ctx *c = userdata;
-        struct aggregate a = { .count = (uint64_t) count, .sum = sum, .min = min, .max = max };
-        int r;
+        struct aggregate_ctx a = { c->s, c->cb->aggregate, c->userdata };
 
-        if (!name || !aggregate_name_valid(name))
-                return store_fail(c->s, -EBADMSG, "An aggregate name in the database is invalid");
-        strcpy(a.name, name);
-        r = aggregate_check(c->s, &a);
-        return r < 0 ? r : c->cb->aggregate(&a, c->userdata);
+        return aggregate_row(name, count, sum, min, max, &a);
 }
 
 int store_dump(struct store *s, const struct store_dump_cb *cb, void *userdata) {

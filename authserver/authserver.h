@@ -153,6 +153,9 @@ int verb_list(struct config *c, int argc, char *argv[]);
 int verb_show(struct config *c, int argc, char *argv[]);
 int verb_stats(struct config *c, int argc, char *argv[]);
 
+/* migrate.c */
+int verb_migrate(struct config *c, int argc, char *argv[]);
+
 /* serve.c */
 int verb_serve(struct config *c, int argc, char *argv[]);
 

@@ -10,6 +10,7 @@ authserver_libstore_a_SOURCES = \
 	authserver/store.c \
 	authserver/store.h \
 	authserver/store-backend.h \
+	authserver/store-copy.c \
 	authserver/store-crypto.c \
 	authserver/store-crypto.h \
 	authserver/store-sqlite.c
@@ -32,6 +33,7 @@ authserver_authserver_SOURCES = \
 	authserver/json.c \
 	authserver/listen.c \
 	authserver/main.c \
+	authserver/migrate.c \
 	authserver/queue.c \
 	authserver/serve.c \
 	authserver/sink.c \

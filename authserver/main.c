@@ -26,6 +26,7 @@ static const struct verb verbs[] = {
         { "list",   "list the enrolled devices",                   verb_list,   LOG_TARGET_CONSOLE },
         { "show",   "show one device (never key material)",        verb_show,   LOG_TARGET_CONSOLE },
         { "stats",  "print the aggregates of the devices' data",   verb_stats,  LOG_TARGET_CONSOLE },
+        { "migrate", "copy a whole database into an empty one",    verb_migrate, LOG_TARGET_CONSOLE },
 };
 
 static void help(void) {
@@ -40,7 +41,7 @@ static void help(void) {
                "  --log-level LEVEL   err, warning, notice, info (default) or debug\n"
                "  -h --help           help ('authserver VERB --help' for a verb)\n"
                "     --version        show the version\n"
-               "\nExit codes: 0 ok, 1 failure, 2 usage, 3 no such device, 4 device exists, 5 database error.\n");
+               "\nExit codes: 0 ok, 1 failure, 2 usage, 3 no such device, 4 device exists (migrate: target not empty), 5 database error.\n");
 }
 
 int common_option(struct config *c, int opt, const char *arg) {

@@ -103,6 +103,16 @@ typedef int (*store_aggregate_row_cb)(const char *name, int64_t count, double su
 /* aggregate_update()'s fold: given the row read (count 0: none), writes the new one into *a. */
 typedef int (*store_fold_fn)(struct aggregate *a, bool found, void *userdata);
 
+/* dump()'s callbacks (store_dump() in store.c): the rows as read, checked by store.c. The
+ * blobs of vaults[] point into the back end's memory, valid during the call only. */
+struct store_dump_ops {
+        int (*device)(const struct store_row *row, const struct store_raw_vault vaults[2], void *userdata);
+        int (*audit)(int64_t time, const char *device, const char *peer, const char *outcome, int64_t epoch,
+                     void *userdata);
+        int (*summary)(int64_t time, const char *outcome, int64_t count, void *userdata);
+        store_aggregate_row_cb aggregate;
+};
+
 struct store_ops {
         /*
          * Connects to path, creates the schema if missing and STORE_CREATE is set (storing
@@ -197,6 +207,25 @@ struct store_ops {
 
         /* A counter that changes whenever another connection committed a change. */
         int (*data_version)(struct store_db *db, uint64_t *ret);
+
+        /*
+         * The bulk copy of a whole store (store-copy.c, authserver migrate).
+         * dump(): every row of data in one read-only snapshot (other connections may go on
+         * writing; the dump sees none of it): the devices in id order, each with its
+         * generations' sealed blobs (vaults[0] the committed one, vaults[1] the pending one,
+         * present false when missing), then the audit rows and the audit summaries oldest
+         * first, then the aggregates in name order. A callback's negative return stops the
+         * walk and is returned.
+         */
+        int (*dump)(struct store_db *db, const struct store_dump_ops *cb, void *userdata);
+        /* Opens a batch for a bulk load, the store locked against other writers until it
+         * ends; -ENOTEMPTY (no batch open) if the store holds any device, audit, summary or
+         * aggregate row. */
+        int (*load_begin)(struct store_db *db);
+        /* Inside that batch: inserts the device row with every column as given (its number
+         * chosen anew) and the present blobs of vaults[] as its generations, unchanged. */
+        int (*load_device)(struct store_db *db, const struct store_device *dev,
+                           const struct store_raw_vault vaults[2]);
 };
 
 struct store_backend {

@@ -45,7 +45,7 @@
 
 #define PG_LOCK_TIMEOUT         "2s"    /* as SQLite's busy timeout: the loop must not stall */
 #define PG_LEVEL_MAX            16      /* "remote_apply" */
-#define PG_PARAMS_MAX           9
+#define PG_PARAMS_MAX           13
 /* Reconnection back-off (ensure_connected()): first wait, doubled after each failure, cap. */
 #define PG_RETRY_MIN_MS         50
 #define PG_RETRY_MAX_MS         2000
@@ -779,6 +779,16 @@ static int vault_clear(struct store_db *d, const char *id) {
         return r < 0 ? r : 0;
 }
 
+/* $1..$6 of an enrollment or a loaded device: id, profile, n, m, p, epoch. */
+static void par_device(struct params *p, const struct store_device *dev) {
+        par_text(p, dev->id);
+        par_i64(p, dev->profile);
+        par_i64(p, dev->n);
+        par_i64(p, dev->m);
+        par_i64(p, dev->p);
+        par_u64(p, dev->epoch);
+}
+
 static int pg_enroll(struct store_db *d, const struct store_device *dev, uint64_t enrollment, int64_t now,
                      const uint8_t *sealed, size_t sealed_len) {
         struct params p = { 0 };
@@ -788,12 +798,7 @@ static int pg_enroll(struct store_db *d, const struct store_device *dev, uint64_
         r = write_begin(d);
         if (r < 0)
                 return r;
-        par_text(&p, dev->id);
-        par_i64(&p, dev->profile);
-        par_i64(&p, dev->n);
-        par_i64(&p, dev->m);
-        par_i64(&p, dev->p);
-        par_u64(&p, dev->epoch);
+        par_device(&p, dev);
         par_i64(&p, now);
         par_u64(&p, enrollment);
         par_i64(&p, dev->kex);
@@ -1194,6 +1199,142 @@ static int pg_lookup(struct store_db *d, const char *id, int64_t stand_in, store
         return 0;
 }
 
+/*
+ * The bulk copy (store-backend.h). dump() reads in one REPEATABLE READ, READ ONLY transaction
+ * (one snapshot, no lock that holds writers off), each query in single-row mode so that a
+ * fleet's blobs never sit in memory at once. A load is one batch with the four tables locked
+ * against other writers (EXCLUSIVE: readers go on) before the emptiness check.
+ */
+#define DUMP_DEVICES_SQL "SELECT d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " ORDER BY d.id"
+#define DUMP_COMMITTED  (1 + ROW_NCOLUMNS)
+#define DUMP_PENDING    (2 + ROW_NCOLUMNS)
+#define DUMP_AUDIT_SQL "SELECT time, device, peer, outcome, epoch FROM audit ORDER BY id"
+#define DUMP_SUMMARY_SQL "SELECT time, outcome, count FROM audit_summary ORDER BY id"
+#define DUMP_AGGREGATE_SQL "SELECT name, count, sum, min, max FROM aggregate ORDER BY name"
+#define LOAD_LOCK_SQL "LOCK TABLE device, vault, audit, audit_summary, aggregate IN EXCLUSIVE MODE"
+#define LOAD_EMPTY_SQL \
+        "SELECT (EXISTS (SELECT 1 FROM device) OR EXISTS (SELECT 1 FROM audit)" \
+        " OR EXISTS (SELECT 1 FROM audit_summary) OR EXISTS (SELECT 1 FROM aggregate))::int"
+#define LOAD_DEVICE_SQL \
+        "INSERT INTO device (id, profile, n, m, p, epoch, status, created, last_success, last_failure," \
+        " failures, enrollment, kex) VALUES ($1::text, $2::int8, $3::int8, $4::int8, $5::int8, $6::int8," \
+        " $7::text, $8::int8, $9::int8, $10::int8, $11::int8, $12::int8, $13::int8)"
+
+static struct store_raw_vault raw_vault(const PGresult *res, int col, bool present, int64_t epoch) {
+        if (!present || col_null(res, 0, col))
+                return (struct store_raw_vault) { 0 };
+        return (struct store_raw_vault) {
+                .present = true,
+                .epoch = (uint64_t) epoch,
+                .blob = (const uint8_t *) PQgetvalue(res, 0, col),
+                .len = (size_t) PQgetlength(res, 0, col),
+        };
+}
+
+/* One row of one of dump()'s queries (0 devices, 1 audit, 2 summaries, 3 aggregates). */
+static int dump_row(const PGresult *res, int which, const struct store_dump_ops *cb, void *userdata) {
+        struct store_raw_vault v[2];
+        struct store_row row;
+
+        switch (which) {
+        case 0:
+                read_row(res, 0, 0, 1, &row);
+                v[0] = raw_vault(res, DUMP_COMMITTED, row.has_committed, row.committed_epoch);
+                v[1] = raw_vault(res, DUMP_PENDING, row.has_pending, row.pending_epoch);
+                return cb->device(&row, v, userdata);
+        case 1:
+                return cb->audit(col_i64(res, 0, 0), col_text(res, 0, 1), col_text(res, 0, 2), col_text(res, 0, 3),
+                                 col_i64(res, 0, 4), userdata);
+        case 2:
+                return cb->summary(col_i64(res, 0, 0), col_text(res, 0, 1), col_i64(res, 0, 2), userdata);
+        default:
+                return cb->aggregate(col_text(res, 0, 0), col_i64(res, 0, 1), col_f64(res, 0, 2), col_f64(res, 0, 3),
+                                     col_f64(res, 0, 4), userdata);
+        }
+}
+
+static int dump_query(struct store_db *d, const char *sql, int which, const struct store_dump_ops *cb,
+                      void *userdata) {
+        PGresult *res;
+        int r = 0;
+
+        if (!PQsendQueryParams(d->conn, sql, 0, NULL, NULL, NULL, NULL, 1) || !PQsetSingleRowMode(d->conn))
+                return fail_res(d, NULL, "read the database");
+        /* Every result is read, the rest discarded after a failure: the connection stays usable. */
+        while ((res = PQgetResult(d->conn))) {
+                ExecStatusType st = PQresultStatus(res);
+
+                if (r >= 0 && st == PGRES_SINGLE_TUPLE)
+                        r = dump_row(res, which, cb, userdata);
+                else if (r >= 0 && st != PGRES_TUPLES_OK)
+                        r = fail_res(d, res, "read the database");
+                PQclear(res);
+        }
+        return r;
+}
+
+static int pg_dump(struct store_db *d, const struct store_dump_ops *cb, void *userdata) {
+        static const char *const sql[] = { DUMP_DEVICES_SQL, DUMP_AUDIT_SQL, DUMP_SUMMARY_SQL, DUMP_AGGREGATE_SQL };
+        int r;
+
+        if (d->in_batch)
+                return store_fail(d->s, -EBUSY, "A batch is open");
+        r = ensure_connected(d);
+        if (r >= 0)
+                r = exec(d, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "begin a read transaction");
+        for (int i = 0; r >= 0 && i < 4; i++)
+                r = dump_query(d, sql[i], i, cb, userdata);
+        if (r >= 0)
+                return exec(d, "COMMIT", "end the read transaction");
+        rollback(d);
+        return r;
+}
+
+static int pg_load_begin(struct store_db *d) {
+        int64_t full = 0;
+        int r;
+
+        r = pg_batch_begin(d);
+        if (r < 0)
+                return r;
+        r = exec(d, LOAD_LOCK_SQL, "lock the tables");
+        if (r >= 0)
+                r = query_i64(d, LOAD_EMPTY_SQL, "read the database", &full);
+        if (r >= 0 && full)
+                r = -ENOTEMPTY;
+        if (r < 0)
+                (void) pg_batch_rollback(d);
+        return r;
+}
+
+static int pg_load_device(struct store_db *d, const struct store_device *dev,
+                          const struct store_raw_vault vaults[2]) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        struct params p = { 0 };
+        bool changed;
+        int r;
+
+        r = write_begin(d);
+        if (r < 0)
+                return r;
+        par_device(&p, dev);
+        par_text(&p, dev->status == STORE_ACTIVE ? "active" : "revoked");
+        par_i64(&p, dev->created);
+        par_i64(&p, dev->last_success);
+        par_i64(&p, dev->last_failure);
+        par_i64(&p, dev->failures);
+        par_u64(&p, dev->enrollment);
+        par_i64(&p, dev->kex);
+        res = PQexecParams(d->conn, LOAD_DEVICE_SQL, p.n, NULL, p.val, p.len, p.fmt, 1);
+        r = res && PQresultStatus(res) == PGRES_COMMAND_OK ? 1 : fail_res(d, res, "add the device");
+        changed = r > 0;
+        for (int i = 0; r >= 0 && i < 2; i++)
+                if (vaults[i].present)
+                        r = vault_put(d, dev->id, vaults[i].epoch, vaults[i].blob, vaults[i].len);
+        r = write_end(d, r, changed, true);
+        return r < 0 ? r : 0;
+}
+
 static bool pg_claims(const char *path) {
         return store_path_is_postgresql(path);
 }
@@ -1223,6 +1364,9 @@ static const struct store_ops pg_ops = {
         .batch_commit = pg_batch_commit,
         .batch_rollback = pg_batch_rollback,
         .data_version = pg_data_version,
+        .dump = pg_dump,
+        .load_begin = pg_load_begin,
+        .load_device = pg_load_device,
 };
 
 const struct store_backend store_backend_pg = {

@@ -1174,6 +1174,145 @@ static int sqlite_lookup(struct store_db *d, const char *id, int64_t stand_in, s
         return 0;
 }
 
+/*
+ * The bulk copy (store-backend.h). dump() reads inside one deferred transaction, which in WAL
+ * mode is one snapshot that does not block the writers; a load is one batch, BEGIN IMMEDIATE
+ * holding off every other writer until it ends.
+ */
+#define DUMP_DEVICES_SQL "SELECT d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " ORDER BY d.id"
+#define DUMP_COMMITTED  (1 + ROW_NCOLUMNS)
+#define DUMP_PENDING    (2 + ROW_NCOLUMNS)
+#define DUMP_AUDIT_SQL "SELECT time, device, peer, outcome, epoch FROM audit ORDER BY id"
+#define DUMP_SUMMARY_SQL "SELECT time, outcome, count FROM audit_summary ORDER BY id"
+#define LOAD_EMPTY_SQL \
+        "SELECT EXISTS (SELECT 1 FROM device) OR EXISTS (SELECT 1 FROM audit)" \
+        " OR EXISTS (SELECT 1 FROM audit_summary) OR EXISTS (SELECT 1 FROM aggregate)"
+#define LOAD_DEVICE_SQL \
+        "INSERT INTO device (" DEVICE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+
+static struct store_raw_vault raw_vault(sqlite3_stmt *st, int col, bool present, int64_t epoch) {
+        if (!present || is_null(st, col))
+                return (struct store_raw_vault) { 0 };
+        return (struct store_raw_vault) {
+                .present = true,
+                .epoch = (uint64_t) epoch,
+                .blob = sqlite3_column_blob(st, col),
+                .len = (size_t) sqlite3_column_bytes(st, col),
+        };
+}
+
+/* One of dump()'s queries: each row to the callback of which (0 devices, 1 audit, 2 summaries). */
+static int dump_query(struct store_db *d, const char *sql, int which, const struct store_dump_ops *cb,
+                      void *userdata) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        struct store_raw_vault v[2];
+        struct store_row row;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return fail_db(d, rc, "read the database");
+        while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                switch (which) {
+                case 0:
+                        read_row(st, 0, 1, &row);
+                        v[0] = raw_vault(st, DUMP_COMMITTED, row.has_committed, row.committed_epoch);
+                        v[1] = raw_vault(st, DUMP_PENDING, row.has_pending, row.pending_epoch);
+                        r = cb->device(&row, v, userdata);
+                        break;
+                case 1:
+                        r = cb->audit(sqlite3_column_int64(st, 0), (const char *) sqlite3_column_text(st, 1),
+                                      (const char *) sqlite3_column_text(st, 2),
+                                      (const char *) sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),
+                                      userdata);
+                        break;
+                default:
+                        r = cb->summary(sqlite3_column_int64(st, 0), (const char *) sqlite3_column_text(st, 1),
+                                        sqlite3_column_int64(st, 2), userdata);
+                        break;
+                }
+        if (r < 0)
+                return r;
+        return rc == SQLITE_DONE ? 0 : fail_db(d, rc, "read the database");
+}
+
+static int sqlite_dump(struct store_db *d, const struct store_dump_ops *cb, void *userdata) {
+        int r;
+
+        if (d->in_batch)
+                return store_fail(d->s, -EBUSY, "A batch is open");
+        r = exec(d, "BEGIN", "begin a read transaction");
+        if (r < 0)
+                return r;
+        r = dump_query(d, DUMP_DEVICES_SQL, 0, cb, userdata);
+        if (r >= 0)
+                r = dump_query(d, DUMP_AUDIT_SQL, 1, cb, userdata);
+        if (r >= 0)
+                r = dump_query(d, DUMP_SUMMARY_SQL, 2, cb, userdata);
+        if (r >= 0)
+                r = sqlite_aggregate_list(d, cb->aggregate, userdata);
+        if (r >= 0)
+                return exec(d, "COMMIT", "end the read transaction");
+        if (!sqlite3_get_autocommit(d->db))
+                sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+        return r;
+}
+
+static int sqlite_load_begin(struct store_db *d) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        r = sqlite_batch_begin(d);
+        if (r < 0)
+                return r;
+        rc = sqlite3_prepare_v2(d->db, LOAD_EMPTY_SQL, -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                r = fail_db(d, rc, "read the database");
+        else if (sqlite3_column_int(st, 0) != 0)
+                r = -ENOTEMPTY;
+        if (r < 0)
+                (void) sqlite_batch_rollback(d);
+        return r;
+}
+
+static int sqlite_load_device(struct store_db *d, const struct store_device *dev,
+                              const struct store_raw_vault vaults[2]) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        bool changed = false;
+        int rc, r;
+
+        r = write_begin(d);
+        if (r < 0)
+                return r;
+        rc = sqlite3_prepare_v2(d->db, LOAD_DEVICE_SQL, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                r = fail_db(d, rc, "add the device");
+        else {
+                sqlite3_bind_text(st, 1, dev->id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, dev->status == STORE_ACTIVE ? "active" : "revoked", -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 3, dev->profile);
+                sqlite3_bind_int(st, 4, dev->n);
+                sqlite3_bind_int(st, 5, dev->m);
+                sqlite3_bind_int(st, 6, dev->p);
+                sqlite3_bind_int64(st, 7, u64_to_db(dev->epoch));
+                sqlite3_bind_int64(st, 8, dev->created);
+                sqlite3_bind_int64(st, 9, dev->last_success);
+                sqlite3_bind_int64(st, 10, dev->last_failure);
+                sqlite3_bind_int64(st, 11, dev->failures);
+                sqlite3_bind_int64(st, 12, u64_to_db(dev->enrollment));
+                sqlite3_bind_int(st, 13, dev->kex);
+                r = run(d, st, "add the device");
+        }
+        changed = r > 0;
+        for (int i = 0; r >= 0 && i < 2; i++)
+                if (vaults[i].present)
+                        r = vault_put(d, dev->id, vaults[i].epoch, vaults[i].blob, vaults[i].len);
+        r = write_end(d, r, changed, true);
+        return r < 0 ? r : 0;
+}
+
 static bool sqlite_claims(const char *path) {
         return !store_path_is_postgresql(path);
 }
@@ -1203,6 +1342,9 @@ static const struct store_ops sqlite_ops = {
         .batch_commit = sqlite_batch_commit,
         .batch_rollback = sqlite_batch_rollback,
         .data_version = sqlite_data_version,
+        .dump = sqlite_dump,
+        .load_begin = sqlite_load_begin,
+        .load_device = sqlite_load_device,
 };
 
 const struct store_backend store_backend_sqlite = {

@@ -184,21 +184,26 @@ int store_master_key_create(const char *path) {
         return r < 0 ? key_file_error(r, path, &f) : 0;
 }
 
+/* A connection string may hold a password: not echoed. */
 static int keycheck_verify(struct store *s, const char *path) {
         uint8_t blob[KEYCHECK_LEN + STORE_BLOB_OVERHEAD], out[KEYCHECK_LEN];
+        bool pg = store_path_is_postgresql(path);
         size_t len = 0;
         int r;
 
         r = s->ops->keycheck_get(s->db, blob, sizeof blob, &len);
         if (r == -EBADMSG)
-                return store_fail(s, r, "Database '%s' has no key check: not a secure-vault store", path);
+                return pg ? store_fail(s, r, "The PostgreSQL database has no key check: not a secure-vault store")
+                          : store_fail(s, r, "Database '%s' has no key check: not a secure-vault store", path);
         if (r < 0)
                 return r;
         r = store_aead_open(s->aead, KEYCHECK_ID, KEYCHECK_EPOCH, blob, len, out, sizeof out);
         OPENSSL_cleanse(out, sizeof out);
         if (r < 0)
-                return store_fail(s, -EKEYREJECTED, "The master key does not open database '%s': wrong key file?",
-                            path);
+                return pg ? store_fail(s, -EKEYREJECTED, "The master key does not open the PostgreSQL database: "
+                                       "wrong key file?")
+                          : store_fail(s, -EKEYREJECTED, "The master key does not open database '%s': wrong key "
+                                       "file?", path);
         return 0;
 }
 
@@ -816,4 +821,142 @@ int store_audit_summary(struct store *s, int64_t now, const char *outcome, uint6
 
 int store_audit_prune(struct store *s, int64_t before, unsigned limit) {
         return s->ops->audit_prune(s->db, before, limit);
+}
+
+int store_same_master_key(struct store *a, struct store *b) {
+        uint8_t blob[KEYCHECK_LEN + STORE_BLOB_OVERHEAD], out[KEYCHECK_LEN];
+        size_t len = 0;
+        int r;
+
+        r = b->ops->keycheck_get(b->db, blob, sizeof blob, &len);
+        if (r == -EBADMSG)
+                return store_fail(b, r, "The database has no key check: not a secure-vault store");
+        if (r < 0)
+                return r;
+        r = store_aead_open(a->aead, KEYCHECK_ID, KEYCHECK_EPOCH, blob, len, out, sizeof out);
+        OPENSSL_cleanse(out, sizeof out);
+        return r < 0 ? store_fail(b, -EKEYREJECTED, "The two databases are sealed under different master keys") : 0;
+}
+
+/* A device's generations as a dump or a load has them: the committed one of its epoch, of
+ * the vault's sealed length, for an active device; a pending one exactly when the row says
+ * so, of the next generation; none for a revoked device (its vaults were erased). */
+static int raw_vaults_check(struct store *s, const struct store_device *d, const struct store_raw_vault v[2]) {
+        size_t sealed_len = STORE_SEALED_LEN((size_t) d->n * d->m);
+        bool ok;
+
+        if (d->status == STORE_REVOKED)
+                ok = !v[0].present && !v[1].present && !d->has_pending;
+        else
+                ok = v[0].present && v[0].epoch == d->epoch && v[0].len == sealed_len && v[0].blob &&
+                     v[1].present == d->has_pending &&
+                     (!v[1].present || (d->epoch != UINT64_MAX && v[1].epoch == d->epoch + 1 &&
+                                        v[1].len == sealed_len && v[1].blob));
+        return ok ? 0 : store_fail(s, -EBADMSG, "Device '%s' has vaults that do not match its row", d->id);
+}
+
+struct dump_ctx {
+        struct store *s;
+        const struct store_dump_cb *cb;
+        void *userdata;
+};
+
+static int dump_device(const struct store_row *row, const struct store_raw_vault vaults[2], void *userdata) {
+        struct dump_ctx *c = userdata;
+        struct store_device d;
+        int r;
+
+        r = device_from_row(c->s, row, &d);
+        if (r >= 0)
+                r = raw_vaults_check(c->s, &d, vaults);
+        return r < 0 ? r : c->cb->device(&d, vaults, c->userdata);
+}
+
+static int dump_audit(int64_t time, const char *device, const char *peer, const char *outcome, int64_t epoch,
+                      void *userdata) {
+        struct dump_ctx *c = userdata;
+
+        if ((device && !store_id_valid(device)) || !text_valid(peer, STORE_PEER_MAX) ||
+            !text_valid(outcome, STORE_OUTCOME_MAX))
+                return store_fail(c->s, -EBADMSG, "The database has a corrupt audit row");
+        return c->cb->audit(time, device, peer, outcome, (uint64_t) epoch, c->userdata);
+}
+
+static int dump_summary(int64_t time, const char *outcome, int64_t count, void *userdata) {
+        struct dump_ctx *c = userdata;
+
+        if (!text_valid(outcome, STORE_OUTCOME_MAX) || count < 0)
+                return store_fail(c->s, -EBADMSG, "The database has a corrupt audit summary row");
+        return c->cb->summary(time, outcome, (uint64_t) count, c->userdata);
+}
+
+/* Checked as store_aggregate_list() checks its rows. */
+static int dump_aggregate(const char *name, int64_t count, double sum, double min, double max, void *userdata) {
+        struct dump_ctx *c = userdata;
+        struct aggregate_ctx a = { c->s, c->cb->aggregate, c->userdata };
+
+        return aggregate_row(name, count, sum, min, max, &a);
+}
+
+int store_dump(struct store *s, const struct store_dump_cb *cb, void *userdata) {
+        static const struct store_dump_ops ops = {
+                .device = dump_device,
+                .audit = dump_audit,
+                .summary = dump_summary,
+                .aggregate = dump_aggregate,
+        };
+        struct dump_ctx c = { s, cb, userdata };
+        int r;
+
+        if (!cb || !cb->device || !cb->audit || !cb->summary || !cb->aggregate)
+                return store_fail(s, -EINVAL, "Invalid arguments to store_dump()");
+        r = s->ops->dump(s->db, &ops, &c);
+        return r < 0 ? r : 0;
+}
+
+int store_load_begin(struct store *s) {
+        int r = s->ops->load_begin(s->db);
+
+        if (r == -ENOTEMPTY)
+                return store_fail(s, r, "The database is not empty: it holds devices, audit rows or aggregates");
+        return r < 0 ? r : 0;
+}
+
+int store_load_device(struct store *s, const struct store_device *dev, const struct store_raw_vault vaults[2]) {
+        int r;
+
+        if (!store_id_valid(dev->id))
+                return check_id(s, dev->id);
+        if (!params_valid(dev->profile, dev->n, dev->m, dev->p) || !profile_entry(dev->profile, dev->kex) ||
+            (dev->status != STORE_ACTIVE && dev->status != STORE_REVOKED))
+                return store_fail(s, -EINVAL, "Invalid device '%s'", dev->id);
+        r = raw_vaults_check(s, dev, vaults);
+        if (r < 0)
+                return r;
+        return s->ops->load_device(s->db, dev, vaults);
+}
+
+static int fold_set(struct aggregate *a, bool found, void *userdata) {
+        const struct aggregate *v = userdata;
+
+        (void) found;
+        a->count = v->count;
+        a->sum = v->sum;
+        a->min = v->min;
+        a->max = v->max;
+        return 0;
+}
+
+int store_load_aggregate(struct store *s, const struct aggregate *a) {
+        struct aggregate out = { 0 };
+        int r;
+
+        if (!aggregate_name_valid(a->name))
+                return store_fail(s, -EINVAL, "Invalid aggregate name");
+        r = aggregate_check(s, a);
+        if (r < 0)
+                return r;
+        strcpy(out.name, a->name);
+        r = s->ops->aggregate_update(s->db, a->name, fold_set, (void *) a, &out);
+        return r < 0 ? r : 0;
 }

@@ -206,3 +206,46 @@ int store_audit_prune(struct store *s, int64_t before, unsigned limit);
 int store_batch_begin(struct store *s);
 int store_batch_commit(struct store *s, bool durable);
 int store_batch_rollback(struct store *s);
+
+/*
+ * The bulk copy of a whole store into an empty one (store-copy.c; authserver migrate): the
+ * sealed blobs go over as they are, never decrypted, so both stores must be sealed under the
+ * same master key (-EKEYREJECTED otherwise).
+ *
+ * store_dump() walks every row of s in one read snapshot: devices (id order) with their
+ * generations, audit rows and summaries (oldest first), aggregates (name order); each row is
+ * checked as it is read (-EBADMSG). A callback's negative return stops it and is returned.
+ * store_load_begin() opens the one transaction of a load, the store locked against other
+ * writers: -ENOTEMPTY if it holds any row of data. store_load_device() adds a device with its
+ * generations; audit rows and summaries go in with store_audit() and store_audit_summary(),
+ * aggregates with store_load_aggregate(); store_batch_commit() (durable) or
+ * store_batch_rollback() ends it: all of it or nothing.
+ */
+struct store_raw_vault {
+        bool present;
+        uint64_t epoch;                 /* the generation */
+        const uint8_t *blob;            /* sealed: iv || ciphertext || tag */
+        size_t len;
+};
+struct store_dump_cb {
+        /* vaults[0] the committed generation, vaults[1] the pending one (present false if none). */
+        int (*device)(const struct store_device *dev, const struct store_raw_vault vaults[2], void *userdata);
+        int (*audit)(int64_t time, const char *device, const char *peer, const char *outcome, uint64_t epoch,
+                     void *userdata);
+        int (*summary)(int64_t time, const char *outcome, uint64_t count, void *userdata);
+        int (*aggregate)(const struct aggregate *a, void *userdata);
+};
+int store_dump(struct store *s, const struct store_dump_cb *cb, void *userdata);
+/* -EKEYREJECTED if a and b are not sealed under the same master key. */
+int store_same_master_key(struct store *a, struct store *b);
+int store_load_begin(struct store *s);
+int store_load_device(struct store *s, const struct store_device *dev, const struct store_raw_vault vaults[2]);
+int store_load_aggregate(struct store *s, const struct aggregate *a);
+
+/* Copies every row of from into to (empty, same master key) in one transaction of to: all or
+ * nothing. -ENOTEMPTY to holds data, -EKEYREJECTED other master key, -EBADMSG a corrupt row
+ * in from; the message of any failure, reading from included, is store_last_error(to). */
+struct store_copy_counts {
+        uint64_t devices, vaults, audit, summaries, aggregates;
+};
+int store_copy(struct store *from, struct store *to, struct store_copy_counts *ret);

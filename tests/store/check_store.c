@@ -78,11 +78,13 @@ static const char *pg_base(void) {
 }
 
 #ifdef HAVE_LIBPQ
-/* Runs sql on the test database, as the search path of store name (NULL: none). */
-static PGresult *pg_raw(const char *name, const char *sql) {
+/* Runs sql on the test database, as the search path of store name (NULL: none); must: the
+ * test fails unless it succeeds, else *ret_ok tells. */
+static PGresult *pg_exec(const char *name, const char *sql, bool must, bool *ret_ok) {
         PGconn *c = PQconnectdb(pg_base());
         PGresult *res;
         char set[128];
+        bool ok;
 
         ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
         PQclear(PQexec(c, "SET client_min_messages TO warning"));
@@ -91,10 +93,26 @@ static PGresult *pg_raw(const char *name, const char *sql) {
                 PQclear(PQexec(c, set));
         }
         res = PQexec(c, sql);
-        ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
-                      "%s: %s", sql, PQerrorMessage(c));
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+        ck_assert_msg(ok || !must, "%s: %s", sql, PQerrorMessage(c));
+        if (ret_ok)
+                *ret_ok = ok;
         PQfinish(c);
         return res;
+}
+
+static PGresult *pg_raw(const char *name, const char *sql) {
+        return pg_exec(name, sql, true, NULL);
+}
+
+static int64_t pg_int(const char *name, const char *sql) {
+        PGresult *res = pg_raw(name, sql);
+        int64_t v;
+
+        ck_assert_int_eq(PQntuples(res), 1);
+        v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        return v;
 }
 #endif
 
@@ -197,13 +215,45 @@ static void assert_committed(struct store *s, const char *id, unsigned seed) {
         ck_assert_mem_eq(c, want, sizeof(want));
 }
 
+/*
+ * The tests that reach into a store with SQL (raw_*: the same text on both back ends) run on
+ * SQLite files and on a PostgreSQL URI without "%s" (pg_base(): a schema per store, which the
+ * test can reach); with any other SV_TEST_STORE_DB they are not run.
+ */
+static bool raw_reachable(void) {
+        return !test_db() || pg_base();
+}
+
 static void raw_exec(const char *name, const char *sql) {
         sqlite3 *db;
         char *err = NULL;
 
+#ifdef HAVE_LIBPQ
+        if (pg_base()) {
+                PQclear(pg_raw(name, sql));
+                return;
+        }
+#endif
         ck_assert_int_eq(sqlite3_open(path_of(name), &db), SQLITE_OK);
         ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK, "%s: %s", sql, err);
         sqlite3_close(db);
+}
+
+/* Whether sql succeeds (a statement the schema should refuse). */
+static bool raw_try(const char *name, const char *sql) {
+        sqlite3 *db;
+        bool ok;
+
+#ifdef HAVE_LIBPQ
+        if (pg_base()) {
+                PQclear(pg_exec(name, sql, false, &ok));
+                return ok;
+        }
+#endif
+        ck_assert_int_eq(sqlite3_open(path_of(name), &db), SQLITE_OK);
+        ok = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
+        sqlite3_close(db);
+        return ok;
 }
 
 static int64_t raw_int(const char *name, const char *sql) {
@@ -211,6 +261,10 @@ static int64_t raw_int(const char *name, const char *sql) {
         sqlite3 *db;
         int64_t v;
 
+#ifdef HAVE_LIBPQ
+        if (pg_base())
+                return pg_int(name, sql);
+#endif
         ck_assert_int_eq(sqlite3_open(path_of(name), &db), SQLITE_OK);
         ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
         ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
@@ -232,6 +286,19 @@ static void raw_flip(const char *name, const char *id, bool pending, size_t at) 
         sqlite3 *db;
         int len;
 
+        #ifdef HAVE_LIBPQ
+        if (pg_base()) {
+                PGresult *res;
+
+                snprintf(sql, sizeof(sql), "UPDATE vault v SET blob = set_byte(v.blob, %zu, get_byte(v.blob, %zu) # 1)"
+                         " FROM device d WHERE v.slot = %s AND d.id = '%s'", at, at,
+                         pending ? SLOT_PENDING : SLOT_COMMITTED, id);
+                res = pg_raw(name, sql);
+                ck_assert_str_eq(PQcmdTuples(res), "1");
+                PQclear(res);
+                return;
+        }
+#endif
         ck_assert_int_eq(sqlite3_open(path_of(name), &db), SQLITE_OK);
         snprintf(sql, sizeof(sql), "SELECT v.blob, v.slot FROM vault v JOIN device d ON v.slot = %s WHERE d.id = ?1",
                  pending ? SLOT_PENDING : SLOT_COMMITTED);
@@ -933,16 +1000,8 @@ START_TEST(test_kex) {
         /* The schema refuses x25519 with paper even when written around the store. */
         raw_exec("kex.db", "UPDATE device SET kex = 1 WHERE id = 'b'");
         ck_assert_int_eq(raw_int("kex.db", "SELECT kex FROM device WHERE id = 'b'"), 1);
-        {
-                sqlite3 *db;
-
-                ck_assert_int_eq(sqlite3_open(path_of("kex.db"), &db), SQLITE_OK);
-                ck_assert_int_ne(sqlite3_exec(db, "UPDATE device SET profile = 2 WHERE id = 'b'", NULL, NULL, NULL),
-                                 SQLITE_OK);
-                ck_assert_int_ne(sqlite3_exec(db, "UPDATE device SET kex = 5 WHERE id = 'b'", NULL, NULL, NULL),
-                                 SQLITE_OK);
-                sqlite3_close(db);
-        }
+        ck_assert(!raw_try("kex.db", "UPDATE device SET profile = 2 WHERE id = 'b'"));
+        ck_assert(!raw_try("kex.db", "UPDATE device SET kex = 5 WHERE id = 'b'"));
 }
 END_TEST
 
@@ -1294,12 +1353,15 @@ START_TEST(test_decoys) {
         ck_assert_int_eq(store_decoy_open(other, blob, sizeof(out), out), -EBADMSG);
         ck_assert_int_eq(store_decoy_seal(s, 7, blob), -EINVAL);
 
-        /* Another connection's change shows in the data version; our own does not. */
+        /* Another connection's change of the shapes shows in the data version; on SQLite our
+         * own does not (PostgreSQL's counter is a row every connection bumps, ours too). */
         ck_assert_int_eq(store_data_version(s, &dv1), 0);
         ck_assert_int_eq(store_revoke(s, "b"), 1);
         ck_assert_int_eq(store_data_version(s, &dv2), 0);
-        ck_assert_uint_eq(dv1, dv2);
-        raw_exec("decoy.db", "UPDATE device SET failures = 1 WHERE id = 'a'");
+        if (!pg_base())
+                ck_assert_uint_eq(dv1, dv2);
+        dv1 = dv2;
+        raw_exec("decoy.db", "UPDATE device SET status = 'revoked' WHERE id = 'a'");
         ck_assert_int_eq(store_data_version(s, &dv2), 0);
         ck_assert_uint_ne(dv1, dv2);
         store_close(other);
@@ -1465,8 +1527,9 @@ START_TEST(test_epoch_limits) {
         store_close(s);
 
         ck_assert_int_eq(raw_int("epoch.db", "SELECT epoch FROM device WHERE id = 'top'"), -1);
-        ck_assert_int_eq(raw_int("epoch.db", "SELECT typeof(epoch) = 'integer' FROM device "
-                                 "WHERE id = 'sign'"), 1);
+        if (!pg_base())                 /* SQLite's column types are per value */
+                ck_assert_int_eq(raw_int("epoch.db", "SELECT typeof(epoch) = 'integer' FROM device "
+                                         "WHERE id = 'sign'"), 1);
         s = reopen("epoch.db", key1);
         ck_assert_int_eq(store_get(s, "top", &d, NULL, NULL, 0), 0);
         ck_assert_uint_eq(d.epoch, UINT64_MAX);
@@ -1680,15 +1743,6 @@ END_TEST
 
 #ifdef HAVE_LIBPQ
 /* The PostgreSQL back end's own checks, with SQL of PostgreSQL (SV_TEST_STORE_DB only). */
-static int64_t pg_int(const char *name, const char *sql) {
-        PGresult *res = pg_raw(name, sql);
-        int64_t v;
-
-        ck_assert_int_eq(PQntuples(res), 1);
-        v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        PQclear(res);
-        return v;
-}
 
 /* Missing, foreign, newer and corrupt databases are refused like SQLite files. */
 START_TEST(test_pg_open_errors) {
@@ -1933,9 +1987,129 @@ START_TEST(test_aead_key_derivation) {
 }
 END_TEST
 
+/* store_copy() (authserver migrate): every row of a SQLite store into the back end under
+ * test and from there into a new SQLite file, the vaults copied sealed and still opening;
+ * a non-empty target and one under another master key are refused, unchanged. */
+static int copy_list_cb(const struct store_device *d, void *userdata) {
+        char *buf = userdata;
+        size_t l = strlen(buf);
+
+        snprintf(buf + l, 4096 - l, "%s %d %u/%u/%u/%u e%llu p%d c%lld s%lld f%lld x%u k%u t%llx\n", d->id,
+                 (int) d->status, d->profile, d->n, d->m, d->p, (unsigned long long) d->epoch, d->has_pending,
+                 (long long) d->created, (long long) d->last_success, (long long) d->last_failure, d->failures,
+                 d->kex, (unsigned long long) d->enrollment);
+        return 0;
+}
+
+static int copy_aggregate_cb(const struct aggregate *a, void *userdata) {
+        char *buf = userdata;
+        size_t l = strlen(buf);
+
+        snprintf(buf + l, 4096 - l, "%s %llu %a %a %a\n", a->name, (unsigned long long) a->count, a->sum, a->min,
+                 a->max);
+        return 0;
+}
+
+static void copy_describe(struct store *s, char buf[4096]) {
+        buf[0] = 0;
+        ck_assert_int_eq(store_list(s, copy_list_cb, buf), 0);
+        ck_assert_int_eq(store_aggregate_list(s, copy_aggregate_cb, buf), 0);
+}
+
+START_TEST(test_copy) {
+        struct store *src = NULL, *dst, *back = NULL, *other = NULL;
+        struct store_copy_counts n = { 0 };
+        struct aggregate a;
+        char want[4096], got[4096];
+        uint64_t count = 1;
+        uint8_t v[64 * 16];
+
+        ck_assert_int_eq(store_open(path_of("copysrc.db"), key1, STORE_CREATE, &src), 0);
+        enroll(src, "a", 0, 1);
+        enroll(src, "b", 7, 2);
+        next_vault(3, v);
+        ck_assert_int_eq(plain_set_pending(src, "b", enr(src, "b"), 7, v, sizeof(v)), 0);
+        enroll(src, "c", 0, 4);
+        ck_assert_int_eq(store_revoke(src, "c"), 1);
+        ck_assert_int_eq(store_add_failures(src, "a", 3, 500), 0);
+        ck_assert_int_eq(store_audit(src, 100, "a", "127.0.0.1:1", "ok", 1), 0);
+        ck_assert_int_eq(store_audit(src, 101, NULL, "127.0.0.2:2", "unknown", UINT64_MAX), 0);
+        ck_assert_int_eq(store_audit_summary(src, 102, "bad-m1", 5), 0);
+        ck_assert_int_eq(store_aggregate_add(src, "temp", 21.5, &a), 0);
+        ck_assert_int_eq(store_aggregate_add(src, "temp", -3.25, &a), 0);
+        copy_describe(src, want);
+
+        dst = open_new("copydst.db");
+        ck_assert_msg(store_copy(src, dst, &n) == 0, "%s", store_last_error(dst));
+        ck_assert_uint_eq(n.devices, 3);
+        ck_assert_uint_eq(n.vaults, 3);
+        ck_assert_uint_eq(n.audit, 2);
+        ck_assert_uint_eq(n.summaries, 1);
+        ck_assert_uint_eq(n.aggregates, 1);
+        copy_describe(dst, got);
+        ck_assert_str_eq(got, want);
+        assert_vault(dst, "a", 1, -1);
+        assert_vault(dst, "b", 2, 3);
+
+        /* Refused, nothing written: a target that holds data, one under another key. */
+        ck_assert_int_eq(store_copy(src, dst, &n), -ENOTEMPTY);
+        ck_assert_ptr_nonnull(strstr(store_last_error(dst), "not empty"));
+        copy_describe(dst, got);
+        ck_assert_str_eq(got, want);
+        ck_assert_int_eq(store_open(path_of("copyother.db"), key2, STORE_CREATE, &other), 0);
+        ck_assert_int_eq(store_copy(src, other, &n), -EKEYREJECTED);
+        ck_assert_int_eq(store_count(other, &count), 0);
+        ck_assert_uint_eq(count, 0);
+
+        /* And back into a new SQLite file, where the device goes on from its pending vault. */
+        ck_assert_int_eq(store_open(path_of("copyback.db"), key1, STORE_CREATE, &back), 0);
+        ck_assert_msg(store_copy(dst, back, &n) == 0, "%s", store_last_error(back));
+        ck_assert_uint_eq(n.audit, 2);
+        ck_assert_uint_eq(n.summaries, 1);
+        copy_describe(back, got);
+        ck_assert_str_eq(got, want);
+        ck_assert_int_eq(store_commit(back, "b", enr(back, "b"), 7, 9), 0);
+        assert_vault(back, "b", 3, -1);
+        store_close(back);
+        store_close(other);
+        store_close(dst);
+        store_close(src);
+}
+END_TEST
+
+/* Adds the n tests of tests to a new TCase of name, or counts them as not run. Not even
+ * created when not run: a TCase outside the suite is never freed. */
+static unsigned add_tcase(Suite *s, const char *name, const TTest *const *tests, size_t n, bool run) {
+        TCase *tc;
+
+        if (!run)
+                return (unsigned) n;
+        tc = tcase_create(name);
+        tcase_set_timeout(tc, 60);
+        for (size_t i = 0; i < n; i++)
+                tcase_add_test(tc, tests[i]);
+        suite_add_tcase(s, tc);
+        return 0;
+}
+
+#define ADD_TCASE(s, name, tests, run) add_tcase((s), (name), (tests), sizeof(tests) / sizeof((tests)[0]), (run))
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
-        TCase *tc = tcase_create("store"), *sq;
+        TCase *tc = tcase_create("store");
+        /* Every back end, reaching into the store with SQL both speak (raw_reachable()). */
+        const TTest *const raw[] = {
+                test_generation_rows, test_aggregates, test_tamper, test_swap, test_revoke, test_kex,
+                test_decoys, test_audit_prune, test_audit, test_epoch_limits,
+        };
+        /* SQLite's files only (see the top of this file): file modes, the WAL, the VFS counts,
+         * SQLite's own errors and triggers, the upgrades of old SQLite schemas. */
+        const TTest *const sqlite_files[] = {
+                test_create_reopen, test_schema_upgrade_v4, test_schema_upgrade_v5, test_half_done_write,
+                test_schema_newer, test_garbage, test_missing, test_schema_upgrade, test_schema_upgrade_v2,
+                test_schema_upgrade_v3, test_no_plaintext_on_disk, test_durability, test_backend_choice,
+        };
+        unsigned not_run;
 
         /* Every back end. */
         tcase_set_timeout(tc, 60);
@@ -1954,6 +2128,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_get_sealed);
         tcase_add_test(tc, test_list_count);
         tcase_add_test(tc, test_batch);
+        tcase_add_test(tc, test_copy);
 #ifdef HAVE_LIBPQ
         if (pg_base()) {
                 tcase_add_test(tc, test_pg_open_errors);
@@ -1965,38 +2140,13 @@ static Suite *store_suite(void) {
         }
 #endif
         suite_add_tcase(s, tc);
-        if (test_db()) {
-                /* Not even created: a TCase outside the suite is never freed. */
-                fprintf(stderr, "# SV_TEST_STORE_DB is set: the %d tests of SQLite's files are not run\n", 23);
-                return s;
-        }
-        /* SQLite's files only (see the top of this file). */
-        sq = tcase_create("sqlite");
-        tcase_set_timeout(sq, 60);
-        tcase_add_test(sq, test_create_reopen);
-        tcase_add_test(sq, test_schema_upgrade_v4);
-        tcase_add_test(sq, test_schema_upgrade_v5);
-        tcase_add_test(sq, test_generation_rows);
-        tcase_add_test(sq, test_half_done_write);
-        tcase_add_test(sq, test_aggregates);
-        tcase_add_test(sq, test_schema_newer);
-        tcase_add_test(sq, test_garbage);
-        tcase_add_test(sq, test_missing);
-        tcase_add_test(sq, test_tamper);
-        tcase_add_test(sq, test_swap);
-        tcase_add_test(sq, test_revoke);
-        tcase_add_test(sq, test_schema_upgrade);
-        tcase_add_test(sq, test_schema_upgrade_v2);
-        tcase_add_test(sq, test_schema_upgrade_v3);
-        tcase_add_test(sq, test_kex);
-        tcase_add_test(sq, test_decoys);
-        tcase_add_test(sq, test_audit_prune);
-        tcase_add_test(sq, test_audit);
-        tcase_add_test(sq, test_epoch_limits);
-        tcase_add_test(sq, test_no_plaintext_on_disk);
-        tcase_add_test(sq, test_durability);
-        tcase_add_test(sq, test_backend_choice);
-        suite_add_tcase(s, sq);
+        not_run = ADD_TCASE(s, "raw", raw, raw_reachable());
+        if (not_run)
+                fprintf(stderr, "# SV_TEST_STORE_DB names stores the tests cannot reach with SQL: %u tests "
+                        "are not run\n", not_run);
+        not_run = ADD_TCASE(s, "sqlite", sqlite_files, !test_db());
+        if (not_run)
+                fprintf(stderr, "# SV_TEST_STORE_DB is set: the %u tests of SQLite's files are not run\n", not_run);
         return s;
 }
 

@@ -173,6 +173,10 @@ struct store_ops {
          * compare-and-set also requires the claim to be claim->owner's. The claim is released. */
         int (*commit)(struct store_db *db, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                       int64_t now, const struct store_claim *claim);
+        /* Releases claim->owner's claim of epoch (the M1 epoch of the session that took it):
+         * its session ended without a commit. 1, or 0 if id's claim is not that one. Not
+         * durable (a lost release expires). */
+        int (*release)(struct store_db *db, const char *id, uint64_t epoch, const struct store_claim *claim);
         /* Marks an active id revoked and erases its vaults; 1 if it was active (durable), 0 if
          * nothing changed (revoked or unknown). */
         int (*revoke)(struct store_db *db, const char *id);

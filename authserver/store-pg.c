@@ -72,6 +72,7 @@ enum {
         STMT_VAULT_DROP,
         STMT_VAULT_CLEAR,
         STMT_REVOKE,
+        STMT_RELEASE,
         STMT_FAILURE,
         STMT_AUDIT,
         STMT_LIST,
@@ -153,6 +154,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_VAULT_CLEAR] =
                 "DELETE FROM vault v USING device d WHERE d.id = $1::text AND v.slot IN (d.num * 2, d.num * 2 + 1)",
         [STMT_REVOKE] = "UPDATE device SET status = 'revoked' WHERE id = $1::text AND status = 'active'",
+        [STMT_RELEASE] = "UPDATE device SET claim_owner = 0, claim_until = 0"
+                " WHERE id = $1::text AND claim_owner = $2::int8 AND claim_epoch = $3::int8",
         [STMT_FAILURE] =
                 "UPDATE device SET failures = LEAST(failures + $3::int8, 4294967295),"
                 " last_failure = GREATEST(last_failure, $2::int8) WHERE id = $1::text",
@@ -924,6 +927,20 @@ static int pg_revoke(struct store_db *d, const char *id) {
         return r < 0 ? r : changed;
 }
 
+static int pg_release(struct store_db *d, const char *id, uint64_t epoch, const struct store_claim *claim) {
+        struct params p = { 0 };
+        int r;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        par_i64(&p, claim->owner);
+        par_u64(&p, epoch);
+        r = run(d, STMT_RELEASE, &p, "release the device");
+        return r < 0 ? r : r > 0;
+}
+
 static int pg_add_failures(struct store_db *d, const char *id, uint32_t count, int64_t last) {
         struct params p = { 0 };
         int r;
@@ -1198,6 +1215,7 @@ static const struct store_ops pg_ops = {
         .set_pending = pg_set_pending,
         .promote = pg_promote,
         .commit = pg_commit,
+        .release = pg_release,
         .revoke = pg_revoke,
         .add_failures = pg_add_failures,
         .audit = pg_audit,

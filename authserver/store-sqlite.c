@@ -222,6 +222,7 @@ enum {
         STMT_VAULT_DROP,
         STMT_VAULT_CLEAR,
         STMT_REVOKE,
+        STMT_RELEASE,
         STMT_FAILURE,
         STMT_AUDIT,
         STMT_LIST,
@@ -303,6 +304,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 "DELETE FROM vault WHERE slot IN (SELECT d.num * 2 FROM device d WHERE d.id = ?1"
                 " UNION ALL SELECT d.num * 2 + 1 FROM device d WHERE d.id = ?1)",
         [STMT_REVOKE] = "UPDATE device SET status = 'revoked' WHERE id = ?1 AND status = 'active'",
+        [STMT_RELEASE] = "UPDATE device SET claim_owner = 0, claim_until = 0"
+                " WHERE id = ?1 AND claim_owner = ?2 AND claim_epoch = ?3",
         [STMT_FAILURE] =
                 "UPDATE device SET failures = min(failures + ?3, 4294967295),"
                 " last_failure = max(last_failure, ?2) WHERE id = ?1",
@@ -994,6 +997,17 @@ static int sqlite_revoke(struct store_db *d, const char *id) {
         return r < 0 ? r : changed;
 }
 
+static int sqlite_release(struct store_db *d, const char *id, uint64_t epoch, const struct store_claim *claim) {
+        sqlite3_stmt *st = d->stmt[STMT_RELEASE];
+        int r;
+
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, claim->owner);
+        sqlite3_bind_int64(st, 3, u64_to_db(epoch));
+        r = run(d, st, "release the device");
+        return r < 0 ? r : r > 0;
+}
+
 static int sqlite_add_failures(struct store_db *d, const char *id, uint32_t count, int64_t last) {
         sqlite3_stmt *st = d->stmt[STMT_FAILURE];
         int r;
@@ -1268,6 +1282,7 @@ static const struct store_ops sqlite_ops = {
         .set_pending = sqlite_set_pending,
         .promote = sqlite_promote,
         .commit = sqlite_commit,
+        .release = sqlite_release,
         .revoke = sqlite_revoke,
         .add_failures = sqlite_add_failures,
         .audit = sqlite_audit,

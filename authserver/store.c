@@ -516,6 +516,16 @@ int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t 
         return r < 0 ? r : 0;
 }
 
+int store_release_claim(struct store *s, const char *id, uint64_t epoch) {
+        int r;
+
+        r = check_id(s, id);
+        if (r < 0 || !s->claim.owner)
+                return r;
+        r = s->ops->release(s->db, id, epoch, &s->claim);
+        return r < 0 ? r : 0;
+}
+
 void store_set_claim(struct store *s, uint64_t owner, uint64_t ttl_ms) {
         s->claim.owner = (int64_t) owner;
         s->claim.ttl_ms = ttl_ms > INT32_MAX ? INT32_MAX : (int64_t) ttl_ms;

@@ -138,6 +138,11 @@ int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t 
  * default).
  */
 void store_set_claim(struct store *s, uint64_t owner, uint64_t ttl_ms);
+/* The session of id whose M1 named epoch ended without a commit: its claim (this handle's
+ * owner's, of that epoch; any other is left be) is released, so that the device may go on
+ * at once on another server. Not durable: a release lost in a crash expires. 0 also if the
+ * claim was not there; no-op without an owner. */
+int store_release_claim(struct store *s, const char *id, uint64_t epoch);
 
 /* Marks the device revoked and erases its vaults, durably. Returns 1 if it was active, 0 if
  * it was already revoked. */

@@ -687,6 +687,17 @@ START_TEST(test_claims) {
         ck_assert_int_eq(store_commit(a, "dev", e, 2, 7), -ESTALE);
         ck_assert_int_eq(store_commit(b, "dev", e, 2, 7), 0);
         assert_vault(admin, "dev", 5, -1);
+        /* A session that ended uncommitted releases its claim (its owner's, of its epoch only). */
+        store_set_claim(a, 1, 60000);
+        next_vault(6, v);
+        ck_assert_int_eq(plain_set_pending(a, "dev", e, 3, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_release_claim(b, "dev", 3), 0);
+        ck_assert_int_eq(store_release_claim(a, "dev", 2), 0);
+        ck_assert_int_eq(plain_set_pending(b, "dev", e, 3, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_release_claim(a, "dev", 3), 0);
+        next_vault(7, v);
+        ck_assert_int_eq(plain_set_pending(b, "dev", e, 3, v, sizeof(v)), 0);
+        assert_vault(admin, "dev", 5, 7);
         store_close(admin);
         store_close(a);
         store_close(b);

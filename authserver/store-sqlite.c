@@ -867,6 +867,17 @@ static int sqlite_get(struct store_db *d, const char *id, struct store_row *ret,
         return 0;
 }
 
+/* The parameters ?1 to ?6 of STMT_SET_PENDING and STMT_SET_PENDING_CLAIMED. */
+static void bind_pending(sqlite3_stmt *st, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                         const uint8_t *sealed, size_t sealed_len, size_t vault_len) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
+        sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
+        sqlite3_bind_blob(st, 4, sealed, (int) sealed_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, (int64_t) vault_len);
+        sqlite3_bind_int64(st, 6, (int64_t) enrollment);
+}
+
 /* The claimed pending write: the compare-and-set with the claim's check and the write, then
  * the claim taken, in one transaction (the write lock held throughout). */
 static int set_pending_claimed(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
@@ -879,12 +890,7 @@ static int set_pending_claimed(struct store_db *d, const char *id, uint64_t enro
         r = write_begin(d);
         if (r < 0)
                 return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
-        sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
-        sqlite3_bind_blob(st, 4, sealed, (int) sealed_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, (int64_t) vault_len);
-        sqlite3_bind_int64(st, 6, (int64_t) enrollment);
+        bind_pending(st, id, enrollment, expect_epoch, sealed, sealed_len, vault_len);
         sqlite3_bind_int64(st, 7, claim->owner);
         r = run(d, st, "store the pending vault");
         changed = r > 0;
@@ -911,12 +917,7 @@ static int sqlite_set_pending(struct store_db *d, const char *id, uint64_t enrol
         if (claim)
                 return set_pending_claimed(d, id, enrollment, expect_epoch, sealed, sealed_len, vault_len, claim);
         /* One statement: the compare-and-set and the write. */
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
-        sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
-        sqlite3_bind_blob(st, 4, sealed, (int) sealed_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, (int64_t) vault_len);
-        sqlite3_bind_int64(st, 6, (int64_t) enrollment);
+        bind_pending(st, id, enrollment, expect_epoch, sealed, sealed_len, vault_len);
         r = run(d, st, "store the pending vault");
         if (r <= 0)
                 return r;

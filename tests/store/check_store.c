@@ -1116,10 +1116,21 @@ END_TEST
  * one, a promotion replaces the old committed one, a revocation deletes both. A row whose
  * generation does not fit the device's epoch is refused as a damaged file.
  */
+/* After an upgrade: a claimed session of "dev" (at epoch 0, vault 1) commits; s is closed. */
+static void assert_claimed_session(struct store *s) {
+        uint8_t v[64 * 16];
+
+        store_set_claim(s, 1, 60000);
+        next_vault(2, v);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 5), 0);
+        assert_vault(s, "dev", 2, -1);
+        store_close(s);
+}
+
 /* A schema 6 file (no session claims) is upgraded when opened, its devices kept. */
 START_TEST(test_schema_upgrade_v6) {
         struct store *s = open_new("v6.db");
-        uint8_t v[64 * 16];
 
         enroll(s, "dev", 0, 1);
         store_close(s);
@@ -1129,12 +1140,7 @@ START_TEST(test_schema_upgrade_v6) {
         ck_assert_int_eq(raw_int("v6.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
         ck_assert_int_eq(raw_int("v6.db", "SELECT count(*) FROM pragma_table_info('device') WHERE name LIKE 'claim_%'"),
                          3);
-        store_set_claim(s, 1, 60000);
-        next_vault(2, v);
-        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
-        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 5), 0);
-        assert_vault(s, "dev", 2, -1);
-        store_close(s);
+        assert_claimed_session(s);
 }
 END_TEST
 
@@ -1834,7 +1840,6 @@ END_TEST
 /* A schema 1 database (no session claims) is upgraded when opened, its devices kept. */
 START_TEST(test_pg_schema_upgrade_v1) {
         struct store *s = open_new("pgv1");
-        uint8_t v[64 * 16];
         PGresult *res;
 
         enroll(s, "dev", 0, 1);
@@ -1845,12 +1850,7 @@ START_TEST(test_pg_schema_upgrade_v1) {
         res = pg_raw("pgv1", "SELECT schema_version FROM meta");
         ck_assert_str_eq(PQgetvalue(res, 0, 0), "2");
         PQclear(res);
-        store_set_claim(s, 1, 60000);
-        next_vault(2, v);
-        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
-        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 5), 0);
-        assert_vault(s, "dev", 2, -1);
-        store_close(s);
+        assert_claimed_session(s);
 }
 END_TEST
 

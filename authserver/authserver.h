@@ -286,6 +286,7 @@ enum write_action {
         WRITE_PENDING,                  /* M3 verified: the next vault becomes pending, durable before M4 */
         WRITE_COMMIT,                   /* M5 verified: the epoch M1 named is committed, and audited */
         WRITE_AGGREGATE,                /* a DATA record after M5: folded into its aggregate, durable */
+        WRITE_RELEASE,                  /* a session that took the device's claim ended uncommitted */
 };
 
 struct write_record {
@@ -375,6 +376,7 @@ struct conn {
         LIST_FIELDS(struct conn, hello);        /* server.hellos, until M1 is in */
         struct write_record write;      /* its write in the group commit, while queued */
         bool verified;                  /* M3 verified: a proven device, audited row by row */
+        bool claimed;                   /* its pending write took the device's claim in the database */
         bool superseded;                /* the device's next session took over (its M5 was late) */
         int fd;
         sd_event_source *io;

@@ -47,6 +47,28 @@ static void vault_buffers_free(struct conn *c) {
         c->vault_len = 0;
 }
 
+static void on_release_done(struct write_record *w, int r) {
+        free(w);
+}
+
+/* c's session took the device's claim in the database (its pending write) and ends without
+ * a commit: the claim is released by the next batch, so that the device's next attempt need
+ * not wait for it to expire on another server. Called under shared.lock, before the device is
+ * free in memory: a session of the device that claims it next queues its write after this. */
+static void claim_release(struct conn *c) {
+        struct write_record *w;
+
+        if (!c->claimed || c->srv->queue.fatal)
+                return;
+        c->claimed = false;
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return;         /* the claim expires */
+        *w = (struct write_record) { .action = WRITE_RELEASE, .epoch = c->hello.epoch, .done = on_release_done };
+        snprintf(w->device_id, sizeof w->device_id, "%s", c->hello.device_id);
+        queue_add(&c->srv->queue, w);
+}
+
 /* c gives its device up (its session is over, or it ends); c->superseded says whether the
  * device's next session had taken it over already. commit, if given, is c's commit: it is
  * queued before the device is free, in the same section, so that a session of the device on
@@ -69,7 +91,8 @@ static void inflight_remove(struct conn *c, struct write_record *commit) {
         if (commit) {
                 commit->superseded = e->superseded;
                 queue_add(&c->srv->queue, commit);
-        }
+        } else
+                claim_release(c);
         if (e->linked)
                 LIST_REMOVE(inflight, &sh->inflight, e);
         e->linked = false;
@@ -1015,6 +1038,7 @@ static void on_response(struct conn *c, const uint8_t *m3, size_t m3_len) {
 static void on_pending_durable(struct write_record *w, int r) {
         struct conn *c = w->userdata;
 
+        c->claimed = r >= 0;
         if (c->expired) {
                 conn_failure(c, "timeout", "handshake did not complete in time");
                 conn_free(c);

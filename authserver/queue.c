@@ -48,6 +48,8 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
                 *stored_pending = true;
                 return store_aggregate_add(q->store, w->name, w->value, &w->agg);
         }
+        if (w->action == WRITE_RELEASE)
+                return store_release_claim(q->store, w->device_id, w->epoch);
         if (w->action == WRITE_COMMIT) {
                 fault_crash("before-commit");
                 /* M1 named the generation the session used; after M3 it is the committed one (§6). */

@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "authserver.h"
+#include "crypto.h"
 #include "fault.h"
 
 /* The test-only faults (SV_FAULT, common/fault.h; docs/testing.md): the crash points of the
@@ -401,6 +402,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         struct serve t = { .done_fd = -1 };
         struct server *main_srv = &t.main;
         struct store *writer_store = NULL;      /* the group commit's, queue.c's once it is set up */
+        uint64_t instance = 0;                  /* this process, owner of its session claims */
         sigset_t mask;
         const char *bad = NULL;
         bool fatal = false;
@@ -441,6 +443,19 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         if (config_open_store(cfg, 0, &main_srv->store) < 0 || config_open_store(cfg, 0, &writer_store) < 0) {
                 ret = AS_EXIT_DATABASE;
                 goto out;
+        }
+        /* On PostgreSQL, which several servers may share, the writer's M3 writes take the
+         * device's session claim in the database, as this process (docs/architecture.md,
+         * "Many servers on one database"): it holds for the handshake's time-out from the
+         * write, past the session's own deadline. A SQLite file has one server: the rule in
+         * memory is enough there, and a restart after a crash is not held up by the claims
+         * of the process that died. */
+        if (store_path_is_postgresql(cfg->db_path ? cfg->db_path : AUTHSERVER_DEFAULT_DB)) {
+                if (crypto_random(&instance, sizeof instance) < 0 || instance == 0) {
+                        log_error("Failed to draw the instance id");
+                        goto out;
+                }
+                store_set_claim(writer_store, instance, cfg->timeout_ms);
         }
         for (unsigned i = 0; i < t.n_workers; i++)
                 if (config_open_store(cfg, 0, &t.workers[i].srv.store) < 0) {

@@ -75,6 +75,20 @@ struct store_probe {
         bool has_pending;
         int64_t vault_len;              /* n * m */
         int64_t enrollment;
+        int64_t claim_owner;            /* the session claim's owner (0: none) */
+        bool claim_live;                /* and it has not expired */
+};
+
+/*
+ * The session claim of a write (docs/architecture.md, "Many servers on one database"): the
+ * rule "one session per device past M3" kept in the device row, so that it holds across
+ * processes. owner is the claiming process's instance id (never 0); the claim lasts ttl_ms
+ * from the write, on the database's clock. NULL: the write neither checks nor takes a claim
+ * (the admin verbs, one process alone).
+ */
+struct store_claim {
+        int64_t owner;
+        int64_t ttl_ms;
 };
 
 /* A generation's sealed blob, copied out by get(). */
@@ -150,19 +164,30 @@ struct store_ops {
                       const uint8_t *sealed, size_t sealed_len);
         /* Compare-and-set on (id, active, epoch = expect_epoch, n*m = vault_len, enrollment):
          * stores sealed as generation expect_epoch + 1 (the pending vault), replacing an older
-         * pending one. Durable. */
+         * pending one. Durable. With claim, the compare-and-set also requires the device's
+         * claim free, claim->owner's or expired, and takes it (claim epoch expect_epoch). */
         int (*set_pending)(struct store_db *db, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                           const uint8_t *sealed, size_t sealed_len, size_t vault_len);
+                           const uint8_t *sealed, size_t sealed_len, size_t vault_len,
+                           const struct store_claim *claim);
         /* The same compare-and-set, also requiring the pending generation expect_epoch + 1: it
          * becomes committed (epoch := expect_epoch + 1), sealed becomes generation
-         * expect_epoch + 2 (pending), and generation expect_epoch goes. One transaction, durable. */
+         * expect_epoch + 2 (pending), and generation expect_epoch goes. One transaction, durable.
+         * With claim, as set_pending, and a claim of epoch expect_epoch may also be taken over
+         * (the device proved the vault that claim's session stored: its M5 is late or lost);
+         * the new claim's epoch is expect_epoch + 1. */
         int (*promote)(struct store_db *db, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                       const uint8_t *sealed, size_t sealed_len, size_t vault_len);
+                       const uint8_t *sealed, size_t sealed_len, size_t vault_len,
+                       const struct store_claim *claim);
         /* Compare-and-set on (id, active, epoch = expect_epoch, enrollment) with the pending
          * generation present: epoch := expect_epoch + 1, failures := 0, last_success := now,
-         * and generation expect_epoch is erased. One transaction, not durable. */
+         * and generation expect_epoch is erased. One transaction, not durable. With claim, the
+         * compare-and-set also requires the claim to be claim->owner's. The claim is released. */
         int (*commit)(struct store_db *db, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                      int64_t now);
+                      int64_t now, const struct store_claim *claim);
+        /* Releases claim->owner's claim of epoch (the M1 epoch of the session that took it):
+         * its session ended without a commit. 1, or 0 if id's claim is not that one. Not
+         * durable (a lost release expires). */
+        int (*release)(struct store_db *db, const char *id, uint64_t epoch, const struct store_claim *claim);
         /* Marks an active id revoked and erases its vaults; 1 if it was active (durable), 0 if
          * nothing changed (revoked or unknown). */
         int (*revoke)(struct store_db *db, const char *id);

@@ -16,16 +16,25 @@
  *
  * authserver creates the schema itself when it opens an empty database (STORE_CREATE) and
  * upgrades it from older versions of this file; the first version is
- * STORE_PG_SCHEMA_VERSION 1 (PostgreSQL versions count on their own, from 1).
+ * STORE_PG_SCHEMA_VERSION 1 (PostgreSQL versions count on their own, from 1). Version 2 added
+ * the device's session claim (as SQLite schema 7: claim_owner, claim_epoch, claim_until).
  */
 
 #include "profile.h"
 #include "proto.h"
 
-#define STORE_PG_SCHEMA_VERSION 1
+#define STORE_PG_SCHEMA_VERSION 2
 
 #define PG_STR_(x) #x
 #define PG_STR(x) PG_STR_(x)
+
+/* Version 2: the session claim of a device (store-backend.h, struct store_claim): the
+ * instance id of the authserver whose session is past M3 (0: none), the epoch its M1 named,
+ * until when (unix ms, the database's clock) it holds. Not indexed: HOT updates. */
+#define STORE_PG_SCHEMA_2_SQL \
+        "ALTER TABLE device ADD COLUMN claim_owner int8 NOT NULL DEFAULT 0," \
+        " ADD COLUMN claim_epoch int8 NOT NULL DEFAULT 0," \
+        " ADD COLUMN claim_until int8 NOT NULL DEFAULT 0;"
 
 #define STORE_PG_SCHEMA_SQL \
         "CREATE TABLE meta (" \
@@ -54,6 +63,7 @@
         "  CHECK (kex IN (" PG_STR(SV_KEX_NONE) ", " PG_STR(SV_KEX_X25519) ")" \
         "   AND (kex = " PG_STR(SV_KEX_NONE) " OR profile = " PG_STR(SV_PROFILE_HARDENED) "))" \
         ");" \
+        STORE_PG_SCHEMA_2_SQL \
         "CREATE INDEX device_shape ON device (status, profile, n, m, p);" \
         /* A device's generations: slot num * 2 + (generation & 1), as in SQLite schema 6. */ \
         "CREATE TABLE vault (" \

@@ -60,6 +60,8 @@
 #define ROW_FROM \
         " FROM device d LEFT JOIN vault c ON c.slot = d.num * 2 + (d.epoch & 1)" \
         " LEFT JOIN vault p ON p.slot = d.num * 2 + 1 - (d.epoch & 1)"
+/* The database's clock in unix ms, the clock of the session claims (one for every server). */
+#define NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::int8"
 /* The vault slot of generation epoch_param (an int8 parameter) of the device row dev. */
 #define SLOT_OF(dev, epoch_param) dev ".num * 2 + (" epoch_param "::int8 & 1)"
 
@@ -68,12 +70,14 @@ enum {
         STMT_PROBE,
         STMT_ENROLL,
         STMT_SET_PENDING,
+        STMT_SET_PENDING_CLAIMED,
         STMT_PROMOTE,
         STMT_COMMIT,
         STMT_VAULT_PUT,
         STMT_VAULT_DROP,
         STMT_VAULT_CLEAR,
         STMT_REVOKE,
+        STMT_RELEASE,
         STMT_FAILURE,
         STMT_AUDIT,
         STMT_LIST,
@@ -97,7 +101,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 "SELECT d.id, " ROW_COLUMNS ", v.epoch, v.blob" ROW_FROM
                 " LEFT JOIN vault v ON v.slot IN (d.num * 2, d.num * 2 + 1) WHERE d.id = $1::text",
         [STMT_PROBE] =
-                "SELECT d.status, d.epoch, p.epoch IS NOT NULL, d.n::int8 * d.m, d.enrollment FROM device d"
+                "SELECT d.status, d.epoch, p.epoch IS NOT NULL, d.n::int8 * d.m, d.enrollment, d.claim_owner,"
+                " d.claim_owner <> 0 AND d.claim_until >= " NOW_MS " FROM device d"
                 " LEFT JOIN vault p ON p.slot = d.num * 2 + 1 - (d.epoch & 1) WHERE d.id = $1::text",
         [STMT_ENROLL] =
                 "INSERT INTO device AS o (id, status, profile, n, m, p, epoch, created, enrollment, kex)"
@@ -115,14 +120,35 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 " FROM device d WHERE d.id = $1::text AND d.epoch = $2::int8 AND d.status = 'active'"
                 " AND d.n::int8 * d.m = $5::int8 AND d.enrollment = $6::int8 FOR SHARE OF d"
                 " ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob",
+        /* With the session claim, one statement still: the device row's UPDATE is the
+         * compare-and-set (row-locked, re-checked against a concurrent writer's version) and
+         * takes the claim (free, owner $7's, or expired), and the INSERT writes the vault. */
+        [STMT_SET_PENDING_CLAIMED] =
+                "WITH c AS (UPDATE device d SET claim_owner = $7::int8, claim_epoch = $2::int8,"
+                " claim_until = " NOW_MS " + $8::int8"
+                " WHERE d.id = $1::text AND d.epoch = $2::int8 AND d.status = 'active'"
+                " AND d.n::int8 * d.m = $5::int8 AND d.enrollment = $6::int8"
+                " AND (d.claim_owner IN (0, $7::int8) OR d.claim_until < " NOW_MS ") RETURNING d.num)"
+                " INSERT INTO vault (slot, epoch, blob) SELECT " SLOT_OF("c", "$3") ", $3::int8, $4::bytea FROM c"
+                " ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob",
+        /* With owner $6 (0: none) the claim is checked and taken; one of the epoch $2 may be
+         * taken over (the device proved the vault its session stored). */
         [STMT_PROMOTE] =
-                "UPDATE device SET epoch = $3::int8"
+                "UPDATE device SET epoch = $3::int8,"
+                " claim_owner = CASE $6::int8 WHEN 0 THEN claim_owner ELSE $6::int8 END,"
+                " claim_epoch = CASE $6::int8 WHEN 0 THEN claim_epoch ELSE $3::int8 END,"
+                " claim_until = CASE $6::int8 WHEN 0 THEN claim_until ELSE " NOW_MS " + $7::int8 END"
                 " WHERE id = $1::text AND epoch = $2::int8 AND status = 'active' AND n::int8 * m = $4::int8"
                 " AND enrollment = $5::int8"
+                " AND ($6::int8 = 0 OR claim_owner IN (0, $6::int8) OR claim_epoch = $2::int8"
+                "  OR claim_until < " NOW_MS ")"
                 " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "$3") " AND epoch = $3::int8)",
+        /* Under owner $6's claim (0: any), which it releases. */
         [STMT_COMMIT] =
-                "UPDATE device SET epoch = $3::int8, last_success = $4::int8, failures = 0"
+                "UPDATE device SET epoch = $3::int8, last_success = $4::int8, failures = 0, claim_owner = 0,"
+                " claim_until = 0"
                 " WHERE id = $1::text AND epoch = $2::int8 AND status = 'active' AND enrollment = $5::int8"
+                " AND ($6::int8 = 0 OR claim_owner = $6::int8)"
                 " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "$3") " AND epoch = $3::int8)",
         [STMT_VAULT_PUT] =
                 "INSERT INTO vault (slot, epoch, blob) SELECT " SLOT_OF("d", "$2") ", $2::int8, $3::bytea"
@@ -133,6 +159,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_VAULT_CLEAR] =
                 "DELETE FROM vault v USING device d WHERE d.id = $1::text AND v.slot IN (d.num * 2, d.num * 2 + 1)",
         [STMT_REVOKE] = "UPDATE device SET status = 'revoked' WHERE id = $1::text AND status = 'active'",
+        [STMT_RELEASE] = "UPDATE device SET claim_owner = 0, claim_until = 0"
+                " WHERE id = $1::text AND claim_owner = $2::int8 AND claim_epoch = $3::int8",
         [STMT_FAILURE] =
                 "UPDATE device SET failures = LEAST(failures + $3::int8, 4294967295),"
                 " last_failure = GREATEST(last_failure, $2::int8) WHERE id = $1::text",
@@ -604,6 +632,24 @@ static int create_schema(struct store_db *d, const uint8_t *keycheck, size_t key
         return r;
 }
 
+/* Version 1 had no session claims. Under the schema lock, the version read again: another
+ * authserver may have upgraded meanwhile. */
+static int upgrade_schema(struct store_db *d) {
+        int64_t version = 0;
+        int r;
+
+        r = exec(d, "BEGIN; SELECT pg_advisory_xact_lock(" PG_SCHEMA_LOCK ")", "upgrade the schema");
+        if (r >= 0)
+                r = query_i64(d, "SELECT schema_version FROM meta WHERE id = 1", "upgrade the schema", &version);
+        if (r >= 0 && version == 1)
+                r = exec(d, STORE_PG_SCHEMA_2_SQL "UPDATE meta SET schema_version = 2 WHERE id = 1",
+                         "upgrade the schema to version 2");
+        if (r >= 0)
+                return commit_tx(d, true, "upgrade the schema");
+        rollback(d);
+        return r;
+}
+
 static int open_db(struct store_db *d, const char *path, int flags, const uint8_t *keycheck,
                    size_t keycheck_len) {
         PQconninfoOption *opts;
@@ -657,7 +703,11 @@ static int open_db(struct store_db *d, const char *path, int flags, const uint8_
         if (version < 1)
                 return store_fail(d->s, -EBADMSG, "Database '%s' has an invalid schema version %lld",
                                   PQdb(d->conn), (long long) version);
-        /* Version 1 is the first: nothing to upgrade yet. */
+        if (version < STORE_PG_SCHEMA_VERSION) {
+                r = upgrade_schema(d);
+                if (r < 0)
+                        return r;
+        }
         r = session_setup(d);
         if (r >= 0)
                 d->ready = true;
@@ -753,6 +803,8 @@ static int pg_probe(struct store_db *d, const char *id, struct store_probe *ret)
                 .has_pending = col_bool(res, 0, 2),
                 .vault_len = col_i64(res, 0, 3),
                 .enrollment = col_i64(res, 0, 4),
+                .claim_owner = col_i64(res, 0, 5),
+                .claim_live = col_bool(res, 0, 6),
         };
         return 0;
 }
@@ -852,7 +904,8 @@ static int pg_get(struct store_db *d, const char *id, struct store_row *ret, str
 }
 
 static int pg_set_pending(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                          const uint8_t *sealed, size_t sealed_len, size_t vault_len) {
+                          const uint8_t *sealed, size_t sealed_len, size_t vault_len,
+                          const struct store_claim *claim) {
         struct params p = { 0 };
         int r;
 
@@ -865,13 +918,18 @@ static int pg_set_pending(struct store_db *d, const char *id, uint64_t enrollmen
         par_bytes(&p, sealed, sealed_len);
         par_i64(&p, (int64_t) vault_len);
         par_u64(&p, enrollment);
-        r = run(d, STMT_SET_PENDING, &p, "store the pending vault");
+        if (claim) {
+                par_i64(&p, claim->owner);
+                par_i64(&p, claim->ttl_ms);
+        }
+        r = run(d, claim ? STMT_SET_PENDING_CLAIMED : STMT_SET_PENDING, &p, "store the pending vault");
         r = write_end(d, r, false, r > 0);
         return r < 0 ? r : r > 0;
 }
 
 static int pg_promote(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                      const uint8_t *sealed, size_t sealed_len, size_t vault_len) {
+                      const uint8_t *sealed, size_t sealed_len, size_t vault_len,
+                      const struct store_claim *claim) {
         struct params p = { 0 };
         bool changed;
         int r;
@@ -884,6 +942,8 @@ static int pg_promote(struct store_db *d, const char *id, uint64_t enrollment, u
         par_u64(&p, expect_epoch + 1);
         par_i64(&p, (int64_t) vault_len);
         par_u64(&p, enrollment);
+        par_i64(&p, claim ? claim->owner : 0);
+        par_i64(&p, claim ? claim->ttl_ms : 0);
         r = run(d, STMT_PROMOTE, &p, "promote the pending vault");
         changed = r > 0;
         /* The next generation takes the old committed generation's slot (its parity). */
@@ -894,7 +954,7 @@ static int pg_promote(struct store_db *d, const char *id, uint64_t enrollment, u
 }
 
 static int pg_commit(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                     int64_t now) {
+                     int64_t now, const struct store_claim *claim) {
         struct params p = { 0 };
         bool changed;
         int r;
@@ -907,6 +967,7 @@ static int pg_commit(struct store_db *d, const char *id, uint64_t enrollment, ui
         par_u64(&p, expect_epoch + 1);
         par_i64(&p, now);
         par_u64(&p, enrollment);
+        par_i64(&p, claim ? claim->owner : 0);
         r = run(d, STMT_COMMIT, &p, "commit the pending vault");
         changed = r > 0;
         if (r > 0) {
@@ -935,6 +996,20 @@ static int pg_revoke(struct store_db *d, const char *id) {
         /* An operator revoking a device expects it to stay revoked. */
         r = write_end(d, r, changed, changed);
         return r < 0 ? r : changed;
+}
+
+static int pg_release(struct store_db *d, const char *id, uint64_t epoch, const struct store_claim *claim) {
+        struct params p = { 0 };
+        int r;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        par_text(&p, id);
+        par_i64(&p, claim->owner);
+        par_u64(&p, epoch);
+        r = run(d, STMT_RELEASE, &p, "release the device");
+        return r < 0 ? r : r > 0;
 }
 
 static int pg_add_failures(struct store_db *d, const char *id, uint32_t count, int64_t last) {
@@ -1350,6 +1425,7 @@ static const struct store_ops pg_ops = {
         .set_pending = pg_set_pending,
         .promote = pg_promote,
         .commit = pg_commit,
+        .release = pg_release,
         .revoke = pg_revoke,
         .add_failures = pg_add_failures,
         .audit = pg_audit,

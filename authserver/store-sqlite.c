@@ -126,6 +126,19 @@
 #define DEVICE_COLUMNS \
         "id, status, profile, n, m, p, epoch, created, last_success, last_failure, failures, enrollment, kex"
 
+/*
+ * Schema 7: a device's session claim (docs/architecture.md, "Many servers on one database"):
+ * the instance id of the process whose session is past M3 (0: none), the epoch its M1 named,
+ * and until when (unix ms) it holds. Added by ALTER TABLE, in a new database too.
+ */
+#define SCHEMA_7_SQL \
+        "ALTER TABLE device ADD COLUMN claim_owner INTEGER NOT NULL DEFAULT 0;" \
+        "ALTER TABLE device ADD COLUMN claim_epoch INTEGER NOT NULL DEFAULT 0;" \
+        "ALTER TABLE device ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;"
+
+/* The database's clock in unix ms, the clock of the claims. */
+#define NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+
 #define SCHEMA_6_VAULT_SQL \
         "CREATE TABLE vault (" \
         " slot INTEGER PRIMARY KEY,"                    /* device num * 2 + (epoch & 1) */ \
@@ -201,12 +214,15 @@ enum {
         STMT_PROBE,
         STMT_ENROLL,
         STMT_SET_PENDING,
+        STMT_SET_PENDING_CLAIMED,
+        STMT_CLAIM,
         STMT_PROMOTE,
         STMT_COMMIT,
         STMT_VAULT_PUT,
         STMT_VAULT_DROP,
         STMT_VAULT_CLEAR,
         STMT_REVOKE,
+        STMT_RELEASE,
         STMT_FAILURE,
         STMT_AUDIT,
         STMT_LIST,
@@ -234,7 +250,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 " LEFT JOIN vault p ON p.slot = d.num * 2 + 1 - (d.epoch & 1)"
                 " LEFT JOIN vault v ON v.slot IN (d.num * 2, d.num * 2 + 1) WHERE d.id = ?1",
         [STMT_PROBE] =
-                "SELECT d.status, d.epoch, p.epoch IS NOT NULL, d.n * d.m, d.enrollment FROM device d"
+                "SELECT d.status, d.epoch, p.epoch IS NOT NULL, d.n * d.m, d.enrollment, d.claim_owner,"
+                " d.claim_owner <> 0 AND d.claim_until >= " NOW_MS " FROM device d"
                 " LEFT JOIN vault p ON p.slot = d.num * 2 + 1 - (d.epoch & 1) WHERE d.id = ?1",
         [STMT_ENROLL] =
                 "INSERT INTO device (id, status, profile, n, m, p, epoch, created, enrollment, kex)"
@@ -249,16 +266,32 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 " WHERE d.id = ?1 AND d.epoch = ?2 AND d.status = 'active' AND d.n * d.m = ?5"
                 " AND d.enrollment = ?6"
                 " ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob",
+        /* The same with the session claim: free, owner ?7's, or expired; the caller then takes
+         * it (STMT_CLAIM, same transaction). */
+        [STMT_SET_PENDING_CLAIMED] =
+                "INSERT INTO vault (slot, epoch, blob) SELECT " SLOT_OF("d", "?3") ", ?3, ?4 FROM device d"
+                " WHERE d.id = ?1 AND d.epoch = ?2 AND d.status = 'active' AND d.n * d.m = ?5"
+                " AND d.enrollment = ?6 AND (d.claim_owner IN (0, ?7) OR d.claim_until < " NOW_MS ")"
+                " ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, blob = excluded.blob",
+        [STMT_CLAIM] =
+                "UPDATE device SET claim_owner = ?2, claim_epoch = ?3, claim_until = " NOW_MS " + ?4 WHERE id = ?1",
         /* The pending generation ?3 becomes committed; the caller then writes the next one
-         * over the old committed generation's slot (STMT_VAULT_PUT). */
+         * over the old committed generation's slot (STMT_VAULT_PUT). With owner ?6 (0: none)
+         * the claim is checked and taken; one of the epoch ?2 may be taken over. */
         [STMT_PROMOTE] =
-                "UPDATE device SET epoch = ?3"
+                "UPDATE device SET epoch = ?3,"
+                " claim_owner = CASE ?6 WHEN 0 THEN claim_owner ELSE ?6 END,"
+                " claim_epoch = CASE ?6 WHEN 0 THEN claim_epoch ELSE ?3 END,"
+                " claim_until = CASE ?6 WHEN 0 THEN claim_until ELSE " NOW_MS " + ?7 END"
                 " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND n * m = ?4 AND enrollment = ?5"
+                " AND (?6 = 0 OR claim_owner IN (0, ?6) OR claim_epoch = ?2 OR claim_until < " NOW_MS ")"
                 " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "?3") " AND epoch = ?3)",
-        /* The compare-and-set of a commit; the caller then drops the old generation ?2. */
+        /* The compare-and-set of a commit (under owner ?6's claim unless 0), which releases the
+         * claim; the caller then drops the old generation ?2. */
         [STMT_COMMIT] =
-                "UPDATE device SET epoch = ?3, last_success = ?4, failures = 0"
+                "UPDATE device SET epoch = ?3, last_success = ?4, failures = 0, claim_owner = 0, claim_until = 0"
                 " WHERE id = ?1 AND epoch = ?2 AND status = 'active' AND enrollment = ?5"
+                " AND (?6 = 0 OR claim_owner = ?6)"
                 " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "?3") " AND epoch = ?3)",
         /* Generation ?2 of the device, over whatever its slot held (same size: in place). */
         [STMT_VAULT_PUT] =
@@ -271,6 +304,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 "DELETE FROM vault WHERE slot IN (SELECT d.num * 2 FROM device d WHERE d.id = ?1"
                 " UNION ALL SELECT d.num * 2 + 1 FROM device d WHERE d.id = ?1)",
         [STMT_REVOKE] = "UPDATE device SET status = 'revoked' WHERE id = ?1 AND status = 'active'",
+        [STMT_RELEASE] = "UPDATE device SET claim_owner = 0, claim_until = 0"
+                " WHERE id = ?1 AND claim_owner = ?2 AND claim_epoch = ?3",
         [STMT_FAILURE] =
                 "UPDATE device SET failures = min(failures + ?3, 4294967295),"
                 " last_failure = max(last_failure, ?2) WHERE id = ?1",
@@ -504,7 +539,7 @@ static int create_schema(struct store_db *d, const uint8_t *keycheck, size_t key
                 if (r >= 0)
                         r = keycheck_write(d, keycheck, keycheck_len);
                 if (r >= 0)
-                        r = exec(d, "PRAGMA user_version = " STRINGIFY(STORE_SCHEMA_VERSION),
+                        r = exec(d, SCHEMA_7_SQL "PRAGMA user_version = " STRINGIFY(STORE_SCHEMA_VERSION),
                                  "create the schema");
         }
         if (r >= 0)
@@ -530,7 +565,8 @@ static int upgrade_kex(struct store_db *d) {
 
 /* Schema 1 had no enrollment token: existing rows keep 0, the next enrollment draws one.
  * Schema 2 had no audit_summary table and no indexes for pruning and decoy shapes.
- * Schema 4 had no aggregate table. Schema 5 kept the vaults in the device row. */
+ * Schema 4 had no aggregate table. Schema 5 kept the vaults in the device row. Schema 6 had no
+ * session claims. */
 static int migrate_schema(struct store_db *d, int64_t version) {
         int r;
 
@@ -551,6 +587,8 @@ static int migrate_schema(struct store_db *d, int64_t version) {
                 r = exec(d, SCHEMA_5_SQL "PRAGMA user_version = 5", "upgrade the schema to version 5");
         if (r >= 0 && version <= 5)
                 r = exec(d, SCHEMA_6_UPGRADE_SQL, "upgrade the schema to version 6");
+        if (r >= 0 && version <= 6)
+                r = exec(d, SCHEMA_7_SQL "PRAGMA user_version = 7", "upgrade the schema to version 7");
         if (r >= 0)
                 r = exec(d, "COMMIT", "upgrade the schema");
         if (r < 0)
@@ -731,6 +769,8 @@ static int sqlite_probe(struct store_db *d, const char *id, struct store_probe *
                 .has_pending = sqlite3_column_int(st, 2),
                 .vault_len = sqlite3_column_int64(st, 3),
                 .enrollment = sqlite3_column_int64(st, 4),
+                .claim_owner = sqlite3_column_int64(st, 5),
+                .claim_live = sqlite3_column_int(st, 6),
         };
         return 0;
 }
@@ -827,18 +867,57 @@ static int sqlite_get(struct store_db *d, const char *id, struct store_row *ret,
         return 0;
 }
 
-static int sqlite_set_pending(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                              const uint8_t *sealed, size_t sealed_len, size_t vault_len) {
-        sqlite3_stmt *st = d->stmt[STMT_SET_PENDING];
-        int r;
-
-        /* One statement: the compare-and-set and the write. */
+/* The parameters ?1 to ?6 of STMT_SET_PENDING and STMT_SET_PENDING_CLAIMED. */
+static void bind_pending(sqlite3_stmt *st, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                         const uint8_t *sealed, size_t sealed_len, size_t vault_len) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
         sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
         sqlite3_bind_blob(st, 4, sealed, (int) sealed_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 5, (int64_t) vault_len);
         sqlite3_bind_int64(st, 6, (int64_t) enrollment);
+}
+
+/* The claimed pending write: the compare-and-set with the claim's check and the write, then
+ * the claim taken, in one transaction (the write lock held throughout). */
+static int set_pending_claimed(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                               const uint8_t *sealed, size_t sealed_len, size_t vault_len,
+                               const struct store_claim *claim) {
+        sqlite3_stmt *st = d->stmt[STMT_SET_PENDING_CLAIMED];
+        bool changed;
+        int r;
+
+        r = write_begin(d);
+        if (r < 0)
+                return r;
+        bind_pending(st, id, enrollment, expect_epoch, sealed, sealed_len, vault_len);
+        sqlite3_bind_int64(st, 7, claim->owner);
+        r = run(d, st, "store the pending vault");
+        changed = r > 0;
+        if (r > 0) {
+                st = d->stmt[STMT_CLAIM];
+                sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, claim->owner);
+                sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch));
+                sqlite3_bind_int64(st, 4, claim->ttl_ms);
+                r = run(d, st, "claim the device");
+                if (r == 0)
+                        r = store_fail(d->s, -EIO, "Failed to claim device '%s'", id);
+        }
+        r = write_end(d, r, changed, changed);
+        return r < 0 ? r : changed;
+}
+
+static int sqlite_set_pending(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                              const uint8_t *sealed, size_t sealed_len, size_t vault_len,
+                              const struct store_claim *claim) {
+        sqlite3_stmt *st = d->stmt[STMT_SET_PENDING];
+        int r;
+
+        if (claim)
+                return set_pending_claimed(d, id, enrollment, expect_epoch, sealed, sealed_len, vault_len, claim);
+        /* One statement: the compare-and-set and the write. */
+        bind_pending(st, id, enrollment, expect_epoch, sealed, sealed_len, vault_len);
         r = run(d, st, "store the pending vault");
         if (r <= 0)
                 return r;
@@ -847,7 +926,8 @@ static int sqlite_set_pending(struct store_db *d, const char *id, uint64_t enrol
 }
 
 static int sqlite_promote(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                          const uint8_t *sealed, size_t sealed_len, size_t vault_len) {
+                          const uint8_t *sealed, size_t sealed_len, size_t vault_len,
+                          const struct store_claim *claim) {
         sqlite3_stmt *st = d->stmt[STMT_PROMOTE];
         bool changed;
         int r;
@@ -862,6 +942,8 @@ static int sqlite_promote(struct store_db *d, const char *id, uint64_t enrollmen
         sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
         sqlite3_bind_int64(st, 4, (int64_t) vault_len);
         sqlite3_bind_int64(st, 5, (int64_t) enrollment);
+        sqlite3_bind_int64(st, 6, claim ? claim->owner : 0);
+        sqlite3_bind_int64(st, 7, claim ? claim->ttl_ms : 0);
         r = run(d, st, "promote the pending vault");
         changed = r > 0;
         if (r > 0)
@@ -871,7 +953,7 @@ static int sqlite_promote(struct store_db *d, const char *id, uint64_t enrollmen
 }
 
 static int sqlite_commit(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                         int64_t now) {
+                         int64_t now, const struct store_claim *claim) {
         sqlite3_stmt *st = d->stmt[STMT_COMMIT];
         bool changed;
         int r;
@@ -884,6 +966,7 @@ static int sqlite_commit(struct store_db *d, const char *id, uint64_t enrollment
         sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
         sqlite3_bind_int64(st, 4, now);
         sqlite3_bind_int64(st, 5, (int64_t) enrollment);
+        sqlite3_bind_int64(st, 6, claim ? claim->owner : 0);
         r = run(d, st, "commit the pending vault");
         changed = r > 0;
         /* The old generation goes: secure_delete zeroes its pages (a later M3 reuses them). */
@@ -913,6 +996,17 @@ static int sqlite_revoke(struct store_db *d, const char *id) {
         /* An operator revoking a device expects it to stay revoked. */
         r = write_end(d, r, changed, changed);
         return r < 0 ? r : changed;
+}
+
+static int sqlite_release(struct store_db *d, const char *id, uint64_t epoch, const struct store_claim *claim) {
+        sqlite3_stmt *st = d->stmt[STMT_RELEASE];
+        int r;
+
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, claim->owner);
+        sqlite3_bind_int64(st, 3, u64_to_db(epoch));
+        r = run(d, st, "release the device");
+        return r < 0 ? r : r > 0;
 }
 
 static int sqlite_add_failures(struct store_db *d, const char *id, uint32_t count, int64_t last) {
@@ -1328,6 +1422,7 @@ static const struct store_ops sqlite_ops = {
         .set_pending = sqlite_set_pending,
         .promote = sqlite_promote,
         .commit = sqlite_commit,
+        .release = sqlite_release,
         .revoke = sqlite_revoke,
         .add_failures = sqlite_add_failures,
         .audit = sqlite_audit,

@@ -57,6 +57,7 @@ struct store {
         struct store_db *db;
         struct store_aead *aead;
         uint8_t *seal;                  /* 2 * STORE_BLOB_MAX bytes: two sealed vaults */
+        struct store_claim claim;       /* owner 0: the writes take no session claim */
         char error[STORE_ERROR_MAX];
 };
 
@@ -310,7 +311,7 @@ static int not_enrolled(struct store *s, const char *id) {
 
 /* After a compare-and-set matched no row: say why. */
 static int explain_miss(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                        bool need_pending, size_t len) {
+                        bool need_pending, size_t len, bool commit) {
         struct store_probe p;
         int r;
 
@@ -331,6 +332,11 @@ static int explain_miss(struct store *s, const char *id, uint64_t enrollment, ui
         if (len && (size_t) p.vault_len != len)
                 return store_fail(s, -EINVAL, "Vault of %zu bytes does not match the n*m of device '%s'",
                             len, id);
+        /* Another process's session holds the device (a commit: took it over). */
+        if (s->claim.owner && commit && p.claim_owner != s->claim.owner)
+                return store_fail(s, -ESTALE, "Device '%s' was taken over by another server's session", id);
+        if (s->claim.owner && !commit && p.claim_owner != s->claim.owner && p.claim_live)
+                return store_fail(s, -ESTALE, "Device '%s' has a session on another server", id);
         return store_fail(s, -EIO, "Failed to update device '%s'", id);
 }
 
@@ -483,9 +489,10 @@ static int write_pending(struct store *s, bool promote, const char *id, uint64_t
                             id);
 
         r = (promote ? s->ops->promote : s->ops->set_pending)(s->db, id, enrollment, expect_epoch,
-                                                              sealed, sealed_len, len);
+                                                              sealed, sealed_len, len,
+                                                              s->claim.owner ? &s->claim : NULL);
         if (r == 0)
-                r = explain_miss(s, id, enrollment, expect_epoch, promote, len);
+                r = explain_miss(s, id, enrollment, expect_epoch, promote, len, false);
         return r < 0 ? r : 0;
 }
 
@@ -508,10 +515,25 @@ int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t 
                 return r;
         if (expect_epoch == UINT64_MAX)
                 return store_fail(s, -EOVERFLOW, "Device '%s' is at the last epoch", id);
-        r = s->ops->commit(s->db, id, enrollment, expect_epoch, now);
+        r = s->ops->commit(s->db, id, enrollment, expect_epoch, now, s->claim.owner ? &s->claim : NULL);
         if (r == 0)
-                r = explain_miss(s, id, enrollment, expect_epoch, true, 0);
+                r = explain_miss(s, id, enrollment, expect_epoch, true, 0, true);
         return r < 0 ? r : 0;
+}
+
+int store_release_claim(struct store *s, const char *id, uint64_t epoch) {
+        int r;
+
+        r = check_id(s, id);
+        if (r < 0 || !s->claim.owner)
+                return r;
+        r = s->ops->release(s->db, id, epoch, &s->claim);
+        return r < 0 ? r : 0;
+}
+
+void store_set_claim(struct store *s, uint64_t owner, uint64_t ttl_ms) {
+        s->claim.owner = (int64_t) owner;
+        s->claim.ttl_ms = ttl_ms > INT32_MAX ? INT32_MAX : (int64_t) ttl_ms;
 }
 
 int store_revoke(struct store *s, const char *id) {
@@ -523,7 +545,7 @@ int store_revoke(struct store *s, const char *id) {
         r = s->ops->revoke(s->db, id);
         if (r != 0)
                 return r < 0 ? r : 1;
-        r = explain_miss(s, id, 0, 0, false, 0);
+        r = explain_miss(s, id, 0, 0, false, 0, false);
         return r == -EKEYREVOKED ? 0 : r;
 }
 

@@ -26,8 +26,8 @@
 #include "cleanup.h"
 #include "proto.h"
 
-#define STORE_SCHEMA_VERSION    6       /* PRAGMA user_version of the databases we write;
-                                         * versions 1 to 5 are upgraded when opened */
+#define STORE_SCHEMA_VERSION    7       /* PRAGMA user_version of the databases we write;
+                                         * versions 1 to 6 are upgraded when opened */
 #define STORE_MASTER_KEY_LEN    32      /* AES-256 */
 
 /* Parameter ranges of PROTOCOL.md §2 (common/proto.h), checked on every write. */
@@ -127,6 +127,22 @@ int store_promote_and_set_pending_sealed(struct store *s, const char *id, uint64
  * a commit lost in a crash is recovered by PROTOCOL.md §6 (the device comes back with e+1). */
 int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                  int64_t now);
+
+/*
+ * Many servers on one database (docs/architecture.md): from now on this handle's writes of
+ * M3 (store_set_pending_sealed(), store_promote_and_set_pending_sealed()) take the device's
+ * session claim for owner (a random id of this process, never 0) for ttl_ms, on the
+ * database's clock, and fail with -ESTALE while another owner's live claim holds it (the
+ * promotion may take over a claim of the epoch it promotes from); store_commit() commits
+ * only under owner's claim (-ESTALE otherwise) and releases it. owner 0: no claims (the
+ * default).
+ */
+void store_set_claim(struct store *s, uint64_t owner, uint64_t ttl_ms);
+/* The session of id whose M1 named epoch ended without a commit: its claim (this handle's
+ * owner's, of that epoch; any other is left be) is released, so that the device may go on
+ * at once on another server. Not durable: a release lost in a crash expires. 0 also if the
+ * claim was not there; no-op without an owner. */
+int store_release_claim(struct store *s, const char *id, uint64_t epoch);
 
 /* Marks the device revoked and erases its vaults, durably. Returns 1 if it was active, 0 if
  * it was already revoked. */

@@ -1,7 +1,7 @@
 # systemd units, sysusers.d/tmpfiles.d fragments, the udev rule and example settings.
 # The install directories come from configure (pkg-config systemd/udev, --with-*dir).
 
-SYSTEMD_UNITS_GEN = systemd/vaultd.service systemd/authserver.service
+SYSTEMD_UNITS_GEN = systemd/vaultd.service systemd/authserver.service systemd/authserver@.service
 SYSTEMD_UNITS_STATIC = systemd/vaultd.socket systemd/authserver.socket
 
 if INSTALL_SYSTEMDSYSTEMUNITDIR
@@ -37,6 +37,19 @@ systemd/vaultd.service: $(srcdir)/systemd/vaultd.service.in Makefile
 systemd/authserver.service: $(srcdir)/systemd/authserver.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) systemd && \
 	$(systemd_subst) $(srcdir)/systemd/authserver.service.in > $@.tmp && mv -f $@.tmp $@
+
+# authserver@NAME.service: several authservers on one host (e.g. on one PostgreSQL database,
+# docs/install.md), each with its settings in /etc/secure-vault/authserver-NAME.conf. Made from
+# authserver.service.in, so that the template has the same sandbox, never a copy to keep in
+# step; it takes no sockets from authserver.socket (each instance listens where its file says).
+systemd/authserver@.service: $(srcdir)/systemd/authserver.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) systemd && \
+	$(systemd_subst) \
+	    -e '1a # authserver@.service: made from authserver.service.in (systemd/local.mk). The instance\n# name picks the settings file: authserver@east.service reads\n# /etc/secure-vault/authserver-east.conf (its db, listen, ...).\n#' \
+	    -e 's|^Description=.*|& (%i)|' \
+	    -e 's|^\(ExecStart=.*/authserver serve\)$$|\1 --config /etc/secure-vault/authserver-%i.conf|' \
+	    $(srcdir)/systemd/authserver.service.in > $@.tmp && \
+	grep -q '^ExecStart=.* --config /etc/secure-vault/authserver-%i.conf$$' $@.tmp && mv -f $@.tmp $@
 
 # Built with `make all` whether or not they are installed, so that the tests see them.
 noinst_DATA = $(SYSTEMD_UNITS_GEN)

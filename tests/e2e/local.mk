@@ -36,7 +36,8 @@ E2E_TESTS = \
 	tests/e2e/attack-data-before-m5.test \
 	tests/e2e/devicectl-cli.test \
 	tests/e2e/postgresql.test \
-	tests/e2e/migrate.test
+	tests/e2e/migrate.test \
+	tests/e2e/multi-server.test
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/e2e/attacks.sh
 

@@ -712,6 +712,65 @@ START_TEST(test_promote) {
 }
 END_TEST
 
+/* Two servers on one database (store_set_claim()): one session per device past M3, in the
+ * device row. a and b are two processes' handles (owners 1 and 2). */
+START_TEST(test_claims) {
+        struct store *a = open_new("claims.db"), *b = reopen("claims.db", key1), *admin = reopen("claims.db", key1);
+        uint8_t v[64 * 16];
+        uint64_t e;
+
+        enroll(a, "dev", 0, 1);
+        e = enr(a, "dev");
+        store_set_claim(a, 1, 60000);
+        store_set_claim(b, 2, 60000);
+        /* a's session past M3 claims the device: b's session of the same epoch changes nothing. */
+        next_vault(2, v);
+        ck_assert_int_eq(plain_set_pending(a, "dev", e, 0, v, sizeof(v)), 0);
+        next_vault(3, v);
+        ck_assert_int_eq(plain_set_pending(b, "dev", e, 0, v, sizeof(v)), -ESTALE);
+        ck_assert_ptr_nonnull(strstr(store_last_error(b), "another server"));
+        assert_vault(admin, "dev", 1, 2);
+        /* Only a commits a's session, and releases the claim. */
+        ck_assert_int_eq(store_commit(b, "dev", e, 0, 5), -ESTALE);
+        ck_assert_int_eq(store_commit(a, "dev", e, 0, 5), 0);
+        assert_vault(admin, "dev", 2, -1);
+        /* Free again: b's session claims it (a handle without claims is not held back by it). */
+        ck_assert_int_eq(plain_set_pending(b, "dev", e, 1, v, sizeof(v)), 0);
+        assert_vault(admin, "dev", 2, 3);
+        /* The device proved the vault b's session sent (its M5 was lost): a's session takes
+         * the claim over by promoting, for 1 ms only. */
+        store_set_claim(a, 1, 1);
+        next_vault(4, v);
+        ck_assert_int_eq(plain_promote_and_set_pending(a, "dev", e, 1, v, sizeof(v)), 0);
+        assert_vault(admin, "dev", 3, 4);
+        /* b's late M5 cannot commit, nor can b commit a's session. */
+        ck_assert_int_eq(store_commit(b, "dev", e, 1, 6), -ESTALE);
+        ck_assert_int_eq(store_commit(b, "dev", e, 2, 6), -ESTALE);
+        ck_assert_ptr_nonnull(strstr(store_last_error(b), "taken over"));
+        /* a's claim expired: b's session of epoch 2 takes it, and a can no longer commit. */
+        usleep(50 * 1000);
+        next_vault(5, v);
+        ck_assert_int_eq(plain_set_pending(b, "dev", e, 2, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(a, "dev", e, 2, 7), -ESTALE);
+        ck_assert_int_eq(store_commit(b, "dev", e, 2, 7), 0);
+        assert_vault(admin, "dev", 5, -1);
+        /* A session that ended uncommitted releases its claim (its owner's, of its epoch only). */
+        store_set_claim(a, 1, 60000);
+        next_vault(6, v);
+        ck_assert_int_eq(plain_set_pending(a, "dev", e, 3, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_release_claim(b, "dev", 3), 0);
+        ck_assert_int_eq(store_release_claim(a, "dev", 2), 0);
+        ck_assert_int_eq(plain_set_pending(b, "dev", e, 3, v, sizeof(v)), -ESTALE);
+        ck_assert_int_eq(store_release_claim(a, "dev", 3), 0);
+        next_vault(7, v);
+        ck_assert_int_eq(plain_set_pending(b, "dev", e, 3, v, sizeof(v)), 0);
+        assert_vault(admin, "dev", 5, 7);
+        store_close(admin);
+        store_close(a);
+        store_close(b);
+}
+END_TEST
+
 START_TEST(test_wrong_master_key) {
         struct store *s = open_new("wrongkey.db");
         uint8_t c[64 * 16];
@@ -1116,6 +1175,34 @@ END_TEST
  * one, a promotion replaces the old committed one, a revocation deletes both. A row whose
  * generation does not fit the device's epoch is refused as a damaged file.
  */
+/* After an upgrade: a claimed session of "dev" (at epoch 0, vault 1) commits; s is closed. */
+static void assert_claimed_session(struct store *s) {
+        uint8_t v[64 * 16];
+
+        store_set_claim(s, 1, 60000);
+        next_vault(2, v);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, v, sizeof(v)), 0);
+        ck_assert_int_eq(store_commit(s, "dev", enr(s, "dev"), 0, 5), 0);
+        assert_vault(s, "dev", 2, -1);
+        store_close(s);
+}
+
+/* A schema 6 file (no session claims) is upgraded when opened, its devices kept. */
+START_TEST(test_schema_upgrade_v6) {
+        struct store *s = open_new("v6.db");
+
+        enroll(s, "dev", 0, 1);
+        store_close(s);
+        raw_exec("v6.db", "ALTER TABLE device DROP COLUMN claim_owner; ALTER TABLE device DROP COLUMN claim_epoch;"
+                 " ALTER TABLE device DROP COLUMN claim_until; PRAGMA user_version = 6");
+        s = reopen("v6.db", key1);
+        ck_assert_int_eq(raw_int("v6.db", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        ck_assert_int_eq(raw_int("v6.db", "SELECT count(*) FROM pragma_table_info('device') WHERE name LIKE 'claim_%'"),
+                         3);
+        assert_claimed_session(s);
+}
+END_TEST
+
 START_TEST(test_generation_rows) {
         struct store *s = open_new("rows.db");
         struct store_device d;
@@ -1804,6 +1891,23 @@ END_TEST
 
 /* Two connections (two servers) on one database: the compare-and-set on the epoch lets only
  * the first commit from a generation; the second sees -ESTALE and changes nothing. */
+/* A schema 1 database (no session claims) is upgraded when opened, its devices kept. */
+START_TEST(test_pg_schema_upgrade_v1) {
+        struct store *s = open_new("pgv1");
+        PGresult *res;
+
+        enroll(s, "dev", 0, 1);
+        store_close(s);
+        PQclear(pg_raw("pgv1", "ALTER TABLE device DROP COLUMN claim_owner, DROP COLUMN claim_epoch,"
+                       " DROP COLUMN claim_until; UPDATE meta SET schema_version = 1"));
+        s = reopen("pgv1", key1);
+        res = pg_raw("pgv1", "SELECT schema_version FROM meta");
+        ck_assert_str_eq(PQgetvalue(res, 0, 0), "2");
+        PQclear(res);
+        assert_claimed_session(s);
+}
+END_TEST
+
 START_TEST(test_pg_two_connections) {
         struct store *a = open_new("pgtwo"), *b;
         uint8_t next[64 * 16];
@@ -2105,7 +2209,8 @@ static Suite *store_suite(void) {
         /* SQLite's files only (see the top of this file): file modes, the WAL, the VFS counts,
          * SQLite's own errors and triggers, the upgrades of old SQLite schemas. */
         const TTest *const sqlite_files[] = {
-                test_create_reopen, test_schema_upgrade_v4, test_schema_upgrade_v5, test_half_done_write,
+                test_create_reopen, test_schema_upgrade_v4, test_schema_upgrade_v5, test_schema_upgrade_v6,
+                test_half_done_write,
                 test_schema_newer, test_garbage, test_missing, test_schema_upgrade, test_schema_upgrade_v2,
                 test_schema_upgrade_v3, test_no_plaintext_on_disk, test_durability, test_backend_choice,
         };
@@ -2123,6 +2228,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_bad_input);
         tcase_add_test(tc, test_compare_and_set);
         tcase_add_test(tc, test_promote);
+        tcase_add_test(tc, test_claims);
         tcase_add_test(tc, test_wrong_master_key);
         tcase_add_test(tc, test_reenroll_stale_session);
         tcase_add_test(tc, test_get_sealed);
@@ -2134,6 +2240,7 @@ static Suite *store_suite(void) {
                 tcase_add_test(tc, test_pg_open_errors);
                 tcase_add_test(tc, test_pg_no_plaintext);
                 tcase_add_test(tc, test_pg_two_connections);
+                tcase_add_test(tc, test_pg_schema_upgrade_v1);
                 tcase_add_test(tc, test_pg_reconnect);
                 tcase_add_test(tc, test_pg_reconnect_setup);
                 tcase_add_test(tc, test_pg_batch_lock_timeout);

@@ -10,7 +10,8 @@ ok() { echo "ok - $*"; }
 skip() { echo "SKIP: $*"; exit 77; }
 need() { command -v "$1" >/dev/null 2>&1 || skip "'$1' is not installed"; }
 
-UNITS="vaultd.socket vaultd.service authserver.socket authserver.service"
+# The template authserver@.service, and an instance of it as systemctl would load it.
+UNITS="vaultd.socket vaultd.service authserver.socket authserver.service authserver@.service authserver@east.service"
 
 # $T/units/: the .socket files from the source tree and the .service files as built (so
 # with configure's paths substituted), with ExecStart= pointed at $top_builddir.
@@ -28,4 +29,11 @@ make_test_units() {
                 grep -qF "ExecStart=$top_builddir/$p/$p" "$T/units/$p.service" || fail "cannot rewrite ExecStart= of '$f'"
                 [ -x "$top_builddir/$p/$p" ] || fail "'$top_builddir/$p/$p' is not built"
         done
+        f="$top_builddir/systemd/authserver@.service"
+        [ -f "$f" ] || fail "'$f' was not built"
+        if grep -n '@[A-Za-z_]*@' "$f"; then fail "'$f' has unsubstituted placeholders"; fi
+        grep -qx 'ExecStart=/[^ ]*/authserver serve --config /etc/secure-vault/authserver-%i.conf' "$f" ||
+                fail "'$f': ExecStart= does not run 'authserver serve' with the instance's settings"
+        sed -e "s#^ExecStart=/[^ ]*/authserver #ExecStart=$top_builddir/authserver/authserver #" "$f" >"$T/units/authserver@.service"
+        cp "$T/units/authserver@.service" "$T/units/authserver@east.service"
 }

@@ -817,3 +817,23 @@ int store_audit_summary(struct store *s, int64_t now, const char *outcome, uint6
 int store_audit_prune(struct store *s, int64_t before, unsigned limit) {
         return s->ops->audit_prune(s->db, before, limit);
 }
+
+struct audit_ctx {
+        store_audit_cb cb;
+        void *userdata;
+};
+
+static int audit_row(int64_t time, const char *device, const char *peer, const char *outcome, int64_t epoch,
+                     void *userdata) {
+        struct audit_ctx *c = userdata;
+
+        return c->cb(time, device ? device : "", peer ? peer : "", outcome ? outcome : "", (uint64_t) epoch,
+                     c->userdata);
+}
+
+int store_audit_list(struct store *s, const char *id, int64_t since, store_audit_cb cb, void *userdata) {
+        struct audit_ctx c = { cb, userdata };
+        int r = s->ops->audit_list(s->db, id, since, audit_row, &c);
+
+        return r < 0 ? r : 0;
+}

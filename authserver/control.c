@@ -355,9 +355,12 @@ static int bind_control(struct control *ctl) {
         umask(old);
         if (r < 0)
                 return r;
-        if (ctl->has_gid && chown(ctl->path, (uid_t) -1, ctl->gid) < 0)
-                r = -errno;
-        else if (chmod(ctl->path, ctl->has_gid ? 0660 : 0600) < 0)
+        /* In a user namespace (PrivateUsers=) the group is not mapped: root's only then. */
+        if (ctl->has_gid && chown(ctl->path, (uid_t) -1, ctl->gid) < 0) {
+                log_warning_errno(errno, "Control socket: cannot give it to its group (%m): root's only");
+                ctl->has_gid = false;
+        }
+        if (chmod(ctl->path, ctl->has_gid ? 0660 : 0600) < 0)
                 r = -errno;
         if (r >= 0 && listen(ctl->fd, 16) < 0)
                 r = -errno;

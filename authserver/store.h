@@ -38,6 +38,9 @@
 #define STORE_SEALED_LEN(len)   ((len) + 28)
 
 #define STORE_CREATE            1       /* store_open(): create the file and schema if missing */
+/* store_open() without a master key (NULL): rows, aggregates and the audit trail can be read
+ * and written, no vault sealed or opened (-ENOKEY). Not with STORE_CREATE. */
+#define STORE_NO_KEY            2
 
 struct store;
 

@@ -237,7 +237,7 @@ int verb_enroll(struct config *c, int argc, char *argv[]) {
         r = parse_enroll(c, argc, argv, &a);
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        r = admin_db_open(c, false, &s);
+        r = admin_db_open(c, ADMIN_DB_WRITE, &s);
         if (r < 0)
                 return AS_EXIT_DATABASE;
 
@@ -292,7 +292,7 @@ int verb_revoke(struct config *c, int argc, char *argv[]) {
         r = parse_id_verb(c, argc, argv, true, NULL, &id, "Usage: authserver revoke ID");
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        if (admin_db_open(c, false, &s) < 0)
+        if (admin_db_open(c, ADMIN_DB_WRITE, &s) < 0)
                 return AS_EXIT_DATABASE;
         r = admin_db_revoke(s, id);
         if (r < 0) {
@@ -351,7 +351,7 @@ static int run_listing(struct config *c, int argc, char *argv[], const struct li
         r = parse_id_verb(c, argc, argv, false, &l.json, NULL, v->usage);
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        if (admin_db_open(c, false, &s) < 0)
+        if (admin_db_open(c, ADMIN_DB_READ, &s) < 0)
                 return AS_EXIT_DATABASE;
         if (l.json)
                 printf("[");
@@ -408,7 +408,7 @@ int verb_show(struct config *c, int argc, char *argv[]) {
         r = parse_id_verb(c, argc, argv, true, &json, &id, "Usage: authserver show ID [--json]");
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        if (admin_db_open(c, false, &s) < 0)
+        if (admin_db_open(c, ADMIN_DB_READ, &s) < 0)
                 return AS_EXIT_DATABASE;
         /* No vault buffers: show never decrypts key material. The running server adds the
          * last handshake it saw (control.h). */

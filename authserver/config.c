@@ -271,6 +271,11 @@ int config_open_store(const struct config *c, int flags, struct store **ret) {
         const char *path = c->db_path ? c->db_path : AUTHSERVER_DEFAULT_DB;
         int r;
 
+        /* The read-only admin verbs: no key is loaded at all. */
+        if (flags & STORE_NO_KEY) {
+                r = store_open(path, NULL, flags, ret);
+                goto opened;
+        }
         r = secmem_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
         if (r < 0)
                 return log_error_errno(r, "cannot lock memory for the master key: %m (RLIMIT_MEMLOCK?)");
@@ -281,6 +286,7 @@ int config_open_store(const struct config *c, int flags, struct store **ret) {
         }
         r = store_open(path, key, flags, ret);
         secmem_free(key, STORE_MASTER_KEY_LEN);
+opened:
         if (r < 0 && store_path_is_postgresql(path))
                 return log_error_errno(r, "cannot open the PostgreSQL database: %s", store_last_error(NULL));
         if (r < 0)

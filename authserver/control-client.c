@@ -21,6 +21,7 @@ struct admin_db {
         struct store *store;            /* direct; NULL when remote */
         const struct config *cfg;
         char path[sizeof ((struct sockaddr_un *) NULL)->sun_path];
+        enum admin_db_mode mode;
         bool remote;
         char error[CONTROL_MESSAGE_MAX + 1];
         uint8_t frame[CONTROL_FRAME_MAX];
@@ -114,11 +115,12 @@ static int exchange(struct admin_db *db, const uint8_t *req, size_t req_len,
         return r < 0 ? r : result;
 }
 
+/* The read-only verbs open the database without the master key (store.h STORE_NO_KEY). */
 static int open_direct(struct admin_db *db) {
-        return config_open_store(db->cfg, 0, &db->store);
+        return config_open_store(db->cfg, db->mode == ADMIN_DB_READ ? STORE_NO_KEY : 0, &db->store);
 }
 
-int admin_db_open(const struct config *c, bool remote_only, struct admin_db **ret) {
+int admin_db_open(const struct config *c, enum admin_db_mode mode, struct admin_db **ret) {
         const char *path = c->control_path ? c->control_path : AUTHSERVER_DEFAULT_CONTROL;
         struct admin_db *db;
         int fd, r;
@@ -127,6 +129,7 @@ int admin_db_open(const struct config *c, bool remote_only, struct admin_db **re
         if (!db)
                 return log_error_errno(ENOMEM, "out of memory");
         db->cfg = c;
+        db->mode = mode;
         snprintf(db->path, sizeof db->path, "%s", path);
         if (strcmp(path, "none") != 0) {
                 r = control_connect(path, &fd);
@@ -145,7 +148,7 @@ int admin_db_open(const struct config *c, bool remote_only, struct admin_db **re
                                                               " only)" : "");
                 }
         }
-        if (remote_only) {
+        if (mode == ADMIN_DB_REMOTE) {
                 free(db);
                 return log_error_errno(ENOTCONN, "no server answers on the control socket %s: is authserver "
                                        "serve running (with --control)?", path);

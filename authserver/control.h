@@ -90,9 +90,14 @@ int control_recv_frame(int fd, uint8_t *buf, size_t cap, size_t max, size_t *ret
 /* control-client.c: the admin verbs' database. */
 struct config;
 struct admin_db;
-/* Opens the server's control socket if one answers, else (unless remote_only) the database
- * with the master key. Errors are logged. */
-int admin_db_open(const struct config *c, bool remote_only, struct admin_db **ret);
+/* Opens the server's control socket if one answers, else the database: with the master key
+ * for WRITE, without for READ (rows only), not at all for REMOTE. Errors are logged. */
+enum admin_db_mode {
+        ADMIN_DB_WRITE,
+        ADMIN_DB_READ,
+        ADMIN_DB_REMOTE,
+};
+int admin_db_open(const struct config *c, enum admin_db_mode mode, struct admin_db **ret);
 void admin_db_close(struct admin_db *db);
 bool admin_db_remote(const struct admin_db *db);
 const char *admin_db_last_error(const struct admin_db *db);

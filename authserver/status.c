@@ -32,7 +32,7 @@ int verb_status(struct config *c, int argc, char *argv[]) {
                 log_error("status takes no arguments");
                 return AS_EXIT_USAGE;
         }
-        if (admin_db_open(c, true, &db) < 0)
+        if (admin_db_open(c, ADMIN_DB_REMOTE, &db) < 0)
                 return AS_EXIT_FAILURE;
         r = admin_db_status(db, stdout);
         if (r < 0) {
@@ -150,7 +150,7 @@ int verb_audit(struct config *c, int argc, char *argv[]) {
                 log_error("audit takes no arguments (try --device ID)");
                 return AS_EXIT_USAGE;
         }
-        if (admin_db_open(c, false, &db) < 0)
+        if (admin_db_open(c, ADMIN_DB_READ, &db) < 0)
                 return AS_EXIT_DATABASE;
         if (o.json)
                 printf("[");

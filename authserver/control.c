@@ -2,11 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,11 +28,11 @@ struct control {
         const struct config *cfg;
         struct shared *sh;
         struct store *store;
-        int fd, stop_fd;
+        int fd;
+        struct acceptor acceptor;
         gid_t gid;
         bool has_gid;
         char path[sizeof ((struct sockaddr_un *) NULL)->sun_path];
-        pthread_t thread;
         bool started;
         uint8_t *req;                   /* CONTROL_REQUEST_MAX: may hold a vault, wiped after each */
 };
@@ -279,7 +277,8 @@ static int handle(struct control *ctl, int fd, const struct ucred *cred) {
         }
 }
 
-static void serve_one(struct control *ctl, int fd) {
+static void serve_one(void *userdata, int fd) {
+        struct control *ctl = userdata;
         struct timeval tv = { .tv_sec = CONTROL_TIMEOUT_S };
         struct ucred cred = { .pid = 0, .uid = (uid_t) -1 };
         int r;
@@ -299,32 +298,6 @@ static void serve_one(struct control *ctl, int fd) {
         OPENSSL_cleanse(ctl->req, CONTROL_REQUEST_MAX);
         if (r < 0)
                 log_debug_errno(r, "control: request from uid=%u failed: %m", (unsigned) cred.uid);
-}
-
-static void *control_main(void *userdata) {
-        struct control *ctl = userdata;
-
-        for (;;) {
-                struct pollfd p[2] = { { .fd = ctl->fd, .events = POLLIN }, { .fd = ctl->stop_fd, .events = POLLIN } };
-                int fd;
-
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                if (p[1].revents)
-                        break;
-                fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
-                if (fd < 0) {
-                        if (errno == EMFILE || errno == ENFILE)
-                                (void) poll(NULL, 0, 100);
-                        continue;
-                }
-                serve_one(ctl, fd);
-                close(fd);
-        }
-        return NULL;
 }
 
 /* A stale socket file is replaced; one a server answers on is not. */
@@ -390,7 +363,7 @@ int control_start(const struct config *cfg, struct shared *sh, struct control **
         ctl = calloc(1, sizeof *ctl);
         if (!ctl)
                 return -ENOMEM;
-        *ctl = (struct control) { .cfg = cfg, .sh = sh, .fd = -1, .stop_fd = -1 };
+        *ctl = (struct control) { .cfg = cfg, .sh = sh, .fd = -1, .acceptor.stop_fd = -1 };
         snprintf(ctl->path, sizeof ctl->path, "%s", path);
         gr = getgrnam(group);
         if (gr) {
@@ -399,8 +372,7 @@ int control_start(const struct config *cfg, struct shared *sh, struct control **
         } else
                 log_warning("Control group '%s' does not exist: the control socket is root's only", group);
         ctl->req = malloc(CONTROL_REQUEST_MAX);
-        ctl->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (!ctl->req || ctl->stop_fd < 0) {
+        if (!ctl->req) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -412,7 +384,7 @@ int control_start(const struct config *cfg, struct shared *sh, struct control **
                 log_error_errno(r, "Failed to listen on control socket '%s': %m", path);
                 goto fail;
         }
-        r = -pthread_create(&ctl->thread, NULL, control_main, ctl);
+        r = acceptor_start(&ctl->acceptor, ctl->fd, serve_one, ctl);
         if (r < 0) {
                 log_error_errno(r, "Failed to start the control thread: %m");
                 goto fail;
@@ -429,17 +401,12 @@ fail:
 void control_stop(struct control *ctl) {
         if (!ctl)
                 return;
-        if (ctl->started) {
-                (void) eventfd_write(ctl->stop_fd, 1);
-                pthread_join(ctl->thread, NULL);
-        }
+        acceptor_stop(&ctl->acceptor);
         if (ctl->fd >= 0) {
                 close(ctl->fd);
                 if (ctl->started)
                         (void) unlink(ctl->path);
         }
-        if (ctl->stop_fd >= 0)
-                close(ctl->stop_fd);
         store_close(ctl->store);
         if (ctl->req)
                 OPENSSL_cleanse(ctl->req, CONTROL_REQUEST_MAX);

@@ -141,6 +141,20 @@ int stats_metrics(struct stats *st, uint64_t conns, FILE *out);
 int stats_last(struct stats *st, const char *id, int64_t *ret_time, char *outcome, size_t outcome_cap,
                char *peer, size_t peer_cap);
 
+/* acceptor.c: a listening socket (fd, not owned) served one connection at a time on a thread
+ * of its own; serve() gets each accepted connection, which is closed after it. */
+#include <pthread.h>
+struct acceptor {
+        int fd, stop_fd;
+        pthread_t thread;
+        bool started;
+        void (*serve)(void *userdata, int fd);
+        void *userdata;
+};
+int acceptor_start(struct acceptor *a, int fd, void (*serve)(void *userdata, int fd), void *userdata);
+/* Wakes the thread and joins it: the connection being served ends first. */
+void acceptor_stop(struct acceptor *a);
+
 /* control.c: the control socket's thread. */
 struct control;
 struct shared;

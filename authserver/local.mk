@@ -22,6 +22,7 @@ endif
 
 sbin_PROGRAMS += authserver/authserver
 authserver_authserver_SOURCES = \
+	authserver/acceptor.c \
 	authserver/admin.c \
 	authserver/authserver.h \
 	authserver/backoff.c \

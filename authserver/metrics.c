@@ -1,11 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,9 +21,8 @@
 
 struct metrics {
         struct shared *sh;
-        int fd, stop_fd;
-        pthread_t thread;
-        bool started;
+        int fd;
+        struct acceptor acceptor;
 };
 
 static void send_all(int fd, const char *p, size_t len) {
@@ -53,7 +49,8 @@ static void respond(int fd, const char *status, const char *body, size_t len) {
         send_all(fd, body, len);
 }
 
-static void serve_one(struct metrics *m, int fd) {
+static void serve_one(void *userdata, int fd) {
+        struct metrics *m = userdata;
         struct timeval tv = { .tv_sec = METRICS_TIMEOUT_S };
         char req[METRICS_REQUEST_MAX + 1], *text = NULL;
         size_t len = 0, text_len = 0;
@@ -95,32 +92,6 @@ static void serve_one(struct metrics *m, int fd) {
         else
                 respond(fd, "500 Internal Server Error", "error\n", 6);
         free(text);
-}
-
-static void *metrics_main(void *userdata) {
-        struct metrics *m = userdata;
-
-        for (;;) {
-                struct pollfd p[2] = { { .fd = m->fd, .events = POLLIN }, { .fd = m->stop_fd, .events = POLLIN } };
-                int fd;
-
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                if (p[1].revents)
-                        break;
-                fd = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC);
-                if (fd < 0) {
-                        if (errno == EMFILE || errno == ENFILE)
-                                (void) poll(NULL, 0, 100);
-                        continue;
-                }
-                serve_one(m, fd);
-                close(fd);
-        }
-        return NULL;
 }
 
 static int metrics_listen(const char *spec) {
@@ -175,7 +146,7 @@ int metrics_start(const char *spec, struct shared *sh, struct metrics **ret) {
         m = calloc(1, sizeof *m);
         if (!m)
                 return -ENOMEM;
-        *m = (struct metrics) { .sh = sh, .fd = -1, .stop_fd = -1 };
+        *m = (struct metrics) { .sh = sh, .fd = -1, .acceptor.stop_fd = -1 };
         m->fd = metrics_listen(spec);
         if (m->fd < 0) {
                 r = m->fd;
@@ -183,15 +154,9 @@ int metrics_start(const char *spec, struct shared *sh, struct metrics **ret) {
                 log_error_errno(r, "Failed to listen for metrics on %s: %m", spec);
                 goto fail;
         }
-        m->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (m->stop_fd < 0) {
-                r = -errno;
-                goto fail;
-        }
-        r = -pthread_create(&m->thread, NULL, metrics_main, m);
+        r = acceptor_start(&m->acceptor, m->fd, serve_one, m);
         if (r < 0)
                 goto fail;
-        m->started = true;
         log_metrics_address(m->fd);
         *ret = m;
         return 0;
@@ -203,13 +168,8 @@ fail:
 void metrics_stop(struct metrics *m) {
         if (!m)
                 return;
-        if (m->started) {
-                (void) eventfd_write(m->stop_fd, 1);
-                pthread_join(m->thread, NULL);
-        }
+        acceptor_stop(&m->acceptor);
         if (m->fd >= 0)
                 close(m->fd);
-        if (m->stop_fd >= 0)
-                close(m->stop_fd);
         free(m);
 }

@@ -382,6 +382,7 @@ struct conn {
         struct write_record write;      /* its write in the group commit, while queued */
         bool verified;                  /* M3 verified: a proven device, audited row by row */
         bool superseded;                /* the device's next session took over (its M5 was late) */
+        bool took_over;                 /* it is that next session (status: a desync recovered) */
         int fd;
         sd_event_source *io;
         sd_event_source *timer;         /* M1's deadline, then the whole handshake's */

@@ -117,6 +117,7 @@ static bool inflight_claim(struct conn *c) {
                         LIST_REMOVE(inflight, &sh->inflight, o);
                         o->linked = false;
                         o->superseded = true;
+                        c->took_over = true;
                         break;
                 }
                 ok = false;
@@ -300,7 +301,7 @@ static void conn_log_outcome(struct conn *c, bool ok, const char *result, const 
         };
         size_t n = sizeof fields / sizeof fields[0];
 
-        stats_outcome(srv->sh->stats, ok, result, ok && c->gen == GENERATION_PENDING,
+        stats_outcome(srv->sh->stats, ok, result, ok && c->gen == GENERATION_PENDING, c->took_over,
                       c->hello_valid ? c->hello.device_id : NULL, c->peer);
         if (ok) {
                 shared_count(&srv->sh->n_ok);

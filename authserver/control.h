@@ -130,9 +130,11 @@ static inline void admin_db_closep(struct admin_db **db) {
 struct stats;
 int stats_new(struct stats **ret);
 void stats_free(struct stats *st);
-/* outcome: a string that lives as long as the process (conn.c's literals). */
-void stats_outcome(struct stats *st, bool ok, const char *outcome, bool desync, const char *device_id,
-                   const char *peer);
+/* outcome: a string that lives as long as the process (conn.c's literals). desync: the
+ * session used the device's pending generation; took_over: it ended the device's session
+ * that waited for its M5 (a lost or late M5). */
+void stats_outcome(struct stats *st, bool ok, const char *outcome, bool desync, bool took_over,
+                   const char *device_id, const char *peer);
 void stats_store_latency(struct stats *st, uint64_t usec);
 /* The status text (`authserver status`) and the metrics exposition; conns: open connections. */
 int stats_status(struct stats *st, uint64_t conns, FILE *out);

@@ -23,6 +23,7 @@ struct last {
         char id[SV_ID_MAX + 1];
         int64_t time;
         const char *outcome;
+        bool ok;
         char peer[64];
 };
 
@@ -92,14 +93,24 @@ static unsigned id_hash(const char *id) {
         return h % STATS_LAST_MAX;
 }
 
-void stats_outcome(struct stats *st, bool ok, const char *outcome, bool desync, const char *device_id,
-                   const char *peer) {
+void stats_outcome(struct stats *st, bool ok, const char *outcome, bool desync, bool took_over,
+                   const char *device_id, const char *peer) {
         int64_t now = mono_s();
         unsigned i;
 
+        struct last *l;
+
         if (!st || !outcome)
                 return;
+        l = device_id && device_id[0] ? &st->last[id_hash(device_id)] : NULL;
         pthread_mutex_lock(&st->lock);
+        /* A device that uses its pending generation right after an authenticated session only
+         * outran that session's commit (the group commit is asynchronous): unless it took over
+         * a session still waiting for its M5 (took_over), a desync is a return after a session
+         * that did not end well, or one this server did not see (it restarted, or the
+         * device's slot was taken by another id). */
+        if (desync && !took_over && l && l->outcome && l->ok && strcmp(l->id, device_id) == 0)
+                desync = false;
         for (i = 0; i < st->n_names; i++)
                 if (st->names[i] == outcome || strcmp(st->names[i], outcome) == 0)
                         break;
@@ -120,12 +131,11 @@ void stats_outcome(struct stats *st, bool ok, const char *outcome, bool desync, 
                 slot_at(st->seconds, now)->desyncs++;
                 slot_at(st->minutes, now / 60)->desyncs++;
         }
-        if (device_id && device_id[0]) {
-                struct last *l = &st->last[id_hash(device_id)];
-
+        if (l) {
                 snprintf(l->id, sizeof l->id, "%s", device_id);
                 l->time = (int64_t) time(NULL);
                 l->outcome = st->names[i];
+                l->ok = ok;
                 snprintf(l->peer, sizeof l->peer, "%s", peer ? peer : "");
         }
         pthread_mutex_unlock(&st->lock);

@@ -262,8 +262,14 @@ int verb_enroll(struct config *c, int argc, char *argv[]) {
  * line without its newline. */
 static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id, bool *json,
                          const char **ret_id, const char *usage) {
-        enum { ARG_JSON = 0x200 };
-        static const struct option options[] = { COMMON_OPTIONS, { "json", no_argument, NULL, ARG_JSON }, { 0 } };
+        enum { ARG_JSON = 0x200, ARG_DEVICE };
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "json",   no_argument,       NULL, ARG_JSON },
+                { "device", required_argument, NULL, ARG_DEVICE },      /* the ID, as an option */
+                { 0 }
+        };
+        const char *id = NULL;
         int opt;
 
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -272,14 +278,18 @@ static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id,
                         return 1;
                 } else if (opt == ARG_JSON && json)
                         *json = true;
+                else if (opt == ARG_DEVICE && want_id)
+                        id = optarg;
                 else if (common_option(c, opt, optarg) <= 0)
                         return -EINVAL;
-        if (argc - optind != (want_id ? 1 : 0))
+        if (argc - optind != (want_id && !id ? 1 : 0))
                 return log_error_errno(EINVAL, "%s", usage);
         if (want_id) {
-                if (!vault_device_id_valid(argv[optind], strlen(argv[optind])))
-                        return log_error_errno(EINVAL, "invalid device id '%s'", argv[optind]);
-                *ret_id = argv[optind];
+                if (!id)
+                        id = argv[optind];
+                if (!vault_device_id_valid(id, strlen(id)))
+                        return log_error_errno(EINVAL, "invalid device id '%s'", id);
+                *ret_id = id;
         }
         return 0;
 }
@@ -289,7 +299,7 @@ int verb_revoke(struct config *c, int argc, char *argv[]) {
         const char *id = NULL;
         int r;
 
-        r = parse_id_verb(c, argc, argv, true, NULL, &id, "Usage: authserver revoke ID");
+        r = parse_id_verb(c, argc, argv, true, NULL, &id, "Usage: authserver revoke ID|--device ID");
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
         if (admin_db_open(c, ADMIN_DB_WRITE, &s) < 0)
@@ -405,7 +415,7 @@ int verb_show(struct config *c, int argc, char *argv[]) {
         char created[32], success[32], failure[32];
         int r;
 
-        r = parse_id_verb(c, argc, argv, true, &json, &id, "Usage: authserver show ID [--json]");
+        r = parse_id_verb(c, argc, argv, true, &json, &id, "Usage: authserver show ID|--device ID [--json]");
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
         if (admin_db_open(c, ADMIN_DB_READ, &s) < 0)

@@ -14,6 +14,7 @@
 #include "authserver.h"
 #include "bundle.h"
 #include "cleanup.h"
+#include "control.h"
 #include "crypto.h"
 
 int verb_init(struct config *c, int argc, char *argv[]) {
@@ -186,7 +187,7 @@ static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_
 
 /* Creates the bundle file, enrolls the device, then writes the bundle: a bundle that could
  * not be written leaves no file behind and its device revoked. Returns an exit code. */
-static int enroll_write(struct store *s, const struct enroll_args *a, const struct bundle *b,
+static int enroll_write(struct admin_db *s, const struct enroll_args *a, const struct bundle *b,
                         const char *text, size_t text_len) {
         _cleanup_close_ int fd = -EBADF;
         struct store_device dev = { 0 };
@@ -204,9 +205,9 @@ static int enroll_write(struct store *s, const struct enroll_args *a, const stru
         dev.m = b->params.m;
         dev.p = b->params.p;
         dev.kex = b->kex;
-        r = store_enroll(s, &dev, b->vault, vault_size(&b->params), (int64_t) time(NULL));
+        r = admin_db_enroll(s, &dev, b->vault, vault_size(&b->params));
         if (r < 0) {
-                log_error_errno(r, "cannot enroll device '%s': %s", dev.id, store_last_error(s));
+                log_error_errno(r, "cannot enroll device '%s': %s", dev.id, admin_db_last_error(s));
                 (void) unlink(a->out);
                 return r == -EEXIST ? AS_EXIT_EXISTS : AS_EXIT_DATABASE;
         }
@@ -215,18 +216,18 @@ static int enroll_write(struct store *s, const struct enroll_args *a, const stru
                 r = -errno;
         if (r < 0) {
                 log_error_errno(r, "cannot write bundle '%s': %m; revoking '%s'", a->out, dev.id);
-                (void) store_revoke(s, dev.id);
+                (void) admin_db_revoke(s, dev.id);
                 (void) unlink(a->out);
                 return AS_EXIT_FAILURE;
         }
-        (void) store_audit(s, (int64_t) time(NULL), dev.id, "admin", "enrolled", 0);
+        (void) admin_db_audit(s, dev.id, "enrolled");
         printf("enrolled device '%s' (%s, n=%u, m=%u, p=%u, kex %s); bundle written to %s\n", dev.id,
                vault_profile_to_string(dev.profile), dev.n, dev.m, dev.p, profile_kex_name(dev.kex), a->out);
         return AS_EXIT_OK;
 }
 
 int verb_enroll(struct config *c, int argc, char *argv[]) {
-        _cleanup_(store_closep) struct store *s = NULL;
+        _cleanup_(admin_db_closep) struct admin_db *s = NULL;
         struct enroll_args a = { 0 };
         struct bundle b = { 0 };
         char *text = NULL;
@@ -236,7 +237,7 @@ int verb_enroll(struct config *c, int argc, char *argv[]) {
         r = parse_enroll(c, argc, argv, &a);
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        r = config_open_store(c, 0, &s);
+        r = admin_db_open(c, ADMIN_DB_WRITE, &s);
         if (r < 0)
                 return AS_EXIT_DATABASE;
 
@@ -261,8 +262,14 @@ int verb_enroll(struct config *c, int argc, char *argv[]) {
  * line without its newline. */
 static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id, bool *json,
                          const char **ret_id, const char *usage) {
-        enum { ARG_JSON = 0x200 };
-        static const struct option options[] = { COMMON_OPTIONS, { "json", no_argument, NULL, ARG_JSON }, { 0 } };
+        enum { ARG_JSON = 0x200, ARG_DEVICE };
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "json",   no_argument,       NULL, ARG_JSON },
+                { "device", required_argument, NULL, ARG_DEVICE },      /* the ID, as an option */
+                { 0 }
+        };
+        const char *id = NULL;
         int opt;
 
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -271,34 +278,38 @@ static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id,
                         return 1;
                 } else if (opt == ARG_JSON && json)
                         *json = true;
+                else if (opt == ARG_DEVICE && want_id)
+                        id = optarg;
                 else if (common_option(c, opt, optarg) <= 0)
                         return -EINVAL;
-        if (argc - optind != (want_id ? 1 : 0))
+        if (argc - optind != (want_id && !id ? 1 : 0))
                 return log_error_errno(EINVAL, "%s", usage);
         if (want_id) {
-                if (!vault_device_id_valid(argv[optind], strlen(argv[optind])))
-                        return log_error_errno(EINVAL, "invalid device id '%s'", argv[optind]);
-                *ret_id = argv[optind];
+                if (!id)
+                        id = argv[optind];
+                if (!vault_device_id_valid(id, strlen(id)))
+                        return log_error_errno(EINVAL, "invalid device id '%s'", id);
+                *ret_id = id;
         }
         return 0;
 }
 
 int verb_revoke(struct config *c, int argc, char *argv[]) {
-        _cleanup_(store_closep) struct store *s = NULL;
+        _cleanup_(admin_db_closep) struct admin_db *s = NULL;
         const char *id = NULL;
         int r;
 
-        r = parse_id_verb(c, argc, argv, true, NULL, &id, "Usage: authserver revoke ID");
+        r = parse_id_verb(c, argc, argv, true, NULL, &id, "Usage: authserver revoke ID|--device ID");
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        if (config_open_store(c, 0, &s) < 0)
+        if (admin_db_open(c, ADMIN_DB_WRITE, &s) < 0)
                 return AS_EXIT_DATABASE;
-        r = store_revoke(s, id);
+        r = admin_db_revoke(s, id);
         if (r < 0) {
-                log_error_errno(r, "cannot revoke '%s': %s", id, store_last_error(s));
+                log_error_errno(r, "cannot revoke '%s': %s", id, admin_db_last_error(s));
                 return r == -ENOENT ? AS_EXIT_NOT_FOUND : AS_EXIT_DATABASE;
         }
-        (void) store_audit(s, (int64_t) time(NULL), id, "admin", "revoked", 0);
+        (void) admin_db_audit(s, id, "revoked");
         printf("device '%s' %s\n", id, r > 0 ? "revoked; its vaults are erased" : "was already revoked");
         return AS_EXIT_OK;
 }
@@ -339,18 +350,18 @@ struct listing {
 struct listing_verb {
         const char *usage;
         const char *what;               /* for the error: "cannot list <what>" */
-        int (*walk)(struct store *s, struct listing *l);
+        int (*walk)(struct admin_db *s, struct listing *l);
 };
 
 static int run_listing(struct config *c, int argc, char *argv[], const struct listing_verb *v) {
-        _cleanup_(store_closep) struct store *s = NULL;
+        _cleanup_(admin_db_closep) struct admin_db *s = NULL;
         struct listing l = { 0 };
         int r;
 
         r = parse_id_verb(c, argc, argv, false, &l.json, NULL, v->usage);
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        if (config_open_store(c, 0, &s) < 0)
+        if (admin_db_open(c, ADMIN_DB_READ, &s) < 0)
                 return AS_EXIT_DATABASE;
         if (l.json)
                 printf("[");
@@ -358,7 +369,7 @@ static int run_listing(struct config *c, int argc, char *argv[], const struct li
         if (l.json)
                 printf("]\n");
         if (r < 0) {
-                log_error_errno(r, "cannot list %s: %s", v->what, store_last_error(s));
+                log_error_errno(r, "cannot list %s: %s", v->what, admin_db_last_error(s));
                 return AS_EXIT_DATABASE;
         }
         return AS_EXIT_OK;
@@ -381,11 +392,11 @@ static int list_one(const struct store_device *d, void *userdata) {
         return 0;
 }
 
-static int list_walk(struct store *s, struct listing *l) {
+static int list_walk(struct admin_db *s, struct listing *l) {
         if (!l->json)
                 printf("%-32s %-8s %-9s %20s %-7s %-20s %s\n", "DEVICE", "STATUS", "PROFILE", "EPOCH", "PENDING",
                        "LAST SUCCESS", "FAILURES");
-        return store_list(s, list_one, l);
+        return admin_db_list(s, list_one, l);
 }
 
 int verb_list(struct config *c, int argc, char *argv[]) {
@@ -395,22 +406,28 @@ int verb_list(struct config *c, int argc, char *argv[]) {
 }
 
 int verb_show(struct config *c, int argc, char *argv[]) {
-        _cleanup_(store_closep) struct store *s = NULL;
+        _cleanup_(admin_db_closep) struct admin_db *s = NULL;
+        char last[256] = "";
+        FILE *lf;
         struct store_device d;
         const char *id = NULL;
         bool json = false;
         char created[32], success[32], failure[32];
         int r;
 
-        r = parse_id_verb(c, argc, argv, true, &json, &id, "Usage: authserver show ID [--json]");
+        r = parse_id_verb(c, argc, argv, true, &json, &id, "Usage: authserver show ID|--device ID [--json]");
         if (r != 0)
                 return r > 0 ? AS_EXIT_OK : AS_EXIT_USAGE;
-        if (config_open_store(c, 0, &s) < 0)
+        if (admin_db_open(c, ADMIN_DB_READ, &s) < 0)
                 return AS_EXIT_DATABASE;
-        /* No vault buffers: show never decrypts key material. */
-        r = store_get(s, id, &d, NULL, NULL, 0);
+        /* No vault buffers: show never decrypts key material. The running server adds the
+         * last handshake it saw (control.h). */
+        lf = fmemopen(last, sizeof last - 1, "w");
+        r = admin_db_get(s, id, &d, lf);
+        if (lf)
+                fclose(lf);
         if (r < 0) {
-                log_error_errno(r, "cannot show '%s': %s", id, store_last_error(s));
+                log_error_errno(r, "cannot show '%s': %s", id, admin_db_last_error(s));
                 return r == -ENOENT ? AS_EXIT_NOT_FOUND : AS_EXIT_DATABASE;
         }
         if (json) {
@@ -430,10 +447,11 @@ int verb_show(struct config *c, int argc, char *argv[]) {
                "created:       %s\n"
                "last success:  %s\n"
                "last failure:  %s\n"
-               "failures:      %" PRIu32 "\n",
+               "failures:      %" PRIu32 "\n"
+               "%s%s%s",
                d.id, d.status == STORE_ACTIVE ? "active" : "revoked", vault_profile_to_string(d.profile),
                d.n, d.m, d.p, profile_kex_name(d.kex), d.epoch, d.has_pending ? "yes (next generation stored)" : "no",
-               created, success, failure, d.failures);
+               created, success, failure, d.failures, last[0] ? "last handshake: " : "", last, last[0] ? "\n" : "");
         return AS_EXIT_OK;
 }
 
@@ -452,10 +470,10 @@ static int stats_one(const struct aggregate *a, void *userdata) {
         return 0;
 }
 
-static int stats_walk(struct store *s, struct listing *l) {
+static int stats_walk(struct admin_db *s, struct listing *l) {
         if (!l->json)
                 printf("%-32s %20s %15s %15s %15s %15s\n", "NAME", "COUNT", "SUM", "MEAN", "MIN", "MAX");
-        return store_aggregate_list(s, stats_one, l);
+        return admin_db_aggregate_list(s, stats_one, l);
 }
 
 int verb_stats(struct config *c, int argc, char *argv[]) {

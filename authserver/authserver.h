@@ -112,14 +112,18 @@ struct config {
         bool sink_keys;                 /* the sink gets each session key too */
         unsigned sink_timeout_ms;       /* for the sink's answer to one DATA record */
         unsigned workers;               /* protocol threads (serve --workers) */
+        char *control_path;             /* NULL: AUTHSERVER_DEFAULT_CONTROL (control.h), "none": off */
+        char *control_group;            /* NULL: AUTHSERVER_DEFAULT_CONTROL_GROUP */
+        char *metrics;                  /* serve --metrics ADDR:PORT; NULL: off */
 };
 
-/* Options every verb takes: --db, --master-key, --config, --log-level. */
+/* Options every verb takes: --db, --master-key, --config, --log-level, --control. */
 enum {
         ARG_DB = 0x100,
         ARG_MASTER_KEY,
         ARG_CONFIG,
         ARG_LOG_LEVEL,
+        ARG_CONTROL,
 };
 
 #define COMMON_OPTIONS \
@@ -127,7 +131,8 @@ enum {
         { "db",         required_argument, NULL, ARG_DB }, \
         { "master-key", required_argument, NULL, ARG_MASTER_KEY }, \
         { "config",     required_argument, NULL, ARG_CONFIG }, \
-        { "log-level",  required_argument, NULL, ARG_LOG_LEVEL }
+        { "log-level",  required_argument, NULL, ARG_LOG_LEVEL }, \
+        { "control",    required_argument, NULL, ARG_CONTROL }
 
 /* 1 if opt was a common option and was applied; 0 if it is not one of them; -errno on a bad value. */
 int common_option(struct config *c, int opt, const char *arg);
@@ -155,6 +160,9 @@ int verb_stats(struct config *c, int argc, char *argv[]);
 
 /* migrate.c */
 int verb_migrate(struct config *c, int argc, char *argv[]);
+/* status.c */
+int verb_status(struct config *c, int argc, char *argv[]);
+int verb_audit(struct config *c, int argc, char *argv[]);
 
 /* serve.c */
 int verb_serve(struct config *c, int argc, char *argv[]);
@@ -378,6 +386,7 @@ struct conn {
         bool verified;                  /* M3 verified: a proven device, audited row by row */
         bool claimed;                   /* its pending write took the device's claim in the database */
         bool superseded;                /* the device's next session took over (its M5 was late) */
+        bool took_over;                 /* it is that next session (status: a desync recovered) */
         int fd;
         sd_event_source *io;
         sd_event_source *timer;         /* M1's deadline, then the whole handshake's */
@@ -489,6 +498,7 @@ struct shared {
         struct decoy_shape decoy_fallback;      /* while no device of M1's profile is enrolled */
         uint64_t data_version;          /* of the store when decoys was loaded (main thread's) */
         struct write_queue queue;       /* the one writer */
+        struct stats *stats;            /* status and metrics (control.h) */
 };
 
 static inline void shared_count(uint64_t *v) {

@@ -31,6 +31,9 @@ void config_free(struct config *c) {
         free(c->db_path);
         free(c->master_key_path);
         free(c->sink_path);
+        free(c->control_path);
+        free(c->control_group);
+        free(c->metrics);
         for (unsigned i = 0; i < c->n_listen; i++)
                 free(c->listen[i]);
         config_init(c);
@@ -144,6 +147,22 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                                                origin, value, sizeof ((struct sockaddr_un *) NULL)->sun_path - 1);
                 return set_string(&c->sink_path, value);
         }
+        if (strcmp(key, "control") == 0) {
+                if (value[0] == '\0' || strlen(value) >= sizeof ((struct sockaddr_un *) NULL)->sun_path)
+                        goto bad;
+                return set_string(&c->control_path, value);
+        }
+        if (strcmp(key, "control-group") == 0) {
+                if (value[0] == '\0' || strlen(value) > 64)
+                        goto bad;
+                return set_string(&c->control_group, value);
+        }
+        if (strcmp(key, "metrics") == 0) {
+                if (listen_spec_valid(value) < 0)
+                        return log_error_errno(EINVAL, "%s: invalid metrics address '%s': expected HOST:PORT, "
+                                               "e.g. 127.0.0.1:9410", origin, value);
+                return set_string(&c->metrics, value);
+        }
         if (strcmp(key, "sink-keys") == 0) {
                 if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
                         c->sink_keys = true;
@@ -252,6 +271,11 @@ int config_open_store(const struct config *c, int flags, struct store **ret) {
         const char *path = c->db_path ? c->db_path : AUTHSERVER_DEFAULT_DB;
         int r;
 
+        /* The read-only admin verbs: no key is loaded at all. */
+        if (flags & STORE_NO_KEY) {
+                r = store_open(path, NULL, flags, ret);
+                goto opened;
+        }
         r = secmem_alloc(STORE_MASTER_KEY_LEN, (void **) &key);
         if (r < 0)
                 return log_error_errno(r, "cannot lock memory for the master key: %m (RLIMIT_MEMLOCK?)");
@@ -262,6 +286,7 @@ int config_open_store(const struct config *c, int flags, struct store **ret) {
         }
         r = store_open(path, key, flags, ret);
         secmem_free(key, STORE_MASTER_KEY_LEN);
+opened:
         if (r < 0 && store_path_is_postgresql(path))
                 return log_error_errno(r, "cannot open the PostgreSQL database: %s", store_last_error(NULL));
         if (r < 0)

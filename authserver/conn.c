@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "authserver.h"
+#include "control.h"
 #include "crypto.h"
 #include "aggregate.h"
 #include "fault.h"
@@ -139,6 +140,7 @@ static bool inflight_claim(struct conn *c) {
                         LIST_REMOVE(inflight, &sh->inflight, o);
                         o->linked = false;
                         o->superseded = true;
+                        c->took_over = true;
                         break;
                 }
                 ok = false;
@@ -322,6 +324,8 @@ static void conn_log_outcome(struct conn *c, bool ok, const char *result, const 
         };
         size_t n = sizeof fields / sizeof fields[0];
 
+        stats_outcome(srv->sh->stats, ok, result, ok && c->gen == GENERATION_PENDING, c->took_over,
+                      c->hello_valid ? c->hello.device_id : NULL, c->peer);
         if (ok) {
                 shared_count(&srv->sh->n_ok);
                 log_struct_errno(LOG_INFO, 0, fields, n, "handshake device='%s' peer=%s result=%s epoch=%" PRIu64,
@@ -822,9 +826,12 @@ static void conn_lookup(struct conn *c) {
         if (r >= 0) {
                 /* Should the id not be enrolled, the row of a device of its decoy's shape is read. */
                 shape = decoy_shape_pick(&srv->sh->decoys, c->hello.profile, h, srv->sh->decoys.shapes);
+                uint64_t t0 = server_now_usec();
+
                 stand_in = shape ? shape->stand_in : 0;
                 r = store_get_sealed(srv->store, c->hello.device_id, c->hello.epoch, stand_in, &c->dev, blob,
                                      2 * (size_t) SV_VAULT_MAX, &blob_len);
+                stats_store_latency(srv->sh->stats, server_now_usec() - t0);
         }
         if (r < 0 && r != -ENOENT && r != -EBADMSG) {
                 pthread_rwlock_unlock(&srv->sh->decoy_lock);

@@ -23,20 +23,28 @@ endif
 
 sbin_PROGRAMS += authserver/authserver
 authserver_authserver_SOURCES = \
+	authserver/acceptor.c \
 	authserver/admin.c \
 	authserver/authserver.h \
 	authserver/backoff.c \
 	authserver/config.c \
 	authserver/conn.c \
+	authserver/control.c \
+	authserver/control.h \
+	authserver/control-client.c \
+	authserver/control-wire.c \
 	authserver/decoy.c \
 	authserver/generation.c \
 	authserver/json.c \
 	authserver/listen.c \
 	authserver/main.c \
 	authserver/migrate.c \
+	authserver/metrics.c \
 	authserver/queue.c \
 	authserver/serve.c \
 	authserver/sink.c \
+	authserver/stats.c \
+	authserver/status.c \
 	authserver/upkeep.c
 authserver_authserver_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS) $(SYSTEMD_CFLAGS) $(SQLITE_CFLAGS)
 authserver_authserver_LDADD = authserver/libstore.a $(SVJOURNAL_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "authserver.h"
+#include "control.h"
 #include "log-journal.h"
 #include "secmem.h"
 
@@ -27,6 +28,8 @@ static const struct verb verbs[] = {
         { "show",   "show one device (never key material)",        verb_show,   LOG_TARGET_CONSOLE },
         { "stats",  "print the aggregates of the devices' data",   verb_stats,  LOG_TARGET_CONSOLE },
         { "migrate", "copy a whole database into an empty one",    verb_migrate, LOG_TARGET_CONSOLE },
+        { "status", "show the running server's counters",          verb_status, LOG_TARGET_CONSOLE },
+        { "audit",  "print the audit trail",                       verb_audit,  LOG_TARGET_CONSOLE },
 };
 
 static void help(void) {
@@ -39,6 +42,8 @@ static void help(void) {
                "  --master-key FILE   32-byte master key (default: $CREDENTIALS_DIRECTORY/" AUTHSERVER_CREDENTIAL_NAME ")\n"
                "  --config FILE       settings file (default " AUTHSERVER_CONFIG_PATH ")\n"
                "  --log-level LEVEL   err, warning, notice, info (default) or debug\n"
+               "  --control PATH      the running server's control socket (default " AUTHSERVER_DEFAULT_CONTROL "):\n"
+               "                      the admin verbs use it when a server answers, else open the database\n"
                "  -h --help           help ('authserver VERB --help' for a verb)\n"
                "     --version        show the version\n"
                "\nExit codes: 0 ok, 1 failure, 2 usage, 3 no such device, 4 device exists (migrate: target not empty), 5 database error.\n");
@@ -54,6 +59,8 @@ int common_option(struct config *c, int opt, const char *arg) {
                 return 1;       /* read before the verb's options, see main() */
         case ARG_LOG_LEVEL:
                 return config_set(c, "log-level", arg, "--log-level") < 0 ? -EINVAL : 1;
+        case ARG_CONTROL:
+                return config_set(c, "control", arg, "--control") < 0 ? -EINVAL : 1;
         default:
                 return 0;
         }

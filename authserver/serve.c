@@ -17,6 +17,7 @@
 
 #include "authserver.h"
 #include "crypto.h"
+#include "control.h"
 #include "fault.h"
 
 /* The test-only faults (SV_FAULT, common/fault.h; docs/testing.md): the crash points of the
@@ -208,7 +209,7 @@ static void raise_fd_limit(unsigned max_connections, bool sink) {
 static int parse_serve(struct config *c, int argc, char *argv[]) {
         enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN, ARG_MAX_PER_ADDR, ARG_HELLO_TIMEOUT,
                ARG_AUDIT_RETENTION, ARG_MAX_RECORDS, ARG_CHANNEL_IDLE,
-               ARG_SINK, ARG_SINK_KEYS, ARG_SINK_TIMEOUT, ARG_WORKERS };
+               ARG_SINK, ARG_SINK_KEYS, ARG_SINK_TIMEOUT, ARG_WORKERS, ARG_METRICS, ARG_CONTROL_GROUP };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "listen",          required_argument, NULL, ARG_LISTEN },
@@ -223,6 +224,8 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                 { "sink-keys",       no_argument,       NULL, ARG_SINK_KEYS },
                 { "sink-timeout",    required_argument, NULL, ARG_SINK_TIMEOUT },
                 { "workers",         required_argument, NULL, ARG_WORKERS },
+                { "metrics",         required_argument, NULL, ARG_METRICS },
+                { "control-group",   required_argument, NULL, ARG_CONTROL_GROUP },
                 { 0 }
         };
         bool listen_from_cli = false;
@@ -236,6 +239,7 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                                "         [--max-connections-per-address N] [--audit-retention AGE]\n"
                                "         [--max-records N] [--channel-idle-timeout SECONDS]\n"
                                "         [--sink PATH [--sink-keys] [--sink-timeout SECONDS]] [--workers N]\n"
+                               "         [--control PATH] [--control-group GROUP] [--metrics ADDR:PORT]\n"
                                "         [--config FILE]\n\n"
                                "Serve the secure-vault protocol. ADDR is an IPv4 address, [IPv6], a host name\n"
                                "or '*'; default " AUTHSERVER_DEFAULT_LISTEN ". Sockets passed by systemd take\n"
@@ -246,7 +250,10 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                                "--channel-idle-timeout %d (seconds between records). --sink hands sessions and\n"
                                "records to the application listening at PATH (docs/sink.md) instead of the\n"
                                "built-in aggregation, --sink-keys the session keys too; --sink-timeout %d.\n"
-                               "--workers: protocol threads, 1..%d (default: the CPUs it may run on).\n",
+                               "--workers: protocol threads, 1..%d (default: the CPUs it may run on).\n"
+                               "--control: the admin verbs' socket (default " AUTHSERVER_DEFAULT_CONTROL ", if its\n"
+                               "directory exists; 'none': off), for root and --control-group (default\n"
+                               AUTHSERVER_DEFAULT_CONTROL_GROUP "). --metrics: Prometheus text at /metrics (opt-in).\n",
                                AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS / 1000,
                                AUTHSERVER_DEFAULT_MAX_CONN, AUTHSERVER_DEFAULT_MAX_PER_ADDR,
                                AUTHSERVER_DEFAULT_AUDIT_RETENTION, AUTHSERVER_DEFAULT_MAX_RECORDS,
@@ -302,6 +309,14 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                         break;
                 case ARG_WORKERS:
                         if (config_set(c, "workers", optarg, "--workers") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_METRICS:
+                        if (config_set(c, "metrics", optarg, "--metrics") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_CONTROL_GROUP:
+                        if (config_set(c, "control-group", optarg, "--control-group") < 0)
                                 return -EINVAL;
                         break;
                 case ARG_AUDIT_RETENTION:
@@ -395,6 +410,8 @@ static int shared_init(struct shared *sh, const struct config *cfg) {
         if (!sh->backoff)
                 return -ENOMEM;
         backoff_init(sh->backoff);
+        if (stats_new(&sh->stats) < 0)
+                return -ENOMEM;
         return conn_addr_table_init(sh, cfg);
 }
 
@@ -403,6 +420,8 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         struct server *main_srv = &t.main;
         struct store *writer_store = NULL;      /* the group commit's, queue.c's once it is set up */
         uint64_t instance = 0;                  /* this process, owner of its session claims */
+        struct control *control = NULL;
+        struct metrics *metrics = NULL;
         sigset_t mask;
         const char *bad = NULL;
         bool fatal = false;
@@ -499,6 +518,9 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
         }
         if (upkeep_init(main_srv) < 0)
                 goto out;
+        /* The control socket and the metrics each on a thread of their own (control.h). */
+        if (control_start(cfg, &t.sh, &control) < 0 || metrics_start(cfg->metrics, &t.sh, &metrics) < 0)
+                goto out;
         for (unsigned i = 0; i < t.n_workers; i++)
                 if (worker_setup(&t, i) < 0)
                         goto out;
@@ -540,6 +562,8 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                  t.sh.queue.n_syncs);
         ret = AS_EXIT_OK;
 out:
+        control_stop(control);
+        metrics_stop(metrics);
         post_command(&t, CMD_STOP);
         for (unsigned i = 0; i < t.n_workers; i++)
                 if (t.workers[i].started)
@@ -558,6 +582,7 @@ out:
         store_close(main_srv->store);
         free(t.sh.backoff);
         conn_addr_table_free(&t.sh);
+        stats_free(t.sh.stats);
         free(t.workers);
         return ret;
 }

@@ -202,6 +202,12 @@ struct store_ops {
         /* Deletes at most limit rows, oldest first, of the audit tables older than before;
          * returns how many. */
         int (*audit_prune)(struct store_db *db, int64_t before, unsigned limit);
+        /* The audit rows of id (NULL: all) at or after since, oldest first; cb's negative
+         * return stops and is returned. device is NULL for a row without one. */
+        int (*audit_list)(struct store_db *db, const char *id, int64_t since,
+                          int (*cb)(int64_t time, const char *device, const char *peer, const char *outcome,
+                                    int64_t epoch, void *userdata),
+                          void *userdata);
 
         /* Every device row in id order (no blob read); cb's negative return stops and is
          * returned. */

@@ -107,6 +107,8 @@ static int device_key(struct store_aead *a, const char *id, uint8_t key[AES_KEY_
 
 /* The labels differ within their first bytes, so no id makes this collide with a device key. */
 int store_aead_keyed_hash(struct store_aead *a, const char *label, const char *id, uint8_t out[32]) {
+        if (!a)
+                return -ENOKEY;         /* a store opened with STORE_NO_KEY */
         if (strncmp(label, KEY_LABEL, strlen(KEY_LABEL)) == 0)
                 return -EINVAL;
         return expand(a, label, id, out);
@@ -158,6 +160,9 @@ int store_aead_seal(struct store_aead *a, const char *id, uint64_t epoch,
                     const uint8_t *vault, size_t len, uint8_t *out) {
         int r;
 
+        if (!a)
+                return -ENOKEY;
+
         /* The IV from the thread's pool: one RAND_bytes (and getpid) per many seals. */
         if (randpool_bytes(out, STORE_BLOB_IV_LEN) < 0)
                 return -EIO;
@@ -172,6 +177,9 @@ int store_aead_open(struct store_aead *a, const char *id, uint64_t epoch,
                     const uint8_t *blob, size_t blob_len, uint8_t *out, size_t len) {
         uint8_t tag[STORE_BLOB_TAG_LEN];
         int r;
+
+        if (!a)
+                return -ENOKEY;
 
         if (!blob || len > STORE_VAULT_MAX || blob_len != len + STORE_BLOB_OVERHEAD)
                 return -EBADMSG;

@@ -1076,6 +1076,33 @@ static int pg_audit_prune(struct store_db *d, int64_t before, unsigned limit) {
         return total;
 }
 
+/* Rare and read-only: not one of the prepared statements. */
+static int pg_audit_list(struct store_db *d, const char *id, int64_t since,
+                         int (*cb)(int64_t, const char *, const char *, const char *, int64_t, void *),
+                         void *userdata) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        struct params p = { 0 };
+        int r;
+
+        r = ensure_connected(d);
+        if (r < 0)
+                return r;
+        par_i64(&p, since);
+        if (id)
+                par_text(&p, id);
+        res = PQexecParams(d->conn, id ? "SELECT time, device, peer, outcome, epoch FROM audit"
+                                         " WHERE time >= $1 AND device = $2 ORDER BY time, id"
+                                       : "SELECT time, device, peer, outcome, epoch FROM audit"
+                                         " WHERE time >= $1 ORDER BY time, id",
+                           p.n, NULL, p.val, p.len, p.fmt, 1);
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+                return fail_res(d, res, "read the audit trail");
+        for (int i = 0; r >= 0 && i < PQntuples(res); i++)
+                r = cb(col_i64(res, i, 0), PQgetisnull(res, i, 1) ? NULL : col_text(res, i, 1), col_text(res, i, 2),
+                       col_text(res, i, 3), col_i64(res, i, 4), userdata);
+        return r < 0 ? r : 0;
+}
+
 static int pg_list(struct store_db *d, store_row_cb cb, void *userdata) {
         _cleanup_(PQclearp) PGresult *res = NULL;
         struct store_row row;
@@ -1431,6 +1458,7 @@ static const struct store_ops pg_ops = {
         .audit = pg_audit,
         .audit_summary = pg_audit_summary,
         .audit_prune = pg_audit_prune,
+        .audit_list = pg_audit_list,
         .list = pg_list,
         .count = pg_count,
         .shapes = pg_shapes,

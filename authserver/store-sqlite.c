@@ -1046,6 +1046,33 @@ static int sqlite_audit_summary(struct store_db *d, int64_t now, const char *out
         return r < 0 ? r : 0;
 }
 
+/* Rare and read-only: prepared per call, not one of the cached statements. */
+static int sqlite_audit_list(struct store_db *d, const char *id, int64_t since,
+                             int (*cb)(int64_t, const char *, const char *, const char *, int64_t, void *),
+                             void *userdata) {
+        sqlite3_stmt *st = NULL;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(d->db, "SELECT time, device, peer, outcome, epoch FROM audit"
+                                " WHERE time >= ?1 AND (?2 IS NULL OR device = ?2) ORDER BY time, id", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return fail_db(d, rc, "read the audit trail");
+        sqlite3_bind_int64(st, 1, since);
+        if (id)
+                sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = cb(sqlite3_column_int64(st, 0), (const char *) sqlite3_column_text(st, 1),
+                       (const char *) sqlite3_column_text(st, 2), (const char *) sqlite3_column_text(st, 3),
+                       sqlite3_column_int64(st, 4), userdata);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = fail_db(d, rc, "read the audit trail");
+        sqlite3_finalize(st);
+        return r;
+}
+
 static int sqlite_audit_prune(struct store_db *d, int64_t before, unsigned limit) {
         int total = 0;
 
@@ -1428,6 +1455,7 @@ static const struct store_ops sqlite_ops = {
         .audit = sqlite_audit,
         .audit_summary = sqlite_audit_summary,
         .audit_prune = sqlite_audit_prune,
+        .audit_list = sqlite_audit_list,
         .list = sqlite_list,
         .count = sqlite_count,
         .shapes = sqlite_shapes,

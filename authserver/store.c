@@ -222,7 +222,8 @@ int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN],
         const struct store_backend *b;
         int r;
 
-        if (!path || !master_key || !ret || (flags & ~STORE_CREATE))
+        if (!path || !ret || (flags & ~(STORE_CREATE | STORE_NO_KEY)) || !master_key != !!(flags & STORE_NO_KEY) ||
+            (flags & STORE_CREATE && flags & STORE_NO_KEY))
                 return thread_errorf(-EINVAL, "Invalid arguments to store_open()");
         b = backend_of(path);
         /* The connection string may hold a password: not echoed. */
@@ -237,6 +238,14 @@ int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN],
         s->seal = malloc(2 * STORE_BLOB_MAX);
         if (!s->seal)
                 return thread_errorf(-ENOMEM, "Out of memory");
+        if (flags & STORE_NO_KEY) {
+                /* No key, no key check: the schema is not created here, only read (or upgraded). */
+                r = s->ops->open(s, path, flags & ~STORE_NO_KEY, NULL, 0, &s->db);
+                if (r < 0)
+                        return thread_errorf(r, "%s", s->error);
+                *ret = TAKE_PTR(s);
+                return 0;
+        }
         r = store_aead_new(master_key, &s->aead);
         if (r < 0)
                 return thread_errorf(r, "Failed to set up AES-256-GCM: OpenSSL has no usable implementation");
@@ -980,5 +989,25 @@ int store_load_aggregate(struct store *s, const struct aggregate *a) {
                 return r;
         strcpy(out.name, a->name);
         r = s->ops->aggregate_update(s->db, a->name, fold_set, (void *) a, &out);
+        return r < 0 ? r : 0;
+}
+
+struct audit_ctx {
+        store_audit_cb cb;
+        void *userdata;
+};
+
+static int audit_row(int64_t time, const char *device, const char *peer, const char *outcome, int64_t epoch,
+                     void *userdata) {
+        struct audit_ctx *c = userdata;
+
+        return c->cb(time, device ? device : "", peer ? peer : "", outcome ? outcome : "", (uint64_t) epoch,
+                     c->userdata);
+}
+
+int store_audit_list(struct store *s, const char *id, int64_t since, store_audit_cb cb, void *userdata) {
+        struct audit_ctx c = { cb, userdata };
+        int r = s->ops->audit_list(s->db, id, since, audit_row, &c);
+
         return r < 0 ? r : 0;
 }

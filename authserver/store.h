@@ -38,6 +38,9 @@
 #define STORE_SEALED_LEN(len)   ((len) + 28)
 
 #define STORE_CREATE            1       /* store_open(): create the file and schema if missing */
+/* store_open() without a master key (NULL): rows, aggregates and the audit trail can be read
+ * and written, no vault sealed or opened (-ENOKEY). Not with STORE_CREATE. */
+#define STORE_NO_KEY            2
 
 struct store;
 
@@ -209,6 +212,11 @@ int store_data_version(struct store *s, uint64_t *ret);
 int store_audit_summary(struct store *s, int64_t now, const char *outcome, uint64_t count);
 /* Deletes at most limit rows of the audit tables older than before; returns how many. */
 int store_audit_prune(struct store *s, int64_t before, unsigned limit);
+/* The audit rows of id (NULL: every device) from since on (unix seconds), oldest first; cb's
+ * negative return stops the walk. device is "" for a row without a valid id. */
+typedef int (*store_audit_cb)(int64_t time, const char *device, const char *peer, const char *outcome,
+                              uint64_t epoch, void *userdata);
+int store_audit_list(struct store *s, const char *id, int64_t since, store_audit_cb cb, void *userdata);
 
 /* Groups the writes of many handshakes into one transaction and at most one fsync. The commit
  * is synced if durable is true or if the batch stored a pending vault. After a failed commit

@@ -34,6 +34,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/attacks.test \
 	tests/authserver/limits.test \
 	tests/authserver/config.test \
+	tests/authserver/control.test \
 	tests/authserver/caps.test \
 	tests/authserver/backoff.test \
 	tests/authserver/lockout.test \

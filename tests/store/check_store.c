@@ -2197,6 +2197,83 @@ static unsigned add_tcase(Suite *s, const char *name, const TTest *const *tests,
 }
 
 #define ADD_TCASE(s, name, tests, run) add_tcase((s), (name), (tests), sizeof(tests) / sizeof((tests)[0]), (run))
+struct audit_seen {
+        unsigned n;
+        int64_t times[8];
+        char devices[8][STORE_ID_MAX + 1];
+        char outcomes[8][32];
+        uint64_t epochs[8];
+};
+
+static int collect_audit(int64_t time, const char *device, const char *peer, const char *outcome, uint64_t epoch,
+                         void *userdata) {
+        struct audit_seen *a = userdata;
+
+        ck_assert(peer && peer[0]);
+        ck_assert_uint_lt(a->n, 8);
+        a->times[a->n] = time;
+        snprintf(a->devices[a->n], sizeof a->devices[0], "%s", device);
+        snprintf(a->outcomes[a->n], sizeof a->outcomes[0], "%s", outcome);
+        a->epochs[a->n++] = epoch;
+        return 0;
+}
+
+/* store_audit_list(): every back end, by device and since, oldest first; NULL device as "". */
+START_TEST(test_audit_list) {
+        struct store *s = open_new("auditlist.db");
+        struct audit_seen a = { 0 };
+
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_eq(store_audit(s, 300, "dev", "192.0.2.1:4444", "ok", 5), 0);
+        ck_assert_int_eq(store_audit(s, 100, "dev", "192.0.2.1:4443", "enrolled", 0), 0);
+        ck_assert_int_eq(store_audit(s, 200, NULL, "192.0.2.9:1", "protocol", 0), 0);
+        ck_assert_int_eq(store_audit(s, 400, "other", "admin", "revoked", UINT64_MAX), 0);
+        ck_assert_int_eq(store_audit_list(s, NULL, 0, collect_audit, &a), 0);
+        ck_assert_uint_eq(a.n, 4);
+        ck_assert(a.times[0] == 100 && a.times[1] == 200 && a.times[2] == 300 && a.times[3] == 400);
+        ck_assert_str_eq(a.devices[1], "");
+        ck_assert_str_eq(a.outcomes[0], "enrolled");
+        ck_assert_uint_eq(a.epochs[3], UINT64_MAX);
+        a = (struct audit_seen) { 0 };
+        ck_assert_int_eq(store_audit_list(s, "dev", 0, collect_audit, &a), 0);
+        ck_assert_uint_eq(a.n, 2);
+        ck_assert_str_eq(a.outcomes[1], "ok");
+        ck_assert_uint_eq(a.epochs[1], 5);
+        a = (struct audit_seen) { 0 };
+        ck_assert_int_eq(store_audit_list(s, "dev", 101, collect_audit, &a), 0);
+        ck_assert_uint_eq(a.n, 1);
+        a = (struct audit_seen) { 0 };
+        ck_assert_int_eq(store_audit_list(s, NULL, 401, collect_audit, &a), 0);
+        ck_assert_uint_eq(a.n, 0);
+        store_close(s);
+}
+END_TEST
+
+/* STORE_NO_KEY: the rows without the master key, never a vault. */
+START_TEST(test_no_key) {
+        struct store *s = open_new("nokey.db");
+        struct seen seen = { .stop_at = -1 };
+        struct store_device d;
+        uint8_t v[64 * 16];
+
+        enroll(s, "dev", 0, 1);
+        store_close(s);
+        ck_assert_int_eq(store_open(db_of("nokey.db"), NULL, 0, &s), -EINVAL);
+        ck_assert_int_eq(store_open(db_of("nokey.db"), key1, STORE_NO_KEY, &s), -EINVAL);
+        ck_assert_int_eq(store_open(db_of("nokey.db"), NULL, STORE_NO_KEY | STORE_CREATE, &s), -EINVAL);
+        ck_assert_int_eq(store_open(db_of("nokey.db"), NULL, STORE_NO_KEY, &s), 0);
+        ck_assert_int_eq(store_list(s, collect, &seen), 0);
+        ck_assert_int_eq(seen.n, 1);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        ck_assert_uint_eq(d.n, 64);
+        ck_assert_int_lt(store_get(s, "dev", &d, v, NULL, sizeof v), 0);
+        fill(v, sizeof v, 9);
+        d.id[0] = 'x';
+        ck_assert_int_lt(store_enroll(s, &d, v, sizeof v, 1), 0);
+        ck_assert_int_eq(store_audit(s, 1, "dev", "admin", "read", 0), 0);
+        store_close(s);
+}
+END_TEST
 
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
@@ -2233,6 +2310,8 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_reenroll_stale_session);
         tcase_add_test(tc, test_get_sealed);
         tcase_add_test(tc, test_list_count);
+        tcase_add_test(tc, test_audit_list);
+        tcase_add_test(tc, test_no_key);
         tcase_add_test(tc, test_batch);
         tcase_add_test(tc, test_copy);
 #ifdef HAVE_LIBPQ

@@ -9,10 +9,10 @@ nodist_systemdsystemunit_DATA = $(SYSTEMD_UNITS_GEN)
 dist_systemdsystemunit_DATA = $(SYSTEMD_UNITS_STATIC)
 endif
 if INSTALL_SYSUSERSDIR
-dist_sysusers_DATA = systemd/sysusers.d/secure-vault.conf
+dist_sysusers_DATA = systemd/sysusers.d/secure-vault.conf systemd/sysusers.d/authserver.conf
 endif
 if INSTALL_TMPFILESDIR
-dist_tmpfiles_DATA = systemd/tmpfiles.d/secure-vault.conf
+dist_tmpfiles_DATA = systemd/tmpfiles.d/secure-vault.conf systemd/tmpfiles.d/authserver.conf
 endif
 if INSTALL_UDEVRULESDIR
 dist_udevrules_DATA = udev/60-secure-vault-tpm.rules
@@ -45,7 +45,9 @@ EXTRA_DIST += \
 	systemd/authserver.service.in \
 	$(SYSTEMD_UNITS_STATIC) \
 	systemd/sysusers.d/secure-vault.conf \
+	systemd/sysusers.d/authserver.conf \
 	systemd/tmpfiles.d/secure-vault.conf \
+	systemd/tmpfiles.d/authserver.conf \
 	udev/60-secure-vault-tpm.rules
 CLEANFILES += $(SYSTEMD_UNITS_GEN)
 

@@ -91,7 +91,7 @@ c_sysusers() {
 
 c_tmpfiles() {
         rm -rf /etc/secure-vault
-        systemd-tmpfiles --create secure-vault.conf || die "systemd-tmpfiles failed" || return
+        systemd-tmpfiles --create secure-vault.conf authserver.conf || die "systemd-tmpfiles failed" || return
         [ "$(stat -c '%F %a %U %G' /etc/secure-vault)" = "directory 755 root root" ] \
                 || die "/etc/secure-vault: $(stat -c '%F %a %U %G' /etc/secure-vault 2>&1)"
 }
@@ -158,7 +158,7 @@ c_authserver_setup() {
         [ "$(stat -c '%a %U' "$KEY")" = "600 root" ] || die "$KEY: $(stat -c '%a %U' "$KEY")" || return
         # tmpfiles.d's 'z' line puts the key back to 0600 root
         chmod 0644 "$KEY"
-        systemd-tmpfiles --create secure-vault.conf || { chmod 0600 "$KEY"; return 1; }
+        systemd-tmpfiles --create secure-vault.conf authserver.conf || { chmod 0600 "$KEY"; return 1; }
         local st; st=$(stat -c '%a %U %G' "$KEY")
         chmod 0600 "$KEY"               # whatever happened: the checks after this need a good key
         [ "$st" = "600 root root" ] || die "tmpfiles left $KEY at $st"

@@ -21,7 +21,9 @@ endif
 # Example settings, every line commented out with its default.
 examplesdir = $(docdir)/examples
 dist_examples_DATA = etc/vaultd.conf.example etc/authserver.conf.example
-doc_DATA = docs/install.md
+# The documents the man pages cite, by their installed path.
+doc_DATA = docs/install.md docs/user-guide.md docs/protocol.md docs/vault-file.md docs/ipc.md \
+	docs/architecture.md docs/sink.md
 
 # The .service files name the installed binaries. A make rule rather than
 # AC_CONFIG_FILES: `make` redoes them when configure's paths change, and they

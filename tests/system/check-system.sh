@@ -156,12 +156,13 @@ declare -A REFRESHED
 # booted (no systemd running: the scripts enable units but start none, as in a chroot).
 install_debs() {
         local root=$1 tier=$2
-        # (not /tmp: nspawn mounts a tmpfs there.) After dpkg, the same container records the
+        # (not /tmp: nspawn mounts a tmpfs there.) The roots exclude /usr/share/doc (dpkg.cfg.d):
+        # our documents are included again, since the man pages cite them. After dpkg, the same container records the
         # accounts: the checker compares them with the boot's (systemd-sysusers.service at boot
         # would otherwise hide a postinst that made none).
         mkdir -p "$root/var/tmp/sv-debs" && cp "$DEBS"/secure-vault-device_*.deb "$DEBS"/secure-vault-server_*.deb "$root/var/tmp/sv-debs/" || return 1
         if ! systemd-nspawn --quiet --register=no --keep-unit -D "$root" -E DEBIAN_FRONTEND=noninteractive \
-                sh -c 'dpkg -i /var/tmp/sv-debs/*.deb && mkdir -p /var/lib/sv-check &&
+                sh -c 'dpkg --path-include="/usr/share/doc/secure-vault-*" -i /var/tmp/sv-debs/*.deb && mkdir -p /var/lib/sv-check &&
                        { getent passwd vaultd authserver; getent group vault vault-admin tss; true; } >/var/lib/sv-check/after-dpkg' </dev/null >"$LOGS/dpkg-$tier.log" 2>&1; then
                 log "check-system: dpkg -i failed in the $tier root:"; tail -n 20 "$LOGS/dpkg-$tier.log" >&2
                 return 1

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,9 +19,49 @@
 #include "control.h"
 #include "crypto.h"
 
+/*
+ * init creates nothing before it knows where the database goes: a SQLite database's directory
+ * must exist already (init does not choose its owner and mode). 0 if it does, or for a
+ * PostgreSQL connection string; AS_EXIT_DATABASE with a message naming the next step if not.
+ */
+static int init_check_db_dir(const char *path) {
+        char dir[PATH_MAX];
+        const char *slash;
+        struct stat st;
+        size_t n;
+
+        if (store_path_is_postgresql(path))
+                return 0;
+        slash = strrchr(path, '/');
+        if (!slash)
+                return 0;                       /* the working directory */
+        n = slash == path ? 1 : (size_t) (slash - path);
+        if (n >= sizeof(dir)) {
+                log_error("database path '%s' is too long", path);
+                return AS_EXIT_DATABASE;
+        }
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+        if (stat(dir, &st) < 0) {
+                if (errno == ENOENT)
+                        log_error("cannot create database '%s': directory '%s' does not exist; create it "
+                                  "(for the service: install -d -m 0700 -o authserver -g authserver %s) "
+                                  "and run init again; nothing was created", path, dir, dir);
+                else
+                        log_error_errno(-errno, "cannot create database '%s': directory '%s': %m", path, dir);
+                return AS_EXIT_DATABASE;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+                log_error("cannot create database '%s': '%s' is not a directory; nothing was created", path, dir);
+                return AS_EXIT_DATABASE;
+        }
+        return 0;
+}
+
 int verb_init(struct config *c, int argc, char *argv[]) {
         static const struct option options[] = { COMMON_OPTIONS, { 0 } };
         struct store *s = NULL;
+        bool key_created;
         int opt, r;
 
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -33,7 +75,11 @@ int verb_init(struct config *c, int argc, char *argv[]) {
                 log_error("init needs --master-key FILE and takes no arguments");
                 return AS_EXIT_USAGE;
         }
+        r = init_check_db_dir(c->db_path ? c->db_path : AUTHSERVER_DEFAULT_DB);
+        if (r != 0)
+                return r;
         r = store_master_key_create(c->master_key_path);
+        key_created = r >= 0;
         if (r == -EEXIST)
                 log_notice("master key '%s' exists: using it", c->master_key_path);
         else if (r < 0) {
@@ -42,8 +88,18 @@ int verb_init(struct config *c, int argc, char *argv[]) {
                 return AS_EXIT_FAILURE;
         }
         r = config_open_store(c, STORE_CREATE, &s);
-        if (r < 0)
+        if (r < 0) {
+                /* A failed init leaves no key behind for a database that does not exist. */
+                if (key_created) {
+                        if (unlink(c->master_key_path) < 0)
+                                log_error_errno(-errno, "cannot remove the new master key '%s': %m",
+                                                c->master_key_path);
+                        else
+                                log_notice("removed the new master key '%s': run init again once the database "
+                                           "can be created", c->master_key_path);
+                }
                 return AS_EXIT_DATABASE;
+        }
         store_close(s);
         /* A connection string may hold a password: not echoed. */
         if (c->db_path && store_path_is_postgresql(c->db_path))

@@ -9,10 +9,10 @@ nodist_systemdsystemunit_DATA = $(SYSTEMD_UNITS_GEN)
 dist_systemdsystemunit_DATA = $(SYSTEMD_UNITS_STATIC)
 endif
 if INSTALL_SYSUSERSDIR
-dist_sysusers_DATA = systemd/sysusers.d/secure-vault.conf
+dist_sysusers_DATA = systemd/sysusers.d/secure-vault.conf systemd/sysusers.d/authserver.conf
 endif
 if INSTALL_TMPFILESDIR
-dist_tmpfiles_DATA = systemd/tmpfiles.d/secure-vault.conf
+dist_tmpfiles_DATA = systemd/tmpfiles.d/secure-vault.conf systemd/tmpfiles.d/authserver.conf
 endif
 if INSTALL_UDEVRULESDIR
 dist_udevrules_DATA = udev/60-secure-vault-tpm.rules
@@ -21,7 +21,9 @@ endif
 # Example settings, every line commented out with its default.
 examplesdir = $(docdir)/examples
 dist_examples_DATA = etc/vaultd.conf.example etc/authserver.conf.example
-doc_DATA = docs/install.md
+# The documents the man pages cite, by their installed path.
+doc_DATA = docs/install.md docs/user-guide.md docs/protocol.md docs/vault-file.md docs/ipc.md \
+	docs/architecture.md docs/sink.md
 
 # The .service files name the installed binaries. A make rule rather than
 # AC_CONFIG_FILES: `make` redoes them when configure's paths change, and they
@@ -58,7 +60,9 @@ EXTRA_DIST += \
 	systemd/authserver.service.in \
 	$(SYSTEMD_UNITS_STATIC) \
 	systemd/sysusers.d/secure-vault.conf \
+	systemd/sysusers.d/authserver.conf \
 	systemd/tmpfiles.d/secure-vault.conf \
+	systemd/tmpfiles.d/authserver.conf \
 	udev/60-secure-vault-tpm.rules
 CLEANFILES += $(SYSTEMD_UNITS_GEN)
 

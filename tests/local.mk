@@ -15,6 +15,7 @@ include tests/authserver/local.mk
 include tests/e2e/local.mk
 include tests/workers/local.mk
 include tests/systemd/local.mk
+include tests/debian/local.mk
 include tests/vaultd/local.mk
 include tests/bench/local.mk
 include tests/valgrind/local.mk

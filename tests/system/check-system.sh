@@ -14,6 +14,9 @@
 #
 # Usage (root; network to the Debian mirror):
 #   check-system.sh STAGE       STAGE = a `make install DESTDIR=STAGE` tree
+#   check-system.sh --debs DIR  the packages of `make deb` in DIR instead: installed into each
+#                               root with dpkg -i (their maintainer scripts run as on a real
+#                               install); the checker then also checks what they did
 # Environment:
 #   top_srcdir, top_builddir    as in make check (set by tests/system/local.mk)
 #   SV_SYSTEM_TIERS             "container vm" (default), or one of them
@@ -25,7 +28,13 @@
 #   SWTPM                       the swtpm binary (default: from PATH)
 set -uo pipefail
 : "${top_srcdir:?}" "${top_builddir:?}"
-STAGE=${1:?usage: check-system.sh STAGE}
+DEBS= STAGE=
+if [ "${1:-}" = --debs ]; then
+        DEBS=${2:?usage: check-system.sh --debs DIR}
+        DEBS=$(cd "$DEBS" && pwd) || exit 1
+else
+        STAGE=${1:?usage: check-system.sh STAGE | --debs DIR}
+fi
 TIERS=${SV_SYSTEM_TIERS:-container vm}
 CACHE=${SV_SYSTEM_CACHE:-$top_builddir/tests/system/cache}
 LOGS=$top_builddir/tests/system/logs
@@ -75,7 +84,7 @@ cleanup() {
                 fi
         done
         [ -n "$WORK" ] && rm -rf "$WORK"
-        rm -rf "$STAGE"
+        [ -z "$STAGE" ] || rm -rf "$STAGE"
 }
 trap cleanup EXIT
 trap 'log "check-system: interrupted"; exit 130' INT TERM HUP
@@ -143,12 +152,37 @@ cached_root() {
 }
 declare -A REFRESHED
 
-# prepare_root CACHED DEST: a private copy of a cached root with the product installed.
+# install_debs ROOT TIER: dpkg -i the packages of $DEBS in ROOT, in a container that is not
+# booted (no systemd running: the scripts enable units but start none, as in a chroot).
+install_debs() {
+        local root=$1 tier=$2
+        # (not /tmp: nspawn mounts a tmpfs there.) The roots exclude /usr/share/doc (dpkg.cfg.d):
+        # our documents are included again, since the man pages cite them. After dpkg, the same container records the
+        # accounts: the checker compares them with the boot's (systemd-sysusers.service at boot
+        # would otherwise hide a postinst that made none).
+        mkdir -p "$root/var/tmp/sv-debs" && cp "$DEBS"/secure-vault-device_*.deb "$DEBS"/secure-vault-server_*.deb "$root/var/tmp/sv-debs/" || return 1
+        if ! systemd-nspawn --quiet --register=no --keep-unit -D "$root" -E DEBIAN_FRONTEND=noninteractive \
+                sh -c 'dpkg --path-include="/usr/share/doc/secure-vault-*" -i /var/tmp/sv-debs/*.deb && mkdir -p /var/lib/sv-check &&
+                       { getent passwd vaultd authserver; getent group vault vault-admin tss; true; } >/var/lib/sv-check/after-dpkg' </dev/null >"$LOGS/dpkg-$tier.log" 2>&1; then
+                log "check-system: dpkg -i failed in the $tier root:"; tail -n 20 "$LOGS/dpkg-$tier.log" >&2
+                return 1
+        fi
+        rm -rf "$root/var/tmp/sv-debs"
+        # the checker checks what the packages did before it runs the steps of install.md
+        mkdir -p "$root/etc/systemd/system/secure-vault-check.service.d"
+        printf '[Service]\nEnvironment=SV_INSTALL=deb\n' >"$root/etc/systemd/system/secure-vault-check.service.d/deb.conf"
+}
+
+# prepare_root CACHED DEST TIER: a private copy of a cached root with the product installed.
 prepare_root() {
-        local cached=$1 root=$2
+        local cached=$1 root=$2 tier=$3
         cp -a "$cached" "$root" || return 1
-        # /lib etc. are symlinks into /usr in the root (merged /usr): keep them
-        tar -C "$STAGE" -cf - . | tar -C "$root" -xf - --keep-directory-symlink --no-same-owner || return 1
+        if [ -n "$DEBS" ]; then
+                install_debs "$root" "$tier" || return 1
+        else
+                # /lib etc. are symlinks into /usr in the root (merged /usr): keep them
+                tar -C "$STAGE" -cf - . | tar -C "$root" -xf - --keep-directory-symlink --no-same-owner || return 1
+        fi
         install -D -m 0755 "$GUEST/checks.sh" "$root/usr/local/libexec/sv-check/checks.sh" || return 1
         install -D -m 0644 "$GUEST/secure-vault-check.service" "$root/etc/systemd/system/secure-vault-check.service" || return 1
         mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
@@ -160,8 +194,8 @@ prepare_root() {
         echo sv-test >"$root/etc/hostname"
 }
 
-# The shipped unit's ExecStart= line with another --tcti (the binary's path follows --prefix).
-vaultd_exec() { sed -n 's/^ExecStart=//p' "$STAGE"/usr/lib/systemd/system/vaultd.service "$STAGE"/lib/systemd/system/vaultd.service 2>/dev/null | head -n 1; }
+# The shipped unit's ExecStart= line, installed under ROOT (the binary's path follows --prefix).
+vaultd_exec() { sed -n 's/^ExecStart=//p' "$1"/usr/lib/systemd/system/vaultd.service "$1"/lib/systemd/system/vaultd.service 2>/dev/null | head -n 1; }
 
 start_swtpm() {         # start_swtpm DIR ARGS...: a daemonised swtpm with DIR/pid
         local dir=$1; shift
@@ -195,8 +229,8 @@ tier_container() {
         t0=$(now)
         root=$(cached_root container "$PKGS_CT") || { NOTE[container]="could not build the root"; return 1; }
         mkdir -p "$w"
-        prepare_root "$root" "$w/root" || { NOTE[container]="could not prepare the root"; return 1; }
-        drop=$(vaultd_exec)
+        prepare_root "$root" "$w/root" container || { NOTE[container]="could not prepare the root"; return 1; }
+        drop=$(vaultd_exec "$w/root")
         [ -n "$drop" ] || { NOTE[container]="no ExecStart= in the installed vaultd.service"; return 1; }
         mkdir -p "$w/root/etc/systemd/system/vaultd.service.d"
         sed "s|@VAULTD@|$drop|" "$GUEST/vaultd-swtpm.conf" >"$w/root/etc/systemd/system/vaultd.service.d/test.conf" || return 1
@@ -239,7 +273,7 @@ tier_vm() {
         initrd=$(ls "$root"/boot/initrd.img-* 2>/dev/null | sort -V | tail -n 1)
         [ -f "$kernel" ] && [ -f "$initrd" ] || { NOTE[vm]="no kernel/initrd in $root/boot"; return 1; }
         mkdir -p "$w"
-        prepare_root "$root" "$w/root" || { NOTE[vm]="could not prepare the root"; return 1; }
+        prepare_root "$root" "$w/root" vm || { NOTE[vm]="could not prepare the root"; return 1; }
         install -D -m 0644 "$GUEST/vm.conf" "$w/root/etc/systemd/system/secure-vault-check.service.d/vm.conf"
         # Debian's tpm-udev (pulled in by libtss2) sets the same group and mode: mask it so
         # that /dev/tpmrm0's group and mode prove that our rule works alone.
@@ -281,7 +315,12 @@ need_root
 T_ALL=$(now)
 mkdir -p "$LOGS" "$top_builddir/tests/system"
 WORK=$(mktemp -d "$top_builddir/tests/system/work.XXXXXX") || exit 1
-[ -d "$STAGE" ] || { log "check-system: no staged install at $STAGE"; exit 1; }
+if [ -n "$DEBS" ]; then
+        ls "$DEBS"/secure-vault-device_*.deb "$DEBS"/secure-vault-server_*.deb >/dev/null 2>&1 \
+                || { log "check-system: no secure-vault-device/-server .deb in $DEBS (make deb)"; exit 1; }
+else
+        [ -d "$STAGE" ] || { log "check-system: no staged install at $STAGE"; exit 1; }
+fi
 host_deps || exit 1
 SWTPM_BIN=${SWTPM:-}
 [ -n "$SWTPM_BIN" ] && [ -x "$SWTPM_BIN" ] || SWTPM_BIN=$(command -v swtpm)

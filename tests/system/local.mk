@@ -20,7 +20,14 @@ check-system: all
 	@top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' SWTPM='$(SWTPM)' \
 		$(SHELL) $(abs_top_srcdir)/tests/system/check-system.sh $(abs_top_builddir)/tests/system/stage
 
+# The same tiers on the Debian packages: `make deb`, then dpkg -i in each root instead of
+# make install (their maintainer scripts run), and the checker also checks what they did and
+# `systemctl start vaultd` on the packaged unit.
+check-system-deb: deb
+	@top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' SWTPM='$(SWTPM)' \
+		$(SHELL) $(abs_top_srcdir)/tests/system/check-system.sh --debs $(abs_top_builddir)/deb
+
 check-system-clean:
 	rm -rf tests/system/cache tests/system/logs tests/system/stage tests/system/work.*
 
-.PHONY: check-system check-system-clean
+.PHONY: check-system check-system-deb check-system-clean

@@ -77,6 +77,49 @@ auth_with_key() {
 }
 
 # ---------------------------------------------------------------------------------------
+# SV_INSTALL=deb (check-system.sh --debs): what dpkg -i of the two packages did, before this
+# checker runs any step of install.md itself.
+c_deb_installed() {
+        local p st
+        for p in secure-vault-device secure-vault-server; do
+                st=$(dpkg-query -W -f='${Status}' "$p" 2>&1)
+                [ "$st" = "install ok installed" ] || die "$p: $st" || return
+        done
+        [ -x /usr/sbin/vaultd ] && [ -x /usr/bin/devicectl ] && [ -x /usr/sbin/authserver ] || die "binaries missing" || return
+        [ "$(dpkg -S /usr/sbin/vaultd | cut -d: -f1)" = secure-vault-device ] || die "vaultd: $(dpkg -S /usr/sbin/vaultd)" || return
+        [ "$(dpkg -S /usr/sbin/authserver | cut -d: -f1)" = secure-vault-server ] || die "authserver: $(dpkg -S /usr/sbin/authserver)" || return
+        [ -f /usr/share/doc/secure-vault-device/vault-file.md ] || die "vaultd(8) cites /usr/share/doc/secure-vault-device/vault-file.md: not there" || return
+        [ -f /usr/share/doc/secure-vault-server/protocol.md ] || die "authserver(8) cites /usr/share/doc/secure-vault-server/protocol.md: not there"
+}
+c_deb_postinst() {
+        local a
+        # the accounts as dpkg -i left them, before this boot's systemd-sysusers.service
+        for a in passwd:vaultd passwd:authserver group:vault group:vault-admin group:tss; do
+                grep -q "^${a#*:}:" /var/lib/sv-check/after-dpkg || die "postinst made no ${a%%:*} entry ${a#*:}: $(cat /var/lib/sv-check/after-dpkg 2>&1)" || return
+        done
+        getent passwd vaultd >/dev/null || die "postinst made no user vaultd" || return
+        getent passwd authserver >/dev/null || die "postinst made no user authserver" || return
+        getent group vault >/dev/null && getent group vault-admin >/dev/null || die "postinst made no group vault/vault-admin" || return
+        id -nG vaultd | tr ' ' '\n' | grep -qx tss || die "vaultd is not in tss: $(id vaultd)" || return
+        [ "$(stat -c '%F %a %U' /etc/secure-vault)" = "directory 755 root" ] || die "/etc/secure-vault: $(stat -c '%F %a %U' /etc/secure-vault 2>&1)" || return
+        [ "$(systemctl is-enabled vaultd.socket)" = enabled ] || die "vaultd.socket is $(systemctl is-enabled vaultd.socket)" || return
+        is_state vaultd.socket active || die "vaultd.socket not active at boot: $(systemctl is-active vaultd.socket)" || return
+        is_state vaultd.service inactive || die "vaultd.service runs before any use: $(systemctl is-active vaultd.service)" || return
+        # needs a master key first: neither enabled nor started (README.Debian)
+        [ "$(systemctl is-enabled authserver.service)" = disabled ] || die "authserver.service is $(systemctl is-enabled authserver.service)" || return
+        is_state authserver.service inactive || die "authserver.service: $(systemctl is-active authserver.service)" || return
+        [ "$(systemctl is-enabled authserver.socket)" = disabled ] || die "authserver.socket is $(systemctl is-enabled authserver.socket)"
+}
+c_deb_start_vaultd() {
+        # `systemctl start vaultd` on the packaged unit (container: the swtpm TCTI drop-in)
+        systemctl start vaultd.service || die "systemctl start vaultd failed: $(journal -u vaultd | tail -n 5)" || return
+        wait_for 10 is_state vaultd.service active || die "vaultd.service: $(systemctl is-active vaultd.service)" || return
+        [ "$(prop vaultd.service StatusText)" = "no vault provisioned" ] || die "STATUS=$(prop vaultd.service StatusText)" || return
+        [ "$(pid_user "$(mainpid vaultd.service)")" = vaultd ] || die "vaultd does not run as vaultd" || return
+        systemctl stop vaultd.service || return
+        is_state vaultd.socket active || die "vaultd.socket stopped with the service"
+}
+
 c_sysusers() {
         systemd-sysusers || die "systemd-sysusers failed" || return
         getent passwd vaultd >/dev/null || die "no user vaultd" || return
@@ -91,7 +134,7 @@ c_sysusers() {
 
 c_tmpfiles() {
         rm -rf /etc/secure-vault
-        systemd-tmpfiles --create secure-vault.conf || die "systemd-tmpfiles failed" || return
+        systemd-tmpfiles --create secure-vault.conf authserver.conf || die "systemd-tmpfiles failed" || return
         [ "$(stat -c '%F %a %U %G' /etc/secure-vault)" = "directory 755 root root" ] \
                 || die "/etc/secure-vault: $(stat -c '%F %a %U %G' /etc/secure-vault 2>&1)"
 }
@@ -158,7 +201,7 @@ c_authserver_setup() {
         [ "$(stat -c '%a %U' "$KEY")" = "600 root" ] || die "$KEY: $(stat -c '%a %U' "$KEY")" || return
         # tmpfiles.d's 'z' line puts the key back to 0600 root
         chmod 0644 "$KEY"
-        systemd-tmpfiles --create secure-vault.conf || { chmod 0600 "$KEY"; return 1; }
+        systemd-tmpfiles --create secure-vault.conf authserver.conf || { chmod 0600 "$KEY"; return 1; }
         local st; st=$(stat -c '%a %U %G' "$KEY")
         chmod 0600 "$KEY"               # whatever happened: the checks after this need a good key
         [ "$st" = "600 root root" ] || die "tmpfiles left $KEY at $st"
@@ -390,6 +433,11 @@ if [ "$TIER" = vm ]; then
         check "vaultd.service is the shipped unit (no drop-in, default TCTI)" c_vm_shipped_unit
 else
         check "test drop-in only sets the swtpm TCTI; swtpm sockets bind-mounted" c_container_dropin
+fi
+if [ "${SV_INSTALL:-}" = deb ]; then
+        check "dpkg: secure-vault-device and -server installed, binaries and docs in place" c_deb_installed
+        check "postinst: users, groups, /etc/secure-vault; vaultd.socket enabled+active; authserver left disabled" c_deb_postinst
+        check "systemctl start vaultd (packaged unit): active as vaultd, no vault yet; stop" c_deb_start_vaultd
 fi
 check "systemd-sysusers: users vaultd, authserver; groups vault, tss; vaultd in tss" c_sysusers
 check "systemd-tmpfiles: /etc/secure-vault 0755 root" c_tmpfiles

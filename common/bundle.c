@@ -450,3 +450,71 @@ int bundle_format(const struct bundle *b, char **ret_text, size_t *ret_len) {
         *ret_len = len;
         return 0;
 }
+
+/* What a valid value of each field looks like, for bundle_explain(). */
+static const char *const field_expected[FIELD_COUNT] = {
+        [FIELD_FORMAT] = "expected 1",
+        [FIELD_DEVICE_ID] = "expected 1..64 of A-Z a-z 0-9 . _ : -",
+        [FIELD_PROFILE] = "expected hardened or paper, with n, m, p and kex it allows",
+        [FIELD_N] = "not a number of keys the profile allows",
+        [FIELD_M] = "not a key size the profile allows",
+        [FIELD_P] = "not a challenge size the profile allows with this n",
+        [FIELD_EPOCH] = "expected a decimal number",
+        [FIELD_SERVER] = "expected HOST:PORT or [IPv6]:PORT",
+        [FIELD_VAULT] = "not base64 of n x m bytes: cut or edited?",
+        [FIELD_KEX] = "expected none or x25519 (x25519 needs profile hardened)",
+        [FIELD_CHECK] = "expected 32 lowercase hex digits",
+};
+
+int bundle_explain(const char *text, size_t len, unsigned line, char *buf, size_t cap) {
+        bool seen[FIELD_COUNT] = { false };
+        unsigned n = 0;
+
+        if (!text || !buf || cap == 0)
+                return -EINVAL;
+        if (len > BUNDLE_TEXT_MAX)
+                return snprintf(buf, cap, "larger than %d bytes", BUNDLE_TEXT_MAX) < 0 ? -EINVAL : 0;
+        if (memchr(text, '\0', len))
+                return snprintf(buf, cap, "contains a NUL byte: not a text file") < 0 ? -EINVAL : 0;
+        /* Only keys are named, never a value: a value may be (part of) the vault. */
+        for (size_t pos = 0; pos < len;) {
+                const char *start = text + pos, *nl = memchr(start, '\n', len - pos), *hash, *colon, *key;
+                size_t line_len = nl ? (size_t) (nl - start) : len - pos, key_len, value_len;
+                int f;
+
+                pos += line_len + (nl ? 1 : 0);
+                n++;
+                hash = memchr(start, '#', line_len);
+                if (hash)
+                        line_len = (size_t) (hash - start);
+                trim(&start, &line_len);
+                if (line_len == 0)
+                        continue;
+                colon = memchr(start, ':', line_len);
+                key = start;
+                key_len = colon ? (size_t) (colon - start) : 0;
+                value_len = colon ? line_len - key_len - 1 : 0;
+                trim(&key, &key_len);
+                f = colon ? field_lookup(key, key_len) : -EINVAL;
+                if (n == line) {
+                        if (!colon)
+                                snprintf(buf, cap, "line %u is not 'key: value'", n);
+                        else if (f < 0)
+                                snprintf(buf, cap, "line %u has an unknown key", n);
+                        else if (seen[f])
+                                snprintf(buf, cap, "line %u: '%s' given twice", n, field_names[f]);
+                        else if (value_len == 0)
+                                snprintf(buf, cap, "line %u: '%s' has no value", n, field_names[f]);
+                        else
+                                snprintf(buf, cap, "line %u: '%s': %s", n, field_names[f], field_expected[f]);
+                        return 0;
+                }
+                if (f >= 0)
+                        seen[f] = true;
+        }
+        for (int f = 0; f < FIELD_COUNT; f++)
+                if (!seen[f] && !field_optional(f))
+                        return snprintf(buf, cap, "'%s' is missing", field_names[f]) < 0 ? -EINVAL : 0;
+        snprintf(buf, cap, "its parameters do not make a valid vault (profile, n, m, p)");
+        return 0;
+}

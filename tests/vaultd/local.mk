@@ -24,6 +24,7 @@ VAULTD_TESTS = \
 	tests/vaultd/replaced.test \
 	tests/vaultd/keybind.test \
 	tests/vaultd/loglevel.test \
-	tests/vaultd/notpm.test
+	tests/vaultd/notpm.test \
+	tests/vaultd/badbundle.test
 TESTS += $(VAULTD_TESTS)
 EXTRA_DIST += $(VAULTD_TESTS) tests/vaultd/lib.sh

@@ -272,8 +272,11 @@ static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id,
                         printf("%s\n", usage);
                         common_options_help();
                         return 1;
-                } else if (opt == ARG_JSON && json)
+                } else if (opt == ARG_JSON && json) {
                         *json = true;
+                        /* Errors too as JSON, one object per line on stderr. */
+                        log_open(NULL, LOG_TARGET_JSON, LOG_TARGET_JSON, NULL);
+                }
                 else if (common_option(c, opt, optarg) <= 0)
                         return -EINVAL;
         if (argc - optind != (want_id ? 1 : 0))

@@ -140,35 +140,53 @@ struct field_value {
         unsigned line;
 };
 
+/* The next line of text from *pos (which moves past it): its content without a '#' comment,
+ * trimmed. */
+static void next_line(const char *text, size_t len, size_t *pos, const char **ret_s, size_t *ret_len) {
+        const char *start = text + *pos, *nl = memchr(start, '\n', len - *pos), *hash;
+        size_t line_len = nl ? (size_t) (nl - start) : len - *pos;
+
+        *pos += line_len + (nl ? 1 : 0);
+        hash = memchr(start, '#', line_len);
+        if (hash)
+                line_len = (size_t) (hash - start);
+        trim(&start, &line_len);
+        *ret_s = start;
+        *ret_len = line_len;
+}
+
+/* A line's content at its first ':': key and value, both trimmed; -EINVAL without a ':'. */
+static int split_key_value(const char *s, size_t len, const char **ret_key, size_t *ret_key_len,
+                           const char **ret_value, size_t *ret_value_len) {
+        const char *colon = memchr(s, ':', len);
+
+        if (!colon)
+                return -EINVAL;
+        *ret_key = s;
+        *ret_key_len = (size_t) (colon - s);
+        *ret_value = colon + 1;
+        *ret_value_len = len - *ret_key_len - 1;
+        trim(ret_key, ret_key_len);
+        trim(ret_value, ret_value_len);
+        return 0;
+}
+
 /* Splits the text into one value per known field; the values point into the text. */
 static int bundle_split(const char *text, size_t len, struct field_value values[FIELD_COUNT], unsigned *ret_line) {
         unsigned line = 0;
 
         for (size_t pos = 0; pos < len;) {
-                const char *start = text + pos, *nl = memchr(start, '\n', len - pos);
-                size_t line_len = nl ? (size_t) (nl - start) : len - pos;
-                const char *hash, *colon, *key, *value;
-                size_t key_len, value_len;
+                const char *start, *key, *value;
+                size_t line_len, key_len, value_len;
                 int f;
 
-                pos += line_len + (nl ? 1 : 0);
+                next_line(text, len, &pos, &start, &line_len);
                 line++;
                 *ret_line = line;
-                hash = memchr(start, '#', line_len);
-                if (hash)
-                        line_len = (size_t) (hash - start);
-                trim(&start, &line_len);
                 if (line_len == 0)
                         continue;
-                colon = memchr(start, ':', line_len);
-                if (!colon)
+                if (split_key_value(start, line_len, &key, &key_len, &value, &value_len) < 0)
                         return -EINVAL;
-                key = start;
-                key_len = (size_t) (colon - start);
-                value = colon + 1;
-                value_len = line_len - key_len - 1;
-                trim(&key, &key_len);
-                trim(&value, &value_len);
                 f = field_lookup(key, key_len);
                 if (f < 0 || values[f].s || value_len == 0)
                         return -EINVAL;
@@ -478,26 +496,18 @@ int bundle_explain(const char *text, size_t len, unsigned line, char *buf, size_
                 return snprintf(buf, cap, "contains a NUL byte: not a text file") < 0 ? -EINVAL : 0;
         /* Only keys are named, never a value: a value may be (part of) the vault. */
         for (size_t pos = 0; pos < len;) {
-                const char *start = text + pos, *nl = memchr(start, '\n', len - pos), *hash, *colon, *key;
-                size_t line_len = nl ? (size_t) (nl - start) : len - pos, key_len, value_len;
-                int f;
+                const char *start, *key = NULL, *value;
+                size_t line_len, key_len = 0, value_len = 0;
+                int f, kv;
 
-                pos += line_len + (nl ? 1 : 0);
+                next_line(text, len, &pos, &start, &line_len);
                 n++;
-                hash = memchr(start, '#', line_len);
-                if (hash)
-                        line_len = (size_t) (hash - start);
-                trim(&start, &line_len);
                 if (line_len == 0)
                         continue;
-                colon = memchr(start, ':', line_len);
-                key = start;
-                key_len = colon ? (size_t) (colon - start) : 0;
-                value_len = colon ? line_len - key_len - 1 : 0;
-                trim(&key, &key_len);
-                f = colon ? field_lookup(key, key_len) : -EINVAL;
+                kv = split_key_value(start, line_len, &key, &key_len, &value, &value_len);
+                f = kv < 0 ? -EINVAL : field_lookup(key, key_len);
                 if (n == line) {
-                        if (!colon)
+                        if (kv < 0)
                                 snprintf(buf, cap, "line %u is not 'key: value'", n);
                         else if (f < 0)
                                 snprintf(buf, cap, "line %u has an unknown key", n);

@@ -7,6 +7,7 @@
 #include "authserver.h"
 #include "log-journal.h"
 #include "secmem.h"
+#include "text.h"
 
 struct verb {
         const char *name;
@@ -147,14 +148,11 @@ int main(int argc, char *argv[]) {
                 return AS_EXIT_FAILURE;
         }
         /* The verb's argv: VERB, the options before it, the arguments after it. */
-        verb_argv = calloc((size_t) argc, sizeof *verb_argv);
+        verb_argv = text_argv_verb_first(argc, argv, v);
         if (!verb_argv) {
                 log_error("out of memory");
                 return AS_EXIT_FAILURE;
         }
-        verb_argv[0] = argv[v];
-        memcpy(verb_argv + 1, argv + 1, sizeof *argv * (size_t) (v - 1));
-        memcpy(verb_argv + v, argv + v + 1, sizeof *argv * (size_t) (argc - v - 1));
         config_init(&c);
         config_path = find_config(argc, argv, &explicit);
         c.config_path = config_path;

@@ -289,14 +289,11 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
         /* VERB, the options before it, the arguments after it. */
-        verb_argv = calloc((size_t) argc, sizeof *verb_argv);
+        verb_argv = text_argv_verb_first(argc, argv, v);
         if (!verb_argv) {
                 log_error("out of memory");
                 return EXIT_FAILURE_OTHER;
         }
-        verb_argv[0] = argv[v];
-        memcpy(verb_argv + 1, argv + 1, sizeof *argv * (size_t) (v - 1));
-        memcpy(verb_argv + v, argv + v + 1, sizeof *argv * (size_t) (argc - v - 1));
         optind = 0;
         r = verb->run(&ctl, argc - 1, verb_argv);
         free(verb_argv);

@@ -68,6 +68,7 @@ int verb_init(struct config *c, int argc, char *argv[]) {
                 if (opt == 'h') {
                         printf("Usage: authserver init --db PATH --master-key FILE\n\n"
                                "Create a new master key file (mode 0600) and an empty device database.\n");
+                        common_options_help();
                         return AS_EXIT_OK;
                 } else if (common_option(c, opt, optarg) <= 0)
                         return AS_EXIT_USAGE;
@@ -180,6 +181,7 @@ static int parse_enroll(struct config *c, int argc, char *argv[], struct enroll_
                                "kex %s (x25519: hardened only; setting enroll-kex).\n",
                                SV_DEFAULT_N, SV_DEFAULT_M, SV_DEFAULT_P,
                                profile_kex_name(AUTHSERVER_ENROLL_KEX_HARDENED_DEFAULT));
+                        common_options_help();
                         return 1;
                 case ARG_DEVICE:
                         if (vault_params_set_id(&a->params, optarg) < 0) {
@@ -331,10 +333,13 @@ static int parse_id_verb(struct config *c, int argc, char *argv[], bool want_id,
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 if (opt == 'h') {
                         printf("%s\n", usage);
+                        common_options_help();
                         return 1;
-                } else if (opt == ARG_JSON && json)
+                } else if (opt == ARG_JSON && json) {
                         *json = true;
-                else if (opt == ARG_DEVICE && want_id)
+                        /* Errors too as JSON, one object per line on stderr. */
+                        log_open(NULL, LOG_TARGET_JSON, LOG_TARGET_JSON, NULL);
+                } else if (opt == ARG_DEVICE && want_id)
                         id = optarg;
                 else if (common_option(c, opt, optarg) <= 0)
                         return -EINVAL;
@@ -380,18 +385,28 @@ static void format_time(int64_t t, char *buf, size_t cap) {
                 strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void print_device_json(const struct store_device *d) {
-        char created[32], success[32], failure[32];
+/* A time in JSON: "YYYY-MM-DDTHH:MM:SSZ", or null for "never" (0). */
+static void print_json_time(const char *name, int64_t t) {
+        char buf[32];
 
-        format_time(d->created, created, sizeof created);
-        format_time(d->last_success, success, sizeof success);
-        format_time(d->last_failure, failure, sizeof failure);
+        format_time(t, buf, sizeof buf);
+        printf(",\"%s\":", name);
+        if (t <= 0)
+                printf("null");
+        else
+                printf("\"%s\"", buf);
+}
+
+static void print_device_json(const struct store_device *d) {
         printf("{\"id\":");
         json_string(d->id);
         printf(",\"status\":\"%s\",\"profile\":\"%s\",\"kex\":\"%s\",\"n\":%u,\"m\":%u,\"p\":%u,\"epoch\":%" PRIu64
-               ",\"pending\":%s,\"created\":\"%s\",\"last_success\":\"%s\",\"last_failure\":\"%s\",\"failures\":%" PRIu32 "}",
-               d->status == STORE_ACTIVE ? "active" : "revoked", vault_profile_to_string(d->profile),
-               profile_kex_name(d->kex), d->n, d->m, d->p, d->epoch, d->has_pending ? "true" : "false", created, success, failure, d->failures);
+               ",\"pending\":%s", d->status == STORE_ACTIVE ? "active" : "revoked", vault_profile_to_string(d->profile),
+               profile_kex_name(d->kex), d->n, d->m, d->p, d->epoch, d->has_pending ? "true" : "false");
+        print_json_time("created", d->created);
+        print_json_time("last_success", d->last_success);
+        print_json_time("last_failure", d->last_failure);
+        printf(",\"failures\":%" PRIu32 "}", d->failures);
 }
 
 /*

@@ -136,6 +136,8 @@ enum {
 
 /* 1 if opt was a common option and was applied; 0 if it is not one of them; -errno on a bad value. */
 int common_option(struct config *c, int opt, const char *arg);
+/* Prints the help text of COMMON_OPTIONS, for each verb's --help (main.c). */
+void common_options_help(void);
 
 /* config.c */
 void config_init(struct config *c);

@@ -286,6 +286,15 @@ int config_open_store(const struct config *c, int flags, struct store **ret) {
         }
         r = store_open(path, key, flags, ret);
         secmem_free(key, STORE_MASTER_KEY_LEN);
+        /* Said once, with the file to check (the store's own message names the database again). */
+        if (r == -EKEYREJECTED)
+                return log_error_errno(r, "the master key does not open %s%s%s: wrong --master-key file%s%s%s? "
+                                       "(a database opens only with the key 'authserver init' made for it)",
+                                       store_path_is_postgresql(path) ? "the PostgreSQL database" : "database '",
+                                       store_path_is_postgresql(path) ? "" : path,
+                                       store_path_is_postgresql(path) ? "" : "'",
+                                       c->master_key_path ? " '" : "", c->master_key_path ?: "",
+                                       c->master_key_path ? "'" : "");
 opened:
         if (r < 0 && store_path_is_postgresql(path))
                 return log_error_errno(r, "cannot open the PostgreSQL database: %s", store_last_error(NULL));

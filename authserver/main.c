@@ -8,6 +8,7 @@
 #include "control.h"
 #include "log-journal.h"
 #include "secmem.h"
+#include "text.h"
 
 struct verb {
         const char *name;
@@ -32,20 +33,24 @@ static const struct verb verbs[] = {
         { "audit",  "print the audit trail",                       verb_audit,  LOG_TARGET_CONSOLE },
 };
 
-static void help(void) {
-        printf("Usage: authserver VERB [OPTIONS]\n\n"
-               "The secure-vault server: authenticates devices against their vaults.\n\nVerbs:\n");
-        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-                printf("  %-8s %s\n", verbs[i].name, verbs[i].summary);
-        printf("\nOptions of every verb:\n"
+void common_options_help(void) {
+        printf("\nOptions of every verb (before or after the verb):\n"
                "  --db PATH           device database (default " AUTHSERVER_DEFAULT_DB ")\n"
                "  --master-key FILE   32-byte master key (default: $CREDENTIALS_DIRECTORY/" AUTHSERVER_CREDENTIAL_NAME ")\n"
                "  --config FILE       settings file (default " AUTHSERVER_CONFIG_PATH ")\n"
                "  --log-level LEVEL   err, warning, notice, info (default) or debug\n"
                "  --control PATH      the running server's control socket (default " AUTHSERVER_DEFAULT_CONTROL "):\n"
                "                      the admin verbs use it when a server answers, else open the database\n"
-               "  -h --help           help ('authserver VERB --help' for a verb)\n"
-               "     --version        show the version\n"
+               "  -h --help           help ('authserver VERB --help' for a verb)\n");
+}
+
+static void help(void) {
+        printf("Usage: authserver [OPTIONS] VERB [OPTIONS]\n\n"
+               "The secure-vault server: authenticates devices against their vaults.\n\nVerbs:\n");
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+                printf("  %-8s %s\n", verbs[i].name, verbs[i].summary);
+        common_options_help();
+        printf("     --version        show the version\n"
                "\nExit codes: 0 ok, 1 failure, 2 usage, 3 no such device, 4 device exists (migrate: target not empty), 5 database error.\n");
 }
 
@@ -64,6 +69,37 @@ int common_option(struct config *c, int opt, const char *arg) {
         default:
                 return 0;
         }
+}
+
+/*
+ * The verb, wherever it is among the options: the first argument that is neither an option
+ * nor the value of an option of every verb ("authserver --db x list"); a verb's own option
+ * before the verb is given as --name=VALUE. Returns its index (*ret: the verb, NULL when
+ * unknown), or 0 when there is none before "--".
+ */
+static int find_verb(int argc, char *argv[], const struct verb **ret) {
+        static const char *const with_value[] = { "--db", "--master-key", "--config", "--log-level", "--control" };
+
+        *ret = NULL;
+        for (int i = 1; i < argc; i++) {
+                bool value = false;
+
+                if (strcmp(argv[i], "--") == 0)
+                        return 0;
+                for (size_t j = 0; j < sizeof with_value / sizeof with_value[0]; j++)
+                        value = value || strcmp(argv[i], with_value[j]) == 0;
+                if (value) {
+                        i++;
+                        continue;
+                }
+                if (argv[i][0] == '-')
+                        continue;
+                for (size_t j = 0; j < sizeof verbs / sizeof verbs[0]; j++)
+                        if (strcmp(argv[i], verbs[j].name) == 0)
+                                *ret = &verbs[j];
+                return i;
+        }
+        return 0;
 }
 
 /* The settings file is read first so that command-line options override it. */
@@ -85,46 +121,56 @@ static const char *find_config(int argc, char *argv[], bool *explicit) {
 }
 
 int main(int argc, char *argv[]) {
+        const struct verb *verb = NULL;
         struct config c;
         const char *config_path;
+        char **verb_argv;
         bool explicit;
-        int r;
+        int v, r;
 
         log_open("authserver", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE, log_journal_sink);
-        if (argc < 2) {
-                log_error("missing verb (try 'authserver --help')");
+        v = find_verb(argc, argv, &verb);
+        if (v == 0 || !verb) {
+                for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+                        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                                help();
+                                return AS_EXIT_OK;
+                        }
+                        if (strcmp(argv[i], "--version") == 0) {
+                                printf("authserver " PACKAGE_VERSION "\n");
+                                return AS_EXIT_OK;
+                        }
+                }
+                if (v > 0)
+                        log_error("unknown verb '%s' (try 'authserver --help')", argv[v]);
+                else
+                        log_error("missing verb (try 'authserver --help')");
                 return AS_EXIT_USAGE;
         }
-        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-                help();
-                return AS_EXIT_OK;
+        log_open("authserver", LOG_TARGET_AUTO, verb->log_fallback, log_journal_sink);
+        /* Every verb may load the master key: no core file and no same-user peeking,
+         * from before any key is read (common/secmem.h). */
+        r = secmem_harden_process();
+        if (r < 0) {
+                log_error_errno(r, "cannot make the process non-dumpable: %m");
+                return AS_EXIT_FAILURE;
         }
-        if (strcmp(argv[1], "--version") == 0) {
-                printf("authserver " PACKAGE_VERSION "\n");
-                return AS_EXIT_OK;
+        /* The verb's argv: VERB, the options before it, the arguments after it. */
+        verb_argv = text_argv_verb_first(argc, argv, v);
+        if (!verb_argv) {
+                log_error("out of memory");
+                return AS_EXIT_FAILURE;
         }
-        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
-                if (strcmp(argv[1], verbs[i].name) != 0)
-                        continue;
-                log_open("authserver", LOG_TARGET_AUTO, verbs[i].log_fallback, log_journal_sink);
-                /* Every verb may load the master key: no core file and no same-user peeking,
-                 * from before any key is read (common/secmem.h). */
-                r = secmem_harden_process();
-                if (r < 0) {
-                        log_error_errno(r, "cannot make the process non-dumpable: %m");
-                        return AS_EXIT_FAILURE;
-                }
-                config_init(&c);
-                config_path = find_config(argc, argv, &explicit);
-                c.config_path = config_path;
-                if (config_load(&c, config_path, explicit) < 0) {
-                        config_free(&c);
-                        return AS_EXIT_USAGE;
-                }
-                r = verbs[i].run(&c, argc - 1, argv + 1);
+        config_init(&c);
+        config_path = find_config(argc, argv, &explicit);
+        c.config_path = config_path;
+        if (config_load(&c, config_path, explicit) < 0) {
                 config_free(&c);
-                return r;
+                free(verb_argv);
+                return AS_EXIT_USAGE;
         }
-        log_error("unknown verb '%s' (try 'authserver --help')", argv[1]);
-        return AS_EXIT_USAGE;
+        r = verb->run(&c, argc - 1, verb_argv);
+        config_free(&c);
+        free(verb_argv);
+        return r;
 }

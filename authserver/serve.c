@@ -259,6 +259,7 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                                AUTHSERVER_DEFAULT_AUDIT_RETENTION, AUTHSERVER_DEFAULT_MAX_RECORDS,
                                AUTHSERVER_DEFAULT_CHANNEL_IDLE_MS / 1000, AUTHSERVER_DEFAULT_SINK_TIMEOUT_MS / 1000,
                                AUTHSERVER_WORKERS_MAX);
+                        common_options_help();
                         return 1;
                 case ARG_LISTEN:
                         if (!listen_from_cli) {

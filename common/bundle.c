@@ -140,35 +140,53 @@ struct field_value {
         unsigned line;
 };
 
+/* The next line of text from *pos (which moves past it): its content without a '#' comment,
+ * trimmed. */
+static void next_line(const char *text, size_t len, size_t *pos, const char **ret_s, size_t *ret_len) {
+        const char *start = text + *pos, *nl = memchr(start, '\n', len - *pos), *hash;
+        size_t line_len = nl ? (size_t) (nl - start) : len - *pos;
+
+        *pos += line_len + (nl ? 1 : 0);
+        hash = memchr(start, '#', line_len);
+        if (hash)
+                line_len = (size_t) (hash - start);
+        trim(&start, &line_len);
+        *ret_s = start;
+        *ret_len = line_len;
+}
+
+/* A line's content at its first ':': key and value, both trimmed; -EINVAL without a ':'. */
+static int split_key_value(const char *s, size_t len, const char **ret_key, size_t *ret_key_len,
+                           const char **ret_value, size_t *ret_value_len) {
+        const char *colon = memchr(s, ':', len);
+
+        if (!colon)
+                return -EINVAL;
+        *ret_key = s;
+        *ret_key_len = (size_t) (colon - s);
+        *ret_value = colon + 1;
+        *ret_value_len = len - *ret_key_len - 1;
+        trim(ret_key, ret_key_len);
+        trim(ret_value, ret_value_len);
+        return 0;
+}
+
 /* Splits the text into one value per known field; the values point into the text. */
 static int bundle_split(const char *text, size_t len, struct field_value values[FIELD_COUNT], unsigned *ret_line) {
         unsigned line = 0;
 
         for (size_t pos = 0; pos < len;) {
-                const char *start = text + pos, *nl = memchr(start, '\n', len - pos);
-                size_t line_len = nl ? (size_t) (nl - start) : len - pos;
-                const char *hash, *colon, *key, *value;
-                size_t key_len, value_len;
+                const char *start, *key, *value;
+                size_t line_len, key_len, value_len;
                 int f;
 
-                pos += line_len + (nl ? 1 : 0);
+                next_line(text, len, &pos, &start, &line_len);
                 line++;
                 *ret_line = line;
-                hash = memchr(start, '#', line_len);
-                if (hash)
-                        line_len = (size_t) (hash - start);
-                trim(&start, &line_len);
                 if (line_len == 0)
                         continue;
-                colon = memchr(start, ':', line_len);
-                if (!colon)
+                if (split_key_value(start, line_len, &key, &key_len, &value, &value_len) < 0)
                         return -EINVAL;
-                key = start;
-                key_len = (size_t) (colon - start);
-                value = colon + 1;
-                value_len = line_len - key_len - 1;
-                trim(&key, &key_len);
-                trim(&value, &value_len);
                 f = field_lookup(key, key_len);
                 if (f < 0 || values[f].s || value_len == 0)
                         return -EINVAL;
@@ -448,5 +466,65 @@ int bundle_format(const struct bundle *b, char **ret_text, size_t *ret_len) {
         text[len] = '\0';
         *ret_text = text;
         *ret_len = len;
+        return 0;
+}
+
+/* What a valid value of each field looks like, for bundle_explain(). */
+static const char *const field_expected[FIELD_COUNT] = {
+        [FIELD_FORMAT] = "expected 1",
+        [FIELD_DEVICE_ID] = "expected 1..64 of A-Z a-z 0-9 . _ : -",
+        [FIELD_PROFILE] = "expected hardened or paper, with n, m, p and kex it allows",
+        [FIELD_N] = "not a number of keys the profile allows",
+        [FIELD_M] = "not a key size the profile allows",
+        [FIELD_P] = "not a challenge size the profile allows with this n",
+        [FIELD_EPOCH] = "expected a decimal number",
+        [FIELD_SERVER] = "expected HOST:PORT or [IPv6]:PORT",
+        [FIELD_VAULT] = "not base64 of n x m bytes: cut or edited?",
+        [FIELD_KEX] = "expected none or x25519 (x25519 needs profile hardened)",
+        [FIELD_CHECK] = "expected 32 lowercase hex digits",
+};
+
+int bundle_explain(const char *text, size_t len, unsigned line, char *buf, size_t cap) {
+        bool seen[FIELD_COUNT] = { false };
+        unsigned n = 0;
+
+        if (!text || !buf || cap == 0)
+                return -EINVAL;
+        if (len > BUNDLE_TEXT_MAX)
+                return snprintf(buf, cap, "larger than %d bytes", BUNDLE_TEXT_MAX) < 0 ? -EINVAL : 0;
+        if (memchr(text, '\0', len))
+                return snprintf(buf, cap, "contains a NUL byte: not a text file") < 0 ? -EINVAL : 0;
+        /* Only keys are named, never a value: a value may be (part of) the vault. */
+        for (size_t pos = 0; pos < len;) {
+                const char *start, *key = NULL, *value;
+                size_t line_len, key_len = 0, value_len = 0;
+                int f, kv;
+
+                next_line(text, len, &pos, &start, &line_len);
+                n++;
+                if (line_len == 0)
+                        continue;
+                kv = split_key_value(start, line_len, &key, &key_len, &value, &value_len);
+                f = kv < 0 ? -EINVAL : field_lookup(key, key_len);
+                if (n == line) {
+                        if (kv < 0)
+                                snprintf(buf, cap, "line %u is not 'key: value'", n);
+                        else if (f < 0)
+                                snprintf(buf, cap, "line %u has an unknown key", n);
+                        else if (seen[f])
+                                snprintf(buf, cap, "line %u: '%s' given twice", n, field_names[f]);
+                        else if (value_len == 0)
+                                snprintf(buf, cap, "line %u: '%s' has no value", n, field_names[f]);
+                        else
+                                snprintf(buf, cap, "line %u: '%s': %s", n, field_names[f], field_expected[f]);
+                        return 0;
+                }
+                if (f >= 0)
+                        seen[f] = true;
+        }
+        for (int f = 0; f < FIELD_COUNT; f++)
+                if (!seen[f] && !field_optional(f))
+                        return snprintf(buf, cap, "'%s' is missing", field_names[f]) < 0 ? -EINVAL : 0;
+        snprintf(buf, cap, "its parameters do not make a valid vault (profile, n, m, p)");
         return 0;
 }

@@ -41,6 +41,9 @@ struct bundle {
  * to connect, or reaches a server that does not hold the vault).
  */
 int bundle_parse(const char *text, size_t len, unsigned flags, struct bundle *ret, unsigned *ret_line);
+/* What is wrong with a bundle bundle_parse() rejected at `line` (0: as a whole), naming the
+ * key and never a value: "line 10: 'vault': not base64 ...", "'epoch' is missing". */
+int bundle_explain(const char *text, size_t len, unsigned line, char *buf, size_t cap);
 /* Writes the bundle's text, with its `check` line, into a new NUL-terminated buffer; free it
  * with bundle_text_free(). A `kex` line only for x25519 (absent means none). */
 int bundle_format(const struct bundle *b, char **ret_text, size_t *ret_len);

@@ -7,9 +7,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "text.h"
 
 static const char *log_ident = "secure-vault";
 static enum log_target log_target = LOG_TARGET_KMSG;
@@ -43,6 +45,8 @@ void log_open(const char *ident, enum log_target target, enum log_target fallbac
                 target = journal && stderr_is_journal() ? LOG_TARGET_JOURNAL : fallback;
         if (target == LOG_TARGET_AUTO || (target == LOG_TARGET_JOURNAL && !journal))
                 target = LOG_TARGET_KMSG;
+        if (target == LOG_TARGET_KMSG && isatty(STDERR_FILENO))
+                target = LOG_TARGET_TERMINAL;
         log_target = target;
         log_journal = journal;
 }
@@ -79,6 +83,29 @@ const char *log_level_to_string(int level) {
         if (level < LOG_EMERG || level > LOG_DEBUG)
                 return NULL;
         return level_names[level];
+}
+
+/* One line for a person at a terminal: the time (UTC, milliseconds), who, how grave, what. */
+static void write_terminal(int level, const char *message) {
+        struct timespec ts;
+        struct tm tm;
+        char when[32] = "";
+
+        if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && gmtime_r(&ts.tv_sec, &tm) &&
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm) > 0)
+                snprintf(when + strlen(when), sizeof when - strlen(when), ".%03ldZ ", ts.tv_nsec / 1000000);
+        fprintf(stderr, "%s%s[%d]: %s: %s\n", when, log_ident, (int) getpid(),
+                log_level_to_string(level) ?: "?", message);
+}
+
+/* One JSON object per line; the message (at most LOG_MESSAGE_MAX - 1 bytes, so its escaped
+ * form always fits) is escaped by text_json_escape() of libsvcommon.a. */
+static void write_json(int level, const char *message) {
+        char json[6 * LOG_MESSAGE_MAX + 8];       /* \u00XX for each control character */
+
+        if (text_json_escape(message, json, sizeof json) < 0)
+                json[0] = '\0';
+        fprintf(stderr, "{\"level\":\"%s\",\"message\":\"%s\"}\n", log_level_to_string(level) ?: "?", json);
 }
 
 char *log_escape(const char *src, char *dst, size_t cap) {
@@ -137,6 +164,12 @@ int log_internal(int level, int error, const char *file, int line, const char *f
                 break;
         case LOG_TARGET_CONSOLE:
                 fprintf(stderr, "%s: %s\n", log_ident, message);
+                break;
+        case LOG_TARGET_TERMINAL:
+                write_terminal(level, message);
+                break;
+        case LOG_TARGET_JSON:
+                write_json(level, raw);
                 break;
         default:
                 fprintf(stderr, "<%d>%s\n", level, message);

@@ -17,6 +17,10 @@
  *   LOG_TARGET_KMSG     "<N>MESSAGE" lines on stderr, the daemons' default elsewhere: journald
  *                       reads the priority prefix when stderr reaches it some other way.
  *   LOG_TARGET_CONSOLE  "IDENT: MESSAGE" on stderr, for a command a person runs (devicectl).
+ *   LOG_TARGET_TERMINAL "YYYY-MM-DDTHH:MM:SS.mmmZ IDENT[PID]: LEVEL: MESSAGE" on stderr (UTC):
+ *                       chosen by log_open() instead of KMSG when stderr is a terminal, where a
+ *                       person reads a daemon's lines and no journald reads the "<N>" prefix.
+ *   LOG_TARGET_JSON     {"level":"err","message":"..."} lines on stderr: devicectl --json.
  *
  * Every message has its control characters escaped (\n, \t, \xNN), so that nothing a peer or
  * a file supplies can forge a second line. Never pass key material to any of these.
@@ -27,6 +31,8 @@ enum log_target {
         LOG_TARGET_JOURNAL,
         LOG_TARGET_KMSG,
         LOG_TARGET_CONSOLE,
+        LOG_TARGET_TERMINAL,
+        LOG_TARGET_JSON,
 };
 
 /* The longest message; longer ones are cut (and end in "..."). */
@@ -51,7 +57,7 @@ typedef int (*log_journal_fn)(const char *ident, int level, int error, const cha
                               const char *message);
 
 /* AUTO picks JOURNAL when stderr is the journal and `journal` is not NULL, else `fallback`.
- * JOURNAL without a writer (NULL) is KMSG. */
+ * JOURNAL without a writer (NULL) is KMSG; KMSG on a terminal is TERMINAL. */
 void log_open(const char *ident, enum log_target target, enum log_target fallback, log_journal_fn journal);
 enum log_target log_get_target(void);
 void log_set_max_level(int level);

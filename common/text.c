@@ -140,3 +140,17 @@ int text_split_host_port(const char *spec, char *host, size_t host_cap, const ch
         *ret_port = colon + 1;
         return 0;
 }
+
+char **text_argv_verb_first(int argc, char *const argv[], int v) {
+        char **r;
+
+        if (argc < 2 || v < 1 || v >= argc)
+                return NULL;
+        r = calloc((size_t) argc, sizeof *r);
+        if (!r)
+                return NULL;
+        r[0] = argv[v];
+        memcpy(r + 1, argv + 1, sizeof *argv * (size_t) (v - 1));
+        memcpy(r + v, argv + v + 1, sizeof *argv * (size_t) (argc - v - 1));
+        return r;
+}

@@ -31,3 +31,7 @@ int text_parse_duration(const char *s, uint64_t default_unit, uint64_t max_secon
 int text_json_escape(const char *s, char *out, size_t cap);
 /* Splits "host:port" or "[v6]:port" (brackets dropped); the port is not checked here. */
 int text_split_host_port(const char *spec, char *host, size_t host_cap, const char **ret_port);
+/* For a command line with options on both sides of its verb argv[v]: a new argv of argc - 1
+ * entries and a NULL, argv[v] then argv[1..v-1] then argv[v+1..] (the strings are argv's; free()
+ * the array). NULL when out of memory or v is not 1..argc-1. */
+char **text_argv_verb_first(int argc, char *const argv[], int v);

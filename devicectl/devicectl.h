@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,7 +41,29 @@ struct verb {
         const char *name;
         const char *summary;
         int (*run)(struct devicectl *ctl, int argc, char *argv[]);
+        const struct option *options;   /* the verb's getopt_long() table */
 };
+
+/* The options of devicectl itself, which every verb's table also lists so that they may
+ * follow the verb ("devicectl status --socket PATH"); global_option() handles them. */
+enum {
+        GLOBAL_ARG_LOG_LEVEL = 0x1000,
+        GLOBAL_ARG_JSON,
+};
+#define GLOBAL_OPTIONS \
+        { "socket",    required_argument, NULL, 's' }, \
+        { "log-level", required_argument, NULL, GLOBAL_ARG_LOG_LEVEL }, \
+        { "json",      no_argument,       NULL, GLOBAL_ARG_JSON }
+/* The short options of GLOBAL_OPTIONS, for the verbs' getopt_long() option strings. */
+#define GLOBAL_SHORT_OPTIONS "s:"
+/* Takes one of GLOBAL_OPTIONS: 1 when c is one (done), 0 when not, -EINVAL (logged) when
+ * its value is bad. --json also turns the messages on stderr into JSON objects. */
+int global_option(struct devicectl *ctl, int c, const char *arg);
+
+extern const struct option verb_status_options[];
+extern const struct option verb_provision_options[];
+extern const struct option verb_authenticate_options[];
+extern const struct option verb_send_options[];
 
 int verb_status(struct devicectl *ctl, int argc, char *argv[]);
 int verb_provision(struct devicectl *ctl, int argc, char *argv[]);
@@ -105,18 +128,17 @@ int parse_seconds(const char *s, const char *option, unsigned *ret);
 int parse_server_option(const char *s, const char **ret);
 
 /* The options of a verb that talks to the server (authenticate, send): --help, --server,
- * --timeout and --json, then the verb's own, whose vals start at SERVER_VERB_ARG_OWN. */
+ * --timeout and GLOBAL_OPTIONS (--json among them), then the verb's own, whose vals start at SERVER_VERB_ARG_OWN. */
 enum {
         SERVER_VERB_ARG_SERVER = 0x100,
         SERVER_VERB_ARG_TIMEOUT,
-        SERVER_VERB_ARG_JSON,
         SERVER_VERB_ARG_OWN,
 };
 #define SERVER_VERB_OPTIONS \
         { "help",    no_argument,       NULL, 'h' }, \
         { "server",  required_argument, NULL, SERVER_VERB_ARG_SERVER }, \
         { "timeout", required_argument, NULL, SERVER_VERB_ARG_TIMEOUT }, \
-        { "json",    no_argument,       NULL, SERVER_VERB_ARG_JSON }
+        GLOBAL_OPTIONS
 struct server_options {
         const char *server;             /* --server; NULL: the bundle's */
         unsigned timeout_s;             /* --timeout */

@@ -63,11 +63,25 @@ static int take_vaultd_frame(struct auth_session *s, const struct ipc_reply *rep
 }
 
 /*
+ * What answered, when the first bytes of its answer (SV_HEADER_LEN of them) are not a frame:
+ * an HTTP server says "HTTP/1.x ...", a TLS server sends a record of type handshake (0x16)
+ * or alert (0x15), version 3.x. NULL when they look like neither.
+ */
+static const char *foreign_protocol(const uint8_t b[static SV_HEADER_LEN]) {
+        if (memcmp(b, "HTTP", 4) == 0)
+                return "an HTTP server";
+        if ((b[0] == 0x16 || b[0] == 0x15) && b[1] == 0x03)
+                return "a TLS server";
+        return NULL;
+}
+
+/*
  * Sends s->frame; with reply_type, reads the reply of that type and body size into it.
  * A transport failure (connection lost, --timeout) is "server unreachable"; a frame that
  * is malformed or not the one expected here is a protocol error.
  */
 static int server_exchange(struct auth_session *s, uint8_t reply_type, size_t reply_len) {
+        const char *foreign;
         int r;
 
         r = net_send_frame(s->tcp, s->frame, s->frame_len, s->deadline);
@@ -78,7 +92,16 @@ static int server_exchange(struct auth_session *s, uint8_t reply_type, size_t re
         case 0:
                 return EXIT_OK;
         case -EPROTONOSUPPORT:
-                log_error("server '%s' speaks another protocol version", s->server);
+                /* The first byte is not our version: name a server of another kind by its
+                 * first bytes, which net_recv_frame() left in s->frame. */
+                foreign = reply_type ? foreign_protocol(s->frame) : NULL;
+                if (foreign)
+                        log_error("server '%s' is %s, not authserver: check the host and port (--server, or "
+                                  "the bundle's server)", s->server, foreign);
+                else
+                        log_error("server '%s' speaks another protocol version (first byte 0x%02x): check that "
+                                  "it is authserver and runs a release of the same protocol", s->server,
+                                  reply_type ? s->frame[0] : 0);
                 return EXIT_PROTOCOL;
         case -EMSGSIZE:
                 log_error("server '%s' sent a frame larger than the protocol allows", s->server);

@@ -100,6 +100,37 @@ int vaultd_call(struct vaultd_conn *c, uint8_t op, uint16_t flags, const void *b
 }
 
 /*
+ * The server's ERROR carries one code and, by design, not which check failed (PROTOCOL.md
+ * §5): an unknown device, a revoked one and a vault out of step all get "authentication
+ * failed" (the server answers them with a decoy). So the message says what the device can
+ * know, the next step for each case, and that the server's log tells which it was.
+ */
+static void server_refused(const char *what, uint8_t code) {
+        switch (code) {
+        case SV_ERR_AUTH:
+                log_error("%s: the server refused: this device is unknown to it, revoked, or its vault is out of "
+                          "step; if it was re-enrolled or revoked, ask the operator (the server's log names the "
+                          "reason); otherwise try again later", what);
+                break;
+        case SV_ERR_BUSY:
+                log_error("%s: the server refused: it is busy (at capacity or backing off this device); "
+                          "try again later", what);
+                break;
+        case SV_ERR_VERSION:
+                log_error("%s: the server refused: it does not speak this protocol version; "
+                          "update devicectl or the server", what);
+                break;
+        case SV_ERR_PROTOCOL:
+                log_error("%s: the server refused: it found a protocol error in what this device sent; "
+                          "try again, and if it persists check that both sides run the same release", what);
+                break;
+        default:
+                log_error("%s: the server refused with unknown error code %u", what, (unsigned) code);
+                break;
+        }
+}
+
+/*
  * vaultd's message is printed after the status text unless it adds nothing: for several
  * statuses vaultd's message is the status text itself, which would read twice.
  */
@@ -111,7 +142,7 @@ int vaultd_reply_error(const char *what, const struct ipc_reply *rep) {
         if (printable && strlen(text) == (size_t) len && strncasecmp(text, (const char *) rep->body, (size_t) len) == 0)
                 len = 0;
         if (rep->status == IPC_SERVER_ERROR)
-                log_error("%s: %s (%s)", what, text, wire_error_name(rep->detail));
+                server_refused(what, rep->detail);
         else if (len > 0 && printable)
                 log_error("%s: %s: %.*s", what, text, len, (const char *) rep->body);
         else

@@ -56,15 +56,16 @@ static int own_option(void *userdata, int c, const char *arg) {
         return -EINVAL;
 }
 
+const struct option verb_authenticate_options[] = {
+        SERVER_VERB_OPTIONS,
+        { "keyring",   required_argument, NULL, ARG_KEYRING },
+        { "print-key", no_argument,       NULL, ARG_PRINT_KEY },
+        { "lifetime",  required_argument, NULL, ARG_LIFETIME },
+        { 0 }
+};
+
 static int parse_options(struct devicectl *ctl, int argc, char *argv[], struct auth_options *o) {
-        static const struct option options[] = {
-                SERVER_VERB_OPTIONS,
-                { "keyring",   required_argument, NULL, ARG_KEYRING },
-                { "print-key", no_argument,       NULL, ARG_PRINT_KEY },
-                { "lifetime",  required_argument, NULL, ARG_LIFETIME },
-                { 0 }
-        };
-        static const struct server_verb verb = { "authenticate", options, help, own_option };
+        static const struct server_verb verb = { "authenticate", verb_authenticate_options, help, own_option };
         int r;
 
         r = parse_server_verb_options(ctl, &verb, argc, argv, &o->net, o);

@@ -168,15 +168,17 @@ static int provision_refused(const char *path, const struct ipc_reply *rep) {
         }
 }
 
+enum { ARG_KEEP = 0x100, ARG_ACCEPT_UNCHECKED };
+const struct option verb_provision_options[] = {
+        { "help",        no_argument, NULL, 'h' },
+        { "force",       no_argument, NULL, 'f' },
+        { "keep-bundle", no_argument, NULL, ARG_KEEP },
+        { "accept-unchecked", no_argument, NULL, ARG_ACCEPT_UNCHECKED },
+        GLOBAL_OPTIONS,
+        { 0 }
+};
+
 int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
-        enum { ARG_KEEP = 0x100, ARG_ACCEPT_UNCHECKED };
-        static const struct option options[] = {
-                { "help",        no_argument, NULL, 'h' },
-                { "force",       no_argument, NULL, 'f' },
-                { "keep-bundle", no_argument, NULL, ARG_KEEP },
-                { "accept-unchecked", no_argument, NULL, ARG_ACCEPT_UNCHECKED },
-                { 0 }
-        };
         struct vaultd_conn conn;
         struct ipc_reply rep;
         uint8_t buf[IPC_PACKET_MAX];
@@ -188,7 +190,7 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
         int c, r;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":hf", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":hf" GLOBAL_SHORT_OPTIONS, verb_provision_options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         printf("Usage: devicectl provision BUNDLE [--force] [--keep-bundle] [--accept-unchecked]\n\n"
@@ -209,8 +211,13 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
                         flags |= IPC_FLAG_ACCEPT_UNCHECKED;
                         break;
                 default:
-                        option_error("provision", c, argv, options);
-                        return EXIT_USAGE;
+                        r = global_option(ctl, c, optarg);
+                        if (r < 0)
+                                return EXIT_USAGE;
+                        if (r == 0) {
+                                option_error("provision", c, argv, verb_provision_options);
+                                return EXIT_USAGE;
+                        }
                 }
         if (optind + 1 != argc) {
                 log_error("provision takes exactly one bundle file");

@@ -55,9 +55,10 @@ static void help(void) {
                DEVICECTL_DEFAULT_TIMEOUT_S, RECORD_PAYLOAD_MAX);
 }
 
+const struct option verb_send_options[] = { SERVER_VERB_OPTIONS, { 0 } };
+
 static int parse_options(struct devicectl *ctl, int argc, char *argv[], struct send_options *o) {
-        static const struct option options[] = { SERVER_VERB_OPTIONS, { 0 } };
-        static const struct server_verb verb = { "send", options, help, NULL };
+        static const struct server_verb verb = { "send", verb_send_options, help, NULL };
         int r;
 
         r = parse_server_verb_options(ctl, &verb, argc, argv, &o->net, NULL);

@@ -45,13 +45,13 @@ static void print_human(const struct ipc_status_info *s) {
                s->busy ? "handshake in progress" : "idle");
 }
 
+const struct option verb_status_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        GLOBAL_OPTIONS,
+        { 0 }
+};
+
 int verb_status(struct devicectl *ctl, int argc, char *argv[]) {
-        enum { ARG_JSON = 0x100 };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, ARG_JSON },
-                { 0 }
-        };
         struct vaultd_conn conn;
         struct ipc_status_info info;
         struct ipc_reply rep;
@@ -59,17 +59,20 @@ int verb_status(struct devicectl *ctl, int argc, char *argv[]) {
         int c, r;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":h" GLOBAL_SHORT_OPTIONS, verb_status_options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
-                        printf("Usage: devicectl status [--json]\n\nShow what vaultd reports (no secrets).\n");
+                        printf("Usage: devicectl status [--json]\n\nShow what vaultd reports (no secrets).\n"
+                               "Exits 0 when vaultd holds a usable vault, 9 when it holds none.\n");
                         return EXIT_OK;
-                case ARG_JSON:
-                        ctl->json = true;
-                        break;
                 default:
-                        option_error("status", c, argv, options);
-                        return EXIT_USAGE;
+                        r = global_option(ctl, c, optarg);
+                        if (r < 0)
+                                return EXIT_USAGE;
+                        if (r == 0) {
+                                option_error("status", c, argv, verb_status_options);
+                                return EXIT_USAGE;
+                        }
                 }
         if (optind != argc) {
                 log_error("status takes no arguments, got '%s'", argv[optind]);
@@ -97,5 +100,6 @@ int verb_status(struct devicectl *ctl, int argc, char *argv[]) {
                 print_json(&info);
         else
                 print_human(&info);
-        return EXIT_OK;
+        /* Scripts test "devicectl status" for a vault they can authenticate with. */
+        return info.provisioned ? EXIT_OK : EXIT_NOT_PROVISIONED;
 }

@@ -23,7 +23,7 @@ examplesdir = $(docdir)/examples
 dist_examples_DATA = etc/vaultd.conf.example etc/authserver.conf.example
 # The documents the man pages cite, by their installed path.
 doc_DATA = docs/install.md docs/user-guide.md docs/protocol.md docs/vault-file.md docs/ipc.md \
-	docs/architecture.md docs/sink.md
+	docs/architecture.md docs/sink.md docs/control.md
 
 # The .service files name the installed binaries. A make rule rather than
 # AC_CONFIG_FILES: `make` redoes them when configure's paths change, and they

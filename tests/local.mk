@@ -11,6 +11,8 @@ EXTRA_DIST += tests/demo.sh tests/layers.test
 # The journal writer: installed by vaultd and authserver, not by devicectl (strace).
 TESTS += tests/journal.test
 EXTRA_DIST += tests/journal.test
+TESTS += tests/completion.test
+EXTRA_DIST += tests/completion.test
 include tests/authserver/local.mk
 include tests/e2e/local.mk
 include tests/workers/local.mk

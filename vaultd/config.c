@@ -36,7 +36,8 @@ static void help(void) {
                "\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
-               "     --tcti CONF           TPM access (default " VAULTD_DEFAULT_TCTI ")\n"
+               "     --tcti CONF           TPM access (default: $VAULTD_TCTI, else the config file's\n"
+               "                           tcti, else " VAULTD_DEFAULT_TCTI ")\n"
                "     --state-dir DIR       Where the vault file lives (default $STATE_DIRECTORY,\n"
                "                           else " VAULTD_DEFAULT_STATE_DIR ")\n"
                "     --socket PATH         Listen here unless started by socket activation\n"
@@ -259,7 +260,7 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
         };
         struct settings cli = { 0 }, file = { 0 }, *g;
         struct vaultd_config c = { 0 };
-        const char *config_path = NULL, *state_dir;
+        const char *config_path = NULL, *state_dir, *env_tcti;
         struct file_values fv = { .s = &file };
         char err[4400];
         int opt, r;
@@ -337,7 +338,11 @@ int config_load(int argc, char *argv[], struct vaultd_config *ret) {
 
                 state_dir = env && *env ? env : VAULTD_DEFAULT_STATE_DIR;
         }
-        r = dup_into(&c.tcti, cli.tcti ?: file.tcti ?: VAULTD_DEFAULT_TCTI);
+        /* Like tpm2-tools' TPM2TOOLS_TCTI: the option, else $VAULTD_TCTI, else the file. */
+        env_tcti = getenv("VAULTD_TCTI");
+        if (env_tcti && !*env_tcti)
+                env_tcti = NULL;
+        r = dup_into(&c.tcti, cli.tcti ?: env_tcti ?: file.tcti ?: VAULTD_DEFAULT_TCTI);
         if (r >= 0)
                 r = dup_into(&c.state_dir, state_dir);
         if (r >= 0)

@@ -15,6 +15,7 @@ vaultd_vaultd_SOURCES = \
 	vaultd/peercred.c \
 	vaultd/ipc-server.c \
 	vaultd/ops.c \
-	vaultd/session.c
+	vaultd/session.c \
+	vaultd/tcti-hint.c
 vaultd_vaultd_CPPFLAGS = $(AM_CPPFLAGS) $(SYSTEMD_CFLAGS) $(CRYPTO_CFLAGS)
 vaultd_vaultd_LDADD = vaultd/libvaulttpm.a $(TSS2_LIBS) $(SVJOURNAL_LIBS) $(SVIO_LIBS) $(SVCOMMON_LIBS) $(SYSTEMD_LIBS)

@@ -79,7 +79,10 @@ static int run(struct vaultd *d) {
 
         r = tpm_open(d->cfg->tcti, &d->tpm);
         if (r < 0) {
-                log_error_errno(r, "Failed to open the TPM with TCTI '%s': %s", d->cfg->tcti, tpm_last_error(NULL));
+                char hint[512];
+
+                tcti_open_hint(d->cfg->tcti, hint, sizeof hint);
+                log_error_errno(r, "Failed to open the TPM (%s): %s", tpm_last_error(NULL), hint);
                 (void) sd_notifyf(0, "STATUS=cannot open the TPM ('%s')", d->cfg->tcti);
                 return r;
         }

@@ -374,12 +374,16 @@ static bool need_admin(struct conn *c, struct ipc_reply *rep, uint8_t *out, size
 }
 
 /* bundle_parse()'s refusal as a reply; nothing has been stored and the bundle is still there. */
-static void bundle_refused(struct conn *c, struct ipc_reply *rep, uint8_t *out, size_t cap, int r, unsigned line) {
+static void bundle_refused(struct conn *c, struct ipc_reply *rep, uint8_t *out, size_t cap, int r, unsigned line,
+                           const char *text, size_t len) {
+        char why[128];
+
+        if (bundle_explain(text, len, line, why, sizeof why) < 0)
+                snprintf(why, sizeof why, "line %u", line);
         if (r == -EBADMSG) {
                 if (line > 0)
                         reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_DAMAGED, out, cap,
-                                    "bundle is damaged: line %u is invalid in a bundle with a check: "
-                                    "ask for a new bundle", line);
+                                    "bundle is damaged: %s, in a bundle with a check: ask for a new bundle", why);
                 else
                         reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_DAMAGED, out, cap,
                                     "bundle is damaged: its check does not match its contents: ask for a new bundle");
@@ -391,10 +395,9 @@ static void bundle_refused(struct conn *c, struct ipc_reply *rep, uint8_t *out, 
                             "it cannot be told from a damaged one; accept it explicitly to use it");
         else if (r == -ENOMEM)
                 reply_error(rep, IPC_INTERNAL, 0, out, cap, "out of memory");
-        else if (line > 0)
-                reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_INVALID, out, cap, "invalid bundle: line %u", line);
         else
-                reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_INVALID, out, cap, "invalid bundle: a required field is missing");
+                reply_error(rep, IPC_BAD_BUNDLE, IPC_BUNDLE_INVALID, out, cap,
+                            "%s: fix it or ask for a new bundle", why);
 }
 
 static void op_provision(struct conn *c, const struct ipc_request *req, int fd, struct ipc_reply *rep,
@@ -446,7 +449,7 @@ static void op_provision(struct conn *c, const struct ipc_request *req, int fd, 
         }
         r = bundle_parse(text, len, parse_flags, &b, &line);
         if (r < 0) {
-                bundle_refused(c, rep, out, cap, r, line);
+                bundle_refused(c, rep, out, cap, r, line, text, len);
                 goto out;
         }
         r = vstate_provision(d, &b, force);

@@ -116,6 +116,10 @@ void config_free(struct vaultd_config *c);
 int config_parse_pcrs(const char *s, uint32_t *ret);
 int config_parse_nv_index(const char *s, uint32_t *ret);
 
+/* ---- tcti-hint.c ---- */
+/* Writes into buf what to check when the TPM at `tcti` cannot be opened (logged by main.c). */
+void tcti_open_hint(const char *tcti, char *buf, size_t cap);
+
 /* ---- storage.c ---- */
 /* Opens (creating if needed, mode 0700) the state directory. */
 int storage_open_dir(const char *path, int *ret_fd);

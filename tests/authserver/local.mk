@@ -25,6 +25,7 @@ tests_authserver_sv_sql_LDADD = $(SQLITE_LIBS)
 AUTHSERVER_TESTS = \
 	tests/authserver/admin.test \
 	tests/authserver/init.test \
+	tests/authserver/options.test \
 	tests/authserver/badinput.test \
 	tests/authserver/crash.test \
 	tests/authserver/load.test \

@@ -35,6 +35,7 @@ E2E_TESTS = \
 	tests/e2e/attack-record-truncation.test \
 	tests/e2e/attack-data-before-m5.test \
 	tests/e2e/devicectl-cli.test \
+	tests/e2e/cli-conventions.test \
 	tests/e2e/postgresql.test \
 	tests/e2e/migrate.test \
 	tests/e2e/multi-server.test

@@ -136,6 +136,29 @@ START_TEST(test_json_escape) {
 }
 END_TEST
 
+START_TEST(test_argv_verb_first) {
+        char *argv[] = { "prog", "--db", "x", "list", "--json", NULL };
+        char **r = text_argv_verb_first(5, argv, 3);
+
+        ck_assert_ptr_nonnull(r);
+        ck_assert_str_eq(r[0], "list");
+        ck_assert_str_eq(r[1], "--db");
+        ck_assert_str_eq(r[2], "x");
+        ck_assert_str_eq(r[3], "--json");
+        ck_assert_ptr_null(r[4]);
+        free(r);
+        r = text_argv_verb_first(5, argv, 1);   /* the verb first: only argv[0] dropped */
+        ck_assert_ptr_nonnull(r);
+        ck_assert_str_eq(r[0], "--db");
+        ck_assert_str_eq(r[3], "--json");
+        ck_assert_ptr_null(r[4]);
+        free(r);
+        ck_assert_ptr_null(text_argv_verb_first(5, argv, 0));
+        ck_assert_ptr_null(text_argv_verb_first(5, argv, 5));
+        ck_assert_ptr_null(text_argv_verb_first(1, argv, 1));
+}
+END_TEST
+
 START_TEST(test_ratelimit) {
         struct ratelimit rl = { 0 };
         unsigned dropped = 99;
@@ -223,6 +246,7 @@ static Suite *text_suite(void) {
         tcase_add_test(tc, test_parse_duration);
         tcase_add_test(tc, test_split_host_port);
         tcase_add_test(tc, test_json_escape);
+        tcase_add_test(tc, test_argv_verb_first);
         tcase_add_test(tc, test_settings_read);
         tcase_add_test(tc, test_ratelimit);
         suite_add_tcase(s, tc);

@@ -23,6 +23,8 @@ VAULTD_TESTS = \
 	tests/vaultd/ratelimit.test \
 	tests/vaultd/replaced.test \
 	tests/vaultd/keybind.test \
-	tests/vaultd/loglevel.test
+	tests/vaultd/loglevel.test \
+	tests/vaultd/notpm.test \
+	tests/vaultd/badbundle.test
 TESTS += $(VAULTD_TESTS)
 EXTRA_DIST += $(VAULTD_TESTS) tests/vaultd/lib.sh

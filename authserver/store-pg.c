@@ -139,12 +139,12 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_SHAPES] =
                 "SELECT profile::int8, n::int8, m::int8, p::int8, count(*)::int8, min(num) FROM device"
                 " WHERE status = 'active' GROUP BY profile, n, m, p ORDER BY profile, n, m, p",
-        /* The device's row, or else the stand-in's, in one statement: the second branch runs
-         * only if the first gave no row. */
+        /* The device's row, or else the stand-in's, in one statement that names the row it
+         * reads (num is the key): no row order to rely on, and the same work for every id,
+         * the id's index probed, then one row read by its number. */
         [STMT_LOOKUP] =
-                "(SELECT true, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " WHERE d.id = $1::text)"
-                " UNION ALL (SELECT false, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM
-                " WHERE d.num = $2::int8) LIMIT 1",
+                "SELECT d.id = $1::text, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM
+                " WHERE d.num = COALESCE((SELECT num FROM device WHERE id = $1::text), $2::int8)",
         [STMT_SUMMARY] = "INSERT INTO audit_summary (time, outcome, count) VALUES ($1::int8, $2::text, $3::int8)",
         [STMT_PRUNE_AUDIT] =
                 "DELETE FROM audit WHERE id IN"

@@ -281,12 +281,12 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_SHAPES] =
                 "SELECT profile, n, m, p, count(*), min(num) FROM device WHERE status = 'active'"
                 " GROUP BY profile, n, m, p ORDER BY profile, n, m, p",
-        /* The device's row, or else the stand-in's, in one statement: a compound SELECT with
-         * LIMIT 1 does not run its second part once the first has given a row. */
+        /* The device's row, or else the stand-in's, in one statement that names the row it
+         * reads (num is the key): no row order to rely on, and the same work for every id,
+         * the id's index probed, then one row read by its number. */
         [STMT_LOOKUP] =
-                "SELECT 1, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " WHERE d.id = ?1"
-                " UNION ALL SELECT 0, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " WHERE d.num = ?2"
-                " LIMIT 1",
+                "SELECT d.id = ?1, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM
+                " WHERE d.num = coalesce((SELECT num FROM device WHERE id = ?1), ?2)",
         [STMT_SUMMARY] = "INSERT INTO audit_summary (time, outcome, count) VALUES (?1, ?2, ?3)",
         [STMT_PRUNE_AUDIT] =
                 "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ?1 ORDER BY time LIMIT ?2)",

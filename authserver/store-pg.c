@@ -30,9 +30,13 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -42,6 +46,23 @@
 #include "store-pg-schema.h"
 
 #define PG_LOCK_TIMEOUT         "2s"    /* as SQLite's busy timeout: the loop must not stall */
+/*
+ * Time-outs (docs/install.md, "On PostgreSQL"). libpq waits for ever by default: for a
+ * connection, for an answer. Unless the connection string (or PGCONNECT_TIMEOUT) sets them,
+ * a connection attempt gives up after PG_CONNECT_TIMEOUT per host, and TCP keepalives find a
+ * dead peer in about a minute. A statement runs at most PG_STATEMENT_TIMEOUT_SERVE_MS in a
+ * serving authserver (a handshake's statements take milliseconds), PG_STATEMENT_TIMEOUT_ADMIN_MS
+ * in an admin verb (list reads the whole fleet); and since a server that stopped (SIGSTOP, a
+ * frozen VM) never cancels anything, the store itself waits for an answer at most
+ * PG_REPLY_GRACE_MS longer, then drops the connection (-EIO).
+ */
+#define PG_CONNECT_TIMEOUT      "10"    /* s */
+#define PG_KEEPALIVES_IDLE      "30"    /* s of silence before the first probe */
+#define PG_KEEPALIVES_INTERVAL  "10"    /* s between probes */
+#define PG_KEEPALIVES_COUNT     "3"     /* probes unanswered: the connection is dead */
+#define PG_STATEMENT_TIMEOUT_SERVE_MS   5000
+#define PG_STATEMENT_TIMEOUT_ADMIN_MS   300000
+#define PG_REPLY_GRACE_MS       5000
 #define PG_LEVEL_MAX            16      /* "remote_apply" */
 #define PG_PARAMS_MAX           9
 /* pg_advisory_xact_lock() key of the schema creation: "sv" "sc" */
@@ -172,6 +193,11 @@ struct store_db {
         bool in_batch;
         bool batch_sync;                /* the open batch holds a durable write or an aggregate */
         bool batch_broken;              /* a statement of the open batch failed: roll it back */
+        bool timed_out;                 /* await() dropped the connection: no answer in time */
+        bool set_statement_timeout;     /* the connection string's options do not set them */
+        bool set_lock_timeout;
+        int statement_timeout_ms;
+        int reply_ms;                   /* the longest await() waits for an answer */
 };
 
 /* The parameters of one statement, all sent in binary. */
@@ -299,6 +325,11 @@ static int fail_res(struct store_db *d, const PGresult *res, const char *what) {
 
         if (d->in_batch)
                 d->batch_broken = true;
+        if (d->timed_out) {
+                d->timed_out = false;
+                return store_fail(d->s, -EIO, "Failed to %s: PostgreSQL did not answer within %d s: the "
+                                  "connection was dropped", what, d->reply_ms / 1000);
+        }
         if (PQstatus(d->conn) != CONNECTION_OK)
                 return store_fail(d->s, -EIO, "Failed to %s: the connection to PostgreSQL was lost: %s",
                                   what, trim(msg, sizeof msg, PQerrorMessage(d->conn)));
@@ -308,6 +339,56 @@ static int fail_res(struct store_db *d, const PGresult *res, const char *what) {
                                                      : PQerrorMessage(d->conn)));
 }
 
+static int64_t now_ms(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The answer to the command just sent (sent: PQsend*()'s result), as PQexec() gives it: the
+ * last result, or the first error. libpq would wait for ever for a server that stopped
+ * answering over a connection that is still up; past d->reply_ms the socket is shut down,
+ * which fails the command (fail_res(): -EIO, "did not answer") and has the next call outside
+ * a batch reconnect.
+ */
+static PGresult *await(struct store_db *d, int sent) {
+        PGresult *res, *last = NULL;
+        int64_t deadline = now_ms() + d->reply_ms;
+
+        d->timed_out = false;
+        if (!sent)
+                return NULL;
+        while (PQisBusy(d->conn)) {
+                struct pollfd pfd = { .fd = PQsocket(d->conn), .events = POLLIN };
+                int64_t left = deadline - now_ms();
+                int r = 0;
+
+                if (pfd.fd < 0)
+                        break;
+                if (left > 0)
+                        r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int) left);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r == 0) {
+                        d->timed_out = true;
+                        (void) shutdown(pfd.fd, SHUT_RDWR);
+                }
+                if (!PQconsumeInput(d->conn))
+                        break;
+        }
+        while ((res = PQgetResult(d->conn))) {
+                if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+                        PQclear(res);
+                        continue;
+                }
+                PQclear(last);
+                last = res;
+        }
+        return last;
+}
+
 /* Runs prepared statement which; *ret the result if it has the status want. */
 static int run_stmt(struct store_db *d, int which, const struct params *p, ExecStatusType want,
                     const char *what, PGresult **ret) {
@@ -315,8 +396,8 @@ static int run_stmt(struct store_db *d, int which, const struct params *p, ExecS
         char name[16];
 
         snprintf(name, sizeof name, "sv%d", which);
-        res = PQexecPrepared(d->conn, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
-                             p ? p->fmt : NULL, 1);
+        res = await(d, PQsendQueryPrepared(d->conn, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
+                                           p ? p->fmt : NULL, 1));
         if (!res || PQresultStatus(res) != want)
                 return fail_res(d, res, what);
         *ret = TAKE_PTR(res);
@@ -334,7 +415,7 @@ static int run(struct store_db *d, int which, const struct params *p, const char
 
 /* One or more SQL commands without parameters, through the simple protocol. */
 static int exec(struct store_db *d, const char *sql, const char *what) {
-        _cleanup_(PQclearp) PGresult *res = PQexec(d->conn, sql);
+        _cleanup_(PQclearp) PGresult *res = await(d, PQsendQuery(d->conn, sql));
 
         if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK))
                 return fail_res(d, res, what);
@@ -343,7 +424,7 @@ static int exec(struct store_db *d, const char *sql, const char *what) {
 
 /* A query without parameters that returns one int8, in text. */
 static int query_i64(struct store_db *d, const char *sql, const char *what, int64_t *ret) {
-        _cleanup_(PQclearp) PGresult *res = PQexec(d->conn, sql);
+        _cleanup_(PQclearp) PGresult *res = await(d, PQsendQuery(d->conn, sql));
 
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
                 return fail_res(d, res, what);
@@ -358,21 +439,27 @@ static void rollback(struct store_db *d) {
 
         if (PQtransactionStatus(d->conn) == PQTRANS_IDLE || PQstatus(d->conn) != CONNECTION_OK)
                 return;
-        res = PQexec(d->conn, "ROLLBACK");
+        res = await(d, PQsendQuery(d->conn, "ROLLBACK"));
+        d->timed_out = false;           /* the failure that led here is the one reported */
         PQclear(res);
 }
 
 /* COMMIT, first raising synchronous_commit for this transaction if durable. */
 static int commit_tx(struct store_db *d, bool durable, const char *what) {
-        char sql[80];
+        char sql[112];
 
         /* COMMIT of a failed transaction answers ROLLBACK without an error: catch it here. */
         if (PQtransactionStatus(d->conn) != PQTRANS_INTRANS) {
                 rollback(d);
                 return store_fail(d->s, -EIO, "Failed to %s: the transaction was aborted", what);
         }
+        /* A cancel (statement_timeout) of a COMMIT waiting for a synchronous standby would end
+         * the wait with a WARNING only, the commit then reported done though the standby may
+         * not have it: a durable COMMIT runs without one (await() bounds it all the same, and
+         * -EIO never lets M4 leave). */
         if (durable)
-                snprintf(sql, sizeof sql, "SET LOCAL synchronous_commit TO %s; COMMIT", d->durable_level);
+                snprintf(sql, sizeof sql, "SET LOCAL synchronous_commit TO %s; SET LOCAL statement_timeout TO 0;"
+                         " COMMIT", d->durable_level);
         else
                 snprintf(sql, sizeof sql, "COMMIT");
         return exec(d, sql, what);
@@ -419,9 +506,7 @@ static int session_setup(struct store_db *d) {
         char msg[200];
         int r;
 
-        if (PQsetClientEncoding(d->conn, "UTF8") != 0)
-                return store_fail(d->s, -EIO, "Failed to set the client encoding: %s",
-                                  trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        /* (The client encoding is UTF8 by the connection's parameters, open_db().) */
         /* A setup redone on a live session (an earlier one failed half-way) prepares anew. */
         r = exec(d, "DEALLOCATE ALL", "prepare the statements");
         if (r < 0)
@@ -431,7 +516,7 @@ static int session_setup(struct store_db *d) {
                 char name[16];
 
                 snprintf(name, sizeof name, "sv%zu", i);
-                res = PQprepare(d->conn, name, stmt_sql[i], 0, NULL);
+                res = await(d, PQsendPrepare(d->conn, name, stmt_sql[i], 0, NULL));
                 if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
                         r = fail_res(d, res, "prepare the statements");
                         return r == -EBADMSG ? store_fail(d->s, r, "Database '%s' does not have the "
@@ -454,11 +539,15 @@ static void notice_ignore(void *arg, const char *message) {
 
 static int session_settings(struct store_db *d) {
         _cleanup_(PQclearp) PGresult *res = NULL;
+        char sql[256], statement_timeout[48];
         const char *level;
         int r;
 
+        snprintf(statement_timeout, sizeof statement_timeout, " SET statement_timeout TO %d;",
+                 d->statement_timeout_ms);
+
         PQsetNoticeProcessor(d->conn, notice_ignore, NULL);
-        res = PQexec(d->conn, "SHOW synchronous_commit");
+        res = await(d, PQsendQuery(d->conn, "SHOW synchronous_commit"));
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
                 return fail_res(d, res, "read synchronous_commit");
         level = PQgetvalue(res, 0, 0);
@@ -467,9 +556,11 @@ static int session_settings(struct store_db *d) {
             strspn(level, "abcdefghijklmnopqrstuvwxyz_") != strlen(level))
                 level = "on";
         snprintf(d->durable_level, sizeof d->durable_level, "%s", level);
-        r = exec(d, "SET synchronous_commit TO off; SET lock_timeout TO '" PG_LOCK_TIMEOUT "';"
-                 " SET client_min_messages TO warning;"
-                 " SET default_transaction_isolation TO 'read committed'", "configure the session");
+        snprintf(sql, sizeof sql, "SET synchronous_commit TO off;%s%s SET client_min_messages TO warning;"
+                 " SET default_transaction_isolation TO 'read committed'",
+                 d->set_lock_timeout ? " SET lock_timeout TO '" PG_LOCK_TIMEOUT "';" : "",
+                 d->set_statement_timeout ? statement_timeout : "");
+        r = exec(d, sql, "configure the session");
         return r;
 }
 
@@ -530,7 +621,7 @@ static int create_schema(struct store_db *d, const uint8_t *keycheck, size_t key
         if (r >= 0) {
                 snprintf(sql, sizeof sql, "INSERT INTO meta (id, schema_version, keycheck) VALUES (1, %d, $1)",
                          STORE_PG_SCHEMA_VERSION);
-                res = PQexecParams(d->conn, sql, 1, NULL, val, len, fmt, 1);
+                res = await(d, PQsendQueryParams(d->conn, sql, 1, NULL, val, len, fmt, 1));
                 if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
                         r = fail_res(d, res, "write the key check");
         }
@@ -540,6 +631,54 @@ static int create_schema(struct store_db *d, const uint8_t *keycheck, size_t key
         return r;
 }
 
+/* The value the connection string gives keyword, or NULL. */
+static const char *conninfo_value(const PQconninfoOption *opts, const char *keyword) {
+        for (; opts->keyword; opts++)
+                if (strcmp(opts->keyword, keyword) == 0)
+                        return opts->val && *opts->val ? opts->val : NULL;
+        return NULL;
+}
+
+/*
+ * Connects with the time-outs at the top of this file for whatever the string leaves unset:
+ * they come before dbname, which libpq expands into the string's own values over them. The
+ * client encoding comes after: the store reads and writes UTF-8.
+ */
+static int connect_db(struct store_db *d, const char *path, const PQconninfoOption *opts) {
+        static const struct {
+                const char *keyword, *env, *value;
+        } defaults[] = {
+                { "connect_timeout", "PGCONNECT_TIMEOUT", PG_CONNECT_TIMEOUT },
+                { "keepalives", NULL, "1" },
+                { "keepalives_idle", NULL, PG_KEEPALIVES_IDLE },
+                { "keepalives_interval", NULL, PG_KEEPALIVES_INTERVAL },
+                { "keepalives_count", NULL, PG_KEEPALIVES_COUNT },
+        };
+        const char *keywords[sizeof defaults / sizeof defaults[0] + 3], *values[sizeof defaults / sizeof defaults[0] + 3];
+        const char *options = conninfo_value(opts, "options");
+        size_t n = 0;
+
+        for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+                const char *env = defaults[i].env ? getenv(defaults[i].env) : NULL;
+
+                if (conninfo_value(opts, defaults[i].keyword) || (env && *env))
+                        continue;
+                keywords[n] = defaults[i].keyword;
+                values[n++] = defaults[i].value;
+        }
+        keywords[n] = "dbname";
+        values[n++] = path;
+        keywords[n] = "client_encoding";
+        values[n++] = "UTF8";
+        keywords[n] = NULL;
+        values[n] = NULL;
+        /* options="-c statement_timeout=..." (or lock_timeout) is the operator's choice. */
+        d->set_statement_timeout = !options || !strstr(options, "statement_timeout");
+        d->set_lock_timeout = !options || !strstr(options, "lock_timeout");
+        d->conn = PQconnectdbParams(keywords, values, 1);
+        return d->conn ? 0 : -ENOMEM;
+}
+
 static int open_db(struct store_db *d, const char *path, int flags, const uint8_t *keycheck,
                    size_t keycheck_len) {
         PQconninfoOption *opts;
@@ -547,14 +686,17 @@ static int open_db(struct store_db *d, const char *path, int flags, const uint8_
         int64_t has_meta = 0, tables = 0, version = 0;
         int r;
 
+        d->statement_timeout_ms = flags & STORE_HANDSHAKE ? PG_STATEMENT_TIMEOUT_SERVE_MS
+                                                          : PG_STATEMENT_TIMEOUT_ADMIN_MS;
+        d->reply_ms = d->statement_timeout_ms + PG_REPLY_GRACE_MS;
         /* Parsed first so that a malformed string is refused without echoing it. */
         opts = PQconninfoParse(path, &err);
         PQfreemem(err);
         if (!opts)
                 return store_fail(d->s, -EINVAL, "Invalid PostgreSQL connection string");
+        r = connect_db(d, path, opts);
         PQconninfoFree(opts);
-        d->conn = PQconnectdb(path);
-        if (!d->conn)
+        if (r < 0)
                 return store_fail(d->s, -ENOMEM, "Out of memory");
         if (PQstatus(d->conn) != CONNECTION_OK)
                 return store_fail(d->s, -EIO, "Failed to connect to PostgreSQL: %s",

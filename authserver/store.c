@@ -216,7 +216,7 @@ int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN],
         const struct store_backend *b;
         int r;
 
-        if (!path || !master_key || !ret || (flags & ~STORE_CREATE))
+        if (!path || !master_key || !ret || (flags & ~(STORE_CREATE | STORE_HANDSHAKE)))
                 return thread_errorf(-EINVAL, "Invalid arguments to store_open()");
         b = backend_of(path);
         /* The connection string may hold a password: not echoed. */

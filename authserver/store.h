@@ -38,6 +38,7 @@
 #define STORE_SEALED_LEN(len)   ((len) + 28)
 
 #define STORE_CREATE            1       /* store_open(): create the file and schema if missing */
+#define STORE_HANDSHAKE         2       /* store_open(): for serve: a handshake's short time-outs */
 
 struct store;
 

@@ -10,3 +10,7 @@ tests_store_check_store_LDADD = authserver/libstore.a $(SVIO_LIBS) $(SVCOMMON_LI
 # The same suite against a private PostgreSQL cluster (skipped without the binaries or libpq).
 TESTS += tests/store/pg.test
 EXTRA_DIST += tests/store/pg.test
+
+# A PostgreSQL server that stops answering (SIGSTOP): authserver gives up in bounded time.
+TESTS += tests/store/pg-stall.test
+EXTRA_DIST += tests/store/pg-stall.test

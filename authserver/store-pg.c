@@ -481,6 +481,14 @@ static int write_begin(struct store_db *d) {
         return exec(d, "BEGIN", "begin a transaction");
 }
 
+/* write_begin() and the write's first statement: the number of rows it changed. write_end()
+ * ends it either way (after a failed begin too: nothing to roll back then). */
+static int write_run(struct store_db *d, int which, const struct params *p, const char *what) {
+        int r = write_begin(d);
+
+        return r < 0 ? r : run(d, which, p, what);
+}
+
 static int write_end(struct store_db *d, int r, bool changed, bool durable) {
         int rc;
 
@@ -590,6 +598,23 @@ static int ensure_connected(struct store_db *d) {
         if (r >= 0)
                 d->ready = true;
         return r;
+}
+
+/* A call's one read: connected (again) if need be, then statement which; the number of rows
+ * of *ret. */
+static int query(struct store_db *d, int which, const struct params *p, const char *what, PGresult **ret) {
+        int r = ensure_connected(d);
+
+        if (r >= 0)
+                r = run_stmt(d, which, p, PGRES_TUPLES_OK, what, ret);
+        return r < 0 ? r : PQntuples(*ret);
+}
+
+/* A call's one write of one statement, outside write_begin(): the number of rows it changed. */
+static int command(struct store_db *d, int which, const struct params *p, const char *what) {
+        int r = ensure_connected(d);
+
+        return r < 0 ? r : run(d, which, p, what);
 }
 
 static int create_schema(struct store_db *d, const uint8_t *keycheck, size_t keycheck_len) {
@@ -774,10 +799,10 @@ static int pg_keycheck_get(struct store_db *d, uint8_t *buf, size_t cap, size_t 
         size_t len;
         int r;
 
-        r = run_stmt(d, STMT_KEYCHECK, NULL, PGRES_TUPLES_OK, "read the key check", &res);
+        r = query(d, STMT_KEYCHECK, NULL, "read the key check", &res);
         if (r < 0)
                 return r;
-        if (PQntuples(res) != 1 || col_null(res, 0, 0))
+        if (r != 1 || col_null(res, 0, 0))
                 return -EBADMSG;
         len = (size_t) PQgetlength(res, 0, 0);
         if (len > cap)
@@ -814,15 +839,10 @@ static int pg_probe(struct store_db *d, const char *id, struct store_probe *ret)
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
-        r = run_stmt(d, STMT_PROBE, &p, PGRES_TUPLES_OK, "look up the device", &res);
-        if (r < 0)
-                return r;
-        if (PQntuples(res) == 0)
-                return -ENOENT;
+        r = query(d, STMT_PROBE, &p, "look up the device", &res);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         *ret = (struct store_probe) {
                 .active = strcmp(col_text(res, 0, 0) ?: "", "active") == 0,
                 .epoch = col_i64(res, 0, 1),
@@ -861,9 +881,6 @@ static int pg_enroll(struct store_db *d, const struct store_device *dev, uint64_
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_text(&p, dev->id);
         par_i64(&p, dev->profile);
         par_i64(&p, dev->n);
@@ -873,7 +890,7 @@ static int pg_enroll(struct store_db *d, const struct store_device *dev, uint64_
         par_i64(&p, now);
         par_u64(&p, enrollment);
         par_i64(&p, dev->kex);
-        r = run(d, STMT_ENROLL, &p, "enroll the device");
+        r = write_run(d, STMT_ENROLL, &p, "enroll the device");
         changed = r > 0;
         /* A revoked device has no vault left; whatever a damaged database still holds goes. */
         if (r > 0)
@@ -892,15 +909,10 @@ static int pg_get(struct store_db *d, const char *id, struct store_row *ret, str
         size_t n = 0;
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
-        r = run_stmt(d, STMT_GET, &p, PGRES_TUPLES_OK, "look up the device", &res);
-        if (r < 0)
-                return r;
-        if (PQntuples(res) == 0)
-                return -ENOENT;
+        r = query(d, STMT_GET, &p, "look up the device", &res);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         read_row(res, 0, 0, 1, ret);
         if (!vaults)
                 return 0;
@@ -927,16 +939,13 @@ static int pg_set_pending(struct store_db *d, const char *id, uint64_t enrollmen
         struct params p = { 0 };
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_u64(&p, expect_epoch);
         par_u64(&p, expect_epoch + 1);
         par_bytes(&p, sealed, sealed_len);
         par_i64(&p, (int64_t) vault_len);
         par_u64(&p, enrollment);
-        r = run(d, STMT_SET_PENDING, &p, "store the pending vault");
+        r = write_run(d, STMT_SET_PENDING, &p, "store the pending vault");
         r = write_end(d, r, false, r > 0);
         return r < 0 ? r : r > 0;
 }
@@ -947,15 +956,12 @@ static int pg_promote(struct store_db *d, const char *id, uint64_t enrollment, u
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_u64(&p, expect_epoch);
         par_u64(&p, expect_epoch + 1);
         par_i64(&p, (int64_t) vault_len);
         par_u64(&p, enrollment);
-        r = run(d, STMT_PROMOTE, &p, "promote the pending vault");
+        r = write_run(d, STMT_PROMOTE, &p, "promote the pending vault");
         changed = r > 0;
         /* The next generation takes the old committed generation's slot (its parity). */
         if (r > 0)
@@ -970,15 +976,12 @@ static int pg_commit(struct store_db *d, const char *id, uint64_t enrollment, ui
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_u64(&p, expect_epoch);
         par_u64(&p, expect_epoch + 1);
         par_i64(&p, now);
         par_u64(&p, enrollment);
-        r = run(d, STMT_COMMIT, &p, "commit the pending vault");
+        r = write_run(d, STMT_COMMIT, &p, "commit the pending vault");
         changed = r > 0;
         if (r > 0) {
                 p = (struct params) { 0 };
@@ -995,11 +998,8 @@ static int pg_revoke(struct store_db *d, const char *id) {
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
-        r = run(d, STMT_REVOKE, &p, "revoke the device");
+        r = write_run(d, STMT_REVOKE, &p, "revoke the device");
         changed = r > 0;
         if (r > 0)
                 r = vault_clear(d, id);
@@ -1012,13 +1012,10 @@ static int pg_add_failures(struct store_db *d, const char *id, uint32_t count, i
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_i64(&p, last);
         par_i64(&p, count);
-        r = run(d, STMT_FAILURE, &p, "record the failure");
+        r = command(d, STMT_FAILURE, &p, "record the failure");
         return r < 0 ? r : r > 0;
 }
 
@@ -1027,15 +1024,12 @@ static int pg_audit(struct store_db *d, int64_t now, const char *id, const char 
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_i64(&p, now);
         par_text(&p, id);
         par_text(&p, peer);
         par_text(&p, outcome);
         par_u64(&p, epoch);
-        r = run(d, STMT_AUDIT, &p, "write the audit record");
+        r = command(d, STMT_AUDIT, &p, "write the audit record");
         return r < 0 ? r : 0;
 }
 
@@ -1043,28 +1037,22 @@ static int pg_audit_summary(struct store_db *d, int64_t now, const char *outcome
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_i64(&p, now);
         par_text(&p, outcome);
         par_i64(&p, (int64_t) count);
-        r = run(d, STMT_SUMMARY, &p, "write the audit summary");
+        r = command(d, STMT_SUMMARY, &p, "write the audit summary");
         return r < 0 ? r : 0;
 }
 
 static int pg_audit_prune(struct store_db *d, int64_t before, unsigned limit) {
         int total = 0, r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         for (int i = STMT_PRUNE_AUDIT; i <= STMT_PRUNE_SUMMARY && total < (int) limit; i++) {
                 struct params p = { 0 };
 
                 par_i64(&p, before);
                 par_i64(&p, (int64_t) limit - total);
-                r = run(d, i, &p, "prune the audit trail");
+                r = command(d, i, &p, "prune the audit trail");
                 if (r < 0)
                         return r;
                 total += r;
@@ -1077,9 +1065,7 @@ static int pg_list(struct store_db *d, store_row_cb cb, void *userdata) {
         struct store_row row;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = run_stmt(d, STMT_LIST, NULL, PGRES_TUPLES_OK, "list the devices", &res);
+        r = query(d, STMT_LIST, NULL, "list the devices", &res);
         for (int i = 0; r >= 0 && i < PQntuples(res); i++) {
                 read_row(res, i, 0, 1, &row);
                 r = cb(&row, userdata);
@@ -1092,12 +1078,10 @@ static int query_u64(struct store_db *d, int which, const char *what, uint64_t *
         _cleanup_(PQclearp) PGresult *res = NULL;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = run_stmt(d, which, NULL, PGRES_TUPLES_OK, what, &res);
+        r = query(d, which, NULL, what, &res);
         if (r < 0)
                 return r;
-        if (PQntuples(res) != 1)
+        if (r != 1)
                 return store_fail(d->s, -EBADMSG, "Failed to %s: no answer", what);
         *ret = (uint64_t) col_i64(res, 0, 0);
         return 0;
@@ -1115,9 +1099,7 @@ static int pg_shapes(struct store_db *d, store_shape_row_cb cb, void *userdata) 
         _cleanup_(PQclearp) PGresult *res = NULL;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = run_stmt(d, STMT_SHAPES, NULL, PGRES_TUPLES_OK, "count the device shapes", &res);
+        r = query(d, STMT_SHAPES, NULL, "count the device shapes", &res);
         for (int i = 0; r >= 0 && i < PQntuples(res); i++)
                 r = cb(col_i64(res, i, 0), col_i64(res, i, 1), col_i64(res, i, 2), col_i64(res, i, 3),
                        col_i64(res, i, 4), col_i64(res, i, 5), userdata);
@@ -1175,9 +1157,7 @@ static int pg_aggregate_list(struct store_db *d, store_aggregate_row_cb cb, void
         _cleanup_(PQclearp) PGresult *res = NULL;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = run_stmt(d, STMT_AGGREGATE_LIST, NULL, PGRES_TUPLES_OK, "list the aggregates", &res);
+        r = query(d, STMT_AGGREGATE_LIST, NULL, "list the aggregates", &res);
         for (int i = 0; r >= 0 && i < PQntuples(res); i++)
                 r = cb(col_text(res, i, 0), col_i64(res, i, 1), col_f64(res, i, 2), col_f64(res, i, 3),
                        col_f64(res, i, 4), userdata);
@@ -1243,16 +1223,11 @@ static int pg_lookup(struct store_db *d, const char *id, int64_t stand_in, store
         bool found;
         int r, col;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_i64(&p, stand_in > 0 ? stand_in : -1);
-        r = run_stmt(d, STMT_LOOKUP, &p, PGRES_TUPLES_OK, "look up the device", &res);
-        if (r < 0)
-                return r;
-        if (PQntuples(res) == 0)
-                return -ENOENT;
+        r = query(d, STMT_LOOKUP, &p, "look up the device", &res);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         found = col_bool(res, 0, 0);
         read_row(res, 0, 1, 2, &row);
         col = pick(&row, found, userdata) == STORE_PICK_PENDING ? pending_col : committed_col;

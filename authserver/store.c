@@ -27,6 +27,7 @@
 #include "store.h"
 #include "store-backend.h"
 #include "store-crypto.h"
+#include "store-testing.h"
 #include "text.h"
 #include "vault.h"
 

@@ -203,4 +203,3 @@ int store_audit_prune(struct store *s, int64_t before, unsigned limit);
  * next batch may succeed). -EBUSY from begin if a batch is already open. */
 int store_batch_begin(struct store *s);
 int store_batch_commit(struct store *s, bool durable);
-int store_batch_rollback(struct store *s);

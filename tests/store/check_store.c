@@ -33,6 +33,7 @@
 #include "store.h"
 #include "store-crypto.h"
 #include "store-plain.h"
+#include "store-testing.h"
 #include "vfs-count.h"
 
 #define VAULT_LEN(n, m) ((size_t) (n) * (m))

@@ -41,6 +41,7 @@
 /* store_open() without a master key (NULL): rows, aggregates and the audit trail can be read
  * and written, no vault sealed or opened (-ENOKEY). Not with STORE_CREATE. */
 #define STORE_NO_KEY            2
+#define STORE_HANDSHAKE         4       /* store_open(): for serve: a handshake's short time-outs */
 
 struct store;
 

@@ -33,6 +33,7 @@
 #include "crypto.h"
 #include "profile.h"
 #include "store.h"
+#include "store-testing.h"
 
 #define SVGEN_DEVICES_MAX       10000000        /* --devices */
 #define SVGEN_BATCH_DEFAULT     10000

@@ -33,6 +33,7 @@
 #include "store.h"
 #include "store-crypto.h"
 #include "store-plain.h"
+#include "store-testing.h"
 #include "vfs-count.h"
 
 #define VAULT_LEN(n, m) ((size_t) (n) * (m))
@@ -1489,6 +1490,52 @@ START_TEST(test_get_sealed) {
 }
 END_TEST
 
+/* The stand-in row number of the shapes of p (the last one store_shapes() gives). */
+static int stand_in_cb(uint8_t profile, uint16_t n, uint8_t m, uint8_t p, uint64_t count, int64_t stand_in,
+                       void *userdata) {
+        (void) profile, (void) n, (void) m, (void) count;
+        if (p == 4)
+                *(int64_t *) userdata = stand_in;
+        return 0;
+}
+
+/* The lookup of an enrolled id with a stand-in that is another device's row reads the id's
+ * own row, never the stand-in's, whichever row the engine would come to first (the
+ * stand-in here has the lower number and another shape); an id not enrolled reads as such. */
+START_TEST(test_lookup_row_choice) {
+        struct store *s = open_new("choice.db");
+        struct store_device other = mkdev("other", 64, 16, 4, 9), d;
+        uint8_t v[64 * 16], blob[2 * STORE_SEALED_LEN(64 * 16)], out[64 * 16], want[64 * 16];
+        int64_t stand_in = 0;
+        size_t len = 0;
+
+        fill(v, sizeof(v), 7);
+        ck_assert_int_eq(store_enroll(s, &other, v, sizeof(v), 1000), 0);
+        enroll(s, "dev", 5, 1);
+        ck_assert_int_eq(store_shapes(s, stand_in_cb, &stand_in), 0);
+        ck_assert_int_gt(stand_in, 0);
+        for (int i = 0; i < 3; i++) {
+                memset(&d, 0, sizeof d);
+                ck_assert_int_eq(store_get_sealed(s, "dev", 5, stand_in, &d, blob, sizeof(blob), &len), 0);
+                ck_assert_str_eq(d.id, "dev");
+                ck_assert_uint_eq(d.epoch, 5);
+                ck_assert_uint_eq(d.p, 8);
+                ck_assert_uint_eq(len, STORE_SEALED_LEN(sizeof(out)));
+                ck_assert_int_eq(store_open_vault(s, "dev", 5, blob, len, out, sizeof(out)), 0);
+                fill(want, sizeof(want), 1);
+                ck_assert_mem_eq(out, want, sizeof(out));
+                /* The stand-in itself, by its id. */
+                ck_assert_int_eq(store_get_sealed(s, "other", 9, stand_in, &d, blob, sizeof(blob), &len), 0);
+                ck_assert_str_eq(d.id, "other");
+                ck_assert_uint_eq(d.p, 4);
+                ck_assert_int_eq(store_get_sealed(s, "nobody", 9, stand_in, &d, blob, sizeof(blob), &len),
+                                 -ENOENT);
+                ck_assert_int_eq(store_get_sealed(s, "nobody", 9, 0, &d, blob, sizeof(blob), &len), -ENOENT);
+        }
+        store_close(s);
+}
+END_TEST
+
 /* Aggregated failures and retention: old rows of both audit tables go, in batches. */
 START_TEST(test_audit_prune) {
         struct store *s = open_new("prune.db");
@@ -2309,6 +2356,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_wrong_master_key);
         tcase_add_test(tc, test_reenroll_stale_session);
         tcase_add_test(tc, test_get_sealed);
+        tcase_add_test(tc, test_lookup_row_choice);
         tcase_add_test(tc, test_list_count);
         tcase_add_test(tc, test_audit_list);
         tcase_add_test(tc, test_no_key);

@@ -21,7 +21,8 @@
  * Errors. An SQL error aborts PostgreSQL's whole transaction: inside a batch any failed
  * statement therefore breaks the batch, which batch_commit() rolls back (-ECANCELED: nothing
  * of it is committed, the next batch may succeed). SQLSTATEs map
- * to -errno (errno_from_sqlstate()); a lost connection is -EIO (-ENOTCONN from batch_commit),
+ * to -errno (errno_from_sqlstate()); a lost connection, or an answer that did not come within
+ * the store's bound (await(): the connection is then dropped), is -EIO (-ENOTCONN from batch_commit),
  * and the next call outside a batch reconnects (PQreset(): with a multi-host string libpq
  * tries every host again), with back-off, and only to a server it can write (fail-over).
  *
@@ -382,19 +383,12 @@ static int64_t now_ms(void) {
 }
 
 /*
- * The answer to the command just sent (sent: PQsend*()'s result), as PQexec() gives it: the
- * last result, or the first error. libpq would wait for ever for a server that stopped
- * answering over a connection that is still up; past d->reply_ms the socket is shut down,
- * which fails the command (fail_res(): -EIO, "did not answer") and has the next call outside
- * a batch reconnect.
+ * Waits until libpq has the next result of the command sent, at most until deadline. libpq
+ * would wait for ever for a server that stopped answering over a connection that is still up;
+ * past the deadline the socket is shut down (d->timed_out), which fails the command
+ * (fail_res(): -EIO, "did not answer") and has the next call outside a batch reconnect.
  */
-static PGresult *await(struct store_db *d, int sent) {
-        PGresult *res, *last = NULL;
-        int64_t deadline = now_ms() + d->reply_ms;
-
-        d->timed_out = false;
-        if (!sent)
-                return NULL;
+static void await_ready(struct store_db *d, int64_t deadline) {
         while (PQisBusy(d->conn)) {
                 struct pollfd pfd = { .fd = PQsocket(d->conn), .events = POLLIN };
                 int64_t left = deadline - now_ms();
@@ -413,6 +407,17 @@ static PGresult *await(struct store_db *d, int sent) {
                 if (!PQconsumeInput(d->conn))
                         break;
         }
+}
+
+/* The answer to the command just sent (sent: PQsend*()'s result), as PQexec() gives it: the
+ * last result, or the first error; waited for at most d->reply_ms (await_ready()). */
+static PGresult *await(struct store_db *d, int sent) {
+        PGresult *res, *last = NULL;
+
+        d->timed_out = false;
+        if (!sent)
+                return NULL;
+        await_ready(d, now_ms() + d->reply_ms);
         while ((res = PQgetResult(d->conn))) {
                 if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
                         PQclear(res);
@@ -615,7 +620,7 @@ static int session_settings(struct store_db *d) {
  * host, or several without the attribute) this check fails closed: -EROFS.
  */
 static int check_writable(struct store_db *d) {
-        _cleanup_(PQclearp) PGresult *res = PQexec(d->conn, "SHOW transaction_read_only");
+        _cleanup_(PQclearp) PGresult *res = await(d, PQsendQuery(d->conn, "SHOW transaction_read_only"));
 
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
                 return fail_res(d, res, "read transaction_read_only");
@@ -1136,13 +1141,10 @@ static int pg_release(struct store_db *d, const char *id, uint64_t epoch, const 
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_i64(&p, claim->owner);
         par_u64(&p, epoch);
-        r = run(d, STMT_RELEASE, &p, "release the device");
+        r = command(d, STMT_RELEASE, &p, "release the device");
         return r < 0 ? r : r > 0;
 }
 
@@ -1212,11 +1214,11 @@ static int pg_audit_list(struct store_db *d, const char *id, int64_t since,
         par_i64(&p, since);
         if (id)
                 par_text(&p, id);
-        res = PQexecParams(d->conn, id ? "SELECT time, device, peer, outcome, epoch FROM audit"
-                                         " WHERE time >= $1 AND device = $2 ORDER BY time, id"
-                                       : "SELECT time, device, peer, outcome, epoch FROM audit"
-                                         " WHERE time >= $1 ORDER BY time, id",
-                           p.n, NULL, p.val, p.len, p.fmt, 1);
+        res = await(d, PQsendQueryParams(d->conn, id ? "SELECT time, device, peer, outcome, epoch FROM audit"
+                                                       " WHERE time >= $1 AND device = $2 ORDER BY time, id"
+                                                     : "SELECT time, device, peer, outcome, epoch FROM audit"
+                                                       " WHERE time >= $1 ORDER BY time, id",
+                                         p.n, NULL, p.val, p.len, p.fmt, 1));
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
                 return fail_res(d, res, "read the audit trail");
         for (int i = 0; r >= 0 && i < PQntuples(res); i++)
@@ -1469,10 +1471,12 @@ static int dump_query(struct store_db *d, const char *sql, int which, const stru
         PGresult *res;
         int r = 0;
 
+        d->timed_out = false;
         if (!PQsendQueryParams(d->conn, sql, 0, NULL, NULL, NULL, NULL, 1) || !PQsetSingleRowMode(d->conn))
                 return fail_res(d, NULL, "read the database");
-        /* Every result is read, the rest discarded after a failure: the connection stays usable. */
-        while ((res = PQgetResult(d->conn))) {
+        /* Every result is read, the rest discarded after a failure: the connection stays usable.
+         * Each row is waited for at most d->reply_ms, as await() does. */
+        while (await_ready(d, now_ms() + d->reply_ms), (res = PQgetResult(d->conn))) {
                 ExecStatusType st = PQresultStatus(res);
 
                 if (r >= 0 && st == PGRES_SINGLE_TUPLE)
@@ -1492,7 +1496,10 @@ static int pg_dump(struct store_db *d, const struct store_dump_ops *cb, void *us
                 return store_fail(d->s, -EBUSY, "A batch is open");
         r = ensure_connected(d);
         if (r >= 0)
-                r = exec(d, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "begin a read transaction");
+                r = exec(d, d->set_statement_timeout ? "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                                                       " SET LOCAL statement_timeout TO 0"
+                                                     : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                         "begin a read transaction");
         for (int i = 0; r >= 0 && i < 4; i++)
                 r = dump_query(d, sql[i], i, cb, userdata);
         if (r >= 0)
@@ -1536,7 +1543,7 @@ static int pg_load_device(struct store_db *d, const struct store_device *dev,
         par_i64(&p, dev->failures);
         par_u64(&p, dev->enrollment);
         par_i64(&p, dev->kex);
-        res = PQexecParams(d->conn, LOAD_DEVICE_SQL, p.n, NULL, p.val, p.len, p.fmt, 1);
+        res = await(d, PQsendQueryParams(d->conn, LOAD_DEVICE_SQL, p.n, NULL, p.val, p.len, p.fmt, 1));
         r = res && PQresultStatus(res) == PGRES_COMMAND_OK ? 1 : fail_res(d, res, "add the device");
         changed = r > 0;
         for (int i = 0; r >= 0 && i < 2; i++)

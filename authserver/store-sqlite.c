@@ -1408,28 +1408,23 @@ static int sqlite_load_device(struct store_db *d, const struct store_device *dev
         bool changed = false;
         int rc, r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         rc = sqlite3_prepare_v2(d->db, LOAD_DEVICE_SQL, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                r = fail_db(d, rc, "add the device");
-        else {
-                sqlite3_bind_text(st, 1, dev->id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, dev->status == STORE_ACTIVE ? "active" : "revoked", -1, SQLITE_STATIC);
-                sqlite3_bind_int(st, 3, dev->profile);
-                sqlite3_bind_int(st, 4, dev->n);
-                sqlite3_bind_int(st, 5, dev->m);
-                sqlite3_bind_int(st, 6, dev->p);
-                sqlite3_bind_int64(st, 7, u64_to_db(dev->epoch));
-                sqlite3_bind_int64(st, 8, dev->created);
-                sqlite3_bind_int64(st, 9, dev->last_success);
-                sqlite3_bind_int64(st, 10, dev->last_failure);
-                sqlite3_bind_int64(st, 11, dev->failures);
-                sqlite3_bind_int64(st, 12, u64_to_db(dev->enrollment));
-                sqlite3_bind_int(st, 13, dev->kex);
-                r = run(d, st, "add the device");
-        }
+                return fail_db(d, rc, "add the device");
+        sqlite3_bind_text(st, 1, dev->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, dev->status == STORE_ACTIVE ? "active" : "revoked", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, dev->profile);
+        sqlite3_bind_int(st, 4, dev->n);
+        sqlite3_bind_int(st, 5, dev->m);
+        sqlite3_bind_int(st, 6, dev->p);
+        sqlite3_bind_int64(st, 7, u64_to_db(dev->epoch));
+        sqlite3_bind_int64(st, 8, dev->created);
+        sqlite3_bind_int64(st, 9, dev->last_success);
+        sqlite3_bind_int64(st, 10, dev->last_failure);
+        sqlite3_bind_int64(st, 11, dev->failures);
+        sqlite3_bind_int64(st, 12, u64_to_db(dev->enrollment));
+        sqlite3_bind_int(st, 13, dev->kex);
+        r = write_run(d, st, "add the device");
         changed = r > 0;
         for (int i = 0; r >= 0 && i < 2; i++)
                 if (vaults[i].present)

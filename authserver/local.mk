@@ -13,8 +13,7 @@ authserver_libstore_a_SOURCES = \
 	authserver/store-copy.c \
 	authserver/store-crypto.c \
 	authserver/store-crypto.h \
-	authserver/store-sqlite.c \
-	authserver/store-testing.h
+	authserver/store-sqlite.c
 authserver_libstore_a_CPPFLAGS = $(AM_CPPFLAGS) $(SQLITE_CFLAGS) $(CRYPTO_CFLAGS)
 # The PostgreSQL back end (configure --with-postgresql, on by default when libpq is found).
 if WITH_POSTGRESQL

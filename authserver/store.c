@@ -27,7 +27,6 @@
 #include "store.h"
 #include "store-backend.h"
 #include "store-crypto.h"
-#include "store-testing.h"
 #include "text.h"
 #include "vault.h"
 

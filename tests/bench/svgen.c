@@ -33,7 +33,6 @@
 #include "crypto.h"
 #include "profile.h"
 #include "store.h"
-#include "store-testing.h"
 
 #define SVGEN_DEVICES_MAX       10000000        /* --devices */
 #define SVGEN_BATCH_DEFAULT     10000

@@ -33,7 +33,6 @@
 #include "store.h"
 #include "store-crypto.h"
 #include "store-plain.h"
-#include "store-testing.h"
 #include "vfs-count.h"
 
 #define VAULT_LEN(n, m) ((size_t) (n) * (m))

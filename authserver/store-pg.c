@@ -495,8 +495,8 @@ static int commit_tx(struct store_db *d, bool durable, const char *what) {
         }
         /* A cancel (statement_timeout) of a COMMIT waiting for a synchronous standby would end
          * the wait with a WARNING only, the commit then reported done though the standby may
-         * not have it: a durable COMMIT runs without one (await() bounds it all the same, and
-         * -EIO never lets M4 leave). */
+         * not have it: a durable COMMIT runs without one (await() bounds it all the same: -EIO,
+         * -ENOTCONN from batch_commit, and no M4 leaves either way). */
         if (durable)
                 snprintf(sql, sizeof sql, "SET LOCAL synchronous_commit TO %s; SET LOCAL statement_timeout TO 0;"
                          " COMMIT", d->durable_level);
@@ -1364,9 +1364,15 @@ static int pg_batch_commit(struct store_db *d, bool durable) {
         /* As write_end(): a failed SET LOCAL leaves the transaction aborted, and every later
          * BEGIN would fail (25P02) on this connection: end it. */
         r = commit_tx(d, sync, "commit the batch");
-        if (r < 0 && PQstatus(d->conn) != CONNECTION_OK)
+        /* Lost, or no answer in time (await() then shut the connection): either way whether
+         * PostgreSQL committed it is unknown, and the next batch reconnects (fail-over). */
+        if (r < 0 && PQstatus(d->conn) != CONNECTION_OK) {
+                char msg[256];
+
+                snprintf(msg, sizeof msg, "%s", store_last_error(d->s));
                 return store_fail(d->s, -ENOTCONN, "The connection to PostgreSQL was lost at the commit of "
-                                  "the batch (whether it was committed is unknown)");
+                                  "the batch (whether it was committed is unknown): %s", msg);
+        }
         if (r < 0)
                 rollback(d);
         return r;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2005,6 +2006,37 @@ START_TEST(test_pg_reconnect) {
 }
 END_TEST
 
+/* A server that stops answering at a batch's COMMIT (its backend SIGSTOPped: the socket stays
+ * open, nothing is refused): the store gives up after its bound (statement_timeout 5 s + 5 s
+ * with STORE_HANDSHAKE), drops the connection, and the batch is lost with it, -ENOTCONN as
+ * after a lost connection (whether it was committed is unknown; authserver goes on), not the
+ * -EIO of a failed sync that stops authserver; the next call reconnects. */
+START_TEST(test_pg_commit_timeout) {
+        struct store *s = NULL;
+        uint8_t next[64 * 16];
+        struct store_device d;
+        int64_t pid;
+        int r;
+
+        r = store_open(db_of("pgstall"), key1, STORE_CREATE | STORE_HANDSHAKE, &s);
+        ck_assert_msg(r == 0, "store_open: %d %s", r, store_last_error(NULL));
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        next_vault(2, next);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, next, sizeof(next)), 0);
+        pid = pg_int(NULL, "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname ="
+                     " current_database() AND backend_type = 'client backend' AND state = 'idle in transaction'");
+        ck_assert_int_eq(kill((pid_t) pid, SIGSTOP), 0);
+        r = store_batch_commit(s, true);
+        (void) kill((pid_t) pid, SIGCONT);
+        ck_assert_msg(r == -ENOTCONN, "the unanswered commit: %d %s", r, store_last_error(s));
+        ck_assert_msg(strstr(store_last_error(s), "did not answer within 10 s"), "%s", store_last_error(s));
+        r = store_get(s, "dev", &d, NULL, NULL, 0);
+        ck_assert_msg(r == 0, "after the time-out: %d %s", r, store_last_error(s));
+        store_close(s);
+}
+END_TEST
+
 /* A reconnection whose setup fails (here: the statements cannot be prepared while the table
  * is renamed) leaves the session not ready: the next call redoes the setup instead of running
  * statements that were never prepared. */
@@ -2369,6 +2401,7 @@ static Suite *store_suite(void) {
                 tcase_add_test(tc, test_pg_schema_upgrade_v1);
                 tcase_add_test(tc, test_pg_reconnect);
                 tcase_add_test(tc, test_pg_reconnect_setup);
+                tcase_add_test(tc, test_pg_commit_timeout);
                 tcase_add_test(tc, test_pg_batch_lock_timeout);
         }
 #endif

@@ -476,8 +476,9 @@ struct write_queue {
 /*
  * What the workers share (serve --workers, docs/architecture.md): the per-device rules and
  * the caps hold across them. Under lock, held for short sections only (never across a
- * syscall or crypto); the decoy table under decoy_lock (read by each M1's lookup, replaced
- * by the main thread); the counts are atomics (__atomic builtins).
+ * syscall or crypto); the decoy table under decoy_lock (replaced by the main thread; an M1
+ * copies what it needs of it, never holding the lock across a database round trip); the
+ * counts are atomics (__atomic builtins).
  */
 struct shared {
         pthread_mutex_t lock;

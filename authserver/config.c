@@ -27,8 +27,15 @@ void config_init(struct config *c) {
         };
 }
 
+/* The --db value may be a connection string with a password in it: wiped where it goes. */
+static void string_wipe_free(char *s) {
+        if (s)
+                explicit_bzero(s, strlen(s));
+        free(s);
+}
+
 void config_free(struct config *c) {
-        free(c->db_path);
+        string_wipe_free(c->db_path);
         free(c->master_key_path);
         free(c->sink_path);
         free(c->control_path);
@@ -53,7 +60,7 @@ static int set_string(char **field, const char *value) {
 
         if (!copy)
                 return -ENOMEM;
-        free(*field);
+        string_wipe_free(*field);
         *field = copy;
         return 0;
 }

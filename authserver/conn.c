@@ -783,20 +783,39 @@ static int vault_buffers_alloc(struct conn *c, size_t len) {
  * M1's profile answers with its own shape (M1 named an epoch it does not hold): the same
  * shape its real M2s show. Any other id takes the shape its keyed hash picks from the
  * enrolled fleet (upkeep.c keeps the table), the same one at every attempt.
+ *
+ * The main thread replaces the table (and frees its sealed decoys) under the write lock, so
+ * the shape and its sealed decoy vault are copied (into sealed, cap bytes) under the read
+ * lock, held for that copy only: the decoy is opened after it is released.
  */
-static const struct decoy_shape *decoy_shape(struct conn *c, bool have_row, uint64_t h,
-                                             struct decoy_shape *fallback) {
+static int decoy_copy(struct conn *c, bool have_row, uint64_t h, struct decoy_shape *ret, uint8_t *sealed,
+                      size_t cap, size_t *ret_len) {
         struct server *srv = c->srv;
         const struct decoy_shape *s = NULL;
+        struct decoy_shape fallback;
+        size_t len;
+        int r = 0;
 
+        pthread_rwlock_rdlock(&srv->sh->decoy_lock);
         if (have_row && c->dev.status == STORE_ACTIVE && c->dev.profile == c->hello.profile)
                 s = decoy_shape_find(&srv->sh->decoys, c->dev.profile, c->dev.n, c->dev.m, c->dev.p);
         if (!s) {
-                *fallback = srv->sh->decoy_fallback;
-                fallback->profile = c->hello.profile;
-                s = decoy_shape_pick(&srv->sh->decoys, c->hello.profile, h, fallback);
+                fallback = srv->sh->decoy_fallback;
+                fallback.profile = c->hello.profile;
+                s = decoy_shape_pick(&srv->sh->decoys, c->hello.profile, h, &fallback);
         }
-        return s;
+        len = STORE_SEALED_LEN((size_t) s->n * s->m);
+        if (!s->sealed || len > cap)
+                r = -EINVAL;            /* not reached: upkeep seals every shape, cap fits any */
+        else {
+                *ret = *s;
+                memcpy(sealed, s->sealed, len);
+                ret->sealed = sealed;
+        }
+        pthread_rwlock_unlock(&srv->sh->decoy_lock);
+        if (r >= 0)
+                *ret_len = len;
+        return r;
 }
 
 /*
@@ -810,7 +829,7 @@ static void conn_lookup(struct conn *c) {
         uint8_t *blob = srv->scratch;
         size_t blob_len = 0;
         struct vault_params params = { 0 };
-        struct decoy_shape fallback;
+        struct decoy_shape decoy;
         const struct decoy_shape *shape;
         int64_t stand_in = 0;
         uint64_t h = 0;
@@ -819,22 +838,24 @@ static void conn_lookup(struct conn *c) {
         size_t len;
         int r;
 
-        /* The decoy table (and the sealed decoy opened below) is read under the read lock: the
-         * main thread replaces it when an admin command changed the devices. */
-        pthread_rwlock_rdlock(&srv->sh->decoy_lock);
+        /* The decoy table is read under its read lock, held only while what this M1 needs of it
+         * is copied (here the stand-in's row number, the decoy below), never across the
+         * lookup: a slow database would hold up the main thread's swap of the table (the
+         * writer), and behind it every other worker's M1. */
         r = store_decoy_hash(srv->store, c->hello.device_id, &h);
         if (r >= 0) {
                 /* Should the id not be enrolled, the row of a device of its decoy's shape is read. */
+                pthread_rwlock_rdlock(&srv->sh->decoy_lock);
                 shape = decoy_shape_pick(&srv->sh->decoys, c->hello.profile, h, srv->sh->decoys.shapes);
                 uint64_t t0 = server_now_usec();
 
                 stand_in = shape ? shape->stand_in : 0;
+                pthread_rwlock_unlock(&srv->sh->decoy_lock);
                 r = store_get_sealed(srv->store, c->hello.device_id, c->hello.epoch, stand_in, &c->dev, blob,
                                      2 * (size_t) SV_VAULT_MAX, &blob_len);
                 stats_store_latency(srv->sh->stats, server_now_usec() - t0);
         }
         if (r < 0 && r != -ENOENT && r != -EBADMSG) {
-                pthread_rwlock_unlock(&srv->sh->decoy_lock);
                 log_error("Failed to look up device '%s': %s", c->hello.device_id, store_last_error(srv->store));
                 conn_reject(c, -EBUSY, false, "server-error", "database lookup failed");
                 return;
@@ -873,18 +894,22 @@ static void conn_lookup(struct conn *c) {
                 }
         }
         if (c->gen == GENERATION_DECOY) {
-                shape = decoy_shape(c, have_row, h, &fallback);
-                params.profile = shape->profile;
-                params.n = shape->n;
-                params.m = shape->m;
-                params.p = shape->p;
-                r = vault_buffers_alloc(c, (size_t) shape->n * shape->m);
+                /* The looked-up blob is done with: the sealed decoy takes its place. */
+                OPENSSL_cleanse(blob, blob_len);
+                blob_len = 0;
+                r = decoy_copy(c, have_row, h, &decoy, blob, 2 * (size_t) SV_VAULT_MAX, &blob_len);
+                if (r >= 0) {
+                        params.profile = decoy.profile;
+                        params.n = decoy.n;
+                        params.m = decoy.m;
+                        params.p = decoy.p;
+                        r = vault_buffers_alloc(c, (size_t) decoy.n * decoy.m);
+                }
                 if (r >= 0)
-                        r = store_decoy_open(srv->store, shape->sealed, c->vault_len, c->vault);
+                        r = store_decoy_open(srv->store, decoy.sealed, c->vault_len, c->vault);
                 if (r >= 0)
                         r = hs_server_challenge_decoy(&c->hs, &params, c->vault, frame, sizeof frame, &len);
         }
-        pthread_rwlock_unlock(&srv->sh->decoy_lock);
         OPENSSL_cleanse(blob, blob_len);
         if (r < 0) {
                 log_error_errno(r, "Failed to build a challenge for '%s': %m", c->hello.device_id);

@@ -459,8 +459,9 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
 
         /* Connections to the database: the main thread's (upkeep's reads, the decoys' sealing),
          * the writer thread's group commit (queue.c), and each worker's (its lookups at M1, its
-         * sealing), opened in worker_setup(). */
-        if (config_open_store(cfg, 0, &main_srv->store) < 0 || config_open_store(cfg, 0, &writer_store) < 0) {
+         * sealing), opened in worker_setup(); all with a handshake's time-outs (store.h). */
+        if (config_open_store(cfg, STORE_HANDSHAKE, &main_srv->store) < 0 ||
+            config_open_store(cfg, STORE_HANDSHAKE, &writer_store) < 0) {
                 ret = AS_EXIT_DATABASE;
                 goto out;
         }
@@ -478,7 +479,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 store_set_claim(writer_store, instance, cfg->timeout_ms);
         }
         for (unsigned i = 0; i < t.n_workers; i++)
-                if (config_open_store(cfg, 0, &t.workers[i].srv.store) < 0) {
+                if (config_open_store(cfg, STORE_HANDSHAKE, &t.workers[i].srv.store) < 0) {
                         ret = AS_EXIT_DATABASE;
                         goto out;
                 }

@@ -21,7 +21,8 @@
  * Errors. An SQL error aborts PostgreSQL's whole transaction: inside a batch any failed
  * statement therefore breaks the batch, which batch_commit() rolls back (-ECANCELED: nothing
  * of it is committed, the next batch may succeed). SQLSTATEs map
- * to -errno (errno_from_sqlstate()); a lost connection is -EIO (-ENOTCONN from batch_commit),
+ * to -errno (errno_from_sqlstate()); a lost connection, or an answer that did not come within
+ * the store's bound (await(): the connection is then dropped), is -EIO (-ENOTCONN from batch_commit),
  * and the next call outside a batch reconnects (PQreset(): with a multi-host string libpq
  * tries every host again), with back-off, and only to a server it can write (fail-over).
  *
@@ -31,9 +32,12 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <libpq-fe.h>
@@ -44,6 +48,23 @@
 #include "store-pg-schema.h"
 
 #define PG_LOCK_TIMEOUT         "2s"    /* as SQLite's busy timeout: the loop must not stall */
+/*
+ * Time-outs (docs/install.md, "On PostgreSQL"). libpq waits for ever by default: for a
+ * connection, for an answer. Unless the connection string (or PGCONNECT_TIMEOUT) sets them,
+ * a connection attempt gives up after PG_CONNECT_TIMEOUT per host, and TCP keepalives find a
+ * dead peer in about a minute. A statement runs at most PG_STATEMENT_TIMEOUT_SERVE_MS in a
+ * serving authserver (a handshake's statements take milliseconds), PG_STATEMENT_TIMEOUT_ADMIN_MS
+ * in an admin verb (list reads the whole fleet); and since a server that stopped (SIGSTOP, a
+ * frozen VM) never cancels anything, the store itself waits for an answer at most
+ * PG_REPLY_GRACE_MS longer, then drops the connection (-EIO).
+ */
+#define PG_CONNECT_TIMEOUT      "10"    /* s */
+#define PG_KEEPALIVES_IDLE      "30"    /* s of silence before the first probe */
+#define PG_KEEPALIVES_INTERVAL  "10"    /* s between probes */
+#define PG_KEEPALIVES_COUNT     "3"     /* probes unanswered: the connection is dead */
+#define PG_STATEMENT_TIMEOUT_SERVE_MS   5000
+#define PG_STATEMENT_TIMEOUT_ADMIN_MS   300000
+#define PG_REPLY_GRACE_MS       5000
 #define PG_LEVEL_MAX            16      /* "remote_apply" */
 #define PG_PARAMS_MAX           13
 /* Reconnection back-off (ensure_connected()): first wait, doubled after each failure, cap. */
@@ -172,12 +193,12 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_SHAPES] =
                 "SELECT profile::int8, n::int8, m::int8, p::int8, count(*)::int8, min(num) FROM device"
                 " WHERE status = 'active' GROUP BY profile, n, m, p ORDER BY profile, n, m, p",
-        /* The device's row, or else the stand-in's, in one statement: the second branch runs
-         * only if the first gave no row. */
+        /* The device's row, or else the stand-in's, in one statement that names the row it
+         * reads (num is the key): no row order to rely on, and the same work for every id,
+         * the id's index probed, then one row read by its number. */
         [STMT_LOOKUP] =
-                "(SELECT true, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " WHERE d.id = $1::text)"
-                " UNION ALL (SELECT false, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM
-                " WHERE d.num = $2::int8) LIMIT 1",
+                "SELECT d.id = $1::text, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM
+                " WHERE d.num = COALESCE((SELECT num FROM device WHERE id = $1::text), $2::int8)",
         [STMT_SUMMARY] = "INSERT INTO audit_summary (time, outcome, count) VALUES ($1::int8, $2::text, $3::int8)",
         [STMT_PRUNE_AUDIT] =
                 "DELETE FROM audit WHERE id IN"
@@ -208,6 +229,11 @@ struct store_db {
         bool reset;                     /* the session is on a server it cannot write: connect again */
         int64_t retry_at_ms;            /* no reconnection attempt before this (CLOCK_MONOTONIC) */
         int64_t retry_ms;               /* the back-off: 0 after a success */
+        bool timed_out;                 /* await() dropped the connection: no answer in time */
+        bool set_statement_timeout;     /* the connection string's options do not set them */
+        bool set_lock_timeout;
+        int statement_timeout_ms;
+        int reply_ms;                   /* the longest await() waits for an answer */
 };
 
 /* The parameters of one statement, all sent in binary. */
@@ -335,6 +361,11 @@ static int fail_res(struct store_db *d, const PGresult *res, const char *what) {
 
         if (d->in_batch)
                 d->batch_broken = true;
+        if (d->timed_out) {
+                d->timed_out = false;
+                return store_fail(d->s, -EIO, "Failed to %s: PostgreSQL did not answer within %d s: the "
+                                  "connection was dropped", what, d->reply_ms / 1000);
+        }
         if (PQstatus(d->conn) != CONNECTION_OK)
                 return store_fail(d->s, -EIO, "Failed to %s: the connection to PostgreSQL was lost: %s",
                                   what, trim(msg, sizeof msg, PQerrorMessage(d->conn)));
@@ -344,6 +375,60 @@ static int fail_res(struct store_db *d, const PGresult *res, const char *what) {
                                                      : PQerrorMessage(d->conn)));
 }
 
+static int64_t now_ms(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits until libpq has the next result of the command sent, at most until deadline. libpq
+ * would wait for ever for a server that stopped answering over a connection that is still up;
+ * past the deadline the socket is shut down (d->timed_out), which fails the command
+ * (fail_res(): -EIO, "did not answer") and has the next call outside a batch reconnect.
+ */
+static void await_ready(struct store_db *d, int64_t deadline) {
+        while (PQisBusy(d->conn)) {
+                struct pollfd pfd = { .fd = PQsocket(d->conn), .events = POLLIN };
+                int64_t left = deadline - now_ms();
+                int r = 0;
+
+                if (pfd.fd < 0)
+                        break;
+                if (left > 0)
+                        r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int) left);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r == 0) {
+                        d->timed_out = true;
+                        (void) shutdown(pfd.fd, SHUT_RDWR);
+                }
+                if (!PQconsumeInput(d->conn))
+                        break;
+        }
+}
+
+/* The answer to the command just sent (sent: PQsend*()'s result), as PQexec() gives it: the
+ * last result, or the first error; waited for at most d->reply_ms (await_ready()). */
+static PGresult *await(struct store_db *d, int sent) {
+        PGresult *res, *last = NULL;
+
+        d->timed_out = false;
+        if (!sent)
+                return NULL;
+        await_ready(d, now_ms() + d->reply_ms);
+        while ((res = PQgetResult(d->conn))) {
+                if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+                        PQclear(res);
+                        continue;
+                }
+                PQclear(last);
+                last = res;
+        }
+        return last;
+}
+
 /* Runs prepared statement which; *ret the result if it has the status want. */
 static int run_stmt(struct store_db *d, int which, const struct params *p, ExecStatusType want,
                     const char *what, PGresult **ret) {
@@ -351,8 +436,8 @@ static int run_stmt(struct store_db *d, int which, const struct params *p, ExecS
         char name[16];
 
         snprintf(name, sizeof name, "sv%d", which);
-        res = PQexecPrepared(d->conn, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
-                             p ? p->fmt : NULL, 1);
+        res = await(d, PQsendQueryPrepared(d->conn, name, p ? p->n : 0, p ? p->val : NULL, p ? p->len : NULL,
+                                           p ? p->fmt : NULL, 1));
         if (!res || PQresultStatus(res) != want)
                 return fail_res(d, res, what);
         *ret = TAKE_PTR(res);
@@ -370,7 +455,7 @@ static int run(struct store_db *d, int which, const struct params *p, const char
 
 /* One or more SQL commands without parameters, through the simple protocol. */
 static int exec(struct store_db *d, const char *sql, const char *what) {
-        _cleanup_(PQclearp) PGresult *res = PQexec(d->conn, sql);
+        _cleanup_(PQclearp) PGresult *res = await(d, PQsendQuery(d->conn, sql));
 
         if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK))
                 return fail_res(d, res, what);
@@ -379,7 +464,7 @@ static int exec(struct store_db *d, const char *sql, const char *what) {
 
 /* A query without parameters that returns one int8, in text. */
 static int query_i64(struct store_db *d, const char *sql, const char *what, int64_t *ret) {
-        _cleanup_(PQclearp) PGresult *res = PQexec(d->conn, sql);
+        _cleanup_(PQclearp) PGresult *res = await(d, PQsendQuery(d->conn, sql));
 
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
                 return fail_res(d, res, what);
@@ -394,21 +479,27 @@ static void rollback(struct store_db *d) {
 
         if (PQtransactionStatus(d->conn) == PQTRANS_IDLE || PQstatus(d->conn) != CONNECTION_OK)
                 return;
-        res = PQexec(d->conn, "ROLLBACK");
+        res = await(d, PQsendQuery(d->conn, "ROLLBACK"));
+        d->timed_out = false;           /* the failure that led here is the one reported */
         PQclear(res);
 }
 
 /* COMMIT, first raising synchronous_commit for this transaction if durable. */
 static int commit_tx(struct store_db *d, bool durable, const char *what) {
-        char sql[80];
+        char sql[112];
 
         /* COMMIT of a failed transaction answers ROLLBACK without an error: catch it here. */
         if (PQtransactionStatus(d->conn) != PQTRANS_INTRANS) {
                 rollback(d);
                 return store_fail(d->s, -EIO, "Failed to %s: the transaction was aborted", what);
         }
+        /* A cancel (statement_timeout) of a COMMIT waiting for a synchronous standby would end
+         * the wait with a WARNING only, the commit then reported done though the standby may
+         * not have it: a durable COMMIT runs without one (await() bounds it all the same: -EIO,
+         * -ENOTCONN from batch_commit, and no M4 leaves either way). */
         if (durable)
-                snprintf(sql, sizeof sql, "SET LOCAL synchronous_commit TO %s; COMMIT", d->durable_level);
+                snprintf(sql, sizeof sql, "SET LOCAL synchronous_commit TO %s; SET LOCAL statement_timeout TO 0;"
+                         " COMMIT", d->durable_level);
         else
                 snprintf(sql, sizeof sql, "COMMIT");
         return exec(d, sql, what);
@@ -428,6 +519,14 @@ static int write_begin(struct store_db *d) {
         if (r < 0 || d->in_batch)
                 return r;
         return exec(d, "BEGIN", "begin a transaction");
+}
+
+/* write_begin() and the write's first statement: the number of rows it changed. write_end()
+ * ends it either way (after a failed begin too: nothing to roll back then). */
+static int write_run(struct store_db *d, int which, const struct params *p, const char *what) {
+        int r = write_begin(d);
+
+        return r < 0 ? r : run(d, which, p, what);
 }
 
 static int write_end(struct store_db *d, int r, bool changed, bool durable) {
@@ -455,9 +554,7 @@ static int session_setup(struct store_db *d) {
         char msg[200];
         int r;
 
-        if (PQsetClientEncoding(d->conn, "UTF8") != 0)
-                return store_fail(d->s, -EIO, "Failed to set the client encoding: %s",
-                                  trim(msg, sizeof msg, PQerrorMessage(d->conn)));
+        /* (The client encoding is UTF8 by the connection's parameters, open_db().) */
         /* A setup redone on a live session (an earlier one failed half-way) prepares anew. */
         r = exec(d, "DEALLOCATE ALL", "prepare the statements");
         if (r < 0)
@@ -467,7 +564,7 @@ static int session_setup(struct store_db *d) {
                 char name[16];
 
                 snprintf(name, sizeof name, "sv%zu", i);
-                res = PQprepare(d->conn, name, stmt_sql[i], 0, NULL);
+                res = await(d, PQsendPrepare(d->conn, name, stmt_sql[i], 0, NULL));
                 if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
                         r = fail_res(d, res, "prepare the statements");
                         return r == -EBADMSG ? store_fail(d->s, r, "Database '%s' does not have the "
@@ -490,11 +587,15 @@ static void notice_ignore(void *arg, const char *message) {
 
 static int session_settings(struct store_db *d) {
         _cleanup_(PQclearp) PGresult *res = NULL;
+        char sql[256], statement_timeout[48];
         const char *level;
         int r;
 
+        snprintf(statement_timeout, sizeof statement_timeout, " SET statement_timeout TO %d;",
+                 d->statement_timeout_ms);
+
         PQsetNoticeProcessor(d->conn, notice_ignore, NULL);
-        res = PQexec(d->conn, "SHOW synchronous_commit");
+        res = await(d, PQsendQuery(d->conn, "SHOW synchronous_commit"));
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
                 return fail_res(d, res, "read synchronous_commit");
         level = PQgetvalue(res, 0, 0);
@@ -503,9 +604,11 @@ static int session_settings(struct store_db *d) {
             strspn(level, "abcdefghijklmnopqrstuvwxyz_") != strlen(level))
                 level = "on";
         snprintf(d->durable_level, sizeof d->durable_level, "%s", level);
-        r = exec(d, "SET synchronous_commit TO off; SET lock_timeout TO '" PG_LOCK_TIMEOUT "';"
-                 " SET client_min_messages TO warning;"
-                 " SET default_transaction_isolation TO 'read committed'", "configure the session");
+        snprintf(sql, sizeof sql, "SET synchronous_commit TO off;%s%s SET client_min_messages TO warning;"
+                 " SET default_transaction_isolation TO 'read committed'",
+                 d->set_lock_timeout ? " SET lock_timeout TO '" PG_LOCK_TIMEOUT "';" : "",
+                 d->set_statement_timeout ? statement_timeout : "");
+        r = exec(d, sql, "configure the session");
         return r;
 }
 
@@ -517,7 +620,7 @@ static int session_settings(struct store_db *d) {
  * host, or several without the attribute) this check fails closed: -EROFS.
  */
 static int check_writable(struct store_db *d) {
-        _cleanup_(PQclearp) PGresult *res = PQexec(d->conn, "SHOW transaction_read_only");
+        _cleanup_(PQclearp) PGresult *res = await(d, PQsendQuery(d->conn, "SHOW transaction_read_only"));
 
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
                 return fail_res(d, res, "read transaction_read_only");
@@ -525,13 +628,6 @@ static int check_writable(struct store_db *d) {
                 return 0;
         return store_fail(d->s, -EROFS, "Database '%s' on host %s is read-only (a standby?): authserver "
                           "serves only from a primary it can write", PQdb(d->conn), PQhost(d->conn));
-}
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -593,6 +689,23 @@ static int ensure_connected(struct store_db *d) {
         return r;
 }
 
+/* A call's one read: connected (again) if need be, then statement which; the number of rows
+ * of *ret. */
+static int query(struct store_db *d, int which, const struct params *p, const char *what, PGresult **ret) {
+        int r = ensure_connected(d);
+
+        if (r >= 0)
+                r = run_stmt(d, which, p, PGRES_TUPLES_OK, what, ret);
+        return r < 0 ? r : PQntuples(*ret);
+}
+
+/* A call's one write of one statement, outside write_begin(): the number of rows it changed. */
+static int command(struct store_db *d, int which, const struct params *p, const char *what) {
+        int r = ensure_connected(d);
+
+        return r < 0 ? r : run(d, which, p, what);
+}
+
 static int create_schema(struct store_db *d, const uint8_t *keycheck, size_t keycheck_len) {
         _cleanup_(PQclearp) PGresult *res = NULL;
         int64_t has_meta = 0, tables = 0;
@@ -622,7 +735,7 @@ static int create_schema(struct store_db *d, const uint8_t *keycheck, size_t key
         if (r >= 0) {
                 snprintf(sql, sizeof sql, "INSERT INTO meta (id, schema_version, keycheck) VALUES (1, %d, $1)",
                          STORE_PG_SCHEMA_VERSION);
-                res = PQexecParams(d->conn, sql, 1, NULL, val, len, fmt, 1);
+                res = await(d, PQsendQueryParams(d->conn, sql, 1, NULL, val, len, fmt, 1));
                 if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
                         r = fail_res(d, res, "write the key check");
         }
@@ -650,6 +763,54 @@ static int upgrade_schema(struct store_db *d) {
         return r;
 }
 
+/* The value the connection string gives keyword, or NULL. */
+static const char *conninfo_value(const PQconninfoOption *opts, const char *keyword) {
+        for (; opts->keyword; opts++)
+                if (strcmp(opts->keyword, keyword) == 0)
+                        return opts->val && *opts->val ? opts->val : NULL;
+        return NULL;
+}
+
+/*
+ * Connects with the time-outs at the top of this file for whatever the string leaves unset:
+ * they come before dbname, which libpq expands into the string's own values over them. The
+ * client encoding comes after: the store reads and writes UTF-8.
+ */
+static int connect_db(struct store_db *d, const char *path, const PQconninfoOption *opts) {
+        static const struct {
+                const char *keyword, *env, *value;
+        } defaults[] = {
+                { "connect_timeout", "PGCONNECT_TIMEOUT", PG_CONNECT_TIMEOUT },
+                { "keepalives", NULL, "1" },
+                { "keepalives_idle", NULL, PG_KEEPALIVES_IDLE },
+                { "keepalives_interval", NULL, PG_KEEPALIVES_INTERVAL },
+                { "keepalives_count", NULL, PG_KEEPALIVES_COUNT },
+        };
+        const char *keywords[sizeof defaults / sizeof defaults[0] + 3], *values[sizeof defaults / sizeof defaults[0] + 3];
+        const char *options = conninfo_value(opts, "options");
+        size_t n = 0;
+
+        for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+                const char *env = defaults[i].env ? getenv(defaults[i].env) : NULL;
+
+                if (conninfo_value(opts, defaults[i].keyword) || (env && *env))
+                        continue;
+                keywords[n] = defaults[i].keyword;
+                values[n++] = defaults[i].value;
+        }
+        keywords[n] = "dbname";
+        values[n++] = path;
+        keywords[n] = "client_encoding";
+        values[n++] = "UTF8";
+        keywords[n] = NULL;
+        values[n] = NULL;
+        /* options="-c statement_timeout=..." (or lock_timeout) is the operator's choice. */
+        d->set_statement_timeout = !options || !strstr(options, "statement_timeout");
+        d->set_lock_timeout = !options || !strstr(options, "lock_timeout");
+        d->conn = PQconnectdbParams(keywords, values, 1);
+        return d->conn ? 0 : -ENOMEM;
+}
+
 static int open_db(struct store_db *d, const char *path, int flags, const uint8_t *keycheck,
                    size_t keycheck_len) {
         PQconninfoOption *opts;
@@ -657,14 +818,17 @@ static int open_db(struct store_db *d, const char *path, int flags, const uint8_
         int64_t has_meta = 0, tables = 0, version = 0;
         int r;
 
+        d->statement_timeout_ms = flags & STORE_HANDSHAKE ? PG_STATEMENT_TIMEOUT_SERVE_MS
+                                                          : PG_STATEMENT_TIMEOUT_ADMIN_MS;
+        d->reply_ms = d->statement_timeout_ms + PG_REPLY_GRACE_MS;
         /* Parsed first so that a malformed string is refused without echoing it. */
         opts = PQconninfoParse(path, &err);
         PQfreemem(err);
         if (!opts)
                 return store_fail(d->s, -EINVAL, "Invalid PostgreSQL connection string");
+        r = connect_db(d, path, opts);
         PQconninfoFree(opts);
-        d->conn = PQconnectdb(path);
-        if (!d->conn)
+        if (r < 0)
                 return store_fail(d->s, -ENOMEM, "Out of memory");
         if (PQstatus(d->conn) != CONNECTION_OK)
                 return store_fail(d->s, -EIO, "Failed to connect to PostgreSQL: %s",
@@ -748,10 +912,10 @@ static int pg_keycheck_get(struct store_db *d, uint8_t *buf, size_t cap, size_t 
         size_t len;
         int r;
 
-        r = run_stmt(d, STMT_KEYCHECK, NULL, PGRES_TUPLES_OK, "read the key check", &res);
+        r = query(d, STMT_KEYCHECK, NULL, "read the key check", &res);
         if (r < 0)
                 return r;
-        if (PQntuples(res) != 1 || col_null(res, 0, 0))
+        if (r != 1 || col_null(res, 0, 0))
                 return -EBADMSG;
         len = (size_t) PQgetlength(res, 0, 0);
         if (len > cap)
@@ -788,15 +952,10 @@ static int pg_probe(struct store_db *d, const char *id, struct store_probe *ret)
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
-        r = run_stmt(d, STMT_PROBE, &p, PGRES_TUPLES_OK, "look up the device", &res);
-        if (r < 0)
-                return r;
-        if (PQntuples(res) == 0)
-                return -ENOENT;
+        r = query(d, STMT_PROBE, &p, "look up the device", &res);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         *ret = (struct store_probe) {
                 .active = strcmp(col_text(res, 0, 0) ?: "", "active") == 0,
                 .epoch = col_i64(res, 0, 1),
@@ -847,14 +1006,11 @@ static int pg_enroll(struct store_db *d, const struct store_device *dev, uint64_
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_device(&p, dev);
         par_i64(&p, now);
         par_u64(&p, enrollment);
         par_i64(&p, dev->kex);
-        r = run(d, STMT_ENROLL, &p, "enroll the device");
+        r = write_run(d, STMT_ENROLL, &p, "enroll the device");
         changed = r > 0;
         /* A revoked device has no vault left; whatever a damaged database still holds goes. */
         if (r > 0)
@@ -873,15 +1029,10 @@ static int pg_get(struct store_db *d, const char *id, struct store_row *ret, str
         size_t n = 0;
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
-        r = run_stmt(d, STMT_GET, &p, PGRES_TUPLES_OK, "look up the device", &res);
-        if (r < 0)
-                return r;
-        if (PQntuples(res) == 0)
-                return -ENOENT;
+        r = query(d, STMT_GET, &p, "look up the device", &res);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         read_row(res, 0, 0, 1, ret);
         if (!vaults)
                 return 0;
@@ -909,9 +1060,6 @@ static int pg_set_pending(struct store_db *d, const char *id, uint64_t enrollmen
         struct params p = { 0 };
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_u64(&p, expect_epoch);
         par_u64(&p, expect_epoch + 1);
@@ -922,7 +1070,7 @@ static int pg_set_pending(struct store_db *d, const char *id, uint64_t enrollmen
                 par_i64(&p, claim->owner);
                 par_i64(&p, claim->ttl_ms);
         }
-        r = run(d, claim ? STMT_SET_PENDING_CLAIMED : STMT_SET_PENDING, &p, "store the pending vault");
+        r = write_run(d, claim ? STMT_SET_PENDING_CLAIMED : STMT_SET_PENDING, &p, "store the pending vault");
         r = write_end(d, r, false, r > 0);
         return r < 0 ? r : r > 0;
 }
@@ -934,9 +1082,6 @@ static int pg_promote(struct store_db *d, const char *id, uint64_t enrollment, u
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_u64(&p, expect_epoch);
         par_u64(&p, expect_epoch + 1);
@@ -944,7 +1089,7 @@ static int pg_promote(struct store_db *d, const char *id, uint64_t enrollment, u
         par_u64(&p, enrollment);
         par_i64(&p, claim ? claim->owner : 0);
         par_i64(&p, claim ? claim->ttl_ms : 0);
-        r = run(d, STMT_PROMOTE, &p, "promote the pending vault");
+        r = write_run(d, STMT_PROMOTE, &p, "promote the pending vault");
         changed = r > 0;
         /* The next generation takes the old committed generation's slot (its parity). */
         if (r > 0)
@@ -959,16 +1104,13 @@ static int pg_commit(struct store_db *d, const char *id, uint64_t enrollment, ui
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_u64(&p, expect_epoch);
         par_u64(&p, expect_epoch + 1);
         par_i64(&p, now);
         par_u64(&p, enrollment);
         par_i64(&p, claim ? claim->owner : 0);
-        r = run(d, STMT_COMMIT, &p, "commit the pending vault");
+        r = write_run(d, STMT_COMMIT, &p, "commit the pending vault");
         changed = r > 0;
         if (r > 0) {
                 p = (struct params) { 0 };
@@ -985,11 +1127,8 @@ static int pg_revoke(struct store_db *d, const char *id) {
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
-        r = run(d, STMT_REVOKE, &p, "revoke the device");
+        r = write_run(d, STMT_REVOKE, &p, "revoke the device");
         changed = r > 0;
         if (r > 0)
                 r = vault_clear(d, id);
@@ -1002,13 +1141,10 @@ static int pg_release(struct store_db *d, const char *id, uint64_t epoch, const 
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_i64(&p, claim->owner);
         par_u64(&p, epoch);
-        r = run(d, STMT_RELEASE, &p, "release the device");
+        r = command(d, STMT_RELEASE, &p, "release the device");
         return r < 0 ? r : r > 0;
 }
 
@@ -1016,13 +1152,10 @@ static int pg_add_failures(struct store_db *d, const char *id, uint32_t count, i
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_i64(&p, last);
         par_i64(&p, count);
-        r = run(d, STMT_FAILURE, &p, "record the failure");
+        r = command(d, STMT_FAILURE, &p, "record the failure");
         return r < 0 ? r : r > 0;
 }
 
@@ -1031,15 +1164,12 @@ static int pg_audit(struct store_db *d, int64_t now, const char *id, const char 
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_i64(&p, now);
         par_text(&p, id);
         par_text(&p, peer);
         par_text(&p, outcome);
         par_u64(&p, epoch);
-        r = run(d, STMT_AUDIT, &p, "write the audit record");
+        r = command(d, STMT_AUDIT, &p, "write the audit record");
         return r < 0 ? r : 0;
 }
 
@@ -1047,28 +1177,22 @@ static int pg_audit_summary(struct store_db *d, int64_t now, const char *outcome
         struct params p = { 0 };
         int r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_i64(&p, now);
         par_text(&p, outcome);
         par_i64(&p, (int64_t) count);
-        r = run(d, STMT_SUMMARY, &p, "write the audit summary");
+        r = command(d, STMT_SUMMARY, &p, "write the audit summary");
         return r < 0 ? r : 0;
 }
 
 static int pg_audit_prune(struct store_db *d, int64_t before, unsigned limit) {
         int total = 0, r;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         for (int i = STMT_PRUNE_AUDIT; i <= STMT_PRUNE_SUMMARY && total < (int) limit; i++) {
                 struct params p = { 0 };
 
                 par_i64(&p, before);
                 par_i64(&p, (int64_t) limit - total);
-                r = run(d, i, &p, "prune the audit trail");
+                r = command(d, i, &p, "prune the audit trail");
                 if (r < 0)
                         return r;
                 total += r;
@@ -1090,11 +1214,11 @@ static int pg_audit_list(struct store_db *d, const char *id, int64_t since,
         par_i64(&p, since);
         if (id)
                 par_text(&p, id);
-        res = PQexecParams(d->conn, id ? "SELECT time, device, peer, outcome, epoch FROM audit"
-                                         " WHERE time >= $1 AND device = $2 ORDER BY time, id"
-                                       : "SELECT time, device, peer, outcome, epoch FROM audit"
-                                         " WHERE time >= $1 ORDER BY time, id",
-                           p.n, NULL, p.val, p.len, p.fmt, 1);
+        res = await(d, PQsendQueryParams(d->conn, id ? "SELECT time, device, peer, outcome, epoch FROM audit"
+                                                       " WHERE time >= $1 AND device = $2 ORDER BY time, id"
+                                                     : "SELECT time, device, peer, outcome, epoch FROM audit"
+                                                       " WHERE time >= $1 ORDER BY time, id",
+                                         p.n, NULL, p.val, p.len, p.fmt, 1));
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
                 return fail_res(d, res, "read the audit trail");
         for (int i = 0; r >= 0 && i < PQntuples(res); i++)
@@ -1108,9 +1232,7 @@ static int pg_list(struct store_db *d, store_row_cb cb, void *userdata) {
         struct store_row row;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = run_stmt(d, STMT_LIST, NULL, PGRES_TUPLES_OK, "list the devices", &res);
+        r = query(d, STMT_LIST, NULL, "list the devices", &res);
         for (int i = 0; r >= 0 && i < PQntuples(res); i++) {
                 read_row(res, i, 0, 1, &row);
                 r = cb(&row, userdata);
@@ -1123,12 +1245,10 @@ static int query_u64(struct store_db *d, int which, const char *what, uint64_t *
         _cleanup_(PQclearp) PGresult *res = NULL;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = run_stmt(d, which, NULL, PGRES_TUPLES_OK, what, &res);
+        r = query(d, which, NULL, what, &res);
         if (r < 0)
                 return r;
-        if (PQntuples(res) != 1)
+        if (r != 1)
                 return store_fail(d->s, -EBADMSG, "Failed to %s: no answer", what);
         *ret = (uint64_t) col_i64(res, 0, 0);
         return 0;
@@ -1146,9 +1266,7 @@ static int pg_shapes(struct store_db *d, store_shape_row_cb cb, void *userdata) 
         _cleanup_(PQclearp) PGresult *res = NULL;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = run_stmt(d, STMT_SHAPES, NULL, PGRES_TUPLES_OK, "count the device shapes", &res);
+        r = query(d, STMT_SHAPES, NULL, "count the device shapes", &res);
         for (int i = 0; r >= 0 && i < PQntuples(res); i++)
                 r = cb(col_i64(res, i, 0), col_i64(res, i, 1), col_i64(res, i, 2), col_i64(res, i, 3),
                        col_i64(res, i, 4), col_i64(res, i, 5), userdata);
@@ -1206,9 +1324,7 @@ static int pg_aggregate_list(struct store_db *d, store_aggregate_row_cb cb, void
         _cleanup_(PQclearp) PGresult *res = NULL;
         int r;
 
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = run_stmt(d, STMT_AGGREGATE_LIST, NULL, PGRES_TUPLES_OK, "list the aggregates", &res);
+        r = query(d, STMT_AGGREGATE_LIST, NULL, "list the aggregates", &res);
         for (int i = 0; r >= 0 && i < PQntuples(res); i++)
                 r = cb(col_text(res, i, 0), col_i64(res, i, 1), col_f64(res, i, 2), col_f64(res, i, 3),
                        col_f64(res, i, 4), userdata);
@@ -1248,9 +1364,15 @@ static int pg_batch_commit(struct store_db *d, bool durable) {
         /* As write_end(): a failed SET LOCAL leaves the transaction aborted, and every later
          * BEGIN would fail (25P02) on this connection: end it. */
         r = commit_tx(d, sync, "commit the batch");
-        if (r < 0 && PQstatus(d->conn) != CONNECTION_OK)
+        /* Lost, or no answer in time (await() then shut the connection): either way whether
+         * PostgreSQL committed it is unknown, and the next batch reconnects (fail-over). */
+        if (r < 0 && PQstatus(d->conn) != CONNECTION_OK) {
+                char msg[256];
+
+                snprintf(msg, sizeof msg, "%s", store_last_error(d->s));
                 return store_fail(d->s, -ENOTCONN, "The connection to PostgreSQL was lost at the commit of "
-                                  "the batch (whether it was committed is unknown)");
+                                  "the batch (whether it was committed is unknown): %s", msg);
+        }
         if (r < 0)
                 rollback(d);
         return r;
@@ -1277,16 +1399,11 @@ static int pg_lookup(struct store_db *d, const char *id, int64_t stand_in, store
         bool found;
         int r, col;
 
-        r = ensure_connected(d);
-        if (r < 0)
-                return r;
         par_text(&p, id);
         par_i64(&p, stand_in > 0 ? stand_in : -1);
-        r = run_stmt(d, STMT_LOOKUP, &p, PGRES_TUPLES_OK, "look up the device", &res);
-        if (r < 0)
-                return r;
-        if (PQntuples(res) == 0)
-                return -ENOENT;
+        r = query(d, STMT_LOOKUP, &p, "look up the device", &res);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
         found = col_bool(res, 0, 0);
         read_row(res, 0, 1, 2, &row);
         col = pick(&row, found, userdata) == STORE_PICK_PENDING ? pending_col : committed_col;
@@ -1360,10 +1477,12 @@ static int dump_query(struct store_db *d, const char *sql, int which, const stru
         PGresult *res;
         int r = 0;
 
+        d->timed_out = false;
         if (!PQsendQueryParams(d->conn, sql, 0, NULL, NULL, NULL, NULL, 1) || !PQsetSingleRowMode(d->conn))
                 return fail_res(d, NULL, "read the database");
-        /* Every result is read, the rest discarded after a failure: the connection stays usable. */
-        while ((res = PQgetResult(d->conn))) {
+        /* Every result is read, the rest discarded after a failure: the connection stays usable.
+         * Each row is waited for at most d->reply_ms, as await() does. */
+        while (await_ready(d, now_ms() + d->reply_ms), (res = PQgetResult(d->conn))) {
                 ExecStatusType st = PQresultStatus(res);
 
                 if (r >= 0 && st == PGRES_SINGLE_TUPLE)
@@ -1383,7 +1502,10 @@ static int pg_dump(struct store_db *d, const struct store_dump_ops *cb, void *us
                 return store_fail(d->s, -EBUSY, "A batch is open");
         r = ensure_connected(d);
         if (r >= 0)
-                r = exec(d, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "begin a read transaction");
+                r = exec(d, d->set_statement_timeout ? "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                                                       " SET LOCAL statement_timeout TO 0"
+                                                     : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                         "begin a read transaction");
         for (int i = 0; r >= 0 && i < 4; i++)
                 r = dump_query(d, sql[i], i, cb, userdata);
         if (r >= 0)
@@ -1427,7 +1549,7 @@ static int pg_load_device(struct store_db *d, const struct store_device *dev,
         par_i64(&p, dev->failures);
         par_u64(&p, dev->enrollment);
         par_i64(&p, dev->kex);
-        res = PQexecParams(d->conn, LOAD_DEVICE_SQL, p.n, NULL, p.val, p.len, p.fmt, 1);
+        res = await(d, PQsendQueryParams(d->conn, LOAD_DEVICE_SQL, p.n, NULL, p.val, p.len, p.fmt, 1));
         r = res && PQresultStatus(res) == PGRES_COMMAND_OK ? 1 : fail_res(d, res, "add the device");
         changed = r > 0;
         for (int i = 0; r >= 0 && i < 2; i++)

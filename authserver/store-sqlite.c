@@ -316,12 +316,12 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_SHAPES] =
                 "SELECT profile, n, m, p, count(*), min(num) FROM device WHERE status = 'active'"
                 " GROUP BY profile, n, m, p ORDER BY profile, n, m, p",
-        /* The device's row, or else the stand-in's, in one statement: a compound SELECT with
-         * LIMIT 1 does not run its second part once the first has given a row. */
+        /* The device's row, or else the stand-in's, in one statement that names the row it
+         * reads (num is the key): no row order to rely on, and the same work for every id,
+         * the id's index probed, then one row read by its number. */
         [STMT_LOOKUP] =
-                "SELECT 1, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " WHERE d.id = ?1"
-                " UNION ALL SELECT 0, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM " WHERE d.num = ?2"
-                " LIMIT 1",
+                "SELECT d.id = ?1, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM
+                " WHERE d.num = coalesce((SELECT num FROM device WHERE id = ?1), ?2)",
         [STMT_SUMMARY] = "INSERT INTO audit_summary (time, outcome, count) VALUES (?1, ?2, ?3)",
         [STMT_PRUNE_AUDIT] =
                 "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE time < ?1 ORDER BY time LIMIT ?2)",
@@ -469,6 +469,19 @@ static int write_end(struct store_db *d, int r, bool changed, bool durable) {
         if (!sqlite3_get_autocommit(d->db))
                 sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
         return r;
+}
+
+/* write_begin() and the write's first statement st, its parameters bound: the number of rows
+ * it changed. write_end() ends it either way (after a failed begin too: nothing to roll back
+ * then). */
+static int write_run(struct store_db *d, sqlite3_stmt *st, const char *what) {
+        int r = write_begin(d);
+
+        if (r < 0) {
+                stmt_done(st);
+                return r;
+        }
+        return run(d, st, what);
 }
 
 static int exec(struct store_db *d, const char *sql, const char *what) {
@@ -726,6 +739,24 @@ static int64_t u64_to_db(uint64_t v) {
         return (int64_t) v;     /* implementation-defined, two's complement on every target */
 }
 
+/* ?1..?3 of a compare-and-set on generation expect_epoch of id: the id, the epoch the write
+ * expects, and the next one. */
+static void bind_cas(sqlite3_stmt *st, const char *id, uint64_t expect_epoch) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
+        sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
+}
+
+/* The first row of a read of one device, its parameters bound: 0 on a row, -ENOENT if
+ * there is none. */
+static int step_row(struct store_db *d, sqlite3_stmt *st, const char *what) {
+        int rc = sqlite3_step(st);
+
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        return rc == SQLITE_ROW ? 0 : fail_db(d, rc, what);
+}
+
 /* Whether column col of st is NULL. */
 static bool is_null(sqlite3_stmt *st, int col) {
         return sqlite3_column_type(st, col) == SQLITE_NULL;
@@ -755,14 +786,12 @@ static void read_row(sqlite3_stmt *st, int id_col, int first, struct store_row *
 
 static int sqlite_probe(struct store_db *d, const char *id, struct store_probe *ret) {
         _cleanup_(stmt_donep) sqlite3_stmt *st = d->stmt[STMT_PROBE];
-        int rc;
+        int r;
 
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-                return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return fail_db(d, rc, "look up the device");
+        r = step_row(d, st, "look up the device");
+        if (r < 0)
+                return r;
         *ret = (struct store_probe) {
                 .active = strcmp((const char *) sqlite3_column_text(st, 0) ?: "", "active") == 0,
                 .epoch = sqlite3_column_int64(st, 1),
@@ -804,9 +833,6 @@ static int sqlite_enroll(struct store_db *d, const struct store_device *dev, uin
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         sqlite3_bind_text(st, 1, dev->id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, dev->profile);
         sqlite3_bind_int(st, 3, dev->n);
@@ -816,7 +842,7 @@ static int sqlite_enroll(struct store_db *d, const struct store_device *dev, uin
         sqlite3_bind_int64(st, 7, now);
         sqlite3_bind_int64(st, 8, (int64_t) enrollment);
         sqlite3_bind_int(st, 9, dev->kex);
-        r = run(d, st, "enroll the device");
+        r = write_run(d, st, "enroll the device");
         changed = r > 0;
         /* A revoked device has no vault left; whatever a damaged file still holds goes. */
         if (r > 0)
@@ -835,14 +861,12 @@ static int sqlite_enroll(struct store_db *d, const struct store_device *dev, uin
 static int sqlite_get(struct store_db *d, const char *id, struct store_row *ret, struct store_blob vaults[2]) {
         _cleanup_(stmt_donep) sqlite3_stmt *st = d->stmt[STMT_GET];
         size_t i = 0;
-        int rc;
+        int r, rc;
 
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-                return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return fail_db(d, rc, "look up the device");
+        r = step_row(d, st, "look up the device");
+        if (r < 0)
+                return r;
         read_row(st, 0, 1, ret);
         if (!vaults)
                 return 0;
@@ -870,9 +894,7 @@ static int sqlite_get(struct store_db *d, const char *id, struct store_row *ret,
 /* The parameters ?1 to ?6 of STMT_SET_PENDING and STMT_SET_PENDING_CLAIMED. */
 static void bind_pending(sqlite3_stmt *st, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                          const uint8_t *sealed, size_t sealed_len, size_t vault_len) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
-        sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
+        bind_cas(st, id, expect_epoch);
         sqlite3_bind_blob(st, 4, sealed, (int) sealed_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 5, (int64_t) vault_len);
         sqlite3_bind_int64(st, 6, (int64_t) enrollment);
@@ -887,12 +909,9 @@ static int set_pending_claimed(struct store_db *d, const char *id, uint64_t enro
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         bind_pending(st, id, enrollment, expect_epoch, sealed, sealed_len, vault_len);
         sqlite3_bind_int64(st, 7, claim->owner);
-        r = run(d, st, "store the pending vault");
+        r = write_run(d, st, "store the pending vault");
         changed = r > 0;
         if (r > 0) {
                 st = d->stmt[STMT_CLAIM];
@@ -934,17 +953,12 @@ static int sqlite_promote(struct store_db *d, const char *id, uint64_t enrollmen
 
         /* The pending generation becomes committed, and the next one takes the old
          * committed generation's slot (its parity), overwriting it. */
-        r = write_begin(d);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
-        sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
+        bind_cas(st, id, expect_epoch);
         sqlite3_bind_int64(st, 4, (int64_t) vault_len);
         sqlite3_bind_int64(st, 5, (int64_t) enrollment);
         sqlite3_bind_int64(st, 6, claim ? claim->owner : 0);
         sqlite3_bind_int64(st, 7, claim ? claim->ttl_ms : 0);
-        r = run(d, st, "promote the pending vault");
+        r = write_run(d, st, "promote the pending vault");
         changed = r > 0;
         if (r > 0)
                 r = vault_put(d, id, expect_epoch + 2, sealed, sealed_len);
@@ -958,16 +972,11 @@ static int sqlite_commit(struct store_db *d, const char *id, uint64_t enrollment
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, u64_to_db(expect_epoch));
-        sqlite3_bind_int64(st, 3, u64_to_db(expect_epoch + 1));
+        bind_cas(st, id, expect_epoch);
         sqlite3_bind_int64(st, 4, now);
         sqlite3_bind_int64(st, 5, (int64_t) enrollment);
         sqlite3_bind_int64(st, 6, claim ? claim->owner : 0);
-        r = run(d, st, "commit the pending vault");
+        r = write_run(d, st, "commit the pending vault");
         changed = r > 0;
         /* The old generation goes: secure_delete zeroes its pages (a later M3 reuses them). */
         if (r > 0) {
@@ -985,11 +994,8 @@ static int sqlite_revoke(struct store_db *d, const char *id) {
         bool changed;
         int r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        r = run(d, st, "revoke the device");
+        r = write_run(d, st, "revoke the device");
         changed = r > 0;
         if (r > 0)
                 r = vault_clear(d, id);
@@ -1270,15 +1276,13 @@ static int sqlite_lookup(struct store_db *d, const char *id, int64_t stand_in, s
         struct store_row row;
         size_t len = 0;
         bool found;
-        int rc, col;
+        int r, col;
 
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, stand_in > 0 ? stand_in : -1);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-                return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return fail_db(d, rc, "look up the device");
+        r = step_row(d, st, "look up the device");
+        if (r < 0)
+                return r;
         found = sqlite3_column_int(st, 0) == 1;
         read_row(st, 1, 2, &row);
         col = pick(&row, found, userdata) == STORE_PICK_PENDING ? LOOKUP_PENDING : LOOKUP_COMMITTED;
@@ -1404,28 +1408,23 @@ static int sqlite_load_device(struct store_db *d, const struct store_device *dev
         bool changed = false;
         int rc, r;
 
-        r = write_begin(d);
-        if (r < 0)
-                return r;
         rc = sqlite3_prepare_v2(d->db, LOAD_DEVICE_SQL, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                r = fail_db(d, rc, "add the device");
-        else {
-                sqlite3_bind_text(st, 1, dev->id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, dev->status == STORE_ACTIVE ? "active" : "revoked", -1, SQLITE_STATIC);
-                sqlite3_bind_int(st, 3, dev->profile);
-                sqlite3_bind_int(st, 4, dev->n);
-                sqlite3_bind_int(st, 5, dev->m);
-                sqlite3_bind_int(st, 6, dev->p);
-                sqlite3_bind_int64(st, 7, u64_to_db(dev->epoch));
-                sqlite3_bind_int64(st, 8, dev->created);
-                sqlite3_bind_int64(st, 9, dev->last_success);
-                sqlite3_bind_int64(st, 10, dev->last_failure);
-                sqlite3_bind_int64(st, 11, dev->failures);
-                sqlite3_bind_int64(st, 12, u64_to_db(dev->enrollment));
-                sqlite3_bind_int(st, 13, dev->kex);
-                r = run(d, st, "add the device");
-        }
+                return fail_db(d, rc, "add the device");
+        sqlite3_bind_text(st, 1, dev->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, dev->status == STORE_ACTIVE ? "active" : "revoked", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, dev->profile);
+        sqlite3_bind_int(st, 4, dev->n);
+        sqlite3_bind_int(st, 5, dev->m);
+        sqlite3_bind_int(st, 6, dev->p);
+        sqlite3_bind_int64(st, 7, u64_to_db(dev->epoch));
+        sqlite3_bind_int64(st, 8, dev->created);
+        sqlite3_bind_int64(st, 9, dev->last_success);
+        sqlite3_bind_int64(st, 10, dev->last_failure);
+        sqlite3_bind_int64(st, 11, dev->failures);
+        sqlite3_bind_int64(st, 12, u64_to_db(dev->enrollment));
+        sqlite3_bind_int(st, 13, dev->kex);
+        r = write_run(d, st, "add the device");
         changed = r > 0;
         for (int i = 0; r >= 0 && i < 2; i++)
                 if (vaults[i].present)

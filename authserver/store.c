@@ -222,8 +222,8 @@ int store_open(const char *path, const uint8_t master_key[STORE_MASTER_KEY_LEN],
         const struct store_backend *b;
         int r;
 
-        if (!path || !ret || (flags & ~(STORE_CREATE | STORE_NO_KEY)) || !master_key != !!(flags & STORE_NO_KEY) ||
-            (flags & STORE_CREATE && flags & STORE_NO_KEY))
+        if (!path || !ret || (flags & ~(STORE_CREATE | STORE_NO_KEY | STORE_HANDSHAKE)) ||
+            !master_key != !!(flags & STORE_NO_KEY) || (flags & STORE_CREATE && flags & STORE_NO_KEY))
                 return thread_errorf(-EINVAL, "Invalid arguments to store_open()");
         b = backend_of(path);
         /* The connection string may hold a password: not echoed. */

@@ -41,6 +41,7 @@
 /* store_open() without a master key (NULL): rows, aggregates and the audit trail can be read
  * and written, no vault sealed or opened (-ENOKEY). Not with STORE_CREATE. */
 #define STORE_NO_KEY            2
+#define STORE_HANDSHAKE         4       /* store_open(): for serve: a handshake's short time-outs */
 
 struct store;
 
@@ -224,7 +225,8 @@ int store_audit_list(struct store *s, const char *id, int64_t since, store_audit
  * the commit, or -ECANCELED when the database refused a statement and rolled the whole batch
  * back, as PostgreSQL does after a lock time-out or a deadlock: nothing was committed and the
  * next batch may succeed). -ENOTCONN from the commit: the connection to the database server
- * (PostgreSQL) was lost before the commit answered, e.g. the primary died: whether the batch
+ * (PostgreSQL) was lost before the commit answered, e.g. the primary died, or the commit got
+ * no answer within the store's bound and the connection was dropped: whether the batch
  * was committed is unknown, and a later batch may reconnect (to a promoted standby) and
  * succeed. -EBUSY from begin if a batch is already open. */
 int store_batch_begin(struct store *s);

@@ -241,8 +241,8 @@ static int seal_shape(struct server *srv, struct decoy_shape *s) {
 }
 
 /* Reloads the decoy shapes on the main thread's own store handle (read after the data version
- * was), and swaps them in under the write lock: a worker's lookup reads the table (and opens
- * a sealed decoy of it) under the read lock. */
+ * was), and swaps them in under the write lock: a worker copies what its M1 needs of the table
+ * (a shape, its sealed decoy) under the read lock. */
 static void refresh_shapes(struct server *srv) {
         struct decoy_table t, swap;
         int r;

@@ -24,6 +24,9 @@
 #   pg_kill DATA            SIGKILL to the postmaster of cluster DATA and to all its children
 #                           (a machine that dies: no shutdown checkpoint, no goodbye to clients)
 #   pg_promote DATA         pg_ctl promote of standby DATA; returns once it accepts writes
+#   pg_freeze / pg_thaw     SIGSTOP / SIGCONT every process of the last cluster started (the
+#                           postmaster and its children): a server that no longer answers,
+#                           its sockets still open; pg_stop thaws it first
 #
 # As root the server runs as postgres (runuser), which must reach the data and socket dirs:
 # DIR gets o+x (search, not read) and DIR/pg-NAME belongs to postgres. The port only names
@@ -104,8 +107,33 @@ pg_start() {
         export PG_URI
 }
 
+# The postmaster of the last cluster started, then its children (by their pids only).
+pg_pids() {
+        local pm
+        pm=$(head -n 1 "$PG_HOST/data/postmaster.pid" 2>/dev/null) || return 1
+        [ -n "$pm" ] || return 1
+        echo "$pm"
+        ps -o pid= --ppid "$pm"
+}
+
+PG_FROZEN=
+pg_freeze() {
+        local p
+        PG_FROZEN=$(pg_pids) || return 1
+        for p in $PG_FROZEN; do kill -STOP "$p" 2>/dev/null; done
+        return 0
+}
+
+pg_thaw() {
+        local p
+        for p in $PG_FROZEN; do kill -CONT "$p" 2>/dev/null; done
+        PG_FROZEN=
+        return 0
+}
+
 pg_stop() {
         local d
+        pg_thaw
         for d in $PG_CLUSTERS; do
                 [ -f "$d/postmaster.pid" ] && pg_as "$PG_BIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
         done

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1489,6 +1490,52 @@ START_TEST(test_get_sealed) {
 }
 END_TEST
 
+/* The stand-in row number of the shapes of p (the last one store_shapes() gives). */
+static int stand_in_cb(uint8_t profile, uint16_t n, uint8_t m, uint8_t p, uint64_t count, int64_t stand_in,
+                       void *userdata) {
+        (void) profile, (void) n, (void) m, (void) count;
+        if (p == 4)
+                *(int64_t *) userdata = stand_in;
+        return 0;
+}
+
+/* The lookup of an enrolled id with a stand-in that is another device's row reads the id's
+ * own row, never the stand-in's, whichever row the engine would come to first (the
+ * stand-in here has the lower number and another shape); an id not enrolled reads as such. */
+START_TEST(test_lookup_row_choice) {
+        struct store *s = open_new("choice.db");
+        struct store_device other = mkdev("other", 64, 16, 4, 9), d;
+        uint8_t v[64 * 16], blob[2 * STORE_SEALED_LEN(64 * 16)], out[64 * 16], want[64 * 16];
+        int64_t stand_in = 0;
+        size_t len = 0;
+
+        fill(v, sizeof(v), 7);
+        ck_assert_int_eq(store_enroll(s, &other, v, sizeof(v), 1000), 0);
+        enroll(s, "dev", 5, 1);
+        ck_assert_int_eq(store_shapes(s, stand_in_cb, &stand_in), 0);
+        ck_assert_int_gt(stand_in, 0);
+        for (int i = 0; i < 3; i++) {
+                memset(&d, 0, sizeof d);
+                ck_assert_int_eq(store_get_sealed(s, "dev", 5, stand_in, &d, blob, sizeof(blob), &len), 0);
+                ck_assert_str_eq(d.id, "dev");
+                ck_assert_uint_eq(d.epoch, 5);
+                ck_assert_uint_eq(d.p, 8);
+                ck_assert_uint_eq(len, STORE_SEALED_LEN(sizeof(out)));
+                ck_assert_int_eq(store_open_vault(s, "dev", 5, blob, len, out, sizeof(out)), 0);
+                fill(want, sizeof(want), 1);
+                ck_assert_mem_eq(out, want, sizeof(out));
+                /* The stand-in itself, by its id. */
+                ck_assert_int_eq(store_get_sealed(s, "other", 9, stand_in, &d, blob, sizeof(blob), &len), 0);
+                ck_assert_str_eq(d.id, "other");
+                ck_assert_uint_eq(d.p, 4);
+                ck_assert_int_eq(store_get_sealed(s, "nobody", 9, stand_in, &d, blob, sizeof(blob), &len),
+                                 -ENOENT);
+                ck_assert_int_eq(store_get_sealed(s, "nobody", 9, 0, &d, blob, sizeof(blob), &len), -ENOENT);
+        }
+        store_close(s);
+}
+END_TEST
+
 /* Aggregated failures and retention: old rows of both audit tables go, in batches. */
 START_TEST(test_audit_prune) {
         struct store *s = open_new("prune.db");
@@ -1959,6 +2006,37 @@ START_TEST(test_pg_reconnect) {
 }
 END_TEST
 
+/* A server that stops answering at a batch's COMMIT (its backend SIGSTOPped: the socket stays
+ * open, nothing is refused): the store gives up after its bound (statement_timeout 5 s + 5 s
+ * with STORE_HANDSHAKE), drops the connection, and the batch is lost with it, -ENOTCONN as
+ * after a lost connection (whether it was committed is unknown; authserver goes on), not the
+ * -EIO of a failed sync that stops authserver; the next call reconnects. */
+START_TEST(test_pg_commit_timeout) {
+        struct store *s = NULL;
+        uint8_t next[64 * 16];
+        struct store_device d;
+        int64_t pid;
+        int r;
+
+        r = store_open(db_of("pgstall"), key1, STORE_CREATE | STORE_HANDSHAKE, &s);
+        ck_assert_msg(r == 0, "store_open: %d %s", r, store_last_error(NULL));
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_eq(store_batch_begin(s), 0);
+        next_vault(2, next);
+        ck_assert_int_eq(plain_set_pending(s, "dev", enr(s, "dev"), 0, next, sizeof(next)), 0);
+        pid = pg_int(NULL, "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname ="
+                     " current_database() AND backend_type = 'client backend' AND state = 'idle in transaction'");
+        ck_assert_int_eq(kill((pid_t) pid, SIGSTOP), 0);
+        r = store_batch_commit(s, true);
+        (void) kill((pid_t) pid, SIGCONT);
+        ck_assert_msg(r == -ENOTCONN, "the unanswered commit: %d %s", r, store_last_error(s));
+        ck_assert_msg(strstr(store_last_error(s), "did not answer within 10 s"), "%s", store_last_error(s));
+        r = store_get(s, "dev", &d, NULL, NULL, 0);
+        ck_assert_msg(r == 0, "after the time-out: %d %s", r, store_last_error(s));
+        store_close(s);
+}
+END_TEST
+
 /* A reconnection whose setup fails (here: the statements cannot be prepared while the table
  * is renamed) leaves the session not ready: the next call redoes the setup instead of running
  * statements that were never prepared. */
@@ -2309,6 +2387,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_wrong_master_key);
         tcase_add_test(tc, test_reenroll_stale_session);
         tcase_add_test(tc, test_get_sealed);
+        tcase_add_test(tc, test_lookup_row_choice);
         tcase_add_test(tc, test_list_count);
         tcase_add_test(tc, test_audit_list);
         tcase_add_test(tc, test_no_key);
@@ -2322,6 +2401,7 @@ static Suite *store_suite(void) {
                 tcase_add_test(tc, test_pg_schema_upgrade_v1);
                 tcase_add_test(tc, test_pg_reconnect);
                 tcase_add_test(tc, test_pg_reconnect_setup);
+                tcase_add_test(tc, test_pg_commit_timeout);
                 tcase_add_test(tc, test_pg_batch_lock_timeout);
         }
 #endif

@@ -15,3 +15,11 @@ EXTRA_DIST += tests/store/pg.test
 # without the binaries or libpq).
 TESTS += tests/store/failover.test
 EXTRA_DIST += tests/store/failover.test
+
+# A PostgreSQL server that stops answering (SIGSTOP): authserver gives up in bounded time.
+TESTS += tests/store/pg-stall.test
+EXTRA_DIST += tests/store/pg-stall.test
+
+# One worker's lookup stalled on PostgreSQL must not stall the others through the decoy lock.
+TESTS += tests/store/pg-decoy-lock.test
+EXTRA_DIST += tests/store/pg-decoy-lock.test

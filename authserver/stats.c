@@ -280,14 +280,26 @@ int stats_status(struct stats *st, uint64_t conns, FILE *out) {
 
 int stats_metrics(struct stats *st, uint64_t conns, FILE *out) {
         struct snapshot s;
-        uint64_t cumulative = 0;
+        uint64_t cumulative = 0, rejected = 0;
 
         snapshot(st, &s);
         fprintf(out, "# HELP authserver_handshakes_total Handshakes that ended, by outcome (ok: authenticated).\n"
                 "# TYPE authserver_handshakes_total counter\n");
-        for (unsigned i = 0; i < s.n; i++)
+        for (unsigned i = 0; i < s.n; i++) {
+                /* An M3 for an id that is not enrolled fails as "decoy" where an enrolled
+                 * device's fails as "auth-failed" or "protocol": exported apart, they would tell
+                 * anyone who can scrape the endpoint which ids are enrolled (one M1 and a bad M3,
+                 * then which counter moved). One label for all three; `status`, for admins on
+                 * the control socket, keeps them apart. */
+                if (strcmp(s.names[i], "decoy") == 0 || strcmp(s.names[i], "auth-failed") == 0 ||
+                    strcmp(s.names[i], "protocol") == 0) {
+                        rejected += s.total[i];
+                        continue;
+                }
                 /* Outcome names are conn.c's literals of [a-z0-9-]: nothing to escape. */
                 fprintf(out, "authserver_handshakes_total{outcome=\"%s\"} %" PRIu64 "\n", s.names[i], s.total[i]);
+        }
+        fprintf(out, "authserver_handshakes_total{outcome=\"rejected\"} %" PRIu64 "\n", rejected);
         fprintf(out, "# HELP authserver_desyncs_recovered_total Devices that came back with their pending generation.\n"
                 "# TYPE authserver_desyncs_recovered_total counter\n"
                 "authserver_desyncs_recovered_total %" PRIu64 "\n"

@@ -43,15 +43,21 @@ systemd/authserver.service: $(srcdir)/systemd/authserver.service.in Makefile
 # authserver@NAME.service: several authservers on one host (e.g. on one PostgreSQL database,
 # docs/install.md), each with its settings in /etc/secure-vault/authserver-NAME.conf. Made from
 # authserver.service.in, so that the template has the same sandbox, never a copy to keep in
-# step; it takes no sockets from authserver.socket (each instance listens where its file says).
+# step; it takes no sockets from authserver.socket (each instance listens where its file says),
+# and each instance has its own runtime directory and control socket, /run/authserver-NAME/control
+# (one shared /run/authserver: the second instance could not bind the socket, and stopping
+# either would remove the other's).
 systemd/authserver@.service: $(srcdir)/systemd/authserver.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) systemd && \
 	$(systemd_subst) \
 	    -e '1a # authserver@.service: made from authserver.service.in (systemd/local.mk). The instance\n# name picks the settings file: authserver@east.service reads\n# /etc/secure-vault/authserver-east.conf (its db, listen, ...).\n#' \
 	    -e 's|^Description=.*|& (%i)|' \
-	    -e 's|^\(ExecStart=.*/authserver serve\)$$|\1 --config /etc/secure-vault/authserver-%i.conf|' \
+	    -e 's|^\(ExecStart=.*/authserver serve\)$$|\1 --config /etc/secure-vault/authserver-%i.conf --control /run/authserver-%i/control|' \
+	    -e 's|^RuntimeDirectory=authserver$$|RuntimeDirectory=authserver-%i|' \
+	    -e 's|^# The control socket /run/authserver/control |# The control socket /run/authserver-%i/control |' \
 	    $(srcdir)/systemd/authserver.service.in > $@.tmp && \
-	grep -q '^ExecStart=.* --config /etc/secure-vault/authserver-%i.conf$$' $@.tmp && mv -f $@.tmp $@
+	grep -q '^ExecStart=.* --config /etc/secure-vault/authserver-%i.conf --control /run/authserver-%i/control$$' $@.tmp && \
+	grep -q '^RuntimeDirectory=authserver-%i$$' $@.tmp && mv -f $@.tmp $@
 
 # Built with `make all` whether or not they are installed, so that the tests see them.
 noinst_DATA = $(SYSTEMD_UNITS_GEN)

@@ -32,7 +32,7 @@ make_test_units() {
         f="$top_builddir/systemd/authserver@.service"
         [ -f "$f" ] || fail "'$f' was not built"
         if grep -n '@[A-Za-z_]*@' "$f"; then fail "'$f' has unsubstituted placeholders"; fi
-        grep -qx 'ExecStart=/[^ ]*/authserver serve --config /etc/secure-vault/authserver-%i.conf' "$f" ||
+        grep -qx 'ExecStart=/[^ ]*/authserver serve --config /etc/secure-vault/authserver-%i.conf --control /run/authserver-%i/control' "$f" ||
                 fail "'$f': ExecStart= does not run 'authserver serve' with the instance's settings"
         sed -e "s#^ExecStart=/[^ ]*/authserver #ExecStart=$top_builddir/authserver/authserver #" "$f" >"$T/units/authserver@.service"
         cp "$T/units/authserver@.service" "$T/units/authserver@east.service"

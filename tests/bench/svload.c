@@ -805,6 +805,7 @@ int main(int argc, char *argv[]) {
                 if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
                         fail = 1;
         }
+        free(cpid);
         tend = t0;
         for (int i = 0; i < o.conc; i++) {
                 total += shm->cli[i].done;

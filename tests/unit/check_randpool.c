@@ -82,9 +82,15 @@ START_TEST(test_pool_locked) {
         randpool_release();
         before = vm_locked_kb();
         ck_assert_int_eq(randpool_bytes(x, sizeof x), 0);
+#ifdef __SANITIZE_ADDRESS__
+        /* ASan's mlock() interceptor does nothing and returns 0 ("AddressSanitizer ignores
+         * mlock"): VmLck cannot move in that build. The plain build asserts it. */
+        (void) before;
+#else
         ck_assert_int_ge(vm_locked_kb(), before + 4);
         randpool_release();
         ck_assert_int_eq(vm_locked_kb(), before);
+#endif
 }
 END_TEST
 

@@ -180,13 +180,15 @@ const char *admin_db_last_error(const struct admin_db *db) {
         return db->remote ? db->error : store_last_error(db->store);
 }
 
-/* A server of another database answered -EXDEV: this command opens its database itself. */
-static int remote_or_direct(struct admin_db *db, int r) {
-        if (r != -EXDEV || !db->remote)
-                return 0;
-        db->remote = false;
-        r = open_direct(db);
-        return r < 0 ? r : 1;
+/* After a request to the server: true when its answer (or the failure, in *r) is the
+ * command's; false when a server of another database answered -EXDEV and the command goes
+ * on with its own database, opened here. */
+static bool remote_done(struct admin_db *db, int *r) {
+        if (*r == -EXDEV && db->remote) {
+                db->remote = false;
+                *r = open_direct(db);
+        }
+        return db->remote || *r < 0;
 }
 
 static int request_id(struct admin_db *db, uint8_t verb, const char *id, uint8_t *req, size_t cap, size_t *ret_len) {
@@ -211,8 +213,7 @@ int admin_db_enroll(struct admin_db *db, const struct store_device *dev, const u
                 if (r >= 0)
                         r = exchange(db, b.data, b.len, NULL, NULL);
                 buf_free(&b);   /* wiped: it held the vault */
-                r = remote_or_direct(db, r) ?: r;
-                if (db->remote || r < 0)
+                if (remote_done(db, &r))
                         return r;
         }
         return store_enroll(db->store, dev, vault, len, (int64_t) time(NULL));
@@ -227,8 +228,7 @@ int admin_db_revoke(struct admin_db *db, const char *id) {
                 r = request_id(db, CONTROL_REVOKE, id, req, sizeof req, &len);
                 if (r >= 0)
                         r = exchange(db, req, len, NULL, NULL);
-                r = remote_or_direct(db, r) ?: r;
-                if (db->remote || r < 0)
+                if (remote_done(db, &r))
                         return r;
         }
         return store_revoke(db->store, id);
@@ -309,8 +309,7 @@ int admin_db_get(struct admin_db *db, const char *id, struct store_device *ret, 
                         r = exchange(db, req, len, on_row, &w);
                 if (r >= 0 && !w.got)
                         r = -EPROTO;
-                r = remote_or_direct(db, r) ?: r;
-                if (db->remote || r < 0)
+                if (remote_done(db, &r))
                         return r;
         }
         return store_get(db->store, id, ret, NULL, NULL, 0);
@@ -322,8 +321,7 @@ int admin_db_list(struct admin_db *db, store_list_cb cb, void *userdata) {
 
         if (db->remote) {
                 r = remote_walk(db, CONTROL_LIST, &w);
-                r = remote_or_direct(db, r) ?: r;
-                if (db->remote || r < 0)
+                if (remote_done(db, &r))
                         return r;
         }
         return store_list(db->store, cb, userdata);
@@ -335,8 +333,7 @@ int admin_db_aggregate_list(struct admin_db *db, store_aggregate_cb cb, void *us
 
         if (db->remote) {
                 r = remote_walk(db, CONTROL_STATS, &w);
-                r = remote_or_direct(db, r) ?: r;
-                if (db->remote || r < 0)
+                if (remote_done(db, &r))
                         return r;
         }
         return store_aggregate_list(db->store, cb, userdata);
@@ -355,8 +352,7 @@ int admin_db_audit_list(struct admin_db *db, const char *id, int64_t since, audi
                     buf_put_u64(&b, (uint64_t) since) < 0)
                         return -EINVAL;
                 r = exchange(db, req, b.len, on_row, &w);
-                r = remote_or_direct(db, r) ?: r;
-                if (db->remote || r < 0)
+                if (remote_done(db, &r))
                         return r;
         }
         return store_audit_list(db->store, id, since, audit_relay_row, &a);

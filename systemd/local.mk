@@ -20,7 +20,8 @@ endif
 
 # Example settings, every line commented out with its default.
 examplesdir = $(docdir)/examples
-dist_examples_DATA = etc/vaultd.conf.example etc/authserver.conf.example
+dist_examples_DATA = etc/vaultd.conf.example etc/authserver.conf.example \
+	etc/authserver-control-group.conf
 # The documents the man pages cite, by their installed path.
 doc_DATA = docs/install.md docs/user-guide.md docs/protocol.md docs/vault-file.md docs/ipc.md \
 	docs/architecture.md docs/sink.md docs/control.md

@@ -105,9 +105,10 @@ c_deb_postinst() {
         [ "$(systemctl is-enabled vaultd.socket)" = enabled ] || die "vaultd.socket is $(systemctl is-enabled vaultd.socket)" || return
         is_state vaultd.socket active || die "vaultd.socket not active at boot: $(systemctl is-active vaultd.socket)" || return
         is_state vaultd.service inactive || die "vaultd.service runs before any use: $(systemctl is-active vaultd.service)" || return
-        # needs a master key first: neither enabled nor started (README.Debian)
-        [ "$(systemctl is-enabled authserver.service)" = disabled ] || die "authserver.service is $(systemctl is-enabled authserver.service)" || return
+        # enabled, and skipped at boot because no master key exists yet (README.Debian)
+        [ "$(systemctl is-enabled authserver.service)" = enabled ] || die "authserver.service is $(systemctl is-enabled authserver.service)" || return
         is_state authserver.service inactive || die "authserver.service: $(systemctl is-active authserver.service)" || return
+        [ "$(prop authserver.service ConditionResult)" = no ] || die "authserver.service ConditionResult=$(prop authserver.service ConditionResult): not skipped at boot" || return
         [ "$(systemctl is-enabled authserver.socket)" = disabled ] || die "authserver.socket is $(systemctl is-enabled authserver.socket)"
 }
 c_deb_start_vaultd() {
@@ -195,6 +196,17 @@ c_secret_memory() {
         esac
 }
 
+# Before init: no master key, so `systemctl start` skips the unit (condition failed): it
+# neither fails nor restarts.
+c_authserver_skipped_without_key() {
+        [ ! -e "$KEY" ] || die "$KEY exists before init" || return
+        systemctl start authserver.service || die "systemctl start failed instead of skipping: $(journal -u authserver | tail -n 5)" || return
+        is_state authserver.service inactive || die "authserver.service: $(systemctl is-active authserver.service)" || return
+        [ "$(prop authserver.service ConditionResult)" = no ] || die "ConditionResult=$(prop authserver.service ConditionResult)" || return
+        [ "$(prop authserver.service Result)" = success ] || die "Result=$(prop authserver.service Result)" || return
+        [ "$(prop authserver.service NRestarts)" = 0 ] || die "NRestarts=$(prop authserver.service NRestarts)"
+}
+
 c_authserver_setup() {
         install -d -m 0700 -o authserver -g authserver /var/lib/authserver || return
         admin init >/dev/null || die "authserver init failed" || return
@@ -221,6 +233,29 @@ c_enroll() {
         admin enroll --device "$DEV" --server "$SERVER" --out "$W/alice/bundle" >/dev/null || die "enroll failed" || return
         chown alice:alice "$W/alice/bundle"
         admin list | grep -q "$DEV" || die "$DEV not listed: $(admin list)"
+}
+
+# The shipped drop-in admits the group authserver-admin to the control socket: dave (in it)
+# lists the devices through the running server without any access to the master key or the
+# database; bob (outside it) is refused. Then back to the shipped unit alone.
+c_control_group_dropin() {
+        local ex out rc=0 d=/etc/systemd/system/authserver.service.d
+        ex=$(ls /usr/share/doc/secure-vault*/examples/authserver-control-group.conf 2>/dev/null | head -n1)
+        [ -n "$ex" ] || die "no examples/authserver-control-group.conf installed" || return
+        getent passwd dave >/dev/null || useradd --create-home --groups authserver-admin dave || return
+        install -D -m 0644 "$ex" "$d/control-group.conf" || return
+        systemctl daemon-reload && systemctl restart authserver.service || die "restart with the drop-in failed: $(journal -u authserver | tail -n 5)" || return
+        wait_for 10 test -S /run/authserver/control || die "no control socket" || return
+        [ "$(stat -c '%a %G' /run/authserver/control)" = "660 authserver-admin" ] || die "control socket is $(stat -c '%a %G' /run/authserver/control)" || return
+        out=$(as dave timeout 30 authserver list 2>&1) || die "authserver list as dave (authserver-admin): $out" || return
+        grep -q "$DEV" <<<"$out" || die "dave's list lacks $DEV: $out" || return
+        out=$(as bob timeout 30 authserver list 2>&1) && rc=0 || rc=$?
+        [ $rc != 0 ] && ! grep -q "$DEV" <<<"$out" || die "bob (not in authserver-admin) listed the devices: rc=$rc $out" || return
+        journal -u authserver.service | grep -q "^control: refused connection from uid=$(id -u bob) " \
+                || die "authserver did not log refusing bob on the control socket: $(journal -u authserver.service | tail -n 5)" || return
+        rm -f "$d/control-group.conf" && rmdir "$d" 2>/dev/null
+        systemctl daemon-reload && systemctl restart authserver.service || die "restart without the drop-in failed" || return
+        [ -z "$(prop authserver.service DropInPaths)" ] || die "drop-ins left: $(prop authserver.service DropInPaths)"
 }
 
 c_provision() {
@@ -437,7 +472,7 @@ else
 fi
 if [ "${SV_INSTALL:-}" = deb ]; then
         check "dpkg: secure-vault-device and -server installed, binaries and docs in place" c_deb_installed
-        check "postinst: users, groups, /etc/secure-vault; vaultd.socket enabled+active; authserver left disabled" c_deb_postinst
+        check "postinst: users, groups, /etc/secure-vault; vaultd.socket enabled+active; authserver enabled, skipped without a key" c_deb_postinst
         check "systemctl start vaultd (packaged unit): active as vaultd, no vault yet; stop" c_deb_start_vaultd
 fi
 check "systemd-sysusers: users vaultd, authserver; groups vault, tss; vaultd in tss" c_sysusers
@@ -452,9 +487,11 @@ if [ "$TIER" = vm ]; then
 else
         check "vaultd logs which secret memory it uses" c_secret_memory any
 fi
+check "before init, systemctl start authserver skips it (no master key: condition failed, no restart)" c_authserver_skipped_without_key
 check "authserver init; tmpfiles keeps the master key 0600 root" c_authserver_setup
 check "systemctl start authserver: active, as authserver, listening" c_authserver_start
 check "authserver enroll $DEV" c_enroll
+check "control socket: with the shipped drop-in dave (authserver-admin) lists, bob is refused" c_control_group_dropin
 check "devicectl provision as alice: sealed, bundle destroyed, STATUS= ready" c_provision
 check "devicectl authenticate twice as alice: epochs 1, 2; 32-byte key in the keyring; server in step" c_authenticate_twice
 check "bob (not in vault) is refused: exit 6, nothing changes" c_outsider_refused

@@ -247,12 +247,13 @@ c_control_group_dropin() {
         systemctl daemon-reload && systemctl restart authserver.service || die "restart with the drop-in failed: $(journal -u authserver | tail -n 5)" || return
         wait_for 10 test -S /run/authserver/control || die "no control socket" || return
         [ "$(stat -c '%a %G' /run/authserver/control)" = "660 authserver-admin" ] || die "control socket is $(stat -c '%a %G' /run/authserver/control)" || return
-        out=$(as dave timeout 30 authserver list 2>&1) || die "authserver list as dave (authserver-admin): $out" || return
+        out=$(as dave timeout 30 "$(command -v authserver)" list 2>&1) || die "authserver list as dave (authserver-admin): $out" || return
         grep -q "$DEV" <<<"$out" || die "dave's list lacks $DEV: $out" || return
-        out=$(as bob timeout 30 authserver list 2>&1) && rc=0 || rc=$?
+        out=$(as bob timeout 30 "$(command -v authserver)" list 2>&1) && rc=0 || rc=$?
         [ $rc != 0 ] && ! grep -q "$DEV" <<<"$out" || die "bob (not in authserver-admin) listed the devices: rc=$rc $out" || return
-        journal -u authserver.service | grep -q "^control: refused connection from uid=$(id -u bob) " \
-                || die "authserver did not log refusing bob on the control socket: $(journal -u authserver.service | tail -n 5)" || return
+        # bob is stopped at connect() by the socket's mode (0660, group authserver-admin), and
+        # the database behind /var/lib/authserver (0700) is no way round it
+        say "# bob: $out"
         rm -f "$d/control-group.conf" && rmdir "$d" 2>/dev/null
         systemctl daemon-reload && systemctl restart authserver.service || die "restart without the drop-in failed" || return
         [ -z "$(prop authserver.service DropInPaths)" ] || die "drop-ins left: $(prop authserver.service DropInPaths)"

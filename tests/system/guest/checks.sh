@@ -240,7 +240,7 @@ c_enroll() {
 # database; bob (outside it) is refused. Then back to the shipped unit alone.
 c_control_group_dropin() {
         local ex out rc=0 d=/etc/systemd/system/authserver.service.d
-        ex=$(ls /usr/share/doc/secure-vault*/examples/authserver-control-group.conf 2>/dev/null | head -n1)
+        ex=$(ls /usr/share/doc/secure-vault*/examples/authserver-control-group.conf /usr/local/share/doc/secure-vault*/examples/authserver-control-group.conf 2>/dev/null | head -n1)
         [ -n "$ex" ] || die "no examples/authserver-control-group.conf installed" || return
         getent passwd dave >/dev/null || useradd --create-home --groups authserver-admin dave || return
         install -D -m 0644 "$ex" "$d/control-group.conf" || return

@@ -126,7 +126,12 @@ static int io_all(int fd, void *p, size_t len, bool out) {
         uint8_t *q = p;
 
         while (len > 0) {
-                ssize_t n = out ? send(fd, q, len, MSG_NOSIGNAL) : recv(fd, q, len, 0);
+                int r = acceptor_arm(fd);
+                ssize_t n;
+
+                if (r < 0)
+                        return r;
+                n = out ? send(fd, q, len, MSG_NOSIGNAL) : recv(fd, q, len, 0);
 
                 if (n < 0 && errno == EINTR)
                         continue;

@@ -279,7 +279,6 @@ static int handle(struct control *ctl, int fd, const struct ucred *cred) {
 
 static void serve_one(void *userdata, int fd) {
         struct control *ctl = userdata;
-        struct timeval tv = { .tv_sec = CONTROL_TIMEOUT_S };
         struct ucred cred = { .pid = 0, .uid = (uid_t) -1 };
         int r;
 
@@ -288,12 +287,9 @@ static void serve_one(void *userdata, int fd) {
                 log_notice("control: refused connection from uid=%u pid=%d (not root, not in group '%s')",
                            (unsigned) cred.uid, (int) cred.pid,
                            ctl->cfg->control_group ? ctl->cfg->control_group : AUTHSERVER_DEFAULT_CONTROL_GROUP);
-                (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
                 (void) send_end(fd, -EACCES, "permission denied: root or the control group only");
                 return;
         }
-        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         r = handle(ctl, fd, &cred);
         OPENSSL_cleanse(ctl->req, CONTROL_REQUEST_MAX);
         if (r < 0)
@@ -384,7 +380,11 @@ int control_start(const struct config *cfg, struct shared *sh, struct control **
                 log_error_errno(r, "Failed to listen on control socket '%s': %m", path);
                 goto fail;
         }
-        r = acceptor_start(&ctl->acceptor, ctl->fd, serve_one, ctl);
+        /* One at a time: the requests share ctl->req and one store handle. Only root and the
+         * group get past the peer check, and each holds the socket CONTROL_TIMEOUT_S at most. */
+        r = acceptor_start(&ctl->acceptor, ctl->fd,
+                           &(struct acceptor_limits) { .timeout_ms = CONTROL_TIMEOUT_S * 1000, .max_conns = 1 },
+                           serve_one, ctl);
         if (r < 0) {
                 log_error_errno(r, "Failed to start the control thread: %m");
                 goto fail;

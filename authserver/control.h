@@ -143,18 +143,40 @@ int stats_metrics(struct stats *st, uint64_t conns, FILE *out);
 int stats_last(struct stats *st, const char *id, int64_t *ret_time, char *outcome, size_t outcome_cap,
                char *peer, size_t peer_cap);
 
-/* acceptor.c: a listening socket (fd, not owned) served one connection at a time on a thread
- * of its own; serve() gets each accepted connection, which is closed after it. */
+/* acceptor.c: a listening socket (fd, not owned) served on a thread of its own; serve() gets
+ * each accepted connection, which is closed after it. Every connection has an absolute
+ * deadline; above max_conns 1 connections are served at once, each on its own thread. */
 #include <pthread.h>
+#include <sys/socket.h>
+#define ACCEPTOR_MAX_CONNS      16
+struct acceptor_limits {
+        int64_t timeout_ms;     /* a connection's whole life, from accept() */
+        unsigned max_conns;     /* served at once; 1: one at a time on the acceptor's thread */
+        bool one_per_address;   /* at most one connection per peer address at once */
+};
 struct acceptor {
         int fd, stop_fd;
         pthread_t thread;
-        bool started;
+        bool started, sync_ready;
         void (*serve)(void *userdata, int fd);
         void *userdata;
+        int64_t timeout_ms;
+        unsigned max_conns;
+        bool one_per_address;
+        pthread_mutex_t lock;
+        pthread_cond_t idle;
+        unsigned n_active;
+        bool slot_used[ACCEPTOR_MAX_CONNS];
+        struct sockaddr_storage slot_addr[ACCEPTOR_MAX_CONNS];
 };
-int acceptor_start(struct acceptor *a, int fd, void (*serve)(void *userdata, int fd), void *userdata);
-/* Wakes the thread and joins it: the connection being served ends first. */
+int acceptor_start(struct acceptor *a, int fd, const struct acceptor_limits *limits,
+                   void (*serve)(void *userdata, int fd), void *userdata);
+/* Sets the socket's send and receive time-outs to what is left of the deadline of the
+ * connection the calling thread serves (-ETIMEDOUT once it passed); 0 and nothing done on a
+ * thread that serves none (a client). Called before every send() and recv(). */
+int acceptor_arm(int fd);
+/* Wakes the thread and joins it, then waits for the connections still served (each ends by
+ * its deadline at the latest). */
 void acceptor_stop(struct acceptor *a);
 
 /* control.c: the control socket's thread. */

@@ -17,7 +17,8 @@
  */
 
 #define METRICS_REQUEST_MAX     4096
-#define METRICS_TIMEOUT_S       5
+#define METRICS_TIMEOUT_S       5       /* a connection's whole life */
+#define METRICS_MAX_CONNS       8
 
 struct metrics {
         struct shared *sh;
@@ -27,8 +28,11 @@ struct metrics {
 
 static void send_all(int fd, const char *p, size_t len) {
         while (len > 0) {
-                ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+                ssize_t n;
 
+                if (acceptor_arm(fd) < 0)
+                        return;
+                n = send(fd, p, len, MSG_NOSIGNAL);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
@@ -51,17 +55,18 @@ static void respond(int fd, const char *status, const char *body, size_t len) {
 
 static void serve_one(void *userdata, int fd) {
         struct metrics *m = userdata;
-        struct timeval tv = { .tv_sec = METRICS_TIMEOUT_S };
         char req[METRICS_REQUEST_MAX + 1], *text = NULL;
         size_t len = 0, text_len = 0;
         FILE *f;
 
-        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        /* The request line and headers, up to the blank line, at most METRICS_REQUEST_MAX bytes. */
+        /* The request line and headers, up to the blank line, at most METRICS_REQUEST_MAX bytes,
+         * all within the connection's deadline. */
         while (len < METRICS_REQUEST_MAX) {
-                ssize_t n = recv(fd, req + len, METRICS_REQUEST_MAX - len, 0);
+                ssize_t n;
 
+                if (acceptor_arm(fd) < 0)
+                        return;
+                n = recv(fd, req + len, METRICS_REQUEST_MAX - len, 0);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
@@ -154,7 +159,12 @@ int metrics_start(const char *spec, struct shared *sh, struct metrics **ret) {
                 log_error_errno(r, "Failed to listen for metrics on %s: %m", spec);
                 goto fail;
         }
-        r = acceptor_start(&m->acceptor, m->fd, serve_one, m);
+        /* Several scrapers at once, one connection per address: a peer that holds its
+         * connection open cannot keep the others from being answered. */
+        r = acceptor_start(&m->acceptor, m->fd,
+                           &(struct acceptor_limits) { .timeout_ms = METRICS_TIMEOUT_S * 1000,
+                                                       .max_conns = METRICS_MAX_CONNS, .one_per_address = true },
+                           serve_one, m);
         if (r < 0)
                 goto fail;
         log_metrics_address(m->fd);

@@ -11,6 +11,7 @@
 
 #include "authserver.h"
 #include "control.h"
+#include "unix-connect.h"
 
 /*
  * The admin verbs' database: the running server's control socket when it answers (the
@@ -27,27 +28,11 @@ struct admin_db {
         uint8_t frame[CONTROL_FRAME_MAX];
 };
 
-static int control_connect(const char *path, int *ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct timeval tv = { .tv_sec = 60 };
-        int fd;
-
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                int r = -errno;
-
-                close(fd);
-                return r;
-        }
-        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        *ret = fd;
-        return 0;
+/* The server's socket, checked before a byte is sent: root, the account of the shipped unit,
+ * or ourselves may hold it (an impostor would receive enrollments and answer with its own
+ * bundles). *ret_peer_uid says who held a refused one. */
+static int control_connect(const char *path, int *ret, uid_t *ret_peer_uid) {
+        return unix_connect_trusted(path, SOCK_STREAM, 60, AUTHSERVER_USER, ret, ret_peer_uid);
 }
 
 /* The request's head: version, verb, the database the client means ("" for the default). */
@@ -66,13 +51,18 @@ static int request_head(const struct admin_db *db, struct buf *b, uint8_t verb) 
 static int exchange(struct admin_db *db, const uint8_t *req, size_t req_len,
                     int (*row)(struct admin_db *db, uint8_t type, struct buf *b, void *userdata), void *userdata) {
         int fd = -1, r, result = 0;
+        uid_t peer = (uid_t) -1;
         size_t len;
 
         db->error[0] = '\0';
-        r = control_connect(db->path, &fd);
+        r = control_connect(db->path, &fd, &peer);
         if (r < 0) {
-                snprintf(db->error, sizeof db->error, "cannot connect to the control socket %s: %s", db->path,
-                         strerror(-r));
+                if (r == -EPERM)
+                        snprintf(db->error, sizeof db->error, "refusing the control socket %s: it belongs to uid "
+                                 "%u, not to root or '%s'", db->path, (unsigned) peer, AUTHSERVER_USER);
+                else
+                        snprintf(db->error, sizeof db->error, "cannot connect to the control socket %s: %s",
+                                 db->path, strerror(-r));
                 return r;
         }
         r = control_send_frame(fd, req, req_len);
@@ -127,6 +117,7 @@ int admin_db_open(const struct config *c, enum admin_db_mode mode, struct admin_
         const char *path = c->control_path ? c->control_path : AUTHSERVER_DEFAULT_CONTROL;
         struct admin_db *db;
         int fd, r;
+        uid_t peer = (uid_t) -1;
 
         db = calloc(1, sizeof *db);
         if (!db)
@@ -135,7 +126,7 @@ int admin_db_open(const struct config *c, enum admin_db_mode mode, struct admin_
         db->mode = mode;
         snprintf(db->path, sizeof db->path, "%s", path);
         if (strcmp(path, "none") != 0) {
-                r = control_connect(path, &fd);
+                r = control_connect(path, &fd, &peer);
                 if (r >= 0) {
                         close(fd);
                         db->remote = true;
@@ -144,6 +135,12 @@ int admin_db_open(const struct config *c, enum admin_db_mode mode, struct admin_
                 }
                 /* No server runs (no socket, or a stale one): the database itself. Any other
                  * error (a peer the file system refuses) is reported, not bypassed. */
+                if (r == -EPERM) {
+                        free(db);
+                        return log_error_errno(r, "refusing the control socket %s: it belongs to uid %u, not to "
+                                               "root or '%s' (check --control)", path, (unsigned) peer,
+                                               AUTHSERVER_USER);
+                }
                 if (r != -ENOENT && r != -ECONNREFUSED && r != -ENOTDIR) {
                         free(db);
                         return log_error_errno(r, "cannot connect to the control socket %s: %m%s", path,

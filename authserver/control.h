@@ -27,6 +27,8 @@
 
 #define AUTHSERVER_DEFAULT_CONTROL      "/run/authserver/control"
 #define AUTHSERVER_DEFAULT_CONTROL_GROUP "authserver-admin"
+/* The account of the shipped authserver.service: a control socket it holds is trusted. */
+#define AUTHSERVER_USER "authserver"
 
 /* Bounds: a request carries at most one vault (enroll); an answer frame one row or text. */
 #define CONTROL_VERSION                 1

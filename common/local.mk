@@ -57,7 +57,9 @@ common_libsvio_a_SOURCES = \
 	common/secmem.c \
 	common/secmem.h \
 	common/settings.c \
-	common/settings.h
+	common/settings.h \
+	common/unix-connect.c \
+	common/unix-connect.h
 
 SVIO_LIBS = common/libsvio.a
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <getopt.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,11 +85,17 @@ int auth_handshake(struct devicectl *ctl, const char *server, unsigned timeout_s
 void auth_result_done(struct auth_result *a);
 
 /* vaultd-client.c: one SOCK_SEQPACKET connection to vaultd. */
+/* The account of the shipped vaultd.service: a socket it holds is trusted (besides root's). */
+#define VAULTD_USER "vaultd"
 struct vaultd_conn {
         int fd;
         const char *path;
+        uid_t peer_uid;         /* who holds the socket, also after a refused connect */
 };
+/* -EPERM: the socket is held by someone other than root, vaultd's account or ourselves. */
 int vaultd_connect(struct vaultd_conn *c, const char *path);
+/* Logs why vaultd_connect() failed with r, naming the path (and the uid that holds it). */
+void vaultd_connect_failed(const struct vaultd_conn *c, int r, const char *path);
 void vaultd_disconnect(struct vaultd_conn *c);
 /* Sends one request (passing fd_to_pass along if >= 0) and reads its reply into buf.
  * A reply with a non-zero status is still returned (>= 0); transport failures are -errno. */

@@ -180,7 +180,7 @@ int auth_handshake(struct devicectl *ctl, const char *server, unsigned timeout_s
 
         r = vaultd_connect(&s.vaultd, ctl->socket_path);
         if (r < 0) {
-                log_error_errno(r, "cannot reach vaultd at '%s': %m", ctl->socket_path);
+                vaultd_connect_failed(&s.vaultd, r, ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         s.frame_len = 0;

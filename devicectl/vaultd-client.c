@@ -12,6 +12,7 @@
 #include "devicectl.h"
 #include "log.h"
 #include "text.h"
+#include "unix-connect.h"
 #include "wire.h"
 
 /* vaultd answers every request promptly except those that reach the TPM; a minute bounds them. */
@@ -20,28 +21,32 @@
 #define VAULTD_SEND_TIMEOUT_S   60
 
 /*
- * Both directions are bounded: SO_SNDTIMEO also bounds connect() on a Unix socket whose
- * listener's backlog is full, and the kernel reports either timeout as EAGAIN, which we
- * turn into ETIMEDOUT so that the message says what happened.
+ * Both directions are bounded (SO_SNDTIMEO also bounds connect() on a Unix socket whose
+ * listener's backlog is full). Nothing is sent before the socket's owner is checked: root,
+ * the account vaultd runs as, or ourselves; anyone else could have put a socket at the path
+ * to collect M2..M4 and hand back a session key of its choosing, or to receive the bundle
+ * that provision passes.
  */
 int vaultd_connect(struct vaultd_conn *c, const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct timeval rcv = { .tv_sec = VAULTD_REPLY_TIMEOUT_S };
-        struct timeval snd = { .tv_sec = VAULTD_SEND_TIMEOUT_S };
-        _cleanup_close_ int fd = -EBADF;
+        uid_t peer = (uid_t) -1;
+        int fd, r;
 
-        if (strlen(path) >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) < 0 ||
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd) < 0 ||
-            connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-                return errno == EAGAIN ? -ETIMEDOUT : -errno;
-        *c = (struct vaultd_conn) { .fd = TAKE_FD(fd), .path = path };
+        /* One time-out for both: the longer, the TPM's (a stalled send fails no sooner). */
+        r = unix_connect_trusted(path, SOCK_SEQPACKET, VAULTD_REPLY_TIMEOUT_S > VAULTD_SEND_TIMEOUT_S ?
+                                 VAULTD_REPLY_TIMEOUT_S : VAULTD_SEND_TIMEOUT_S, VAULTD_USER, &fd, &peer);
+        c->peer_uid = peer;
+        if (r < 0)
+                return r;
+        *c = (struct vaultd_conn) { .fd = fd, .path = path, .peer_uid = peer };
         return 0;
+}
+
+void vaultd_connect_failed(const struct vaultd_conn *c, int r, const char *path) {
+        if (r == -EPERM)
+                log_error("refusing vaultd at '%s': the socket belongs to uid %u, not to root or '%s' "
+                          "(check --socket / $VAULTD_SOCKET)", path, (unsigned) c->peer_uid, VAULTD_USER);
+        else
+                log_error_errno(r, "cannot reach vaultd at '%s': %m", path);
 }
 
 void vaultd_disconnect(struct vaultd_conn *c) {

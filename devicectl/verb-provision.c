@@ -235,7 +235,7 @@ int verb_provision(struct devicectl *ctl, int argc, char *argv[]) {
 
         r = vaultd_connect(&conn, ctl->socket_path);
         if (r < 0) {
-                log_error_errno(r, "cannot reach vaultd at '%s': %m", ctl->socket_path);
+                vaultd_connect_failed(&conn, r, ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         /* vaultd reads the bundle through the descriptor: the secret never crosses the socket. */

@@ -81,7 +81,7 @@ int verb_status(struct devicectl *ctl, int argc, char *argv[]) {
 
         r = vaultd_connect(&conn, ctl->socket_path);
         if (r < 0) {
-                log_error_errno(r, "cannot reach vaultd at '%s': %m", ctl->socket_path);
+                vaultd_connect_failed(&conn, r, ctl->socket_path);
                 return EXIT_VAULTD_UNAVAILABLE;
         }
         r = vaultd_call(&conn, IPC_OP_STATUS, 0, NULL, 0, -1, buf, sizeof buf, &rep);

@@ -17,6 +17,7 @@ VAULTD_TESTS = \
 	tests/vaultd/crash.test \
 	tests/vaultd/busy.test \
 	tests/vaultd/peercred.test \
+	tests/vaultd/impostor.test \
 	tests/vaultd/systemd.test \
 	tests/vaultd/fdleak.test \
 	tests/vaultd/dirsync.test \

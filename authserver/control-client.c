@@ -251,6 +251,17 @@ struct rows {
         void *userdata;
 };
 
+/* A text frame for the terminal: lines and tabs as they are, any other control character
+ * (an ESC that would start a terminal sequence, a CR that would overwrite a line) as \xNN. */
+static void write_text(FILE *f, const uint8_t *p, size_t len) {
+        for (size_t i = 0; i < len; i++) {
+                if (p[i] == '\n' || p[i] == '\t' || (p[i] >= 0x20 && p[i] != 0x7f))
+                        fputc(p[i], f);
+                else
+                        fprintf(f, "\\x%02x", p[i]);
+        }
+}
+
 static int on_row(struct admin_db *db, uint8_t type, struct buf *b, void *userdata) {
         struct rows *w = userdata;
         struct store_device d;
@@ -280,7 +291,7 @@ static int on_row(struct admin_db *db, uint8_t type, struct buf *b, void *userda
         case CONTROL_FRAME_TEXT:
                 if (!w->text)
                         return -EPROTO;
-                fwrite(buf_peek(b), 1, buf_remaining(b), w->text);
+                write_text(w->text, buf_peek(b), buf_remaining(b));
                 return 0;
         default:
                 return -EPROTO;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -51,9 +52,35 @@ static int control_connect(const char *path, int *ret) {
 }
 
 /* The request's head: version, verb, the database the client means ("" for the default). */
-static int request_head(const struct admin_db *db, struct buf *b, uint8_t verb) {
-        const char *path = db->cfg->db_path ? db->cfg->db_path : "";
+/* A --db file path as the server must compare it: canonical (realpath(), so that a relative
+ * path means what it means here, not in the server's directory), or made absolute from our
+ * directory if it does not exist. Connection strings go as they are. */
+static int canonical_db(const char *path, char *out, size_t cap) {
+        char cwd[PATH_MAX];
+        int n;
 
+        if (!path[0] || store_path_is_postgresql(path) || path[0] == '/') {
+                if (path[0] != '/' || !realpath(path, out)) {
+                        n = snprintf(out, cap, "%s", path);
+                        return n < 0 || (size_t) n >= cap ? -ENAMETOOLONG : 0;
+                }
+                return strlen(out) < cap ? 0 : -ENAMETOOLONG;
+        }
+        if (realpath(path, out))
+                return strlen(out) < cap ? 0 : -ENAMETOOLONG;
+        if (!getcwd(cwd, sizeof cwd))
+                return -errno;
+        n = snprintf(out, cap, "%s/%s", cwd, path);
+        return n < 0 || (size_t) n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int request_head(const struct admin_db *db, struct buf *b, uint8_t verb) {
+        char path[PATH_MAX];
+        int r;
+
+        r = canonical_db(db->cfg->db_path ? db->cfg->db_path : "", path, sizeof path);
+        if (r < 0)
+                return r;
         if (buf_put_u8(b, CONTROL_VERSION) < 0 || buf_put_u8(b, verb) < 0)
                 return -ENOBUFS;
         return control_put_string(b, path, 255);

@@ -37,6 +37,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/limits.test \
 	tests/authserver/config.test \
 	tests/authserver/control.test \
+	tests/authserver/control-relpath.test \
 	tests/authserver/caps.test \
 	tests/authserver/backoff.test \
 	tests/authserver/lockout.test \

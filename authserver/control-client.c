@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,9 +37,35 @@ static int control_connect(const char *path, int *ret, uid_t *ret_peer_uid) {
 }
 
 /* The request's head: version, verb, the database the client means ("" for the default). */
-static int request_head(const struct admin_db *db, struct buf *b, uint8_t verb) {
-        const char *path = db->cfg->db_path ? db->cfg->db_path : "";
+/* A --db file path as the server must compare it: canonical (realpath(), so that a relative
+ * path means what it means here, not in the server's directory), or made absolute from our
+ * directory if it does not exist. Connection strings go as they are. */
+static int canonical_db(const char *path, char *out, size_t cap) {
+        char cwd[PATH_MAX];
+        int n;
 
+        if (!path[0] || store_path_is_postgresql(path) || path[0] == '/') {
+                if (path[0] != '/' || !realpath(path, out)) {
+                        n = snprintf(out, cap, "%s", path);
+                        return n < 0 || (size_t) n >= cap ? -ENAMETOOLONG : 0;
+                }
+                return strlen(out) < cap ? 0 : -ENAMETOOLONG;
+        }
+        if (realpath(path, out))
+                return strlen(out) < cap ? 0 : -ENAMETOOLONG;
+        if (!getcwd(cwd, sizeof cwd))
+                return -errno;
+        n = snprintf(out, cap, "%s/%s", cwd, path);
+        return n < 0 || (size_t) n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int request_head(const struct admin_db *db, struct buf *b, uint8_t verb) {
+        char path[PATH_MAX];
+        int r;
+
+        r = canonical_db(db->cfg->db_path ? db->cfg->db_path : "", path, sizeof path);
+        if (r < 0)
+                return r;
         if (buf_put_u8(b, CONTROL_VERSION) < 0 || buf_put_u8(b, verb) < 0)
                 return -ENOBUFS;
         return control_put_string(b, path, 255);
@@ -248,6 +275,17 @@ struct rows {
         void *userdata;
 };
 
+/* A text frame for the terminal: lines and tabs as they are, any other control character
+ * (an ESC that would start a terminal sequence, a CR that would overwrite a line) as \xNN. */
+static void write_text(FILE *f, const uint8_t *p, size_t len) {
+        for (size_t i = 0; i < len; i++) {
+                if (p[i] == '\n' || p[i] == '\t' || (p[i] >= 0x20 && p[i] != 0x7f))
+                        fputc(p[i], f);
+                else
+                        fprintf(f, "\\x%02x", p[i]);
+        }
+}
+
 static int on_row(struct admin_db *db, uint8_t type, struct buf *b, void *userdata) {
         struct rows *w = userdata;
         struct store_device d;
@@ -277,7 +315,7 @@ static int on_row(struct admin_db *db, uint8_t type, struct buf *b, void *userda
         case CONTROL_FRAME_TEXT:
                 if (!w->text)
                         return -EPROTO;
-                fwrite(buf_peek(b), 1, buf_remaining(b), w->text);
+                write_text(w->text, buf_peek(b), buf_remaining(b));
                 return 0;
         default:
                 return -EPROTO;

@@ -213,9 +213,13 @@ static bool same_db(const struct control *ctl, const char *db) {
         const char *mine = ctl->cfg->db_path ? ctl->cfg->db_path : AUTHSERVER_DEFAULT_DB;
         char a[4096], b[4096];
 
-        if (!db[0] || strcmp(db, mine) == 0)
+        if (!db[0])
                 return true;
         if (store_path_is_postgresql(db) || store_path_is_postgresql(mine))
+                return strcmp(db, mine) == 0;
+        /* The client sends an absolute, canonical path (control-client.c): a relative one would
+         * be resolved here, in the server's directory, and might name another file. */
+        if (db[0] != '/')
                 return false;
         return realpath(db, a) && realpath(mine, b) && strcmp(a, b) == 0;
 }

@@ -93,26 +93,64 @@ int text_parse_duration(const char *s, uint64_t default_unit, uint64_t max_secon
         return 0;
 }
 
+/* The length of the well-formed UTF-8 sequence at s (RFC 3629: shortest form, no surrogate,
+ * at most U+10FFFF), or 0 if the bytes there are not one. */
+static size_t utf8_sequence(const unsigned char *s) {
+        unsigned char c = s[0];
+        size_t len;
+        uint32_t cp;
+
+        if (c < 0x80)
+                return 1;
+        if (c >= 0xc2 && c <= 0xdf)
+                len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+                len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+                len = 4, cp = c & 0x07;
+        else
+                return 0;       /* a continuation byte, 0xc0/0xc1 (overlong) or above 0xf4 */
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;       /* includes the terminating NUL: a truncated sequence */
+                cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return len;
+}
+
 int text_json_escape(const char *s, char *out, size_t cap) {
+        const unsigned char *p = (const unsigned char *) s;
         size_t o = 0;
 
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
+        while (*p) {
+                unsigned char c = *p;
                 char esc[8];
-                size_t n;
+                size_t n, take = 1;
 
                 if (c == '"' || c == '\\')
                         n = (size_t) snprintf(esc, sizeof esc, "\\%c", c);
-                else if (c < 0x20)
+                else if (c < 0x20 || c == 0x7f)
                         n = (size_t) snprintf(esc, sizeof esc, "\\u%04x", c);
-                else {
+                else if (c < 0x80) {
                         esc[0] = (char) c;
                         n = 1;
+                } else if ((take = utf8_sequence(p)) > 0) {
+                        memcpy(esc, p, take);
+                        n = take;
+                } else {
+                        /* Not UTF-8: the byte becomes U+FFFD, so that the line stays valid JSON
+                         * and a peer's bytes cannot smuggle anything past a parser. */
+                        n = (size_t) snprintf(esc, sizeof esc, "\\ufffd");
+                        take = 1;
                 }
                 if (o + n >= cap)
                         return -ENOBUFS;
                 memcpy(out + o, esc, n);
                 o += n;
+                p += take;
         }
         if (o >= cap)
                 return -ENOBUFS;

@@ -27,7 +27,10 @@ int text_time_unit(const char *unit, uint64_t *ret_seconds);
 /* A duration "N" (in default_unit seconds) or "N" directly followed by a unit of
  * text_time_unit(), at most max_seconds; in seconds. */
 int text_parse_duration(const char *s, uint64_t default_unit, uint64_t max_seconds, uint64_t *ret_seconds);
-/* The body of a JSON string for s (quotes not included), NUL-terminated; -ENOBUFS if cap is short. */
+/* The body of a JSON string for s (quotes not included), NUL-terminated; -ENOBUFS if cap is
+ * short. Well-formed UTF-8 passes through; '"', '\\', control characters and DEL are escaped,
+ * and every byte that is not part of well-formed UTF-8 becomes \ufffd. At most 6 bytes out
+ * per byte in. */
 int text_json_escape(const char *s, char *out, size_t cap);
 /* Splits "host:port" or "[v6]:port" (brackets dropped); the port is not checked here. */
 int text_split_host_port(const char *spec, char *host, size_t host_cap, const char **ret_port);

@@ -38,6 +38,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/config.test \
 	tests/authserver/control.test \
 	tests/authserver/admin-deadline.test \
+	tests/authserver/control-relpath.test \
 	tests/authserver/caps.test \
 	tests/authserver/backoff.test \
 	tests/authserver/lockout.test \

@@ -136,6 +136,39 @@ START_TEST(test_json_escape) {
 }
 END_TEST
 
+/* Bytes that are not well-formed UTF-8 never reach the JSON line: each becomes \ufffd, and
+ * well-formed sequences (2, 3 and 4 bytes) pass through unchanged. */
+START_TEST(test_json_escape_utf8) {
+        static const struct {
+                const char *in, *want;
+        } cases[] = {
+                { "caf\xc3\xa9", "caf\xc3\xa9" },                          /* U+00E9 */
+                { "\xe2\x82\xac", "\xe2\x82\xac" },                         /* U+20AC */
+                { "\xf0\x9f\x94\x91", "\xf0\x9f\x94\x91" },                 /* U+1F511 */
+                { "\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf" },                 /* U+10FFFF, the last */
+                { "a\x80z", "a\\ufffdz" },                                  /* lone continuation */
+                { "\xc0\xaf", "\\ufffd\\ufffd" },                          /* overlong '/' */
+                { "\xe0\x80\xaf", "\\ufffd\\ufffd\\ufffd" },              /* overlong, 3 bytes */
+                { "\xf0\x80\x80\xaf", "\\ufffd\\ufffd\\ufffd\\ufffd" },  /* overlong, 4 bytes */
+                { "\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd" },              /* surrogate U+D800 */
+                { "\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd" },  /* above U+10FFFF */
+                { "\xc3", "\\ufffd" },                                      /* truncated at the end */
+                { "\xe2\x82z", "\\ufffd\\ufffdz" },                        /* truncated in the middle */
+                { "\xff\xfe", "\\ufffd\\ufffd" },                          /* never in UTF-8 */
+                { "\x1b[31m\x7f", "\\u001b[31m\\u007f" },                   /* ESC, DEL */
+        };
+        char out[64];
+
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                ck_assert_int_eq(text_json_escape(cases[i].in, out, sizeof out), 0);
+                ck_assert_msg(strcmp(out, cases[i].want) == 0, "case %zu: got '%s'", i, out);
+        }
+        /* 6 bytes out per byte in at most: a buffer of 6 * n + 1 always fits. */
+        ck_assert_int_eq(text_json_escape("\xff\xff\xff", out, 19), 0);
+        ck_assert_int_eq(text_json_escape("\xff\xff\xff", out, 18), -ENOBUFS);
+}
+END_TEST
+
 START_TEST(test_argv_verb_first) {
         char *argv[] = { "prog", "--db", "x", "list", "--json", NULL };
         char **r = text_argv_verb_first(5, argv, 3);
@@ -246,6 +279,7 @@ static Suite *text_suite(void) {
         tcase_add_test(tc, test_parse_duration);
         tcase_add_test(tc, test_split_host_port);
         tcase_add_test(tc, test_json_escape);
+        tcase_add_test(tc, test_json_escape_utf8);
         tcase_add_test(tc, test_argv_verb_first);
         tcase_add_test(tc, test_settings_read);
         tcase_add_test(tc, test_ratelimit);

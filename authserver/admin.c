@@ -397,7 +397,8 @@ static void print_json_time(const char *name, int64_t t) {
                 printf("\"%s\"", buf);
 }
 
-static void print_device_json(const struct store_device *d) {
+/* The fields of a device row, without the braces (show adds its own after them). */
+static void print_device_fields_json(const struct store_device *d) {
         printf("{\"id\":");
         json_string(d->id);
         printf(",\"status\":\"%s\",\"profile\":\"%s\",\"kex\":\"%s\",\"n\":%u,\"m\":%u,\"p\":%u,\"epoch\":%" PRIu64
@@ -406,7 +407,31 @@ static void print_device_json(const struct store_device *d) {
         print_json_time("created", d->created);
         print_json_time("last_success", d->last_success);
         print_json_time("last_failure", d->last_failure);
-        printf(",\"failures\":%" PRIu32 "}", d->failures);
+        printf(",\"failures\":%" PRIu32, d->failures);
+}
+
+static void print_device_json(const struct store_device *d) {
+        printf("{");
+        print_device_fields_json(d);
+        printf("}");
+}
+
+/* show --json's "last_handshake": {"time","outcome","peer"} from the running server's text
+ * line "TIME OUTCOME PEER", or null when it saw none (or no server answered). */
+static void print_last_handshake_json(const char *line) {
+        char time[64], outcome[64], peer[128];
+
+        if (sscanf(line, "%63s %63s %127s", time, outcome, peer) != 3) {
+                printf(",\"last_handshake\":null");
+                return;
+        }
+        printf(",\"last_handshake\":{\"time\":");
+        json_string(time);
+        printf(",\"outcome\":");
+        json_string(outcome);
+        printf(",\"peer\":");
+        json_string(peer);
+        printf("}");
 }
 
 /*
@@ -502,8 +527,10 @@ int verb_show(struct config *c, int argc, char *argv[]) {
                 return r == -ENOENT ? AS_EXIT_NOT_FOUND : AS_EXIT_DATABASE;
         }
         if (json) {
-                print_device_json(&d);
-                printf("\n");
+                printf("{");
+                print_device_fields_json(&d);
+                print_last_handshake_json(last);
+                printf("}\n");
                 return AS_EXIT_OK;
         }
         format_time(d.created, created, sizeof created);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,7 +29,7 @@ struct control {
         const struct config *cfg;
         struct shared *sh;
         struct store *store;
-        int fd;
+        int fd, lock_fd;
         struct acceptor acceptor;
         gid_t gid;
         bool has_gid;
@@ -300,41 +301,44 @@ static void serve_one(void *userdata, int fd) {
                 log_debug_errno(r, "control: request from uid=%u failed: %m", (unsigned) cred.uid);
 }
 
-/* A stale socket file is replaced; one a server answers on is not. */
+/*
+ * Whose the path is, is decided by a lock, not by probing: PATH.lock, flock()ed for the
+ * server's life. Holding it, any socket at PATH is a dead server's and is replaced; without
+ * it, another server lives there and we refuse (-EADDRINUSE) instead of removing its socket.
+ * The socket inode is fchmod()ed to 0600 before bind(), which creates the file with that
+ * mode (masked by the umask), so that it is never wider than that, with no umask() call
+ * while other threads run; then opened to the group.
+ */
 static int bind_control(struct control *ctl) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char lock[sizeof ctl->path + 8];
         struct stat st;
-        mode_t old;
         int r;
 
         snprintf(sa.sun_path, sizeof sa.sun_path, "%s", ctl->path);
+        snprintf(lock, sizeof lock, "%s.lock", ctl->path);
+        ctl->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (ctl->lock_fd < 0)
+                return -errno;
+        if (flock(ctl->lock_fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
         ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (ctl->fd < 0)
                 return -errno;
         if (lstat(ctl->path, &st) == 0) {
                 if (!S_ISSOCK(st.st_mode))
                         return -EEXIST;
-                if (connect(ctl->fd, (struct sockaddr *) &sa, sizeof sa) == 0)
-                        return -EADDRINUSE;
-                close(ctl->fd);
-                ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (ctl->fd < 0)
+                if (unlink(ctl->path) < 0 && errno != ENOENT)
                         return -errno;
-                (void) unlink(ctl->path);
         }
-        /* Created without access for others, then opened to the group: never wider. */
-        old = umask(0177);
-        r = bind(ctl->fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
-        umask(old);
-        if (r < 0)
-                return r;
+        if (fchmod(ctl->fd, 0600) < 0 || bind(ctl->fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return -errno;
         /* In a user namespace (PrivateUsers=) the group is not mapped: root's only then. */
         if (ctl->has_gid && chown(ctl->path, (uid_t) -1, ctl->gid) < 0) {
                 log_warning_errno(errno, "Control socket: cannot give it to its group (%m): root's only");
                 ctl->has_gid = false;
         }
-        if (chmod(ctl->path, ctl->has_gid ? 0660 : 0600) < 0)
-                r = -errno;
+        r = chmod(ctl->path, ctl->has_gid ? 0660 : 0600) < 0 ? -errno : 0;
         if (r >= 0 && listen(ctl->fd, 16) < 0)
                 r = -errno;
         return r;
@@ -363,7 +367,7 @@ int control_start(const struct config *cfg, struct shared *sh, struct control **
         ctl = calloc(1, sizeof *ctl);
         if (!ctl)
                 return -ENOMEM;
-        *ctl = (struct control) { .cfg = cfg, .sh = sh, .fd = -1, .acceptor.stop_fd = -1 };
+        *ctl = (struct control) { .cfg = cfg, .sh = sh, .fd = -1, .lock_fd = -1, .acceptor.stop_fd = -1 };
         snprintf(ctl->path, sizeof ctl->path, "%s", path);
         gr = getgrnam(group);
         if (gr) {
@@ -380,6 +384,11 @@ int control_start(const struct config *cfg, struct shared *sh, struct control **
         if (r < 0)
                 goto fail;
         r = bind_control(ctl);
+        if (r == -EADDRINUSE) {
+                log_error("Control socket '%s' belongs to another running authserver (it holds %s.lock): "
+                          "give this one its own --control", path, path);
+                goto fail;
+        }
         if (r < 0) {
                 log_error_errno(r, "Failed to listen on control socket '%s': %m", path);
                 goto fail;
@@ -411,6 +420,10 @@ void control_stop(struct control *ctl) {
                 if (ctl->started)
                         (void) unlink(ctl->path);
         }
+        /* The lock file stays: removing it would let a third server lock a new file while a
+         * second holds the old one. Closing releases the lock. */
+        if (ctl->lock_fd >= 0)
+                close(ctl->lock_fd);
         store_close(ctl->store);
         if (ctl->req)
                 OPENSSL_cleanse(ctl->req, CONTROL_REQUEST_MAX);

@@ -39,6 +39,7 @@ AUTHSERVER_TESTS = \
 	tests/authserver/control.test \
 	tests/authserver/admin-deadline.test \
 	tests/authserver/control-relpath.test \
+	tests/authserver/control-bind.test \
 	tests/authserver/caps.test \
 	tests/authserver/backoff.test \
 	tests/authserver/lockout.test \

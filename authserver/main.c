@@ -54,8 +54,17 @@ static void help(void) {
                "\nExit codes: 0 ok, 1 failure, 2 usage, 3 no such device, 4 device exists (migrate: target not empty), 5 database error.\n");
 }
 
+/* The argv the verb parses (for naming a bad option when getopt_long() does not print). */
+static char **parsed_argv;
+
 int common_option(struct config *c, int opt, const char *arg) {
         switch (opt) {
+        case '?':
+        case ':':
+                /* With --json, getopt_long() prints nothing (opterr 0): the error is ours. */
+                if (!opterr && parsed_argv && optind > 0)
+                        log_error("invalid option '%s' (try '%s --help')", parsed_argv[optind - 1], parsed_argv[0]);
+                return 0;
         case ARG_DB:
                 return config_set(c, "db", arg, "--db") < 0 ? -EINVAL : 1;
         case ARG_MASTER_KEY:
@@ -129,6 +138,12 @@ int main(int argc, char *argv[]) {
         int v, r;
 
         log_open("authserver", LOG_TARGET_AUTO, LOG_TARGET_CONSOLE, log_journal_sink);
+        /* With --json anywhere, every error is JSON, also those met before the verb's parser
+         * reaches the option (an unknown verb or option, a bad config file). */
+        if (text_argv_has_json(argc, argv)) {
+                log_open(NULL, LOG_TARGET_JSON, LOG_TARGET_JSON, NULL);
+                opterr = 0;
+        }
         v = find_verb(argc, argv, &verb);
         if (v == 0 || !verb) {
                 for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -147,7 +162,8 @@ int main(int argc, char *argv[]) {
                         log_error("missing verb (try 'authserver --help')");
                 return AS_EXIT_USAGE;
         }
-        log_open("authserver", LOG_TARGET_AUTO, verb->log_fallback, log_journal_sink);
+        if (log_get_target() != LOG_TARGET_JSON)
+                log_open("authserver", LOG_TARGET_AUTO, verb->log_fallback, log_journal_sink);
         /* Every verb may load the master key: no core file and no same-user peeking,
          * from before any key is read (common/secmem.h). */
         r = secmem_harden_process();
@@ -169,7 +185,9 @@ int main(int argc, char *argv[]) {
                 free(verb_argv);
                 return AS_EXIT_USAGE;
         }
+        parsed_argv = verb_argv;
         r = verb->run(&c, argc - 1, verb_argv);
+        parsed_argv = NULL;
         config_free(&c);
         free(verb_argv);
         return r;

@@ -192,3 +192,10 @@ char **text_argv_verb_first(int argc, char *const argv[], int v) {
         memcpy(r + v, argv + v + 1, sizeof *argv * (size_t) (argc - v - 1));
         return r;
 }
+
+bool text_argv_has_json(int argc, char *const argv[]) {
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                if (strcmp(argv[i], "--json") == 0)
+                        return true;
+        return false;
+}

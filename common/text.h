@@ -38,3 +38,6 @@ int text_split_host_port(const char *spec, char *host, size_t host_cap, const ch
  * entries and a NULL, argv[v] then argv[1..v-1] then argv[v+1..] (the strings are argv's; free()
  * the array). NULL when out of memory or v is not 1..argc-1. */
 char **text_argv_verb_first(int argc, char *const argv[], int v);
+/* Whether "--json" is among argv[1..] before a "--": so that a command can print as JSON
+ * even the errors it meets before its option parser reaches --json. */
+bool text_argv_has_json(int argc, char *const argv[]);

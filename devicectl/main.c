@@ -65,10 +65,18 @@ static void help(void) {
  * for an unknown long option optopt is 0, for a long option given a needless "=VALUE" it
  * is that option's val. That is enough to name the culprit exactly.
  */
+static bool json_errors;
+
 void option_error(const char *verb, int c, char *argv[], const struct option *options) {
         const char *arg = optind > 0 ? argv[optind - 1] : "";
         const char *sep = verb ? " " : "";
         bool long_with_value = false;
+        char msg[512];
+        FILE *out = json_errors ? fmemopen(msg, sizeof msg - 1, "w") : stderr;
+
+        if (!out)
+                out = stderr;
+        memset(msg, 0, sizeof msg);
 
         if (!verb)
                 verb = "";
@@ -79,18 +87,27 @@ void option_error(const char *verb, int c, char *argv[], const struct option *op
                                 long_with_value = true;
 
         if (c == ':' && strncmp(arg, "--", 2) == 0)
-                fprintf(stderr, "devicectl%s%s: option '%s' requires an argument\n", sep, verb, arg);
+                fprintf(out, "devicectl%s%s: option '%s' requires an argument\n", sep, verb, arg);
         else if (c == ':')
-                fprintf(stderr, "devicectl%s%s: option requires an argument -- '%c'\n", sep, verb, optopt);
+                fprintf(out, "devicectl%s%s: option requires an argument -- '%c'\n", sep, verb, optopt);
         else if (optopt == 0)
-                fprintf(stderr, "devicectl%s%s: unrecognized option '%s'\n", sep, verb, arg);
+                fprintf(out, "devicectl%s%s: unrecognized option '%s'\n", sep, verb, arg);
         else if (long_with_value)
-                fprintf(stderr, "devicectl%s%s: option '%.*s' takes no value\n", sep, verb,
+                fprintf(out, "devicectl%s%s: option '%.*s' takes no value\n", sep, verb,
                         (int) (strchr(arg, '=') - arg), arg);
         else
-                fprintf(stderr, "devicectl%s%s: invalid option -- '%c'\n", sep, verb,
+                fprintf(out, "devicectl%s%s: invalid option -- '%c'\n", sep, verb,
                         optopt > 0x20 && optopt < 0x7f ? optopt : '?');
-        fprintf(stderr, "Try 'devicectl %s%s--help'.\n", verb, sep);
+        fprintf(out, "Try 'devicectl %s%s--help'.", verb, sep);
+        if (out != stderr) {
+                /* --json: the same text as one JSON error object (newlines become spaces). */
+                fclose(out);
+                for (char *p = msg; *p; p++)
+                        if (*p == '\n')
+                                *p = ' ';
+                log_error("%s", msg);
+        } else
+                fputc('\n', out);
 }
 
 int parse_seconds(const char *s, const char *option, unsigned *ret) {
@@ -246,6 +263,11 @@ int main(int argc, char *argv[]) {
 
         /* Messages read "devicectl: ..." on stderr, as a command's should. */
         log_open("devicectl", LOG_TARGET_CONSOLE, LOG_TARGET_CONSOLE, NULL);
+        /* With --json anywhere, every error is JSON, also those met before it is parsed. */
+        if (text_argv_has_json(argc, argv)) {
+                log_open("devicectl", LOG_TARGET_JSON, LOG_TARGET_JSON, NULL);
+                json_errors = true;
+        }
 
         /*
          * Options may come on either side of the verb. The verb gets them all, those before

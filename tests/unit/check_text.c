@@ -169,6 +169,18 @@ START_TEST(test_json_escape_utf8) {
 }
 END_TEST
 
+START_TEST(test_argv_has_json) {
+        char *a[] = { "prog", "--bogus", "list", "--json", NULL };
+        char *b[] = { "prog", "list", "--", "--json", NULL };
+        char *c[] = { "prog", "list", "--jsonx", NULL };
+
+        ck_assert(text_argv_has_json(4, a));
+        ck_assert(!text_argv_has_json(4, b));   /* after "--": an operand */
+        ck_assert(!text_argv_has_json(3, c));
+        ck_assert(!text_argv_has_json(1, a));
+}
+END_TEST
+
 START_TEST(test_argv_verb_first) {
         char *argv[] = { "prog", "--db", "x", "list", "--json", NULL };
         char **r = text_argv_verb_first(5, argv, 3);
@@ -280,6 +292,7 @@ static Suite *text_suite(void) {
         tcase_add_test(tc, test_split_host_port);
         tcase_add_test(tc, test_json_escape);
         tcase_add_test(tc, test_json_escape_utf8);
+        tcase_add_test(tc, test_argv_has_json);
         tcase_add_test(tc, test_argv_verb_first);
         tcase_add_test(tc, test_settings_read);
         tcase_add_test(tc, test_ratelimit);

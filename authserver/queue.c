@@ -213,6 +213,10 @@ static void batch_finish(struct write_queue *q, struct queue_job *job, int rb, b
 
         while ((w = q->flushing.first)) {
                 LIST_REMOVE(queue, &q->flushing, w);
+                if (!w->port) {
+                        free(w);        /* a claim release whose loop is gone: nobody collects it */
+                        continue;
+                }
                 if (rb < 0)
                         w->result = rb;
                 w->state = WRITE_FINISHED;
@@ -485,7 +489,33 @@ int queue_port_init(struct write_port *p, struct write_queue *q, sd_event *event
         return r;
 }
 
-/* Its connections are freed (each cancelled its record): no record of this loop is left. */
+/*
+ * The claim releases p's connections queued as they ended (conn.c claim_release()) belong to
+ * no connection: the loop frees each in its done(). When the loop goes, those it would have
+ * collected are freed here, and those still to be written are left to the writer without a
+ * port (batch_finish() frees them after their batch; the claim is released all the same).
+ * Called with the lock held.
+ */
+static void orphan_releases(struct write_queue *q, struct write_port *p) {
+        struct write_record *w, *next;
+
+        for (w = q->records.first; w; w = w->queue_next)
+                if (w->port == p && w->action == WRITE_RELEASE)
+                        w->port = NULL;
+        for (w = q->flushing.first; w; w = w->queue_next)
+                if (w->port == p && w->action == WRITE_RELEASE)
+                        w->port = NULL;
+        for (w = p->finished.first; w; w = next) {
+                next = w->queue_next;
+                if (w->action == WRITE_RELEASE) {
+                        LIST_REMOVE(queue, &p->finished, w);
+                        free(w);
+                }
+        }
+}
+
+/* Its connections are freed (each cancelled its record): no record of this loop is left but
+ * claim releases, which orphan_releases() hands over. */
 void queue_port_free(struct write_port *p) {
         struct write_queue *q = p->q;
 
@@ -500,6 +530,7 @@ void queue_port_free(struct write_port *p) {
                 q->job->state = JOB_IDLE;
                 q->job = NULL;
         }
+        orphan_releases(q, p);
         for (unsigned i = 0; p->registered && i < q->n_ports; i++)
                 if (q->ports[i] == p) {
                         q->ports[i] = q->ports[--q->n_ports];
@@ -543,7 +574,13 @@ void queue_free(struct write_queue *q) {
                 pthread_join(q->thread, NULL);
                 q->started = false;
         }
-        /* Left only after a failed sync: the database is not touched again. */
+        /* Left only after a failed sync: the database is not touched again. Every loop is gone,
+         * so what is left is port-less claim releases. */
+        for (struct write_record *w; (w = q->records.first);) {
+                LIST_REMOVE(queue, &q->records, w);
+                if (!w->port)
+                        free(w);
+        }
         audits_free(q->audits.first);
         q->audits.first = q->audits.last = NULL;
         q->audits.n = 0;

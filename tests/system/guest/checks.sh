@@ -426,6 +426,40 @@ c_recover_after_rollback() {
         [ "$e" = 1 ] || die "epoch $e, want 1"
 }
 
+# The master key as an encrypted credential only (install.md): systemd-creds encrypts it with
+# the host key, the plain file is gone, a drop-in loads it with LoadCredentialEncrypted=; the
+# unit's second ConditionPathExists= lets it start, and the admin verbs (root, no key file)
+# list, enroll and revoke through the running server. Then the plain key is put back.
+c_encrypted_credential() {
+        local d=/etc/systemd/system/authserver.service.d out rc=0
+        install -d -m 0700 /etc/credstore.encrypted || return
+        systemd-creds encrypt --with-key=host --name=authserver.key "$KEY" /etc/credstore.encrypted/authserver.key \
+                || die "systemd-creds encrypt failed" || return
+        mv "$KEY" "$W/plain.key" || return
+        install -d "$d" && printf '[Service]\nLoadCredential=\nLoadCredentialEncrypted=authserver.key:/etc/credstore.encrypted/authserver.key\n' \
+                >"$d/encrypted.conf" || return
+        systemctl daemon-reload && systemctl restart authserver.service || rc=$?
+        if [ $rc = 0 ] && is_state authserver.service active; then
+                wait_for 10 test -S /run/authserver/control
+                out=$(timeout 30 authserver list 2>&1) || rc=$?
+                [ $rc = 0 ] && grep -q "$DEV" <<<"$out" || { rc=1; out="list without a key file: $out"; }
+                if [ $rc = 0 ]; then
+                        out=$(timeout 30 authserver enroll --device cred-check --server "$SERVER" --out "$W/cred-check.bundle" 2>&1) ||
+                                { rc=1; out="enroll without a key file: $out"; }
+                fi
+                if [ $rc = 0 ]; then
+                        out=$(timeout 30 authserver revoke cred-check 2>&1) || { rc=1; out="revoke without a key file: $out"; }
+                fi
+        else
+                out="authserver did not start with the encrypted credential: $(journal -u authserver | tail -n 5)"
+                rc=1
+        fi
+        # back to the plain key, whatever happened
+        mv "$W/plain.key" "$KEY"; rm -f "$d/encrypted.conf" /etc/credstore.encrypted/authserver.key; rmdir "$d" 2>/dev/null
+        systemctl daemon-reload; systemctl restart authserver.service
+        [ $rc = 0 ] || die "$out"
+}
+
 c_final_stop() { clean_stop vaultd.socket vaultd.service authserver.socket authserver.service; }
 
 # ------------------------------------------------------------------------- tier specific
@@ -504,6 +538,7 @@ check "systemctl stop authserver is clean; authserver.socket activates it" c_aut
 check "journal: expected lines, priorities, no errors, no refusals" c_journal
 check "an old (rolled-back) vault file is refused at start" c_rollback
 check "recovery: revoke, enroll, provision --force, authenticate" c_recover_after_rollback
+check "master key as an encrypted credential only: list, enroll, revoke through the server" c_encrypted_credential
 check "final systemctl stop vaultd authserver is clean" c_final_stop
 
 say "$TIER: $npass passed, $nfail failed"

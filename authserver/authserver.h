@@ -68,6 +68,7 @@
 #define AUTHSERVER_LISTEN_MAX           8
 /* serve --workers: at most this many protocol threads (default: the CPUs it may run on). */
 #define AUTHSERVER_WORKERS_MAX          64
+#define AUTHSERVER_SERVER_ID_MAX        64
 /* SIGTERM lets open handshakes finish for at most this long. */
 #define AUTHSERVER_DRAIN_MS             5000
 /* Audit rows older than this many days are pruned by the running server. */
@@ -115,6 +116,8 @@ struct config {
         char *control_path;             /* NULL: AUTHSERVER_DEFAULT_CONTROL (control.h), "none": off */
         char *control_group;            /* NULL: AUTHSERVER_DEFAULT_CONTROL_GROUP */
         char *metrics;                  /* serve --metrics ADDR:PORT; NULL: off */
+        char *server_id;                /* serve --server-id: this server's stable name on a shared
+                                         * PostgreSQL store; NULL: a random one per process */
 };
 
 /* Options every verb takes: --db, --master-key, --config, --log-level, --control. */

@@ -41,6 +41,7 @@ void config_free(struct config *c) {
         free(c->control_path);
         free(c->control_group);
         free(c->metrics);
+        free(c->server_id);
         for (unsigned i = 0; i < c->n_listen; i++)
                 free(c->listen[i]);
         config_init(c);
@@ -163,6 +164,16 @@ int config_set(struct config *c, const char *key, const char *value, const char 
                 if (value[0] == '\0' || strlen(value) > 64)
                         goto bad;
                 return set_string(&c->control_group, value);
+        }
+        if (strcmp(key, "server-id") == 0) {
+                size_t len = strlen(value);
+
+                if (len == 0 || len > AUTHSERVER_SERVER_ID_MAX ||
+                    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@/-") != len)
+                        return log_error_errno(EINVAL, "%s: invalid server id: expected 1..%d letters, digits "
+                                               "or . _ : @ / -, e.g. the host name", origin,
+                                               AUTHSERVER_SERVER_ID_MAX);
+                return set_string(&c->server_id, value);
         }
         if (strcmp(key, "metrics") == 0) {
                 if (listen_spec_valid(value) < 0)

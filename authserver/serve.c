@@ -209,7 +209,8 @@ static void raise_fd_limit(unsigned max_connections, bool sink) {
 static int parse_serve(struct config *c, int argc, char *argv[]) {
         enum { ARG_LISTEN = 0x200, ARG_TIMEOUT, ARG_MAX_CONN, ARG_MAX_PER_ADDR, ARG_HELLO_TIMEOUT,
                ARG_AUDIT_RETENTION, ARG_MAX_RECORDS, ARG_CHANNEL_IDLE,
-               ARG_SINK, ARG_SINK_KEYS, ARG_SINK_TIMEOUT, ARG_WORKERS, ARG_METRICS, ARG_CONTROL_GROUP };
+               ARG_SINK, ARG_SINK_KEYS, ARG_SINK_TIMEOUT, ARG_WORKERS, ARG_METRICS, ARG_CONTROL_GROUP,
+               ARG_SERVER_ID };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "listen",          required_argument, NULL, ARG_LISTEN },
@@ -226,6 +227,7 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                 { "workers",         required_argument, NULL, ARG_WORKERS },
                 { "metrics",         required_argument, NULL, ARG_METRICS },
                 { "control-group",   required_argument, NULL, ARG_CONTROL_GROUP },
+                { "server-id",       required_argument, NULL, ARG_SERVER_ID },
                 { 0 }
         };
         bool listen_from_cli = false;
@@ -240,7 +242,7 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                                "         [--max-records N] [--channel-idle-timeout SECONDS]\n"
                                "         [--sink PATH [--sink-keys] [--sink-timeout SECONDS]] [--workers N]\n"
                                "         [--control PATH] [--control-group GROUP] [--metrics ADDR:PORT]\n"
-                               "         [--config FILE]\n\n"
+                               "         [--server-id NAME] [--config FILE]\n\n"
                                "Serve the secure-vault protocol. ADDR is an IPv4 address, [IPv6], a host name\n"
                                "or '*'; default " AUTHSERVER_DEFAULT_LISTEN ". Sockets passed by systemd take\n"
                                "precedence. Defaults: --timeout %d, --hello-timeout %d, --max-connections %d,\n"
@@ -253,7 +255,9 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                                "--workers: protocol threads, 1..%d (default: the CPUs it may run on).\n"
                                "--control: the admin verbs' socket (default " AUTHSERVER_DEFAULT_CONTROL ", if its\n"
                                "directory exists; 'none': off), for root and --control-group (default\n"
-                               AUTHSERVER_DEFAULT_CONTROL_GROUP "). --metrics: Prometheus text at /metrics (opt-in).\n",
+                               AUTHSERVER_DEFAULT_CONTROL_GROUP "). --metrics: Prometheus text at /metrics (opt-in).\n"
+                               "--server-id: this server's name among several on one PostgreSQL database, kept\n"
+                               "across restarts (default: a new one per process).\n",
                                AUTHSERVER_DEFAULT_TIMEOUT_MS / 1000, AUTHSERVER_DEFAULT_HELLO_TIMEOUT_MS / 1000,
                                AUTHSERVER_DEFAULT_MAX_CONN, AUTHSERVER_DEFAULT_MAX_PER_ADDR,
                                AUTHSERVER_DEFAULT_AUDIT_RETENTION, AUTHSERVER_DEFAULT_MAX_RECORDS,
@@ -318,6 +322,10 @@ static int parse_serve(struct config *c, int argc, char *argv[]) {
                         break;
                 case ARG_CONTROL_GROUP:
                         if (config_set(c, "control-group", optarg, "--control-group") < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_SERVER_ID:
+                        if (config_set(c, "server-id", optarg, "--server-id") < 0)
                                 return -EINVAL;
                         break;
                 case ARG_AUDIT_RETENTION:
@@ -416,6 +424,40 @@ static int shared_init(struct shared *sh, const struct config *cfg) {
         return conn_addr_table_init(sh, cfg);
 }
 
+/*
+ * The owner of this process's session claims: with a server id, derived from it, so that a
+ * restart (same id) releases the claims its predecessor left instead of waiting them out; the
+ * id's lock keeps it to one live server. Else a random one for this process alone.
+ */
+static int claim_owner(const char *server_id, struct store *writer, uint64_t *ret) {
+        static const char label[] = "secure-vault server-id";
+        uint8_t digest[32];
+        uint64_t owner = 0, released = 0;
+        int r;
+
+        if (!server_id) {
+                if (crypto_random(&owner, sizeof owner) < 0 || owner == 0)
+                        return log_error_errno(EIO, "Failed to draw the instance id");
+                *ret = owner;
+                return 0;
+        }
+        r = crypto_sha256_v((const void *const[]) { label, server_id },
+                            (const size_t[]) { sizeof label, strlen(server_id) }, 2, digest);
+        if (r < 0)
+                return log_error_errno(-r, "Failed to derive the claim owner of the server id");
+        memcpy(&owner, digest, sizeof owner);
+        owner = owner ? owner : 1;
+        r = store_take_identity(writer, owner, &released);
+        if (r < 0) {
+                log_error("Server id '%s': %s", server_id, store_last_error(writer));
+                return r;
+        }
+        log_info("server id '%s'%s", server_id, released ? ": released the session claims its previous "
+                 "process left" : "");
+        *ret = owner;
+        return 0;
+}
+
 int verb_serve(struct config *cfg, int argc, char *argv[]) {
         struct serve t = { .done_fd = -1 };
         struct server *main_srv = &t.main;
@@ -472,12 +514,14 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
          * memory is enough there, and a restart after a crash is not held up by the claims
          * of the process that died. */
         if (store_path_is_postgresql(cfg->db_path ? cfg->db_path : AUTHSERVER_DEFAULT_DB)) {
-                if (crypto_random(&instance, sizeof instance) < 0 || instance == 0) {
-                        log_error("Failed to draw the instance id");
+                r = claim_owner(cfg->server_id, writer_store, &instance);
+                if (r < 0) {
+                        ret = r == -EADDRINUSE ? AS_EXIT_EXISTS : AS_EXIT_DATABASE;
                         goto out;
                 }
                 store_set_claim(writer_store, instance, cfg->timeout_ms);
-        }
+        } else if (cfg->server_id)
+                log_warning("server-id is for servers that share a PostgreSQL store: ignored on SQLite");
         for (unsigned i = 0; i < t.n_workers; i++)
                 if (config_open_store(cfg, STORE_HANDSHAKE, &t.workers[i].srv.store) < 0) {
                         ret = AS_EXIT_DATABASE;

@@ -188,6 +188,11 @@ struct store_ops {
          * its session ended without a commit. 1, or 0 if id's claim is not that one. Not
          * durable (a lost release expires). */
         int (*release)(struct store_db *db, const char *id, uint64_t epoch, const struct store_claim *claim);
+        /* serve --server-id (PostgreSQL only; NULL elsewhere): this connection holds owner's
+         * lock for as long as it lives, taken again on each reconnection (-EADDRINUSE while
+         * another server holds it), and every claim of owner left by its previous process is
+         * released (*ret_released: how many). */
+        int (*identity)(struct store_db *db, int64_t owner, uint64_t *ret_released);
         /* Marks an active id revoked and erases its vaults; 1 if it was active (durable), 0 if
          * nothing changed (revoked or unknown). */
         int (*revoke)(struct store_db *db, const char *id);

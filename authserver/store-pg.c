@@ -70,6 +70,10 @@
 /* Reconnection back-off (ensure_connected()): first wait, doubled after each failure, cap. */
 #define PG_RETRY_MIN_MS         50
 #define PG_RETRY_MAX_MS         2000
+/* serve --server-id: how long its lock is waited for at start (a predecessor's session that
+ * PostgreSQL has not yet seen end), and how often it is tried meanwhile. */
+#define PG_IDENTITY_WAIT_MS     10000
+#define PG_IDENTITY_POLL_MS     100
 /* pg_advisory_xact_lock() key of the schema creation: "sv" "sc" */
 #define PG_SCHEMA_LOCK          "7576657363"
 
@@ -234,6 +238,7 @@ struct store_db {
         bool set_lock_timeout;
         int statement_timeout_ms;
         int reply_ms;                   /* the longest await() waits for an answer */
+        int64_t identity;               /* serve --server-id: the claim owner whose lock this session holds */
 };
 
 /* The parameters of one statement, all sent in binary. */
@@ -666,6 +671,23 @@ static int reconnect(struct store_db *d) {
 /* Outside a batch a lost connection is opened again (reconnect(): with back-off, on a server
  * it can write); inside one the batch is lost with it (-EIO from fail_res()). A session whose
  * setup failed (after a reset, or half-way) is not ready: the setup is redone on the next call. */
+/*
+ * serve --server-id (docs/architecture.md, "Many servers on one database"): the session holds
+ * the id's advisory lock for as long as it lives, so that two live servers never share a claim
+ * owner, and a server that died (its session gone with it) leaves the id free for its restart.
+ */
+static int lock_identity(struct store_db *d) {
+        char sql[80];
+        int64_t got = 0;
+        int r;
+
+        snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)::int", (long long) d->identity);
+        r = query_i64(d, sql, "lock the server id", &got);
+        if (r < 0)
+                return r;
+        return got == 1 ? 0 : -EADDRINUSE;
+}
+
 static int ensure_connected(struct store_db *d) {
         int r;
 
@@ -684,6 +706,16 @@ static int ensure_connected(struct store_db *d) {
         r = session_settings(d);
         if (r >= 0)
                 r = session_setup(d);
+        /* A new session takes the server id's lock again; if another server holds it now, this
+         * one writes nothing under the id until it gets it back (fail closed). */
+        if (r >= 0 && d->identity) {
+                r = lock_identity(d);
+                if (r == -EADDRINUSE) {
+                        d->reset = true;
+                        r = store_fail(d->s, r, "The server id is in use by another authserver on this "
+                                       "database: this server's writes are refused until it is free");
+                }
+        }
         if (r >= 0)
                 d->ready = true;
         return r;
@@ -945,6 +977,37 @@ static void read_row(const PGresult *res, int i, int id_col, int first, struct s
         row->kex = col_i64(res, i, first + 12);
         row->has_committed = !col_null(res, i, first + 13);
         row->committed_epoch = col_i64(res, i, first + 13);
+}
+
+/* The lock waits out a predecessor whose session PostgreSQL has not yet seen end. */
+static int pg_identity(struct store_db *d, int64_t owner, uint64_t *ret_released) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int64_t deadline = now_ms() + PG_IDENTITY_WAIT_MS;
+        char sql[112];
+        int r;
+
+        for (;;) {
+                r = ensure_connected(d);
+                if (r >= 0)
+                        r = lock_identity(d);
+                if (r != -EADDRINUSE || now_ms() >= deadline)
+                        break;
+                (void) poll(NULL, 0, PG_IDENTITY_POLL_MS);
+        }
+        if (r == -EADDRINUSE)
+                return store_fail(d->s, r, "The server id is in use by another authserver on this database "
+                                  "(its PostgreSQL session holds the id's lock): give each server its own id");
+        if (r < 0)
+                return r;
+        d->identity = owner;
+        /* What the id's previous process left: its sessions ended with it. */
+        snprintf(sql, sizeof sql, "UPDATE device SET claim_owner = 0, claim_until = 0 WHERE claim_owner = %lld",
+                 (long long) owner);
+        res = await(d, PQsendQuery(d->conn, sql));
+        if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+                return fail_res(d, res, "release the claims of the server id's previous process");
+        *ret_released = strtoull(PQcmdTuples(res), NULL, 10);
+        return 0;
 }
 
 static int pg_probe(struct store_db *d, const char *id, struct store_probe *ret) {
@@ -1575,6 +1638,7 @@ static const struct store_ops pg_ops = {
         .promote = pg_promote,
         .commit = pg_commit,
         .release = pg_release,
+        .identity = pg_identity,
         .revoke = pg_revoke,
         .add_failures = pg_add_failures,
         .audit = pg_audit,

@@ -545,6 +545,14 @@ void store_set_claim(struct store *s, uint64_t owner, uint64_t ttl_ms) {
         s->claim.ttl_ms = ttl_ms > INT32_MAX ? INT32_MAX : (int64_t) ttl_ms;
 }
 
+int store_take_identity(struct store *s, uint64_t owner, uint64_t *ret_released) {
+        if (!s->ops->identity)
+                return store_fail(s, -EOPNOTSUPP, "A server id applies to a PostgreSQL store only");
+        if (owner == 0)
+                return store_fail(s, -EINVAL, "Invalid server id");
+        return s->ops->identity(s->db, (int64_t) owner, ret_released);
+}
+
 int store_revoke(struct store *s, const char *id) {
         int r;
 

@@ -142,6 +142,11 @@ int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t 
  * default).
  */
 void store_set_claim(struct store *s, uint64_t owner, uint64_t ttl_ms);
+/* serve --server-id: owner (derived from the id, never 0) becomes this handle's for as long
+ * as it is open: -EADDRINUSE if another live server holds it (waited for a few seconds: a
+ * predecessor that just died), -EOPNOTSUPP on SQLite. The claims owner's previous process
+ * left are released; *ret_released says how many. Then store_set_claim(s, owner, ...). */
+int store_take_identity(struct store *s, uint64_t owner, uint64_t *ret_released);
 /* The session of id whose M1 named epoch ended without a commit: its claim (this handle's
  * owner's, of that epoch; any other is left be) is released, so that the device may go on
  * at once on another server. Not durable: a release lost in a crash expires. 0 also if the

@@ -38,7 +38,8 @@ E2E_TESTS = \
 	tests/e2e/cli-conventions.test \
 	tests/e2e/postgresql.test \
 	tests/e2e/migrate.test \
-	tests/e2e/multi-server.test
+	tests/e2e/multi-server.test \
+	tests/e2e/crash-postgresql.test
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/e2e/attacks.sh
 

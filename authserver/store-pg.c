@@ -676,12 +676,12 @@ static int reconnect(struct store_db *d) {
  * the id's advisory lock for as long as it lives, so that two live servers never share a claim
  * owner, and a server that died (its session gone with it) leaves the id free for its restart.
  */
-static int lock_identity(struct store_db *d) {
+static int lock_identity(struct store_db *d, int64_t owner) {
         char sql[80];
         int64_t got = 0;
         int r;
 
-        snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)::int", (long long) d->identity);
+        snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)::int", (long long) owner);
         r = query_i64(d, sql, "lock the server id", &got);
         if (r < 0)
                 return r;
@@ -709,7 +709,7 @@ static int ensure_connected(struct store_db *d) {
         /* A new session takes the server id's lock again; if another server holds it now, this
          * one writes nothing under the id until it gets it back (fail closed). */
         if (r >= 0 && d->identity) {
-                r = lock_identity(d);
+                r = lock_identity(d, d->identity);
                 if (r == -EADDRINUSE) {
                         d->reset = true;
                         r = store_fail(d->s, r, "The server id is in use by another authserver on this "
@@ -989,7 +989,7 @@ static int pg_identity(struct store_db *d, int64_t owner, uint64_t *ret_released
         for (;;) {
                 r = ensure_connected(d);
                 if (r >= 0)
-                        r = lock_identity(d);
+                        r = lock_identity(d, owner);
                 if (r != -EADDRINUSE || now_ms() >= deadline)
                         break;
                 (void) poll(NULL, 0, PG_IDENTITY_POLL_MS);

@@ -23,3 +23,7 @@ EXTRA_DIST += tests/store/pg-stall.test
 # One worker's lookup stalled on PostgreSQL must not stall the others through the decoy lock.
 TESTS += tests/store/pg-decoy-lock.test
 EXTRA_DIST += tests/store/pg-decoy-lock.test
+
+# Many devices racing on three servers that share one PostgreSQL database.
+TESTS += tests/store/pg-race.test
+EXTRA_DIST += tests/store/pg-race.test

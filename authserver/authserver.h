@@ -207,13 +207,10 @@ const struct decoy_shape *decoy_shape_find(const struct decoy_table *t, uint8_t 
 const struct decoy_shape *decoy_shape_pick(const struct decoy_table *t, uint8_t profile, uint64_t h,
                                            const struct decoy_shape *fallback);
 
-/* backoff.c: exponentially growing delay after failures, per key (network, id and network, id). */
+/* backoff.c: exponentially growing delay after failures, per key (network, id and network,
+ * id); BACKOFF_BASE_MS, BACKOFF_MAX_MS and BACKOFF_ID_MAX_MS are store.h's (the shared
+ * back-off of a PostgreSQL store counts the same way). */
 #define BACKOFF_SLOTS           4096
-#define BACKOFF_BASE_MS         25
-#define BACKOFF_MAX_MS          30000
-/* The most the count of an id alone (failures from every network) may delay an attempt; it
- * never turns one away, since anyone who knows the id can run it up (protocol §7). */
-#define BACKOFF_ID_MAX_MS       1000
 struct backoff_entry {
         uint64_t hash;
         uint32_t failures;
@@ -300,6 +297,7 @@ enum write_action {
         WRITE_COMMIT,                   /* M5 verified: the epoch M1 named is committed, and audited */
         WRITE_AGGREGATE,                /* a DATA record after M5: folded into its aggregate, durable */
         WRITE_RELEASE,                  /* a session that took the device's claim ended uncommitted */
+        WRITE_BACKOFF,                  /* the shared back-off (store.h): a failure, or a reset */
 };
 
 struct write_record {
@@ -315,6 +313,9 @@ struct write_record {
                                          * for epoch), never the plaintext; the caller's until done() */
         size_t sealed_len;
         char peer[64];                  /* COMMIT: for the audit row */
+        int64_t backoff_keys[_STORE_BACKOFF_KEYS];      /* BACKOFF: the keys, n_backoff_keys of them */
+        unsigned n_backoff_keys;
+        bool backoff_reset;             /* BACKOFF: a success (all three keys), else a failure */
         char name[AGGREGATE_NAME_MAX + 1];      /* AGGREGATE: the NAME and NUMBER of the payload */
         double value;
         struct aggregate agg;           /* AGGREGATE: the aggregate after the fold, once done */
@@ -414,6 +415,9 @@ struct conn {
         char peer_key[NETPREFIX_TEXT_MAX + 8];  /* "peer:NETWORK" for the back-off table */
         char id_key[SV_ID_MAX + 4];     /* "id:DEVICE", set once M1 is read */
         char id_peer_key[SV_ID_MAX + NETPREFIX_TEXT_MAX + 8];  /* "idnet:DEVICE@NETWORK", likewise */
+        struct store_backoff db_backoff;        /* the shared back-off's keys (store.h), from M1 on */
+        bool db_backoff_on;             /* its keys are set: failures are counted in the database */
+        bool db_backoff_waited;         /* the wait it asked for is served: not asked again */
         uint8_t in[SV_FRAME_MAX];
         size_t in_len;
         uint8_t out[SV_FRAME_MAX];
@@ -505,6 +509,7 @@ struct shared {
         uint64_t data_version;          /* of the store when decoys was loaded (main thread's) */
         struct write_queue queue;       /* the one writer */
         struct stats *stats;            /* status and metrics (control.h) */
+        bool db_backoff;                /* the store keeps the back-off shared by its servers */
 };
 
 static inline void shared_count(uint64_t *v) {

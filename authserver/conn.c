@@ -70,6 +70,25 @@ static void claim_release(struct conn *c) {
         queue_add(&c->srv->queue, w);
 }
 
+/* The shared back-off (store.h): c's failure, or with reset its success, counted in the
+ * database by the next batch, for every server of it. Not durable, like the claim release. */
+static void db_backoff_queue(struct conn *c, bool reset) {
+        struct write_record *w;
+
+        if (!c->db_backoff_on || c->srv->queue.fatal || (reset && !c->db_backoff.present))
+                return;
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return;         /* the failure is counted in memory only */
+        *w = (struct write_record) { .action = WRITE_BACKOFF, .backoff_reset = reset, .done = on_release_done };
+        /* (Set from a valid M1 on: the attempts the database counts are those in-memory
+         * counts under all three keys.) */
+        memcpy(w->backoff_keys, c->db_backoff.key, sizeof w->backoff_keys);
+        w->n_backoff_keys = _STORE_BACKOFF_KEYS;
+        snprintf(w->device_id, sizeof w->device_id, "%s", c->hello.device_id);
+        queue_add(&c->srv->queue, w);
+}
+
 /* c gives its device up (its session is over, or it ends); c->superseded says whether the
  * device's next session had taken it over already. commit, if given, is c's commit: it is
  * queued before the device is free, in the same section, so that a session of the device on
@@ -379,6 +398,7 @@ static void conn_failure(struct conn *c, const char *result, const char *detail)
                 backoff_failure(c->srv->sh->backoff, c->id_key, now);
         }
         pthread_mutex_unlock(&c->srv->sh->lock);
+        db_backoff_queue(c, false);
         if (c->hello_valid) {
                 /* In memory: a write here would be one per attempt, and for known ids only. */
                 if (c->known)
@@ -824,6 +844,41 @@ static int decoy_copy(struct conn *c, bool have_row, uint64_t h, struct decoy_sh
  * vault of the shape it answers with: the device's generation, or a decoy vault sealed
  * under the master key (so that timing does not tell enrolled ids from unknown ones).
  */
+/*
+ * The shared back-off the lookup read (store.h): the failures on every server of the
+ * database. The in-memory wait was served before the lookup, on the same rules (on_hello());
+ * what the database adds is waited here, once, and the row read again after it (another
+ * session may have moved it meanwhile). True if c waits or was turned away.
+ */
+static bool db_backoff_wait(struct conn *c) {
+        struct server *srv = c->srv;
+        int64_t now = mono_ms(), budget, wait, id_wait;
+        int r;
+
+        if (!c->db_backoff_on || c->db_backoff_waited)
+                return false;
+        budget = (int64_t) srv->cfg->timeout_ms / 2 - (now - c->start_ms);
+        wait = c->db_backoff.wait_ms;
+        if (wait > 0 && wait > budget) {
+                conn_reject(c, -EBUSY, false, "throttled", "back-off of the servers longer than the time-out allows");
+                return true;
+        }
+        id_wait = c->db_backoff.id_wait_ms < BACKOFF_ID_MAX_MS ? c->db_backoff.id_wait_ms : BACKOFF_ID_MAX_MS;
+        if (id_wait > budget)
+                id_wait = budget > 0 ? budget : 0;
+        if (id_wait > wait)
+                wait = id_wait;
+        if (wait <= 0)
+                return false;
+        c->db_backoff_waited = true;
+        c->phase = CONN_BACKOFF;
+        r = sd_event_add_time_relative(srv->event, &c->delay, CLOCK_MONOTONIC, (uint64_t) wait * 1000, 1000,
+                                       backoff_done, c);
+        if (r < 0)
+                conn_free(c);
+        return true;
+}
+
 static void conn_lookup(struct conn *c) {
         struct server *srv = c->srv;
         uint8_t *blob = srv->scratch;
@@ -851,9 +906,15 @@ static void conn_lookup(struct conn *c) {
 
                 stand_in = shape ? shape->stand_in : 0;
                 pthread_rwlock_unlock(&srv->sh->decoy_lock);
-                r = store_get_sealed(srv->store, c->hello.device_id, c->hello.epoch, stand_in, &c->dev, blob,
-                                     2 * (size_t) SV_VAULT_MAX, &blob_len);
+                r = store_lookup_sealed(srv->store, c->hello.device_id, c->hello.epoch, stand_in,
+                                        c->db_backoff_on && !c->db_backoff_waited ? &c->db_backoff : NULL,
+                                        &c->dev, blob, 2 * (size_t) SV_VAULT_MAX, &blob_len);
                 stats_store_latency(srv->sh->stats, server_now_usec() - t0);
+                /* An id that is not enrolled waits the same: its keys were read on the stand-in's row. */
+                if ((r >= 0 || r == -ENOENT || r == -EBADMSG) && db_backoff_wait(c)) {
+                        OPENSSL_cleanse(blob, blob_len);
+                        return;
+                }
         }
         if (r < 0 && r != -ENOENT && r != -EBADMSG) {
                 log_error("Failed to look up device '%s': %s", c->hello.device_id, store_last_error(srv->store));
@@ -972,6 +1033,10 @@ static void on_hello(struct conn *c, const uint8_t *frame, size_t frame_len) {
 
         snprintf(c->id_key, sizeof c->id_key, "id:%s", c->hello.device_id);
         snprintf(c->id_peer_key, sizeof c->id_peer_key, "idnet:%s@%s", c->hello.device_id, c->net);
+        c->db_backoff_on = srv->sh->db_backoff &&
+                store_backoff_hash(srv->store, c->peer_key, &c->db_backoff.key[STORE_BACKOFF_NET]) >= 0 &&
+                store_backoff_hash(srv->store, c->id_peer_key, &c->db_backoff.key[STORE_BACKOFF_ID_NET]) >= 0 &&
+                store_backoff_hash(srv->store, c->id_key, &c->db_backoff.key[STORE_BACKOFF_ID]) >= 0;
         /* One section of the workers' shared table: the waits read and the reservations made
          * together, so that parallel attempts on two workers are spread out too. */
         pthread_mutex_lock(&srv->sh->lock);
@@ -1133,6 +1198,7 @@ static void on_commit_done(struct write_record *w, int r) {
         backoff_success(srv->sh->backoff, c->id_peer_key);
         backoff_success(srv->sh->backoff, c->id_key);
         pthread_mutex_unlock(&srv->sh->lock);
+        db_backoff_queue(c, true);
         conn_log_outcome(c, true, "ok", NULL);
         /* The handshake is over; the connection stays open for records (§11) unless it ran
          * out of time or the server is stopping. */

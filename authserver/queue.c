@@ -50,6 +50,9 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
         }
         if (w->action == WRITE_RELEASE)
                 return store_release_claim(q->store, w->device_id, w->epoch);
+        if (w->action == WRITE_BACKOFF)
+                return w->backoff_reset ? store_backoff_reset(q->store, w->backoff_keys)
+                                        : store_backoff_failure(q->store, w->backoff_keys, w->n_backoff_keys);
         if (w->action == WRITE_COMMIT) {
                 fault_crash("before-commit");
                 /* M1 named the generation the session used; after M3 it is the committed one (§6). */
@@ -490,24 +493,28 @@ int queue_port_init(struct write_port *p, struct write_queue *q, sd_event *event
 }
 
 /*
- * The claim releases p's connections queued as they ended (conn.c claim_release()) belong to
- * no connection: the loop frees each in its done(). When the loop goes, those it would have
+ * The claim releases and back-off writes p's connections queued as they ended (conn.c
+ * claim_release(), db_backoff_queue()) belong to no connection: the loop frees each in its done(). When the loop goes, those it would have
  * collected are freed here, and those still to be written are left to the writer without a
  * port (batch_finish() frees them after their batch; the claim is released all the same).
  * Called with the lock held.
  */
+static bool connless(const struct write_record *w) {
+        return w->action == WRITE_RELEASE || w->action == WRITE_BACKOFF;
+}
+
 static void orphan_releases(struct write_queue *q, struct write_port *p) {
         struct write_record *w, *next;
 
         for (w = q->records.first; w; w = w->queue_next)
-                if (w->port == p && w->action == WRITE_RELEASE)
+                if (w->port == p && connless(w))
                         w->port = NULL;
         for (w = q->flushing.first; w; w = w->queue_next)
-                if (w->port == p && w->action == WRITE_RELEASE)
+                if (w->port == p && connless(w))
                         w->port = NULL;
         for (w = p->finished.first; w; w = next) {
                 next = w->queue_next;
-                if (w->action == WRITE_RELEASE) {
+                if (connless(w)) {
                         LIST_REMOVE(queue, &p->finished, w);
                         free(w);
                 }

@@ -520,6 +520,7 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                         goto out;
                 }
                 store_set_claim(writer_store, instance, cfg->timeout_ms);
+                t.sh.db_backoff = store_has_shared_backoff(writer_store);
         } else if (cfg->server_id)
                 log_warning("server-id is for servers that share a PostgreSQL store: ignored on SQLite");
         for (unsigned i = 0; i < t.n_workers; i++)

@@ -149,11 +149,12 @@ struct store_ops {
          * The handshake's lookup, one statement: the row of id (found), or else the row of
          * device number stand_in (not found; stand_in < 1 or no such row: -ENOENT), and the
          * blob pick() chooses copied into blob when it exists and fits cap (*ret_len its
-         * length, 0 if absent). Costs the same whether id was found or not.
+         * length, 0 if absent). Costs the same whether id was found or not. With backoff (a
+         * back end with the shared back-off only), its waits are read in the same statement.
          */
-        int (*lookup)(struct store_db *db, const char *id, int64_t stand_in, store_pick_fn pick,
-                      void *userdata, struct store_row *ret, bool *ret_found, uint8_t *blob, size_t cap,
-                      size_t *ret_len);
+        int (*lookup)(struct store_db *db, const char *id, int64_t stand_in, struct store_backoff *backoff,
+                      store_pick_fn pick, void *userdata, struct store_row *ret, bool *ret_found, uint8_t *blob,
+                      size_t cap, size_t *ret_len);
         /* The state of id's row after a compare-and-set did not match; -ENOENT unknown id. */
         int (*probe)(struct store_db *db, const char *id, struct store_probe *ret);
 
@@ -193,6 +194,10 @@ struct store_ops {
          * another server holds it), and every claim of owner left by its previous process is
          * released (*ret_released: how many). */
         int (*identity)(struct store_db *db, int64_t owner, uint64_t *ret_released);
+        /* The shared back-off (store.h; NULL: the back end has none). */
+        int (*backoff_failure)(struct store_db *db, int64_t key);
+        int (*backoff_reset)(struct store_db *db, const int64_t keys[_STORE_BACKOFF_KEYS]);
+        int (*backoff_prune)(struct store_db *db, int64_t forget_ms, unsigned limit);
         /* Marks an active id revoked and erases its vaults; 1 if it was active (durable), 0 if
          * nothing changed (revoked or unknown). */
         int (*revoke)(struct store_db *db, const char *id);

@@ -18,12 +18,13 @@
  * upgrades it from older versions of this file; the first version is
  * STORE_PG_SCHEMA_VERSION 1 (PostgreSQL versions count on their own, from 1). Version 2 added
  * the device's session claim (as SQLite schema 7: claim_owner, claim_epoch, claim_until).
+ * Version 3 added the back-off shared by the servers of one database (table backoff).
  */
 
 #include "profile.h"
 #include "proto.h"
 
-#define STORE_PG_SCHEMA_VERSION 2
+#define STORE_PG_SCHEMA_VERSION 3
 
 #define PG_STR_(x) #x
 #define PG_STR(x) PG_STR_(x)
@@ -35,6 +36,19 @@
         "ALTER TABLE device ADD COLUMN claim_owner int8 NOT NULL DEFAULT 0," \
         " ADD COLUMN claim_epoch int8 NOT NULL DEFAULT 0," \
         " ADD COLUMN claim_until int8 NOT NULL DEFAULT 0;"
+
+/* Version 3: failures counted for every server of the database (authserver.h, "shared
+ * back-off"): key is a keyed hash of a back-off key (a network, an id from a network, an id:
+ * enrolled or not, so a row tells nothing of enrolment), next_ms the database's clock (unix
+ * ms) before which no attempt under it may start. UNLOGGED: no WAL, not replicated, emptied
+ * after a crash of the database server; losing counts only forgets failures early. */
+#define STORE_PG_SCHEMA_3_SQL \
+        "CREATE UNLOGGED TABLE backoff (" \
+        " key int8 PRIMARY KEY," \
+        " failures int4 NOT NULL," \
+        " next_ms int8 NOT NULL" \
+        ");" \
+        "CREATE INDEX backoff_next ON backoff (next_ms);"
 
 #define STORE_PG_SCHEMA_SQL \
         "CREATE TABLE meta (" \
@@ -64,6 +78,7 @@
         "   AND (kex = " PG_STR(SV_KEX_NONE) " OR profile = " PG_STR(SV_PROFILE_HARDENED) "))" \
         ");" \
         STORE_PG_SCHEMA_2_SQL \
+        STORE_PG_SCHEMA_3_SQL \
         "CREATE INDEX device_shape ON device (status, profile, n, m, p);" \
         /* A device's generations: slot num * 2 + (generation & 1), as in SQLite schema 6. */ \
         "CREATE TABLE vault (" \

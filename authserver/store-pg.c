@@ -109,6 +109,10 @@ enum {
         STMT_COUNT,
         STMT_SHAPES,
         STMT_LOOKUP,
+        STMT_LOOKUP_BACKOFF,
+        STMT_BACKOFF_FAILURE,
+        STMT_BACKOFF_RESET,
+        STMT_BACKOFF_PRUNE,
         STMT_SUMMARY,
         STMT_PRUNE_AUDIT,
         STMT_PRUNE_SUMMARY,
@@ -203,6 +207,24 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_LOOKUP] =
                 "SELECT d.id = $1::text, d.id, " ROW_COLUMNS ", c.blob, p.blob" ROW_FROM
                 " WHERE d.num = COALESCE((SELECT num FROM device WHERE id = $1::text), $2::int8)",
+        /* STMT_LOOKUP and the shared back-off of its keys: the longest wait left under the
+         * network and id-from-network keys ($3, $4), and under the id's ($5); NULL: no row. */
+        [STMT_LOOKUP_BACKOFF] =
+                "SELECT d.id = $1::text, d.id, " ROW_COLUMNS ", c.blob, p.blob,"
+                " (SELECT max(b.next_ms) - " NOW_MS " FROM backoff b WHERE b.key IN ($3::int8, $4::int8)),"
+                " (SELECT b.next_ms - " NOW_MS " FROM backoff b WHERE b.key = $5::int8)" ROW_FROM
+                " WHERE d.num = COALESCE((SELECT num FROM device WHERE id = $1::text), $2::int8)",
+        /* A failure under key: the delay doubles from BACKOFF_BASE_MS up to BACKOFF_MAX_MS, as
+         * backoff.c's, from now or from a later start already set. */
+        [STMT_BACKOFF_FAILURE] =
+                "INSERT INTO backoff AS b (key, failures, next_ms) VALUES ($1::int8, 1, " NOW_MS " + "
+                PG_STR(BACKOFF_BASE_MS) ") ON CONFLICT (key) DO UPDATE SET failures = LEAST(b.failures + 1, 1000000),"
+                " next_ms = GREATEST(b.next_ms, " NOW_MS " + LEAST(" PG_STR(BACKOFF_BASE_MS) " * power(2, LEAST(b.failures, 20)),"
+                " " PG_STR(BACKOFF_MAX_MS) ")::int8)",
+        [STMT_BACKOFF_RESET] = "DELETE FROM backoff WHERE key IN ($1::int8, $2::int8, $3::int8)",
+        [STMT_BACKOFF_PRUNE] =
+                "DELETE FROM backoff WHERE key IN"
+                " (SELECT key FROM backoff WHERE next_ms < " NOW_MS " - $1::int8 LIMIT $2::int8)",
         [STMT_SUMMARY] = "INSERT INTO audit_summary (time, outcome, count) VALUES ($1::int8, $2::text, $3::int8)",
         [STMT_PRUNE_AUDIT] =
                 "DELETE FROM audit WHERE id IN"
@@ -777,7 +799,7 @@ static int create_schema(struct store_db *d, const uint8_t *keycheck, size_t key
         return r;
 }
 
-/* Version 1 had no session claims. Under the schema lock, the version read again: another
+/* Version 1 had no session claims, 2 no shared back-off. Under the schema lock, the version read again: another
  * authserver may have upgraded meanwhile. */
 static int upgrade_schema(struct store_db *d) {
         int64_t version = 0;
@@ -789,6 +811,9 @@ static int upgrade_schema(struct store_db *d) {
         if (r >= 0 && version == 1)
                 r = exec(d, STORE_PG_SCHEMA_2_SQL "UPDATE meta SET schema_version = 2 WHERE id = 1",
                          "upgrade the schema to version 2");
+        if (r >= 0 && version <= 2)
+                r = exec(d, STORE_PG_SCHEMA_3_SQL "UPDATE meta SET schema_version = 3 WHERE id = 1",
+                         "upgrade the schema to version 3");
         if (r >= 0)
                 return commit_tx(d, true, "upgrade the schema");
         rollback(d);
@@ -1211,6 +1236,30 @@ static int pg_release(struct store_db *d, const char *id, uint64_t epoch, const 
         return r < 0 ? r : r > 0;
 }
 
+/* The shared back-off (store.h): writes of the open batch. */
+static int pg_backoff_failure(struct store_db *d, int64_t key) {
+        struct params p = { 0 };
+
+        par_i64(&p, key);
+        return command(d, STMT_BACKOFF_FAILURE, &p, "count a failure");
+}
+
+static int pg_backoff_reset(struct store_db *d, const int64_t keys[_STORE_BACKOFF_KEYS]) {
+        struct params p = { 0 };
+
+        for (int i = 0; i < _STORE_BACKOFF_KEYS; i++)
+                par_i64(&p, keys[i]);
+        return command(d, STMT_BACKOFF_RESET, &p, "reset the back-off");
+}
+
+static int pg_backoff_prune(struct store_db *d, int64_t forget_ms, unsigned limit) {
+        struct params p = { 0 };
+
+        par_i64(&p, forget_ms);
+        par_i64(&p, limit);
+        return command(d, STMT_BACKOFF_PRUNE, &p, "prune the back-off");
+}
+
 static int pg_add_failures(struct store_db *d, const char *id, uint32_t count, int64_t last) {
         struct params p = { 0 };
         int r;
@@ -1451,9 +1500,9 @@ static int pg_batch_rollback(struct store_db *d) {
 
 /* The lookup reads one row whatever the id (the stand-in's for an id not enrolled), with the
  * same statement; both generations' blobs come with it, and the one pick() names is copied. */
-static int pg_lookup(struct store_db *d, const char *id, int64_t stand_in, store_pick_fn pick,
-                     void *userdata, struct store_row *ret, bool *ret_found, uint8_t *blob, size_t cap,
-                     size_t *ret_len) {
+static int pg_lookup(struct store_db *d, const char *id, int64_t stand_in, struct store_backoff *backoff,
+                     store_pick_fn pick, void *userdata, struct store_row *ret, bool *ret_found, uint8_t *blob,
+                     size_t cap, size_t *ret_len) {
         _cleanup_(PQclearp) PGresult *res = NULL;
         const int committed_col = 2 + ROW_NCOLUMNS, pending_col = 3 + ROW_NCOLUMNS;
         struct params p = { 0 };
@@ -1464,9 +1513,19 @@ static int pg_lookup(struct store_db *d, const char *id, int64_t stand_in, store
 
         par_text(&p, id);
         par_i64(&p, stand_in > 0 ? stand_in : -1);
-        r = query(d, STMT_LOOKUP, &p, "look up the device", &res);
+        if (backoff)
+                for (int i = 0; i < _STORE_BACKOFF_KEYS; i++)
+                        par_i64(&p, backoff->key[i]);
+        r = query(d, backoff ? STMT_LOOKUP_BACKOFF : STMT_LOOKUP, &p, "look up the device", &res);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
+        if (backoff) {
+                backoff->present = !col_null(res, 0, pending_col + 1) || !col_null(res, 0, pending_col + 2);
+                backoff->wait_ms = col_null(res, 0, pending_col + 1) ? 0 : col_i64(res, 0, pending_col + 1);
+                backoff->id_wait_ms = col_null(res, 0, pending_col + 2) ? 0 : col_i64(res, 0, pending_col + 2);
+                backoff->wait_ms = backoff->wait_ms > 0 ? backoff->wait_ms : 0;
+                backoff->id_wait_ms = backoff->id_wait_ms > 0 ? backoff->id_wait_ms : 0;
+        }
         found = col_bool(res, 0, 0);
         read_row(res, 0, 1, 2, &row);
         col = pick(&row, found, userdata) == STORE_PICK_PENDING ? pending_col : committed_col;
@@ -1639,6 +1698,9 @@ static const struct store_ops pg_ops = {
         .commit = pg_commit,
         .release = pg_release,
         .identity = pg_identity,
+        .backoff_failure = pg_backoff_failure,
+        .backoff_reset = pg_backoff_reset,
+        .backoff_prune = pg_backoff_prune,
         .revoke = pg_revoke,
         .add_failures = pg_add_failures,
         .audit = pg_audit,

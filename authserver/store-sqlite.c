@@ -1269,15 +1269,17 @@ static int sqlite_batch_rollback(struct store_db *d) {
  * in the id index costs what a device's row does. Only the picked blob's overflow pages are
  * read (sqlite3_column_blob() loads them).
  */
-static int sqlite_lookup(struct store_db *d, const char *id, int64_t stand_in, store_pick_fn pick,
-                         void *userdata, struct store_row *ret, bool *ret_found, uint8_t *blob, size_t cap,
-                         size_t *ret_len) {
+/* No shared back-off: one server per file, whose table in memory is enough. */
+static int sqlite_lookup(struct store_db *d, const char *id, int64_t stand_in, struct store_backoff *backoff,
+                         store_pick_fn pick, void *userdata, struct store_row *ret, bool *ret_found,
+                         uint8_t *blob, size_t cap, size_t *ret_len) {
         _cleanup_(stmt_donep) sqlite3_stmt *st = d->stmt[STMT_LOOKUP];
         struct store_row row;
         size_t len = 0;
         bool found;
         int r, col;
 
+        (void) backoff;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, stand_in > 0 ? stand_in : -1);
         r = step_row(d, st, "look up the device");

@@ -41,6 +41,7 @@
 /* The AEAD identity of decoy vaults: not a valid device id, so never a device's key or AD. */
 #define DECOY_ID        "#decoy"
 #define DECOY_HASH_LABEL "sv1 decoy shape"
+#define BACKOFF_HASH_LABEL "sv1 backoff key"
 
 /* The back ends, tried in order: the first that claims the --db value opens it. SQLite's
  * claims every value that is not a PostgreSQL connection string; without a back end that
@@ -747,6 +748,12 @@ static enum store_pick lookup_pick(const struct store_row *row, bool found, void
  */
 int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t stand_in,
                      struct store_device *ret, uint8_t *blob, size_t cap, size_t *ret_len) {
+        return store_lookup_sealed(s, id, epoch, stand_in, NULL, ret, blob, cap, ret_len);
+}
+
+int store_lookup_sealed(struct store *s, const char *id, uint64_t epoch, int64_t stand_in,
+                        struct store_backoff *b, struct store_device *ret, uint8_t *blob, size_t cap,
+                        size_t *ret_len) {
         struct lookup_ctx c = { .s = s, .epoch = epoch };
         struct store_row row;
         size_t len = 0;
@@ -756,7 +763,12 @@ int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t st
         r = check_id(s, id);
         if (r < 0)
                 return r;
-        r = s->ops->lookup(s->db, id, stand_in, lookup_pick, &c, &row, &found, blob, cap, &len);
+        if (b) {
+                b->wait_ms = b->id_wait_ms = 0;
+                b->present = false;
+        }
+        r = s->ops->lookup(s->db, id, stand_in, s->ops->backoff_failure ? b : NULL, lookup_pick, &c, &row,
+                           &found, blob, cap, &len);
         if (r == -ENOENT || (r >= 0 && !found)) {
                 if (r >= 0 && len <= cap)
                         OPENSSL_cleanse(blob, len);
@@ -808,6 +820,50 @@ int store_decoy_open(struct store *s, const uint8_t *blob, size_t len, uint8_t *
         int r = store_aead_open(s->aead, DECOY_ID, 0, blob, len + STORE_BLOB_OVERHEAD, out, len);
 
         return r < 0 ? store_fail(s, r, "Failed to open a decoy vault") : 0;
+}
+
+bool store_has_shared_backoff(const struct store *s) {
+        return s->ops->backoff_failure != NULL;
+}
+
+int store_backoff_hash(struct store *s, const char *key, int64_t *ret) {
+        uint8_t h[32];
+        uint64_t v = 0;
+        int r;
+
+        r = store_aead_keyed_hash(s->aead, BACKOFF_HASH_LABEL, key, h);
+        if (r < 0)
+                return store_fail(s, r, "Failed to hash a back-off key");
+        for (int i = 0; i < 8; i++)
+                v = v << 8 | h[i];
+        OPENSSL_cleanse(h, sizeof h);
+        *ret = (int64_t) v;
+        return 0;
+}
+
+int store_backoff_failure(struct store *s, const int64_t *keys, size_t n) {
+        int r = 0;
+
+        if (!s->ops->backoff_failure)
+                return 0;
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = s->ops->backoff_failure(s->db, keys[i]);
+        return r < 0 ? r : 0;
+}
+
+int store_backoff_reset(struct store *s, const int64_t keys[_STORE_BACKOFF_KEYS]) {
+        int r;
+
+        if (!s->ops->backoff_reset)
+                return 0;
+        r = s->ops->backoff_reset(s->db, keys);
+        return r < 0 ? r : 0;
+}
+
+int store_backoff_prune(struct store *s, unsigned limit) {
+        if (!s->ops->backoff_prune)
+                return 0;
+        return s->ops->backoff_prune(s->db, BACKOFF_FORGET_MS, limit);
 }
 
 int store_decoy_hash(struct store *s, const char *id, uint64_t *ret) {

@@ -142,6 +142,38 @@ int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t 
  * default).
  */
 void store_set_claim(struct store *s, uint64_t owner, uint64_t ttl_ms);
+
+/*
+ * The back-off shared by every server of one database (PostgreSQL; docs/architecture.md,
+ * "Many servers on one database"): what authserver's in-memory table (backoff.c) counts per
+ * process, also counted in the database, so that a guesser who spreads attempts over N
+ * servers is slowed as on one. Keys are store_backoff_hash() values of the same key strings:
+ * a hash keyed by the master key, which every server of the fleet has, so a row says nothing
+ * of the id's enrolment to a reader of the database. A delay starts at BACKOFF_BASE_MS and
+ * doubles with each failure up to BACKOFF_MAX_MS; the id alone may delay an attempt by at
+ * most BACKOFF_ID_MAX_MS and never turns one away (anyone who knows the id can run it up,
+ * protocol §7). A key BACKOFF_FORGET_MS past its last wait is forgotten (upkeep).
+ */
+#define BACKOFF_BASE_MS         25
+#define BACKOFF_MAX_MS          30000
+#define BACKOFF_ID_MAX_MS       1000
+#define BACKOFF_FORGET_MS       (15 * 60 * 1000)
+enum { STORE_BACKOFF_NET, STORE_BACKOFF_ID_NET, STORE_BACKOFF_ID, _STORE_BACKOFF_KEYS };
+struct store_backoff {
+        int64_t key[_STORE_BACKOFF_KEYS];       /* in: store_backoff_hash() of each key */
+        int64_t wait_ms;                /* out: the longest wait left under NET and ID_NET (0: none) */
+        int64_t id_wait_ms;             /* out: the wait left under ID (0: none) */
+        bool present;                   /* out: a row exists for one of the keys */
+};
+/* Whether this store keeps the shared back-off (a PostgreSQL store). */
+bool store_has_shared_backoff(const struct store *s);
+int store_backoff_hash(struct store *s, const char *key, int64_t *ret);
+/* A failure under each of keys[0..n-1] (a write of the batch). */
+int store_backoff_failure(struct store *s, const int64_t *keys, size_t n);
+/* A success: the three keys' rows are gone. */
+int store_backoff_reset(struct store *s, const int64_t keys[_STORE_BACKOFF_KEYS]);
+/* Up to limit keys idle for BACKOFF_FORGET_MS are removed; how many. */
+int store_backoff_prune(struct store *s, unsigned limit);
 /* serve --server-id: owner (derived from the id, never 0) becomes this handle's for as long
  * as it is open: -EADDRINUSE if another live server holds it (waited for a few seconds: a
  * predecessor that just died), -EOPNOTSUPP on SQLite. The claims owner's previous process
@@ -195,6 +227,11 @@ int store_count(struct store *s, uint64_t *ret_devices);
  */
 int store_get_sealed(struct store *s, const char *id, uint64_t epoch, int64_t stand_in,
                      struct store_device *ret, uint8_t *blob, size_t cap, size_t *ret_len);
+/* store_get_sealed() that also reads the shared back-off of b's keys in the same statement
+ * (b may be NULL; without a shared back-off b's outputs are 0). */
+int store_lookup_sealed(struct store *s, const char *id, uint64_t epoch, int64_t stand_in,
+                        struct store_backoff *b, struct store_device *ret, uint8_t *blob, size_t cap,
+                        size_t *ret_len);
 int store_open_vault(struct store *s, const char *id, uint64_t epoch, const uint8_t *blob,
                      size_t blob_len, uint8_t *out, size_t len);
 

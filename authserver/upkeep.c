@@ -221,6 +221,11 @@ static void upkeep_run(struct queue_job *job, struct store *st, int64_t now) {
                         log_warning("Failed to prune the audit trail: %s", store_last_error(st));
                 j->prune_more = r == UPKEEP_PRUNE_BATCH;
         }
+        r = store_backoff_prune(st, UPKEEP_PRUNE_BATCH);
+        if (r < 0)
+                log_warning("Failed to prune the shared back-off: %s", store_last_error(st));
+        else if (r == UPKEEP_PRUNE_BATCH)
+                j->prune_more = true;
 }
 
 static int shape_add(uint8_t profile, uint16_t n, uint8_t m, uint8_t p, uint64_t count, int64_t stand_in,

@@ -1946,12 +1946,81 @@ START_TEST(test_pg_schema_upgrade_v1) {
         enroll(s, "dev", 0, 1);
         store_close(s);
         PQclear(pg_raw("pgv1", "ALTER TABLE device DROP COLUMN claim_owner, DROP COLUMN claim_epoch,"
-                       " DROP COLUMN claim_until; UPDATE meta SET schema_version = 1"));
+                       " DROP COLUMN claim_until; DROP TABLE backoff; UPDATE meta SET schema_version = 1"));
         s = reopen("pgv1", key1);
         res = pg_raw("pgv1", "SELECT schema_version FROM meta");
-        ck_assert_str_eq(PQgetvalue(res, 0, 0), "2");
+        ck_assert_str_eq(PQgetvalue(res, 0, 0), "3");
         PQclear(res);
+        ck_assert_int_eq(pg_int("pgv1", "SELECT count(*) FROM backoff"), 0);
         assert_claimed_session(s);
+}
+END_TEST
+
+/* A schema 2 database (no shared back-off) gets its backoff table when opened. */
+START_TEST(test_pg_schema_upgrade_v2) {
+        struct store *s = open_new("pgv2");
+
+        enroll(s, "dev", 0, 1);
+        store_close(s);
+        PQclear(pg_raw("pgv2", "DROP TABLE backoff; UPDATE meta SET schema_version = 2"));
+        s = reopen("pgv2", key1);
+        ck_assert_int_eq(pg_int("pgv2", "SELECT schema_version FROM meta"), 3);
+        ck_assert_int_eq(pg_int("pgv2", "SELECT count(*) FROM backoff"), 0);
+        ck_assert(store_has_shared_backoff(s));
+        store_close(s);
+}
+END_TEST
+
+/* The shared back-off (store.h): failures written by one connection are read by another's
+ * lookup, for an enrolled id and an unknown one alike (a stand-in row); the delay doubles per
+ * failure; a reset removes the keys; prune forgets keys idle for BACKOFF_FORGET_MS. */
+START_TEST(test_pg_shared_backoff) {
+        struct store *a = open_new("pgbo"), *b;
+        struct store_backoff bo = { 0 }, other = { 0 };
+        struct store_device d;
+        uint8_t blob[2 * 64 * 16 + 64];
+        size_t len = 0;
+        int64_t h1, h2;
+
+        enroll(a, "dev", 0, 1);
+        b = reopen("pgbo", key1);
+        ck_assert_int_eq(store_backoff_hash(a, "id:dev", &h1), 0);
+        ck_assert_int_eq(store_backoff_hash(b, "id:dev", &h2), 0);
+        ck_assert(h1 == h2);                            /* same master key: same key on every server */
+        ck_assert_int_eq(store_backoff_hash(a, "id:dew", &h2), 0);
+        ck_assert(h1 != h2);
+        ck_assert_int_eq(store_backoff_hash(a, "peer:10.0.0", &bo.key[STORE_BACKOFF_NET]), 0);
+        ck_assert_int_eq(store_backoff_hash(a, "idnet:dev@10.0.0", &bo.key[STORE_BACKOFF_ID_NET]), 0);
+        bo.key[STORE_BACKOFF_ID] = h1;
+        other = bo;
+
+        ck_assert_int_eq(store_lookup_sealed(b, "dev", 0, 0, &bo, &d, blob, sizeof(blob), &len), 0);
+        ck_assert(!bo.present && bo.wait_ms == 0 && bo.id_wait_ms == 0);
+        for (int i = 0; i < 4; i++)
+                ck_assert_int_eq(store_backoff_failure(a, bo.key, _STORE_BACKOFF_KEYS), 0);
+        ck_assert_int_eq(pg_int("pgbo", "SELECT max(failures) FROM backoff"), 4);
+        ck_assert_int_eq(store_lookup_sealed(b, "dev", 0, 0, &bo, &d, blob, sizeof(blob), &len), 0);
+        ck_assert(bo.present);
+        /* 4 failures: 25 ms * 2^3 = 200 ms, less what the statements took. */
+        ck_assert_msg(bo.wait_ms > 100 && bo.wait_ms <= 200, "wait %lld", (long long) bo.wait_ms);
+        ck_assert_msg(bo.id_wait_ms > 100 && bo.id_wait_ms <= 200, "id wait %lld", (long long) bo.id_wait_ms);
+        /* An unknown id reads its own keys on the stand-in row (device 1). */
+        ck_assert_int_eq(store_backoff_hash(a, "id:nobody", &other.key[STORE_BACKOFF_ID]), 0);
+        ck_assert_int_eq(store_backoff_failure(a, &other.key[STORE_BACKOFF_ID], 1), 0);
+        ck_assert_int_eq(store_lookup_sealed(b, "nobody", 0, 1, &other, &d, blob, sizeof(blob), &len), -ENOENT);
+        ck_assert(other.present && other.id_wait_ms > 0 && other.id_wait_ms <= 25);
+        ck_assert_msg(other.wait_ms > 100 && other.wait_ms <= 200, "wait %lld", (long long) other.wait_ms);
+
+        ck_assert_int_eq(store_backoff_reset(a, bo.key), 0);
+        ck_assert_int_eq(store_lookup_sealed(b, "dev", 0, 0, &bo, &d, blob, sizeof(blob), &len), 0);
+        ck_assert(!bo.present && bo.wait_ms == 0);
+        ck_assert_int_eq(pg_int("pgbo", "SELECT count(*) FROM backoff"), 1);
+        ck_assert_int_eq(store_backoff_prune(a, 100), 0);
+        PQclear(pg_raw("pgbo", "UPDATE backoff SET next_ms = next_ms - 16 * 60 * 1000"));
+        ck_assert_int_eq(store_backoff_prune(a, 100), 1);
+        ck_assert_int_eq(pg_int("pgbo", "SELECT count(*) FROM backoff"), 0);
+        store_close(a);
+        store_close(b);
 }
 END_TEST
 
@@ -2399,6 +2468,8 @@ static Suite *store_suite(void) {
                 tcase_add_test(tc, test_pg_no_plaintext);
                 tcase_add_test(tc, test_pg_two_connections);
                 tcase_add_test(tc, test_pg_schema_upgrade_v1);
+                tcase_add_test(tc, test_pg_schema_upgrade_v2);
+                tcase_add_test(tc, test_pg_shared_backoff);
                 tcase_add_test(tc, test_pg_reconnect);
                 tcase_add_test(tc, test_pg_reconnect_setup);
                 tcase_add_test(tc, test_pg_commit_timeout);

@@ -27,3 +27,7 @@ EXTRA_DIST += tests/store/pg-decoy-lock.test
 # Many devices racing on three servers that share one PostgreSQL database.
 TESTS += tests/store/pg-race.test
 EXTRA_DIST += tests/store/pg-race.test
+
+# The back-off shared by two servers on one PostgreSQL database.
+TESTS += tests/store/pg-backoff.test
+EXTRA_DIST += tests/store/pg-backoff.test

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@
  * never sees a plaintext vault), the commit of a verified M5, or the aggregate of a DATA
  * record. */
 static int write_one(struct write_queue *q, struct write_record *w, bool *stored_pending) {
+        bool audited;
         int r;
 
         if (w->action == WRITE_AGGREGATE) {
@@ -56,12 +58,16 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
         if (w->action == WRITE_COMMIT) {
                 fault_crash("before-commit");
                 /* M1 named the generation the session used; after M3 it is the committed one (§6). */
-                r = store_commit(q->store, w->device_id, w->enrollment, w->epoch, (int64_t) time(NULL));
-                if (r == -ESTALE && w->superseded)
-                        r = 0;  /* the device's next session already promoted this vault */
-                if (r >= 0 && store_audit(q->store, (int64_t) time(NULL), w->device_id, w->peer, "ok",
-                                          w->epoch + 1) < 0)
+                r = store_commit_audited(q->store, w->device_id, w->enrollment, w->epoch, (int64_t) time(NULL),
+                                         w->peer, &audited);
+                if (r >= 0 && !audited)
                         log_warning("Failed to write audit row: %s", store_last_error(q->store));
+                if (r == -ESTALE && w->superseded) {
+                        /* The device's next session already promoted this vault. */
+                        r = 0;
+                        if (store_audit(q->store, (int64_t) time(NULL), w->device_id, w->peer, "ok", w->epoch + 1) < 0)
+                                log_warning("Failed to write audit row: %s", store_last_error(q->store));
+                }
                 return r;
         }
         *stored_pending = true;
@@ -77,6 +83,67 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
                 r = store_set_pending_sealed(q->store, w->device_id, w->enrollment, w->epoch, w->sealed,
                                              w->sealed_len);
         return r;
+}
+
+/*
+ * The order a batch writes its records in. On a database that several servers share, each
+ * batch is one transaction holding its row locks to the end: two servers' batches that lock
+ * two devices' rows in opposite orders deadlock, and PostgreSQL aborts one of them after
+ * deadlock_timeout (its handshakes fail, one second late). Every server writes in the same
+ * order instead: device rows by id (the records of one device keep their order, its commit
+ * before its next session's pending vault), then aggregates by name, then the back-off's rows.
+ */
+struct ordered {
+        struct write_record *w;
+        size_t pos;
+};
+
+static int record_class(const struct write_record *w) {
+        return w->action == WRITE_AGGREGATE ? 1 : w->action == WRITE_BACKOFF ? 2 : 0;
+}
+
+static int record_order(const void *a, const void *b) {
+        const struct ordered *x = a, *y = b;
+        int cx = record_class(x->w), cy = record_class(y->w), r = 0;
+
+        if (cx != cy)
+                return cx < cy ? -1 : 1;
+        if (cx == 0)
+                r = strcmp(x->w->device_id, y->w->device_id);
+        else if (cx == 1)
+                r = strcmp(x->w->name, y->w->name);
+        else if (x->w->backoff_keys[0] != y->w->backoff_keys[0])
+                r = x->w->backoff_keys[0] < y->w->backoff_keys[0] ? -1 : 1;
+        if (r)
+                return r;
+        return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* The batch's records in that order; NULL if out of memory (then written as queued). */
+static struct ordered *batch_order(struct write_record *batch, size_t *ret_n) {
+        struct ordered *o;
+        size_t n = 0;
+
+        for (struct write_record *w = batch; w; w = w->queue_next)
+                n++;
+        o = n ? calloc(n, sizeof *o) : NULL;
+        if (!o)
+                return NULL;
+        n = 0;
+        for (struct write_record *w = batch; w; w = w->queue_next, n++)
+                o[n] = (struct ordered) { .w = w, .pos = n };
+        qsort(o, n, sizeof *o, record_order);
+        *ret_n = n;
+        return o;
+}
+
+/* One record of the batch begun with result rb: its result set; 1 if it stored a vault. */
+static unsigned batch_write(struct write_queue *q, struct write_record *w, int rb, bool *stored_pending) {
+        w->result = rb < 0 ? rb : write_one(q, w, stored_pending);
+        /* -ERANGE: an aggregate would leave the finite numbers, the device is told so. */
+        if (w->result < 0 && w->result != -ESTALE && w->result != -ERANGE && rb >= 0)
+                log_warning("Failed to store for '%s': %s", w->device_id, store_last_error(q->store));
+        return w->action == WRITE_PENDING && w->result >= 0;
 }
 
 static int audit_write(struct write_queue *q, const struct audit_record *a) {
@@ -121,6 +188,8 @@ static void audits_free(void *first) {
 static int batch_run(struct write_queue *q, struct write_record *batch, struct audit_record *audits,
                      struct queue_job *job, bool *ret_fatal) {
         struct write_record *w;
+        struct ordered *order;
+        size_t n_order = 0;
         bool stored_pending = false;
         const char *why = NULL;
         unsigned n_vault = 0;
@@ -140,13 +209,14 @@ static int batch_run(struct write_queue *q, struct write_record *batch, struct a
          * failures after them). */
         if (rb >= 0 && job)
                 job->run(job, q->store, (int64_t) time(NULL));
-        for (w = batch; w; w = w->queue_next) {
-                w->result = rb < 0 ? rb : write_one(q, w, &stored_pending);
-                /* -ERANGE: an aggregate would leave the finite numbers, the device is told so. */
-                if (w->result < 0 && w->result != -ESTALE && w->result != -ERANGE && rb >= 0)
-                        log_warning("Failed to store for '%s': %s", w->device_id, store_last_error(q->store));
-                n_vault += w->action == WRITE_PENDING && w->result >= 0;
-        }
+        order = batch_order(batch, &n_order);
+        if (order) {
+                for (size_t i = 0; i < n_order; i++)
+                        n_vault += batch_write(q, order[i].w, rb, &stored_pending);
+                free(order);
+        } else
+                for (w = batch; w; w = w->queue_next)
+                        n_vault += batch_write(q, w, rb, &stored_pending);
         /* The audit rows of handshakes that ended without a write (never synced for them). */
         for (struct audit_record *a = audits; rb >= 0 && a; a = a->audits_next)
                 if (audit_write(q, a) < 0)

@@ -188,6 +188,11 @@ struct store_ops {
         /* Releases claim->owner's claim of epoch (the M1 epoch of the session that took it):
          * its session ended without a commit. 1, or 0 if id's claim is not that one. Not
          * durable (a lost release expires). */
+        /* commit(), and the audit row of its success (now, id, peer, "ok", expect_epoch + 1)
+         * written with it, in one round trip (NULL: the back end has none; store.c calls
+         * commit() and audit()). */
+        int (*commit_audited)(struct store_db *db, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                              int64_t now, const struct store_claim *claim, const char *peer);
         int (*release)(struct store_db *db, const char *id, uint64_t epoch, const struct store_claim *claim);
         /* serve --server-id (PostgreSQL only; NULL elsewhere): this connection holds owner's
          * lock for as long as it lives, taken again on each reconnection (-EADDRINUSE while

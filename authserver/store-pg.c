@@ -98,6 +98,7 @@ enum {
         STMT_SET_PENDING_CLAIMED,
         STMT_PROMOTE,
         STMT_COMMIT,
+        STMT_COMMIT_AUDITED,
         STMT_VAULT_PUT,
         STMT_VAULT_DROP,
         STMT_VAULT_CLEAR,
@@ -179,6 +180,19 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 " WHERE id = $1::text AND epoch = $2::int8 AND status = 'active' AND enrollment = $5::int8"
                 " AND ($6::int8 = 0 OR claim_owner = $6::int8)"
                 " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "$3") " AND epoch = $3::int8)",
+        /* STMT_COMMIT, the old generation's erasure and the audit row in one statement (one
+         * round trip instead of three): the count of device rows it committed, 0 or 1. */
+        [STMT_COMMIT_AUDITED] =
+                "WITH u AS (UPDATE device SET epoch = $3::int8, last_success = $4::int8, failures = 0,"
+                " claim_owner = 0, claim_until = 0"
+                " WHERE id = $1::text AND epoch = $2::int8 AND status = 'active' AND enrollment = $5::int8"
+                " AND ($6::int8 = 0 OR claim_owner = $6::int8)"
+                " AND EXISTS (SELECT 1 FROM vault WHERE slot = " SLOT_OF("device", "$3") " AND epoch = $3::int8)"
+                " RETURNING num),"
+                " x AS (DELETE FROM vault v USING u WHERE v.slot = " SLOT_OF("u", "$2") "),"
+                " a AS (INSERT INTO audit (time, device, peer, outcome, epoch)"
+                " SELECT $4::int8, $1::text, $7::text, 'ok', $3::int8 FROM u)"
+                " SELECT count(*)::int8 FROM u",
         [STMT_VAULT_PUT] =
                 "INSERT INTO vault (slot, epoch, blob) SELECT " SLOT_OF("d", "$2") ", $2::int8, $3::bytea"
                 " FROM device d WHERE d.id = $1::text"
@@ -1210,6 +1224,27 @@ static int pg_commit(struct store_db *d, const char *id, uint64_t enrollment, ui
         return r < 0 ? r : changed;
 }
 
+static int pg_commit_audited(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                             int64_t now, const struct store_claim *claim, const char *peer) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        struct params p = { 0 };
+        int r;
+
+        par_text(&p, id);
+        par_u64(&p, expect_epoch);
+        par_u64(&p, expect_epoch + 1);
+        par_i64(&p, now);
+        par_u64(&p, enrollment);
+        par_i64(&p, claim ? claim->owner : 0);
+        par_text(&p, peer);
+        r = write_begin(d);
+        if (r >= 0)
+                r = run_stmt(d, STMT_COMMIT_AUDITED, &p, PGRES_TUPLES_OK, "commit the pending vault", &res);
+        if (r >= 0)
+                r = PQntuples(res) == 1 && col_i64(res, 0, 0) > 0;
+        return write_end(d, r, r > 0, false);
+}
+
 static int pg_revoke(struct store_db *d, const char *id) {
         struct params p = { 0 };
         bool changed;
@@ -1697,6 +1732,7 @@ static const struct store_ops pg_ops = {
         .promote = pg_promote,
         .commit = pg_commit,
         .release = pg_release,
+        .commit_audited = pg_commit_audited,
         .identity = pg_identity,
         .backoff_failure = pg_backoff_failure,
         .backoff_reset = pg_backoff_reset,

@@ -531,6 +531,30 @@ int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t 
         return r < 0 ? r : 0;
 }
 
+int store_commit_audited(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                         int64_t now, const char *peer, bool *ret_audited) {
+        int r;
+
+        *ret_audited = false;
+        if (!s->ops->commit_audited) {
+                r = store_commit(s, id, enrollment, expect_epoch, now);
+                if (r >= 0)
+                        *ret_audited = store_audit(s, now, id, peer, "ok", expect_epoch + 1) >= 0;
+                return r;
+        }
+        r = check_id(s, id);
+        if (r < 0)
+                return r;
+        if (expect_epoch == UINT64_MAX)
+                return store_fail(s, -EOVERFLOW, "Device '%s' is at the last epoch", id);
+        r = s->ops->commit_audited(s->db, id, enrollment, expect_epoch, now, s->claim.owner ? &s->claim : NULL,
+                                   peer);
+        if (r == 0)
+                r = explain_miss(s, id, enrollment, expect_epoch, true, 0, true);
+        *ret_audited = r >= 0;
+        return r < 0 ? r : 0;
+}
+
 int store_release_claim(struct store *s, const char *id, uint64_t epoch) {
         int r;
 

@@ -131,6 +131,11 @@ int store_promote_and_set_pending_sealed(struct store *s, const char *id, uint64
  * a commit lost in a crash is recovered by PROTOCOL.md §6 (the device comes back with e+1). */
 int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                  int64_t now);
+/* store_commit() and, if it committed, its audit row (now, id, peer, "ok", the new epoch):
+ * on PostgreSQL in the same statement. *ret_audited false after a commit whose audit row
+ * failed (store_last_error() says why; the commit stands). */
+int store_commit_audited(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                         int64_t now, const char *peer, bool *ret_audited);
 
 /*
  * Many servers on one database (docs/architecture.md): from now on this handle's writes of

@@ -187,9 +187,22 @@ static void counts_put_back(struct server *srv, struct upkeep_job *j) {
 }
 
 /* On the writer thread: the job's counts, in the group commit's transaction, and the data version. */
+static void add_failures(struct store *st, const struct upkeep_device *d) {
+        int r = store_add_failures(st, d->id, d->count, d->last);
+
+        if (r < 0 && r != -ENOENT)
+                log_warning("Failed to record the failures of '%s': %s", d->id, store_last_error(st));
+}
+
+static int device_order(const void *a, const void *b) {
+        return strcmp((*(struct upkeep_device *const *) a)->id, (*(struct upkeep_device *const *) b)->id);
+}
+
 static void upkeep_run(struct queue_job *job, struct store *st, int64_t now) {
         struct upkeep_job *j = (struct upkeep_job *) job;
+        struct upkeep_device **sorted;
         uint64_t total = 0;
+        size_t n;
         int r;
 
         /* Read on the writer's connection, which only other processes' commits (the admin
@@ -204,12 +217,27 @@ static void upkeep_run(struct queue_job *job, struct store *st, int64_t now) {
                 if (store_audit_summary(st, now, j->tallies[i].outcome, j->tallies[i].count) < 0)
                         log_warning("Failed to write the audit summary: %s", store_last_error(st));
         }
+        /* By id, the order in which a batch writes device rows (queue.c): no deadlock with
+         * another server's batch on a shared database. */
+        n = 0;
+        for (unsigned i = 0; i < UPKEEP_BUCKETS; i++)
+                for (struct upkeep_device *d = j->devices[i]; d; d = d->next)
+                        n++;
+        sorted = n ? calloc(n, sizeof *sorted) : NULL;
+        n = 0;
+        /* (Out of memory: in the buckets' order.) */
         for (unsigned i = 0; i < UPKEEP_BUCKETS; i++)
                 for (struct upkeep_device *d = j->devices[i]; d; d = d->next) {
-                        r = store_add_failures(st, d->id, d->count, d->last);
-                        if (r < 0 && r != -ENOENT)
-                                log_warning("Failed to record the failures of '%s': %s", d->id, store_last_error(st));
+                        if (sorted)
+                                sorted[n++] = d;
+                        else
+                                add_failures(st, d);
                 }
+        if (sorted)
+                qsort(sorted, n, sizeof *sorted, device_order);
+        for (size_t i = 0; i < n; i++)
+                add_failures(st, sorted[i]);
+        free(sorted);
         if (total > 0)
                 log_notice("%" PRIu64 " failed handshakes of unproven peers since the last summary", total);
         if (j->n_devices_dropped > 0)

@@ -2396,6 +2396,36 @@ START_TEST(test_audit_list) {
 }
 END_TEST
 
+/* store_commit_audited(): the commit and its audit row together (on PostgreSQL one statement);
+ * a commit that does not match writes neither, and a superseded one neither. */
+START_TEST(test_commit_audited) {
+        struct store *s = open_new("commitaudit.db");
+        struct audit_seen a = { 0 };
+        uint8_t next[64 * 16];
+        bool audited = true;
+        uint64_t e;
+
+        enroll(s, "dev", 0, 1);
+        e = enr(s, "dev");
+        next_vault(2, next);
+        ck_assert_int_eq(store_commit_audited(s, "dev", e, 0, 50, "192.0.2.1:1", &audited), -ESTALE);
+        ck_assert(!audited);
+        ck_assert_int_eq(plain_set_pending(s, "dev", e, 0, next, sizeof(next)), 0);
+        ck_assert_int_eq(store_commit_audited(s, "dev", e ^ 1, 0, 60, "192.0.2.1:2", &audited), -ESTALE);
+        ck_assert(!audited);
+        ck_assert_int_eq(store_commit_audited(s, "dev", e, 0, 70, "192.0.2.1:3", &audited), 0);
+        ck_assert(audited);
+        assert_vault(s, "dev", 2, -1);
+        ck_assert_int_eq(store_commit_audited(s, "dev", e, 0, 80, "192.0.2.1:4", &audited), -ESTALE);
+        ck_assert_int_eq(store_audit_list(s, "dev", 0, collect_audit, &a), 0);
+        ck_assert_uint_eq(a.n, 1);
+        ck_assert(a.times[0] == 70);
+        ck_assert_str_eq(a.outcomes[0], "ok");
+        ck_assert_uint_eq(a.epochs[0], 1);
+        store_close(s);
+}
+END_TEST
+
 /* STORE_NO_KEY: the rows without the master key, never a vault. */
 START_TEST(test_no_key) {
         struct store *s = open_new("nokey.db");
@@ -2459,6 +2489,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_lookup_row_choice);
         tcase_add_test(tc, test_list_count);
         tcase_add_test(tc, test_audit_list);
+        tcase_add_test(tc, test_commit_audited);
         tcase_add_test(tc, test_no_key);
         tcase_add_test(tc, test_batch);
         tcase_add_test(tc, test_copy);

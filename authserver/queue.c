@@ -53,8 +53,8 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
         if (w->action == WRITE_RELEASE)
                 return store_release_claim(q->store, w->device_id, w->epoch);
         if (w->action == WRITE_BACKOFF)
-                return w->backoff_reset ? store_backoff_reset(q->store, w->backoff_keys)
-                                        : store_backoff_failure(q->store, w->backoff_keys, w->n_backoff_keys);
+                return (w->backoff_reset ? store_backoff_reset : store_backoff_failure)(q->store, w->backoff_keys,
+                                                                                        w->n_backoff_keys);
         if (w->action == WRITE_COMMIT) {
                 fault_crash("before-commit");
                 /* M1 named the generation the session used; after M3 it is the committed one (§6). */
@@ -146,6 +146,57 @@ static unsigned batch_write(struct write_queue *q, struct write_record *w, int r
         return w->action == WRITE_PENDING && w->result >= 0;
 }
 
+/*
+ * The back-off's records of the batch (WRITE_BACKOFF, at its end), key by key in the order of
+ * the keys: a record names three, so records in any order of their own would lock the rows of
+ * two batches in opposite orders. The writes of one key keep the order of their records.
+ */
+struct backoff_op {
+        int64_t key;
+        size_t pos;
+        struct write_record *w;
+};
+
+static int backoff_op_order(const void *a, const void *b) {
+        const struct backoff_op *x = a, *y = b;
+
+        if (x->key != y->key)
+                return x->key < y->key ? -1 : 1;
+        return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static void backoff_write(struct write_queue *q, struct ordered *recs, size_t n, int rb) {
+        struct backoff_op *ops;
+        size_t n_ops = 0;
+        bool unused = false;
+
+        if (n == 0)
+                return;
+        ops = calloc(n * _STORE_BACKOFF_KEYS, sizeof *ops);
+        if (!ops) {
+                for (size_t i = 0; i < n; i++)
+                        (void) batch_write(q, recs[i].w, rb, &unused);
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                recs[i].w->result = rb < 0 ? rb : 0;
+                for (unsigned k = 0; k < recs[i].w->n_backoff_keys && k < _STORE_BACKOFF_KEYS; k++)
+                        ops[n_ops++] = (struct backoff_op) { .key = recs[i].w->backoff_keys[k], .pos = recs[i].pos,
+                                                             .w = recs[i].w };
+        }
+        qsort(ops, n_ops, sizeof *ops, backoff_op_order);
+        for (size_t i = 0; rb >= 0 && i < n_ops; i++) {
+                struct write_record *w = ops[i].w;
+                int r = (w->backoff_reset ? store_backoff_reset : store_backoff_failure)(q->store, &ops[i].key, 1);
+
+                if (r < 0 && w->result >= 0) {
+                        w->result = r;
+                        log_warning("Failed to update the shared back-off: %s", store_last_error(q->store));
+                }
+        }
+        free(ops);
+}
+
 static int audit_write(struct write_queue *q, const struct audit_record *a) {
         return store_audit(q->store, a->time, a->has_id ? a->device_id : NULL, a->peer, a->outcome, a->epoch);
 }
@@ -211,8 +262,11 @@ static int batch_run(struct write_queue *q, struct write_record *batch, struct a
                 job->run(job, q->store, (int64_t) time(NULL));
         order = batch_order(batch, &n_order);
         if (order) {
-                for (size_t i = 0; i < n_order; i++)
+                size_t i;
+
+                for (i = 0; i < n_order && order[i].w->action != WRITE_BACKOFF; i++)
                         n_vault += batch_write(q, order[i].w, rb, &stored_pending);
+                backoff_write(q, order + i, n_order - i, rb);
                 free(order);
         } else
                 for (w = batch; w; w = w->queue_next)

@@ -201,7 +201,7 @@ struct store_ops {
         int (*identity)(struct store_db *db, int64_t owner, uint64_t *ret_released);
         /* The shared back-off (store.h; NULL: the back end has none). */
         int (*backoff_failure)(struct store_db *db, int64_t key);
-        int (*backoff_reset)(struct store_db *db, const int64_t keys[_STORE_BACKOFF_KEYS]);
+        int (*backoff_reset)(struct store_db *db, int64_t key);
         int (*backoff_prune)(struct store_db *db, int64_t forget_ms, unsigned limit);
         /* Marks an active id revoked and erases its vaults; 1 if it was active (durable), 0 if
          * nothing changed (revoked or unknown). */

@@ -235,7 +235,7 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 PG_STR(BACKOFF_BASE_MS) ") ON CONFLICT (key) DO UPDATE SET failures = LEAST(b.failures + 1, 1000000),"
                 " next_ms = GREATEST(b.next_ms, " NOW_MS " + LEAST(" PG_STR(BACKOFF_BASE_MS) " * power(2, LEAST(b.failures, 20)),"
                 " " PG_STR(BACKOFF_MAX_MS) ")::int8)",
-        [STMT_BACKOFF_RESET] = "DELETE FROM backoff WHERE key IN ($1::int8, $2::int8, $3::int8)",
+        [STMT_BACKOFF_RESET] = "DELETE FROM backoff WHERE key = $1::int8",
         [STMT_BACKOFF_PRUNE] =
                 "DELETE FROM backoff WHERE key IN"
                 " (SELECT key FROM backoff WHERE next_ms < " NOW_MS " - $1::int8 LIMIT $2::int8)",
@@ -1279,11 +1279,10 @@ static int pg_backoff_failure(struct store_db *d, int64_t key) {
         return command(d, STMT_BACKOFF_FAILURE, &p, "count a failure");
 }
 
-static int pg_backoff_reset(struct store_db *d, const int64_t keys[_STORE_BACKOFF_KEYS]) {
+static int pg_backoff_reset(struct store_db *d, int64_t key) {
         struct params p = { 0 };
 
-        for (int i = 0; i < _STORE_BACKOFF_KEYS; i++)
-                par_i64(&p, keys[i]);
+        par_i64(&p, key);
         return command(d, STMT_BACKOFF_RESET, &p, "reset the back-off");
 }
 

@@ -875,12 +875,13 @@ int store_backoff_failure(struct store *s, const int64_t *keys, size_t n) {
         return r < 0 ? r : 0;
 }
 
-int store_backoff_reset(struct store *s, const int64_t keys[_STORE_BACKOFF_KEYS]) {
-        int r;
+int store_backoff_reset(struct store *s, const int64_t *keys, size_t n) {
+        int r = 0;
 
         if (!s->ops->backoff_reset)
                 return 0;
-        r = s->ops->backoff_reset(s->db, keys);
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = s->ops->backoff_reset(s->db, keys[i]);
         return r < 0 ? r : 0;
 }
 

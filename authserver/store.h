@@ -173,10 +173,10 @@ struct store_backoff {
 /* Whether this store keeps the shared back-off (a PostgreSQL store). */
 bool store_has_shared_backoff(const struct store *s);
 int store_backoff_hash(struct store *s, const char *key, int64_t *ret);
-/* A failure under each of keys[0..n-1] (a write of the batch). */
+/* A failure under each of keys[0..n-1] (a write of the batch), in that order. */
 int store_backoff_failure(struct store *s, const int64_t *keys, size_t n);
-/* A success: the three keys' rows are gone. */
-int store_backoff_reset(struct store *s, const int64_t keys[_STORE_BACKOFF_KEYS]);
+/* A success: the rows of keys[0..n-1] are gone. */
+int store_backoff_reset(struct store *s, const int64_t *keys, size_t n);
 /* Up to limit keys idle for BACKOFF_FORGET_MS are removed; how many. */
 int store_backoff_prune(struct store *s, unsigned limit);
 /* serve --server-id: owner (derived from the id, never 0) becomes this handle's for as long

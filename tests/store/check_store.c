@@ -2011,7 +2011,7 @@ START_TEST(test_pg_shared_backoff) {
         ck_assert(other.present && other.id_wait_ms > 0 && other.id_wait_ms <= 25);
         ck_assert_msg(other.wait_ms > 100 && other.wait_ms <= 200, "wait %lld", (long long) other.wait_ms);
 
-        ck_assert_int_eq(store_backoff_reset(a, bo.key), 0);
+        ck_assert_int_eq(store_backoff_reset(a, bo.key, _STORE_BACKOFF_KEYS), 0);
         ck_assert_int_eq(store_lookup_sealed(b, "dev", 0, 0, &bo, &d, blob, sizeof(blob), &len), 0);
         ck_assert(!bo.present && bo.wait_ms == 0);
         ck_assert_int_eq(pg_int("pgbo", "SELECT count(*) FROM backoff"), 1);

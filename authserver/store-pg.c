@@ -1200,18 +1200,24 @@ static int pg_promote(struct store_db *d, const char *id, uint64_t enrollment, u
         return r < 0 ? r : changed;
 }
 
+/* STMT_COMMIT's parameters, STMT_COMMIT_AUDITED's first six. */
+static void par_commit(struct params *p, const char *id, uint64_t enrollment, uint64_t expect_epoch, int64_t now,
+                       const struct store_claim *claim) {
+        par_text(p, id);
+        par_u64(p, expect_epoch);
+        par_u64(p, expect_epoch + 1);
+        par_i64(p, now);
+        par_u64(p, enrollment);
+        par_i64(p, claim ? claim->owner : 0);
+}
+
 static int pg_commit(struct store_db *d, const char *id, uint64_t enrollment, uint64_t expect_epoch,
                      int64_t now, const struct store_claim *claim) {
         struct params p = { 0 };
         bool changed;
         int r;
 
-        par_text(&p, id);
-        par_u64(&p, expect_epoch);
-        par_u64(&p, expect_epoch + 1);
-        par_i64(&p, now);
-        par_u64(&p, enrollment);
-        par_i64(&p, claim ? claim->owner : 0);
+        par_commit(&p, id, enrollment, expect_epoch, now, claim);
         r = write_run(d, STMT_COMMIT, &p, "commit the pending vault");
         changed = r > 0;
         if (r > 0) {
@@ -1230,12 +1236,7 @@ static int pg_commit_audited(struct store_db *d, const char *id, uint64_t enroll
         struct params p = { 0 };
         int r;
 
-        par_text(&p, id);
-        par_u64(&p, expect_epoch);
-        par_u64(&p, expect_epoch + 1);
-        par_i64(&p, now);
-        par_u64(&p, enrollment);
-        par_i64(&p, claim ? claim->owner : 0);
+        par_commit(&p, id, enrollment, expect_epoch, now, claim);
         par_text(&p, peer);
         r = write_begin(d);
         if (r >= 0)

@@ -516,8 +516,10 @@ int store_promote_and_set_pending_sealed(struct store *s, const char *id, uint64
         return write_pending(s, true, id, enrollment, expect_epoch, sealed, sealed_len);
 }
 
-int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
-                 int64_t now) {
+/* The commit, with its audit row in the same write when peer is set (commit_audited()). */
+static int commit(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch, int64_t now,
+                  const char *peer) {
+        const struct store_claim *claim = s->claim.owner ? &s->claim : NULL;
         int r;
 
         r = check_id(s, id);
@@ -525,10 +527,16 @@ int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t 
                 return r;
         if (expect_epoch == UINT64_MAX)
                 return store_fail(s, -EOVERFLOW, "Device '%s' is at the last epoch", id);
-        r = s->ops->commit(s->db, id, enrollment, expect_epoch, now, s->claim.owner ? &s->claim : NULL);
+        r = peer ? s->ops->commit_audited(s->db, id, enrollment, expect_epoch, now, claim, peer)
+                 : s->ops->commit(s->db, id, enrollment, expect_epoch, now, claim);
         if (r == 0)
                 r = explain_miss(s, id, enrollment, expect_epoch, true, 0, true);
         return r < 0 ? r : 0;
+}
+
+int store_commit(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
+                 int64_t now) {
+        return commit(s, id, enrollment, expect_epoch, now, NULL);
 }
 
 int store_commit_audited(struct store *s, const char *id, uint64_t enrollment, uint64_t expect_epoch,
@@ -537,22 +545,14 @@ int store_commit_audited(struct store *s, const char *id, uint64_t enrollment, u
 
         *ret_audited = false;
         if (!s->ops->commit_audited) {
-                r = store_commit(s, id, enrollment, expect_epoch, now);
+                r = commit(s, id, enrollment, expect_epoch, now, NULL);
                 if (r >= 0)
                         *ret_audited = store_audit(s, now, id, peer, "ok", expect_epoch + 1) >= 0;
                 return r;
         }
-        r = check_id(s, id);
-        if (r < 0)
-                return r;
-        if (expect_epoch == UINT64_MAX)
-                return store_fail(s, -EOVERFLOW, "Device '%s' is at the last epoch", id);
-        r = s->ops->commit_audited(s->db, id, enrollment, expect_epoch, now, s->claim.owner ? &s->claim : NULL,
-                                   peer);
-        if (r == 0)
-                r = explain_miss(s, id, enrollment, expect_epoch, true, 0, true);
+        r = commit(s, id, enrollment, expect_epoch, now, peer);
         *ret_audited = r >= 0;
-        return r < 0 ? r : 0;
+        return r;
 }
 
 int store_release_claim(struct store *s, const char *id, uint64_t epoch) {
@@ -850,39 +850,45 @@ bool store_has_shared_backoff(const struct store *s) {
         return s->ops->backoff_failure != NULL;
 }
 
-int store_backoff_hash(struct store *s, const char *key, int64_t *ret) {
+/* The first 64 bits of the keyed hash of text under label (store_aead_keyed_hash()). */
+static int keyed_hash64(struct store *s, const char *label, const char *text, const char *what, uint64_t *ret) {
         uint8_t h[32];
         uint64_t v = 0;
         int r;
 
-        r = store_aead_keyed_hash(s->aead, BACKOFF_HASH_LABEL, key, h);
+        r = store_aead_keyed_hash(s->aead, label, text, h);
         if (r < 0)
-                return store_fail(s, r, "Failed to hash a back-off key");
+                return store_fail(s, r, "Failed to hash %s", what);
         for (int i = 0; i < 8; i++)
                 v = v << 8 | h[i];
         OPENSSL_cleanse(h, sizeof h);
-        *ret = (int64_t) v;
+        *ret = v;
         return 0;
 }
 
-int store_backoff_failure(struct store *s, const int64_t *keys, size_t n) {
+int store_backoff_hash(struct store *s, const char *key, int64_t *ret) {
+        uint64_t v = 0;
+        int r = keyed_hash64(s, BACKOFF_HASH_LABEL, key, "a back-off key", &v);
+
+        *ret = (int64_t) v;
+        return r;
+}
+
+static int backoff_each(struct store *s, int (*op)(struct store_db *db, int64_t key), const int64_t *keys,
+                        size_t n) {
         int r = 0;
 
-        if (!s->ops->backoff_failure)
-                return 0;
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = s->ops->backoff_failure(s->db, keys[i]);
+        for (size_t i = 0; op && i < n && r >= 0; i++)
+                r = op(s->db, keys[i]);
         return r < 0 ? r : 0;
 }
 
-int store_backoff_reset(struct store *s, const int64_t *keys, size_t n) {
-        int r = 0;
+int store_backoff_failure(struct store *s, const int64_t *keys, size_t n) {
+        return backoff_each(s, s->ops->backoff_failure, keys, n);
+}
 
-        if (!s->ops->backoff_reset)
-                return 0;
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = s->ops->backoff_reset(s->db, keys[i]);
-        return r < 0 ? r : 0;
+int store_backoff_reset(struct store *s, const int64_t *keys, size_t n) {
+        return backoff_each(s, s->ops->backoff_reset, keys, n);
 }
 
 int store_backoff_prune(struct store *s, unsigned limit) {
@@ -892,18 +898,7 @@ int store_backoff_prune(struct store *s, unsigned limit) {
 }
 
 int store_decoy_hash(struct store *s, const char *id, uint64_t *ret) {
-        uint8_t h[32];
-        uint64_t v = 0;
-        int r;
-
-        r = store_aead_keyed_hash(s->aead, DECOY_HASH_LABEL, id, h);
-        if (r < 0)
-                return store_fail(s, r, "Failed to hash a device id");
-        for (int i = 0; i < 8; i++)
-                v = v << 8 | h[i];
-        OPENSSL_cleanse(h, sizeof h);
-        *ret = v;
-        return 0;
+        return keyed_hash64(s, DECOY_HASH_LABEL, id, "a device id", ret);
 }
 
 struct shape_ctx {

@@ -839,12 +839,6 @@ static int decoy_copy(struct conn *c, bool have_row, uint64_t h, struct decoy_sh
 }
 
 /*
- * M1 -> M2. Whether the id is enrolled or not, the server does the same work in the same
- * order before M2 leaves: one keyed hash of the id, one row lookup, and one decryption of a
- * vault of the shape it answers with: the device's generation, or a decoy vault sealed
- * under the master key (so that timing does not tell enrolled ids from unknown ones).
- */
-/*
  * The shared back-off the lookup read (store.h): the failures on every server of the
  * database. The in-memory wait was served before the lookup, on the same rules (on_hello());
  * what the database adds is waited here, once, and the row read again after it (another
@@ -879,6 +873,12 @@ static bool db_backoff_wait(struct conn *c) {
         return true;
 }
 
+/*
+ * M1 -> M2. Whether the id is enrolled or not, the server does the same work in the same
+ * order before M2 leaves: one keyed hash of the id, one row lookup, and one decryption of a
+ * vault of the shape it answers with: the device's generation, or a decoy vault sealed
+ * under the master key (so that timing does not tell enrolled ids from unknown ones).
+ */
 static void conn_lookup(struct conn *c) {
         struct server *srv = c->srv;
         uint8_t *blob = srv->scratch;

@@ -618,10 +618,10 @@ int queue_port_init(struct write_port *p, struct write_queue *q, sd_event *event
 
 /*
  * The claim releases and back-off writes p's connections queued as they ended (conn.c
- * claim_release(), db_backoff_queue()) belong to no connection: the loop frees each in its done(). When the loop goes, those it would have
- * collected are freed here, and those still to be written are left to the writer without a
- * port (batch_finish() frees them after their batch; the claim is released all the same).
- * Called with the lock held.
+ * claim_release(), db_backoff_queue()) belong to no connection: the loop frees each in its
+ * done(). When the loop goes, those it would have collected are freed here, and those still
+ * to be written are left to the writer without a port (batch_finish() frees them after their
+ * batch; the claim is released, the back-off counted, all the same). Called with the lock held.
  */
 static bool connless(const struct write_record *w) {
         return w->action == WRITE_RELEASE || w->action == WRITE_BACKOFF;

@@ -51,7 +51,9 @@ static void help(void) {
                 printf("  %-8s %s\n", verbs[i].name, verbs[i].summary);
         common_options_help();
         printf("     --version        show the version\n"
-               "\nExit codes: 0 ok, 1 failure, 2 usage, 3 no such device, 4 device exists (migrate: target not empty), 5 database error.\n");
+               "\nExit codes: 0 ok, 1 failure, 2 usage, 3 no such device, 4 device exists or in use\n"
+               "(migrate: target not empty or source served; serve: server id in use or database\n"
+               "being migrated), 5 database error.\n");
 }
 
 /* The argv the verb parses (for naming a bad option when getopt_long() does not print). */

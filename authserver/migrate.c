@@ -6,7 +6,8 @@
  * one snapshot of the source, one transaction on the target, all or nothing. Both stores are
  * opened with the one master key: the source's key check proves it is the right one, the
  * target is created with it (or must already be sealed under it), and the sealed vaults are
- * copied as they are, never decrypted.
+ * copied as they are, never decrypted. The source's serving lock, exclusive, keeps servers
+ * off it (store_lock_serving()): a handshake committed after the snapshot would be lost.
  */
 
 #include <errno.h>
@@ -42,8 +43,11 @@ int verb_migrate(struct config *c, int argc, char *argv[]) {
                                "the audit trail and the aggregates from one database into an empty one, in one\n"
                                "transaction. Each DB is a SQLite file or a PostgreSQL connection string; the\n"
                                "target is created if missing. Both are sealed under the one master key: the\n"
-                               "vaults are copied sealed. Stop every server on the source first.\n"
-                               "Exit codes: 0 copied, 2 usage, 4 the target is not empty, 5 database error\n"
+                               "vaults are copied sealed. Every server on the source must be stopped first:\n"
+                               "a source that a server holds is refused, and no server starts on it while\n"
+                               "it is copied.\n"
+                               "Exit codes: 0 copied, 2 usage, 4 the target is not empty or a server runs on\n"
+                               "the source, 5 database error\n"
                                "(cannot open either, wrong master key, corrupt source, failed write: the\n"
                                "target is left as it was).\n");
                         return AS_EXIT_OK;
@@ -65,6 +69,13 @@ int verb_migrate(struct config *c, int argc, char *argv[]) {
         /* The source first, never created: a wrong key or a missing source touches nothing. */
         if (config_set(c, "db", from_path, "--from") < 0 || config_open_store(c, 0, &from) < 0)
                 return AS_EXIT_DATABASE;
+        /* Held until the end: no server starts on the source while it is copied. */
+        r = store_lock_serving(from, true);
+        if (r < 0) {
+                log_error("refusing to migrate from %s: %s%s", db_name(from_path), store_last_error(from),
+                          r == -EBUSY ? ": stop every server on it first" : "");
+                return r == -EBUSY ? AS_EXIT_EXISTS : AS_EXIT_DATABASE;
+        }
         if (config_set(c, "db", to_path, "--to") < 0 || config_open_store(c, STORE_CREATE, &to) < 0)
                 return AS_EXIT_DATABASE;
 

@@ -458,6 +458,17 @@ static int claim_owner(const char *server_id, struct store *writer, uint64_t *re
         return 0;
 }
 
+/* The database's serving lock, shared with every other server and refused while authserver
+ * migrate copies the database: an exit status, AS_EXIT_OK once held. */
+static int hold_serving_lock(struct store *s) {
+        int r = store_lock_serving(s, false);
+
+        if (r >= 0)
+                return AS_EXIT_OK;
+        log_error("%s%s", store_last_error(s), r == -EBUSY ? ": start the server when the migration has ended" : "");
+        return r == -EBUSY ? AS_EXIT_EXISTS : AS_EXIT_DATABASE;
+}
+
 int verb_serve(struct config *cfg, int argc, char *argv[]) {
         struct serve t = { .done_fd = -1 };
         struct server *main_srv = &t.main;
@@ -507,6 +518,11 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 ret = AS_EXIT_DATABASE;
                 goto out;
         }
+        /* On the main thread's handle, the one closed last (store_lock_serving()). */
+        ret = hold_serving_lock(main_srv->store);
+        if (ret != AS_EXIT_OK)
+                goto out;
+        ret = AS_EXIT_FAILURE;
         /* On PostgreSQL, which several servers may share, the writer's M3 writes take the
          * device's session claim in the database, as this process (docs/architecture.md,
          * "Many servers on one database"): it holds for the handshake's time-out from the
@@ -521,6 +537,12 @@ int verb_serve(struct config *cfg, int argc, char *argv[]) {
                 }
                 store_set_claim(writer_store, instance, cfg->timeout_ms);
                 t.sh.db_backoff = store_has_shared_backoff(writer_store);
+                /* The writer's too, so that after a reconnection during a migration it
+                 * writes nothing until the copy has ended. */
+                ret = hold_serving_lock(writer_store);
+                if (ret != AS_EXIT_OK)
+                        goto out;
+                ret = AS_EXIT_FAILURE;
         } else if (cfg->server_id)
                 log_warning("server-id is for servers that share a PostgreSQL store: ignored on SQLite");
         for (unsigned i = 0; i < t.n_workers; i++)

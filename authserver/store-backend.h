@@ -199,6 +199,10 @@ struct store_ops {
          * another server holds it), and every claim of owner left by its previous process is
          * released (*ret_released: how many). */
         int (*identity)(struct store_db *db, int64_t owner, uint64_t *ret_released);
+        /* store_lock_serving(): the database's serving lock, shared or exclusive, held while
+         * the handle lives (on PostgreSQL taken again on each reconnection); -EBUSY while it is
+         * held the other way. */
+        int (*serving_lock)(struct store_db *db, bool exclusive);
         /* The shared back-off (store.h; NULL: the back end has none). */
         int (*backoff_failure)(struct store_db *db, int64_t key);
         int (*backoff_reset)(struct store_db *db, int64_t key);

@@ -76,6 +76,8 @@
 #define PG_IDENTITY_POLL_MS     100
 /* pg_advisory_xact_lock() key of the schema creation: "sv" "sc" */
 #define PG_SCHEMA_LOCK          "7576657363"
+/* The session advisory lock key of store_lock_serving(): "sv" "sr" */
+#define PG_SERVING_LOCK         "7576657372"
 
 /* Every column a statement returns is cast to one of these, read in binary. */
 #define ROW_COLUMNS \
@@ -275,6 +277,7 @@ struct store_db {
         int statement_timeout_ms;
         int reply_ms;                   /* the longest await() waits for an answer */
         int64_t identity;               /* serve --server-id: the claim owner whose lock this session holds */
+        enum { SERVING_NONE, SERVING_SHARED, SERVING_EXCLUSIVE } serving;       /* the serving lock held */
 };
 
 /* The parameters of one statement, all sent in binary. */
@@ -724,6 +727,21 @@ static int lock_identity(struct store_db *d, int64_t owner) {
         return got == 1 ? 0 : -EADDRINUSE;
 }
 
+static int lock_serving(struct store_db *d, bool exclusive) {
+        int64_t got = 0;
+        int r;
+
+        r = query_i64(d, exclusive ? "SELECT pg_try_advisory_lock(" PG_SERVING_LOCK ")::int" :
+                      "SELECT pg_try_advisory_lock_shared(" PG_SERVING_LOCK ")::int", "take the serving lock", &got);
+        if (r < 0)
+                return r;
+        if (got == 1)
+                return 0;
+        return store_fail(d->s, -EBUSY, exclusive ? "An authserver serves this database (its session holds the "
+                          "serving lock)" : "authserver migrate is copying this database (its session holds the "
+                          "serving lock)");
+}
+
 static int ensure_connected(struct store_db *d) {
         int r;
 
@@ -751,6 +769,13 @@ static int ensure_connected(struct store_db *d) {
                         r = store_fail(d->s, r, "The server id is in use by another authserver on this "
                                        "database: this server's writes are refused until it is free");
                 }
+        }
+        /* So is the serving lock: a server whose session came back while a migration copies the
+         * database does nothing on it until the copy has ended. */
+        if (r >= 0 && d->serving != SERVING_NONE) {
+                r = lock_serving(d, d->serving == SERVING_EXCLUSIVE);
+                if (r == -EBUSY)
+                        d->reset = true;
         }
         if (r >= 0)
                 d->ready = true;
@@ -1016,6 +1041,19 @@ static void read_row(const PGresult *res, int i, int id_col, int first, struct s
         row->kex = col_i64(res, i, first + 12);
         row->has_committed = !col_null(res, i, first + 13);
         row->committed_epoch = col_i64(res, i, first + 13);
+}
+
+static int pg_serving_lock(struct store_db *d, bool exclusive) {
+        int r;
+
+        if (d->serving != SERVING_NONE)
+                return store_fail(d->s, -EALREADY, "The serving lock is already held");
+        r = ensure_connected(d);
+        if (r >= 0)
+                r = lock_serving(d, exclusive);
+        if (r >= 0)
+                d->serving = exclusive ? SERVING_EXCLUSIVE : SERVING_SHARED;
+        return r;
 }
 
 /* The lock waits out a predecessor whose session PostgreSQL has not yet seen end. */
@@ -1734,6 +1772,7 @@ static const struct store_ops pg_ops = {
         .release = pg_release,
         .commit_audited = pg_commit_audited,
         .identity = pg_identity,
+        .serving_lock = pg_serving_lock,
         .backoff_failure = pg_backoff_failure,
         .backoff_reset = pg_backoff_reset,
         .backoff_prune = pg_backoff_prune,

@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -343,6 +344,7 @@ struct store_db {
         bool in_batch;
         bool batch_sync;                /* the open batch stored a pending vault or an aggregate */
         bool batch_broken;              /* a write of the open batch failed half done: roll it back */
+        int lock_fd;                    /* the serving lock's descriptor of the file, or -1 */
 };
 
 static int errno_from_sqlite(int rc) {
@@ -714,7 +716,38 @@ static void sqlite_close(struct store_db *d) {
                 sqlite3_finalize(d->stmt[i]);
         /* The last connection checkpoints and removes the WAL. */
         sqlite3_close_v2(d->db);
+        /* Closed after the connection: closing any descriptor of the file drops the POSIX locks
+         * SQLite holds on it in this process, which is why serve takes the serving lock on the
+         * handle it closes last. */
+        if (d->lock_fd >= 0)
+                close(d->lock_fd);
         free(d);
+}
+
+/* flock() is independent of SQLite's own POSIX locks (fcntl) on the file. */
+static int sqlite_serving_lock(struct store_db *d, bool exclusive) {
+        const char *path = sqlite3_db_filename(d->db, "main");
+        int fd, r;
+
+        if (d->lock_fd >= 0)
+                return store_fail(d->s, -EALREADY, "The serving lock is already held");
+        if (!path || !*path)
+                return store_fail(d->s, -EINVAL, "The database has no file to lock");
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                r = -errno;
+                return store_fail(d->s, r, "Cannot open the database file to lock it: %s", strerror(-r));
+        }
+        if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+                d->lock_fd = fd;
+                return 0;
+        }
+        r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        close(fd);
+        if (r != -EBUSY)
+                return store_fail(d->s, r, "Cannot lock the database file: %s", strerror(-r));
+        return store_fail(d->s, r, exclusive ? "An authserver serves this database (it holds the file's lock)" :
+                          "authserver migrate is copying this database (it holds the file's lock)");
 }
 
 DEFINE_POINTER_CLEANUP(struct store_db *, sqlite_close)
@@ -728,6 +761,7 @@ static int sqlite_open(struct store *s, const char *path, int flags, const uint8
         if (!d)
                 return store_fail(s, -ENOMEM, "Out of memory");
         d->s = s;
+        d->lock_fd = -1;
         r = open_db(d, path, flags, keycheck, keycheck_len);
         if (r < 0)
                 return r;
@@ -1442,6 +1476,7 @@ static bool sqlite_claims(const char *path) {
 static const struct store_ops sqlite_ops = {
         .open = sqlite_open,
         .close = sqlite_close,
+        .serving_lock = sqlite_serving_lock,
         .keycheck_get = sqlite_keycheck_get,
         .get = sqlite_get,
         .lookup = sqlite_lookup,

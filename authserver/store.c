@@ -578,6 +578,10 @@ int store_take_identity(struct store *s, uint64_t owner, uint64_t *ret_released)
         return s->ops->identity(s->db, (int64_t) owner, ret_released);
 }
 
+int store_lock_serving(struct store *s, bool exclusive) {
+        return s->ops->serving_lock(s->db, exclusive);
+}
+
 int store_revoke(struct store *s, const char *id) {
         int r;
 

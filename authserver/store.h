@@ -184,6 +184,12 @@ int store_backoff_prune(struct store *s, unsigned limit);
  * predecessor that just died), -EOPNOTSUPP on SQLite. The claims owner's previous process
  * left are released; *ret_released says how many. Then store_set_claim(s, owner, ...). */
 int store_take_identity(struct store *s, uint64_t owner, uint64_t *ret_released);
+/* The database's serving lock, held for as long as the handle is open: shared by every serve
+ * (on its main handle), exclusive on migrate's source, so that a migration never copies a
+ * store that a server still writes, nor a server starts on one being copied. SQLite: an
+ * flock() of the file; PostgreSQL: an advisory lock of the session, taken again on every
+ * reconnection. -EBUSY (nothing waited for) while it is held the other way. */
+int store_lock_serving(struct store *s, bool exclusive);
 /* The session of id whose M1 named epoch ended without a commit: its claim (this handle's
  * owner's, of that epoch; any other is left be) is released, so that the device may go on
  * at once on another server. Not durable: a release lost in a crash expires. 0 also if the

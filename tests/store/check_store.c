@@ -2044,6 +2044,31 @@ START_TEST(test_pg_two_connections) {
 }
 END_TEST
 
+/* store_lock_serving(): shared by any number of servers, exclusive for a migration's source,
+ * each refused (-EBUSY, at once) while the other kind is held, and free again when the
+ * holders close. */
+START_TEST(test_serving_lock) {
+        struct store *a = open_new("serving"), *b = reopen("serving", key1), *m = reopen("serving", key1);
+
+        ck_assert_int_eq(store_lock_serving(a, false), 0);
+        ck_assert_int_eq(store_lock_serving(b, false), 0);
+        ck_assert_int_eq(store_lock_serving(a, false), -EALREADY);
+        ck_assert_int_eq(store_lock_serving(m, true), -EBUSY);
+        ck_assert_msg(strstr(store_last_error(m), "An authserver serves this database"), "%s", store_last_error(m));
+        store_close(a);
+        ck_assert_int_eq(store_lock_serving(m, true), -EBUSY);
+        store_close(b);
+        ck_assert_int_eq(store_lock_serving(m, true), 0);
+        a = reopen("serving", key1);
+        ck_assert_int_eq(store_lock_serving(a, false), -EBUSY);
+        ck_assert_msg(strstr(store_last_error(a), "authserver migrate is copying"), "%s", store_last_error(a));
+        ck_assert_int_eq(store_lock_serving(a, true), -EBUSY);
+        store_close(m);
+        ck_assert_int_eq(store_lock_serving(a, false), 0);
+        store_close(a);
+}
+END_TEST
+
 /* Drops every other client connection of the test database (the stores'). */
 static const char *const kill_others =
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -2071,6 +2096,30 @@ START_TEST(test_pg_reconnect) {
         ck_assert_int_lt(store_commit(s, "dev", d.enrollment, 0, 5), 0);
         ck_assert_int_eq(store_batch_commit(s, true), -ENOTCONN);
         assert_vault(s, "dev", 1, -1);
+        store_close(s);
+}
+END_TEST
+
+/* A server whose session is cut while a migration takes the serving lock does nothing on the
+ * database when it reconnects (-EBUSY), until the migration has ended. */
+START_TEST(test_pg_serving_lock_reconnect) {
+        struct store *s = open_new("pgserving"), *m;
+        struct store_device d;
+        int r;
+
+        enroll(s, "dev", 0, 1);
+        ck_assert_int_eq(store_lock_serving(s, false), 0);
+        ck_assert_int_ge(pg_int(NULL, kill_others), 1);
+        m = reopen("pgserving", key1);
+        ck_assert_int_eq(store_lock_serving(m, true), 0);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), -EIO);
+        r = store_get(s, "dev", &d, NULL, NULL, 0);
+        ck_assert_msg(r == -EBUSY, "reconnected during the migration: %d %s", r, store_last_error(s));
+        store_close(m);
+        ck_assert_int_eq(store_get(s, "dev", &d, NULL, NULL, 0), 0);
+        m = reopen("pgserving", key1);
+        ck_assert_int_eq(store_lock_serving(m, true), -EBUSY);
+        store_close(m);
         store_close(s);
 }
 END_TEST
@@ -2493,6 +2542,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_no_key);
         tcase_add_test(tc, test_batch);
         tcase_add_test(tc, test_copy);
+        tcase_add_test(tc, test_serving_lock);
 #ifdef HAVE_LIBPQ
         if (pg_base()) {
                 tcase_add_test(tc, test_pg_open_errors);
@@ -2503,6 +2553,7 @@ static Suite *store_suite(void) {
                 tcase_add_test(tc, test_pg_shared_backoff);
                 tcase_add_test(tc, test_pg_reconnect);
                 tcase_add_test(tc, test_pg_reconnect_setup);
+                tcase_add_test(tc, test_pg_serving_lock_reconnect);
                 tcase_add_test(tc, test_pg_commit_timeout);
                 tcase_add_test(tc, test_pg_batch_lock_timeout);
         }

@@ -201,7 +201,7 @@ struct store_ops {
         int (*identity)(struct store_db *db, int64_t owner, uint64_t *ret_released);
         /* store_lock_serving(): the database's serving lock, shared or exclusive, held while
          * the handle lives (on PostgreSQL taken again on each reconnection); -EBUSY while it is
-         * held the other way. */
+         * held the other way (PostgreSQL waits a moment first). */
         int (*serving_lock)(struct store_db *db, bool exclusive);
         /* The shared back-off (store.h; NULL: the back end has none). */
         int (*backoff_failure)(struct store_db *db, int64_t key);

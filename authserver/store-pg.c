@@ -74,6 +74,10 @@
  * PostgreSQL has not yet seen end), and how often it is tried meanwhile. */
 #define PG_IDENTITY_WAIT_MS     10000
 #define PG_IDENTITY_POLL_MS     100
+/* store_lock_serving(): how long a lock held the other way is waited for (a server or a
+ * migration that has just ended: PostgreSQL ends its session a moment after the client). */
+#define PG_SERVING_WAIT_MS      1000
+#define PG_SERVING_POLL_MS      50
 /* pg_advisory_xact_lock() key of the schema creation: "sv" "sc" */
 #define PG_SCHEMA_LOCK          "7576657363"
 /* The session advisory lock key of store_lock_serving(): "sv" "sr" */
@@ -771,11 +775,15 @@ static int ensure_connected(struct store_db *d) {
                 }
         }
         /* So is the serving lock: a server whose session came back while a migration copies the
-         * database does nothing on it until the copy has ended. */
+         * database does nothing on it until the copy has ended, and tries again only after the
+         * longest reconnection back-off (a migration takes a while). */
         if (r >= 0 && d->serving != SERVING_NONE) {
                 r = lock_serving(d, d->serving == SERVING_EXCLUSIVE);
-                if (r == -EBUSY)
+                if (r == -EBUSY) {
                         d->reset = true;
+                        d->retry_ms = PG_RETRY_MAX_MS;
+                        d->retry_at_ms = now_ms() + d->retry_ms;
+                }
         }
         if (r >= 0)
                 d->ready = true;
@@ -1044,13 +1052,19 @@ static void read_row(const PGresult *res, int i, int id_col, int first, struct s
 }
 
 static int pg_serving_lock(struct store_db *d, bool exclusive) {
+        int64_t deadline = now_ms() + PG_SERVING_WAIT_MS;
         int r;
 
         if (d->serving != SERVING_NONE)
                 return store_fail(d->s, -EALREADY, "The serving lock is already held");
-        r = ensure_connected(d);
-        if (r >= 0)
-                r = lock_serving(d, exclusive);
+        for (;;) {
+                r = ensure_connected(d);
+                if (r >= 0)
+                        r = lock_serving(d, exclusive);
+                if (r != -EBUSY || now_ms() >= deadline)
+                        break;
+                (void) poll(NULL, 0, PG_SERVING_POLL_MS);
+        }
         if (r >= 0)
                 d->serving = exclusive ? SERVING_EXCLUSIVE : SERVING_SHARED;
         return r;

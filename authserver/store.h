@@ -188,7 +188,8 @@ int store_take_identity(struct store *s, uint64_t owner, uint64_t *ret_released)
  * (on its main handle), exclusive on migrate's source, so that a migration never copies a
  * store that a server still writes, nor a server starts on one being copied. SQLite: an
  * flock() of the file; PostgreSQL: an advisory lock of the session, taken again on every
- * reconnection. -EBUSY (nothing waited for) while it is held the other way. */
+ * reconnection. -EBUSY while it is held the other way (on PostgreSQL after waiting up to 1 s,
+ * since a session ends a moment after its client has closed it). */
 int store_lock_serving(struct store *s, bool exclusive);
 /* The session of id whose M1 named epoch ended without a commit: its claim (this handle's
  * owner's, of that epoch; any other is left be) is released, so that the device may go on

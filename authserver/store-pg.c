@@ -71,13 +71,11 @@
 #define PG_RETRY_MIN_MS         50
 #define PG_RETRY_MAX_MS         2000
 /* serve --server-id: how long its lock is waited for at start (a predecessor's session that
- * PostgreSQL has not yet seen end), and how often it is tried meanwhile. */
+ * PostgreSQL has not yet seen end); store_lock_serving(): how long a lock held the other way
+ * is (a server or a migration that has just ended); how often both are tried meanwhile. */
 #define PG_IDENTITY_WAIT_MS     10000
-#define PG_IDENTITY_POLL_MS     100
-/* store_lock_serving(): how long a lock held the other way is waited for (a server or a
- * migration that has just ended: PostgreSQL ends its session a moment after the client). */
 #define PG_SERVING_WAIT_MS      1000
-#define PG_SERVING_POLL_MS      50
+#define PG_LOCK_POLL_MS         50
 /* pg_advisory_xact_lock() key of the schema creation: "sv" "sc" */
 #define PG_SCHEMA_LOCK          "7576657363"
 /* The session advisory lock key of store_lock_serving(): "sv" "sr" */
@@ -1051,20 +1049,26 @@ static void read_row(const PGresult *res, int i, int id_col, int first, struct s
         row->committed_epoch = col_i64(res, i, first + 13);
 }
 
+/* Whether a lock attempt that found the lock held (r == busy) is made again: before deadline,
+ * after a pause, since PostgreSQL ends a session a moment after its client has gone. */
+static bool retry_lock(int r, int busy, int64_t deadline) {
+        if (r != busy || now_ms() >= deadline)
+                return false;
+        (void) poll(NULL, 0, PG_LOCK_POLL_MS);
+        return true;
+}
+
 static int pg_serving_lock(struct store_db *d, bool exclusive) {
         int64_t deadline = now_ms() + PG_SERVING_WAIT_MS;
         int r;
 
         if (d->serving != SERVING_NONE)
                 return store_fail(d->s, -EALREADY, "The serving lock is already held");
-        for (;;) {
+        do {
                 r = ensure_connected(d);
                 if (r >= 0)
                         r = lock_serving(d, exclusive);
-                if (r != -EBUSY || now_ms() >= deadline)
-                        break;
-                (void) poll(NULL, 0, PG_SERVING_POLL_MS);
-        }
+        } while (retry_lock(r, -EBUSY, deadline));
         if (r >= 0)
                 d->serving = exclusive ? SERVING_EXCLUSIVE : SERVING_SHARED;
         return r;
@@ -1077,14 +1081,11 @@ static int pg_identity(struct store_db *d, int64_t owner, uint64_t *ret_released
         char sql[112];
         int r;
 
-        for (;;) {
+        do {
                 r = ensure_connected(d);
                 if (r >= 0)
                         r = lock_identity(d, owner);
-                if (r != -EADDRINUSE || now_ms() >= deadline)
-                        break;
-                (void) poll(NULL, 0, PG_IDENTITY_POLL_MS);
-        }
+        } while (retry_lock(r, -EADDRINUSE, deadline));
         if (r == -EADDRINUSE)
                 return store_fail(d->s, r, "The server id is in use by another authserver on this database "
                                   "(its PostgreSQL session holds the id's lock): give each server its own id");

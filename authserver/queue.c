@@ -112,8 +112,7 @@ static int record_order(const void *a, const void *b) {
                 r = strcmp(x->w->device_id, y->w->device_id);
         else if (cx == 1)
                 r = strcmp(x->w->name, y->w->name);
-        else if (x->w->backoff_keys[0] != y->w->backoff_keys[0])
-                r = x->w->backoff_keys[0] < y->w->backoff_keys[0] ? -1 : 1;
+        /* The back-off's records stay in queue order: backoff_write() orders their keys. */
         if (r)
                 return r;
         return x->pos < y->pos ? -1 : x->pos > y->pos;

@@ -345,6 +345,7 @@ struct store_db {
         bool batch_sync;                /* the open batch stored a pending vault or an aggregate */
         bool batch_broken;              /* a write of the open batch failed half done: roll it back */
         int lock_fd;                    /* the serving lock's descriptor of the file, or -1 */
+        bool locked;                    /* the serving lock is held on lock_fd */
 };
 
 static int errno_from_sqlite(int rc) {
@@ -724,26 +725,28 @@ static void sqlite_close(struct store_db *d) {
         free(d);
 }
 
-/* flock() is independent of SQLite's own POSIX locks (fcntl) on the file. */
+/* flock() is independent of SQLite's own POSIX locks (fcntl) on the file. The descriptor is
+ * kept, also when the lock is refused, until sqlite_close() has closed the connection. */
 static int sqlite_serving_lock(struct store_db *d, bool exclusive) {
         const char *path = sqlite3_db_filename(d->db, "main");
-        int fd, r;
+        int r;
 
-        if (d->lock_fd >= 0)
+        if (d->locked)
                 return store_fail(d->s, -EALREADY, "The serving lock is already held");
-        if (!path || !*path)
-                return store_fail(d->s, -EINVAL, "The database has no file to lock");
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                r = -errno;
-                return store_fail(d->s, r, "Cannot open the database file to lock it: %s", strerror(-r));
+        if (d->lock_fd < 0) {
+                if (!path || !*path)
+                        return store_fail(d->s, -EINVAL, "The database has no file to lock");
+                d->lock_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (d->lock_fd < 0) {
+                        r = -errno;
+                        return store_fail(d->s, r, "Cannot open the database file to lock it: %s", strerror(-r));
+                }
         }
-        if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
-                d->lock_fd = fd;
+        if (flock(d->lock_fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+                d->locked = true;
                 return 0;
         }
         r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        close(fd);
         if (r != -EBUSY)
                 return store_fail(d->s, r, "Cannot lock the database file: %s", strerror(-r));
         return store_fail(d->s, r, exclusive ? "An authserver serves this database (it holds the file's lock)" :

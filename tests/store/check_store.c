@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -2069,6 +2070,49 @@ START_TEST(test_serving_lock) {
 }
 END_TEST
 
+/* This process's POSIX (fcntl) locks on the file at path, counted in /proc/locks. */
+static int posix_locks_held(const char *path) {
+        char line[256];
+        struct stat st;
+        int n = 0;
+        FILE *f;
+
+        ck_assert_int_eq(stat(path, &st), 0);
+        f = fopen("/proc/locks", "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f)) {
+                char kind[16];
+                long pid;
+                unsigned maj, min;
+                unsigned long ino;
+
+                if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%lu", kind, &pid, &maj, &min, &ino) == 5 &&
+                    strcmp(kind, "POSIX") == 0 && pid == (long) getpid() && ino == (unsigned long) st.st_ino &&
+                    maj == major(st.st_dev) && min == minor(st.st_dev))
+                        n++;
+        }
+        fclose(f);
+        return n;
+}
+
+/* A serving lock refused on SQLite leaves the file's descriptor open until the connection is
+ * closed: closing any descriptor of the file would drop every POSIX lock SQLite's connections
+ * of this process hold on it (a WAL connection holds a shared one for its whole life). */
+START_TEST(test_serving_lock_refused_keeps_sqlite_locks) {
+        struct store *m = open_new("servkeep"), *a = reopen("servkeep", key1);
+        const char *path = db_of("servkeep");
+
+        ck_assert_int_eq(store_lock_serving(m, true), 0);
+        ck_assert_int_ge(posix_locks_held(path), 1);
+        ck_assert_int_eq(store_lock_serving(a, false), -EBUSY);
+        ck_assert_msg(posix_locks_held(path) >= 1, "SQLite's locks on %s were dropped by the refusal", path);
+        ck_assert_int_eq(store_lock_serving(a, false), -EBUSY);
+        store_close(m);
+        ck_assert_int_eq(store_lock_serving(a, false), 0);
+        store_close(a);
+}
+END_TEST
+
 /* Drops every other client connection of the test database (the stores'). */
 static const char *const kill_others =
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -2523,6 +2567,7 @@ static Suite *store_suite(void) {
                 test_half_done_write,
                 test_schema_newer, test_garbage, test_missing, test_schema_upgrade, test_schema_upgrade_v2,
                 test_schema_upgrade_v3, test_no_plaintext_on_disk, test_durability, test_backend_choice,
+                test_serving_lock_refused_keeps_sqlite_locks,
         };
         unsigned not_run;
 

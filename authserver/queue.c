@@ -52,6 +52,7 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
         }
         if (w->action == WRITE_RELEASE)
                 return store_release_claim(q->store, w->device_id, w->epoch);
+        /* Here only when the batch could not be ordered (out of memory): backoff_write(). */
         if (w->action == WRITE_BACKOFF)
                 return (w->backoff_reset ? store_backoff_reset : store_backoff_failure)(q->store, w->backoff_keys,
                                                                                         w->n_backoff_keys);
@@ -60,14 +61,14 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
                 /* M1 named the generation the session used; after M3 it is the committed one (§6). */
                 r = store_commit_audited(q->store, w->device_id, w->enrollment, w->epoch, (int64_t) time(NULL),
                                          w->peer, &audited);
-                if (r >= 0 && !audited)
-                        log_warning("Failed to write audit row: %s", store_last_error(q->store));
                 if (r == -ESTALE && w->superseded) {
                         /* The device's next session already promoted this vault. */
                         r = 0;
-                        if (store_audit(q->store, (int64_t) time(NULL), w->device_id, w->peer, "ok", w->epoch + 1) < 0)
-                                log_warning("Failed to write audit row: %s", store_last_error(q->store));
+                        audited = store_audit(q->store, (int64_t) time(NULL), w->device_id, w->peer, "ok",
+                                              w->epoch + 1) >= 0;
                 }
+                if (r >= 0 && !audited)
+                        log_warning("Failed to write audit row: %s", store_last_error(q->store));
                 return r;
         }
         *stored_pending = true;
@@ -92,6 +93,7 @@ static int write_one(struct write_queue *q, struct write_record *w, bool *stored
  * deadlock_timeout (its handshakes fail, one second late). Every server writes in the same
  * order instead: device rows by id (the records of one device keep their order, its commit
  * before its next session's pending vault), then aggregates by name, then the back-off's rows.
+ * A store without row locks (SQLite: a batch locks the whole file) is written in queue order.
  */
 struct ordered {
         struct write_record *w;
@@ -118,11 +120,14 @@ static int record_order(const void *a, const void *b) {
         return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-/* The batch's records in that order; NULL if out of memory (then written as queued). */
-static struct ordered *batch_order(struct write_record *batch, size_t *ret_n) {
+/* The batch's records in that order; NULL if the store has no row locks or out of memory
+ * (then written as queued). */
+static struct ordered *batch_order(struct write_queue *q, struct write_record *batch, size_t *ret_n) {
         struct ordered *o;
         size_t n = 0;
 
+        if (!store_locks_rows(q->store))
+                return NULL;
         for (struct write_record *w = batch; w; w = w->queue_next)
                 n++;
         o = n ? calloc(n, sizeof *o) : NULL;
@@ -259,7 +264,7 @@ static int batch_run(struct write_queue *q, struct write_record *batch, struct a
          * failures after them). */
         if (rb >= 0 && job)
                 job->run(job, q->store, (int64_t) time(NULL));
-        order = batch_order(batch, &n_order);
+        order = batch_order(q, batch, &n_order);
         if (order) {
                 size_t i;
 

@@ -128,6 +128,9 @@ struct store_dump_ops {
 };
 
 struct store_ops {
+        /* Several servers write the store at once, each batch's transaction holding the row
+         * locks it took until it ends (PostgreSQL). */
+        bool row_locks;
         /*
          * Connects to path, creates the schema if missing and STORE_CREATE is set (storing
          * keycheck, the sealed key check, in the same transaction), or upgrades an older one.

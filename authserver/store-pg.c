@@ -1774,6 +1774,7 @@ static bool pg_claims(const char *path) {
 }
 
 static const struct store_ops pg_ops = {
+        .row_locks = true,
         .open = pg_open,
         .close = pg_close,
         .keycheck_get = pg_keycheck_get,

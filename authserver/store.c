@@ -850,6 +850,10 @@ int store_decoy_open(struct store *s, const uint8_t *blob, size_t len, uint8_t *
         return r < 0 ? store_fail(s, r, "Failed to open a decoy vault") : 0;
 }
 
+bool store_locks_rows(const struct store *s) {
+        return s->ops->row_locks;
+}
+
 bool store_has_shared_backoff(const struct store *s) {
         return s->ops->backoff_failure != NULL;
 }

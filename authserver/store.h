@@ -170,6 +170,9 @@ struct store_backoff {
         int64_t id_wait_ms;             /* out: the wait left under ID (0: none) */
         bool present;                   /* out: a row exists for one of the keys */
 };
+/* Whether several servers may write this store at once, each batch holding the row locks it
+ * took until it ends (PostgreSQL; a SQLite batch locks the whole file). */
+bool store_locks_rows(const struct store *s);
 /* Whether this store keeps the shared back-off (a PostgreSQL store). */
 bool store_has_shared_backoff(const struct store *s);
 int store_backoff_hash(struct store *s, const char *key, int64_t *ret);

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -151,15 +150,8 @@ int main(int argc, char *argv[]) {
         struct vaultd d = { .cfg = &cfg, .state_fd = -1, .listen_fd = -1 };
         int r;
 
-        /*
-         * Before anything else of OpenSSL: keep its legacy name table (EVP_get_*byname) empty.
-         * tss2-esys 3.x fetches every hash, HMAC and random draw of a session through a fresh
-         * OSSL_LIB_CTX, and each new context copies that table into its name map
-         * (OBJ_NAME_do_all): a third of vaultd's CPU per authentication, in the one TPM command
-         * (docs/benchmarks.md, Device side). Fetches find the providers' own names; nothing
-         * in vaultd or tss2 looks an algorithm up by legacy name.
-         */
-        if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS, NULL) != 1)
+        /* Before anything else of OpenSSL. */
+        if (tpm_openssl_init() < 0)
                 return EXIT_FAILURE;
 
         /* tss2 logs to stderr by default; keep our log ours unless someone asks for tss2's. */

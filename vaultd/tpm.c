@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <openssl/crypto.h>
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
@@ -30,6 +31,18 @@
 
 #include "tpm-internal.h"
 #include "tpm.h"
+
+/*
+ * OpenSSL's legacy name table (EVP_get_*byname) stays empty. tss2-esys 3.x fetches every
+ * hash, HMAC and random draw of a session through a fresh OSSL_LIB_CTX, and each new context
+ * copies that table into its name map (OBJ_NAME_do_all): a third of vaultd's CPU per
+ * authentication, in the one TPM command (docs/benchmarks.md, Device side). Fetches find the
+ * providers' own names; nothing in vaultd or tss2 looks an algorithm up by legacy name.
+ */
+int tpm_openssl_init(void) {
+        return OPENSSL_init_crypto(OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS, NULL) == 1 ?
+                0 : -EIO;
+}
 
 /* Length of the error message kept per context. */
 #define TPM_ERR_MAX 256

@@ -32,6 +32,10 @@
 
 struct tpm_ctx;
 
+/* Sets OpenSSL up for tss2-esys, once per process, before any other use of OpenSSL in it;
+ * -EIO if OpenSSL cannot be initialised. Every program of this TPM layer calls it first. */
+int tpm_openssl_init(void);
+
 /* Open the TPM behind the TCTI configuration string (e.g. "device:/dev/tpmrm0",
  * "swtpm:path=/run/swtpm/sock"); tcti must not be NULL. On failure, tpm_last_error(NULL)
  * describes it (per thread). */

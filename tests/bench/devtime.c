@@ -198,6 +198,9 @@ int main(int argc, char *argv[]) {
         }
 
         if (tcti) {
+                /* As vaultd sets OpenSSL up, so that the bump costs what it costs there. */
+                if (tpm_openssl_init() < 0)
+                        return 1;
                 /* tss2 logs to stderr by default (the failed probes of a free index too). */
                 if (setenv("TSS2_LOG", "all+none", 0) < 0)
                         return 1;

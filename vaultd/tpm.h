@@ -33,7 +33,8 @@
 struct tpm_ctx;
 
 /* Sets OpenSSL up for tss2-esys, once per process, before any other use of OpenSSL in it;
- * -EIO if OpenSSL cannot be initialised. Every program of this TPM layer calls it first. */
+ * -EIO if OpenSSL cannot be initialised. vaultd calls it first, and so does anything that
+ * measures what a TPM command costs there (tests/bench/devtime). */
 int tpm_openssl_init(void);
 
 /* Open the TPM behind the TCTI configuration string (e.g. "device:/dev/tpmrm0",
